@@ -1,0 +1,195 @@
+"""What flows through a copy, and the two protocols every connector implements.
+
+A copy is tasks joined by bounded anyio memory streams: a source *produces* into a send stream,
+an optional codec converts, and a sink *consumes* from a receive stream. Two lanes:
+
+* bytes lane: the source emits encoded records (``bytes`` chunks, any boundaries) in a
+  :class:`TextFormat` the sink can read natively (PostgreSQL ``COPY ... TO STDOUT`` straight into
+  S3 multipart parts);
+* rows lane: :class:`RowBatch` objects, when a conversion is needed.
+
+Contract that makes outputs atomic: a producer never closes the stream it writes to. The copy
+closes it only after the producer returned normally, so a sink that sees end-of-stream knows the
+whole input arrived and commits; if anything fails, the copy's task group is cancelled and the
+sink aborts its output in shielded cleanup (abort the multipart upload, roll back, remove the
+temp file). Memory held by a copy is bounded by chunk size x stream depth x parallel parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+#: Logical column types shared by all connectors (Hive names in definitions map onto these).
+ColumnType = Literal[
+    "text", "integer", "bigint", "numeric", "double", "boolean",
+    "timestamptz", "timestamp", "date", "json", "binary",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType = "text"
+
+
+@dataclass(frozen=True)
+class Schema:
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl"]
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How records are laid out as bytes.
+
+    Defaults are headrace's CSV: RFC 4180, no header, UTF-8, NULL as an unquoted empty field and
+    the empty string as ``""`` (what PostgreSQL's CSV COPY writes), so both survive a round trip.
+    TSV is PostgreSQL's text format: tab separated, backslash escapes, NULL as ``\\N``.
+    ``dynamodb-jsonl`` is one ``{"Item": {...typed attribute values...}}`` per line, as
+    DynamoDB's own export to S3 writes.
+    """
+
+    kind: FormatKind = "csv"
+    column_separator: str = ","
+    record_separator: str = "\n"
+    quote: str | None = '"'
+    escape_char: str | None = None
+    null: str = ""
+    header: bool = False
+    regex: str | None = None
+    columns: tuple[Column, ...] = ()
+    encoding: str = "utf-8"
+
+    def replace(self, **changes: Any) -> TextFormat:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def extension(self) -> str:
+        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json"}.get(
+            self.kind, "txt")
+
+
+CSV = TextFormat()
+TSV = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\", null="\\N")
+JSONL = TextFormat(kind="jsonl", column_separator="", quote=None)
+DYNAMODB_JSONL = TextFormat(kind="dynamodb-jsonl", column_separator="", quote=None)
+
+
+@dataclass
+class RowBatch:
+    """Rows as Python values: None, str, int, Decimal, float, bool, datetime, date, bytes, dict.
+
+    ``first_line`` is the 1-based source line (or record number) of ``rows[0]`` when the rows
+    came from a text format, so a later failure can name where the bad row was.
+    """
+
+    schema: Schema
+    rows: list[tuple[Any, ...]]
+    first_line: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class Progress:
+    """Counters a copy's stages update as data passes; read by the progress line and spans."""
+
+    rows: int = 0
+    bytes: int = 0
+    retries: int = 0
+    retry_causes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
+        self.rows += rows
+        self.bytes += nbytes
+
+    def retried(self, cause: str) -> None:
+        self.retries += 1
+        self.retry_causes[cause] = self.retry_causes.get(cause, 0) + 1
+
+
+BytesOut = ObjectSendStream[bytes]
+BytesIn = ObjectReceiveStream[bytes]
+RowsOut = ObjectSendStream[RowBatch]
+RowsIn = ObjectReceiveStream[RowBatch]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where a copy reads from.
+
+    ``describe`` is a display name without secrets (used in errors, logs and spans).
+    ``native_format`` is the format the data already has at rest (a file's or object's declared
+    format), or None for systems that can render several (databases) or only rows (DynamoDB).
+    """
+
+    describe: str
+
+    @property
+    def native_format(self) -> TextFormat | None: ...
+
+    def can_produce(self, fmt: TextFormat) -> bool:
+        """True when this source can emit ``fmt`` as bytes without a Python row codec."""
+        ...
+
+    async def schema(self) -> Schema | None:
+        """Column names and types when known (tables, declared columns), else None."""
+        ...
+
+    async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
+        """Send the whole input as ``fmt`` bytes into ``out``. Never closes ``out``."""
+        ...
+
+    async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        """Send the whole input as row batches into ``out``. Never closes ``out``."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where a copy writes to. Consuming to end-of-stream commits; cancellation aborts."""
+
+    describe: str
+
+    @property
+    def native_format(self) -> TextFormat | None: ...
+
+    def can_consume(self, fmt: TextFormat) -> bool:
+        """True when this sink can load ``fmt`` bytes natively (COPY FROM, LOAD DATA, upload)."""
+        ...
+
+    async def schema(self) -> Schema | None:
+        """The target's columns when known (an existing table), else None."""
+        ...
+
+    async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        """Load all of ``inp``, then commit atomically. On cancellation, leave nothing behind."""
+        ...
+
+    async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
+        """Load all row batches of ``inp``, then commit atomically (or idempotently by key)."""
+        ...
+
+
+def first_common_format(source: Source, sink: Sink,
+                        candidates: Sequence[TextFormat]) -> TextFormat | None:
+    """The first of ``candidates`` both ends handle natively, or None (the rows lane)."""
+    for fmt in candidates:
+        if source.can_produce(fmt) and sink.can_consume(fmt):
+            return fmt
+    return None

@@ -1,0 +1,84 @@
+"""Errors raised by connectors.
+
+Library exceptions (botocore, asyncpg, aiomysql, OSError) are translated into these at the
+connector boundary, keeping the original as ``__cause__``; nothing above the connectors needs to
+know the driver's exception types. Whether to retry is a property of the class (``transient``),
+never a string match. Messages name the connector and the operation and never hold a secret.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of connector errors. ``transient`` says whether a retry can help."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, connector: str | None = None,
+                 operation: str | None = None) -> None:
+        self.connector = connector
+        self.operation = operation
+        self.message = message
+        prefix = ": ".join(p for p in (connector, operation) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class TransientError(ConnectorError):
+    """A fault that may pass: lost connection, throttling, a truncated read, a 5xx."""
+
+    transient = True
+
+
+class ConnectionLost(TransientError):
+    """The connection to the server broke in the middle of an operation."""
+
+
+class Throttled(TransientError):
+    """The service asked us to slow down (503 SlowDown, ProvisionedThroughputExceeded)."""
+
+
+class Unreachable(TransientError):
+    """The server could not be reached at all (connection refused, DNS failure, timeout)."""
+
+
+class TerminalError(ConnectorError):
+    """A fault that a retry will not fix."""
+
+
+class AuthenticationFailed(TerminalError):
+    """Credentials are missing or wrong; the message names the sources that were tried."""
+
+
+class NotFoundError(TerminalError):
+    """The bucket, key, table or database named does not exist."""
+
+
+class BadDataError(TerminalError):
+    """A record could not be read or written: malformed, mistyped, wrong column count.
+
+    ``location`` names the file (or object) and ``line``/``column`` where it was found.
+    """
+
+    def __init__(self, message: str, *, connector: str | None = None,
+                 operation: str | None = None, location: str | None = None,
+                 line: int | None = None, column: int | None = None) -> None:
+        self.location = location
+        self.line = line
+        self.column = column
+        where = []
+        if location:
+            where.append(location)
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column}")
+        full = f"{', '.join(where)}: {message}" if where else message
+        super().__init__(full, connector=connector, operation=operation)
+
+
+class DiskFull(TerminalError):
+    """The local disk ran out of space (ENOSPC) while writing."""
+
+
+class ConfigError(TerminalError):
+    """A connector was configured wrongly (bad URL, unknown format option)."""

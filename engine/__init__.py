@@ -1,0 +1,1 @@
+"""headrace's control plane: definitions, schedules, plans, the actor runtime and the store."""
