@@ -193,3 +193,19 @@ def first_common_format(source: Source, sink: Sink,
         if source.can_produce(fmt) and sink.can_consume(fmt):
             return fmt
     return None
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    """Options a URL alone cannot carry, from ``headrace copy`` flags or a data node.
+
+    Every connector module exposes ``source_from_url(url: str, options: EndpointOptions) ->
+    Source`` and ``sink_from_url(url: str, options: EndpointOptions) -> Sink``;
+    :mod:`connectors.urls` picks the module by the URL's scheme.
+    """
+
+    format: TextFormat | None = None
+    query: str | None = None
+    parallel: int = 4
+    create: bool = False
+    chunk_size: int = 8 * 1024 * 1024
