@@ -1,0 +1,81 @@
+"""Python values -> text, for the encoders.
+
+Only columns whose values are not already ``str``/``None`` pay for a conversion: the encoders
+check the set of types of a whole column (C speed) and call :func:`to_text` only when needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+#: Types whose ``str()`` is already the text form we want.
+PLAIN_TYPES = frozenset({str, int, type(None)})
+
+
+def to_text(value: Any) -> str | None:
+    """The text form of a value as PostgreSQL and MySQL read it back (None stays None)."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
+    if isinstance(value, uuid.UUID | dt.timedelta):
+        return str(value)
+    return str(value)
+
+
+def text_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows -> columns with every value ``str`` or ``None`` (conversion per column if needed)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    for i, col in enumerate(columns):
+        if not set(map(type, col)) <= PLAIN_TYPES:
+            columns[i] = list(map(to_text, col))
+        elif int in set(map(type, col)):
+            columns[i] = [v if v is None else str(v) for v in col]
+    return columns
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback: keeps numbers exact where it can, dates as ISO text."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and value.is_finite():
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, uuid.UUID | dt.timedelta):
+        return str(value)
+    raise TypeError(f"cannot write a value of type {type(value).__name__} as JSON")
