@@ -7,6 +7,7 @@ failed run), 2 usage or definition error, 130 interrupted by SIGINT/SIGTERM.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -19,11 +20,46 @@ _COMMAND_MODULES = (
     "engine.cli.copy_cmd",
 )
 
+#: Options that take several values after one flag, as the AWS CLI's do
+#: (``--parameter-values a=1 b=2``); click takes one value per flag, so argv is rewritten.
+_GREEDY_OPTIONS = ("--parameter-values", "--object-ids")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="headrace")
-def main() -> None:
+def cli() -> None:
     """Run AWS Data Pipeline definitions on your own machines."""
+
+
+def expand_greedy(argv: list[str]) -> list[str]:
+    """``--opt a b --x`` -> ``--opt a --opt b --x`` for the options in ``_GREEDY_OPTIONS``."""
+    out: list[str] = []
+    current: str | None = None
+    consumed = False
+    for arg in argv:
+        if arg in _GREEDY_OPTIONS:
+            if current is not None and not consumed:
+                out.append(current)
+            current, consumed = arg, False
+            continue
+        if current is not None:
+            if arg.startswith("-") or (current == "--parameter-values" and "=" not in arg):
+                if not consumed:
+                    out.append(current)  # no value: let click report it
+                current = None
+            else:
+                out.extend([current, arg])
+                consumed = True
+                continue
+        out.append(arg)
+    if current is not None and not consumed:
+        out.append(current)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = expand_greedy(list(sys.argv[1:] if argv is None else argv))
+    cli.main(args=args, prog_name="headrace")
 
 
 def _register() -> None:
@@ -35,7 +71,7 @@ def _register() -> None:
                 raise
             continue
         for command in module.COMMANDS:
-            main.add_command(command)
+            cli.add_command(command)
 
 
 _register()

@@ -1,0 +1,710 @@
+"""Validation of a definition, like ``PutPipelineDefinition`` and a little stricter.
+
+Every finding is a :class:`~engine.errors.Problem` naming the object id and field, and saying
+what would be valid. ``strict`` is for plan, run and activation: a ``#{myX}`` that resolves to
+nothing and a required parameter without a value are errors there, warnings in ``validate`` (so
+a template validates before its values exist).
+
+Limits (reference section 1.5): the non-adjustable ones are errors (fields per object, bytes per
+field and object, retries per task, schedule period), the adjustable ones warnings (objects per
+pipeline, active instances per object, parameters per definition). Headrace runs on the user's
+machines, so delays and timeouts below AWS's minimums are warnings; the 15-minute schedule
+period stays an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from engine.definition.document import DEFAULT_ID, Definition
+from engine.definition.expressions import Reference, parse_template
+from engine.definition.reader import FieldValue, RawDefinition, Ref
+from engine.definition.scope import EvalContext, ObjectScope
+from engine.definition.types import (
+    ALL_FIELD_NAMES,
+    ATTEMPT_FIELDS,
+    RUNTIME_FIELDS,
+    TYPES,
+    FieldSpec,
+    TypeSpec,
+    category_of,
+    is_user_field,
+    ref_allows,
+)
+from engine.errors import (
+    ExpressionEvalError,
+    ExpressionSyntaxError,
+    Report,
+    ScheduleError,
+)
+from engine.schedule import parse_period, parse_timestamp
+
+MAX_FIELDS_PER_OBJECT = 50
+MAX_FIELD_BYTES = 10_240
+MAX_OBJECT_BYTES = 15_360
+MAX_NAME_BYTES = 256
+MAX_OBJECTS = 100
+MAX_PARAMETERS = 50
+MAX_RETRIES = 5
+MAX_ACTIVE_INSTANCES = 5
+MIN_SCHEDULE_SECONDS = 15 * 60
+MAX_SCHEDULE_SECONDS = 3 * 366 * 86400
+START_AT_VALUES = ("FIRST_ACTIVATION_DATE_TIME", "ONDEMAND_ACTIVATION_TIME")
+_KIND_BY_NAME: dict[str, FieldSpec] = {}
+for _spec in TYPES.values():
+    for _name, _fs in _spec.all_fields.items():
+        _KIND_BY_NAME.setdefault(_name, _fs)
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` or the empty string."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@dataclass
+class _Ctx:
+    definition: Definition
+    report: Report
+    strict: bool
+    seen: set[tuple[str | None, str | None, str]]
+
+    def error(self, message: str, object_id: str | None, field: str | None) -> None:
+        key = (object_id, field, message)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        line = self.definition.objects[object_id].line if object_id in self.definition else None
+        self.report.error(message, object_id, field, line=line)
+
+    def warn(self, message: str, object_id: str | None, field: str | None) -> None:
+        key = (object_id, field, "w:" + message)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        line = self.definition.objects[object_id].line if object_id in self.definition else None
+        self.report.warn(message, object_id, field, line=line)
+
+    def template_problem(self, message: str, object_id: str | None, field: str | None) -> None:
+        """A value that is missing only because the template's values are not given yet."""
+        if self.strict:
+            self.error(message, object_id, field)
+        else:
+            self.warn(message, object_id, field)
+
+
+def validate_definition(definition: Definition, *, strict: bool = False,
+                        report: Report | None = None) -> Report:
+    """Check a whole definition; returns the report (errors and warnings)."""
+    report = report if report is not None else Report()
+    ctx = _Ctx(definition, report, strict, set())
+    _check_raw(definition.raw, ctx)
+    for obj in definition:
+        _check_object(obj.id, ctx)
+    _check_schedule_types(ctx)
+    _check_cycles(ctx)
+    definition.parameters.check_values(report, missing_is_error=strict)
+    if len(definition.parameters.decls) > MAX_PARAMETERS:
+        ctx.warn(f"{len(definition.parameters.decls)} parameters: AWS allows {MAX_PARAMETERS} "
+                 "per definition", None, None)
+    return report
+
+
+# --- file-level ------------------------------------------------------------------------------
+
+def _check_raw(raw: RawDefinition, ctx: _Ctx) -> None:
+    seen: set[str] = set()
+    for obj in raw.objects:
+        if obj.id in seen:
+            ctx.error("two objects have this id (ids must be unique)", obj.id, "id")
+        seen.add(obj.id)
+    if len(raw.objects) > MAX_OBJECTS:
+        ctx.warn(f"{len(raw.objects)} objects: AWS allows {MAX_OBJECTS} per pipeline by default "
+                 "(an adjustable limit; headrace has none)", None, None)
+    if not raw.objects:
+        ctx.error("the definition has no objects", None, None)
+
+
+# --- one object ------------------------------------------------------------------------------
+
+def _check_object(object_id: str, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    obj = definition.objects[object_id]
+    _check_limits(object_id, ctx)
+    type_name = obj.type
+    effective_type = definition.type_of(object_id)
+    spec = TYPES.get(effective_type or "")
+    if type_name is not None and type_name not in TYPES:
+        ctx.error(f"unknown type {type_name!r}{suggest(type_name, TYPES)}; known types: "
+                  f"{', '.join(sorted(TYPES))}", object_id, "type")
+    if object_id == DEFAULT_ID and type_name is not None:
+        ctx.warn("the Default object should not have a type", object_id, "type")
+    _check_parent(object_id, ctx)
+    for name, values in obj.fields.items():
+        _check_own_field(object_id, spec, name, values, ctx)
+    if spec is not None:
+        _check_type_rules(object_id, spec, ctx)
+    for name, values in definition.effective(object_id).items():
+        for value in values:
+            if isinstance(value, str) and "#{" in value:
+                _check_expression(object_id, name, value, ctx)
+
+
+def _check_limits(object_id: str, ctx: _Ctx) -> None:
+    obj = ctx.definition.objects[object_id]
+    if len(object_id.encode()) > MAX_NAME_BYTES:
+        ctx.error(f"id is longer than {MAX_NAME_BYTES} bytes", object_id, "id")
+    if len(obj.fields) > MAX_FIELDS_PER_OBJECT:
+        ctx.error(f"{len(obj.fields)} fields: an object may have at most "
+                  f"{MAX_FIELDS_PER_OBJECT}", object_id, None)
+    total = len(object_id.encode()) + len(obj.name.encode())
+    for name, values in obj.fields.items():
+        if len(name.encode()) > MAX_NAME_BYTES:
+            ctx.error(f"field name is longer than {MAX_NAME_BYTES} bytes", object_id, name[:40])
+        for value in values:
+            size = len(str(value.id if isinstance(value, Ref) else value).encode())
+            total += size + len(name.encode())
+            if size > MAX_FIELD_BYTES:
+                ctx.error(f"value is {size} bytes: a field may hold at most {MAX_FIELD_BYTES} "
+                          "bytes (put long scripts in a file and use scriptUri)", object_id, name)
+            elif isinstance(value, str) and not value.strip() and name != "myComment":
+                ctx.warn("empty value (AWS refuses to save an empty string field)",
+                         object_id, name)
+    if total > MAX_OBJECT_BYTES:
+        ctx.error(f"object is {total} bytes: AWS allows {MAX_OBJECT_BYTES} per object, field "
+                  "names included", object_id, None)
+
+
+def _check_parent(object_id: str, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    seen = [object_id]
+    current = object_id
+    while True:
+        parents = definition.objects[current].fields.get("parent", [])
+        if not parents:
+            return
+        target = parents[0]
+        if not isinstance(target, Ref):
+            return  # reported as a wrong kind by the field check
+        if target.id not in definition:
+            return  # reported by the reference check
+        if target.id in seen:
+            cycle = " -> ".join([*seen, target.id])
+            ctx.error(f"parent chain is a cycle: {cycle}", object_id, "parent")
+            return
+        seen.append(target.id)
+        current = target.id
+
+
+def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
+                     values: list[FieldValue], ctx: _Ctx) -> None:
+    if name.startswith("@"):
+        ctx.error(f"{name!r} is a runtime field set by the engine; it cannot be written",
+                  object_id, name)
+        return
+    base = name[1:] if name.startswith("*") else name
+    if is_user_field(base):
+        for value in values:
+            if isinstance(value, Ref):
+                _check_ref_target(object_id, name, value, FieldSpec("ref"), ctx)
+        return
+    if spec is not None and spec.runs != "ignore":
+        fs = spec.all_fields.get(name)
+        if fs is None:
+            hint = suggest(name, spec.all_fields)
+            if base.startswith("my") or base.startswith("My"):
+                hint = (" (user fields start with 'my' followed by an upper-case letter or "
+                        "'_', e.g. 'myComment')")
+            message = f"{spec.name} has no field {name!r}{hint}"
+            if spec.runs == "read":
+                ctx.warn(message, object_id, name)
+            else:
+                ctx.error(message, object_id, name)
+            return
+    else:
+        fs = (spec.all_fields.get(name) if spec is not None else None) or _KIND_BY_NAME.get(name)
+        if fs is None:
+            if spec is not None:  # an ignored type (Ec2Resource): AWS knows more fields
+                ctx.warn(f"{spec.name} field {name!r} is not known to headrace and is ignored",
+                         object_id, name)
+                return
+            ctx.error(f"unknown field {name!r}{suggest(name, ALL_FIELD_NAMES)} (user fields "
+                      "start with 'my', e.g. 'myComment')", object_id, name)
+            return
+    _check_values(object_id, name, fs, values, ctx)
+
+
+def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldValue],
+                  ctx: _Ctx) -> None:
+    if len(values) > 1 and not fs.multi:
+        ctx.error(f"{name!r} takes one value, got {len(values)}", object_id, name)
+    for value in values:
+        if fs.kind == "ref":
+            if not isinstance(value, Ref):
+                ctx.error(f"{name!r} must be a reference, {{\"ref\": \"<object id>\"}}, got the "
+                          f"string {value!r}", object_id, name)
+            else:
+                _check_ref_target(object_id, name, value, fs, ctx)
+            continue
+        if isinstance(value, Ref):
+            if fs.kind not in ("any",):
+                ctx.error(f"{name!r} takes a {_kind_text(fs)}, not a reference", object_id, name)
+            continue
+        if "#{" in value:
+            continue  # checked when evaluated
+        problem = _kind_problem(fs, value)
+        if problem and "${" in value:
+            ctx.template_problem(f"{name!r}: {value!r} holds a ${{...}} placeholder of another "
+                                 f"templating tool; it must become a {_kind_text(fs)} before "
+                                 "the pipeline runs", object_id, name)
+            continue
+        if problem:
+            severity, message = problem
+            if severity == "error":
+                ctx.error(f"{name!r}: {message}", object_id, name)
+            else:
+                ctx.warn(f"{name!r}: {message}", object_id, name)
+
+
+def _kind_text(fs: FieldSpec) -> str:
+    return {"string": "string", "int": "whole number", "float": "number", "bool": "\"true\" or "
+            "\"false\"", "period": "period such as \"15 minutes\"", "datetime":
+            "timestamp YYYY-MM-DDTHH:MM:SS", "enum": "one of " + ", ".join(fs.values),
+            "ref": "reference", "any": "value"}[fs.kind]
+
+
+def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
+    text = value.strip()
+    if fs.kind == "int":
+        try:
+            number = int(text)
+        except ValueError:
+            return "error", f"{value!r} is not a whole number"
+        if fs.maximum is not None and number > fs.maximum:
+            return "error", f"{number} is above the maximum of {fs.maximum}"
+        if fs.minimum is not None and number < fs.minimum:
+            return "error", f"{number} is below the minimum of {fs.minimum:g}"
+    elif fs.kind == "float":
+        try:
+            number_f = float(text)
+        except ValueError:
+            return "error", f"{value!r} is not a number"
+        if fs.minimum is not None and number_f < fs.minimum:
+            return "error", f"{number_f:g} is below the minimum of {fs.minimum:g}"
+    elif fs.kind == "bool":
+        if text.lower() not in ("true", "false"):
+            return "error", f"{value!r} is not \"true\" or \"false\""
+    elif fs.kind == "enum":
+        if text.lower() not in {v.lower() for v in fs.values}:
+            return "error", (f"{value!r} is not one of {', '.join(fs.values)}"
+                             f"{suggest(text, fs.values)}")
+    elif fs.kind == "period":
+        try:
+            period = parse_period(text)
+        except ScheduleError as exc:
+            return "error", str(exc)
+        if fs.aws_min_seconds is not None and period.min_seconds < fs.aws_min_seconds:
+            return "warning", (f"{value!r} is below AWS's minimum of "
+                               f"{fs.aws_min_seconds // 60} minutes (allowed in headrace)")
+    elif fs.kind == "datetime":
+        try:
+            parse_timestamp(text)
+        except ScheduleError as exc:
+            return "error", str(exc)
+    return None
+
+
+def _check_ref_target(object_id: str, name: str, value: Ref, fs: FieldSpec, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    if value.id not in definition:
+        ctx.error(f"{name!r} refers to {value.id!r}, which does not exist"
+                  f"{suggest(value.id, definition.objects)}", object_id, name)
+        return
+    target_type = definition.type_of(value.id)
+    if name != "parent" and not ref_allows(fs, target_type):
+        ctx.error(f"{name!r} refers to {value.id!r} of type {target_type or '(untyped)'}; it "
+                  f"must refer to a {' or '.join(fs.targets)}", object_id, name)
+
+
+# --- type rules ------------------------------------------------------------------------------
+
+def _check_type_rules(object_id: str, spec: TypeSpec, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    fields = definition.effective(object_id)
+    if definition.objects[object_id].type is None:
+        return  # an untyped object inheriting a type: checked as its children are
+    for name in spec.required:
+        if name not in fields:
+            ctx.error(f"{spec.name} requires {name!r}", object_id, name)
+    for name in spec.aws_only_required:
+        if name not in fields:
+            ctx.warn(f"AWS requires {name!r} on {spec.name}; headrace does not use it",
+                     object_id, name)
+    for group in spec.one_of:
+        present = [g for g in group if g in fields]
+        if not present:
+            ctx.error(f"{spec.name} needs one of {', '.join(repr(g) for g in group)}",
+                      object_id, group[0])
+        elif len(present) > 1:
+            ctx.error(f"{spec.name} takes only one of {', '.join(repr(g) for g in group)}, "
+                      f"got {', '.join(repr(p) for p in present)}", object_id, present[1])
+    for group in spec.at_most_one:
+        present = [g for g in group if g in fields]
+        if len(present) > 1:
+            ctx.error(f"{spec.name} cannot have both {present[0]!r} and {present[1]!r}",
+                      object_id, present[1])
+    if spec.runs == "read":
+        ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
+                 "Amazon EMR); running this object will fail", object_id, "type")
+    if spec.runs == "ignore" and spec.category == "resource":
+        set_fields = sorted(k for k in definition.objects[object_id].fields
+                            if k not in ("type", "parent", "schedule") and not is_user_field(k))
+        if set_fields:
+            ctx.warn(f"{spec.name} fields are ignored ({', '.join(set_fields)}): headrace runs "
+                     "the work in its own engine or worker processes", object_id, None)
+    if spec.category == "activity" and "runsOn" not in fields and "workerGroup" not in fields:
+            ctx.warn("AWS requires 'runsOn' or 'workerGroup' on an activity; headrace runs it "
+                     "in this engine", object_id, "runsOn")
+    if spec.category in ("activity", "datanode", "resource", "precondition"):
+        _check_timing_fields(object_id, fields, ctx)
+    if spec.name == "Schedule":
+        _check_schedule(object_id, ctx)
+    if spec.name == "CopyActivity":
+        _check_copy(object_id, ctx)
+    if spec.name == "ShellCommandActivity":
+        _check_staging(object_id, ctx)
+    if spec.name == "DynamoDBDataNode":
+        for pre in definition.refs(object_id, "precondition"):
+            if definition.type_of(pre) == "Exists":
+                ctx.error("DynamoDBDataNode does not support the Exists precondition (use "
+                          "DynamoDBTableExists or DynamoDBDataExists)", object_id,
+                          "precondition")
+
+
+def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]], ctx: _Ctx) -> None:
+    value = fields.get("maxActiveInstances")
+    if value and isinstance(value[0], str) and value[0].strip().isdigit() and (
+            int(value[0]) > MAX_ACTIVE_INSTANCES):
+            ctx.warn(f"maxActiveInstances {value[0]} is above AWS's default limit of "
+                     f"{MAX_ACTIVE_INSTANCES} (adjustable; headrace allows it)", object_id,
+                     "maxActiveInstances")
+
+
+def _check_copy(object_id: str, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    allowed = {"S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"}
+    for name in ("input", "output"):
+        refs = definition.refs(object_id, name)
+        if len(refs) > 1:
+            ctx.error(f"CopyActivity takes one {name}, got {len(refs)}", object_id, name)
+        for target in refs:
+            t = definition.type_of(target)
+            if t == "DynamoDBDataNode":
+                ctx.warn(f"a DynamoDBDataNode as CopyActivity {name} is a headrace extension "
+                         "(AWS allowed S3 and SQL data nodes)", object_id, name)
+            elif t is not None and t not in allowed and category_of(t) == "datanode":
+                ctx.error(f"CopyActivity cannot use a {t} as {name}", object_id, name)
+
+
+def _check_staging(object_id: str, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    stage = definition.first(object_id, "stage")
+    if not (isinstance(stage, str) and stage.strip().lower() == "true"):
+        return
+    for out in definition.refs(object_id, "output"):
+        if definition.type_of(out) == "S3DataNode" and not definition.field(out,
+                                                                             "directoryPath"):
+            ctx.error(f"staging an output needs a directoryPath on {out!r} (it has a filePath)",
+                      object_id, "output")
+
+
+def _check_schedule(object_id: str, ctx: _Ctx) -> None:
+    """Period, start, end and occurrences, evaluated with parameter values when they are
+    expressions (a template whose values are missing gets a warning)."""
+    values: dict[str, str | None] = {}
+    for name in ("period", "startDateTime", "startAt", "endDateTime", "occurrences"):
+        value, ok = _schedule_value(object_id, name, ctx)
+        if not ok:
+            return
+        values[name] = value
+    period_text = values["period"]
+    if period_text is not None:
+        if period_text.strip().upper() == "ONDEMAND_PERIOD":
+            pass
+        else:
+            try:
+                period = parse_period(period_text)
+            except ScheduleError as exc:
+                ctx.error(f"{exc}", object_id, "period")
+                return
+            if period.min_seconds < MIN_SCHEDULE_SECONDS:
+                ctx.error(f"period {period_text!r} is shorter than the minimum scheduling "
+                          "interval of 15 minutes", object_id, "period")
+            if period.min_seconds > MAX_SCHEDULE_SECONDS:
+                ctx.error(f"period {period_text!r} is longer than the maximum of 3 years",
+                          object_id, "period")
+    start = None
+    if values["startDateTime"] is not None:
+        try:
+            start = parse_timestamp(values["startDateTime"])
+        except ScheduleError as exc:
+            ctx.error(str(exc), object_id, "startDateTime")
+    if values["startAt"] is not None and values["startAt"].strip().upper() not in START_AT_VALUES:
+        ctx.error(f"startAt {values['startAt']!r} is not one of {', '.join(START_AT_VALUES)}",
+                  object_id, "startAt")
+    if values["endDateTime"] is not None:
+        try:
+            end = parse_timestamp(values["endDateTime"])
+        except ScheduleError as exc:
+            ctx.error(str(exc), object_id, "endDateTime")
+        else:
+            if start is not None and end <= start:
+                ctx.error(f"endDateTime {values['endDateTime']} is not after startDateTime "
+                          f"{values['startDateTime']}", object_id, "endDateTime")
+    if values["occurrences"] is not None:
+        try:
+            occurrences = int(values["occurrences"].strip())
+        except ValueError:
+            ctx.error(f"occurrences {values['occurrences']!r} is not a whole number", object_id,
+                      "occurrences")
+        else:
+            if occurrences < 1:
+                ctx.error("occurrences must be at least 1", object_id, "occurrences")
+
+
+def _schedule_value(object_id: str, name: str, ctx: _Ctx) -> tuple[str | None, bool]:
+    values = ctx.definition.field(object_id, name)
+    if not values or isinstance(values[0], Ref):
+        return None, True
+    text = values[0]
+    if "#{" not in text:
+        return text, True
+    try:
+        result = parse_template(text).evaluate(ObjectScope(EvalContext(ctx.definition),
+                                                           object_id))
+    except ExpressionSyntaxError:
+        return None, False  # reported by the expression check
+    except (ExpressionEvalError, KeyError) as exc:
+        ctx.template_problem(f"cannot be checked until its values are given: {exc}",
+                             object_id, name)
+        return None, False
+    if isinstance(result, list):
+        ctx.error("must be a single value, the expression gives a list", object_id, name)
+        return None, False
+    return str(result), True
+
+
+# --- schedule types --------------------------------------------------------------------------
+
+def _check_schedule_types(ctx: _Ctx) -> None:
+    definition = ctx.definition
+    default_type = definition.schedule_type_text
+    for obj in definition:
+        own = obj.fields.get("scheduleType")
+        if own and isinstance(own[0], str) and own[0].strip().lower() == "ondemand" and (
+                obj.id != DEFAULT_ID):
+            ctx.error("scheduleType ondemand can only be set on the Default object",
+                      obj.id, "scheduleType")
+    ondemand = isinstance(default_type, str) and default_type.strip().lower() == "ondemand"
+    for oid in definition.of_category("activity", "datanode"):
+        fields = definition.effective(oid)
+        st = fields.get("scheduleType")
+        own_type = st[0].strip().lower() if st and isinstance(st[0], str) else None
+        if ondemand:
+            if own_type not in (None, "ondemand"):
+                ctx.error("an ondemand pipeline cannot mix in other schedule types", oid,
+                          "scheduleType")
+            continue
+        if "schedule" not in fields:
+            ctx.error("a scheduled pipeline needs a 'schedule' on every activity and data node "
+                      "(set it on Default to apply it to all)", oid, "schedule")
+
+
+# --- expressions -----------------------------------------------------------------------------
+
+def _owner(definition: Definition, object_id: str, field: str) -> str:
+    """The object in the parent chain whose own field this is."""
+    for ancestor in definition.parent_chain(object_id):
+        if field in definition.objects[ancestor].fields:
+            return ancestor
+    return object_id
+
+
+def _check_expression(object_id: str, field: str, text: str, ctx: _Ctx) -> None:
+    definition = ctx.definition
+    owner = _owner(definition, object_id, field)
+    try:
+        template = parse_template(text)
+    except ExpressionSyntaxError as exc:
+        ctx.error(f"expression syntax error at character {exc.position}: {exc.message}",
+                  owner, field)
+        return
+    typed = definition.type_of(object_id) is not None
+    for reference in template.references():
+        problem = _reference_problem(object_id, reference, ctx)
+        if problem is None:
+            continue
+        severity, message = problem
+        if (not typed and owner == object_id and object_id != DEFAULT_ID
+                and any(object_id in definition.parent_chain(o)[1:] for o in definition.objects)):
+            continue  # an untyped parent: names resolve in its children, which report problems
+        if severity == "error":
+            ctx.error(message, owner, field)
+        else:
+            ctx.template_problem(message, owner, field)
+
+
+def _reference_problem(object_id: str, reference: Reference,
+                       ctx: _Ctx) -> tuple[str, str] | None:
+    definition = ctx.definition
+    path = reference.path
+    head = path[0]
+    where = f"#{{{'.'.join(path)}}} at character {reference.position}"
+    if head.startswith("@"):
+        if head not in RUNTIME_FIELDS:
+            return "error", (f"{where}: unknown runtime field {head!r}"
+                             f"{suggest(head, RUNTIME_FIELDS)}")
+        return None
+    if head == "node":
+        referrers = _node_referrers(object_id, definition)
+        category = definition.category(object_id)
+        if category not in ("action", "precondition") and definition.type_of(object_id):
+            return "error", (f"{where}: 'node' is only defined in actions and preconditions "
+                             "(the object that triggered them)")
+        if len(path) == 1 or not referrers:
+            return None
+        for referrer in referrers:
+            if _path_resolves(referrer, path[1:], definition):
+                return None
+        names = set()
+        for referrer in referrers:
+            names.update(definition.effective(referrer))
+        return "error", (f"{where}: {path[1]!r} is not a field of the objects that use "
+                         f"{object_id!r} ({', '.join(sorted(referrers))})"
+                         f"{suggest(path[1], names | RUNTIME_FIELDS)}")
+    if head in ("id", "name", "type") or head in ATTEMPT_FIELDS:
+        return None
+    params = definition.parameters
+    fields = definition.effective(object_id)
+    base = head[1:] if head.startswith("*") else head
+    if params.known(head):
+        if params.raw_value(head) is None and head not in fields and f"*{base}" not in fields:
+            return "warning", f"{where}: parameter {head!r} has no value"
+        if len(path) > 1:
+            return "error", f"{where}: parameter {head!r} has no fields"
+        return None
+    if head in fields or base in fields or f"*{base}" in fields:
+        if len(path) == 1:
+            return None
+        if _path_resolves(object_id, path, definition):
+            return None
+        targets = definition.refs(object_id, head)
+        if not targets:
+            return "error", f"{where}: {head!r} is not a reference, so it has no fields"
+        names = set()
+        for target in targets:
+            names.update(definition.effective(target))
+        return "error", (f"{where}: {path[1]!r} is not a field of {', '.join(targets)}"
+                         f"{suggest(path[1], names | RUNTIME_FIELDS)}")
+    if is_user_field(base):
+        return "warning", (f"{where}: {head!r} resolves to nothing (no field, no parameter and "
+                           "no value of that name)")
+    candidates = set(fields) | set(params.names()) | {"node", "input", "output", "parent"}
+    return "error", f"{where}: unknown name {head!r}{suggest(head, candidates)}"
+
+
+def _path_resolves(object_id: str, path: tuple[str, ...], definition: Definition) -> bool:
+    current = [object_id]
+    for index, name in enumerate(path):
+        last = index == len(path) - 1
+        if name.startswith("@") or name in ("id", "name", "type") or name in ATTEMPT_FIELDS:
+            return last or name == "parent"
+        next_ids: list[str] = []
+        found = False
+        for oid in current:
+            fields = definition.effective(oid)
+            if name in fields or (name.startswith("*") and name[1:] in fields):
+                found = True
+                next_ids.extend(definition.refs(oid, name))
+            elif name == "parent":
+                parents = definition.objects[oid].fields.get("parent", [])
+                if parents and isinstance(parents[0], Ref):
+                    found = True
+                    next_ids.append(parents[0].id)
+            elif definition.parameters.known(name):
+                found = True
+        if not found:
+            return False
+        if not last and not next_ids:
+            return False
+        current = [n for n in next_ids if n in definition]
+    return True
+
+
+def _node_referrers(object_id: str, definition: Definition) -> list[str]:
+    """Objects whose effective action or precondition fields name ``object_id``."""
+    out = []
+    for oid in definition.objects:
+        if definition.type_of(oid) is None:
+            continue
+        for key in ("onFail", "onSuccess", "onLateAction", "precondition"):
+            if object_id in definition.refs(oid, key):
+                out.append(oid)
+                break
+    return out
+
+
+# --- cycles ----------------------------------------------------------------------------------
+
+def dependency_graph(definition: Definition) -> dict[str, list[str]]:
+    """object -> objects it waits for: dependsOn, inputs, and (for a data node) the activities
+    that output it."""
+    graph: dict[str, list[str]] = {oid: [] for oid in definition.objects}
+    for oid in definition.objects:
+        if definition.type_of(oid) is None:
+            continue
+        for key in ("dependsOn", "input"):
+            for target in definition.refs(oid, key):
+                if target in graph and target not in graph[oid]:
+                    graph[oid].append(target)
+        for target in definition.refs(oid, "output"):
+            if target in graph and oid not in graph[target]:
+                graph[target].append(oid)
+    return graph
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """One cycle as ``[a, b, c, a]`` (a waits for b, ...), or None."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        color[node] = grey
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if color.get(nxt) == grey:
+                return [*stack[stack.index(nxt):], nxt]
+            if color.get(nxt) == white:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        color[node] = black
+        return None
+
+    for node in graph:
+        if color[node] == white:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _check_cycles(ctx: _Ctx) -> None:
+    cycle = find_cycle(dependency_graph(ctx.definition))
+    if cycle:
+        ctx.error(f"dependency cycle: {' -> '.join(cycle)} (each waits for the next, through "
+                  "dependsOn, input and output)", cycle[0], "dependsOn")
