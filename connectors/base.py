@@ -107,7 +107,12 @@ class RowBatch:
 
 @dataclass
 class Progress:
-    """Counters a copy's stages update as data passes; read by the progress line and spans."""
+    """Counters a copy's stages update as data passes; read by the progress line and spans.
+
+    :func:`connectors.copy.copy` counts rows and bytes itself where its stages meet, and hands
+    each connector its own Progress: a connector may call :meth:`add` freely (nothing is counted
+    twice), and its :meth:`retried` calls reach the caller's Progress live.
+    """
 
     rows: int = 0
     bytes: int = 0
@@ -186,6 +191,16 @@ class Sink(Protocol):
         ...
 
 
+@runtime_checkable
+class ServerSideCopier(Protocol):
+    """Optional sink capability: copy from ``source`` without the data passing through us
+    (S3 CopyObject / UploadPartCopy). Returns the bytes copied, or None when it cannot (other
+    endpoint, other format), in which case the copy streams as usual.
+    """
+
+    async def server_side_copy(self, source: Source, progress: Progress) -> int | None: ...
+
+
 def first_common_format(source: Source, sink: Sink,
                         candidates: Sequence[TextFormat]) -> TextFormat | None:
     """The first of ``candidates`` both ends handle natively, or None (the rows lane)."""
@@ -209,3 +224,5 @@ class EndpointOptions:
     parallel: int = 4
     create: bool = False
     chunk_size: int = 8 * 1024 * 1024
+    #: ``"gzip"`` or ``"none"`` for files and objects; None = from the name (``.gz``).
+    compression: str | None = None

@@ -1,0 +1,403 @@
+"""One copy from a Source to a Sink: pick the lane, run the stages, count what passed.
+
+Stages are tasks in one task group joined by bounded memory object streams::
+
+    bytes lane:   source.produce_bytes(F) -> sink.consume_bytes(F)
+    rows lane:    source.produce_bytes(S) -> decode -> [rows] -> encode -> sink.consume_bytes(T)
+                  (either end may be rows-native: produce_rows / consume_rows, no codec stage)
+    server-side:  the sink copies from the source itself (S3 CopyObject), no stream at all
+
+Lane choice, first match wins: the sink's native format if the source can produce it; the
+source's native format if the sink can consume it; the first of ``CopyOptions.common_formats``
+both ends speak; else the rows lane. A stage's output stream is closed only after the stage
+returned normally, so end-of-stream always means "all data arrived" and the sink commits; on any
+failure the task group cancels every stage and sinks abort. Codec work runs in a worker thread
+(one per stage, through a CapacityLimiter) so the event loop keeps serving the I/O stages.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import anyio
+from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from connectors.base import (
+    CSV,
+    TSV,
+    Progress,
+    RowBatch,
+    ServerSideCopier,
+    Sink,
+    Source,
+    TextFormat,
+    first_common_format,
+)
+from connectors.errors import BadDataError, ConfigError
+from connectors.formats import RecordCounter, decoder_for, encoder_for
+
+Lane = Literal["bytes", "rows", "server-side"]
+T = TypeVar("T")
+
+#: Chunks smaller than this are (de)coded inline; bigger ones in a worker thread.
+_THREAD_THRESHOLD = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """Tuning and policy for one copy.
+
+    Memory held by the copy's own links is at most ``stream_depth`` items per link (a chunk of
+    the source's chunk size, or a batch of ``batch_rows`` rows); connectors add their own
+    bounded buffers (S3 parts in flight = ``EndpointOptions.parallel``).
+    """
+
+    stream_depth: int = 4
+    #: Target size of the byte chunks the encode stage hands to the sink.
+    chunk_size: int = 1024 * 1024
+    batch_rows: int = 10_000
+    #: Reject up to this many malformed records (to ``bad_rows_path``); one more fails the copy.
+    max_bad_rows: int = 0
+    bad_rows_path: str | None = None
+    common_formats: tuple[TextFormat, ...] = (CSV, TSV)
+    allow_server_side: bool = True
+    #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
+    on_queue_depth: Callable[[str, int], None] | None = None
+
+
+@dataclass
+class CopyResult:
+    rows: int
+    bytes: int
+    seconds: float
+    lane: Lane
+    format: TextFormat | None
+    bad_rows: int = 0
+    retries: int = 0
+    stages: tuple[str, ...] = ()
+    #: Highest number of items seen buffered on each link (``"source->decode"``, ...).
+    peak_queue_depth: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`plan` decided: the lane and, per end, bytes (with format) or rows."""
+
+    lane: Lane
+    produce: TextFormat | None  # None: source.produce_rows
+    consume: TextFormat | None  # None: sink.consume_rows
+
+    @property
+    def format(self) -> TextFormat | None:
+        return self.consume or self.produce
+
+    @property
+    def decode(self) -> bool:
+        return self.lane == "rows" and self.produce is not None
+
+    @property
+    def encode(self) -> bool:
+        return self.lane == "rows" and self.consume is not None
+
+
+def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan:
+    """Choose the lane for ``source`` -> ``sink`` (see the module docstring)."""
+    options = options or CopyOptions()
+    target = sink.native_format
+    if target is not None and source.can_produce(target):
+        return Plan("bytes", target, target)
+    native = source.native_format
+    if native is not None and sink.can_consume(native):
+        return Plan("bytes", native, native)
+    common = first_common_format(source, sink, options.common_formats)
+    if common is not None:
+        return Plan("bytes", common, common)
+    if target is not None and target.kind == "regex":
+        raise ConfigError(f"{sink.describe}: the RegEx format can be read but not written")
+    return Plan("rows", native, target)
+
+
+class _ConnectorProgress(Progress):
+    """A connector's own counters; retries also reach the copy's caller."""
+
+    def __init__(self, parent: Progress) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def retried(self, cause: str) -> None:
+        super().retried(cause)
+        self._parent.retried(cause)
+
+
+class _Link(Generic[T]):
+    """One bounded stream between two stages, with counters on the sending side."""
+
+    def __init__(self, name: str, depth: int, progress: Progress, *,
+                 count_rows: bool, counter: RecordCounter | None,
+                 on_depth: Callable[[str, int], None] | None) -> None:
+        self.name = name
+        send, recv = anyio.create_memory_object_stream[T](depth)
+        self.send: MemoryObjectSendStream[T] = send
+        self.recv: MemoryObjectReceiveStream[T] = recv
+        self.items = 0
+        self.rows = 0
+        self.bytes = 0
+        self.peak = 0
+        self._progress = progress
+        self._count_rows = count_rows
+        self._counter = counter
+        self._on_depth = on_depth
+
+    def sender(self) -> _CountingSend[T]:
+        return _CountingSend(self)
+
+    def observe(self, item: Any) -> None:
+        self.items += 1
+        if isinstance(item, RowBatch):
+            n = len(item.rows)
+            self.rows += n
+            if self._count_rows:
+                self._progress.add(rows=n)
+        else:
+            size = len(item)
+            self.bytes += size
+            rows = self._counter.feed(item) if self._counter is not None else 0
+            self.rows += rows
+            self._progress.add(rows=rows, nbytes=size)
+        depth = self.send.statistics().current_buffer_used
+        if depth > self.peak:
+            self.peak = depth
+        if self._on_depth is not None:
+            self._on_depth(self.name, depth)
+
+    def close(self) -> None:
+        self.send.close()
+        self.recv.close()
+
+
+class _CountingSend(ObjectSendStream[T]):
+    """What a producing stage writes to: the link's send side, counted."""
+
+    def __init__(self, link: _Link[T]) -> None:
+        self._link = link
+
+    async def send(self, item: T) -> None:
+        await self._link.send.send(item)
+        self._link.observe(item)
+
+    async def aclose(self) -> None:
+        """Closing is the copy's job (only after the producer returned); ignored here."""
+
+
+class _BadRows:
+    """Collects rejected records up to the limit; one more fails the copy."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.records: list[bytes] = []
+
+    def __call__(self, err: BadDataError, raw: bytes) -> None:
+        if len(self.records) >= self.limit:
+            raise BadDataError(f"more than {self.limit} bad rows; this one: {err.message}",
+                               location=err.location, line=err.line, column=err.column)
+        self.records.append(raw if raw.endswith(b"\n") else raw + b"\n")
+
+
+async def _codec(limiter: anyio.CapacityLimiter, fn: Callable[[Any], T], arg: Any,
+                 size: int) -> T:
+    if size < _THREAD_THRESHOLD:
+        return fn(arg)
+    return await anyio.to_thread.run_sync(fn, arg, limiter=limiter)
+
+
+async def copy(source: Source, sink: Sink, options: CopyOptions | None = None,
+               progress: Progress | None = None) -> CopyResult:
+    """Copy everything ``source`` holds into ``sink``; the sink commits only on success."""
+    options = options or CopyOptions()
+    progress = progress if progress is not None else Progress()
+    started = time.perf_counter()
+    retries_before = progress.retries
+
+    if options.allow_server_side and isinstance(sink, ServerSideCopier):
+        copied = await sink.server_side_copy(source, _ConnectorProgress(progress))
+        if copied is not None:
+            progress.add(nbytes=copied)
+            return CopyResult(rows=0, bytes=copied, seconds=time.perf_counter() - started,
+                              lane="server-side", format=sink.native_format,
+                              retries=progress.retries - retries_before,
+                              stages=("server-side",))
+
+    chosen = plan(source, sink, options)
+    runner = _Runner(source, sink, chosen, options, progress)
+    await runner.run()
+    rows, nbytes = runner.totals()
+    return CopyResult(rows=rows, bytes=nbytes, seconds=time.perf_counter() - started,
+                      lane=chosen.lane, format=chosen.format, bad_rows=runner.bad_rows,
+                      retries=progress.retries - retries_before, stages=runner.stage_names,
+                      peak_queue_depth={link.name: link.peak for link in runner.links})
+
+
+class _Runner:
+    """Builds the links and stages for one :class:`Plan` and runs them in a task group."""
+
+    def __init__(self, source: Source, sink: Sink, chosen: Plan, options: CopyOptions,
+                 progress: Progress) -> None:
+        self.source, self.sink, self.plan = source, sink, chosen
+        self.options, self.progress = options, progress
+        self.src_progress = _ConnectorProgress(progress)
+        self.sink_progress = _ConnectorProgress(progress)
+        self.links: list[_Link[Any]] = []
+        self.bad_rows = 0
+        self._bad: _BadRows | None = None
+        names = ["source"]
+        if chosen.decode:
+            names.append("decode")
+        if chosen.encode:
+            names.append("encode")
+        names.append("sink")
+        self.stage_names = tuple(names)
+
+    def _link(self, a: str, b: str, *, count_rows: bool,
+              counter: RecordCounter | None = None) -> _Link[Any]:
+        link: _Link[Any] = _Link(f"{a}->{b}", self.options.stream_depth, self.progress,
+                                 count_rows=count_rows, counter=counter,
+                                 on_depth=self.options.on_queue_depth)
+        self.links.append(link)
+        return link
+
+    def totals(self) -> tuple[int, int]:
+        rows = max(link.rows for link in self.links)
+        byte_links = [lk for lk in self.links if lk.bytes]
+        nbytes = byte_links[-1].bytes if byte_links else max(
+            self.sink_progress.bytes, self.src_progress.bytes)
+        return rows, nbytes
+
+    async def run(self) -> None:
+        p = self.plan
+        names = self.stage_names
+        links = []
+        for a, b in itertools.pairwise(names):
+            carries_bytes = (a == "source" and p.produce is not None) or a == "encode"
+            if carries_bytes:
+                fmt = p.produce if a == "source" else p.consume
+                assert fmt is not None
+                # Rows are counted where rows flow; bytes links count records only in the
+                # bytes lane, where no rows link exists.
+                counter = RecordCounter(fmt) if p.lane == "bytes" else None
+                links.append(self._link(a, b, count_rows=False, counter=counter))
+            else:
+                links.append(self._link(a, b, count_rows=True))
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._source_stage, links[0])
+                idx = 0
+                if p.decode:
+                    tg.start_soon(self._decode_stage, links[idx], links[idx + 1])
+                    idx += 1
+                if p.encode:
+                    tg.start_soon(self._encode_stage, links[idx], links[idx + 1])
+                    idx += 1
+                tg.start_soon(self._sink_stage, links[idx])
+        except BaseExceptionGroup as group:
+            raise _one_error(group) from None
+        finally:
+            for link in links:
+                link.close()
+
+    async def _source_stage(self, out: _Link[Any]) -> None:
+        fmt = self.plan.produce
+        if fmt is not None:
+            await self.source.produce_bytes(fmt, out.sender(), self.src_progress)
+        else:
+            await self.source.produce_rows(out.sender(), self.src_progress)
+        await out.send.aclose()
+
+    async def _sink_stage(self, inp: _Link[Any]) -> None:
+        with inp.recv:
+            fmt = self.plan.consume
+            if fmt is not None:
+                await self.sink.consume_bytes(fmt, inp.recv, self.sink_progress)
+            else:
+                await self.sink.consume_rows(inp.recv, self.sink_progress)
+
+    async def _decode_stage(self, inp: _Link[bytes], out: _Link[RowBatch]) -> None:
+        assert self.plan.produce is not None
+        opts = self.options
+        bad = _BadRows(opts.max_bad_rows) if opts.max_bad_rows > 0 else None
+        self._bad = bad
+        schema = await self.source.schema()
+        decoder = decoder_for(self.plan.produce, location=self.source.describe, schema=schema,
+                              batch_rows=opts.batch_rows, on_bad=bad)
+        limiter = anyio.CapacityLimiter(1)
+        sender = out.sender()
+        with inp.recv:
+            async for chunk in inp.recv:
+                for batch in await _codec(limiter, decoder.feed, chunk, len(chunk)):
+                    await sender.send(batch)
+        for batch in decoder.finish():
+            await sender.send(batch)
+        if bad is not None and bad.records:
+            self.bad_rows = len(bad.records)
+            await self._write_bad_rows(bad.records)
+        await out.send.aclose()
+
+    async def _write_bad_rows(self, records: list[bytes]) -> None:
+        path = self.options.bad_rows_path
+        if not path:
+            return
+        from connectors.local import write_file_atomic
+
+        await write_file_atomic(path, b"".join(records))
+
+    async def _encode_stage(self, inp: _Link[RowBatch], out: _Link[bytes]) -> None:
+        assert self.plan.consume is not None
+        encoder = encoder_for(self.plan.consume)
+        limiter = anyio.CapacityLimiter(1)
+        target = max(1, self.options.chunk_size)
+        sender = out.sender()
+        pending: list[bytes] = []
+        size = 0
+        with inp.recv:
+            async for batch in inp.recv:
+                data = await _codec(limiter, encoder.encode, batch, len(batch.rows) * 64)
+                if not data:
+                    continue
+                pending.append(data)
+                size += len(data)
+                if size >= target:
+                    await sender.send(b"".join(pending))
+                    pending, size = [], 0
+        tail = encoder.finish()
+        if tail:
+            pending.append(tail)
+        if pending:
+            await sender.send(b"".join(pending))
+        await out.send.aclose()
+
+
+def _one_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error that caused a failed copy, out of the task group's exception group.
+
+    A stage that failed because its neighbour went away (a closed stream) is a consequence, not
+    the cause, so other errors win over ``anyio.BrokenResourceError``/``ClosedResourceError``.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    consequences = (anyio.BrokenResourceError, anyio.ClosedResourceError)
+    for exc in leaves:
+        if not isinstance(exc, consequences):
+            return exc
+    return leaves[0] if leaves else group

@@ -1,0 +1,461 @@
+"""Local files: ``file:///abs/path``, ``file://relative`` or a plain path; a file or a directory.
+
+Reading a directory reads every regular file below it, in path order, as one stream (names
+starting with ``.`` are skipped; with ``header`` set, the first line of every file after the
+first is dropped; a file that does not end with the record separator gets one).
+
+Writing is atomic per file: bytes go to ``.<name>.headrace-tmp-<random>`` in the same directory,
+which is fsynced and renamed over the final name only when the input ended normally; on failure
+or cancellation the temp is removed (shielded), and temps left by a killed process are removed
+by the next write to the same name. ENOSPC raises :class:`DiskFull` with the path and the bytes
+written. A destination ending in ``/`` (or an existing directory) receives parts
+``part-00000.<ext>``, ``part-00001.<ext>``...: a new part starts once the current one holds
+``part_bytes`` (default 128 MiB), always at a record boundary. Parts are committed together at
+the end, and older ``part-NNNNN.*`` files the write did not produce are removed then, so a rerun
+with less data leaves no stale part behind. ``.gz`` names (or ``compression="gzip"``) are
+gzip-compressed on write and decompressed on read.
+
+Blocking file calls run in worker threads through a per-connector CapacityLimiter.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import anyio
+
+from connectors.base import (
+    CSV,
+    BytesIn,
+    BytesOut,
+    EndpointOptions,
+    Progress,
+    RowsIn,
+    RowsOut,
+    Schema,
+    TextFormat,
+)
+from connectors.errors import ConfigError, ConnectorError, DiskFull, NotFoundError
+from connectors.formats import (
+    Gunzip,
+    Gzip,
+    decoder_for,
+    encoder_for,
+    format_for_path,
+    same_layout,
+)
+from connectors.formats._framing import Framer
+
+CONNECTOR = "file"
+TEMP_MARK = ".headrace-tmp-"
+DEFAULT_PART_BYTES = 128 * 1024 * 1024
+DEFAULT_CHUNK = 1024 * 1024
+_PART_RE = re.compile(r"^part-\d{5}\.")
+R = TypeVar("R")
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Files we write get the usual mode (0666 less the umask), not mkstemp's 0600.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
+def path_from_url(url: str) -> str:
+    """``file:///a/b`` -> ``/a/b``; ``file://rel/x`` -> ``rel/x``; a plain path stays as is."""
+    if url.startswith("file:"):
+        parts = urlsplit(url)
+        if parts.netloc and parts.netloc != "localhost":
+            return unquote(parts.netloc + parts.path)
+        return unquote(parts.path)
+    return url
+
+
+def _is_gzip(path: str, compression: str | None) -> bool:
+    if compression is None:
+        return path.endswith(".gz")
+    if compression not in ("gzip", "none"):
+        raise ConfigError(f"compression {compression!r} is not supported; use gzip or none")
+    return compression == "gzip"
+
+
+def _os_error(exc: OSError, path: str, operation: str, written: int | None = None) -> Exception:
+    if exc.errno == errno.ENOSPC:
+        where = f" after {written} bytes written" if written is not None else ""
+        return DiskFull(f"{path}: no space left on device{where}", connector=CONNECTOR,
+                        operation=operation)
+    if exc.errno == errno.ENOENT:
+        return NotFoundError(f"{path}: no such file or directory", connector=CONNECTOR,
+                             operation=operation)
+    return ConnectorError(f"{path}: {exc.strerror or exc}", connector=CONNECTOR,
+                          operation=operation)
+
+
+class _Files:
+    """Runs blocking calls in threads, one limiter per connector."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._threads)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+
+def _remove_stale_temps(directory: Path, name_glob: str) -> None:
+    for stale in directory.glob(f".{name_glob}{TEMP_MARK}*"):
+        with suppress(FileNotFoundError):
+            stale.unlink()
+
+
+class AtomicFile:
+    """A file that appears under its final name only on :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike[str], files: _Files | None = None) -> None:
+        self.path = Path(path)
+        self.written = 0
+        self._files = files or _Files()
+        self._fh: BinaryIO | None = None
+        self._temp: Path | None = None
+
+    def _open(self) -> None:
+        parent = self.path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(parent, self.path.name)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}{TEMP_MARK}", dir=parent)
+        self._temp = Path(temp)
+        os.fchmod(fd, _FILE_MODE)
+        self._fh = os.fdopen(fd, "wb")
+
+    async def open(self) -> None:
+        try:
+            await self._files.run(self._open)
+        except OSError as exc:
+            raise _os_error(exc, str(self.path), "open") from exc
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        assert self._fh is not None
+        try:
+            await self._files.run(self._fh.write, data)
+        except OSError as exc:
+            raise _os_error(exc, str(self.path), "write", self.written) from exc
+        self.written += len(data)
+
+    def _finish(self) -> None:
+        assert self._fh is not None and self._temp is not None
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+
+    async def finish(self) -> None:
+        """Flush and fsync the temp (it is complete, not yet visible)."""
+        try:
+            await self._files.run(self._finish)
+        except OSError as exc:
+            raise _os_error(exc, str(self.path), "write", self.written) from exc
+
+    def _rename(self) -> None:
+        assert self._temp is not None
+        os.replace(self._temp, self.path)
+        self._temp = None
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    async def commit(self) -> None:
+        if self._fh is not None:
+            await self.finish()
+        try:
+            await self._files.run(self._rename)
+        except OSError as exc:
+            raise _os_error(exc, str(self.path), "rename", self.written) from exc
+
+    def _abort(self) -> None:
+        if self._fh is not None:
+            with suppress(OSError):
+                self._fh.close()
+            self._fh = None
+        if self._temp is not None:
+            with suppress(FileNotFoundError):
+                self._temp.unlink()
+            self._temp = None
+
+    async def abort(self) -> None:
+        """Remove the temp; safe to call twice and from a cancelled scope (shields itself)."""
+        with anyio.CancelScope(shield=True):
+            await self._files.run(self._abort)
+
+
+@asynccontextmanager
+async def atomic_file(path: str | os.PathLike[str],
+                      files: _Files | None = None) -> AsyncIterator[AtomicFile]:
+    """``async with atomic_file(p) as f: await f.write(...)`` commits on normal exit only."""
+    af = AtomicFile(path, files)
+    await af.open()
+    try:
+        yield af
+        await af.commit()
+    except BaseException:
+        await af.abort()
+        raise
+
+
+async def write_file_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp, fsync, rename)."""
+    async with atomic_file(path) as f:
+        await f.write(data)
+
+
+class LocalSource:
+    """A local file or directory as a copy source."""
+
+    def __init__(self, path: str, fmt: TextFormat | None = None, *,
+                 compression: str | None = None, chunk_size: int = DEFAULT_CHUNK) -> None:
+        self.path = Path(path)
+        self.describe = str(path)
+        self._fmt = fmt or format_for_path(path) or CSV
+        self._compression = compression
+        _is_gzip(str(path), compression)
+        self._chunk = max(4096, chunk_size)
+        self._files = _Files()
+
+    @property
+    def native_format(self) -> TextFormat:
+        return self._fmt
+
+    def can_produce(self, fmt: TextFormat) -> bool:
+        return same_layout(fmt, self._fmt)
+
+    async def schema(self) -> Schema | None:
+        return Schema(self._fmt.columns) if self._fmt.columns else None
+
+    def _list(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        if self.path.is_dir():
+            found = []
+            for p in self.path.rglob("*"):
+                rel = p.relative_to(self.path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if p.is_file():
+                    found.append(p)
+            return sorted(found, key=lambda p: p.relative_to(self.path).as_posix())
+        raise NotFoundError(f"{self.path}: no such file or directory", connector=CONNECTOR,
+                            operation="read")
+
+    async def files(self) -> list[Path]:
+        """The files this source reads, in order."""
+        return await self._files.run(self._list)
+
+    async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
+        sep = fmt.record_separator.encode(fmt.encoding)
+        last_byte_ok = True
+        for index, path in enumerate(await self.files()):
+            gunzip = Gunzip(location=str(path)) if _is_gzip(str(path), self._compression) \
+                else None
+            skip_header = fmt.header and index > 0
+            first = True
+            async for data in self._read(path, gunzip):
+                if skip_header:
+                    cut = data.find(sep)
+                    if cut < 0:
+                        continue
+                    data = data[cut + len(sep):]
+                    skip_header = False
+                    if not data:
+                        continue
+                if first and not last_byte_ok:
+                    await out.send(sep)
+                first = False
+                last_byte_ok = data.endswith(sep)
+                progress.add(nbytes=len(data))
+                await out.send(data)
+
+    async def _read(self, path: Path, gunzip: Gunzip | None) -> AsyncIterator[bytes]:
+        try:
+            fh = await self._files.run(open, path, "rb")
+        except OSError as exc:
+            raise _os_error(exc, str(path), "open") from exc
+        try:
+            while True:
+                try:
+                    data = await self._files.run(fh.read, self._chunk)
+                except OSError as exc:
+                    raise _os_error(exc, str(path), "read") from exc
+                if not data:
+                    break
+                if gunzip is not None:
+                    data = await self._files.run(gunzip.feed, data)
+                if data:
+                    yield data
+            if gunzip is not None:
+                tail = gunzip.finish()
+                if tail:
+                    yield tail
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._files.run(fh.close)
+
+    async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
+        for path in await self.files():
+            gunzip = Gunzip(location=str(path)) if _is_gzip(str(path), self._compression) \
+                else None
+            async for data in self._read(path, gunzip):
+                for batch in await self._files.run(decoder.feed, data):
+                    await out.send(batch)
+        for batch in decoder.finish():
+            await out.send(batch)
+
+
+class LocalSink:
+    """A local file, or a directory of parts when the path ends with ``/``."""
+
+    def __init__(self, path: str, fmt: TextFormat | None = None, *,
+                 compression: str | None = None, part_bytes: int = DEFAULT_PART_BYTES) -> None:
+        self.directory = path.endswith("/") or os.path.isdir(path)
+        self.path = Path(path)
+        self.describe = str(path)
+        self._fmt = fmt or format_for_path(path) or CSV
+        self._gzip = _is_gzip(path, compression) if not self.directory else \
+            compression == "gzip"
+        self.part_bytes = max(1, part_bytes)
+        self._files = _Files()
+
+    @property
+    def native_format(self) -> TextFormat:
+        return self._fmt
+
+    def can_consume(self, fmt: TextFormat) -> bool:
+        return same_layout(fmt, self._fmt)
+
+    async def schema(self) -> Schema | None:
+        return Schema(self._fmt.columns) if self._fmt.columns else None
+
+    def _part_name(self, index: int) -> str:
+        return f"part-{index:05d}.{self._fmt.extension}" + (".gz" if self._gzip else "")
+
+    async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        if self.directory:
+            await self._write_parts(fmt, inp, progress)
+            return
+        gz = Gzip() if self._gzip else None
+        async with atomic_file(self.path, self._files) as f:
+            async for chunk in inp:
+                progress.add(nbytes=len(chunk))
+                await f.write(gz.feed(chunk) if gz else chunk)
+            if gz:
+                await f.write(gz.finish())
+
+    async def _write_parts(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        enc = fmt.encoding
+        quote = fmt.quote.encode(enc) if (fmt.kind == "csv" and fmt.quote) else None
+        framer = Framer(fmt.record_separator.encode(enc), quote, location=self.describe)
+        parts: list[AtomicFile] = []
+        gz: Gzip | None = None
+        current: AtomicFile | None = None
+        part_size = 0
+
+        async def write(data: bytes) -> None:
+            nonlocal current, gz, part_size
+            if current is None:
+                current = AtomicFile(self.path / self._part_name(len(parts)), self._files)
+                parts.append(current)
+                await current.open()
+                gz = Gzip() if self._gzip else None
+                part_size = 0
+            await current.write(gz.feed(data) if gz else data)
+            part_size += len(data)
+
+        async def close_part() -> None:
+            nonlocal current
+            if current is not None:
+                if gz is not None:
+                    await current.write(gz.finish())
+                await current.finish()
+                current = None
+
+        try:
+            async for chunk in inp:
+                progress.add(nbytes=len(chunk))
+                run = framer.feed(chunk)
+                if run:
+                    await write(run)
+                    if part_size >= self.part_bytes:
+                        await close_part()
+            tail = framer.finish(check=False)
+            if tail:
+                await write(tail)
+            await close_part()
+            for part in parts:
+                await part.commit()
+            keep = {p.path.name for p in parts}
+            await self._files.run(self._remove_stale_parts, keep)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for part in parts:
+                    await part.abort()
+            raise
+
+    def _remove_stale_parts(self, keep: set[str]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        for p in self.path.iterdir():
+            if _PART_RE.match(p.name) and p.name not in keep and p.is_file():
+                p.unlink()
+
+    async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
+        encoder = encoder_for(self._fmt)
+        send, recv = anyio.create_memory_object_stream[bytes](2)
+
+        async def encode() -> None:
+            async with inp:
+                async for batch in inp:
+                    data = await self._files.run(encoder.encode, batch)
+                    if data:
+                        await send.send(data)
+            tail = encoder.finish()
+            if tail:
+                await send.send(tail)
+            await send.aclose()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(encode)
+                await self.consume_bytes(self._fmt, recv, progress)
+        finally:
+            send.close()
+            recv.close()
+
+
+def _options_format(url: str, options: EndpointOptions) -> TextFormat:
+    return options.format or format_for_path(path_from_url(url)) or CSV
+
+
+def source_from_url(url: str, options: EndpointOptions) -> LocalSource:
+    path = path_from_url(url)
+    return LocalSource(path, _options_format(url, options), compression=options.compression,
+                       chunk_size=min(options.chunk_size, 8 * DEFAULT_CHUNK))
+
+
+def sink_from_url(url: str, options: EndpointOptions) -> LocalSink:
+    path = path_from_url(url)
+    return LocalSink(path, _options_format(url, options), compression=options.compression)
