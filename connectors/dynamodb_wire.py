@@ -190,7 +190,8 @@ def map_error(exc: BaseException, *, connector: str, operation: str,
                                   operation=operation)
         if code == "ValidationException" and operation in ("BatchWriteItem", "PutItem"):
             return BadDataError(f"{code}: {text}", connector=connector, operation=operation)
-        if code in ("ValidationException", "SerializationException"):
+        if code in ("ValidationException", "SerializationException", "InvalidParameter",
+                    "InvalidParameterValue", "InvalidParameterException"):
             return ConfigError(f"{code}: {text}", connector=connector, operation=operation)
         return TerminalError(f"{code or status}: {text}", connector=connector,
                              operation=operation)
