@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -174,7 +175,10 @@ class _Lexer:
                 while i < n and _is_digit(text[i]):
                     i += 1
             literal = text[start:i]
-            kind, value = _NUM, (float(literal) if is_float or c == "." else int(literal))
+            try:
+                kind, value = _NUM, (float(literal) if is_float or c == "." else int(literal))
+            except ValueError:  # beyond Python's limit on digits in an int
+                raise ExpressionSyntaxError("number literal is too long", start) from None
         elif c == "@" or _is_name_start(c):
             i += 1
             if c == "@":
@@ -413,9 +417,14 @@ def _map2(op: Callable[[object, object], object], left: object, right: object, s
     if isinstance(right, list | tuple):
         return [_map2(op, left, b, symbol, pos) for b in right]
     try:
-        return op(left, right)
+        result = op(left, right)
     except ExpressionEvalError as err:
         raise ExpressionEvalError(err.message, pos) from None
+    except (OverflowError, ValueError):  # int too large for a float, or for str()
+        raise ExpressionEvalError(f"'{symbol}' result is out of range", pos) from None
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ExpressionEvalError(f"'{symbol}' result is out of range", pos)
+    return result
 
 
 def _numbers(symbol: str, left: object, right: object) -> tuple[int | float, int | float]:
@@ -464,7 +473,7 @@ def _power(left: object, right: object) -> object:
         result = float(a) ** float(b)
     except (OverflowError, ZeroDivisionError):
         raise ExpressionEvalError("'^' result is out of range") from None
-    if isinstance(result, complex) or result != result or result in (float("inf"), float("-inf")):
+    if isinstance(result, complex) or math.isnan(result):
         raise ExpressionEvalError("'^' result is not a real number")
     return result
 
@@ -749,7 +758,10 @@ def _render_one(value: object) -> str:
             "(for example input.directoryPath)")
     if value is None:
         raise ExpressionEvalError("the expression has no value")
-    return render(value)
+    try:
+        return render(value)
+    except ValueError:  # an int beyond Python's limit on digits in a str
+        raise ExpressionEvalError("the number is too large to write as text") from None
 
 
 def _parse_parts(text: str) -> tuple[str | Expr, ...]:

@@ -153,9 +153,13 @@ def as_number(value: object) -> int | float | None:
     if isinstance(value, str):
         text = value.strip()
         if _INT_TEXT.fullmatch(text):
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # beyond Python's limit on digits in an int
+                return None
         if _FLOAT_TEXT.fullmatch(text):
-            return float(text)
+            number = float(text)
+            return number if math.isfinite(number) else None
     return None
 
 
