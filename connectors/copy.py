@@ -304,7 +304,7 @@ class _Runner:
                     idx += 1
                 tg.start_soon(self._sink_stage, links[idx])
         except BaseExceptionGroup as group:
-            raise _one_error(group) from None
+            raise root_cause(group) from None
         finally:
             for link in links:
                 link.close()
@@ -380,7 +380,7 @@ class _Runner:
         await out.send.aclose()
 
 
-def _one_error(group: BaseExceptionGroup[Any]) -> BaseException:
+def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
     """The error that caused a failed copy, out of the task group's exception group.
 
     A stage that failed because its neighbour went away (a closed stream) is a consequence, not

@@ -224,6 +224,45 @@ async def write_file_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         await f.write(data)
 
 
+class FileJoiner:
+    """Joins several files (or objects) into one record stream.
+
+    A separator goes between two files when the first does not end with one; with ``header``
+    set, the first record of every file after the first is dropped.
+    """
+
+    def __init__(self, fmt: TextFormat) -> None:
+        self._sep = fmt.record_separator.encode(fmt.encoding)
+        self._header = fmt.header
+        self._index = -1
+        self._skip = False
+        self._first = True
+        self._ends_clean = True
+
+    def start(self) -> None:
+        """The next bytes fed belong to a new file."""
+        self._index += 1
+        self._skip = self._header and self._index > 0
+        self._first = True
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._skip:
+            cut = data.find(self._sep)
+            if cut < 0:
+                return []
+            data = data[cut + len(self._sep):]
+            self._skip = False
+        if not data:
+            return []
+        out = []
+        if self._first and not self._ends_clean:
+            out.append(self._sep)
+        self._first = False
+        self._ends_clean = data.endswith(self._sep)
+        out.append(data)
+        return out
+
+
 class LocalSource:
     """A local file or directory as a copy source."""
 
@@ -267,28 +306,15 @@ class LocalSource:
         return await self._files.run(self._list)
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
-        sep = fmt.record_separator.encode(fmt.encoding)
-        last_byte_ok = True
-        for index, path in enumerate(await self.files()):
+        joiner = FileJoiner(fmt)
+        for path in await self.files():
+            joiner.start()
             gunzip = Gunzip(location=str(path)) if _is_gzip(str(path), self._compression) \
                 else None
-            skip_header = fmt.header and index > 0
-            first = True
             async for data in self._read(path, gunzip):
-                if skip_header:
-                    cut = data.find(sep)
-                    if cut < 0:
-                        continue
-                    data = data[cut + len(sep):]
-                    skip_header = False
-                    if not data:
-                        continue
-                if first and not last_byte_ok:
-                    await out.send(sep)
-                first = False
-                last_byte_ok = data.endswith(sep)
-                progress.add(nbytes=len(data))
-                await out.send(data)
+                for piece in joiner.feed(data):
+                    progress.add(nbytes=len(piece))
+                    await out.send(piece)
 
     async def _read(self, path: Path, gunzip: Gunzip | None) -> AsyncIterator[bytes]:
         try:
