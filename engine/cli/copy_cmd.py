@@ -1,0 +1,120 @@
+"""``headrace copy SOURCE DEST``: one streaming copy between any two connector URLs."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from typing import Any
+
+import anyio
+import click
+
+from connectors.base import EndpointOptions, Progress
+from connectors.copy import CopyResult, root_cause
+from connectors.copy import copy as run_copy
+from connectors.errors import ConfigError, ConnectorError
+from connectors.formats import format_named
+from connectors.urls import open_sink, open_source, redact_text, redact_url
+from engine.errors import HeadraceError
+
+_REFRESH_SECONDS = 0.25
+
+
+def _peak_rss_bytes() -> int:
+    # ru_maxrss is in KiB on Linux.
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+async def _show_progress(progress: Progress) -> None:
+    """A live line on stderr (rows, bytes, rate, elapsed) until cancelled."""
+    from tqdm import tqdm
+
+    with tqdm(file=sys.stderr, unit=" rows", unit_scale=True, dynamic_ncols=True,
+              leave=False) as bar:
+        while True:
+            bar.update(progress.rows - bar.n)
+            bar.set_postfix_str(f"{progress.bytes / 1e6:,.1f} MB", refresh=True)
+            await anyio.sleep(_REFRESH_SECONDS)
+
+
+async def _run(source_url: str, dest_url: str, options: EndpointOptions,
+               live: bool) -> CopyResult:
+    source = open_source(source_url, options)
+    sink = open_sink(dest_url, EndpointOptions(format=options.format, parallel=options.parallel,
+                                               create=options.create,
+                                               chunk_size=options.chunk_size))
+    progress = Progress()
+    if not live:
+        return await run_copy(source, sink, progress=progress)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_show_progress, progress)
+            result = await run_copy(source, sink, progress=progress)
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise root_cause(group) from None
+    return result
+
+
+def summary(result: CopyResult) -> dict[str, Any]:
+    seconds = max(result.seconds, 1e-9)
+    return {
+        "rows": result.rows,
+        "bytes": result.bytes,
+        "seconds": round(result.seconds, 6),
+        "rowsPerSecond": round(result.rows / seconds, 1),
+        "mbPerSecond": round(result.bytes / 1e6 / seconds, 3),
+        "peakRssBytes": _peak_rss_bytes(),
+        "lane": result.lane,
+    }
+
+
+def _fail(message: str, code: int, *urls: str) -> None:
+    click.echo(f"headrace copy: error: {redact_text(message, *urls)}", err=True)
+    sys.exit(code)
+
+
+@click.command("copy")
+@click.argument("source")
+@click.argument("dest")
+@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "jsonl"]),
+              help="Format of file and S3 ends (default: from the extension, else csv).")
+@click.option("--query", help="SQL whose result is the source (database sources).")
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Parts in flight, scan segments, writers.")
+@click.option("--create", is_flag=True, help="Create the destination table when missing.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Summary format on stdout.")
+def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: int,
+         create: bool, output: str) -> None:
+    """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://)."""
+    options = EndpointOptions(format=format_named(fmt) if fmt else None, query=query,
+                              parallel=parallel, create=create)
+    live = sys.stderr.isatty() and output == "text"
+    try:
+        result = anyio.run(_run, source, dest, options, live)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130, source, dest)
+        return
+    except ConfigError as exc:
+        _fail(str(exc), 2, source, dest)
+        return
+    except (ConnectorError, HeadraceError) as exc:
+        _fail(str(exc), 1, source, dest)
+        return
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}", 1, source, dest)
+        return
+    data = summary(result)
+    if output == "json":
+        click.echo(json.dumps(data))
+    else:
+        click.echo(
+            f"copied {data['rows']:,} rows, {data['bytes']:,} bytes from {redact_url(source)} "
+            f"to {redact_url(dest)} in {result.seconds:.2f} s "
+            f"({data['rowsPerSecond']:,.0f} rows/s, {data['mbPerSecond']:,.2f} MB/s, "
+            f"{result.lane} lane)")
+
+
+COMMANDS = [copy]
