@@ -34,6 +34,8 @@ Evaluation:
   one. ``/`` on two integers truncates toward zero (Java); ``^`` gives a Double. Division by zero
   and results Java would print as Infinity or NaN are evaluation errors. Integers do not
   overflow (Java would wrap at 64 bits). DateTime arithmetic is only through functions.
+* An expression that names an object (``#{input}``) writes the object's ``id``, as a reference
+  field's value reads in the API; an object without one is an error.
 * An operator or function with a list operand maps over the list (two lists: every
   combination, left to right). A template whose expressions give lists evaluates to one string
   per combination; a field whose whole text is ``#{myArr}`` gives the list itself.
@@ -46,11 +48,12 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from engine.definition.functions import FUNCTIONS, as_number, render, type_name
 from engine.errors import ExpressionEvalError, ExpressionSyntaxError
@@ -95,8 +98,7 @@ _OPERATORS = frozenset("+-*/^(),.")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str
     value: object
     pos: int
@@ -114,16 +116,9 @@ class _Token:
         return f"{self.value!r}"
 
 
-def _is_name_start(c: str) -> bool:
-    return c == "_" or ("a" <= c <= "z") or ("A" <= c <= "Z")
-
-
-def _is_name_char(c: str) -> bool:
-    return c == "_" or ("a" <= c <= "z") or ("A" <= c <= "Z") or ("0" <= c <= "9")
-
-
-def _is_digit(c: str) -> bool:
-    return "0" <= c <= "9"
+_SPACE = re.compile(r"[ \t\r\n]*")
+_NAME_TEXT = re.compile(r"@?[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER_TEXT = re.compile(r"([0-9]+)(\.[0-9]+)?|\.[0-9]+")
 
 
 class _Lexer:
@@ -147,57 +142,40 @@ class _Lexer:
         return token
 
     def _read(self) -> _Token:
-        text, n = self.text, len(self.text)
-        i = self.pos
-        while i < n and text[i] in " \t\r\n":
-            i += 1
-        if i >= n:
+        text = self.text
+        i = _SPACE.match(text, self.pos).end()  # type: ignore[union-attr]
+        if i >= len(text):
             self.pos = i
             return _Token(_END, None, i, i)
         c = text[i]
-        start = i
+        kind: str
+        value: object
         if c == "#" and text.startswith("#{", i):
-            i += 2
-            kind, value = _OPEN, "#{"
+            kind, value, end = _OPEN, "#{", i + 2
         elif c == "}":
-            i += 1
-            kind, value = _CLOSE, "}"
-        elif c in _OPERATORS and not (c == "." and i + 1 < n and _is_digit(text[i + 1])):
-            i += 1
-            kind, value = _OP, c
-        elif _is_digit(c) or c == ".":
-            while i < n and _is_digit(text[i]):
-                i += 1
-            is_float = False
-            if i + 1 < n and text[i] == "." and _is_digit(text[i + 1]):
-                is_float = True
-                i += 1
-                while i < n and _is_digit(text[i]):
-                    i += 1
-            literal = text[start:i]
+            kind, value, end = _CLOSE, "}", i + 1
+        elif (match := _NAME_TEXT.match(text, i)) is not None:
+            kind, value, end = _NAME, match.group(), match.end()
+        elif (match := _NUMBER_TEXT.match(text, i)) is not None:
+            literal = match.group()
             try:
-                kind, value = _NUM, (float(literal) if is_float or c == "." else int(literal))
+                value = int(literal) if match.group(2) is None and match.group(1) else (
+                    float(literal))
             except ValueError:  # beyond Python's limit on digits in an int
-                raise ExpressionSyntaxError("number literal is too long", start) from None
-        elif c == "@" or _is_name_start(c):
-            i += 1
-            if c == "@":
-                if i >= n or not _is_name_start(text[i]):
-                    raise ExpressionSyntaxError(
-                        "'@' must be followed by a field name, as in '@scheduledStartTime'",
-                        start,
-                    )
-                i += 1
-            while i < n and _is_name_char(text[i]):
-                i += 1
-            kind, value = _NAME, text[start:i]
-        elif c in "'\"":
-            value, i = self._string(start)
+                raise ExpressionSyntaxError("number literal is too long", i) from None
+            kind, end = _NUM, match.end()
+        elif c in _OPERATORS:
+            kind, value, end = _OP, c, i + 1
+        elif c == "'" or c == '"':
+            value, end = self._string(i)
             kind = _STR
+        elif c == "@":
+            raise ExpressionSyntaxError(
+                "'@' must be followed by a field name, as in '@scheduledStartTime'", i)
         else:
-            raise ExpressionSyntaxError(f"unexpected character {c!r} in an expression", start)
-        self.pos = i
-        return _Token(kind, value, start, i)
+            raise ExpressionSyntaxError(f"unexpected character {c!r} in an expression", i)
+        self.pos = end
+        return _Token(kind, value, i, end)
 
     def _string(self, start: int) -> tuple[str, int]:
         text, n = self.text, len(self.text)
@@ -753,6 +731,13 @@ def _as_text(value: object, pos: int) -> str | list[str]:
 
 def _render_one(value: object) -> str:
     if _is_scope(value):
+        # A reference field's value is the referenced object's id, as in the API.
+        try:
+            ident = value.lookup("id")  # type: ignore[attr-defined]
+        except KeyError:
+            ident = None
+        if isinstance(ident, str):
+            return ident
         raise ExpressionEvalError(
             "an object reference cannot be written as text; name one of its fields "
             "(for example input.directoryPath)")

@@ -219,6 +219,13 @@ def test_names_and_paths(scope: DictScope) -> None:
     assert evaluate_template("#{ input . directoryPath }", scope) == "s3://in/dir"
 
 
+def test_an_object_reference_writes_its_id() -> None:
+    node = DictScope({"id": "MyInput", "directoryPath": "s3://x"})
+    scope = DictScope({"input": node, "inputs": [node, DictScope({"id": "Other"})]})
+    assert evaluate_template("ref=#{input}", scope) == "ref=MyInput"
+    assert evaluate_template("#{inputs}", scope) == ["MyInput", "Other"]
+
+
 def test_a_path_over_a_list_of_objects_maps(scope: DictScope) -> None:
     assert evaluate_template("#{inputs.directoryPath}", scope) == ["s3://in/dir", "s3://in2"]
     assert evaluate_template("#{inputs.@id + '!'}", scope) == ["In!", "In2!"]
@@ -411,7 +418,7 @@ def test_field_of_a_value_that_is_not_an_object(scope: DictScope) -> None:
         ("#{@scheduledStartTime + 1}", 22, "use plusDays()"),
         ("#{-myWord}", 2, "'-' needs a number"),
         ("#{flag * 2}", 7, "'*' needs numbers, got a Boolean"),
-        ("#{input}", 2, "an object reference cannot be written as text"),
+        ("#{parent}", 2, "an object reference cannot be written as text"),
         ("#{format(@scheduledStartTime, 'yyyy qq')}", 2, "'q' is not a date format pattern"),
     ],
 )
