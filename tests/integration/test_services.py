@@ -210,3 +210,28 @@ def test_unknown_service_is_a_clear_error() -> None:
                             cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "unknown service redis" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_fault_proxy_reset_mid_copy_leaves_postgres_without_partial_rows(
+    pg_database: str,
+) -> None:
+    from engine.testing.faultproxy import FaultProxy
+
+    parts = urllib.parse.urlsplit(pg_database)
+    direct = await asyncpg.connect(pg_database)
+    try:
+        await direct.execute("CREATE TABLE t (id int PRIMARY KEY, pad text)")
+        async with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+            proxied = await asyncpg.connect(pg_database.replace(f":{parts.port}/",
+                                                                f":{proxy.port}/"))
+            proxy.reset_after(200_000, direction="up", times=1)
+            rows = [(i, "p" * 100) for i in range(20_000)]
+            with pytest.raises((OSError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+                await proxied.copy_records_to_table("t", records=rows)
+            proxied.terminate()
+            assert proxy.resets == 1
+            assert proxy.bytes_up >= 200_000
+        assert await direct.fetchval("SELECT count(*) FROM t") == 0
+    finally:
+        await direct.close()
