@@ -485,10 +485,9 @@ class _Parser:
     text ends inside it, that ``#{`` is what the error points at.
     """
 
-    __slots__ = ("lex", "opener", "text")
+    __slots__ = ("lex", "opener")
 
     def __init__(self, text: str, pos: int, opener: int | None = None) -> None:
-        self.text = text
         self.lex = _Lexer(text, pos)
         self.opener = opener
 
@@ -541,15 +540,23 @@ class _Parser:
 
     def field_name(self) -> Name:
         token = self.lex.next()
-        if token.kind == _OP and token.value == "*":
-            after = self.lex.peek()
-            if after.kind == _NAME and after.pos == token.end and after.value[0] != "@":  # type: ignore[index]
-                self.lex.next()
-                return Name("*" + str(after.value), token.pos)
+        masked = self.masked_name(token)
+        if masked is not None:
+            return masked
         if token.kind != _NAME:
             raise ExpressionSyntaxError(
                 f"expected a field name after '.', found {token.describe()}", token.pos)
         return Name(str(token.value), token.pos)
+
+    def masked_name(self, star: _Token) -> Name | None:
+        """``*name`` (no space between): a masked parameter or field, not multiplication."""
+        if star.kind != _OP or star.value != "*":
+            return None
+        after = self.lex.peek()
+        if after.kind != _NAME or after.pos != star.end or str(after.value).startswith("@"):
+            return None
+        self.lex.next()
+        return Name("*" + str(after.value), star.pos)
 
     def arguments(self, open_paren: _Token) -> tuple[Expr, ...]:
         args: list[Expr] = []
@@ -597,11 +604,9 @@ class _Parser:
                 if not (closing.kind == _OP and closing.value == ")"):
                     self.unclosed(closing, token, "')'")
                 return inner
-            if token.value == "*":
-                after = self.lex.peek()
-                if after.kind == _NAME and after.pos == token.end and after.value[0] != "@":  # type: ignore[index]
-                    self.lex.next()
-                    return Name("*" + str(after.value), token.pos)
+            masked = self.masked_name(token)
+            if masked is not None:
+                return masked
         if kind == _OPEN:
             inner = self.expression()
             closing = self.lex.next()

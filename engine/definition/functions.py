@@ -22,6 +22,8 @@ where the AWS pages are silent:
   next midnight (an older guide's wording).
 * ``plusPeriod``/``minusPeriod`` take a period in the schedule syntax (``"1 day"``,
   ``"15 Minutes"``, several parts allowed: ``"1 day 2 hours"``).
+* An ``int`` parameter also takes a Double with no fraction (``2.0``) and a String that reads
+  as an integer; anything else is refused rather than rounded.
 * Error messages name the function and the types involved, never argument values: a value may
   come from a masked (``*``) parameter.
 """

@@ -198,9 +198,12 @@ def _compile(pattern: str) -> tuple[_Printer, ...]:
             else:
                 buf.append(c)
             i += 1
-        text = "".join(buf)
-        printers.append(lambda _dt, text=text: text)
+        printers.append(_literal("".join(buf)))
     return tuple(printers)
+
+
+def _literal(text: str) -> _Printer:
+    return lambda _dt: text
 
 
 def _is_letter(c: str) -> bool:
