@@ -1,1 +1,5 @@
+"""Activities headrace runs. Importing this package registers them in ``base.ACTIVITIES``."""
 
+from engine.activities import shell as shell
+from engine.activities.base import ACTIVITIES as ACTIVITIES
+from engine.activities.base import PRECONDITIONS as PRECONDITIONS

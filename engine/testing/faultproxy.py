@@ -270,12 +270,16 @@ class FaultProxy:
                 try:
                     chunk = await source.receive(self._chunk_size)
                 except anyio.EndOfStream:
-                    await queue.send(None)
-                    return
+                    chunk = b""
                 except _STREAM_ERRORS:
                     connection.abort()  # one side reset: pass the reset on to the other
                     return
-                await queue.send((anyio.current_time(), chunk))
+                try:
+                    await queue.send((anyio.current_time(), chunk) if chunk else None)
+                except anyio.BrokenResourceError:
+                    return  # the writer is gone: the connection is being torn down
+                if not chunk:
+                    return
 
     async def _write(
         self,

@@ -1,0 +1,121 @@
+"""``headrace run`` (one window in this process) and ``headrace engine`` (long-running)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import anyio
+import click
+
+import engine.activities
+import engine.preconditions  # noqa: F401  (registers the checks)
+from engine.cli.definition_cmds import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_exit,
+    parameter_options,
+    timestamp,
+)
+from engine.errors import HeadraceError
+from engine.runtime.runner import (
+    EXIT_INTERRUPTED,
+    RunResult,
+    derived_pipeline_id,
+    ensure_pipeline,
+    run_window,
+)
+from engine.schedule import format_timestamp
+from engine.store import InstanceRecord, open_store
+
+
+def _ts(value: Any) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
+def instance_json(rec: InstanceRecord) -> dict[str, Any]:
+    return {
+        "objectId": rec.object_id,
+        "instanceId": rec.id,
+        "type": rec.type,
+        "status": rec.status.value,
+        "scheduledStartTime": _ts(rec.scheduled_start),
+        "scheduledEndTime": _ts(rec.scheduled_end),
+        "attempts": rec.attempts,
+        "actualStartTime": _ts(rec.actual_start),
+        "actualEndTime": _ts(rec.actual_end),
+        "error": rec.error,
+    }
+
+
+def _print_result(result: RunResult, output: str) -> None:
+    shown = [i for i in result.instances if i.category != "datanode"]
+    if output == "json":
+        click.echo(json.dumps({"pipelineId": result.pipeline_id,
+                               "interrupted": result.interrupted,
+                               "instances": [instance_json(i) for i in shown]}, indent=2))
+        return
+    counts: dict[str, int] = {}
+    for inst in shown:
+        counts[inst.status.value] = counts.get(inst.status.value, 0) + 1
+        line = (f"{_ts(inst.scheduled_start)}  {inst.object_id:<30} {inst.status.value:<24} "
+                f"attempts {inst.attempts}")
+        if inst.error and inst.status.value != "FINISHED":
+            line += f"  {inst.error[:200]}"
+        click.echo(line)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    click.echo(f"pipeline {result.pipeline_id}: {summary or 'no instances'}"
+               + (" (interrupted)" if result.interrupted else ""))
+
+
+@click.command()
+@click.argument("definition")
+@parameter_options
+@click.option("--start", metavar="TS", help="Window start (default: the schedule's start).")
+@click.option("--end", metavar="TS", help="Window end (default: the schedule's end, or now).")
+@click.option("--store", "store_url", metavar="URL",
+              help="sqlite:///path or postgresql://... (default: $HEADRACE_STORE or "
+                   "~/.local/share/headrace/headrace.db).")
+@click.option("--pipeline-id", help="Default: df- + a hash of the definition's path.")
+@click.option("--max-concurrency", default=32, show_default=True,
+              help="Attempts running at once in this process.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def run(definition: str, start: str | None, end: str | None, store_url: str | None,
+        pipeline_id: str | None, max_concurrency: int, output: str, **kwargs: Any) -> None:
+    """Activate a definition and run every instance of its window here, then exit.
+
+    Exit 0 when every instance FINISHED, 1 when any ended otherwise, 2 on a usage or
+    definition error, 130 when interrupted (SIGINT/SIGTERM; run it again to resume).
+    """
+    start_ts, end_ts = timestamp(start, "--start"), timestamp(end, "--end")
+    loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output)
+    pid = pipeline_id or derived_pipeline_id(definition)
+    live = output == "text"
+
+    def on_status(rec: InstanceRecord) -> None:
+        if live and rec.category != "datanode":
+            click.echo(f"  {rec.id}: {rec.status.value}"
+                       + (f" ({rec.error[:120]})" if rec.error and rec.status.value in (
+                           "FAILED", "CASCADE_FAILED", "CANCELED") else ""), err=True)
+
+    async def main() -> RunResult:
+        async with open_store(store_url) as store:
+            name = definition.rsplit("/", 1)[-1]
+            _, version = await ensure_pipeline(store, pid, name, loaded)
+            return await run_window(store, pid, loaded, version, start=start_ts, end=end_ts,
+                                    max_concurrency=max_concurrency, on_status=on_status)
+
+    try:
+        result = anyio.run(main)
+    except HeadraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    _print_result(result, output)
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK if result.succeeded else EXIT_FAILED)
+
+
+COMMANDS = [run]

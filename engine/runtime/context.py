@@ -1,0 +1,112 @@
+"""What the actors of one pipeline share: definition, store, clock, board, limits, notifier."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from engine.clock import Clock
+from engine.definition import Definition
+from engine.definition.scope import EvalContext, ObjectScope
+from engine.plan import resolve_fields
+from engine.runtime.board import StatusBoard
+from engine.store import InstanceRecord, Store
+
+#: AWS's limit table: 5 active instances per object (adjustable); headrace's default for
+#: objects that do not set maxActiveInstances.
+DEFAULT_MAX_ACTIVE_INSTANCES = 5
+
+
+def process_owner() -> str:
+    """``hostname:pid``, the identity of this engine process in leases."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Limits:
+    """Named concurrency limits: engine-wide, per component (maxActiveInstances), per worker
+    group. Created lazily; ``repr`` shows how busy each is."""
+
+    def __init__(self, engine: int = 32) -> None:
+        self.engine = anyio.CapacityLimiter(engine)
+        self._components: dict[str, anyio.CapacityLimiter] = {}
+        self._groups: dict[str, anyio.CapacityLimiter] = {}
+
+    def __repr__(self) -> str:
+        busy = {k: v.borrowed_tokens for k, v in self._components.items() if v.borrowed_tokens}
+        return (f"<Limits engine {self.engine.borrowed_tokens}/{self.engine.total_tokens} "
+                f"components {busy}>")
+
+    def component(self, object_id: str, size: int) -> anyio.CapacityLimiter:
+        limiter = self._components.get(object_id)
+        if limiter is None:
+            limiter = self._components[object_id] = anyio.CapacityLimiter(size)
+        return limiter
+
+    def worker_group(self, name: str, size: int = 1_000) -> anyio.CapacityLimiter:
+        limiter = self._groups.get(name)
+        if limiter is None:
+            limiter = self._groups[name] = anyio.CapacityLimiter(size)
+        return limiter
+
+
+@dataclass
+class PipelineRuntime:
+    pipeline_id: str
+    definition: Definition
+    version: int
+    store: Store
+    clock: Clock
+    notifier: Any
+    limits: Limits
+    log_root: Path
+    board: StatusBoard = field(default_factory=StatusBoard)
+    owner: str = field(default_factory=process_owner)
+    paused: set[str] = field(default_factory=set)
+    #: instance id -> record, as this process last wrote or read it
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    #: shutting down: attempts end INTERRUPTED (retried on restart), not CANCELED
+    stopping: bool = False
+    events: list[str] = field(default_factory=list)
+
+    def runtime_fields(self, inst: InstanceRecord, **extra: object) -> dict[str, object]:
+        """The ``@`` fields an expression sees for this instance."""
+        values: dict[str, object] = {
+            "@scheduledStartTime": inst.scheduled_start,
+            "@scheduledEndTime": inst.scheduled_end,
+            "@pipelineId": self.pipeline_id,
+            "@id": inst.id,
+            "@sphere": "INSTANCE",
+            "@status": inst.status.value,
+            "@componentParent": inst.object_id,
+            "@attemptCount": inst.attempts,
+        }
+        if inst.actual_start is not None:
+            values["@actualStartTime"] = inst.actual_start
+        if inst.actual_end is not None:
+            values["@actualEndTime"] = inst.actual_end
+        if inst.error:
+            values["errorMessage"] = inst.error
+        if inst.cascade_failed_on:
+            values["@cascadeFailedOn"] = inst.cascade_failed_on
+        values.update(extra)
+        return values
+
+    def scope(self, inst: InstanceRecord, node: ObjectScope | None = None,
+              **extra: object) -> ObjectScope:
+        return ObjectScope(EvalContext(self.definition), inst.object_id,
+                           self.runtime_fields(inst, **extra), node)
+
+    def resolve(self, object_id: str, inst: InstanceRecord, *, node: ObjectScope | None = None,
+                **extra: object) -> dict[str, object]:
+        """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``."""
+        return resolve_fields(self.definition, object_id, self.runtime_fields(inst, **extra),
+                              node, mask=False)
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -1,0 +1,75 @@
+"""Per-attempt logs: ``<root>/<pipelineId>/<componentId>/<instanceId>/<attemptId>/``.
+
+Each attempt directory holds ``stdout`` and ``stderr`` of a shell command and ``events``, the
+engine's own lines about the attempt (start, command, exit, error). The root is the object's
+``pipelineLogUri`` when it is a ``file://`` URI or a path, else ``logs/`` beside the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+
+from engine.store.records import utcnow
+
+_IO = anyio.CapacityLimiter(4)
+
+
+def safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "@_-.=:" else "_" for c in text)
+
+
+class AttemptLog:
+    def __init__(self, root: Path, pipeline_id: str, component_id: str, instance_id: str,
+                 attempt_id: str) -> None:
+        self.dir = (root / safe_name(pipeline_id) / safe_name(component_id)
+                    / safe_name(instance_id) / safe_name(attempt_id))
+        self.stdout = self.dir / "stdout"
+        self.stderr = self.dir / "stderr"
+        self.events = self.dir / "events"
+
+    def __repr__(self) -> str:
+        return f"<AttemptLog {self.dir}>"
+
+    async def open(self) -> AttemptLog:
+        await anyio.to_thread.run_sync(lambda: self.dir.mkdir(parents=True, exist_ok=True),
+                                       limiter=_IO)
+        return self
+
+    async def event(self, message: str) -> None:
+        line = f"{utcnow().strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {message}\n"
+
+        def write() -> None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with self.events.open("a", encoding="utf-8") as f:
+                f.write(line)
+
+        await anyio.to_thread.run_sync(write, limiter=_IO)
+
+    async def tail(self, path: Path, limit: int = 2000) -> str:
+        def read() -> str:
+            try:
+                with path.open("rb") as f:
+                    f.seek(0, 2)
+                    size = f.tell()
+                    f.seek(max(0, size - limit))
+                    return f.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                return ""
+
+        return await anyio.to_thread.run_sync(read, limiter=_IO)
+
+
+def log_root_from_uri(uri: str | None, default: Path) -> Path:
+    """A local directory for ``pipelineLogUri``; ``s3://`` URIs log locally under
+    ``default/s3/<bucket>/<prefix>`` (uploaded by the S3 log shipper when configured)."""
+    if not uri:
+        return default
+    if uri.startswith("file://"):
+        return Path(uri[len("file://"):])
+    if uri.startswith("s3://"):
+        return default / "s3" / uri[len("s3://"):].strip("/")
+    if "://" not in uri:
+        return Path(uri)
+    return default

@@ -1,0 +1,324 @@
+"""PipelineSupervisor: one per activated pipeline; owns the actors of its instances.
+
+It loads the pipeline's instances from the store, spawns an :class:`InstanceActor` for each one
+that can still change, carries out user actions (RERUN, MARK_FINISHED, TRY_CANCEL, PAUSE,
+RESUME: from this process, or read from the store's request table when another process asked),
+and, for an open-ended schedule in the long-running engine, plans new instances as time passes.
+
+In ``run`` mode it returns once no instance can progress: every instance is terminal, or waits
+on a dependency that failed (``failureAndRerunMode: none`` keeps such instances waiting), or
+belongs to a paused component.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from engine.definition.scope import render
+from engine.errors import HeadraceError, NotFound
+from engine.plan import plan
+from engine.runtime.actor import Supervisor
+from engine.runtime.context import PipelineRuntime
+from engine.runtime.instance import Cancel, InstanceActor, MarkFinished
+from engine.runtime.logs import log_root_from_uri
+from engine.store.records import (
+    BROKEN,
+    TERMINAL,
+    Action,
+    AttemptRecord,
+    InstanceRecord,
+    Status,
+)
+
+log = logging.getLogger("headrace.runtime")
+
+
+def instance_records(rt: PipelineRuntime, start: datetime, end: datetime,
+                     activation: datetime) -> list[InstanceRecord]:
+    """Plan a window and turn the plan into store records (status WAITING_ON_DEPENDENCIES)."""
+    planned = plan(rt.definition, start, end, activation=activation,
+                   pipeline_id=rt.pipeline_id)
+    return [InstanceRecord(
+        pipeline_id=rt.pipeline_id, id=p.id, object_id=p.object_id, type=p.type,
+        category=p.category, scheduled_start=p.scheduled_start, scheduled_end=p.scheduled_end,
+        eligible_at=p.eligible_at, node=p.node, depends_on=p.depends_on, version=rt.version,
+        schedule_type=p.schedule_type) for p in planned.instances]
+
+
+class PipelineSupervisor:
+    def __init__(self, rt: PipelineRuntime, *, mode: str = "run",
+                 on_status: Callable[[InstanceRecord], None] | None = None,
+                 request_interval: float | None = 1.0,
+                 window_end: datetime | None = None,
+                 activation: datetime | None = None,
+                 default_log_root: Path | None = None,
+                 attempt_env: Callable[[InstanceRecord, AttemptRecord], dict[str, str]]
+                 | None = None) -> None:
+        self.rt = rt
+        self.mode = mode
+        self.on_status = on_status
+        self.request_interval = request_interval
+        self.window_end = window_end
+        self.activation = activation
+        self.default_log_root = default_log_root or rt.log_root
+        self._attempt_env = attempt_env
+        self.actors: dict[str, InstanceActor] = {}
+        self.sup = Supervisor(f"pipeline {rt.pipeline_id}", on_error=self._child_failed)
+        self._changed = anyio.Event()
+        self._log_roots: dict[str, Path] = {}
+        self._planned_until: datetime | None = None
+
+    def __repr__(self) -> str:
+        return repr(self.sup)
+
+    # --- hooks used by the actors ----------------------------------------------------------
+
+    def status_changed(self, rec: InstanceRecord) -> None:
+        self._changed.set()
+        if self.on_status is not None:
+            self.on_status(rec)
+
+    def log_root_for(self, rec: InstanceRecord) -> Path:
+        root = self._log_roots.get(rec.object_id)
+        if root is None:
+            uri = None
+            try:
+                values = self.rt.definition.field(rec.object_id, "pipelineLogUri")
+                if values:
+                    uri = render(self.rt.scope(rec).lookup("pipelineLogUri"))
+            except (HeadraceError, KeyError) as exc:
+                log.warning("%s: pipelineLogUri cannot be evaluated (%s); logging locally",
+                            rec.object_id, exc)
+            root = self._log_roots[rec.object_id] = log_root_from_uri(uri, self.default_log_root)
+        return root
+
+    def attempt_env(self, rec: InstanceRecord, attempt: AttemptRecord) -> dict[str, str]:
+        return self._attempt_env(rec, attempt) if self._attempt_env is not None else {}
+
+    async def cancel_preconditions_of(self, rec: InstanceRecord) -> None:
+        """A node that cascade-failed: its precondition instances still pending are CANCELED."""
+        for dep in rec.depends_on:
+            pre = self.rt.instances.get(dep)
+            if pre is not None and pre.node == rec.id and not pre.terminal:
+                await self.control(dep, Cancel(f"cascade: {rec.id} failed"))
+
+    async def _child_failed(self, name: str, exc: BaseException) -> None:
+        log.error("instance actor %s crashed: %r", name, exc, exc_info=exc)
+        rec = self.rt.instances.get(name)
+        if rec is not None and not rec.terminal:
+            with anyio.CancelScope(shield=True):
+                await self.rt.store.update_instance(
+                    self.rt.pipeline_id, name, status=Status.FAILED,
+                    error=f"internal error: {type(exc).__name__}: {exc}",
+                    actual_end=self.rt.now())
+                rec.status = Status.FAILED
+                self.rt.board.set(name, Status.FAILED)
+                self.status_changed(rec)
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        records = await self.rt.store.list_instances(self.rt.pipeline_id)
+        self.rt.paused = await self.rt.store.paused(self.rt.pipeline_id)
+        for rec in records:
+            self.rt.instances[rec.id] = rec
+            self.rt.board.set(rec.id, rec.status)
+
+    def spawn(self, rec: InstanceRecord) -> None:
+        if rec.id in self.actors or rec.terminal:
+            return
+        actor = InstanceActor(self.rt, rec, self)
+        self.actors[rec.id] = actor
+
+        async def run() -> None:
+            try:
+                await actor.run()
+            finally:
+                self.actors.pop(rec.id, None)
+                self._changed.set()
+
+        self.sup.spawn(rec.id, run)
+
+    async def run(self) -> None:
+        await self.load()
+        async with self.sup:
+            for rec in sorted(self.rt.instances.values(),
+                              key=lambda r: (r.eligible_at, r.scheduled_start, r.id)):
+                self.spawn(rec)
+            if self.request_interval is not None:
+                self.sup.spawn("requests", self._poll_requests, restart="transient")
+            if self.mode == "engine" and self.window_end is None:
+                self.sup.spawn("planner", self._plan_ahead, restart="transient")
+            if self.mode == "run":
+                await self._until_settled()
+                self.sup.cancel()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: running attempts end INTERRUPTED and are retried on restart."""
+        self.rt.stopping = True
+        self.sup.cancel()
+
+    async def _until_settled(self) -> None:
+        while True:
+            self._changed = anyio.Event()
+            if self.settled():
+                return
+            await self._changed.wait()
+
+    def settled(self) -> bool:
+        """No instance can progress: all terminal, or blocked on a failure, or paused."""
+        blocked: dict[str, bool] = {}
+
+        def stuck(iid: str, depth: int = 0) -> bool:
+            if iid in blocked:
+                return blocked[iid]
+            rec = self.rt.instances.get(iid)
+            if rec is None:
+                return False
+            if rec.status in BROKEN:
+                blocked[iid] = True
+                return True
+            if rec.status in TERMINAL:
+                blocked[iid] = False
+                return False
+            blocked[iid] = False  # cycle guard
+            result = rec.object_id in self.rt.paused or (
+                rec.status == Status.WAITING_ON_DEPENDENCIES and depth < 10_000 and any(
+                    stuck(dep, depth + 1) for dep in self._waits(rec)))
+            blocked[iid] = result
+            return result
+
+        for iid, rec in self.rt.instances.items():
+            if rec.terminal:
+                continue
+            if iid in self.actors and not stuck(iid):
+                return False
+            if iid not in self.actors and not stuck(iid):
+                return False
+        return True
+
+    def _waits(self, rec: InstanceRecord) -> list[str]:
+        if rec.category == "precondition" and rec.node is not None:
+            node = self.rt.instances.get(rec.node)
+            return [d for d in node.depends_on if d != rec.id] if node else []
+        return rec.depends_on
+
+    # --- user actions ----------------------------------------------------------------------
+
+    async def control(self, instance_id: str, message: Cancel | MarkFinished) -> None:
+        actor = self.actors.get(instance_id)
+        if actor is not None:
+            await actor.send(message)
+            return
+        rec = self.rt.instances.get(instance_id)
+        if rec is None:
+            return
+        if isinstance(message, MarkFinished):
+            await self._set(rec, Status.FINISHED, error=None,
+                            actual_end=rec.actual_end or self.rt.now())
+        elif not rec.terminal:
+            await self._set(rec, Status.CANCELED, error=message.reason)
+
+    async def _set(self, rec: InstanceRecord, status: Status, **fields: Any) -> None:
+        await self.rt.store.update_instance(self.rt.pipeline_id, rec.id, status=status,
+                                            **fields)
+        rec.status = status
+        for key, value in fields.items():
+            setattr(rec, key, value)
+        self.rt.board.set(rec.id, status)
+        self.status_changed(rec)
+
+    async def apply(self, action: Action, target: str) -> str:
+        """Carry out a SetStatus action on an instance id (RERUN, MARK_FINISHED, TRY_CANCEL)
+        or a component id (PAUSE, RESUME). Returns a one-line summary."""
+        rt = self.rt
+        if action in (Action.PAUSE, Action.RESUME):
+            if target not in rt.definition:
+                raise NotFound(f"pipeline {rt.pipeline_id} has no component {target!r}")
+            await rt.store.set_paused(rt.pipeline_id, target, action == Action.PAUSE)
+            if action == Action.PAUSE:
+                rt.paused.add(target)
+            else:
+                rt.paused.discard(target)
+            for iid, rec in rt.instances.items():
+                if rec.object_id == target:
+                    rt.board.poke(iid)
+            self._changed.set()
+            return f"{action.value} {target}"
+        rec = rt.instances.get(target)
+        if rec is None:
+            raise NotFound(f"pipeline {rt.pipeline_id} has no instance {target!r}")
+        if action == Action.TRY_CANCEL:
+            await self.control(target, Cancel("canceled by the user (TRY_CANCEL)"))
+        elif action == Action.MARK_FINISHED:
+            await self.control(target, MarkFinished())
+        elif action == Action.RERUN:
+            await self.rerun(rec)
+        return f"{action.value} {target}"
+
+    async def rerun(self, rec: InstanceRecord) -> None:
+        """Run a finished or failed instance again; with cascade, its cascade-failed
+        consumers too (reference section 6.3)."""
+        if rec.id in self.actors:
+            return
+        await self._reset(rec)
+        if self._cascade(rec.object_id):
+            for consumer in self._consumers(rec.id):
+                if consumer.status == Status.CASCADE_FAILED:
+                    await self.rerun(consumer)
+        self.spawn(rec)
+
+    async def _reset(self, rec: InstanceRecord) -> None:
+        await self._set(rec, Status.WAITING_ON_DEPENDENCIES, error=None, actual_end=None,
+                        retry_at=None, cascade_failed_on=None, attempt_base=rec.attempts,
+                        late_fired=False)
+        for dep in rec.depends_on:  # its preconditions are checked again
+            pre = self.rt.instances.get(dep)
+            if pre is not None and pre.node == rec.id and pre.terminal:
+                await self._set(pre, Status.WAITING_ON_DEPENDENCIES, error=None,
+                                actual_end=None, retry_at=None, attempt_base=pre.attempts)
+                self.spawn(pre)
+
+    def _consumers(self, instance_id: str) -> list[InstanceRecord]:
+        return [r for r in self.rt.instances.values() if instance_id in r.depends_on]
+
+    def _cascade(self, object_id: str) -> bool:
+        value = self.rt.definition.first(object_id, "failureAndRerunMode")
+        return isinstance(value, str) and value.strip().lower() == "cascade"
+
+    async def _poll_requests(self) -> None:
+        assert self.request_interval is not None
+        while True:
+            for request in await self.rt.store.take_requests(self.rt.pipeline_id):
+                try:
+                    summary = await self.apply(request.action, request.target)
+                    log.info("carried out %s", summary)
+                except HeadraceError as exc:
+                    log.warning("request %s %s refused: %s", request.action.value,
+                                request.target, exc)
+            await anyio.sleep(self.request_interval)
+
+    # --- planning ahead (engine mode, open-ended schedules) ---------------------------------
+
+    async def _plan_ahead(self, lookahead: timedelta = timedelta(hours=1)) -> None:
+        while True:
+            now = self.rt.now()
+            start = self._planned_until or (self.activation or now)
+            end = now + lookahead
+            if end > start:
+                records = instance_records(self.rt, start, end, self.activation or start)
+                new = [r for r in records if r.id not in self.rt.instances]
+                if new:
+                    await self.rt.store.add_instances(new)
+                    for rec in new:
+                        self.rt.instances[rec.id] = rec
+                        self.rt.board.set(rec.id, rec.status)
+                        self.spawn(rec)
+                self._planned_until = end
+            await self.rt.clock.sleep(min(lookahead.total_seconds() / 2, 600))

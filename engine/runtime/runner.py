@@ -1,0 +1,228 @@
+"""Activation and the two ways to run: ``run`` (one window, then exit) and the engine loop.
+
+Activation plans the window and inserts the instances that are not in the store yet (existing
+ones keep their state), so running the same pipeline again resumes it: FINISHED instances are
+not run again, and an attempt that was RUNNING when a process died is retried. One process at a
+time runs a pipeline: it holds the pipeline's lease in the store and renews it; a lease left by
+a dead process on this host is taken over at once, one from another host when it expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import anyio
+
+from engine.actions.notify import Notifier, default_notifier
+from engine.clock import Clock
+from engine.definition import Definition, LoadOptions, load
+from engine.definition.serialize import to_file_format
+from engine.errors import DefinitionError, HeadraceError, StoreError
+from engine.plan import pipeline_is_ondemand, schedule_window
+from engine.runtime.context import Limits, PipelineRuntime, process_owner
+from engine.runtime.pipeline import PipelineSupervisor, instance_records
+from engine.store import (
+    InstanceRecord,
+    PipelineRecord,
+    PipelineState,
+    Status,
+    Store,
+)
+
+log = logging.getLogger("headrace.runtime")
+
+LEASE_SECONDS = 30.0
+#: exit code of ``headrace run`` when interrupted by SIGINT or SIGTERM (128 + SIGINT)
+EXIT_INTERRUPTED = 130
+
+
+def derived_pipeline_id(definition_path: str) -> str:
+    """``df-`` + 16 hex digits of the SHA-256 of the definition file's absolute path, so the
+    same file run again is the same pipeline (and resumes)."""
+    digest = hashlib.sha256(str(Path(definition_path).resolve()).encode()).hexdigest()
+    return f"df-{digest[:16]}"
+
+
+def store_dir(store: Store) -> Path:
+    """A directory beside the store for logs (SQLite: the file's directory)."""
+    url = store.url
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url[len("sqlite://"):]).parent
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return Path(base) / "headrace"
+
+
+def _dead_owners_here(holder: str) -> list[str]:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return []
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return [holder]
+    except PermissionError:
+        return []
+    return []
+
+
+class PipelineLease:
+    """The right to run one pipeline, renewed in the background while held."""
+
+    def __init__(self, store: Store, pipeline_id: str, owner: str, clock: Clock) -> None:
+        self.store = store
+        self.name = f"pipeline:{pipeline_id}"
+        self.pipeline_id = pipeline_id
+        self.owner = owner
+        self.clock = clock
+
+    async def acquire(self) -> None:
+        now = self.clock.now()
+        holder = await self.store.lease_holder(self.name)
+        steal = _dead_owners_here(holder[0]) if holder else []
+        current = await self.store.acquire_lease(
+            self.name, self.owner, now + timedelta(seconds=LEASE_SECONDS), now,
+            steal_from=steal)
+        if current is not None:
+            raise StoreError(f"pipeline {self.pipeline_id} is being run by {current}; wait for "
+                             "it to finish or stop it")
+
+    async def keep(self) -> None:
+        while True:
+            await anyio.sleep(LEASE_SECONDS / 3)
+            now = self.clock.now()
+            await self.store.acquire_lease(self.name, self.owner,
+                                           now + timedelta(seconds=LEASE_SECONDS), now)
+
+    async def release(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.store.release_lease(self.name, self.owner)
+
+
+@dataclass
+class RunResult:
+    pipeline_id: str
+    instances: list[InstanceRecord]
+    interrupted: bool = False
+    window: tuple[datetime, datetime] | None = None
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.interrupted and all(
+            i.status == Status.FINISHED for i in self.instances if i.category != "datanode")
+
+
+async def ensure_pipeline(store: Store, pipeline_id: str, name: str,
+                          definition: Definition) -> tuple[PipelineRecord, int]:
+    """Create the pipeline if needed and store the definition as a new version when it
+    changed. Returns the pipeline and the definition version to run."""
+    record = await store.create_pipeline(name, unique_id=pipeline_id, pipeline_id=pipeline_id)
+    if record.id != pipeline_id:
+        raise StoreError(f"unique id {pipeline_id} already names pipeline {record.id}")
+    body = to_file_format(definition)
+    version = record.latest_version
+    if version is None or await store.get_definition(pipeline_id, version) != body:
+        version = await store.put_definition(pipeline_id, body)
+    return await store.get_pipeline(pipeline_id), version
+
+
+async def load_version(store: Store, pipeline_id: str, version: int,
+                       overrides: list[str] | None = None) -> Definition:
+    import json
+
+    body = await store.get_definition(pipeline_id, version)
+    definition, report = load(f"<pipeline {pipeline_id} version {version}>",
+                              LoadOptions(parameter_values=list(overrides or [])),
+                              strict=True, text=json.dumps(body))
+    if report.errors:
+        raise DefinitionError(report.errors, report.warnings)
+    return definition
+
+
+async def activate(store: Store, pipeline_id: str, definition: Definition, version: int,
+                   clock: Clock, *, start: datetime | None = None, end: datetime | None = None,
+                   ) -> tuple[datetime, datetime, datetime]:
+    """Plan a window and add its new instances. Returns (activation, start, end)."""
+    record = await store.get_pipeline(pipeline_id)
+    now = clock.now()
+    ondemand = pipeline_is_ondemand(definition)
+    activation = record.first_activated_at or now
+    if ondemand:
+        pending = await store.list_instances(pipeline_id, statuses=[
+            Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER, Status.RUNNING])
+        activation = pending[0].scheduled_start if pending else now
+        window = (activation, activation + timedelta(seconds=1))
+    else:
+        own_start, own_end = schedule_window(definition, activation, now)
+        window = (start or own_start, end or own_end)
+    rt = PipelineRuntime(pipeline_id, definition, version, store, clock, None, Limits(),
+                         Path("."))
+    records = instance_records(rt, window[0], window[1], activation) if window[1] > window[0] \
+        else []
+    if (ondemand and records) or records:
+        await store.add_instances(records)
+    await store.update_pipeline(pipeline_id, state=PipelineState.SCHEDULED, activated_at=now,
+                                first_activated_at=record.first_activated_at or now,
+                                active_version=version, window_start=window[0],
+                                window_end=window[1])
+    return activation, window[0], window[1]
+
+
+async def run_window(store: Store, pipeline_id: str, definition: Definition, version: int, *,
+                     clock: Clock | None = None, start: datetime | None = None,
+                     end: datetime | None = None, notifier: Notifier | None = None,
+                     max_concurrency: int = 32,
+                     on_status: Callable[[InstanceRecord], None] | None = None,
+                     handle_signals: bool = True, log_root: Path | None = None,
+                     attempt_env: Callable | None = None) -> RunResult:
+    """Activate a window and run it in this process until no instance can progress."""
+    clock = clock or Clock()
+    owner = process_owner()
+    lease = PipelineLease(store, pipeline_id, owner, clock)
+    await lease.acquire()
+    interrupted = False
+    try:
+        activation, start, end = await activate(store, pipeline_id, definition, version, clock,
+                                                start=start, end=end)
+        root = log_root or store_dir(store) / "logs"
+        rt = PipelineRuntime(pipeline_id, definition, version, store, clock,
+                             notifier or default_notifier(root), Limits(max_concurrency), root,
+                             owner=owner)
+        supervisor = PipelineSupervisor(rt, mode="run", on_status=on_status,
+                                        activation=activation, default_log_root=root,
+                                        attempt_env=attempt_env)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lease.keep)
+            if handle_signals:
+                async def watch_signals() -> None:
+                    nonlocal interrupted
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            interrupted = True
+                            await supervisor.stop()
+                            return
+                tg.start_soon(watch_signals)
+            await supervisor.run()
+            tg.cancel_scope.cancel()
+        instances = await store.list_instances(pipeline_id, scheduled_from=start,
+                                               scheduled_to=end if end > start else None)
+        if pipeline_is_ondemand(definition):
+            instances = [i for i in instances if i.scheduled_start == activation]
+        if not interrupted and all(i.terminal for i in instances):
+            await store.update_pipeline(pipeline_id, state=PipelineState.FINISHED)
+        return RunResult(pipeline_id, instances, interrupted, (start, end), rt.events)
+    finally:
+        await lease.release()
+
+
+class EngineError(HeadraceError):
+    """The long-running engine could not start or keep running a pipeline."""

@@ -1,0 +1,199 @@
+"""The two SQL backends of the store: SQLite (embedded default) and PostgreSQL (shared).
+
+Both offer the same small interface, :class:`Transaction`, with ``?`` placeholders; the
+PostgreSQL backend rewrites them to ``$n``. SQLite runs on one connection, its calls in a worker
+thread behind a capacity limiter of one (or inline for ``:memory:`` databases, which never
+block, so tests can run the engine in virtual time).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+
+from engine.errors import StoreError
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+class Transaction(Protocol):
+    async def execute(self, sql: str, *params: Any) -> int:
+        """Run one statement; return the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]: ...
+
+
+class Backend(Protocol):
+    dialect: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def transaction(self) -> Any:
+        """``async with backend.transaction() as tx:`` commits on exit, rolls back on error."""
+        ...
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+class _SqliteTx:
+    def __init__(self, backend: SqliteBackend) -> None:
+        self._b = backend
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        return await self._b.call(lambda c: c.execute(sql, params).rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._b.call(lambda c: c.executemany(sql, rows))
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        return await self._b.call(lambda c: c.execute(sql, params).fetchall())
+
+
+class SqliteBackend:
+    """One SQLite connection, WAL journal, serialized transactions."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.inline = path == ":memory:"
+        self._conn: sqlite3.Connection | None = None
+        self._lock = anyio.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def __repr__(self) -> str:
+        return f"<SqliteBackend {self.path}>"
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StoreError("the store is not open")
+        try:
+            if self.inline:
+                return fn(conn)
+            return await anyio.to_thread.run_sync(fn, conn, limiter=self._limiter)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        if not self.inline:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+
+        try:
+            self._conn = connect() if self.inline else await anyio.to_thread.run_sync(connect)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if self.inline:
+                conn.close()
+            else:
+                await anyio.to_thread.run_sync(conn.close)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        async with self._lock:
+            await self.call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            tx = _SqliteTx(self)
+            try:
+                yield tx
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.call(lambda c: c.execute("ROLLBACK"))
+                raise
+            with anyio.CancelScope(shield=True):
+                await self.call(lambda c: c.execute("COMMIT"))
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def to_dollar(sql: str) -> str:
+    """``?`` placeholders to ``$1, $2, ...`` (our SQL never has ``?`` inside literals)."""
+    counter = iter(range(1, 10_000))
+    return _PLACEHOLDER.sub(lambda _m: f"${next(counter)}", sql)
+
+
+class _PgTx:
+    def __init__(self, conn: Any) -> None:
+        self._c = conn
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        status = await self._c.execute(to_dollar(sql), *params)
+        parts = status.split()
+        return int(parts[-1]) if parts and parts[-1].isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._c.executemany(to_dollar(sql), rows)
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        return [tuple(r) for r in await self._c.fetch(to_dollar(sql), *params)]
+
+
+class PostgresBackend:
+    """An asyncpg pool; each transaction on its own connection (several engines share it)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, *, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.max_size = max_size
+        self._pool: Any = None
+
+    def __repr__(self) -> str:
+        return "<PostgresBackend>"
+
+    async def open(self) -> None:
+        import asyncpg
+
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(self.dsn, min_size=1,
+                                                       max_size=self.max_size)
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise StoreError(f"cannot open the PostgreSQL store: {type(exc).__name__}: "
+                                 f"{_no_secret(str(exc))}") from None
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with anyio.CancelScope(shield=True):
+                await pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PgTx]:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgTx(conn)
+
+
+def _no_secret(text: str) -> str:
+    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:****@", text)

@@ -1,0 +1,159 @@
+"""What the store keeps: pipelines, definition versions, instances, attempts, requests.
+
+Status names are AWS Data Pipeline's (reference section 6.1). Times are aware UTC datetimes in
+memory and ``YYYY-MM-DDTHH:MM:SS.ffffff`` text in the database (portable between SQLite and
+PostgreSQL, and sortable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    WAITING_ON_DEPENDENCIES = "WAITING_ON_DEPENDENCIES"
+    WAITING_FOR_RUNNER = "WAITING_FOR_RUNNER"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CASCADE_FAILED = "CASCADE_FAILED"
+    CANCELED = "CANCELED"
+    TIMEDOUT = "TIMEDOUT"
+    SKIPPED = "SKIPPED"
+
+
+#: An instance in one of these states will not change again unless a user acts (RERUN).
+TERMINAL = frozenset({Status.FINISHED, Status.FAILED, Status.CASCADE_FAILED, Status.CANCELED,
+                      Status.TIMEDOUT, Status.SKIPPED})
+#: Dependents of an instance in one of these states can never run (without a rerun).
+BROKEN = frozenset({Status.FAILED, Status.CASCADE_FAILED, Status.CANCELED, Status.TIMEDOUT})
+
+
+class PipelineState(StrEnum):
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    DEACTIVATING = "DEACTIVATING"
+    INACTIVE = "INACTIVE"
+    FINISHED = "FINISHED"
+
+
+class AttemptStatus(StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    TIMEDOUT = "TIMEDOUT"
+    CANCELED = "CANCELED"
+    #: the engine stopped (SIGTERM, crash) while the attempt ran; the instance is retried
+    INTERRUPTED = "INTERRUPTED"
+
+
+class Action(StrEnum):
+    """User actions of SetStatus (reference section 6.4)."""
+
+    RERUN = "RERUN"
+    MARK_FINISHED = "MARK_FINISHED"
+    TRY_CANCEL = "TRY_CANCEL"
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_text(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def from_text(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+@dataclass
+class PipelineRecord:
+    id: str
+    name: str
+    unique_id: str
+    description: str = ""
+    state: PipelineState = PipelineState.PENDING
+    created_at: datetime | None = None
+    latest_version: int | None = None
+    active_version: int | None = None
+    activated_at: datetime | None = None
+    first_activated_at: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class InstanceRecord:
+    pipeline_id: str
+    id: str
+    object_id: str
+    type: str
+    category: str
+    scheduled_start: datetime
+    scheduled_end: datetime
+    eligible_at: datetime
+    status: Status = Status.WAITING_ON_DEPENDENCIES
+    attempts: int = 0
+    actual_start: datetime | None = None
+    actual_end: datetime | None = None
+    error: str | None = None
+    node: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    version: int = 1
+    late_fired: bool = False
+    cascade_failed_on: str | None = None
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    retry_at: datetime | None = None
+    updated_at: datetime | None = None
+    #: attempts made before the latest RERUN (the retry budget counts from here)
+    attempt_base: int = 0
+    schedule_type: str = "cron"
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def schedule_type_ondemand(self) -> bool:
+        return self.schedule_type == "ondemand"
+
+
+@dataclass
+class AttemptRecord:
+    pipeline_id: str
+    instance_id: str
+    number: int
+    status: AttemptStatus = AttemptStatus.RUNNING
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    trace_id: str | None = None
+    log_path: str | None = None
+    host: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.instance_id}_Attempt={self.number}"
+
+
+@dataclass
+class RequestRecord:
+    """A user action waiting for the engine that runs the pipeline to carry it out."""
+
+    id: int
+    pipeline_id: str
+    target: str
+    action: Action
+    created_at: datetime

@@ -1,0 +1,494 @@
+"""The state store: one schema, one implementation, two SQL backends.
+
+Every state change the engine makes is a committed transaction here before the engine acts on
+it, so a restarted engine resumes from the store, never from memory. Status changes are
+compare-and-set (``expect=``), which is also how two engine processes sharing a PostgreSQL store
+avoid running the same instance twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from engine.errors import NotFound, StoreError
+from engine.store.backend import Backend, PostgresBackend, SqliteBackend, Transaction
+from engine.store.records import (
+    Action,
+    AttemptRecord,
+    AttemptStatus,
+    InstanceRecord,
+    PipelineRecord,
+    PipelineState,
+    RequestRecord,
+    Status,
+    from_text,
+    to_text,
+    utcnow,
+)
+
+SCHEMA_VERSION = "1"
+
+
+def _schema(dialect: str) -> list[str]:
+    serial = ("BIGSERIAL PRIMARY KEY" if dialect == "postgresql"
+              else "INTEGER PRIMARY KEY AUTOINCREMENT")
+    return [
+        "CREATE TABLE IF NOT EXISTS hr_meta (key TEXT PRIMARY KEY, value TEXT)",
+        """CREATE TABLE IF NOT EXISTS hr_pipelines (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, unique_id TEXT NOT NULL UNIQUE,
+            description TEXT, state TEXT NOT NULL, created_at TEXT, latest_version INTEGER,
+            active_version INTEGER, activated_at TEXT, first_activated_at TEXT,
+            window_start TEXT, window_end TEXT, tags TEXT)""",
+        """CREATE TABLE IF NOT EXISTS hr_definitions (
+            pipeline_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+            created_at TEXT, PRIMARY KEY (pipeline_id, version))""",
+        """CREATE TABLE IF NOT EXISTS hr_instances (
+            pipeline_id TEXT NOT NULL, id TEXT NOT NULL, object_id TEXT NOT NULL,
+            type TEXT, category TEXT, scheduled_start TEXT, scheduled_end TEXT,
+            eligible_at TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            actual_start TEXT, actual_end TEXT, error TEXT, node TEXT, depends_on TEXT,
+            version INTEGER, late_fired INTEGER NOT NULL DEFAULT 0, cascade_failed_on TEXT,
+            lease_owner TEXT, lease_expires TEXT, retry_at TEXT, updated_at TEXT,
+            attempt_base INTEGER NOT NULL DEFAULT 0, schedule_type TEXT,
+            PRIMARY KEY (pipeline_id, id))""",
+        "CREATE INDEX IF NOT EXISTS hr_instances_status ON hr_instances (pipeline_id, status)",
+        """CREATE TABLE IF NOT EXISTS hr_attempts (
+            pipeline_id TEXT NOT NULL, instance_id TEXT NOT NULL, number INTEGER NOT NULL,
+            status TEXT NOT NULL, started_at TEXT, ended_at TEXT, exit_code INTEGER,
+            error TEXT, trace_id TEXT, log_path TEXT, host TEXT,
+            PRIMARY KEY (pipeline_id, instance_id, number))""",
+        f"""CREATE TABLE IF NOT EXISTS hr_requests (
+            id {serial}, pipeline_id TEXT NOT NULL, target TEXT NOT NULL,
+            action TEXT NOT NULL, created_at TEXT NOT NULL, handled_at TEXT)""",
+        """CREATE TABLE IF NOT EXISTS hr_paused (
+            pipeline_id TEXT NOT NULL, object_id TEXT NOT NULL,
+            PRIMARY KEY (pipeline_id, object_id))""",
+        """CREATE TABLE IF NOT EXISTS hr_leases (
+            name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+    ]
+
+
+_PIPELINE_COLS = ("id", "name", "unique_id", "description", "state", "created_at",
+                  "latest_version", "active_version", "activated_at", "first_activated_at",
+                  "window_start", "window_end", "tags")
+_INSTANCE_COLS = ("pipeline_id", "id", "object_id", "type", "category", "scheduled_start",
+                  "scheduled_end", "eligible_at", "status", "attempts", "actual_start",
+                  "actual_end", "error", "node", "depends_on", "version", "late_fired",
+                  "cascade_failed_on", "lease_owner", "lease_expires", "retry_at",
+                  "updated_at", "attempt_base", "schedule_type")
+_ATTEMPT_COLS = ("pipeline_id", "instance_id", "number", "status", "started_at", "ended_at",
+                 "exit_code", "error", "trace_id", "log_path", "host")
+_TIME_FIELDS = {"created_at", "activated_at", "first_activated_at", "window_start",
+                "window_end", "scheduled_start", "scheduled_end", "eligible_at", "actual_start",
+                "actual_end", "lease_expires", "retry_at", "updated_at", "started_at",
+                "ended_at"}
+
+
+def _db_value(name: str, value: Any) -> Any:
+    if name in _TIME_FIELDS:
+        return to_text(value)
+    if name in ("depends_on", "tags"):
+        return json.dumps(value)
+    if name == "late_fired":
+        return int(bool(value))
+    if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):
+        return value.value  # enums
+    return value
+
+
+def _pipeline(row: tuple[Any, ...]) -> PipelineRecord:
+    d = dict(zip(_PIPELINE_COLS, row, strict=True))
+    return PipelineRecord(
+        id=d["id"], name=d["name"], unique_id=d["unique_id"],
+        description=d["description"] or "", state=PipelineState(d["state"]),
+        created_at=from_text(d["created_at"]), latest_version=d["latest_version"],
+        active_version=d["active_version"], activated_at=from_text(d["activated_at"]),
+        first_activated_at=from_text(d["first_activated_at"]),
+        window_start=from_text(d["window_start"]), window_end=from_text(d["window_end"]),
+        tags=json.loads(d["tags"]) if d["tags"] else {})
+
+
+def _instance(row: tuple[Any, ...]) -> InstanceRecord:
+    d = dict(zip(_INSTANCE_COLS, row, strict=True))
+    return InstanceRecord(
+        pipeline_id=d["pipeline_id"], id=d["id"], object_id=d["object_id"], type=d["type"],
+        category=d["category"], scheduled_start=from_text(d["scheduled_start"]),  # type: ignore[arg-type]
+        scheduled_end=from_text(d["scheduled_end"]),  # type: ignore[arg-type]
+        eligible_at=from_text(d["eligible_at"]),  # type: ignore[arg-type]
+        status=Status(d["status"]), attempts=d["attempts"],
+        actual_start=from_text(d["actual_start"]), actual_end=from_text(d["actual_end"]),
+        error=d["error"], node=d["node"],
+        depends_on=json.loads(d["depends_on"]) if d["depends_on"] else [],
+        version=d["version"], late_fired=bool(d["late_fired"]),
+        cascade_failed_on=d["cascade_failed_on"], lease_owner=d["lease_owner"],
+        lease_expires=from_text(d["lease_expires"]), retry_at=from_text(d["retry_at"]),
+        updated_at=from_text(d["updated_at"]), attempt_base=d["attempt_base"] or 0,
+        schedule_type=d["schedule_type"] or "cron")
+
+
+def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
+    d = dict(zip(_ATTEMPT_COLS, row, strict=True))
+    return AttemptRecord(
+        pipeline_id=d["pipeline_id"], instance_id=d["instance_id"], number=d["number"],
+        status=AttemptStatus(d["status"]), started_at=from_text(d["started_at"]),
+        ended_at=from_text(d["ended_at"]), exit_code=d["exit_code"], error=d["error"],
+        trace_id=d["trace_id"], log_path=d["log_path"], host=d["host"])
+
+
+class Store:
+    """Pipelines, definitions, instances and attempts in SQLite or PostgreSQL."""
+
+    def __init__(self, backend: Backend, url: str) -> None:
+        self.backend = backend
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<Store {self.backend!r}>"
+
+    async def open(self) -> Store:
+        await self.backend.open()
+        async with self.backend.transaction() as tx:
+            for statement in _schema(self.backend.dialect):
+                await tx.execute(statement)
+            rows = await tx.fetch("SELECT value FROM hr_meta WHERE key = 'schema'")
+            if not rows:
+                await tx.execute("INSERT INTO hr_meta (key, value) VALUES ('schema', ?)",
+                                 SCHEMA_VERSION)
+            elif rows[0][0] != SCHEMA_VERSION:
+                raise StoreError(f"the store has schema version {rows[0][0]}, this headrace "
+                                 f"reads version {SCHEMA_VERSION}")
+        return self
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def __aenter__(self) -> Store:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- pipelines -------------------------------------------------------------------------
+
+    async def create_pipeline(self, name: str, unique_id: str, description: str = "",
+                              pipeline_id: str | None = None,
+                              tags: dict[str, str] | None = None) -> PipelineRecord:
+        """Create a pipeline, or return the one with the same ``unique_id`` (idempotent, as
+        CreatePipeline is)."""
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
+                                  "WHERE unique_id = ?", unique_id)
+            if rows:
+                return _pipeline(rows[0])
+            record = PipelineRecord(id=pipeline_id or new_pipeline_id(), name=name,
+                                    unique_id=unique_id, description=description,
+                                    created_at=utcnow(), tags=tags or {})
+            await tx.execute(
+                f"INSERT INTO hr_pipelines ({', '.join(_PIPELINE_COLS)}) VALUES "
+                f"({', '.join('?' * len(_PIPELINE_COLS))})",
+                *(_db_value(c, getattr(record, c)) for c in _PIPELINE_COLS))
+            return record
+
+    async def get_pipeline(self, pipeline_id: str) -> PipelineRecord:
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
+                                  "WHERE id = ?", pipeline_id)
+        if not rows:
+            raise NotFound(f"no pipeline {pipeline_id!r} in the store {self.url}")
+        return _pipeline(rows[0])
+
+    async def list_pipelines(self) -> list[PipelineRecord]:
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
+                                  "ORDER BY created_at, id")
+        return [_pipeline(r) for r in rows]
+
+    async def update_pipeline(self, pipeline_id: str, **fields: Any) -> None:
+        await self._update("hr_pipelines", "id = ?", (pipeline_id,), fields)
+
+    async def delete_pipeline(self, pipeline_id: str) -> None:
+        await self.get_pipeline(pipeline_id)
+        async with self.backend.transaction() as tx:
+            for table in ("hr_attempts", "hr_instances", "hr_definitions", "hr_requests",
+                          "hr_paused"):
+                await tx.execute(f"DELETE FROM {table} WHERE pipeline_id = ?", pipeline_id)
+            await tx.execute("DELETE FROM hr_leases WHERE name = ?", f"pipeline:{pipeline_id}")
+            await tx.execute("DELETE FROM hr_pipelines WHERE id = ?", pipeline_id)
+
+    async def _update(self, table: str, where: str, where_params: tuple[Any, ...],
+                      fields: dict[str, Any], tx: Transaction | None = None) -> int:
+        if not fields:
+            return 0
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        params = [_db_value(k, v) for k, v in fields.items()]
+        sql = f"UPDATE {table} SET {sets} WHERE {where}"
+        if tx is not None:
+            return await tx.execute(sql, *params, *where_params)
+        async with self.backend.transaction() as tx2:
+            return await tx2.execute(sql, *params, *where_params)
+
+    # --- definitions -----------------------------------------------------------------------
+
+    async def put_definition(self, pipeline_id: str, body: dict[str, Any]) -> int:
+        """Store a new definition version; it becomes ``latest``."""
+        await self.get_pipeline(pipeline_id)
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch("SELECT MAX(version) FROM hr_definitions WHERE pipeline_id "
+                                  "= ?", pipeline_id)
+            version = (rows[0][0] or 0) + 1
+            await tx.execute("INSERT INTO hr_definitions (pipeline_id, version, body, "
+                             "created_at) VALUES (?, ?, ?, ?)", pipeline_id, version,
+                             json.dumps(body), to_text(utcnow()))
+            await tx.execute("UPDATE hr_pipelines SET latest_version = ? WHERE id = ?",
+                             version, pipeline_id)
+        return version
+
+    async def get_definition(self, pipeline_id: str, version: int) -> dict[str, Any]:
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch("SELECT body FROM hr_definitions WHERE pipeline_id = ? AND "
+                                  "version = ?", pipeline_id, version)
+        if not rows:
+            raise NotFound(f"pipeline {pipeline_id!r} has no definition version {version}")
+        return json.loads(rows[0][0])
+
+    # --- instances -------------------------------------------------------------------------
+
+    async def add_instances(self, records: Iterable[InstanceRecord]) -> int:
+        """Insert instances that are not there yet; existing ones are left as they are."""
+        rows = [tuple(_db_value(c, getattr(r, c)) for c in _INSTANCE_COLS) for r in records]
+        if not rows:
+            return 0
+        sql = (f"INSERT INTO hr_instances ({', '.join(_INSTANCE_COLS)}) VALUES "
+               f"({', '.join('?' * len(_INSTANCE_COLS))}) ON CONFLICT (pipeline_id, id) "
+               "DO NOTHING")
+        async with self.backend.transaction() as tx:
+            await tx.executemany(sql, rows)
+        return len(rows)
+
+    async def get_instance(self, pipeline_id: str, instance_id: str) -> InstanceRecord:
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch(f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances "
+                                  "WHERE pipeline_id = ? AND id = ?", pipeline_id, instance_id)
+        if not rows:
+            raise NotFound(f"pipeline {pipeline_id!r} has no instance {instance_id!r}")
+        return _instance(rows[0])
+
+    async def list_instances(self, pipeline_id: str, *,
+                             statuses: Iterable[Status] | None = None,
+                             object_id: str | None = None,
+                             scheduled_from: datetime | None = None,
+                             scheduled_to: datetime | None = None) -> list[InstanceRecord]:
+        where = ["pipeline_id = ?"]
+        params: list[Any] = [pipeline_id]
+        if statuses is not None:
+            values = [s.value for s in statuses]
+            if not values:
+                return []
+            where.append(f"status IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        if object_id is not None:
+            where.append("object_id = ?")
+            params.append(object_id)
+        if scheduled_from is not None:
+            where.append("scheduled_start >= ?")
+            params.append(to_text(scheduled_from))
+        if scheduled_to is not None:
+            where.append("scheduled_start < ?")
+            params.append(to_text(scheduled_to))
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch(f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances "
+                                  f"WHERE {' AND '.join(where)} "
+                                  "ORDER BY scheduled_start, object_id, id", *params)
+        return [_instance(r) for r in rows]
+
+    async def update_instance(self, pipeline_id: str, instance_id: str, *,
+                              expect: Iterable[Status] | None = None,
+                              **fields: Any) -> bool:
+        """Change fields of an instance; with ``expect``, only if its status is one of those.
+        Returns whether the row changed (the compare-and-set succeeded)."""
+        fields.setdefault("updated_at", utcnow())
+        where = "pipeline_id = ? AND id = ?"
+        params: tuple[Any, ...] = (pipeline_id, instance_id)
+        if expect is not None:
+            values = tuple(s.value for s in expect)
+            where += f" AND status IN ({', '.join('?' * len(values))})"
+            params += values
+        return await self._update("hr_instances", where, params, fields) > 0
+
+    # --- attempts --------------------------------------------------------------------------
+
+    async def start_attempt(self, instance: InstanceRecord, attempt: AttemptRecord,
+                            **instance_fields: Any) -> bool:
+        """Record a new attempt and mark its instance RUNNING in one transaction, if the
+        instance is still where the caller saw it."""
+        fields = {"status": Status.RUNNING, "attempts": attempt.number, "updated_at": utcnow(),
+                  **instance_fields}
+        async with self.backend.transaction() as tx:
+            changed = await self._update(
+                "hr_instances", "pipeline_id = ? AND id = ? AND status = ?",
+                (instance.pipeline_id, instance.id, instance.status.value), fields, tx)
+            if not changed:
+                return False
+            await tx.execute(
+                f"INSERT INTO hr_attempts ({', '.join(_ATTEMPT_COLS)}) VALUES "
+                f"({', '.join('?' * len(_ATTEMPT_COLS))})",
+                *(_db_value(c, getattr(attempt, c)) for c in _ATTEMPT_COLS))
+        return True
+
+    async def end_attempt(self, attempt: AttemptRecord, instance_fields: dict[str, Any],
+                          *, expect: Iterable[Status] | None = None) -> bool:
+        """Record an attempt's end and its instance's new state in one transaction."""
+        fields = {"updated_at": utcnow(), **instance_fields}
+        where = "pipeline_id = ? AND id = ?"
+        params: tuple[Any, ...] = (attempt.pipeline_id, attempt.instance_id)
+        if expect is not None:
+            values = tuple(s.value for s in expect)
+            where += f" AND status IN ({', '.join('?' * len(values))})"
+            params += values
+        async with self.backend.transaction() as tx:
+            changed = await self._update("hr_instances", where, params, fields, tx)
+            await self._update(
+                "hr_attempts", "pipeline_id = ? AND instance_id = ? AND number = ?",
+                (attempt.pipeline_id, attempt.instance_id, attempt.number),
+                {"status": attempt.status, "ended_at": attempt.ended_at,
+                 "exit_code": attempt.exit_code, "error": attempt.error,
+                 "trace_id": attempt.trace_id, "log_path": attempt.log_path}, tx)
+        return changed > 0
+
+    async def update_attempt(self, pipeline_id: str, instance_id: str, number: int,
+                             **fields: Any) -> None:
+        await self._update("hr_attempts", "pipeline_id = ? AND instance_id = ? AND number = ?",
+                           (pipeline_id, instance_id, number), fields)
+
+    async def list_attempts(self, pipeline_id: str,
+                            instance_id: str | None = None) -> list[AttemptRecord]:
+        where, params = "pipeline_id = ?", [pipeline_id]
+        if instance_id is not None:
+            where += " AND instance_id = ?"
+            params.append(instance_id)
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch(f"SELECT {', '.join(_ATTEMPT_COLS)} FROM hr_attempts WHERE "
+                                  f"{where} ORDER BY instance_id, number", *params)
+        return [_attempt(r) for r in rows]
+
+    # --- user requests and pauses ----------------------------------------------------------
+
+    async def add_request(self, pipeline_id: str, target: str, action: Action) -> None:
+        async with self.backend.transaction() as tx:
+            await tx.execute("INSERT INTO hr_requests (pipeline_id, target, action, created_at)"
+                             " VALUES (?, ?, ?, ?)", pipeline_id, target, action.value,
+                             to_text(utcnow()))
+
+    async def take_requests(self, pipeline_id: str) -> list[RequestRecord]:
+        """Pending requests, oldest first, marked handled in the same transaction."""
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch("SELECT id, pipeline_id, target, action, created_at FROM "
+                                  "hr_requests WHERE pipeline_id = ? AND handled_at IS NULL "
+                                  "ORDER BY id", pipeline_id)
+            if rows:
+                await tx.execute("UPDATE hr_requests SET handled_at = ? WHERE pipeline_id = ? "
+                                 "AND handled_at IS NULL AND id <= ?", to_text(utcnow()),
+                                 pipeline_id, rows[-1][0])
+        return [RequestRecord(r[0], r[1], r[2], Action(r[3]), from_text(r[4]))  # type: ignore[arg-type]
+                for r in rows]
+
+    async def set_paused(self, pipeline_id: str, object_id: str, paused: bool) -> None:
+        async with self.backend.transaction() as tx:
+            if paused:
+                await tx.execute("INSERT INTO hr_paused (pipeline_id, object_id) VALUES (?, ?) "
+                                 "ON CONFLICT (pipeline_id, object_id) DO NOTHING",
+                                 pipeline_id, object_id)
+            else:
+                await tx.execute("DELETE FROM hr_paused WHERE pipeline_id = ? AND object_id = ?",
+                                 pipeline_id, object_id)
+
+    async def paused(self, pipeline_id: str) -> set[str]:
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch("SELECT object_id FROM hr_paused WHERE pipeline_id = ?",
+                                  pipeline_id)
+        return {r[0] for r in rows}
+
+    # --- leases ----------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, expires_at: datetime,
+                            now: datetime, *, steal_from: Iterable[str] = ()) -> str | None:
+        """Take or renew the lease ``name``. Returns None on success, else the current owner.
+        A lease is free when expired, already ours, or held by an owner in ``steal_from``
+        (a process on this host known to be dead)."""
+        stealable = list(steal_from)
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch("SELECT owner, expires_at FROM hr_leases WHERE name = ?",
+                                  name)
+            if rows:
+                holder, expires = rows[0][0], from_text(rows[0][1])
+                if holder != owner and holder not in stealable and expires is not None and (
+                        expires > now):
+                    return holder
+                await tx.execute("UPDATE hr_leases SET owner = ?, expires_at = ? WHERE name = ?",
+                                 owner, to_text(expires_at), name)
+            else:
+                await tx.execute("INSERT INTO hr_leases (name, owner, expires_at) VALUES "
+                                 "(?, ?, ?)", name, owner, to_text(expires_at))
+        return None
+
+    async def lease_holder(self, name: str) -> tuple[str, datetime] | None:
+        async with self.backend.transaction() as tx:
+            rows = await tx.fetch("SELECT owner, expires_at FROM hr_leases WHERE name = ?",
+                                  name)
+        if not rows:
+            return None
+        return rows[0][0], from_text(rows[0][1])  # type: ignore[return-value]
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        async with self.backend.transaction() as tx:
+            await tx.execute("DELETE FROM hr_leases WHERE name = ? AND owner = ?", name, owner)
+
+
+def new_pipeline_id() -> str:
+    """``df-`` and 20 upper-case characters, like AWS ids (``df-06372391ZG65EXAMPLE``)."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    raw = int.from_bytes(os.urandom(13), "big")
+    chars = []
+    for _ in range(20):
+        raw, index = divmod(raw, 36)
+        chars.append(alphabet[index])
+    return "df-" + "".join(chars)
+
+
+def default_store_url() -> str:
+    """``$HEADRACE_STORE``, else a SQLite file under ``$XDG_DATA_HOME/headrace`` (by default
+    ``~/.local/share/headrace/headrace.db``)."""
+    env = os.environ.get("HEADRACE_STORE")
+    if env:
+        return env
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return "sqlite:///" + os.path.join(base, "headrace", "headrace.db")
+
+
+def open_store(url: str | None = None) -> Store:
+    """A store for ``sqlite:///path``, ``sqlite://:memory:``, a plain path, or
+    ``postgresql://...``. Call ``await store.open()`` (or ``async with``)."""
+    url = url or default_store_url()
+    if url.startswith(("postgresql://", "postgres://")):
+        return Store(PostgresBackend(url), _display(url))
+    if url.startswith("sqlite://"):
+        # sqlite:///abs/path.db, sqlite://relative.db, sqlite://:memory:
+        path = url[len("sqlite://"):]
+        if path in ("", ":memory:", "/:memory:"):
+            path = ":memory:"
+        return Store(SqliteBackend(path), url)
+    if "://" in url:
+        raise StoreError(f"unknown store URL {_display(url)!r} (use sqlite:///path or "
+                         "postgresql://user@host/db)")
+    return Store(SqliteBackend(url), f"sqlite:///{url}")
+
+
+def _display(url: str) -> str:
+    from engine.store.backend import _no_secret
+
+    return _no_secret(url)
