@@ -77,7 +77,13 @@ from connectors.errors import (
 from connectors.mysql_infile import STREAM_NAME, load_data_local
 from connectors.mysql_lines import Kind, header_line, line_select, supports
 from connectors.sqltext import convert_placeholders, quote_ident, split_qualified, split_statements
-from connectors.sqltypes import mysql_ddl_type, mysql_logical, truthy
+from connectors.sqltypes import (
+    mysql_ddl_type,
+    mysql_logical,
+    parse_bool,
+    parse_datetime,
+    truthy,
+)
 from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
 
 CONNECT_TIMEOUT = 10
@@ -547,6 +553,41 @@ def _infile_options(fmt: TextFormat) -> str | None:
     return None
 
 
+def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
+                        fmt: TextFormat) -> str:
+    """The ``(columns) SET ...`` tail of LOAD DATA.
+
+    Fields land in user variables and are converted where another database's text form differs
+    from MySQL's: PostgreSQL's ``t``/``f`` booleans, a UTC offset after a timestamp (the
+    PostgreSQL connector reads in UTC), ``\\x``-hex binary.
+    """
+    by_name = {n: (k, t) for n, k, t in target}
+    names = [c.name for c in fmt.columns] if fmt.columns else [n for n, _, _ in target]
+    fields, sets = [], []
+    for i, name in enumerate(names):
+        if name not in by_name:
+            raise BadDataError(f"column {name!r} of the input is not in the target table "
+                               f"(its columns: {[n for n, _, _ in target]})")
+        kind, logical = by_name[name]
+        col = quote_ident(name, "mysql")
+        var = f"@v{i}"
+        if logical == "boolean":
+            expr = (f"CASE LOWER({var}) WHEN 't' THEN 1 WHEN 'true' THEN 1 WHEN 'f' THEN 0 "
+                    f"WHEN 'false' THEN 0 ELSE {var} END")
+        elif logical in ("timestamp", "timestamptz"):
+            expr = f"REGEXP_REPLACE({var}, '([+]00(:00)?|Z)$', '')"
+        elif kind == "binary":
+            expr = (f"IF(LEFT({var}, 2) = CONCAT(CHAR(92), 'x'), UNHEX(SUBSTRING({var}, 3)), "
+                    f"{var})")
+        else:
+            fields.append(col)
+            continue
+        fields.append(var)
+        sets.append(f"{col} = {expr}")
+    tail = f" ({', '.join(fields)})"
+    return tail + (f" SET {', '.join(sets)}" if sets else "")
+
+
 class MySqlSink:
     """Loads into a table (LOAD DATA / multi-row INSERT) or via ``insertQuery``, atomically."""
 
@@ -587,12 +628,10 @@ class MySqlSink:
         ep = self.endpoint
         async with _writer(ep, "LOAD DATA", local_infile=True) as conn:
             await self._prepare_table(conn, hint)
-            columns = ""
-            if fmt.columns:
-                columns = " (" + ", ".join(quote_ident(c.name, "mysql")
-                                           for c in fmt.columns) + ")"
+            target = await _table_columns(conn, ep)
+            assignments = _infile_assignments(target, fmt)
             sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
-                   f"CHARACTER SET utf8mb4 {options}{columns}")
+                   f"CHARACTER SET utf8mb4 {options}{assignments}")
 
             async def chunks() -> AsyncIterator[bytes]:
                 async for chunk in inp:
@@ -627,12 +666,13 @@ class MySqlSink:
                     raise ConfigError("rows without column names cannot be inserted",
                                       connector=self.describe)
                 sql = f"INSERT INTO {ep.quoted_table()}{cols} VALUES ({marks})"
+            kinds = await self._target_kinds(conn, first)
             number = 0
             batch: RowBatch | None = first
             async with conn.cursor() as cur:
                 while batch is not None:
                     base = batch.first_line if batch.first_line is not None else number + 1
-                    rows = _writable(batch.rows)
+                    rows = _writable(batch.rows, kinds, base)
                     for start in range(0, len(rows), INSERT_ROWS):
                         part = rows[start:start + INSERT_ROWS]
                         try:
@@ -652,6 +692,14 @@ class MySqlSink:
                         batch = await inp.receive()
                     except EndOfStream:
                         batch = None
+
+    async def _target_kinds(self, conn: aiomysql.Connection,
+                            first: RowBatch) -> list[ColumnType | None]:
+        """Logical type of the target column of each value position (None when unknown)."""
+        if not self.endpoint.table:
+            return []
+        by_name = {n: t for n, _, t in await _table_columns(conn, self.endpoint)}
+        return [by_name.get(n) for n in first.schema.names]
 
     async def _prepare_table(self, conn: aiomysql.Connection, hint: Schema | None) -> None:
         ep = self.endpoint
@@ -705,25 +753,44 @@ async def _raise_first_warning(conn: aiomysql.Connection, where: str, operation:
     raise err
 
 
-def _writable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Make values the MySQL driver can escape: aware datetimes in UTC, JSON as text."""
+def _fit_value(v: Any, logical: ColumnType | None) -> Any:
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    if isinstance(v, str) and logical in ("timestamp", "timestamptz"):
+        v = parse_datetime(v)
+    elif isinstance(v, str) and logical == "boolean":
+        return parse_bool(v)
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        return v.astimezone(UTC).replace(tzinfo=None)
+    return v
+
+
+def _writable(rows: list[tuple[Any, ...]], kinds: Sequence[ColumnType | None],
+              base: int) -> list[tuple[Any, ...]]:
+    """Make values the server reads right: aware datetimes (and ISO text with an offset) in
+    UTC, JSON as text, 't'/'f' booleans as 1/0. Columns that need nothing are left alone."""
     if not rows:
         return rows
-    width = len(rows[0])
-    bad = [c for c in range(width)
-           if any(isinstance(r[c], dict | list) or (isinstance(r[c], datetime)
-                  and r[c].tzinfo is not None) for r in rows)]
+    bad = []
+    for c in range(len(rows[0])):
+        logical = kinds[c] if c < len(kinds) else None
+        types = {type(r[c]) for r in rows}
+        if types & {dict, list} or (datetime in types and any(
+                isinstance(r[c], datetime) and r[c].tzinfo is not None for r in rows)) or (
+                str in types and logical in ("timestamp", "timestamptz", "boolean")):
+            bad.append((c, logical))
     if not bad:
         return rows
     out = []
-    for r in rows:
+    for i, r in enumerate(rows):
         values = list(r)
-        for c in bad:
-            v = values[c]
-            if isinstance(v, dict | list):
-                values[c] = json.dumps(v, ensure_ascii=False, default=str)
-            elif isinstance(v, datetime) and v.tzinfo is not None:
-                values[c] = v.astimezone(UTC).replace(tzinfo=None)
+        for c, logical in bad:
+            if values[c] is not None:
+                try:
+                    values[c] = _fit_value(values[c], logical)
+                except ValueError as exc:
+                    raise BadDataError(f"column {c + 1}: {exc}", line=base + i,
+                                       column=c + 1) from None
         out.append(tuple(values))
     return out
 

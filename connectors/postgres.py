@@ -151,7 +151,7 @@ class PostgresEndpoint(BaseModel):
                 host=self.host, port=self.port, user=self.user, database=self.database,
                 password=self.password.get_secret_value() if self.password else None,
                 timeout=CONNECT_TIMEOUT, ssl=False,
-                server_settings={"application_name": "headrace"})
+                server_settings={"application_name": "headrace", "TimeZone": "UTC"})
 
     def source(self) -> PostgresSource:
         return PostgresSource(self)
