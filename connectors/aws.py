@@ -13,6 +13,7 @@ a retry quota). The connection pool is sized to the copy's parallelism.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -70,15 +71,31 @@ _TRANSIENT_CODES = frozenset({
     "InternalServerError", "BadDigest", "IDPCommunicationError",
 })
 
-_session: AioSession | None = None
+#: Variables that change which credentials or region a session resolves.
+_SESSION_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                 "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+_sessions: dict[str, AioSession] = {}
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in _SESSION_VARS:
+        digest.update(f"{name}={os.environ.get(name, '')}\0".encode())
+    return digest.hexdigest()
 
 
 def session() -> AioSession:
-    """The process's one botocore session (credentials are resolved and cached by it)."""
-    global _session
-    if _session is None:
-        _session = get_session()
-    return _session
+    """A botocore session for the current configuration.
+
+    Sessions cache credentials and service models, so one is kept per set of credential and
+    region variables: a changed environment gets a fresh session, the same one is reused.
+    """
+    key = _fingerprint()
+    sess = _sessions.get(key)
+    if sess is None:
+        sess = _sessions[key] = get_session()
+    return sess
 
 
 def endpoint_from_env(service: str) -> str | None:

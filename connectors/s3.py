@@ -134,11 +134,14 @@ def _note_retries(response: dict[str, Any], progress: Progress, cause: str) -> N
         progress.retried(cause)
 
 
-async def iter_objects(client: Any, bucket: str, prefix: str) -> AsyncIterator[S3Object]:
+async def iter_objects(client: Any, bucket: str, prefix: str, *,
+                       page_size: int | None = None) -> AsyncIterator[S3Object]:
     """Every object below ``prefix`` in key order, one page at a time (folder markers skipped)."""
     token: str | None = None
     while True:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if page_size:
+            kwargs["MaxKeys"] = page_size
         if token:
             kwargs["ContinuationToken"] = token
         with aws.map_aws_errors(CONNECTOR, "list", f"s3://{bucket}/{prefix}"):
@@ -188,7 +191,7 @@ class S3Source:
     def __init__(self, url: str, fmt: TextFormat | None = None, *,
                  compression: str | None = None, parallel: int = 4,
                  chunk_size: int = DEFAULT_CHUNK, endpoint_url: str | None = None,
-                 max_range_attempts: int = 5) -> None:
+                 max_range_attempts: int = 5, page_size: int | None = None) -> None:
         self.url = parse_s3_url(url)
         self.describe = str(self.url)
         self._fmt = fmt or format_for_path(self.url.key) or CSV
@@ -198,6 +201,7 @@ class S3Source:
         self.chunk_size = max(64 * 1024, chunk_size)
         self.endpoint_url = endpoint_url
         self.max_range_attempts = max_range_attempts
+        self.page_size = page_size
 
     @property
     def endpoint(self) -> str:
@@ -227,14 +231,14 @@ class S3Source:
         """(prefix or None for a single object, the objects to read)."""
         bucket, key = self.url.bucket, self.url.key
         if self.url.is_prefix:
-            return key, iter_objects(client, bucket, key)
+            return key, iter_objects(client, bucket, key, page_size=self.page_size)
         obj = await _head(client, bucket, key)
         if obj is not None:
             async def one() -> AsyncIterator[S3Object]:
                 yield obj
             return None, one()
         if await _any_object(client, bucket, key + "/"):
-            return key + "/", iter_objects(client, bucket, key + "/")
+            return key + "/", iter_objects(client, bucket, key + "/", page_size=self.page_size)
         raise NotFoundError(f"{self.describe}: no such object (and no objects below it)",
                             connector=CONNECTOR, operation="read")
 

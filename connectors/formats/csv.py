@@ -21,6 +21,9 @@ from .values import text_columns
 
 _EMPTY = "\x1e\x1fHR-EMPTY\x1f\x1e"
 _NULL = "\x1e\x1fHR-NULL\x1f\x1e"
+# The csv writer quotes only for characters of its line terminator, so a lone CR in a value
+# would go out unquoted: CRs travel as this (newline-holding, hence quoted) marker instead.
+_CR = "\n\x1fHR-CR\x1f"
 
 
 def _dialect(fmt: TextFormat) -> dict[str, Any]:
@@ -130,8 +133,12 @@ class CsvEncoder:
         width = len(batch.schema)
         cols = text_columns(batch.rows, width)
         null = self.fmt.null
-        empties = nulls = 0
+        empties = nulls = crs = 0
         for i, col in enumerate(cols):
+            if "\r" not in self.fmt.record_separator and \
+                    "\r" in "".join(v for v in col if v is not None):
+                crs += sum(v.count("\r") for v in col if v is not None)
+                col = cols[i] = [v.replace("\r", _CR) if v and "\r" in v else v for v in col]
             has_none = None in col
             has_empty = "" in col
             if not (has_none or has_empty):
@@ -147,11 +154,13 @@ class CsvEncoder:
         start = buf.tell()
         writer.writerows(zip(*cols, strict=True))
         text = buf.getvalue()
-        if empties or width == 1:
+        if empties or width == 1 or crs:
             body = text[start:]
-            if body.count(_EMPTY) != empties or body.count(_NULL) != nulls:
+            if body.count(_EMPTY) != empties or body.count(_NULL) != nulls \
+                    or body.count(_CR) != crs:
                 return self._slow(batch, text[:start])
-            text = text[:start] + body.replace(_EMPTY, self.fmt.quote * 2).replace(_NULL, "")
+            body = body.replace(_EMPTY, self.fmt.quote * 2).replace(_NULL, "")
+            text = text[:start] + body.replace(_CR, "\r")
         return text.encode(self.fmt.encoding)
 
     def _slow(self, batch: RowBatch, head: str) -> bytes:

@@ -39,6 +39,14 @@ class DelimitedDecoder(TextDecoder):
             return chr(int(hexa, 16))
         return _SIMPLE.get(other, other)
 
+    def _split_escaped(self, line: str) -> list[str]:
+        """Split on separators that are not escaped (``\\|`` is a literal ``|``)."""
+        esc, sep = self._esc or "", self.fmt.column_separator
+        mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in line)
+        marked = line.replace(esc + esc, mark + "E").replace(esc + sep, mark + "S")
+        return [f.replace(mark + "S", esc + sep).replace(mark + "E", esc + esc)
+                for f in marked.split(sep)]
+
     def _parse(self, text: str, first_line: int, tainted: bool) -> None:
         rsep, csep = self.fmt.record_separator, self.fmt.column_separator
         lines = text.split(rsep)
@@ -51,7 +59,8 @@ class DelimitedDecoder(TextDecoder):
         for i, line in enumerate(lines):
             if strip_cr and line.endswith("\r"):
                 line = line[:-1]
-            fields: list[Any] = line.split(csep)
+            fields: list[Any] = (self._split_escaped(line) if esc and esc + csep in line
+                                 else line.split(csep))
             if self._header_pending:
                 self._header_pending = False
                 if width is None:
@@ -90,6 +99,7 @@ class DelimitedEncoder:
             for ch in sorted(specials - {esc}):
                 pairs.append((ch, esc + named.get(ch, ch)))
             self._pairs = pairs
+            specials.add(esc)
         else:
             self._pairs = []
         self._specials = sorted(specials)
