@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import botocore.exceptions as bexc
+from anyio.abc import TaskGroup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import (
@@ -45,6 +47,7 @@ from connectors.base import (
     Schema,
     TextFormat,
 )
+from connectors.copy import root_cause
 from connectors.dynamodb_items import (
     ITEM_SCHEMA,
     ConversionError,
@@ -225,6 +228,17 @@ async def table_has_data(table: str, region: str | None = None) -> bool:
     return False
 
 
+@asynccontextmanager
+async def _task_group() -> AsyncIterator[TaskGroup]:
+    """A task group whose failure surfaces as its root-cause error, not an exception group."""
+    try:
+        async with anyio.create_task_group() as tg:
+            yield tg
+    except BaseExceptionGroup as group:
+        cause = root_cause(group)
+        raise cause from cause.__cause__
+
+
 # -- shared retry loop ------------------------------------------------------------------------
 
 def _consumed_units(reply: dict[str, Any]) -> float:
@@ -357,7 +371,7 @@ class DynamoDBSource:
             bucket = _bucket(self.table.read_throughput_percent, info.read_units)
             caller = _Caller(client, self.table.table_name, self.describe, bucket, self.retry,
                              self.stats, progress)
-            async with anyio.create_task_group() as tg:
+            async with _task_group() as tg:
                 for segment in range(segments):
                     tg.start_soon(self._scan_segment, caller, segment, segments, limiter, emit)
 
@@ -371,6 +385,10 @@ class DynamoDBSource:
             payload.update(Segment=segment, TotalSegments=segments)
         if caller.bucket is not None:
             payload["ReturnConsumedCapacity"] = "TOTAL"
+            # Until a reply says what items cost, guess 1 KB (1/8 of an eventually consistent
+            # read unit) so the first page cannot overdraw the bucket by much.
+            share = caller.bucket.rate / segments
+            payload["Limit"] = max(1, min(self.page_limit, math.floor(share * 8)))
         while True:
             async with limiter:
                 reply = await caller.send("Scan", payload, {"TableName": table})
@@ -382,14 +400,15 @@ class DynamoDBSource:
                 return
             payload["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
             if caller.bucket is not None:
-                payload["Limit"] = self._paced_limit(caller.bucket, segments, reply, len(items))
+                payload["Limit"] = self._paced_limit(caller.bucket, segments, reply, len(items),
+                                                     payload["Limit"])
 
     def _paced_limit(self, bucket: TokenBucket, segments: int, reply: dict[str, Any],
-                     count: int) -> int:
+                     count: int, current: int) -> int:
         """Items per page so one page costs about one second of this segment's share."""
         units = _consumed_units(reply)
         if not count or units <= 0:
-            return self.page_limit
+            return current
         per_item = units / count
         return max(1, min(self.page_limit, math.floor(bucket.rate / segments / per_item)))
 
@@ -537,7 +556,7 @@ class DynamoDBSink:
                              self.stats, progress)
             batcher = _Batcher(info.key_names, self.describe)
             send, receive = anyio.create_memory_object_stream[_Batch](writers)
-            async with anyio.create_task_group() as tg:
+            async with _task_group() as tg:
                 for _ in range(writers):
                     tg.start_soon(self._writer, caller, receive.clone(), unit)
                 receive.close()
