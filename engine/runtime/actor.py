@@ -101,6 +101,10 @@ class Supervisor:
         restarting = len(self.children) - running
         return f"<Supervisor {self.name} children: {running} running, {restarting} restarting>"
 
+    @property
+    def running(self) -> bool:
+        return self._tg is not None
+
     async def __aenter__(self) -> Supervisor:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()

@@ -317,6 +317,7 @@ class InstanceActor:
         while True:
             if self.rec.retry_at is not None:
                 await self.rt.clock.sleep_until(self.rec.retry_at)
+            await self.sup.gate()
             async with self.rt.limits.engine, component:
                 attempt, outcome = await self._attempt(
                     lambda ctx: runner(ctx), timeout.as_timedelta() if timeout else None)

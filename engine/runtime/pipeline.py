@@ -33,6 +33,7 @@ from engine.store.records import (
     Action,
     AttemptRecord,
     InstanceRecord,
+    PipelineState,
     Status,
 )
 
@@ -73,6 +74,7 @@ class PipelineSupervisor:
         self._changed = anyio.Event()
         self._log_roots: dict[str, Path] = {}
         self._planned_until: datetime | None = None
+        self.deactivating = False
 
     def __repr__(self) -> str:
         return repr(self.sup)
@@ -130,8 +132,14 @@ class PipelineSupervisor:
             self.rt.instances[rec.id] = rec
             self.rt.board.set(rec.id, rec.status)
 
+    @property
+    def running(self) -> bool:
+        return self.sup.running
+
     def spawn(self, rec: InstanceRecord) -> None:
-        if rec.id in self.actors or rec.terminal:
+        """Start an actor for ``rec`` (when this supervisor runs; otherwise the next process
+        that runs the pipeline picks the instance up from the store)."""
+        if rec.id in self.actors or rec.terminal or not self.running:
             return
         actor = InstanceActor(self.rt, rec, self)
         self.actors[rec.id] = actor
@@ -158,16 +166,47 @@ class PipelineSupervisor:
             if self.mode == "run":
                 await self._until_settled()
                 self.sup.cancel()
+            elif self.window_end is not None:
+                await self._until_all_terminal()
+                await self.rt.store.update_pipeline(self.rt.pipeline_id,
+                                                    state=PipelineState.FINISHED)
+                self.sup.cancel()
 
     async def stop(self) -> None:
         """Graceful shutdown: running attempts end INTERRUPTED and are retried on restart."""
         self.rt.stopping = True
         self.sup.cancel()
 
+    async def deactivate(self, cancel_active: bool) -> None:
+        """DeactivatePipeline: start no new attempt; cancel the running ones (CANCELED) or let
+        them finish; then stop. Waiting instances stay in the store for re-activation."""
+        self.deactivating = True
+        self._changed.set()
+        if cancel_active:
+            for actor in list(self.actors.values()):
+                if actor.rec.status == Status.RUNNING:
+                    await actor.send(Cancel("the pipeline was deactivated"))
+        while any(a.rec.status == Status.RUNNING for a in self.actors.values()):
+            self._changed = anyio.Event()
+            await self._changed.wait()
+        await self.stop()
+
+    async def gate(self) -> None:
+        """Actors call this before starting an attempt: blocks while deactivating."""
+        if self.deactivating:
+            await anyio.sleep_forever()
+
     async def _until_settled(self) -> None:
         while True:
             self._changed = anyio.Event()
             if self.settled():
+                return
+            await self._changed.wait()
+
+    async def _until_all_terminal(self) -> None:
+        while True:
+            self._changed = anyio.Event()
+            if all(r.terminal for r in self.rt.instances.values()):
                 return
             await self._changed.wait()
 

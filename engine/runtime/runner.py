@@ -26,7 +26,7 @@ from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import to_file_format
 from engine.errors import DefinitionError, HeadraceError, StoreError
-from engine.plan import pipeline_is_ondemand, schedule_window
+from engine.plan import pipeline_is_ondemand, schedule_spec, schedule_window
 from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.pipeline import PipelineSupervisor, instance_records
 from engine.store import (
@@ -170,11 +170,22 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
         else []
     if (ondemand and records) or records:
         await store.add_instances(records)
+    engine_end = None if (end is None and not ondemand and open_ended(definition, activation)) \
+        else window[1]
     await store.update_pipeline(pipeline_id, state=PipelineState.SCHEDULED, activated_at=now,
                                 first_activated_at=record.first_activated_at or now,
                                 active_version=version, window_start=window[0],
-                                window_end=window[1])
+                                window_end=engine_end)
     return activation, window[0], window[1]
+
+
+def open_ended(definition: Definition, activation: datetime) -> bool:
+    """True when some object's schedule has neither endDateTime nor occurrences."""
+    for oid in definition.of_category("activity", "datanode"):
+        for sid in definition.refs(oid, "schedule"):
+            if schedule_spec(definition, sid).last_end(activation) is None:
+                return True
+    return False
 
 
 async def run_window(store: Store, pipeline_id: str, definition: Definition, version: int, *,

@@ -90,6 +90,8 @@ class PipelineRecord:
     window_start: datetime | None = None
     window_end: datetime | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: for a DEACTIVATING pipeline: cancel running instances (True) or let them finish
+    cancel_active: bool = True
 
 
 @dataclass

@@ -42,7 +42,7 @@ def _schema(dialect: str) -> list[str]:
             id TEXT PRIMARY KEY, name TEXT NOT NULL, unique_id TEXT NOT NULL UNIQUE,
             description TEXT, state TEXT NOT NULL, created_at TEXT, latest_version INTEGER,
             active_version INTEGER, activated_at TEXT, first_activated_at TEXT,
-            window_start TEXT, window_end TEXT, tags TEXT)""",
+            window_start TEXT, window_end TEXT, tags TEXT, cancel_active INTEGER)""",
         """CREATE TABLE IF NOT EXISTS hr_definitions (
             pipeline_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
             created_at TEXT, PRIMARY KEY (pipeline_id, version))""",
@@ -74,7 +74,7 @@ def _schema(dialect: str) -> list[str]:
 
 _PIPELINE_COLS = ("id", "name", "unique_id", "description", "state", "created_at",
                   "latest_version", "active_version", "activated_at", "first_activated_at",
-                  "window_start", "window_end", "tags")
+                  "window_start", "window_end", "tags", "cancel_active")
 _INSTANCE_COLS = ("pipeline_id", "id", "object_id", "type", "category", "scheduled_start",
                   "scheduled_end", "eligible_at", "status", "attempts", "actual_start",
                   "actual_end", "error", "node", "depends_on", "version", "late_fired",
@@ -93,7 +93,7 @@ def _db_value(name: str, value: Any) -> Any:
         return to_text(value)
     if name in ("depends_on", "tags"):
         return json.dumps(value)
-    if name == "late_fired":
+    if name in ("late_fired", "cancel_active"):
         return int(bool(value))
     if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):
         return value.value  # enums
@@ -109,7 +109,8 @@ def _pipeline(row: tuple[Any, ...]) -> PipelineRecord:
         active_version=d["active_version"], activated_at=from_text(d["activated_at"]),
         first_activated_at=from_text(d["first_activated_at"]),
         window_start=from_text(d["window_start"]), window_end=from_text(d["window_end"]),
-        tags=json.loads(d["tags"]) if d["tags"] else {})
+        tags=json.loads(d["tags"]) if d["tags"] else {},
+        cancel_active=bool(d["cancel_active"]) if d["cancel_active"] is not None else True)
 
 
 def _instance(row: tuple[Any, ...]) -> InstanceRecord:

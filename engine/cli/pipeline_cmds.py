@@ -1,0 +1,506 @@
+"""Pipeline lifecycle against a store, named as the AWS CLI names them, plus ``engine`` and
+``logs``. Every command takes ``--store`` (default ``$HEADRACE_STORE`` or the embedded SQLite
+file) and ``--output text|json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+import engine.activities  # registers the activities
+import engine.preconditions  # noqa: F401  (registers the precondition checks)
+from engine.cli.definition_cmds import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    load_options,
+    parameter_options,
+    print_problems,
+    timestamp,
+)
+from engine.cli.run_cmds import instance_json
+from engine.clock import Clock
+from engine.definition import load
+from engine.definition.serialize import masked, to_file_format
+from engine.errors import HeadraceError, NotFound
+from engine.plan import resolve_fields
+from engine.runtime.context import Limits, PipelineRuntime
+from engine.runtime.pipeline import PipelineSupervisor
+from engine.runtime.runner import activate, load_version, store_dir
+from engine.schedule import format_timestamp
+from engine.store import Action, PipelineState, Status, Store, open_store
+
+T = TypeVar("T")
+
+
+def store_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--store", "store_url", metavar="URL",
+                        help="sqlite:///path or postgresql://... (default: $HEADRACE_STORE or "
+                             "the embedded SQLite file).")(func)
+
+
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--output", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True)(func)
+
+
+def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``body`` with an open store; a HeadraceError becomes a one-line error, exit 2."""
+    async def main() -> T:
+        async with open_store(store_url) as store:
+            return await body(store)
+
+    try:
+        return anyio.run(main)
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    except HeadraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def emit(output: str, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+
+
+def _ts(value: Any) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
+@click.command("create-pipeline")
+@click.option("--name", required=True)
+@click.option("--unique-id", required=True, help="Idempotency token: the same id returns the "
+                                                 "same pipeline.")
+@click.option("--description", default="")
+@store_option
+@output_option
+def create_pipeline(name: str, unique_id: str, description: str, store_url: str | None,
+                    output: str) -> None:
+    """Create an empty pipeline (state PENDING); print its id."""
+    record = with_store(store_url, lambda s: s.create_pipeline(name, unique_id, description))
+    emit(output, {"pipelineId": record.id}, record.id)
+
+
+@click.command("put-pipeline-definition")
+@click.option("--pipeline-id", required=True)
+@click.option("--pipeline-definition", "definition", required=True, metavar="FILE")
+@parameter_options
+@store_option
+@output_option
+def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | None,
+                            output: str, **kwargs: Any) -> None:
+    """Validate a definition and store it as the pipeline's latest version."""
+    try:
+        loaded, report = load(definition, load_options(kwargs))
+    except HeadraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    errors = [p.as_json() for p in report.errors]
+    warnings = [p.as_json() for p in report.warnings]
+    if report.errors:
+        if output == "json":
+            emit(output, {"errored": True, "validationErrors": errors,
+                          "validationWarnings": warnings}, "")
+        else:
+            print_problems(report.errors + report.warnings)
+            click.echo("definition refused (nothing stored)", err=True)
+        sys.exit(EXIT_FAILED)
+    version = with_store(store_url, lambda s: s.put_definition(pipeline_id,
+                                                               to_file_format(loaded)))
+    if output == "text":
+        print_problems(report.warnings)
+    emit(output, {"errored": False, "version": version, "validationErrors": [],
+                  "validationWarnings": warnings},
+         f"stored version {version} of {pipeline_id} ({len(warnings)} warning(s))")
+
+
+@click.command("get-pipeline-definition")
+@click.option("--pipeline-id", required=True)
+@click.option("--version", "which", type=click.Choice(["latest", "active"]), default="latest",
+              show_default=True)
+@store_option
+def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None) -> None:
+    """Print a stored definition in the definition-file format (secrets as ****)."""
+    async def body(store: Store) -> dict[str, Any]:
+        record = await store.get_pipeline(pipeline_id)
+        version = record.latest_version if which == "latest" else record.active_version
+        if version is None:
+            raise NotFound(f"pipeline {pipeline_id} has no {which} definition")
+        return await store.get_definition(pipeline_id, version)
+
+    click.echo(json.dumps(masked(with_store(store_url, body)), indent=2))
+
+
+@click.command("activate-pipeline")
+@click.option("--pipeline-id", required=True)
+@click.option("--start-timestamp", metavar="TS",
+              help="Resume from this time instead of the schedule's start.")
+@click.option("--parameter-values", "parameter_values", multiple=True, metavar="ID=VALUE")
+@click.option("--allow-backfill", is_flag=True,
+              help="Allow a start more than one day in the past (a backfill).")
+@store_option
+@output_option
+def activate_pipeline(pipeline_id: str, start_timestamp: str | None,
+                      parameter_values: tuple[str, ...], allow_backfill: bool,
+                      store_url: str | None, output: str) -> None:
+    """Activate the latest definition: plan its instances; a running `headrace engine` runs
+    them."""
+    start = timestamp(start_timestamp, "--start-timestamp")
+
+    async def body(store: Store) -> dict[str, Any]:
+        record = await store.get_pipeline(pipeline_id)
+        if record.latest_version is None:
+            raise HeadraceError(f"pipeline {pipeline_id} has no definition; "
+                                "put-pipeline-definition first")
+        definition = await load_version(store, pipeline_id, record.latest_version,
+                                        list(parameter_values))
+        version = record.latest_version
+        if parameter_values:
+            version = await store.put_definition(pipeline_id, to_file_format(definition))
+        clock = Clock()
+        from engine.plan import pipeline_is_ondemand, schedule_window
+
+        if pipeline_is_ondemand(definition):
+            active = await store.list_instances(pipeline_id, statuses=[
+                Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER, Status.RUNNING])
+            if active:
+                raise HeadraceError(f"pipeline {pipeline_id} has an on-demand run in progress "
+                                    f"({len(active)} instances); wait for it to end")
+        else:
+            own_start, _ = schedule_window(definition, record.first_activated_at or clock.now(),
+                                           clock.now())
+            first = start or own_start
+            if first < clock.now() - timedelta(days=1) and not allow_backfill:
+                raise HeadraceError(
+                    f"the pipeline would start at {format_timestamp(first)}, more than one day "
+                    "in the past (a backfill of every interval since); pass --allow-backfill "
+                    "or --start-timestamp")
+            _warn_cascade_backfill(definition, first, clock)
+        activation, w_start, _ = await activate(store, pipeline_id, definition, version,
+                                                    clock, start=start)
+        count = len(await store.list_instances(pipeline_id))
+        return {"pipelineId": pipeline_id, "version": version,
+                "activationTime": _ts(activation), "windowStart": _ts(w_start),
+                "instances": count}
+
+    result = with_store(store_url, body)
+    emit(output, result, f"activated {pipeline_id} version {result['version']}: "
+                         f"{result['instances']} instance(s) planned")
+
+
+def _warn_cascade_backfill(definition: Any, first: Any, clock: Clock) -> None:
+    if first >= clock.now():
+        return
+    for oid in definition.objects:
+        mode = definition.first(oid, "failureAndRerunMode")
+        if isinstance(mode, str) and mode.lower() == "cascade" and definition.category(oid) in (
+                "activity", "datanode"):
+            click.echo(f"warning: {oid} has 'failureAndRerunMode' set to 'cascade' and you are "
+                       f"about to create a backfill with scheduleStartTime "
+                       f"{format_timestamp(first)}. This can result in rapid creation of "
+                       "pipeline objects in case of failures.", err=True)
+            return
+
+
+@click.command("deactivate-pipeline")
+@click.option("--pipeline-id", required=True)
+@click.option("--cancel-active/--no-cancel-active", default=True, show_default=True,
+              help="Cancel running instances, or let them finish.")
+@store_option
+def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | None) -> None:
+    """Pause a pipeline (DEACTIVATING, then INACTIVE); activate it again to resume."""
+    async def body(store: Store) -> str:
+        await store.get_pipeline(pipeline_id)
+        holder = await store.lease_holder(f"pipeline:{pipeline_id}")
+        if holder is None:
+            if cancel_active:
+                for rec in await store.list_instances(pipeline_id, statuses=[Status.RUNNING]):
+                    await store.update_instance(pipeline_id, rec.id, status=Status.CANCELED,
+                                                error="the pipeline was deactivated")
+            await store.update_pipeline(pipeline_id, state=PipelineState.INACTIVE)
+            return "INACTIVE"
+        await store.update_pipeline(pipeline_id, state=PipelineState.DEACTIVATING,
+                                    cancel_active=cancel_active)
+        return f"DEACTIVATING (the engine {holder[0]} winds it down)"
+
+    click.echo(f"{pipeline_id}: {with_store(store_url, body)}")
+
+
+@click.command("delete-pipeline")
+@click.option("--pipeline-id", required=True)
+@store_option
+def delete_pipeline(pipeline_id: str, store_url: str | None) -> None:
+    """Delete a pipeline, its definitions and its run history."""
+    with_store(store_url, lambda s: s.delete_pipeline(pipeline_id))
+    click.echo(f"deleted {pipeline_id}")
+
+
+@click.command("list-pipelines")
+@store_option
+@output_option
+def list_pipelines(store_url: str | None, output: str) -> None:
+    """List the pipelines of the store."""
+    records = with_store(store_url, lambda s: s.list_pipelines())
+    data = {"pipelineIdList": [{"id": r.id, "name": r.name} for r in records]}
+    emit(output, data, "\n".join(f"{r.id}  {r.state.value:<12} {r.name}" for r in records)
+         or "no pipelines")
+
+
+@click.command("describe-pipelines")
+@click.option("--pipeline-ids", "pipeline_ids", multiple=True, required=True)
+@store_option
+@output_option
+def describe_pipelines(pipeline_ids: tuple[str, ...], store_url: str | None,
+                       output: str) -> None:
+    """State, versions, activation and instance counts of pipelines."""
+    async def body(store: Store) -> list[dict[str, Any]]:
+        out = []
+        for pid in pipeline_ids:
+            r = await store.get_pipeline(pid)
+            counts: dict[str, int] = {}
+            for inst in await store.list_instances(pid):
+                counts[inst.status.value] = counts.get(inst.status.value, 0) + 1
+            out.append({"pipelineId": r.id, "name": r.name, "description": r.description,
+                        "fields": {"@pipelineState": r.state.value,
+                                   "@creationTime": _ts(r.created_at),
+                                   "@latestVersion": r.latest_version,
+                                   "@activeVersion": r.active_version,
+                                   "@lastActivationTime": _ts(r.activated_at),
+                                   "@firstActivationTime": _ts(r.first_activated_at)},
+                        "instances": counts, "tags": r.tags})
+        return out
+
+    data = with_store(store_url, body)
+    text = "\n".join(f"{d['pipelineId']}  {d['fields']['@pipelineState']}  {d['name']}  "
+                     f"{d['instances']}" for d in data)
+    emit(output, {"pipelineDescriptionList": data}, text)
+
+
+def _interval(value: str | None, flag: str) -> tuple[Any, Any] | None:
+    if not value:
+        return None
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise click.BadParameter("expects START,END", param_hint=flag)
+    return timestamp(parts[0], flag), timestamp(parts[1], flag)
+
+
+@click.command("list-runs")
+@click.option("--pipeline-id", required=True)
+@click.option("--status", help="Comma-separated statuses (finished, failed, running, waiting...)")
+@click.option("--start-interval", help="START,END on @actualStartTime.")
+@click.option("--schedule-interval", help="START,END on @scheduledStartTime.")
+@store_option
+@output_option
+def list_runs(pipeline_id: str, status: str | None, start_interval: str | None,
+              schedule_interval: str | None, store_url: str | None, output: str) -> None:
+    """The pipeline's instances with status, times, attempts and trace ids."""
+    wanted = _statuses(status)
+    started = _interval(start_interval, "--start-interval")
+    scheduled = _interval(schedule_interval, "--schedule-interval")
+
+    async def body(store: Store) -> tuple[list[Any], dict[str, str | None]]:
+        await store.get_pipeline(pipeline_id)
+        rows = await store.list_instances(pipeline_id, statuses=wanted)
+        if scheduled:
+            rows = [r for r in rows if scheduled[0] <= r.scheduled_start < scheduled[1]]
+        if started:
+            rows = [r for r in rows if r.actual_start and started[0] <= r.actual_start
+                    < started[1]]
+        traces = {}
+        for a in await store.list_attempts(pipeline_id):
+            traces[a.instance_id] = a.trace_id
+        return rows, traces
+
+    rows, traces = with_store(store_url, body)
+    data = [{**instance_json(r), "traceId": traces.get(r.id)} for r in rows]
+    lines = [f"{'Name':<30} {'Scheduled Start':<20} {'Status':<24} {'Started':<20} "
+             f"{'Ended':<20} Attempts"]
+    for r in rows:
+        lines.append(f"{r.object_id:<30} {_ts(r.scheduled_start):<20} {r.status.value:<24} "
+                     f"{_ts(r.actual_start) or '':<20} {_ts(r.actual_end) or '':<20} "
+                     f"{r.attempts}")
+    emit(output, {"runs": data}, "\n".join(lines))
+
+
+_STATUS_WORDS = {
+    "waiting": [Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER],
+    "pending": [Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER],
+    "cancelled": [Status.CANCELED], "canceled": [Status.CANCELED],
+}
+
+
+def _statuses(text: str | None) -> list[Status] | None:
+    if not text:
+        return None
+    out: list[Status] = []
+    for word in text.split(","):
+        key = word.strip().lower()
+        if key in _STATUS_WORDS:
+            out.extend(_STATUS_WORDS[key])
+            continue
+        try:
+            out.append(Status(key.upper()))
+        except ValueError:
+            raise click.BadParameter(
+                f"unknown status {word!r} (known: {', '.join(s.value.lower() for s in Status)}"
+                ", waiting, pending)", param_hint="--status") from None
+    return out
+
+
+@click.command("describe-objects")
+@click.option("--pipeline-id", required=True)
+@click.option("--object-ids", "object_ids", multiple=True, required=True)
+@click.option("--evaluate-expressions", is_flag=True,
+              help="Show fields with their #{...} evaluated for each instance.")
+@store_option
+@output_option
+def describe_objects(pipeline_id: str, object_ids: tuple[str, ...], evaluate_expressions: bool,
+                     store_url: str | None, output: str) -> None:
+    """Instances (status, attempts with errors, trace ids and logs) or components."""
+    async def body(store: Store) -> list[dict[str, Any]]:
+        record = await store.get_pipeline(pipeline_id)
+        version = record.active_version or record.latest_version
+        definition = await load_version(store, pipeline_id, version) if version else None
+        out = []
+        for oid in object_ids:
+            try:
+                inst = await store.get_instance(pipeline_id, oid)
+            except NotFound:
+                if definition is None or oid not in definition:
+                    raise
+                out.append({"id": oid, "sphere": "COMPONENT",
+                            "fields": masked(to_file_format(definition))["objects"][
+                                [o.id for o in definition.raw.objects].index(oid)]})
+                continue
+            attempts = await store.list_attempts(pipeline_id, oid)
+            item: dict[str, Any] = {"id": oid, "sphere": "INSTANCE", **instance_json(inst),
+                                    "attemptList": [{
+                                        "id": a.id, "status": a.status.value,
+                                        "startTime": _ts(a.started_at),
+                                        "endTime": _ts(a.ended_at), "exitCode": a.exit_code,
+                                        "error": a.error, "traceId": a.trace_id,
+                                        "log": a.log_path} for a in attempts]}
+            if evaluate_expressions and definition is not None:
+                rt = PipelineRuntime(pipeline_id, definition, version or 1, store, Clock(),
+                                     None, Limits(), Path("."))
+                item["fields"] = resolve_fields(definition, inst.object_id,
+                                                rt.runtime_fields(inst), errors=[])
+            out.append(item)
+        return out
+
+    data = with_store(store_url, body)
+    if output == "json":
+        emit(output, {"pipelineObjects": data}, "")
+        return
+    for item in data:
+        click.echo(json.dumps(item, indent=2, default=str))
+
+
+@click.command("set-status")
+@click.option("--pipeline-id", required=True)
+@click.option("--object-ids", "object_ids", multiple=True, required=True,
+              help="Instance ids (RERUN, MARK_FINISHED, TRY_CANCEL) or component ids "
+                   "(PAUSE, RESUME).")
+@click.option("--status", "action", required=True,
+              type=click.Choice([a.value for a in Action], case_sensitive=False))
+@store_option
+def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
+               store_url: str | None) -> None:
+    """RERUN, MARK_FINISHED, TRY_CANCEL instances; PAUSE, RESUME components."""
+    act = Action(action.upper())
+
+    async def body(store: Store) -> list[str]:
+        record = await store.get_pipeline(pipeline_id)
+        holder = await store.lease_holder(f"pipeline:{pipeline_id}")
+        if holder is not None:
+            for oid in object_ids:
+                await store.add_request(pipeline_id, oid, act)
+            return [f"{act.value} {oid}: sent to {holder[0]}" for oid in object_ids]
+        version = record.active_version or record.latest_version
+        if version is None:
+            raise NotFound(f"pipeline {pipeline_id} has no definition")
+        definition = await load_version(store, pipeline_id, version)
+        rt = PipelineRuntime(pipeline_id, definition, version, store, Clock(), None, Limits(),
+                             store_dir(store) / "logs")
+        supervisor = PipelineSupervisor(rt, request_interval=None)
+        await supervisor.load()
+        return [await supervisor.apply(act, oid) for oid in object_ids]
+
+    for line in with_store(store_url, body):
+        click.echo(line)
+
+
+@click.command("logs")
+@click.argument("instance_id")
+@click.option("--pipeline-id", required=True)
+@click.option("--attempt", type=int, help="Attempt number (default: the last).")
+@click.option("--stream", type=click.Choice(["all", "events", "stdout", "stderr"]),
+              default="all", show_default=True)
+@store_option
+def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
+         store_url: str | None) -> None:
+    """Show an attempt's log: the engine's events and the command's stdout and stderr."""
+    attempts = with_store(store_url, lambda s: s.list_attempts(pipeline_id, instance_id))
+    if not attempts:
+        click.echo(f"error: no attempts of {instance_id} in {pipeline_id}", err=True)
+        sys.exit(EXIT_FAILED)
+    chosen = attempts[-1] if attempt is None else next(
+        (a for a in attempts if a.number == attempt), None)
+    if chosen is None or chosen.log_path is None:
+        click.echo(f"error: no attempt {attempt} of {instance_id}", err=True)
+        sys.exit(EXIT_FAILED)
+    names = ["events", "stdout", "stderr"] if stream == "all" else [stream]
+    for name in names:
+        path = Path(chosen.log_path) / name
+        if stream == "all":
+            click.echo(f"==> {path} <==")
+        if path.exists():
+            click.echo(path.read_text(encoding="utf-8", errors="replace"), nl=False)
+
+
+@click.command("engine")
+@store_option
+@click.option("--max-concurrency", default=32, show_default=True)
+@click.option("--poll-interval", default=2.0, show_default=True,
+              help="Seconds between looks at the store for activated pipelines.")
+def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float) -> None:
+    """Run every activated pipeline of the store on its schedule until stopped (SIGTERM
+    stops gracefully; interrupted attempts are retried on restart)."""
+    import signal
+
+    from engine.runtime.engine import Engine
+
+    async def main() -> None:
+        async with open_store(store_url) as store:
+            eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval)
+            async with anyio.create_task_group() as tg:
+                async def watch() -> None:
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            await eng.stop()
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(watch)
+                click.echo(f"headrace engine running on {store.url}", err=True)
+                await eng.run()
+
+    try:
+        anyio.run(main)
+    except HeadraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(130)
+
+
+COMMANDS = [create_pipeline, put_pipeline_definition, get_pipeline_definition,
+            activate_pipeline, deactivate_pipeline, delete_pipeline, list_pipelines,
+            describe_pipelines, list_runs, describe_objects, set_status, logs, engine_cmd]

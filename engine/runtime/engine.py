@@ -1,0 +1,114 @@
+"""The long-running engine: runs every activated pipeline of a store until stopped.
+
+It polls the store for pipelines: a SCHEDULED one gets a :class:`PipelineSupervisor` (when this
+process can take its lease), a DEACTIVATING one is wound down (running instances canceled or
+allowed to finish, as ``cancelActive`` says) and becomes INACTIVE, and a deleted one is stopped.
+SIGTERM stops everything gracefully: running attempts end INTERRUPTED and are retried when an
+engine starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from engine.actions.notify import Notifier, default_notifier
+from engine.clock import Clock
+from engine.errors import HeadraceError, NotFound
+from engine.runtime.actor import Supervisor
+from engine.runtime.context import Limits, PipelineRuntime, process_owner
+from engine.runtime.pipeline import PipelineSupervisor
+from engine.runtime.runner import PipelineLease, load_version, store_dir
+from engine.store import InstanceRecord, PipelineRecord, PipelineState, Store
+
+log = logging.getLogger("headrace.engine")
+
+
+class Engine:
+    def __init__(self, store: Store, *, clock: Clock | None = None, max_concurrency: int = 32,
+                 poll_interval: float = 2.0, notifier: Notifier | None = None,
+                 on_status: Callable[[InstanceRecord], None] | None = None) -> None:
+        self.store = store
+        self.clock = clock or Clock()
+        self.limits = Limits(max_concurrency)
+        self.poll_interval = poll_interval
+        self.owner = process_owner()
+        self.root = store_dir(store) / "logs"
+        self.notifier = notifier or default_notifier(self.root)
+        self.on_status = on_status
+        self.pipelines: dict[str, PipelineSupervisor] = {}
+        self.sup = Supervisor("engine", max_restarts=5, max_seconds=60)
+
+    def __repr__(self) -> str:
+        return f"<Engine {len(self.pipelines)} pipelines {self.sup!r}>"
+
+    async def run(self) -> None:
+        async with self.sup:
+            while True:
+                try:
+                    await self._reconcile()
+                except HeadraceError as exc:
+                    log.error("engine: %s", exc)
+                await anyio.sleep(self.poll_interval)
+
+    async def stop(self) -> None:
+        for supervisor in list(self.pipelines.values()):
+            await supervisor.stop()
+        self.sup.cancel()
+
+    async def _reconcile(self) -> None:
+        records = {p.id: p for p in await self.store.list_pipelines()}
+        for pid, supervisor in list(self.pipelines.items()):
+            record = records.get(pid)
+            if record is None or record.state == PipelineState.INACTIVE:
+                await supervisor.stop()
+            elif record.state == PipelineState.DEACTIVATING and not supervisor.deactivating:
+                self.sup.spawn(f"deactivate {pid}", self._deactivate, supervisor, record)
+        for pid, record in records.items():
+            if record.state == PipelineState.SCHEDULED and pid not in self.pipelines:
+                lease = PipelineLease(self.store, pid, self.owner, self.clock)
+                try:
+                    await lease.acquire()
+                except HeadraceError:
+                    continue  # another engine runs it
+                await self._start(record, lease)
+            elif record.state == PipelineState.DEACTIVATING and pid not in self.pipelines:
+                await self.store.update_pipeline(pid, state=PipelineState.INACTIVE)
+
+    async def _start(self, record: PipelineRecord, lease: PipelineLease) -> None:
+        assert record.active_version is not None
+        try:
+            definition = await load_version(self.store, record.id, record.active_version)
+        except HeadraceError as exc:
+            log.error("pipeline %s cannot start: %s", record.id, exc)
+            await lease.release()
+            return
+        rt = PipelineRuntime(record.id, definition, record.active_version, self.store,
+                             self.clock, self.notifier, self.limits, self.root,
+                             owner=self.owner)
+        supervisor = PipelineSupervisor(rt, mode="engine", on_status=self.on_status,
+                                        window_end=record.window_end,
+                                        activation=record.first_activated_at,
+                                        default_log_root=Path(self.root))
+        self.pipelines[record.id] = supervisor
+
+        async def run() -> None:
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(lease.keep)
+                    await supervisor.run()
+                    tg.cancel_scope.cancel()
+            except NotFound:
+                log.info("pipeline %s was deleted", record.id)
+            finally:
+                self.pipelines.pop(record.id, None)
+                await lease.release()
+
+        self.sup.spawn(f"pipeline {record.id}", run)
+
+    async def _deactivate(self, supervisor: PipelineSupervisor, record: PipelineRecord) -> None:
+        await supervisor.deactivate(record.cancel_active)
+        await self.store.update_pipeline(record.id, state=PipelineState.INACTIVE)
