@@ -198,13 +198,17 @@ async def check_abort_leaves_nothing(make_sink: Callable[[], Sink | Awaitable[Si
     else:
         source = MemorySource(schema, rows, batch_rows=max(1, len(rows) // 4), gate=gate,
                               gate_after=2)
-    with anyio.CancelScope() as scope:
+    try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(copy, source, sink, CopyOptions(stream_depth=1))
             with anyio.fail_after(30):
                 await source.at_gate.wait()
             await anyio.sleep(0.2)  # let the sink take what was sent
-            scope.cancel()
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        from connectors.copy import root_cause
+
+        raise root_cause(group) from None
     visible = await observe()
     if isinstance(visible, int):
         assert visible == 0, f"{sink.describe}: {visible} items visible after an aborted copy"
@@ -250,13 +254,17 @@ async def check_clogged_sink(make_source: Callable[[], Source | Awaitable[Source
             await anyio.sleep(hold)
             read_during_stall = progress.bytes if fmt is not None else progress.rows
             ahead = read_during_stall - size(received)
-            assert ahead <= max_read_ahead_bytes, (
-                f"{source.describe}: read {ahead} ahead of a stalled consumer "
-                f"(bound {max_read_ahead_bytes})")
             async for item in recv:
                 received.append(item)
+    except BaseExceptionGroup as group:
+        from connectors.copy import root_cause
+
+        raise root_cause(group) from None
     finally:
         send.close()
         recv.close()
+    assert ahead <= max_read_ahead_bytes, (
+        f"{source.describe}: read {ahead} ahead of a stalled consumer "
+        f"(bound {max_read_ahead_bytes})")
     if expected is not None:
         assert b"".join(received) == expected, f"{source.describe}: data changed in transit"

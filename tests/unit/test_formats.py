@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -41,7 +42,7 @@ def decode_all(fmt: TextFormat, data: bytes, cuts: list[int] | None = None,
     decoder = decoder_for(fmt, location="data.txt", schema=schema, **kw)
     bounds = sorted({0, len(data), *(c for c in (cuts or []) if 0 < c < len(data))})
     batches = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         batches += decoder.feed(data[a:b])
     batches += decoder.finish()
     return [row for batch in batches for row in batch.rows], batches
@@ -77,7 +78,7 @@ def test_record_count_matches_decoded_rows(rows, cuts) -> None:
     data = encode(CSV, rows)
     counter = RecordCounter(CSV)
     bounds = sorted({0, len(data), *(c for c in cuts if 0 < c < len(data))})
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         counter.feed(data[a:b])
     assert counter.records == len(rows)
 
