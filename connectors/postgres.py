@@ -776,6 +776,24 @@ async def _fill_staging(conn: asyncpg.Connection, source: Any, fmt: TextFormat |
                                                              null="\\N")]
     chosen = next((f for f in candidates if source.can_produce(f)
                    and _copy_options(f, loading=True) is not None), None)
+    try:
+        await _run_fill(conn, source, chosen, progress)
+    except BaseExceptionGroup as group:
+        raise _leaf(group) from None
+
+
+def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first real error in a task group's exception group (not a cancellation)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _leaf(exc)
+        if not isinstance(exc, anyio.get_cancelled_exc_class()):
+            return exc
+    return group.exceptions[0]
+
+
+async def _run_fill(conn: asyncpg.Connection, source: Any, chosen: TextFormat | None,
+                    progress: Progress) -> None:
     async with anyio.create_task_group() as tg:
         if chosen is not None:
             send_b, recv_b = anyio.create_memory_object_stream[bytes](4)
@@ -788,7 +806,8 @@ async def _fill_staging(conn: asyncpg.Connection, source: Any, fmt: TextFormat |
             tg.start_soon(produce_b)
             async with recv_b:
                 opts = _copy_options(chosen, loading=True) or {}
-                await copy_stream_in(conn, "staging", None, recv_b, opts, progress)
+                status = await copy_stream_in(conn, "staging", None, recv_b, opts, progress)
+                progress.add(rows=_copy_count(status))
         else:
             send_r, recv_r = anyio.create_memory_object_stream[RowBatch](4)
 
