@@ -1,0 +1,33 @@
+"""CopyActivity: one input data node to one output data node, through the copy engine.
+
+The lane (bytes straight through, or rows with a codec) is the copy engine's choice; see
+:mod:`connectors.copy`. Rows, bytes and the lane go to the attempt's metrics and log.
+"""
+
+from __future__ import annotations
+
+from connectors.base import EndpointOptions
+from connectors.copy import CopyOptions, copy
+from engine.activities.base import ActivityFailed, AttemptContext, activity
+from engine.activities.sql_nodes import node_sink, node_source
+
+#: Parallel parts / ranges / scan segments for copies run by activities.
+DEFAULT_PARALLEL = 4
+
+
+@activity("CopyActivity")
+async def copy_activity(ctx: AttemptContext) -> None:
+    inputs, outputs = ctx.refs("input"), ctx.refs("output")
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ActivityFailed("CopyActivity needs exactly one input and one output",
+                             transient=False)
+    options = EndpointOptions(parallel=DEFAULT_PARALLEL)
+    source = node_source(ctx, inputs[0], options)
+    sink = node_sink(ctx, outputs[0], options)
+    await ctx.log.event(f"copy {source.describe} -> {sink.describe}")
+    result = await copy(source, sink, CopyOptions())
+    ctx.metrics.update(rows=result.rows, bytes=result.bytes, lane=result.lane,
+                       seconds=result.seconds, retries=result.retries,
+                       source=source.describe, destination=sink.describe)
+    await ctx.log.event(f"copied {result.rows} rows, {result.bytes} bytes in "
+                        f"{result.seconds:.2f} s ({result.lane} lane)")
