@@ -455,9 +455,9 @@ class MySqlSource:
             while rows := await cur.fetchmany(ROWS_PER_BATCH):
                 buf += b"".join([r[0] for r in rows])
                 progress.add(rows=len(rows))
-                if len(buf) >= limit:
-                    chunk = bytes(buf)
-                    buf.clear()
+                while len(buf) >= limit:  # chunks of the copy's size, whatever the fetch size
+                    chunk = bytes(buf[:limit])
+                    del buf[:limit]
                     await out.send(chunk)
                     progress.add(nbytes=len(chunk))
         if buf:
@@ -576,9 +576,11 @@ def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
                     f"WHEN 'false' THEN 0 ELSE {var} END")
         elif logical in ("timestamp", "timestamptz"):
             expr = f"REGEXP_REPLACE({var}, '([+]00(:00)?|Z)$', '')"
+        elif kind == "bit":
+            expr = f"CAST({var} AS UNSIGNED)"
         elif kind == "binary":
             expr = (f"IF(LEFT({var}, 2) = CONCAT(CHAR(92), 'x'), UNHEX(SUBSTRING({var}, 3)), "
-                    f"{var})")
+                    f"CAST({var} AS BINARY))")
         else:
             fields.append(col)
             continue

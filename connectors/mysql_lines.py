@@ -72,7 +72,8 @@ def _text(col: str, fmt: TextFormat) -> str:
 def _value(col: str, kind: Kind, fmt: TextFormat) -> str:
     sep = set(fmt.column_separator) | set(fmt.record_separator)
     if kind == "binary":
-        return f"CONCAT({sql_string(chr(92) + 'x')}, LOWER(HEX({col})))"
+        hexed = f"CONCAT({sql_string(chr(92) + 'x')}, LOWER(HEX({col})))"
+        return hexed if fmt.kind == "csv" else _text(hexed, fmt)  # escape the backslash
     if kind == "bit":
         return f"CAST({col} + 0 AS CHAR)"
     if kind == "number" and not (sep & _NUMBER_CHARS):

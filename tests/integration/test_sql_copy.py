@@ -81,7 +81,8 @@ def my_connect(dsn: str) -> Any:
     p = urlsplit(dsn)
     return pymysql.connect(host=p.hostname, port=p.port, user=p.username or "root",
                            password=p.password or "", database=p.path.lstrip("/"),
-                           charset="utf8mb4", autocommit=True, init_command="SET time_zone='+00:00'")
+                           charset="utf8mb4", autocommit=True,
+                           init_command="SET time_zone='+00:00'")
 
 
 def my_exec(dsn: str, sql: str, rows: list[tuple[Any, ...]] | None = None) -> None:
