@@ -73,6 +73,8 @@ class PipelineRuntime:
     #: shutting down: attempts end INTERRUPTED (retried on restart), not CANCELED
     stopping: bool = False
     events: list[str] = field(default_factory=list)
+    #: do the attempt log's file work inline instead of in threads (virtual-time tests)
+    inline_io: bool = False
 
     def runtime_fields(self, inst: InstanceRecord, **extra: object) -> dict[str, object]:
         """The ``@`` fields an expression sees for this instance."""

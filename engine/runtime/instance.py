@@ -30,7 +30,7 @@ from engine.errors import ExpressionError, HeadraceError, PlanError, RunError, S
 from engine.runtime.actions import fire_actions
 from engine.runtime.actor import Mailbox
 from engine.runtime.context import DEFAULT_MAX_ACTIVE_INSTANCES, PipelineRuntime
-from engine.runtime.logs import AttemptLog
+from engine.runtime.logs import AttemptLog, blocking
 from engine.schedule import Period, parse_period
 from engine.store.records import (
     BROKEN,
@@ -129,16 +129,19 @@ class InstanceActor:
         await self.mailbox.send(message)
 
     async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._listen)
-            try:
-                with self._work:
-                    await self._lifecycle()
-                if self._control is not None and not self.rec.terminal:
-                    with anyio.CancelScope(shield=True):
-                        await self._apply_control(self._control)
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._listen)
+                try:
+                    with self._work:
+                        await self._lifecycle()
+                    if self._control is not None and not self.rec.terminal:
+                        with anyio.CancelScope(shield=True):
+                            await self._apply_control(self._control)
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self.mailbox.close()
 
     async def _listen(self) -> None:
         async for message in self.mailbox:
@@ -314,6 +317,8 @@ class InstanceActor:
         timeout = self._period("attemptTimeout")
         size = self._int("maxActiveInstances", DEFAULT_MAX_ACTIVE_INSTANCES) or 1
         component = self.rt.limits.component(self.rec.object_id, size)
+        if size == 1:
+            await self._wait_for_earlier_instances()
         while True:
             if self.rec.retry_at is not None:
                 await self.rt.clock.sleep_until(self.rec.retry_at)
@@ -338,6 +343,19 @@ class InstanceActor:
             await fire_actions(self.rt, self.rec, "onFail", self)
             return
 
+    async def _wait_for_earlier_instances(self) -> None:
+        """``maxActiveInstances: 1`` runs a component's instances in strict chronological
+        order (reference section 2): wait until every earlier instance has ended. Arrival
+        order at the limiter is not enough, as instances that become ready together reach
+        it in any order."""
+        while True:
+            earlier = [r.id for r in self.rt.instances.values()
+                       if r.object_id == self.rec.object_id and not r.terminal
+                       and r.scheduled_start < self.rec.scheduled_start]
+            if not earlier:
+                return
+            await self.rt.board.wait_for(earlier)
+
     async def _end(self, attempt: AttemptRecord, status: Status, **fields: Any) -> None:
         changed = await self.rt.store.end_attempt(attempt, {"status": status, **fields},
                                                   expect=[Status.RUNNING])
@@ -357,7 +375,7 @@ class InstanceActor:
         attempt_id = f"{self.rec.id}_Attempt={number}"
         log_root = self.sup.log_root_for(self.rec)
         attempt_log = AttemptLog(log_root, rt.pipeline_id, self.rec.object_id, self.rec.id,
-                                 attempt_id)
+                                 attempt_id, inline=rt.inline_io)
         attempt = AttemptRecord(rt.pipeline_id, self.rec.id, number, started_at=now,
                                 host=rt.owner, log_path=str(attempt_log.dir))
         started = await rt.store.start_attempt(
@@ -457,7 +475,7 @@ class InstanceActor:
         secret = {k for k, v in masked.items() if v == MASK or (
             isinstance(v, list) and MASK in v)}
         work_dir = attempt_log.dir / "work"
-        await anyio.to_thread.run_sync(lambda: work_dir.mkdir(parents=True, exist_ok=True))
+        await blocking(lambda: work_dir.mkdir(parents=True, exist_ok=True), inline=rt.inline_io)
         return AttemptContext(
             pipeline_id=rt.pipeline_id, instance=self.rec, attempt=attempt.number,
             fields=fields, resolve=lambda oid: rt.resolve(oid, self.rec, **extra),

@@ -3,17 +3,31 @@
 Each attempt directory holds ``stdout`` and ``stderr`` of a shell command and ``events``, the
 engine's own lines about the attempt (start, command, exit, error). The root is the object's
 ``pipelineLogUri`` when it is a ``file://`` URI or a path, else ``logs/`` beside the store.
+
+File work runs in a worker thread, or inline when ``inline`` is set: virtual-time tests need
+that, because a loop that waits on a thread looks idle to trio's autojumping ``MockClock``,
+which would then jump ahead and fire timeouts that real time would never reach.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 
 from engine.store.records import utcnow
 
 _IO = anyio.CapacityLimiter(4)
+T = TypeVar("T")
+
+
+async def blocking(fn: Callable[[], T], *, inline: bool = False) -> T:
+    """Run a short blocking file operation: in a worker thread, or inline (virtual time)."""
+    if inline:
+        return fn()
+    return await anyio.to_thread.run_sync(fn, limiter=_IO)
 
 
 def safe_name(text: str) -> str:
@@ -22,7 +36,8 @@ def safe_name(text: str) -> str:
 
 class AttemptLog:
     def __init__(self, root: Path, pipeline_id: str, component_id: str, instance_id: str,
-                 attempt_id: str) -> None:
+                 attempt_id: str, *, inline: bool = False) -> None:
+        self.inline = inline
         self.dir = (root / safe_name(pipeline_id) / safe_name(component_id)
                     / safe_name(instance_id) / safe_name(attempt_id))
         self.stdout = self.dir / "stdout"
@@ -33,8 +48,7 @@ class AttemptLog:
         return f"<AttemptLog {self.dir}>"
 
     async def open(self) -> AttemptLog:
-        await anyio.to_thread.run_sync(lambda: self.dir.mkdir(parents=True, exist_ok=True),
-                                       limiter=_IO)
+        await blocking(lambda: self.dir.mkdir(parents=True, exist_ok=True), inline=self.inline)
         return self
 
     async def event(self, message: str) -> None:
@@ -45,7 +59,7 @@ class AttemptLog:
             with self.events.open("a", encoding="utf-8") as f:
                 f.write(line)
 
-        await anyio.to_thread.run_sync(write, limiter=_IO)
+        await blocking(write, inline=self.inline)
 
     async def tail(self, path: Path, limit: int = 2000) -> str:
         def read() -> str:
@@ -58,7 +72,7 @@ class AttemptLog:
             except FileNotFoundError:
                 return ""
 
-        return await anyio.to_thread.run_sync(read, limiter=_IO)
+        return await blocking(read, inline=self.inline)
 
 
 def log_root_from_uri(uri: str | None, default: Path) -> Path:

@@ -157,9 +157,7 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
     ondemand = pipeline_is_ondemand(definition)
     activation = record.first_activated_at or now
     if ondemand:
-        pending = await store.list_instances(pipeline_id, statuses=[
-            Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER, Status.RUNNING])
-        activation = pending[0].scheduled_start if pending else now
+        activation = await _ondemand_activation(store, pipeline_id, now)
         window = (activation, activation + timedelta(seconds=1))
     else:
         own_start, own_end = schedule_window(definition, activation, now)
@@ -179,6 +177,21 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
     return activation, window[0], window[1]
 
 
+async def _ondemand_activation(store: Store, pipeline_id: str, now: datetime) -> datetime:
+    """The time of an ondemand run: the unfinished run's (resume), else now in whole seconds
+    (instance ids have second resolution) and after every earlier run, so two invocations
+    within one second are two runs, not one run seen twice."""
+    existing = await store.list_instances(pipeline_id)
+    pending = [i for i in existing if not i.terminal]
+    if pending:
+        return pending[0].scheduled_start
+    activation = now.replace(microsecond=0)
+    if existing:
+        latest = max(i.scheduled_start for i in existing)
+        activation = max(activation, latest + timedelta(seconds=1))
+    return activation
+
+
 def open_ended(definition: Definition, activation: datetime) -> bool:
     """True when some object's schedule has neither endDateTime nor occurrences."""
     for oid in definition.of_category("activity", "datanode"):
@@ -194,8 +207,13 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                      max_concurrency: int = 32,
                      on_status: Callable[[InstanceRecord], None] | None = None,
                      handle_signals: bool = True, log_root: Path | None = None,
-                     attempt_env: Callable | None = None) -> RunResult:
-    """Activate a window and run it in this process until no instance can progress."""
+                     attempt_env: Callable | None = None, inline_io: bool = False,
+                     on_start: Callable[[PipelineSupervisor], None] | None = None,
+                     request_interval: float | None = 1.0) -> RunResult:
+    """Activate a window and run it in this process until no instance can progress.
+
+    ``on_start`` receives the pipeline's supervisor before it runs (tests use it to act on
+    the run); ``inline_io`` does log file work inline (virtual-time tests)."""
     clock = clock or Clock()
     owner = process_owner()
     lease = PipelineLease(store, pipeline_id, owner, clock)
@@ -207,10 +225,13 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
         root = log_root or store_dir(store) / "logs"
         rt = PipelineRuntime(pipeline_id, definition, version, store, clock,
                              notifier or default_notifier(root), Limits(max_concurrency), root,
-                             owner=owner)
+                             owner=owner, inline_io=inline_io)
         supervisor = PipelineSupervisor(rt, mode="run", on_status=on_status,
                                         activation=activation, default_log_root=root,
-                                        attempt_env=attempt_env)
+                                        attempt_env=attempt_env,
+                                        request_interval=request_interval)
+        if on_start is not None:
+            on_start(supervisor)
         async with anyio.create_task_group() as tg:
             tg.start_soon(lease.keep)
             if handle_signals:

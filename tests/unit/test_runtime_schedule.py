@@ -1,0 +1,180 @@
+"""When instances run: cron vs timeseries, backfill, maxActiveInstances, dependencies, ondemand.
+
+Every test runs the real run loop (``run_window``: lease, activation, PipelineSupervisor,
+InstanceActors, in-memory SQLite store) on trio's MockClock, with scripted in-process activities.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from trio.testing import MockClock
+
+from engine.store import Status
+from engine.testing.scripted import Script
+from engine.testing.virtual import activity, open_virtual, pipeline, ref
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, object]]:
+    return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
+
+
+async def test_cron_instances_start_at_interval_start(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 - minutes(5), tmp_path)
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A")))
+    assert result.succeeded
+    starts = [c.started for c in script.of("A")]
+    assert starts == [T0 + minutes(15 * k) for k in range(4)]
+    assert [c.scheduled_start for c in script.of("A")] == starts
+    await vp.store.close()
+
+
+async def test_timeseries_instances_start_at_interval_end(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 - minutes(5), tmp_path)
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A"), schedule_type="timeseries"))
+    assert result.succeeded
+    calls = script.of("A")
+    assert [c.scheduled_start for c in calls] == [T0 + minutes(15 * k) for k in range(4)]
+    assert [c.started for c in calls] == [T0 + minutes(15 * (k + 1)) for k in range(4)]
+    await vp.store.close()
+
+
+async def test_past_intervals_backfill_at_once(tmp_path: Path) -> None:
+    now = T0 + timedelta(days=1)
+    vp = await open_virtual(now, tmp_path)
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A"), end="2024-01-01T03:00:00"))
+    assert result.succeeded
+    calls = script.of("A")
+    assert len(calls) == 12
+    assert {c.started for c in calls} == {now}  # no waiting for schedule times in the past
+    assert sorted(c.scheduled_start for c in calls) == [T0 + minutes(15 * k)
+                                                        for k in range(12)]
+    await vp.store.close()
+
+
+async def test_open_ended_schedule_runs_up_to_now(tmp_path: Path) -> None:
+    now = T0 + minutes(50)
+    vp = await open_virtual(now, tmp_path)
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A"), end=None))
+    assert result.succeeded
+    assert sorted(c.scheduled_start for c in script.of("A")) == [T0 + minutes(15 * k)
+                                                                 for k in range(4)]
+    await vp.store.close()
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(1, 1), (2, 2), (None, 5)])
+async def test_max_active_instances_caps_concurrent_attempts(
+        tmp_path: Path, limit: int | None, expected: int) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    fields = {} if limit is None else {"maxActiveInstances": str(limit)}
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A", "sleep 600", **fields),
+                                       end="2024-01-01T03:00:00"))
+    assert result.succeeded
+    assert script.peaks["A"] == expected
+    calls = script.of("A")
+    assert len(calls) == 12
+    if limit == 1:  # strict chronological order, one at a time
+        assert [c.scheduled_start for c in calls] == sorted(c.scheduled_start for c in calls)
+        for before, after in pairwise(calls):
+            assert before.ended is not None and before.ended <= after.started
+    await vp.store.close()
+
+
+async def test_engine_wide_limit_caps_all_components(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A", "sleep 60"), activity("B", "sleep 60")),
+                              max_concurrency=3)
+    assert result.succeeded
+    assert script.peak_running == 3
+    await vp.store.close()
+
+
+async def test_depends_on_chain_runs_in_order_per_interval(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    body = pipeline(activity("A", "sleep 60"), activity("B", "sleep 30", dependsOn=ref("A")),
+                    activity("C", dependsOn=ref("B")))
+    with Script().install() as script:
+        result = await vp.run(body)
+    assert result.succeeded
+    for k in range(4):
+        when = T0 + minutes(15 * k)
+        a, b, c = (next(x for x in script.of(o) if x.scheduled_start == when) for o in "ABC")
+        assert a.ended is not None and b.ended is not None
+        assert a.ended <= b.started and b.ended <= c.started
+    await vp.store.close()
+
+
+async def test_fan_in_waits_for_all_parallel_branches(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    body = pipeline(activity("P1", "sleep 60"), activity("P2", "sleep 120"),
+                    activity("P3", "sleep 30"),
+                    activity("Join", dependsOn=[ref("P1"), ref("P2"), ref("P3")]),
+                    end="2024-01-01T00:15:00")
+    with Script().install() as script:
+        result = await vp.run(body)
+    assert result.succeeded
+    branches = [script.of(p)[0] for p in ("P1", "P2", "P3")]
+    join = script.of("Join")[0]
+    assert len({b.started for b in branches}) == 1  # all three start together
+    assert join.started == max(b.ended for b in branches if b.ended)
+    await vp.store.close()
+
+
+async def test_data_node_chain_input_waits_for_producer(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    node = {"id": "Node", "name": "Node", "type": "S3DataNode",
+            "directoryPath": f"file://{tmp_path}/data"}
+    body = pipeline(activity("Producer", "sleep 300", output=ref("Node")),
+                    activity("Consumer", input=ref("Node")), node,
+                    end="2024-01-01T00:15:00")
+    with Script().install() as script:
+        result = await vp.run(body)
+    assert result.succeeded
+    producer, consumer = script.of("Producer")[0], script.of("Consumer")[0]
+    assert producer.ended == consumer.started
+    node_rec = await vp.instance("@Node_2024-01-01T00:00:00")
+    assert node_rec.status == Status.FINISHED
+    await vp.store.close()
+
+
+async def test_ondemand_runs_once_per_invocation(tmp_path: Path) -> None:
+    vp = await open_virtual(T0, tmp_path)
+    body = {"objects": [{"id": "Default", "name": "Default", "scheduleType": "ondemand"},
+                        activity("A"), activity("B", dependsOn=ref("A"))]}
+    with Script().install() as script:
+        first = await vp.run(body)
+        second = await vp.run(body)
+    assert first.succeeded and second.succeeded
+    assert len(script.of("A")) == 2 and len(script.of("B")) == 2
+    assert len(first.instances) == len(second.instances) == 2
+    assert {i.id for i in first.instances}.isdisjoint({i.id for i in second.instances})
+    await vp.store.close()
+
+
+async def test_explicit_window_plans_only_its_intervals(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    with Script().install() as script:
+        result = await vp.run(pipeline(activity("A")), start=T0 + minutes(15),
+                              end=T0 + minutes(45))
+    assert result.succeeded
+    assert sorted(c.scheduled_start for c in script.of("A")) == [T0 + minutes(15),
+                                                                 T0 + minutes(30)]
+    await vp.store.close()
