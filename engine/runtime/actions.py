@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from engine.actions.notify import Alarm
 from engine.definition.scope import EvalContext, ObjectScope, render
+from engine.errors import HeadraceError
 from engine.store.records import InstanceRecord
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
 
 
 def _alarm(rt: PipelineRuntime, inst: InstanceRecord, action_id: str) -> Alarm:
-    node = rt.scope(inst)
+    # an alarm shared by onFail and onSuccess/onLateAction reads #{node.errorMessage}: empty
+    # when the instance has no error, rather than an evaluation error that loses the alarm
+    node = rt.scope(inst, **({} if inst.error else {"errorMessage": ""}))
     scope = ObjectScope(EvalContext(rt.definition), action_id, node.runtime, node)
 
     def text(name: str) -> str:
@@ -54,6 +57,10 @@ def _alarm(rt: PipelineRuntime, inst: InstanceRecord, action_id: str) -> Alarm:
             value = scope.lookup(name)
         except KeyError:
             return ""
+        except HeadraceError as exc:  # still deliver the alarm, with the reason
+            raw = rt.definition.first(action_id, name)
+            log.error("%s: %s of %s cannot be evaluated: %s", inst.id, name, action_id, exc)
+            return f"{raw if isinstance(raw, str) else ''} [not evaluated: {exc}]"
         return render(value) if not isinstance(value, list) else ", ".join(
             render(v) for v in value)
 

@@ -29,7 +29,6 @@ from engine.runtime.instance import Cancel, InstanceActor, MarkFinished
 from engine.runtime.logs import log_root_from_uri
 from engine.store.records import (
     BROKEN,
-    TERMINAL,
     Action,
     AttemptRecord,
     InstanceRecord,
@@ -211,36 +210,31 @@ class PipelineSupervisor:
             await self._changed.wait()
 
     def settled(self) -> bool:
-        """No instance can progress: all terminal, or blocked on a failure, or paused."""
-        blocked: dict[str, bool] = {}
+        """No instance can progress: each is terminal, paused, or waits (directly or through
+        other waiting instances) on a failed dependency it will not cascade from."""
+        memo: dict[str, bool] = {}
 
-        def stuck(iid: str, depth: int = 0) -> bool:
-            if iid in blocked:
-                return blocked[iid]
+        def stuck(iid: str) -> bool:
+            if iid in memo:
+                return memo[iid]
+            memo[iid] = False  # cycle guard
             rec = self.rt.instances.get(iid)
-            if rec is None:
-                return False
-            if rec.status in BROKEN:
-                blocked[iid] = True
-                return True
-            if rec.status in TERMINAL:
-                blocked[iid] = False
-                return False
-            blocked[iid] = False  # cycle guard
-            result = rec.object_id in self.rt.paused or (
-                rec.status == Status.WAITING_ON_DEPENDENCIES and depth < 10_000 and any(
-                    stuck(dep, depth + 1) for dep in self._waits(rec)))
-            blocked[iid] = result
+            result = False
+            if rec is not None and not rec.terminal:
+                if rec.object_id in self.rt.paused:
+                    result = True
+                elif rec.status == Status.WAITING_ON_DEPENDENCIES:
+                    deps = [d for d in (self.rt.instances.get(i) for i in self._waits(rec))
+                            if d is not None]
+                    broken = any(d.status in BROKEN for d in deps)
+                    if broken and self._cascade(rec.object_id):
+                        result = False  # it is about to cascade-fail: that is progress
+                    else:
+                        result = broken or any(stuck(d.id) for d in deps)
+            memo[iid] = result
             return result
 
-        for iid, rec in self.rt.instances.items():
-            if rec.terminal:
-                continue
-            if iid in self.actors and not stuck(iid):
-                return False
-            if iid not in self.actors and not stuck(iid):
-                return False
-        return True
+        return all(rec.terminal or stuck(iid) for iid, rec in self.rt.instances.items())
 
     def _waits(self, rec: InstanceRecord) -> list[str]:
         if rec.category == "precondition" and rec.node is not None:
