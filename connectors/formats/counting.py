@@ -33,7 +33,7 @@ class RecordCounter:
         else:
             parts = chunk.split(quote)
             start = 1 if self._inside else 0
-            n = sum(p.count(sep) for p in parts[start::2])
+            n = b"".join(parts[start::2]).count(sep)
             if (len(parts) - 1) % 2:
                 self._inside = not self._inside
         self._ended += n

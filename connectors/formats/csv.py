@@ -124,6 +124,14 @@ class CsvEncoder:
         self._schema: Schema | None = None
 
     def encode(self, batch: RowBatch) -> bytes:
+        header = self._header_pending
+        text = self._encode(batch, cr_safe=False)
+        if "\r" in text and "\r" not in self.fmt.record_separator:
+            self._header_pending = header
+            text = self._encode(batch, cr_safe=True)  # rare: values hold a lone CR
+        return text.encode(self.fmt.encoding)
+
+    def _encode(self, batch: RowBatch, *, cr_safe: bool) -> str:
         self._schema = batch.schema
         buf = io.StringIO()
         writer = csv.writer(buf, **self._dialect)
@@ -135,8 +143,7 @@ class CsvEncoder:
         null = self.fmt.null
         empties = nulls = crs = 0
         for i, col in enumerate(cols):
-            if "\r" not in self.fmt.record_separator and \
-                    "\r" in "".join(v for v in col if v is not None):
+            if cr_safe and any(v and "\r" in v for v in col):
                 crs += sum(v.count("\r") for v in col if v is not None)
                 col = cols[i] = [v.replace("\r", _CR) if v and "\r" in v else v for v in col]
             has_none = None in col
@@ -161,9 +168,9 @@ class CsvEncoder:
                 return self._slow(batch, text[:start])
             body = body.replace(_EMPTY, self.fmt.quote * 2).replace(_NULL, "")
             text = text[:start] + body.replace(_CR, "\r")
-        return text.encode(self.fmt.encoding)
+        return text
 
-    def _slow(self, batch: RowBatch, head: str) -> bytes:
+    def _slow(self, batch: RowBatch, head: str) -> str:
         """Field by field; used only when the data itself holds the sentinel text."""
         quote = self.fmt.quote or '"'
         sep, end = self.fmt.column_separator, self.fmt.record_separator
@@ -178,7 +185,7 @@ class CsvEncoder:
                 else:
                     fields.append(v)
             lines.append(sep.join(fields) + end)
-        return "".join(lines).encode(self.fmt.encoding)
+        return "".join(lines)
 
     def finish(self) -> bytes:
         if self._header_pending and self.fmt.columns:

@@ -54,9 +54,10 @@ def text_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]
         return [[] for _ in range(width)]
     columns = [list(c) for c in zip(*rows, strict=True)]
     for i, col in enumerate(columns):
-        if not set(map(type, col)) <= PLAIN_TYPES:
+        types = set(map(type, col))
+        if not types <= PLAIN_TYPES:
             columns[i] = list(map(to_text, col))
-        elif int in set(map(type, col)):
+        elif int in types:
             columns[i] = [v if v is None else str(v) for v in col]
     return columns
 
