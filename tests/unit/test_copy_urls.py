@@ -1,0 +1,122 @@
+"""URL dispatch, password redaction, AWS configuration and AWS error mapping (no network)."""
+
+from __future__ import annotations
+
+import aiohttp
+import botocore.exceptions as bexc
+import pytest
+
+from connectors import aws
+from connectors.base import EndpointOptions
+from connectors.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ConnectionLost,
+    NotFoundError,
+    TerminalError,
+    Throttled,
+    TransientError,
+    Unreachable,
+)
+from connectors.local import LocalSink, LocalSource
+from connectors.s3 import S3Sink, S3Source, parse_s3_url
+from connectors.urls import open_sink, open_source, redact_text, redact_url, scheme_of
+
+pytestmark = pytest.mark.anyio
+
+
+def test_scheme_picks_the_connector() -> None:
+    assert isinstance(open_source("/tmp/x.csv"), LocalSource)
+    assert isinstance(open_sink("file:///tmp/x.csv"), LocalSink)
+    assert isinstance(open_source("s3://bucket/key.csv"), S3Source)
+    sink = open_sink("s3://bucket/prefix/", EndpointOptions(parallel=7))
+    assert isinstance(sink, S3Sink) and sink.parallel == 7 and sink.url.is_prefix
+    assert scheme_of("C:\\data\\x.csv") == "file"
+    assert scheme_of("PostgreSQL://h/db") == "postgresql"
+
+
+def test_unknown_scheme_lists_the_known_ones_without_the_password() -> None:
+    with pytest.raises(ConfigError) as err:
+        open_source("ftp://me:topsecret@host/file.csv")
+    message = str(err.value)
+    assert "topsecret" not in message and "me:***@host" in message
+    for scheme in ("file", "s3", "postgresql", "mysql", "dynamodb"):
+        assert scheme in message
+
+
+def test_redaction() -> None:
+    url = "postgresql://app:s3cr%40t@db.local:5432/prod?table=t"
+    assert redact_url(url) == "postgresql://app:***@db.local:5432/prod?table=t"
+    assert redact_url("s3://bucket/key") == "s3://bucket/key"
+    assert redact_url("mysql://user@host/db") == "mysql://user@host/db"
+    text = f"could not connect to {url} (password s3cr%40t refused)"
+    assert "s3cr" not in redact_text(text, url)
+
+
+def test_s3_url_parsing() -> None:
+    u = parse_s3_url("s3://bucket/a/b%20c.csv")
+    assert (u.bucket, u.key, u.is_prefix) == ("bucket", "a/b c.csv", False)
+    assert parse_s3_url("s3://bucket").is_prefix
+    with pytest.raises(ConfigError, match="not an S3 URL"):
+        parse_s3_url("s3:/bucket/key")
+
+
+async def test_botocore_honours_service_endpoint_variables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", "http://127.0.0.1:3")
+    for service, url in (("s3", "http://127.0.0.1:1"), ("dynamodb", "http://127.0.0.1:2"),
+                         ("sns", "http://127.0.0.1:3")):
+        async with aws.client(service, parallel=16) as c:
+            assert c.meta.endpoint_url == url
+            assert c.meta.config.max_pool_connections == 18
+            assert c.meta.config.retries["mode"] == "standard"
+    async with aws.client("s3") as c:
+        assert c.meta.config.s3 == {"addressing_style": "path"}
+
+
+async def test_sessions_follow_credential_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = aws.session()
+    assert aws.session() is first
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another")
+    assert aws.session() is not first
+
+
+def client_error(code: str, status: int, message: str = "msg") -> bexc.ClientError:
+    return bexc.ClientError({"Error": {"Code": code, "Message": message},
+                             "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+
+@pytest.mark.parametrize(("exc", "kind"), [
+    (client_error("SlowDown", 503), Throttled),
+    (client_error("ProvisionedThroughputExceededException", 400), Throttled),
+    (client_error("InternalError", 500), TransientError),
+    (client_error("NoSuchKey", 404), NotFoundError),
+    (client_error("NoSuchBucket", 404), NotFoundError),
+    (client_error("404", 404), NotFoundError),
+    (client_error("SignatureDoesNotMatch", 403), AuthenticationFailed),
+    (client_error("InvalidAccessKeyId", 403), AuthenticationFailed),
+    (client_error("InvalidArgument", 400), TerminalError),
+    (bexc.NoCredentialsError(), AuthenticationFailed),
+    (bexc.EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), Unreachable),
+    (bexc.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"), ConnectionLost),
+    (aiohttp.ClientPayloadError("Response payload is not completed"), ConnectionLost),
+])
+def test_aws_errors_map_to_connector_errors(exc: Exception, kind: type) -> None:
+    with pytest.raises(kind) as err, aws.map_aws_errors("s3", "get", "s3://b/k"):
+        raise exc
+    assert err.value.__cause__ is exc
+    assert err.value.transient == issubclass(kind, TransientError)
+    assert "s3: get: s3://b/k" in str(err.value)
+
+
+def test_auth_errors_name_the_credential_sources() -> None:
+    with pytest.raises(AuthenticationFailed) as err, aws.map_aws_errors("dynamodb", "scan"):
+        raise bexc.NoCredentialsError()
+    assert "AWS_ACCESS_KEY_ID" in str(err.value) and "AWS_PROFILE" in str(err.value)
+
+
+def test_other_exceptions_pass_through() -> None:
+    with pytest.raises(KeyError), aws.map_aws_errors("s3", "get"):
+        raise KeyError("x")
