@@ -1,32 +1,35 @@
 """MySQL / MariaDB source and sink.
 
-Reads use asyncmy, writes, DDL and helpers use aiomysql. Why two drivers (1,000,000 rows of
-the benchmark table: id, datetime, 20-char name, decimal, tinyint(1), 100-char payload;
-168.8 MB of CSV; same 2-core machine as the server; seconds, lower is better):
+Reads use asyncmy, writes, DDL and helpers use aiomysql. Why, measured on 1,000,000 rows of
+the benchmark table (bigint id, datetime, 20-char name, decimal, tinyint(1), 100-char payload;
+168.8 MB of CSV) on the 2-core machine that also runs the server, in two sittings (idle / with
+other test suites loading the machine, load average ~6); seconds, lower is better:
 
-=====================================================================  ========  =========
-read path                                                              seconds   vs client
-=====================================================================  ========  =========
-``mariadb --batch --quick -e 'SELECT * FROM t' > /dev/null``           2.06-2.62  1.0x
-aiomysql SSCursor, each CSV line built by the server (one str per row)  5.9-6.3   0.35-0.4x
-asyncmy 0.2.18 SSCursor, each CSV line built by the server              1.3-1.5   1.5-1.7x
-asyncmy 0.2.18 SSCursor, plain ``SELECT *`` (rows lane, decoded)        ~2.4      ~1x
-=====================================================================  ========  =========
+=======================================================================  =========  =========
+read path                                                                 idle       loaded
+=======================================================================  =========  =========
+``mariadb --batch --quick -e 'SELECT * FROM t' > /dev/null`` (reference)  2.1-2.6    5.8-6.0
+aiomysql SSCursor, each CSV line built by the server (one value per row)  5.9-6.3    13.7
+MariaDB Connector/Python 1.1 (C), server-built lines, unbuffered cursor   -          3.8
+asyncmy 0.2.18 SSCursor, server-built lines                               1.3-1.5    3.8
+=======================================================================  =========  =========
 
-aiomysql decodes every packet in pure Python; asyncmy does the same work in compiled code, and
-with the server building each line (:mod:`connectors.mysql_lines`) Python handles one binary
-value per row, which beats the command-line client (which formats the output itself). MariaDB
-Connector/Python in a thread measured 1.05x fetch-only in BASELINES.md and needs a C library
-at build time; asyncmy is a plain wheel and already async, so the bytes and rows lanes read
-with asyncmy.
+aiomysql parses every packet in pure Python (0.35x of the client even with one value per row);
+asyncmy does it in compiled code and ties with MariaDB's C connector without needing a thread,
+a C library at build time or a second API, and with the server building each line
+(:mod:`connectors.mysql_lines`) it beats the command-line client, which formats the output
+itself. So both read lanes use asyncmy.
 
 Writes: ``LOAD DATA LOCAL INFILE`` fed straight from the copy's stream
-(:mod:`connectors.mysql_infile`) loads 1M rows in about 6 s against 20+ s for batched
-multi-row INSERTs through aiomysql, so the bytes lane loads with it. ``LOAD DATA LOCAL`` turns
-data errors into warnings (the server cannot stop the client mid-file), so every load checks
-the warning count and fails, rolling back, on the first warning, naming its row. The rows
-lane (values that need converting) uses multi-row INSERTs; ``insertQuery`` (``?``
-placeholders, e.g. ``INSERT ... ON DUPLICATE KEY UPDATE``) runs through ``executemany``.
+(:mod:`connectors.mysql_infile`) loaded 1M rows (empty InnoDB table with PK, loaded machine)
+in 19.7-20.9 s against 14.8-15.4 s for the ``mariadb`` client loading the same file, while
+the rows lane (asyncmy read + aiomysql multi-row INSERTs of 1,000 rows) took 64 s for the same
+table copy that the LOAD DATA bytes lane did in 25 s. So the bytes lane loads with LOAD DATA,
+and multi-row INSERT is kept for rows that need converting and for ``insertQuery``
+(``?`` placeholders, e.g. ``INSERT ... ON DUPLICATE KEY UPDATE``, through ``executemany``).
+``LOAD DATA LOCAL`` turns data errors into warnings (the server cannot stop the client
+mid-file), so every load checks the warning count and fails, rolling back, on the first
+warning, naming its row.
 
 Every load is one transaction: end-of-stream commits; failure or cancellation rolls back (or
 closes the connection, which makes the server roll back).
