@@ -15,6 +15,8 @@ Writing: bytes are cut into ``part_size`` parts and uploaded ``parallel`` at a t
 multipart upload, created on the first full part and completed only at end-of-stream; input
 smaller than one part becomes a single PutObject at the end. On any failure or cancellation the
 multipart upload is aborted in shielded cleanup, so no object and no pending upload is left.
+A process killed mid-upload cannot clean up: the next write to the same key (or prefix) aborts
+the pending uploads it left before it starts (so two writers must not target one key at once).
 A prefix destination receives ``part-00000.<ext>``, ... (a new object once one holds
 ``file_bytes``, cut at a record boundary), all completed together at the end; older
 ``part-NNNNN.*`` objects under the prefix that this write did not produce are then deleted.
@@ -500,8 +502,35 @@ class S3Sink:
         name = f"part-{index:05d}.{self._fmt.extension}" + (".gz" if self._gzip else "")
         return self.url.key + name
 
+    async def abort_stale_uploads(self, client: Any) -> int:
+        """Abort pending multipart uploads a killed earlier write left for our key(s).
+
+        For a key URL: uploads of exactly that key; for a prefix: uploads of ``part-NNNNN.*``
+        keys directly below it. Returns how many were aborted.
+        """
+        bucket, key = self.url.bucket, self.url.key
+        aborted = 0
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+        while True:
+            with aws.map_aws_errors(CONNECTOR, "list-multipart-uploads", self.describe):
+                page = await client.list_multipart_uploads(**kwargs)
+            for upload in page.get("Uploads", []):
+                name = upload["Key"][len(key):]
+                ours = (upload["Key"] == key) if not self.url.is_prefix else (
+                    "/" not in name and bool(_PART_RE.match(name)))
+                if ours:
+                    with aws.map_aws_errors(CONNECTOR, "abort-multipart-upload", self.describe):
+                        await client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                                            UploadId=upload["UploadId"])
+                    aborted += 1
+            if not page.get("IsTruncated"):
+                return aborted
+            kwargs["KeyMarker"] = page.get("NextKeyMarker")
+            kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         async with self.client() as client:
+            await self.abort_stale_uploads(client)
             uploads: list[_Upload] = []
             sem = anyio.Semaphore(self.parallel)
             try:

@@ -27,7 +27,12 @@ from connectors.s3 import (
     upload_directory,
     upload_file,
 )
-from connectors.testing import MemorySink, check_abort_leaves_nothing, check_clogged_sink
+from connectors.testing import (
+    MemorySink,
+    MemorySource,
+    check_abort_leaves_nothing,
+    check_clogged_sink,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -139,6 +144,18 @@ async def test_aborted_upload_leaves_no_object_and_no_pending_upload(s3_bucket: 
 
     await check_abort_leaves_nothing(lambda: S3Sink(url, part_size=MIN_PART), visible, [],
                                      Schema(()), data=data, fmt=CSV)
+
+
+async def test_next_write_aborts_uploads_left_by_a_killed_writer(s3_bucket: str) -> None:
+    async with aws.client("s3") as c:
+        await c.create_multipart_upload(Bucket=s3_bucket, Key="k/data.csv")
+        await c.create_multipart_upload(Bucket=s3_bucket, Key="k/data.csv.other")
+    data = b"1,a\n2,b\n"
+    await copy(MemorySource(Schema(()), data=data, fmt=CSV), S3Sink(f"s3://{s3_bucket}/k/data.csv"))
+    assert await get_bytes(s3_bucket, "k/data.csv") == data
+    async with aws.client("s3") as c:
+        pending = await c.list_multipart_uploads(Bucket=s3_bucket, Prefix="k/")
+    assert [u["Key"] for u in pending.get("Uploads", [])] == ["k/data.csv.other"]
 
 
 async def test_prefix_sink_writes_parts_and_removes_stale_ones(s3_bucket: str,
