@@ -245,6 +245,7 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                 tg.start_soon(watch_signals)
             await supervisor.run()
             tg.cancel_scope.cancel()
+        interrupted = interrupted or rt.stopping
         instances = await store.list_instances(pipeline_id, scheduled_from=start,
                                                scheduled_to=end if end > start else None)
         if pipeline_is_ondemand(definition):

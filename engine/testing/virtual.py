@@ -12,13 +12,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from engine.actions.notify import Alarm
 from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.errors import DefinitionError
 from engine.runtime.pipeline import PipelineSupervisor
 from engine.runtime.runner import RunResult, ensure_pipeline, run_window
-from engine.store import AttemptRecord, InstanceRecord, Store, open_store
+from engine.store import AttemptRecord, InstanceRecord, Status, Store, open_store
 
 
 @dataclass
@@ -79,6 +81,18 @@ class VirtualPipeline:
 
     async def attempts(self, instance_id: str) -> list[AttemptRecord]:
         return await self.store.list_attempts(self.pipeline_id, instance_id)
+
+    async def wait_status(self, instance_id: str, *statuses: Status,
+                          poll: float = 1.0) -> InstanceRecord:
+        """Wait (in virtual time) until the running supervisor sees the instance in one of
+        ``statuses``."""
+        wanted = set(statuses)
+        while True:
+            sup = self.supervisor
+            rec = sup.rt.instances.get(instance_id) if sup is not None else None
+            if rec is not None and rec.status in wanted:
+                return rec
+            await anyio.sleep(poll)
 
     def history(self, instance_id: str) -> list[str]:
         """The statuses an instance went through, in order, as this process published them."""
