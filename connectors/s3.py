@@ -21,6 +21,8 @@ A prefix destination receives ``part-00000.<ext>``, ... (a new object once one h
 ``file_bytes``, cut at a record boundary), all completed together at the end; older
 ``part-NNNNN.*`` objects under the prefix that this write did not produce are then deleted.
 
+``manifest_url`` reads the objects a Redshift-style manifest lists, in its order.
+
 S3 -> S3 on the same endpoint with the same format and compression is copied server-side
 (CopyObject; UploadPartCopy in parallel above ``copy_threshold``); nothing passes through here.
 """
@@ -115,6 +117,8 @@ class S3Object:
     key: str
     size: int
     etag: str
+    #: Set when the object is in another bucket than the source URL's (manifest entries).
+    bucket: str = ""
 
 
 def _is_gzip(key: str, compression: str | None) -> bool:
@@ -171,7 +175,35 @@ async def _head(client: Any, bucket: str, key: str) -> S3Object | None:
             head = await client.head_object(Bucket=bucket, Key=key)
     except NotFoundError:
         return None
-    return S3Object(key, int(head.get("ContentLength", 0)), head.get("ETag", ""))
+    return S3Object(key, int(head.get("ContentLength", 0)), head.get("ETag", ""), bucket)
+
+
+async def read_manifest(client: Any, manifest_url: str) -> AsyncIterator[S3Object]:
+    """The objects a Redshift-style manifest lists (``{"entries": [{"url", "mandatory"}]}``),
+    in manifest order. A missing ``mandatory`` entry is an error; other missing ones are skipped.
+    """
+    import json
+
+    u = parse_s3_url(manifest_url)
+    with aws.map_aws_errors(CONNECTOR, "get", manifest_url):
+        resp = await client.get_object(Bucket=u.bucket, Key=u.key)
+        async with resp["Body"] as body:
+            raw = await body.read()
+    try:
+        entries = json.loads(raw)["entries"]
+        urls = [(str(e["url"]), bool(e.get("mandatory", False))) for e in entries]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{manifest_url}: not a manifest ({{\"entries\": [{{\"url\": ...}}]}}):"
+                          f" {exc}", connector=CONNECTOR, operation="read") from None
+    for url, mandatory in urls:
+        entry = parse_s3_url(url)
+        obj = await _head(client, entry.bucket, entry.key)
+        if obj is None:
+            if mandatory:
+                raise NotFoundError(f"{url}: listed as mandatory in {manifest_url} but missing",
+                                    connector=CONNECTOR, operation="read")
+            continue
+        yield obj
 
 
 @dataclass
@@ -193,7 +225,8 @@ class S3Source:
     def __init__(self, url: str, fmt: TextFormat | None = None, *,
                  compression: str | None = None, parallel: int = 4,
                  chunk_size: int = DEFAULT_CHUNK, endpoint_url: str | None = None,
-                 max_range_attempts: int = 5, page_size: int | None = None) -> None:
+                 max_range_attempts: int = 5, page_size: int | None = None,
+                 manifest_url: str | None = None) -> None:
         self.url = parse_s3_url(url)
         self.describe = str(self.url)
         self._fmt = fmt or format_for_path(self.url.key) or CSV
@@ -204,6 +237,9 @@ class S3Source:
         self.endpoint_url = endpoint_url
         self.max_range_attempts = max_range_attempts
         self.page_size = page_size
+        #: When set, the objects to read are the manifest's entries (``url`` is then only
+        #: used for its name and format).
+        self.manifest_url = manifest_url
 
     @property
     def endpoint(self) -> str:
@@ -232,6 +268,8 @@ class S3Source:
     async def resolve(self, client: Any) -> tuple[str | None, AsyncIterator[S3Object]]:
         """(prefix or None for a single object, the objects to read)."""
         bucket, key = self.url.bucket, self.url.key
+        if self.manifest_url:
+            return "", read_manifest(client, self.manifest_url)
         if self.url.is_prefix:
             return key, iter_objects(client, bucket, key, page_size=self.page_size)
         obj = await _head(client, bucket, key)
@@ -289,11 +327,12 @@ class S3Source:
         buf = bytearray()
         pos = start
         failures = 0
-        target = f"s3://{self.url.bucket}/{obj.key}"
+        bucket = obj.bucket or self.url.bucket
+        target = f"s3://{bucket}/{obj.key}"
         while pos < end:
             try:
                 with aws.map_aws_errors(CONNECTOR, "get", target):
-                    kwargs: dict[str, Any] = {"Bucket": self.url.bucket, "Key": obj.key,
+                    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": obj.key,
                                               "Range": f"bytes={pos}-{end - 1}"}
                     if obj.etag:
                         kwargs["IfMatch"] = obj.etag
@@ -330,7 +369,8 @@ class S3Source:
             data, job.data = job.data, b""
             if job.first:
                 joiner.start()
-                gunzip = Gunzip(location=f"s3://{self.url.bucket}/{job.obj.key}") \
+                gunzip = Gunzip(location=f"s3://{job.obj.bucket or self.url.bucket}/"
+                                         f"{job.obj.key}") \
                     if self.is_gzip(job.obj.key) else None
             progress.add(nbytes=len(data))
             if gunzip is not None:
@@ -639,7 +679,8 @@ class S3Sink:
     # -- server-side copy -----------------------------------------------------------------------
     async def server_side_copy(self, source: Source, progress: Progress) -> int | None:
         """CopyObject / UploadPartCopy when ``source`` is S3 on this endpoint with our format."""
-        if not isinstance(source, S3Source) or source.endpoint != self.endpoint:
+        if not isinstance(source, S3Source) or source.endpoint != self.endpoint \
+                or source.manifest_url:
             return None
         if not same_layout(source.native_format, self._fmt):
             return None

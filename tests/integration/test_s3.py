@@ -175,6 +175,25 @@ async def test_prefix_sink_writes_parts_and_removes_stale_ones(s3_bucket: str,
     assert await keys(s3_bucket, "parts/") == ["parts/part-00000.csv"]
 
 
+async def test_manifest_lists_the_objects_to_read(s3_bucket: str) -> None:
+    async with aws.client("s3") as c:
+        await c.put_object(Bucket=s3_bucket, Key="m/b.csv", Body=b"2,b\n")
+        await c.put_object(Bucket=s3_bucket, Key="m/a.csv", Body=b"1,a\n")
+        manifest = (f'{{"entries": [{{"url": "s3://{s3_bucket}/m/b.csv", "mandatory": true}},'
+                    f'{{"url": "s3://{s3_bucket}/m/a.csv"}},'
+                    f'{{"url": "s3://{s3_bucket}/m/gone.csv", "mandatory": false}}]}}')
+        await c.put_object(Bucket=s3_bucket, Key="m/manifest", Body=manifest.encode())
+        await c.put_object(Bucket=s3_bucket, Key="m/bad-manifest",
+                           Body=manifest.replace("false", "true").encode())
+    sink = MemorySink(CSV)
+    await copy(S3Source(f"s3://{s3_bucket}/m/", manifest_url=f"s3://{s3_bucket}/m/manifest"),
+               sink)
+    assert sink.committed_bytes == b"2,b\n1,a\n"
+    with pytest.raises(NotFoundError, match=r"gone\.csv: listed as mandatory"):
+        await copy(S3Source(f"s3://{s3_bucket}/m/",
+                            manifest_url=f"s3://{s3_bucket}/m/bad-manifest"), MemorySink(CSV))
+
+
 async def test_existence_helpers(s3_bucket: str, tmp_path: Path) -> None:
     f = tmp_path / "marker"
     f.write_bytes(b"")
