@@ -263,23 +263,23 @@ async def test_try_cancel_waiting_instance_never_runs(tmp_path: Path) -> None:
 
 async def test_pause_holds_a_component_until_resume(tmp_path: Path) -> None:
     vp = await open_virtual(LATER, tmp_path)
-    body = pipeline(activity("A"), activity("B", dependsOn=ref("A")),
+    body = pipeline(activity("A", "sleep 600"), activity("B", dependsOn=ref("A")),
                     activity("Keep", "sleep 3600"), **ONE)
 
-    await ensure_pipeline(vp.store, vp.pipeline_id, "virtual", definition_from(body))
-    await vp.store.set_paused(vp.pipeline_id, "B", True)  # as PAUSE before the run
-
     async def act(vp: VirtualPipeline) -> None:
-        await vp.wait_status(iid("A"), Status.FINISHED)
+        await vp.wait_status(iid("A"), Status.RUNNING)
+        assert vp.supervisor is not None
+        await vp.supervisor.apply(Action.PAUSE, "B")
+        assert await vp.store.paused(vp.pipeline_id) == {"B"}
+        await vp.wait_status(iid("A"), Status.FINISHED)  # at +10 min
         await anyio.sleep(20 * 60)
         assert (await vp.instance(iid("B"))).status == Status.WAITING_ON_DEPENDENCIES
-        assert vp.supervisor is not None
         await vp.supervisor.apply(Action.RESUME, "B")
 
     with Script().install() as script:
         result = await run_with(vp, body, act)
     assert result.succeeded
-    assert script.of("B")[0].started >= LATER + timedelta(minutes=20)
+    assert script.of("B")[0].started >= LATER + timedelta(minutes=30)
     assert await vp.store.paused(vp.pipeline_id) == set()
     await vp.store.close()
 
