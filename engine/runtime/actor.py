@@ -97,9 +97,17 @@ class Supervisor:
         self._restart_times: deque[float] = deque()
 
     def __repr__(self) -> str:
-        running = sum(1 for c in self.children.values() if c.state == "running")
-        restarting = len(self.children) - running
-        return f"<Supervisor {self.name} children: {running} running, {restarting} restarting>"
+        return f"<Supervisor {self.name} {self.describe_children()}>"
+
+    def describe_children(self, limit: int = 8) -> str:
+        """``3 live: a, b, c (restarting)``: the live children, the first ``limit`` named."""
+        names = [c.name + (" (restarting)" if c.state == "restarting" else "")
+                 for c in self.children.values()]
+        if not names:
+            return "0 live"
+        shown = ", ".join(names[:limit])
+        more = f", +{len(names) - limit} more" if len(names) > limit else ""
+        return f"{len(names)} live: {shown}{more}"
 
     @property
     def running(self) -> bool:

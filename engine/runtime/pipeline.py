@@ -76,7 +76,10 @@ class PipelineSupervisor:
         self.deactivating = False
 
     def __repr__(self) -> str:
-        return repr(self.sup)
+        done = sum(1 for r in self.rt.instances.values() if r.terminal)
+        return (f"<PipelineSupervisor {self.rt.pipeline_id} {self.mode} "
+                f"{done}/{len(self.rt.instances)} instances ended; "
+                f"{self.sup.describe_children()}>")
 
     # --- hooks used by the actors ----------------------------------------------------------
 
