@@ -166,13 +166,36 @@ def _status(exc: bexc.ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
+def _secrets() -> list[str]:
+    return [v for v in (os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                        os.environ.get("AWS_SESSION_TOKEN"),
+                        os.environ.get("AWS_SECURITY_TOKEN")) if v and len(v) >= 4]
+
+
+def scrub(text: str) -> str:
+    """``text`` with any configured AWS secret (key, session token) replaced by ``***``."""
+    for secret in _secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
 def translate(exc: BaseException, connector: str, operation: str,
               target: str | None = None) -> ConnectorError | None:
     """The connector error for a botocore/aiohttp exception, or None if it is not one of them.
 
-    Messages carry the AWS error code and message (which never hold the secret key) and the
-    target (bucket/key, table), never credentials.
+    Messages carry the AWS error code and message and the target (bucket/key, table); any
+    configured secret that a server or library echoed back is replaced by ``***``.
     """
+    mapped = _translate(exc, connector, operation, target)
+    if mapped is not None:
+        clean = scrub(mapped.message)
+        if clean != mapped.message:
+            mapped = type(mapped)(clean, connector=connector, operation=operation)
+    return mapped
+
+
+def _translate(exc: BaseException, connector: str, operation: str,
+               target: str | None) -> ConnectorError | None:
     where = f"{target}: " if target else ""
     kw = {"connector": connector, "operation": operation}
     if isinstance(exc, bexc.ClientError):

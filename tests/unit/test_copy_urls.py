@@ -92,6 +92,9 @@ def client_error(code: str, status: int, message: str = "msg") -> bexc.ClientErr
     (client_error("SlowDown", 503), Throttled),
     (client_error("ProvisionedThroughputExceededException", 400), Throttled),
     (client_error("InternalError", 500), TransientError),
+    (client_error("Whatever", 503), Throttled),
+    (client_error("ServiceUnavailable", 503), TransientError),
+    (client_error("TooManyRequests", 429), Throttled),
     (client_error("NoSuchKey", 404), NotFoundError),
     (client_error("NoSuchBucket", 404), NotFoundError),
     (client_error("404", 404), NotFoundError),
@@ -107,6 +110,7 @@ def test_aws_errors_map_to_connector_errors(exc: Exception, kind: type) -> None:
     with pytest.raises(kind) as err, aws.map_aws_errors("s3", "get", "s3://b/k"):
         raise exc
     assert err.value.__cause__ is exc
+    assert type(err.value) is kind
     assert err.value.transient == issubclass(kind, TransientError)
     assert "s3: get: s3://b/k" in str(err.value)
 
@@ -115,6 +119,13 @@ def test_auth_errors_name_the_credential_sources() -> None:
     with pytest.raises(AuthenticationFailed) as err, aws.map_aws_errors("dynamodb", "scan"):
         raise bexc.NoCredentialsError()
     assert "AWS_ACCESS_KEY_ID" in str(err.value) and "AWS_PROFILE" in str(err.value)
+
+
+def test_echoed_secrets_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-never-shown")
+    with pytest.raises(AuthenticationFailed) as err, aws.map_aws_errors("s3", "get"):
+        raise client_error("SignatureDoesNotMatch", 403, "signed with s3cr3t-never-shown")
+    assert "s3cr3t-never-shown" not in str(err.value) and "signed with ***" in str(err.value)
 
 
 def test_other_exceptions_pass_through() -> None:
