@@ -579,7 +579,7 @@ class DynamoDBSink:
     async def _write_batch(self, caller: _Caller, batch: _Batch, unit: str) -> None:
         """Write one batch, resending only what comes back unprocessed."""
         table = self.table.table_name
-        route = {"RequestItems": {table: []}}
+        route = {"RequestItems": {table: [{"PutRequest": {"Item": {}}}]}}
         with_capacity = caller.bucket is not None
         pending = batch.items
         rounds = 0

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import logging
 
-import botocore.exceptions as bexc
-from aiobotocore.session import get_session
-from botocore.config import Config
-
-from connectors.dynamodb_wire import map_error
+from connectors import aws
 from connectors.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,8 +58,9 @@ async def publish(topic_arn: str, subject: str, message: str, *,
                   region: str | None = None) -> str:
     """Publish ``message`` with ``subject`` to ``topic_arn``; return SNS's message id.
 
-    Raises connector errors: NotFoundError (no such topic), AuthenticationFailed, Throttled
-    (transient), ConfigError (an invalid ARN or parameter). botocore retries transient faults.
+    Raises connector errors (:func:`connectors.aws.translate`): NotFoundError (no such topic),
+    AuthenticationFailed, Throttled (transient), ConfigError for something that is not an ARN.
+    botocore retries transient faults itself.
     """
     if not topic_arn or not topic_arn.startswith("arn:"):
         raise ConfigError(f"topicArn must be an SNS topic ARN, got {topic_arn!r}",
@@ -74,15 +71,8 @@ async def publish(topic_arn: str, subject: str, message: str, *,
         log.warning("SNS subject cut to %d characters for %s", SUBJECT_LIMIT, topic_arn)
         note = f"Subject: {' '.join(subject.split())}\n\n"
     body = fit_message(message, note)
-    describe = f"{_CONNECTOR}:{topic_arn}"
-    try:
-        async with get_session().create_client(
-                "sns", region_name=region or region_of(topic_arn),
-                config=Config(retries={"mode": "standard", "max_attempts": 4},
-                              connect_timeout=10, read_timeout=30)) as client:
+    with aws.map_aws_errors(_CONNECTOR, "Publish", topic_arn):
+        async with aws.client("sns", region=region or region_of(topic_arn)) as client:
             extra = {"Subject": short} if short else {}
             reply = await client.publish(TopicArn=topic_arn, Message=body, **extra)
-    except (bexc.BotoCoreError, bexc.ClientError) as exc:
-        raise map_error(exc, connector=describe, operation="Publish",
-                        subject=f"topic {topic_arn}") from exc
     return str(reply["MessageId"])

@@ -343,7 +343,7 @@ async def test_a_starved_batch_fails_within_its_budget(tables: Tables, endpoint:
 
 async def test_missing_table_is_not_found(endpoint: str) -> None:
     name = f"missing_{secrets.token_hex(4)}"
-    with pytest.raises(NotFoundError, match=f"table '{name}' not found"):
+    with pytest.raises(NotFoundError, match=f"table '{name}': ResourceNotFoundException"):
         await produce(source_from_url(f"dynamodb://{name}", EndpointOptions()))
     with pytest.raises(NotFoundError, match=name):
         await consume(sink_from_url(f"dynamodb://{name}", EndpointOptions()),

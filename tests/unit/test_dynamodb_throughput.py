@@ -163,7 +163,8 @@ def _client_error(code: str, status: int = 400, message: str = "msg") -> bexc.Cl
     (_client_error("ProvisionedThroughputExceededException"), Throttled),
     (_client_error("ThrottlingException"), Throttled),
     (_client_error("InternalServerError", 500), TransientError),
-    (_client_error("Whatever", 503), TransientError),
+    (_client_error("Whatever", 503), Throttled),
+    (_client_error("Whatever", 502), TransientError),
     (_client_error("ValidationException"), ConfigError),
     (bexc.NoCredentialsError(), AuthenticationFailed),
     (bexc.NoRegionError(), ConfigError),
@@ -187,8 +188,9 @@ def test_credential_errors_name_the_sources_and_no_secret(monkeypatch: pytest.Mo
                                                            ) -> None:
     secret = "s3cr3t-value-never-shown"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    for exc in (bexc.NoCredentialsError(), _client_error("UnrecognizedClientException",
-                                                         message=f"key {secret}")):
+    refused = _client_error("UnrecognizedClientException",
+                            message="The security token included in the request is invalid.")
+    for exc in (bexc.NoCredentialsError(), refused):
         text = str(map_error(exc, connector="dynamodb://t", operation="Scan"))
         assert "AWS_ACCESS_KEY_ID" in text and "credentials file" in text
         assert secret not in text
@@ -197,4 +199,4 @@ def test_credential_errors_name_the_sources_and_no_secret(monkeypatch: pytest.Mo
 def test_not_found_names_the_table() -> None:
     error = map_error(_client_error("ResourceNotFoundException"), connector="dynamodb://t",
                       operation="DescribeTable", subject="table 'orders'")
-    assert "table 'orders' not found" in str(error)
+    assert "table 'orders': ResourceNotFoundException" in str(error)
