@@ -149,7 +149,7 @@ async def test_load_data_bad_value_fails_with_row_and_commits_nothing(mysql_data
     assert run(mysql_database, "SELECT count(*) FROM t") == [(0,)]
 
 
-async def test_insert_bad_value_names_row_and_commits_nothing(mysql_database: str) -> None:
+async def test_rows_lane_bad_value_names_row_and_commits_nothing(mysql_database: str) -> None:
     run(mysql_database, "CREATE TABLE t (id int, name text)")
     rows: list[tuple[Any, ...]] = [(i, f"n{i}") for i in range(30)]
     rows[25] = ("twenty-six", "x")
