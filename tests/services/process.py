@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 # The shell forks the server in the background and exits at once, so the server is re-parented
 # and reaped by init: it outlives the caller and never lingers as our zombie.
@@ -37,7 +38,7 @@ def spawn(
     return int(result.stdout.strip())
 
 
-def as_user(user: str | None) -> dict[str, object]:
+def as_user(user: str | None) -> dict[str, Any]:
     """subprocess keyword arguments that drop root to ``user`` (nothing when not root)."""
     if user is None or os.geteuid() != 0:
         return {}
