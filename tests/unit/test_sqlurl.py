@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
 import pytest
 
+from connectors.base import CSV, TSV, EndpointOptions, TextFormat
 from connectors.errors import ConfigError
+from connectors.mysql import MySqlEndpoint, _infile_options
+from connectors.mysql_lines import line_select, supports
+from connectors.mysql_rows import encode_rows
+from connectors.postgres import PostgresEndpoint
 from connectors.sqltext import (
     convert_placeholders,
     quote_qualified,
     split_qualified,
     split_statements,
+)
+from connectors.sqltypes import (
+    parse_datetime,
+    pg_coercer,
+    pg_column_fits,
+    truthy,
 )
 from connectors.sqlurl import from_fields, parse_sql_url
 
@@ -142,3 +156,83 @@ def test_split_statements() -> None:
         "-- a comment; with semicolon\n    INSERT INTO a VALUES (?)",
         "DO $$ BEGIN PERFORM 1; END $$",
     ]
+
+
+# --- endpoints, formats and value helpers (no server needed) ----------------------------------
+
+
+
+def test_endpoints_from_data_node_fields_hide_the_password() -> None:
+    pg = PostgresEndpoint.from_fields("jdbc:redshift://rs.local:5439/dev", "etl", "s3cr3t!",
+                                      table="Sales.Orders", select_query=None)
+    assert pg.redshift and pg.port == 5439 and pg.user == "etl"
+    assert pg.quoted_table() == '"sales"."orders"'
+    assert "s3cr3t" not in pg.describe() and "s3cr3t" not in repr(pg)
+    my = MySqlEndpoint.from_fields("jdbc:mysql://db.local/shop", "app", "pw9",
+                                   table="orders", schema_name="shop2")
+    assert my.quoted_table() == "`shop2`.`orders`"
+    assert "pw9" not in my.describe() and "pw9" not in repr(my)
+    with pytest.raises(ConfigError):
+        MySqlEndpoint.from_fields("jdbc:postgresql://h/db")
+
+
+def test_url_options_reach_the_endpoint() -> None:
+    ep = PostgresEndpoint.from_url("postgresql://u:pw@h/db", EndpointOptions(
+        query="SELECT 1", create=True))
+    assert (ep.select_query, ep.create, ep.table) == ("SELECT 1", True, None)
+    assert ep.source().describe.endswith("(query)")
+    with pytest.raises(ConfigError):
+        ep.sink()  # a sink needs a table or an insertQuery
+
+
+def test_which_formats_each_end_speaks() -> None:
+    pg_src = PostgresEndpoint.from_url("postgresql://h/db?table=t").source()
+    pg_sink = PostgresEndpoint.from_url("postgresql://h/db?table=t").sink()
+    for fmt in (CSV, TSV, CSV.replace(column_separator=";", null="\\N", header=True)):
+        assert pg_src.can_produce(fmt) and pg_sink.can_consume(fmt)
+    assert not pg_src.can_produce(TextFormat(kind="jsonl"))
+    assert not pg_src.can_produce(CSV.replace(column_separator="::"))
+    assert not pg_src.can_produce(CSV.replace(encoding="utf-16"))
+    assert pg_sink.can_consume(CSV.replace(record_separator="\r\n"))
+    assert supports(CSV) and supports(TSV) and supports(CSV.replace(column_separator="::"))
+    assert not supports(CSV.replace(quote=None))
+    assert _infile_options(TSV) is not None
+    assert _infile_options(CSV.replace(null="NULL")) is not None
+    assert _infile_options(CSV) is None  # NULL as an empty field: rows lane
+
+
+def test_server_built_line_sql_quotes_and_escapes() -> None:
+    sql = line_select([("a", "number"), ("we`ird", "text")], CSV, "SELECT * FROM `t`")
+    assert "q.`we``ird`" in sql and "REPLACE(q.`we``ird`, '\"', '\"\"')" in sql
+    assert sql.endswith("FROM (SELECT * FROM `t`) AS q")
+    tsv = line_select([("a", "text")], TSV, "SELECT 1 AS a")
+    assert "_utf8mb4 X'5c4e'" in tsv  # \N as a hex literal, whatever the sql_mode
+
+
+def test_encode_rows_for_load_data() -> None:
+    rows = [(1, "a\tb\\c\nd", None, True, Decimal("1.50"), b"\x00\xff",
+             datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))), date(2024, 5, 6)),
+            (2, "", None, False, None, None, None, None)]
+    assert encode_rows(rows) == (
+        b"1\ta\\tb\\\\c\\nd\t\\N\t1\t1.50\t\\\\x00ff\t2024-01-01 00:00:00\t2024-05-06\n"
+        b"2\t\t\\N\t0\t\\N\t\\N\t\\N\t\\N\n")
+
+
+def test_value_helpers() -> None:
+    assert parse_datetime("2024-01-02 03:04:05+00") == datetime(2024, 1, 2, 3, 4, 5,
+                                                                tzinfo=UTC)
+    assert parse_datetime("2024-01-02T03:04:05Z").tzinfo is not None
+    assert parse_datetime("2024-01-02 03:04:05").tzinfo is None
+    to_int = pg_coercer("int8")
+    assert to_int is not None and to_int(" 42 ") == 42 and to_int(None) is None
+    with pytest.raises(ValueError):
+        to_int("4.5")
+    to_tz = pg_coercer("timestamptz")
+    assert to_tz is not None and to_tz(datetime(2024, 1, 1)).tzinfo is UTC
+    to_bool = pg_coercer("bool")
+    assert to_bool is not None and to_bool("t") is True and to_bool("0") is False
+    assert pg_column_fits("int4", [1, None, 3]) and not pg_column_fits("int4", [1, "2"])
+    assert not pg_column_fits("timestamptz", [datetime(2024, 1, 1)])
+    assert pg_column_fits("timestamptz", [datetime(2024, 1, 1, tzinfo=UTC), None])
+    assert [truthy(v) for v in (None, 0, 1, "f", "false", "", "yes", b"1", True)] == [
+        False, False, True, False, False, False, True, True, True]
