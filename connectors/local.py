@@ -343,12 +343,15 @@ class LocalSource:
 
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
+        joiner = FileJoiner(self._fmt)
         for path in await self.files():
+            joiner.start()
             gunzip = Gunzip(location=str(path)) if _is_gzip(str(path), self._compression) \
                 else None
             async for data in self._read(path, gunzip):
-                for batch in await self._files.run(decoder.feed, data):
-                    await out.send(batch)
+                for piece in joiner.feed(data):
+                    for batch in await self._files.run(decoder.feed, piece):
+                        await out.send(batch)
         for batch in decoder.finish():
             await out.send(batch)
 

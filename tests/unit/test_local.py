@@ -174,3 +174,16 @@ async def test_cancellation_removes_the_temp(tmp_path: Path) -> None:
     with anyio.move_on_after(0.3):
         await copy(source, LocalSink(str(tmp_path / "x.csv")))
     assert files_in(tmp_path) == []
+
+
+async def test_produce_rows_decodes_every_file(tmp_path: Path) -> None:
+    d = tmp_path / "rows"
+    d.mkdir()
+    (d / "1.csv.gz").write_bytes(gzip.compress(b"1,a\n2,"))  # no final newline
+    (d / "2.csv").write_bytes(b'3,""\n')
+    send, recv = anyio.create_memory_object_stream[object](10)
+    async with send, recv:
+        await LocalSource(str(d), CSV).produce_rows(send, Progress())
+        got = [row for _ in range(send.statistics().current_buffer_used)
+               for row in (await recv.receive()).rows]
+    assert got == [("1", "a"), ("2", None), ("3", "")]
