@@ -53,6 +53,7 @@ from connectors.dynamodb_items import (
     ConversionError,
     Item,
     attribute_type,
+    coerce_key,
     item_json,
     item_key,
     item_to_dict,
@@ -164,6 +165,7 @@ class TableInfo:
     name: str
     status: str
     key_names: tuple[str, ...]
+    key_types: dict[str, str]  # key attribute -> S, N or B
     read_units: float | None   # None: on-demand
     write_units: float | None
 
@@ -177,6 +179,9 @@ def _table_info(reply: dict[str, Any]) -> TableInfo:
         name=table.get("TableName", ""),
         status=table.get("TableStatus", "ACTIVE"),
         key_names=tuple(k["AttributeName"] for k in keys),
+        key_types={a["AttributeName"]: a["AttributeType"]
+                   for a in table.get("AttributeDefinitions", [])
+                   if a.get("AttributeName") in {k["AttributeName"] for k in keys}},
         read_units=None if on_demand else provisioned.get("ReadCapacityUnits") or None,
         write_units=None if on_demand else provisioned.get("WriteCapacityUnits") or None,
     )
@@ -428,16 +433,24 @@ class _Batch:
 
 
 class _Batcher:
-    """Groups items into batches of 25, replacing an earlier item with the same key."""
+    """Groups items into batches of 25, replacing an earlier item with the same key.
 
-    def __init__(self, key_names: tuple[str, ...], describe: str) -> None:
+    With ``key_types`` (rows, whose text values carry no DynamoDB type), key attributes are
+    first converted to the table's key types (:func:`coerce_key`).
+    """
+
+    def __init__(self, key_names: tuple[str, ...], describe: str,
+                 key_types: dict[str, str] | None = None) -> None:
         self.key_names = key_names
         self.describe = describe
+        self.key_types = key_types
         self._items: dict[tuple[Any, ...], Item] = {}
         self._first = 0
         self._last = 0
 
     def add(self, item: Item, origin: int) -> _Batch | None:
+        if self.key_types:
+            item = coerce_key(item, self.key_types)
         try:
             key = item_key(item, self.key_names)
         except ConversionError as exc:
@@ -539,8 +552,7 @@ class DynamoDBSink:
                         raise BadDataError(f"column {exc}", connector=self.describe,
                                            operation="BatchWriteItem", location=self.describe,
                                            line=start + offset) from None
-                    if item:
-                        await add(item, start + offset)
+                    await add(item, start + offset)
                 row_no += len(batch.rows)
 
         await self._load(feed, progress, unit="row")
@@ -554,7 +566,8 @@ class DynamoDBSink:
             bucket = _bucket(self.table.write_throughput_percent, info.write_units)
             caller = _Caller(client, self.table.table_name, self.describe, bucket, self.retry,
                              self.stats, progress)
-            batcher = _Batcher(info.key_names, self.describe)
+            batcher = _Batcher(info.key_names, self.describe,
+                               info.key_types if unit == "row" else None)
             send, receive = anyio.create_memory_object_stream[_Batch](writers)
             async with _task_group() as tg:
                 for _ in range(writers):

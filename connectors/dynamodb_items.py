@@ -338,6 +338,33 @@ def item_key(item: Mapping[str, Any], key_names: Sequence[str]) -> tuple[tuple[s
     return tuple(key)
 
 
+def coerce_key(item: Item, key_types: Mapping[str, str]) -> Item:
+    """``item`` with key attributes turned into the table's key types where that is lossless.
+
+    Rows from untyped text (a CSV without declared columns) carry every value as S; a table
+    keyed by a number needs N. Only S <-> N is converted, and S -> N only for number text.
+    """
+    changed: Item | None = None
+    for name, wanted in key_types.items():
+        av = item.get(name)
+        if not isinstance(av, Mapping) or len(av) != 1 or wanted in av:
+            continue
+        ((kind, payload),) = av.items()
+        if wanted == "N" and kind == "S" and isinstance(payload, str):
+            try:
+                parse_number(payload.strip())
+            except ConversionError:
+                continue
+            replacement = {"N": payload.strip()}
+        elif wanted == "S" and kind == "N":
+            replacement = {"S": payload}
+        else:
+            continue
+        changed = changed if changed is not None else dict(item)
+        changed[name] = replacement
+    return changed if changed is not None else item
+
+
 def _canonical_number(text: str) -> str:
     number = parse_number(text)
     if isinstance(number, Decimal):

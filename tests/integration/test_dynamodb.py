@@ -31,7 +31,7 @@ from connectors.dynamodb import (
 )
 from connectors.dynamodb_throughput import RetryPolicy
 from connectors.errors import AuthenticationFailed, BadDataError, NotFoundError, Throttled
-from connectors.testing import check_round_trip
+from connectors.testing import MemorySource, check_round_trip
 from engine.testing.dynamofaults import FaultPlan, dynamo_fault_proxy
 from tests.services import aws
 
@@ -290,6 +290,29 @@ async def test_rows_by_columns_round_trip(tables: Tables) -> None:
              None if i % 5 == 0 else f"note {i}") for i in range(300)]
     model = DynamoDBTable(table_name=table, columns=schema.columns)
     await check_round_trip(model.sink, model.source, rows, schema, ordered=False)
+
+
+async def test_text_rows_get_the_tables_key_types(tables: Tables) -> None:
+    """Rows decoded from untyped text (all strings) still land under a numeric key."""
+    table = tables.create(range_key=True)
+    schema = Schema((Column("id"), Column("sk"), Column("note")))
+    rows = [(str(i), f"s{i}", "x" if i % 2 else None) for i in range(100)]
+    await copy(MemorySource(schema, rows), sink_from_url(f"dynamodb://{table}",
+                                                         EndpointOptions()))
+    found = tables.scan(table)
+    check(found, 100)
+    assert all(set(item) == ({"id", "sk", "note"} if int(item["id"]["N"]) % 2 else {"id", "sk"})
+               for item in found)
+
+
+async def test_a_row_without_its_key_is_named(tables: Tables) -> None:
+    table = tables.create()
+    schema = Schema((Column("id", "bigint"), Column("note")))
+    rows = [(1, "a"), (2, "b"), (None, "no id"), (4, "d")]
+    with pytest.raises(BadDataError) as info:
+        await copy(MemorySource(schema, rows), sink_from_url(f"dynamodb://{table}",
+                                                             EndpointOptions()))
+    assert info.value.line == 3 and "id" in str(info.value)
 
 
 # -- RELIABILITY case 11 ----------------------------------------------------------------------

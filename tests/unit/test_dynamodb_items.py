@@ -16,6 +16,7 @@ from connectors.base import Column
 from connectors.dynamodb_items import (
     ITEM_SCHEMA,
     ConversionError,
+    coerce_key,
     dict_to_item,
     from_attribute,
     item_json,
@@ -221,3 +222,13 @@ def test_item_key_requires_every_key_attribute() -> None:
     assert info.value.path == "sk"
     with pytest.raises(ConversionError, match="S, N or B"):
         item_key({"id": {"BOOL": True}}, ("id",))
+
+
+def test_coerce_key_converts_only_key_text_that_fits() -> None:
+    types = {"id": "N", "sk": "S"}
+    item = {"id": {"S": " 42 "}, "sk": {"N": "7"}, "other": {"S": "9"}}
+    assert coerce_key(item, types) == {"id": {"N": "42"}, "sk": {"S": "7"}, "other": {"S": "9"}}
+    assert item["id"] == {"S": " 42 "}  # the input is not changed
+    unchanged = {"id": {"S": "forty-two"}, "sk": {"S": "a"}}
+    assert coerce_key(unchanged, types) is unchanged
+    assert coerce_key({"id": {"BOOL": True}}, types) == {"id": {"BOOL": True}}

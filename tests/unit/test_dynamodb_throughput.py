@@ -138,8 +138,12 @@ def test_table_info_reads_key_order_and_capacity() -> None:
         "TableName": "t1", "TableStatus": "ACTIVE",
         "KeySchema": [{"AttributeName": "sk", "KeyType": "RANGE"},
                       {"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "N"},
+                                 {"AttributeName": "sk", "AttributeType": "S"},
+                                 {"AttributeName": "gsi", "AttributeType": "B"}],
         "ProvisionedThroughput": {"ReadCapacityUnits": 40, "WriteCapacityUnits": 10}}})
     assert info.key_names == ("pk", "sk")
+    assert info.key_types == {"pk": "N", "sk": "S"}
     assert (info.read_units, info.write_units) == (40, 10)
     on_demand = _table_info({"Table": {
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
