@@ -189,10 +189,16 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:
+        import asyncpg
+
         if self._pool is None:
             raise StoreError("the store is not open")
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _PgTx(conn)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _PgTx(conn)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreError(f"PostgreSQL store: {type(exc).__name__}: "
+                             f"{_no_secret(str(exc))}") from exc
 
 
 def _no_secret(text: str) -> str:

@@ -325,13 +325,17 @@ class Store:
     async def start_attempt(self, instance: InstanceRecord, attempt: AttemptRecord,
                             **instance_fields: Any) -> bool:
         """Record a new attempt and mark its instance RUNNING in one transaction, if the
-        instance is still where the caller saw it."""
+        instance is still where the caller saw it: same status, not RUNNING, and no attempt
+        since (its attempt count is ``attempt.number - 1``)."""
+        if instance.status == Status.RUNNING:
+            return False
         fields = {"status": Status.RUNNING, "attempts": attempt.number, "updated_at": utcnow(),
                   **instance_fields}
         async with self.backend.transaction() as tx:
             changed = await self._update(
-                "hr_instances", "pipeline_id = ? AND id = ? AND status = ?",
-                (instance.pipeline_id, instance.id, instance.status.value), fields, tx)
+                "hr_instances", "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?",
+                (instance.pipeline_id, instance.id, instance.status.value, attempt.number - 1),
+                fields, tx)
             if not changed:
                 return False
             await tx.execute(
@@ -385,17 +389,14 @@ class Store:
                              to_text(utcnow()))
 
     async def take_requests(self, pipeline_id: str) -> list[RequestRecord]:
-        """Pending requests, oldest first, marked handled in the same transaction."""
+        """Pending requests, oldest first, marked handled by the same statement (so two
+        processes taking requests at once never both get one)."""
         async with self.backend.transaction() as tx:
-            rows = await tx.fetch("SELECT id, pipeline_id, target, action, created_at FROM "
-                                  "hr_requests WHERE pipeline_id = ? AND handled_at IS NULL "
-                                  "ORDER BY id", pipeline_id)
-            if rows:
-                await tx.execute("UPDATE hr_requests SET handled_at = ? WHERE pipeline_id = ? "
-                                 "AND handled_at IS NULL AND id <= ?", to_text(utcnow()),
-                                 pipeline_id, rows[-1][0])
+            rows = await tx.fetch("UPDATE hr_requests SET handled_at = ? WHERE pipeline_id = ? "
+                                  "AND handled_at IS NULL RETURNING id, pipeline_id, target, "
+                                  "action, created_at", to_text(utcnow()), pipeline_id)
         return [RequestRecord(r[0], r[1], r[2], Action(r[3]), from_text(r[4]))  # type: ignore[arg-type]
-                for r in rows]
+                for r in sorted(rows)]
 
     async def set_paused(self, pipeline_id: str, object_id: str, paused: bool) -> None:
         async with self.backend.transaction() as tx:
@@ -419,22 +420,25 @@ class Store:
                             now: datetime, *, steal_from: Iterable[str] = ()) -> str | None:
         """Take or renew the lease ``name``. Returns None on success, else the current owner.
         A lease is free when expired, already ours, or held by an owner in ``steal_from``
-        (a process on this host known to be dead)."""
-        stealable = list(steal_from)
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch("SELECT owner, expires_at FROM hr_leases WHERE name = ?",
-                                  name)
+        (a process on this host known to be dead). One conditional upsert, so two processes
+        racing for a free or expired lease cannot both win (RELIABILITY case 13)."""
+        stealable = [s for s in steal_from if s != owner]
+        condition = "hr_leases.owner = ? OR hr_leases.expires_at <= ?"
+        params: list[Any] = [owner, to_text(now)]
+        if stealable:
+            condition += f" OR hr_leases.owner IN ({', '.join('?' * len(stealable))})"
+            params.extend(stealable)
+        sql = ("INSERT INTO hr_leases (name, owner, expires_at) VALUES (?, ?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+               f"expires_at = excluded.expires_at WHERE {condition} RETURNING owner")
+        for _ in range(3):
+            async with self.backend.transaction() as tx:
+                if await tx.fetch(sql, name, owner, to_text(expires_at), *params):
+                    return None
+                rows = await tx.fetch("SELECT owner FROM hr_leases WHERE name = ?", name)
             if rows:
-                holder, expires = rows[0][0], from_text(rows[0][1])
-                if holder != owner and holder not in stealable and expires is not None and (
-                        expires > now):
-                    return holder
-                await tx.execute("UPDATE hr_leases SET owner = ?, expires_at = ? WHERE name = ?",
-                                 owner, to_text(expires_at), name)
-            else:
-                await tx.execute("INSERT INTO hr_leases (name, owner, expires_at) VALUES "
-                                 "(?, ?, ?)", name, owner, to_text(expires_at))
-        return None
+                return str(rows[0][0])
+        raise StoreError(f"lease {name} changed hands three times while being taken")
 
     async def lease_holder(self, name: str) -> tuple[str, datetime] | None:
         async with self.backend.transaction() as tx:
