@@ -1,9 +1,10 @@
 """DynamoDB tables as copy sources and sinks (``dynamodb://table?region=...``).
 
 Source: a parallel segmented ``Scan`` (``TotalSegments`` = ``options.parallel``), paging with
-``LastEvaluatedKey``, eventually consistent. It emits DynamoDB export JSON lines natively (one
-``{"Item": {...}}`` per line, the wire JSON untouched) or rows: one per item, by the declared
-columns, else one :data:`~connectors.dynamodb_items.ITEM_COLUMN` dict per item.
+``LastEvaluatedKey``, eventually consistent. It emits natively DynamoDB export JSON lines (one
+``{"Item": {...}}`` per line, the wire JSON untouched) or plain JSON lines (one object per item,
+numbers exact), or rows: one per item, by the declared columns, else one
+:data:`~connectors.dynamodb_items.ITEM_COLUMN` dict per item.
 
 Sink: ``BatchWriteItem`` in batches of 25 with ``options.parallel`` writers. Only the items a
 reply lists as ``UnprocessedItems`` are sent again, after a jittered exponential backoff; a batch
@@ -56,6 +57,7 @@ from connectors.dynamodb_items import (
     coerce_key,
     item_json,
     item_key,
+    item_plain_json,
     item_to_dict,
     item_to_row,
     row_to_item,
@@ -328,19 +330,32 @@ class DynamoDBSource:
         self._key_names: tuple[str, ...] = ()
 
     def can_produce(self, fmt: TextFormat) -> bool:
-        return fmt.kind == "dynamodb-jsonl"
+        return fmt.kind in ("dynamodb-jsonl", "jsonl")
 
     async def schema(self) -> Schema | None:
         return Schema(self.columns) if self.columns else None
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
+        """DynamoDB export lines (the wire JSON as is), or plain JSON lines: one object per item
+        with every attribute, or the declared columns' attributes (absent ones null)."""
         if not self.can_produce(fmt):
             raise ConfigError(f"a DynamoDB scan cannot produce {fmt.kind} bytes",
                               connector=self.describe, operation="Scan")
         separator = fmt.record_separator or "\n"
+        if fmt.kind == "jsonl":
+            names = tuple(c.name for c in (fmt.columns or self.columns))
+
+            def line(item: Item) -> str:
+                return item_plain_json(item, names)
+        else:
+            line = item_json
 
         async def emit(items: list[Item]) -> None:
-            chunk = "".join(item_json(item) + separator for item in items).encode(fmt.encoding)
+            try:
+                chunk = "".join(line(item) + separator for item in items).encode(fmt.encoding)
+            except ConversionError as exc:
+                raise BadDataError(f"{exc}", connector=self.describe, operation="Scan",
+                                   location=self.describe) from None
             await out.send(chunk)
             progress.add(rows=len(items), nbytes=len(chunk))
 
@@ -348,7 +363,6 @@ class DynamoDBSource:
 
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
         columns = self.columns
-
         schema = Schema(columns) if columns else ITEM_SCHEMA
 
         async def emit(items: list[Item]) -> None:

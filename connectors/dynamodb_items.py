@@ -374,6 +374,43 @@ def _canonical_number(text: str) -> str:
     return str(number)
 
 
+def _number_json(text: str) -> str:
+    return str(parse_number(text))  # int or Decimal text: always a valid JSON number
+
+
+def plain_json(av: Mapping[str, Any]) -> str:
+    """An attribute value as ordinary JSON text: numbers exact (never via float), binary as
+    base64 text, sets as sorted arrays, NULL as null."""
+    kind, payload = attribute_type(av)
+    if kind in ("S", "B"):
+        return json.dumps(payload, ensure_ascii=False)
+    if kind == "N":
+        return _number_json(payload)
+    if kind == "BOOL":
+        return "true" if payload else "false"
+    if kind == "NULL":
+        return "null"
+    if kind == "M":
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{plain_json(v)}"
+                              for k, v in payload.items()) + "}"
+    if kind == "L":
+        return "[" + ",".join(plain_json(v) for v in payload) + "]"
+    if kind == "NS":
+        return "[" + ",".join(_number_json(n) for n in sorted(payload, key=parse_number)) + "]"
+    return json.dumps(sorted(payload), ensure_ascii=False)
+
+
+def item_plain_json(item: Mapping[str, Any], names: Sequence[str] = ()) -> str:
+    """One JSON-lines object for an item: every attribute, or ``names`` in order (absent ones
+    as null), values as :func:`plain_json` writes them."""
+    if names:
+        pairs = ((n, plain_json(item[n]) if n in item else "null") for n in names)
+    else:
+        pairs = ((n, plain_json(av)) for n, av in item.items())
+    return "{" + ",".join(f"{json.dumps(n, ensure_ascii=False)}:{text}"
+                          for n, text in pairs) + "}"
+
+
 def item_json(item: Mapping[str, Any]) -> str:
     """One line of DynamoDB export JSON (``{"Item":{...}}``) for a wire item, no newline."""
     return json.dumps({"Item": item}, separators=(",", ":"), ensure_ascii=False)

@@ -18,7 +18,15 @@ from typing import Any
 import anyio
 import pytest
 
-from connectors.base import DYNAMODB_JSONL, Column, EndpointOptions, Progress, RowBatch, Schema
+from connectors.base import (
+    DYNAMODB_JSONL,
+    JSONL,
+    Column,
+    EndpointOptions,
+    Progress,
+    RowBatch,
+    Schema,
+)
 from connectors.copy import copy, root_cause
 from connectors.dynamodb import (
     DynamoDBSink,
@@ -245,6 +253,34 @@ async def test_json_lines_round_trip_keeps_every_item_and_type(tables: Tables) -
     await consume(sink, data, chunk=1777)  # chunk edges fall inside lines
     assert sink.stats.items == n and sink.stats.resent == 0
     check(tables.scan(second), n, expected)
+
+
+async def test_plain_json_lines_from_a_scan(tables: Tables) -> None:
+    n = 300
+    expected = {i: rich_item(i) for i in range(n)}
+    table = tables.create()
+    tables.put(table, list(expected.values()))
+    source = source_from_url(f"dynamodb://{table}", EndpointOptions(parallel=2))
+    send, receive = anyio.create_memory_object_stream[bytes](2)
+    chunks: list[bytes] = []
+
+    async def drain() -> None:
+        async with receive:
+            async for chunk in receive:
+                chunks.append(chunk)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(drain)
+        async with send:
+            await source.produce_bytes(JSONL, send, Progress())
+    objects = [json.loads(line, parse_float=Decimal) for line in b"".join(chunks).splitlines()]
+    check([{"id": {"N": str(o["id"])}} for o in objects], n)
+    for obj in objects:
+        want = expected[obj["id"]]
+        assert obj["big"] == Decimal(want["big"]["N"])  # no float rounding
+        assert obj["blob"] == want["blob"]["B"] and obj["nothing"] is None
+        assert obj["tags"] == sorted(want["tags"]["SS"])
+        assert ("name" in obj) == ("name" in want)
 
 
 async def test_copy_between_tables_keeps_every_item(tables: Tables) -> None:

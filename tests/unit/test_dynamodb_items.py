@@ -21,6 +21,7 @@ from connectors.dynamodb_items import (
     from_attribute,
     item_json,
     item_key,
+    item_plain_json,
     item_to_dict,
     item_to_row,
     parse_number,
@@ -135,6 +136,31 @@ def test_item_column_rows_carry_whole_items_with_nulls() -> None:
     wire = row_to_item(ITEM_SCHEMA.names, (item,))
     assert wire == {"id": {"N": "1"}, "gone": {"NULL": True}, "tags": {"SS": ["a", "b"]}}
     assert item_to_dict(wire) == item
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+@settings(max_examples=100, deadline=None)
+@given(python_items)
+def test_plain_json_lines_keep_values_exact(item: dict[str, Any]) -> None:
+    text = item_plain_json(dict_to_item(item))
+    assert json.loads(text, parse_float=Decimal) == _plain(item)
+
+
+def test_plain_json_lines_project_declared_names() -> None:
+    wire = {"id": {"N": "1"}, "big": {"N": "0.1000000000000000000001"}, "extra": {"S": "x"}}
+    assert item_plain_json(wire, ("big", "id", "absent")) == \
+        '{"big":0.1000000000000000000001,"id":1,"absent":null}'
 
 
 def test_item_json_is_a_compact_export_line() -> None:
