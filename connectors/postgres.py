@@ -91,6 +91,9 @@ class PostgresEndpoint(BaseModel):
     create: bool = False
     redshift: bool = False
     chunk_size: int = MAX_CHUNK
+    #: Set to make a sink resumable: batches + checkpoint + swap (see connectors.pg_batched).
+    checkpoint_key: str | None = None
+    batch_rows: int = 50_000
 
     @classmethod
     def from_sql_url(cls, url: SqlUrl, **fields: Any) -> PostgresEndpoint:
@@ -437,7 +440,10 @@ class PostgresSink:
         return None
 
     def can_consume(self, fmt: TextFormat) -> bool:
-        return not self.endpoint.insert_query and _copy_options(fmt, loading=True) is not None
+        ep = self.endpoint
+        if ep.insert_query or ep.checkpoint_key:  # both need rows
+            return False
+        return _copy_options(fmt, loading=True) is not None
 
     async def schema(self) -> Schema | None:
         if not self.endpoint.table:
@@ -468,6 +474,9 @@ class PostgresSink:
         except EndOfStream:
             first = None
         hint = self.source_schema or (first.schema if first else None)
+        if self.endpoint.checkpoint_key and not self.endpoint.insert_query:
+            await self._consume_resumable(first, inp, progress, hint)
+            return
         async with _connection(self.endpoint, "load") as conn:
             with translate_errors(self.describe, "load"):
                 async with _transaction(conn):
@@ -480,6 +489,22 @@ class PostgresSink:
                     else:
                         schema, name = self.endpoint.table_parts()
                         await copy_rows_in(conn, name, schema, first, inp, progress)
+
+    async def _consume_resumable(self, first: RowBatch | None, inp: RowsIn, progress: Progress,
+                                 hint: Schema | None) -> None:
+        from connectors.pg_batched import load_resumable
+
+        ep = self.endpoint
+        async with _connection(ep, "resumable load") as conn:
+            with translate_errors(self.describe, "resumable load"):
+                async with _transaction(conn):
+                    await self._prepare_table(conn, hint)
+                schema, name = ep.table_parts()
+                empty = RowBatch(hint or Schema(()), [], first_line=1)
+                await load_resumable(conn, key=ep.checkpoint_key or "", target=name,
+                                     schema=schema, first=first or empty, inp=inp,
+                                     progress=progress, batch_rows=max(1, ep.batch_rows),
+                                     copy_rows=copy_rows_in)
 
     async def _prepare_table(self, conn: asyncpg.Connection, hint: Schema | None) -> None:
         """Run ``createTableSql`` or create from the source schema when the table is missing."""
