@@ -51,7 +51,7 @@ import asyncmy.errors
 import pymysql.err
 from anyio import EndOfStream
 from asyncmy.cursors import SSCursor
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import (
     BytesIn,
@@ -119,6 +119,15 @@ class MySqlEndpoint(BaseModel):
     create_table_sql: str | None = None
     create: bool = False
     chunk_size: int = MAX_CHUNK
+
+    @field_validator("select_query")
+    @classmethod
+    def _one_statement(cls, query: str | None) -> str | None:
+        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
+        if query is None:
+            return None
+        query = query.strip().rstrip(";").strip()
+        return query or None
 
     @classmethod
     def from_sql_url(cls, url: SqlUrl, **fields: Any) -> MySqlEndpoint:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import anyio
 import asyncpg
 from anyio import EndOfStream
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import (
     BytesIn,
@@ -94,6 +94,15 @@ class PostgresEndpoint(BaseModel):
     #: Set to make a sink resumable: batches + checkpoint + swap (see connectors.pg_batched).
     checkpoint_key: str | None = None
     batch_rows: int = 50_000
+
+    @field_validator("select_query")
+    @classmethod
+    def _one_statement(cls, query: str | None) -> str | None:
+        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
+        if query is None:
+            return None
+        query = query.strip().rstrip(";").strip()
+        return query or None
 
     @classmethod
     def from_sql_url(cls, url: SqlUrl, **fields: Any) -> PostgresEndpoint:

@@ -279,7 +279,7 @@ async def test_query_source_header_and_custom_format(mysql_database: str) -> Non
     run(mysql_database, "CREATE TABLE t (id int, name text)")
     run(mysql_database, "INSERT INTO t VALUES (1, 'a|b'), (2, NULL), (3, 'x\\\\y')")
     src = mysql.source_from_url(mysql_database, EndpointOptions(
-        query="SELECT id, name AS `the name` FROM t ORDER BY id"))
+        query="SELECT id, name AS `the name` FROM t ORDER BY id ;"))
     custom = TextFormat(kind="custom", column_separator="|", quote=None, escape_char="\\",
                         null="\\N")
     out = MemorySink(custom)

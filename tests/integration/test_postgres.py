@@ -65,7 +65,7 @@ async def test_query_source_and_custom_separator(pg_database: str) -> None:
     await sql(pg_database, "CREATE TABLE t AS SELECT g AS id, 'n|' || g AS name "
                            "FROM generate_series(1, 5) g")
     src = postgres.source_from_url(pg_database, EndpointOptions(
-        query="SELECT id, name FROM t WHERE id > 3 ORDER BY id"))
+        query="SELECT id, name FROM t WHERE id > 3 ORDER BY id;\n"))
     assert src.can_produce(CSV.replace(column_separator="|"))
     assert not src.can_produce(TextFormat(kind="jsonl"))
     out = MemorySink(CSV.replace(column_separator="|"))
