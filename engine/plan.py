@@ -42,6 +42,10 @@ from engine.schedule import (
 
 MASK = "****"
 
+#: The most instances one plan makes unless the caller raises it (``--max-instances``): a
+#: backfill must be explicit and bounded (RELIABILITY case 21).
+DEFAULT_MAX_INSTANCES = 10_000
+
 
 def instance_id(object_id: str, start: datetime, node_id: str | None = None) -> str:
     """``@Obj_2020-01-01T00:00:00``; a precondition adds the node it guards: ``@Pre@Node_...``."""
@@ -157,28 +161,37 @@ def _schedules_used(definition: Definition) -> list[str]:
 
 
 def plan(definition: Definition, start: datetime, end: datetime, *,
-         activation: datetime | None = None, pipeline_id: str = "df-local") -> Plan:
+         activation: datetime | None = None, pipeline_id: str = "df-local",
+         max_instances: int | None = DEFAULT_MAX_INSTANCES) -> Plan:
     """Instances whose ``@scheduledStartTime`` is in ``[start, end)``, sorted by time and id.
 
-    An ondemand pipeline plans its single run at ``activation`` (default ``start``)."""
+    An ondemand pipeline plans its single run at ``activation`` (default ``start``). More than
+    ``max_instances`` instances (None: no cap) is a :class:`PlanError` naming the cap, raised
+    before they are all made."""
     activation = activation or start
     ondemand = pipeline_is_ondemand(definition)
     objects = [oid for oid in definition.of_category("activity", "datanode")
                if oid != DEFAULT_ID]
     times: dict[str, list[tuple[datetime, datetime]]] = {}
     types: dict[str, ScheduleType] = {}
+    budget = _Budget(max_instances, start, end)
     for oid in objects:
         if ondemand:
             times[oid] = [(activation, activation)]
             types[oid] = "ondemand"
+            budget.spend(1 + _guards(definition, oid))
             continue
         schedule_ids = definition.refs(oid, "schedule")
         if not schedule_ids:
             raise PlanError(f"object {oid!r} has no schedule (set 'schedule' on it or on "
                             "Default)")
         spec = schedule_spec(definition, schedule_ids[0])
+        per_instance = 1 + _guards(definition, oid)
+        times[oid] = []
         try:
-            times[oid] = list(spec.intervals(activation, start, end))
+            for interval in spec.intervals(activation, start, end):
+                budget.spend(per_instance)
+                times[oid].append(interval)
         except ScheduleError as exc:
             raise PlanError(f"schedule {schedule_ids[0]!r}: {exc}") from None
         try:
@@ -216,6 +229,27 @@ def plan(definition: Definition, start: datetime, end: datetime, *,
             inst.depends_on.append(pid)
     ordered = sorted(instances.values(), key=lambda i: (i.scheduled_start, i.object_id, i.id))
     return Plan(pipeline_id, activation, ordered)
+
+
+def _guards(definition: Definition, object_id: str) -> int:
+    """How many precondition instances each instance of ``object_id`` brings."""
+    return len(definition.refs(object_id, "precondition"))
+
+
+class _Budget:
+    """Counts planned instances and stops at the cap."""
+
+    def __init__(self, cap: int | None, start: datetime, end: datetime) -> None:
+        self.cap = cap
+        self.used = 0
+        self.window = f"[{format_timestamp(start)}, {format_timestamp(end)})"
+
+    def spend(self, n: int) -> None:
+        self.used += n
+        if self.cap is not None and self.used > self.cap:
+            raise PlanError(
+                f"the window {self.window} holds more than {self.cap:,} instances, the cap "
+                "(--max-instances): plan a shorter window or raise the cap explicitly")
 
 
 def _matching(intervals: list[tuple[datetime, datetime]], starts: list[datetime],

@@ -58,20 +58,33 @@ class Period:
 
     def times(self, k: int) -> relativedelta | timedelta:
         n = self.amount * k
-        match self.unit:
-            case "months":
-                return relativedelta(months=n)
-            case "years":
-                return relativedelta(years=n)
-            case _:
-                return timedelta(**{self.unit: n})
+        try:
+            match self.unit:
+                case "months":
+                    return relativedelta(months=n)
+                case "years":
+                    return relativedelta(years=n)
+                case _:
+                    return timedelta(**{self.unit: n})
+        except (OverflowError, ValueError):
+            raise ScheduleError(f"{k} x {self} is beyond the year 9999") from None
 
     def after(self, dt: datetime, k: int = 1) -> datetime:
-        """``dt`` plus ``k`` periods, with calendar arithmetic for months and years."""
-        return dt + self.times(k)
+        """``dt`` plus ``k`` periods, with calendar arithmetic for months and years.
+
+        Raises :class:`ScheduleError` when the result is beyond the years 1-9999."""
+        try:
+            return dt + self.times(k)
+        except (OverflowError, ValueError):
+            raise ScheduleError(f"{format_timestamp(dt)} + {k} x {self} is beyond the year "
+                                "9999") from None
 
     def before(self, dt: datetime, k: int = 1) -> datetime:
-        return dt - self.times(k)
+        try:
+            return dt - self.times(k)
+        except (OverflowError, ValueError):
+            raise ScheduleError(f"{format_timestamp(dt)} - {k} x {self} is before the year "
+                                "1") from None
 
     @property
     def min_seconds(self) -> int:
@@ -167,6 +180,7 @@ class ScheduleSpec:
 
         Bounded by the schedule's own end (``endDateTime`` is the last boundary: an interval
         must start before it) and ``occurrences``. An open-ended schedule needs ``window_end``.
+        Intervals end before the year 10000 (the last one that would cross it is not made).
         """
         first = self.first_start(activation)
         if self.end is not None and self.end <= first:
@@ -183,12 +197,15 @@ class ScheduleSpec:
         while True:
             if self.occurrences is not None and k >= self.occurrences:
                 return
-            start = self.period.after(first, k)
-            if self.end is not None and start >= self.end:
-                return
-            if window_end is not None and start >= window_end:
-                return
-            end = self.period.after(first, k + 1)
+            try:
+                start = self.period.after(first, k)
+                if self.end is not None and start >= self.end:
+                    return
+                if window_end is not None and start >= window_end:
+                    return
+                end = self.period.after(first, k + 1)
+            except ScheduleError:
+                return  # the calendar ends at 9999-12-31
             if window_start is None or start >= window_start:
                 yield start, end
             k += 1

@@ -1,4 +1,10 @@
-"""``headrace validate``, ``plan`` and ``eval``: the definition layer on the command line."""
+"""``headrace validate``, ``plan`` and ``eval``: the definition layer on the command line.
+
+Exit codes: 0 success (warnings allowed); 1 the definition is invalid, or the plan or the
+evaluation failed; 2 a usage error (a bad flag or timestamp, a file that cannot be read, both
+``--parameter-values`` and ``--parameter-values-uri``). Every refusal is one line per problem,
+never a traceback, and no secret value reaches the output.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,16 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from engine.definition import Definition, LoadOptions, load
+from engine.definition.expressions import parse_template
+from engine.definition.model import typed_fields
+from engine.definition.reader import is_missing_file, parse_value_args
 from engine.definition.scope import EvalContext, ObjectScope, render
+from engine.definition.validate import node_referrers, suggest
 from engine.errors import (
     DefinitionError,
     ExpressionError,
@@ -21,7 +31,7 @@ from engine.errors import (
     Report,
     ScheduleError,
 )
-from engine.plan import plan, schedule_spec
+from engine.plan import DEFAULT_MAX_INSTANCES, Plan, plan, resolve_fields, schedule_spec
 from engine.schedule import format_timestamp, parse_timestamp
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -44,12 +54,22 @@ def parameter_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load_options(kwargs: dict[str, Any]) -> LoadOptions:
-    return LoadOptions(
+    """The parameter flags as :class:`LoadOptions`; flag misuse is a click usage error."""
+    options = LoadOptions(
         parameter_objects=kwargs.get("parameter_objects"),
         parameter_values_uri=kwargs.get("parameter_values_uri"),
         parameter_values=list(kwargs.get("parameter_values") or ()),
         lenient=bool(kwargs.get("lenient")),
     )
+    if options.parameter_values and options.parameter_values_uri:
+        raise click.UsageError("--parameter-values and --parameter-values-uri cannot be used "
+                               "together (as in the AWS CLI)")
+    try:
+        parse_value_args(options.parameter_values)
+    except ParseError as exc:
+        raise click.BadParameter(exc.problems[0].message,
+                                 param_hint="--parameter-values") from None
+    return options
 
 
 def timestamp(value: str | None, flag: str) -> datetime | None:
@@ -67,43 +87,67 @@ def print_problems(problems: list[Problem], stream: Any = None) -> None:
         click.echo(str(problem), file=stream)
 
 
+def problem_json(problem: Problem) -> dict[str, object]:
+    """``{"id", "field", "message"}``, plus ``line`` (and ``column``) where they are known."""
+    out: dict[str, object] = {"id": problem.object_id, "field": problem.field,
+                              "message": problem.message}
+    if problem.line is not None:
+        out["line"] = problem.line
+        if problem.column is not None:
+            out["column"] = problem.column
+    return out
+
+
 def load_or_exit(definition: str, kwargs: dict[str, Any], *, strict: bool,
-                 output: str = "text") -> tuple[Definition, Report]:
-    """Load a definition for a command that needs it to be valid; exit 2 when it is not."""
+                 output: str = "text", exit_code: int = EXIT_USAGE) -> tuple[Definition, Report]:
+    """Load a definition for a command that needs it to be valid. A refused definition exits
+    with ``exit_code``; a file that cannot be read exits 2 (usage)."""
+    options = load_options(kwargs)
     try:
-        loaded, report = load(definition, load_options(kwargs), strict=strict)
+        loaded, report = load(definition, options, strict=strict)
     except ParseError as exc:
         _emit_refusal(exc.problems, exc.warnings, output)
-        sys.exit(EXIT_USAGE)
+        sys.exit(EXIT_USAGE if is_missing_file(exc) else exit_code)
     if report.errors:
         _emit_refusal(report.errors, report.warnings, output)
-        sys.exit(EXIT_USAGE)
+        sys.exit(exit_code)
     return loaded, report
 
 
 def _emit_refusal(errors: list[Problem], warnings: list[Problem], output: str) -> None:
     if output == "json":
-        click.echo(json.dumps({"valid": False, "errors": [p.as_json() for p in errors],
-                               "warnings": [p.as_json() for p in warnings]}, indent=2))
+        click.echo(json.dumps({"valid": False, "errors": [problem_json(p) for p in errors],
+                               "warnings": [problem_json(p) for p in warnings]}, indent=2))
     else:
         print_problems(warnings + errors)
         click.echo(f"definition refused: {len(errors)} error(s)", err=True)
 
+
+def _fail(message: str, loaded: Definition | None = None, code: int = EXIT_FAILED) -> NoReturn:
+    """One line per problem on stderr (secrets scrubbed), then exit."""
+    text = loaded.mask(message) if loaded is not None else message
+    for line in text.splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(code)
+
+
+# --- validate ---------------------------------------------------------------------------------
 
 @click.command()
 @click.argument("definition")
 @parameter_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def validate(definition: str, output: str, **kwargs: Any) -> None:
-    """Check a definition like PutPipelineDefinition: exit 0 valid, 1 invalid, 2 usage."""
+    """Check a definition like PutPipelineDefinition: exit 0 valid, 1 invalid, 2 usage.
+
+    Unresolved #{myX} references and required parameters without a value are warnings here
+    (a template validates before its values exist); plan, eval and run refuse them."""
+    options = load_options(kwargs)
     try:
-        _, report = load(definition, load_options(kwargs))
+        _, report = load(definition, options)
     except ParseError as exc:
-        errors, warnings = exc.problems, exc.warnings
-        not_found = any("file not found" in p.message or "cannot read" in p.message
-                        for p in errors)
-        _report(output, errors, warnings)
-        sys.exit(EXIT_USAGE if not_found else EXIT_FAILED)
+        _report(output, exc.problems, exc.warnings)
+        sys.exit(EXIT_USAGE if is_missing_file(exc) else EXIT_FAILED)
     _report(output, report.errors, report.warnings)
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
@@ -111,8 +155,8 @@ def validate(definition: str, output: str, **kwargs: Any) -> None:
 def _report(output: str, errors: list[Problem], warnings: list[Problem]) -> None:
     if output == "json":
         click.echo(json.dumps({"valid": not errors,
-                               "errors": [p.as_json() for p in errors],
-                               "warnings": [p.as_json() for p in warnings]}, indent=2))
+                               "errors": [problem_json(p) for p in errors],
+                               "warnings": [problem_json(p) for p in warnings]}, indent=2))
         return
     print_problems(errors + warnings, sys.stdout)
     if errors:
@@ -120,6 +164,8 @@ def _report(output: str, errors: list[Problem], warnings: list[Problem]) -> None
     else:
         click.echo(f"valid ({len(warnings)} warning(s))")
 
+
+# --- plan -------------------------------------------------------------------------------------
 
 @click.command("plan")
 @click.argument("definition")
@@ -129,46 +175,31 @@ def _report(output: str, errors: list[Problem], warnings: list[Problem]) -> None
 @click.option("--activation-time", metavar="TS",
               help="Stands in for FIRST_ACTIVATION_DATE_TIME and ondemand activation "
                    "(default: --start).")
+@click.option("--max-instances", type=click.IntRange(min=1), default=DEFAULT_MAX_INSTANCES,
+              show_default=True,
+              help="Refuse a window (a backfill) that holds more instances than this.")
 @click.option("--pipeline-id", default="df-local", show_default=True)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def plan_cmd(definition: str, start: str, end: str, activation_time: str | None,
-             pipeline_id: str, output: str, **kwargs: Any) -> None:
-    """List the instances a window would run, with their fields resolved."""
-    from engine.plan import resolve_fields
-
+             max_instances: int, pipeline_id: str, output: str, **kwargs: Any) -> None:
+    """List the instances whose @scheduledStartTime is in [--start, --end), with their fields
+    resolved (secrets shown as ****), sorted by (scheduledStartTime, objectId)."""
     start_ts = timestamp(start, "--start")
     end_ts = timestamp(end, "--end")
     activation = timestamp(activation_time, "--activation-time") or start_ts
     assert start_ts is not None and end_ts is not None
     if end_ts <= start_ts:
         raise click.BadParameter("--end must be after --start", param_hint="--end")
-    loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output)
+    loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output,
+                             exit_code=EXIT_FAILED)
     try:
-        planned = plan(loaded, start_ts, end_ts, activation=activation, pipeline_id=pipeline_id)
-        rows = []
-        for inst in planned.instances:
-            node_scope = None
-            if inst.node is not None:
-                node = planned.by_id()[inst.node]
-                node_scope = ObjectScope(EvalContext(loaded), node.object_id,
-                                         node.runtime(pipeline_id))
-            fields = resolve_fields(loaded, inst.object_id, inst.runtime(pipeline_id),
-                                    node_scope)
-            rows.append({
-                "objectId": inst.object_id,
-                "instanceId": inst.id,
-                "type": inst.type,
-                "scheduledStartTime": format_timestamp(inst.scheduled_start),
-                "scheduledEndTime": format_timestamp(inst.scheduled_end),
-                "eligibleAt": format_timestamp(inst.eligible_at),
-                "dependsOn": inst.depends_on,
-                "fields": fields,
-            })
+        planned = plan(loaded, start_ts, end_ts, activation=activation,
+                       pipeline_id=pipeline_id, max_instances=max_instances)
+        rows = plan_rows(loaded, planned)
     except (PlanError, DefinitionError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    if output == "json":
-        click.echo(json.dumps({"instances": rows}, indent=2))
+        _fail(str(exc), loaded)
+    if output == "json":  # masked again as a whole: defence in depth for secrets
+        click.echo(loaded.mask(json.dumps({"instances": rows}, indent=2)))
         return
     if not rows:
         click.echo("no instances in the window")
@@ -177,6 +208,49 @@ def plan_cmd(definition: str, start: str, end: str, activation_time: str | None,
                    f"eligible {row['eligibleAt']}")
     click.echo(f"{len(rows)} instance(s)")
 
+
+def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
+    """The ``instances`` of ``plan --output json``: resolved, masked and type-checked fields.
+
+    Raises :class:`PlanError` (one line per problem) when a field cannot be evaluated or its
+    value is not of the field's kind."""
+    by_id = planned.by_id()
+    rows = []
+    problems: dict[str, list[str]] = {}
+    for inst in planned.instances:
+        node_scope = None
+        if inst.node is not None:
+            node = by_id[inst.node]
+            node_scope = ObjectScope(EvalContext(definition), node.object_id,
+                                     node.runtime(planned.pipeline_id))
+        errors: list[str] = []
+        fields = resolve_fields(definition, inst.object_id, inst.runtime(planned.pipeline_id),
+                                node_scope, errors=errors)
+        if not errors and inst.type:
+            try:
+                typed_fields(inst.type, fields, object_id=inst.object_id)
+            except PlanError as exc:
+                errors.extend(str(exc).splitlines())
+        for error in errors:
+            problems.setdefault(error, []).append(inst.id)
+        rows.append({
+            "objectId": inst.object_id,
+            "type": inst.type,
+            "scheduledStartTime": format_timestamp(inst.scheduled_start),
+            "scheduledEndTime": format_timestamp(inst.scheduled_end),
+            "eligibleAt": format_timestamp(inst.eligible_at),
+            "fields": fields,
+        })
+    if problems:
+        lines = []
+        for message, instances in problems.items():
+            more = f" and {len(instances) - 1} more" if len(instances) > 1 else ""
+            lines.append(f"{message} (instance {instances[0]}{more})")
+        raise PlanError("\n".join(lines))
+    return rows
+
+
+# --- eval -------------------------------------------------------------------------------------
 
 @click.command("eval")
 @click.argument("definition")
@@ -188,42 +262,46 @@ def plan_cmd(definition: str, start: str, end: str, activation_time: str | None,
 @click.option("--pipeline-id", default="df-local", show_default=True)
 def eval_cmd(definition: str, expression: str, object_id: str, at: str, pipeline_id: str,
              **kwargs: Any) -> None:
-    """Evaluate a string holding #{...} like EvaluateExpression; print the value."""
+    """Evaluate a string holding #{...} like EvaluateExpression: as the instance of --object
+    whose @scheduledStartTime is --at would. Prints the value (a list as JSON); exit 1 on an
+    error. A value that read a secret prints as ****."""
     start = timestamp(at, "--at")
     assert start is not None
-    loaded, _ = load_or_exit(definition, kwargs, strict=False)
+    loaded, _ = load_or_exit(definition, kwargs, strict=True, exit_code=EXIT_FAILED)
     if object_id not in loaded:
-        from engine.definition.validate import suggest
-
-        click.echo(f"error: no object {object_id!r}{suggest(object_id, loaded.objects)}",
-                   err=True)
-        sys.exit(EXIT_FAILED)
-    end = start
-    schedules = loaded.refs(object_id, "schedule")
-    try:
-        if schedules:
-            end = schedule_spec(loaded, schedules[0]).period.after(start)
-    except PlanError:
-        end = start
-    runtime = {"@scheduledStartTime": start, "@scheduledEndTime": end,
-               "@pipelineId": pipeline_id, "@id": f"@{object_id}_{format_timestamp(start)}"}
-    from engine.definition.expressions import parse_template
-
+        _fail(f"no object {object_id!r}{suggest(object_id, loaded.objects)}")
+    runtime = _instance_runtime(loaded, object_id, start, pipeline_id)
+    node = None
+    referrers = node_referrers(loaded, object_id)
+    if referrers:  # an action or a precondition: node is (the first) object that uses it
+        node = ObjectScope(EvalContext(loaded), referrers[0],
+                           _instance_runtime(loaded, referrers[0], start, pipeline_id))
     ctx = EvalContext(loaded)
     try:
-        value = parse_template(expression).evaluate(ObjectScope(ctx, object_id, runtime))
+        value = parse_template(expression).evaluate(ObjectScope(ctx, object_id, runtime, node))
     except ExpressionError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        _fail(f"{exc}", loaded)
     except KeyError as exc:
-        click.echo(f"error: unknown name {exc.args[0]!r}", err=True)
-        sys.exit(EXIT_FAILED)
+        _fail(f"unknown name {exc.args[0]!r}", loaded)
     if ctx.secret_used:
         click.echo("****")
     elif isinstance(value, list):
         click.echo(json.dumps([render(v) for v in value]))
     else:
         click.echo(render(value))
+
+
+def _instance_runtime(definition: Definition, object_id: str, start: datetime,
+                      pipeline_id: str) -> dict[str, object]:
+    end = start
+    schedules = definition.refs(object_id, "schedule")
+    try:
+        if schedules:
+            end = schedule_spec(definition, schedules[0]).period.after(start)
+    except (PlanError, ScheduleError):
+        end = start
+    return {"@scheduledStartTime": start, "@scheduledEndTime": end,
+            "@pipelineId": pipeline_id, "@id": f"@{object_id}_{format_timestamp(start)}"}
 
 
 COMMANDS = [validate, plan_cmd, eval_cmd]

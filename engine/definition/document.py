@@ -80,6 +80,8 @@ class Definition:
         cached = self._effective.get(object_id)
         if cached is not None:
             return cached
+        if object_id not in self.objects:
+            return {}
         merged: dict[str, list[FieldValue]] = {}
         for index, ancestor in enumerate(self.parent_chain(object_id)):
             for key, values in self.objects[ancestor].fields.items():
@@ -128,6 +130,30 @@ class Definition:
                     out.append(oid)
                     break
         return out
+
+    def secret_values(self) -> set[str]:
+        """Every literal secret the definition holds: values and defaults of ``*`` parameters
+        and constant values of ``*`` fields (three characters or more: scrubbing shorter ones
+        would garble every message). Used to scrub messages before they are shown."""
+        params = self.parameters
+        out: set[str] = set()
+        for decl in params.decls.values():
+            if decl.secret and decl.default:
+                out.update(decl.default)
+        for key, vals in params.values.items():
+            if params.is_secret(key):
+                out.update(vals)
+        for obj in self.objects.values():
+            for key, vals in obj.fields.items():
+                if key.startswith("*"):
+                    out.update(v for v in vals if isinstance(v, str) and "#{" not in v)
+        return {v for v in out if len(v.strip()) >= 3}
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret of :meth:`secret_values` replaced by ``****``."""
+        for secret in sorted(self.secret_values(), key=len, reverse=True):
+            text = text.replace(secret, "****")
+        return text
 
     def referrers(self, object_id: str) -> list[tuple[str, str]]:
         """(object id, field) pairs whose own fields reference ``object_id``."""

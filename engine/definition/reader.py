@@ -71,18 +71,41 @@ class RawDefinition:
     source: str = "<definition>"
 
 
-def load_text(location: str) -> tuple[str, str]:
-    """Read ``path`` or ``file://path``; return (text, display name)."""
+#: The largest file headrace reads (decision: AWS caps a definition at 100 objects of 15,360
+#: bytes by default; 10 MiB leaves room for raised limits and still refuses a runaway file).
+MAX_FILE_BYTES = 10 * 1024 * 1024
+#: JSON nesting deeper than this is refused (a definition needs 4 levels; Python's own parser
+#: would otherwise fail with a RecursionError).
+MAX_JSON_DEPTH = 64
+
+
+def load_text(location: str, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, str]:
+    """Read ``path`` or ``file://path``; return (text, display name).
+
+    A file over ``max_bytes`` is refused before it is read."""
     path = location[len("file://"):] if location.startswith("file://") else location
     try:
+        size = Path(path).stat().st_size
+        if size > max_bytes:
+            raise ParseError([Problem("error", f"{path} is {size:,} bytes: headrace reads "
+                                      f"definition, parameter and values files of at most "
+                                      f"{max_bytes:,} bytes")])
         return Path(path).read_text(encoding="utf-8"), path
     except FileNotFoundError:
         raise ParseError([Problem("error", f"file not found: {path}")]) from None
     except UnicodeDecodeError as exc:
         raise ParseError([Problem("error", f"{path} is not UTF-8 text: {exc.reason} at byte "
                                   f"{exc.start}")]) from None
+    except IsADirectoryError:
+        raise ParseError([Problem("error", f"cannot read {path}: it is a directory")]) from None
     except OSError as exc:
         raise ParseError([Problem("error", f"cannot read {path}: {exc.strerror}")]) from None
+
+
+def is_missing_file(error: ParseError) -> bool:
+    """True when a :class:`ParseError` from :func:`load_text` means the file could not be read
+    at all (a usage error), rather than read and found wrong."""
+    return any(p.message.startswith(("file not found:", "cannot read ")) for p in error.problems)
 
 
 # --- JSON with line numbers, strict or lenient ------------------------------------------------
@@ -146,12 +169,40 @@ def _no_duplicate_keys(source: str, report: Report):  # type: ignore[no-untyped-
     return hook
 
 
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Line and column where brackets nest deeper than :data:`MAX_JSON_DEPTH`, if they do."""
+    depth = 0
+    in_string = escaped = False
+    for pos, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return _line_col(text, pos)
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
 def parse_json(text: str, source: str, *, lenient: bool = False,
                report: Report | None = None) -> Any:
     """Parse JSON; on failure raise :class:`ParseError` with line and column."""
     report = report if report is not None else Report()
     if lenient:
         text = _repair(text, source, report)
+    deep = _too_deep(text)
+    if deep is not None:
+        raise ParseError([Problem("error", f"{source}: JSON nested more than {MAX_JSON_DEPTH} "
+                                  "levels deep (a definition needs four)", line=deep[0],
+                                  column=deep[1])], report.warnings)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicate_keys(source, report))
     except json.JSONDecodeError as exc:
@@ -178,34 +229,58 @@ def _id_lines(text: str) -> dict[str, int]:
     return lines
 
 
+def _is_secret(*names: str | None) -> bool:
+    return any(n is not None and n.startswith("*") for n in names)
+
+
 def _scalar(value: Any, where: str, report: Report, object_id: str | None,
-            key: str | None) -> str | None:
+            key: str | None, line: int | None = None) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
-        report.warn(f"{where}: value should be the string \"{str(value).lower()}\"",
-                    object_id, key)
+        shown = "****" if _is_secret(object_id, key) else f"\"{str(value).lower()}\""
+        report.warn(f"{where}: value should be the string {shown}", object_id, key, line=line)
         return str(value).lower()
     if isinstance(value, int | float):
-        report.warn(f"{where}: value should be a string, got the number {value}", object_id, key)
+        if value != value or value in (float("inf"), float("-inf")):
+            report.error(f"{where}: NaN and Infinity are not values", object_id, key, line=line)
+            return None
+        shown = "****" if _is_secret(object_id, key) else str(value)
+        report.warn(f"{where}: value should be a string, got the number {shown}", object_id,
+                    key, line=line)
         return str(value)
     report.error(f"{where}: value must be a string, a {{\"ref\": ...}} or a list of them, got "
-                 f"{type(value).__name__}", object_id, key)
+                 f"{_json_kind(value)}", object_id, key, line=line)
     return None
 
 
-def _field_values(value: Any, object_id: str, key: str, report: Report) -> list[FieldValue]:
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _field_values(value: Any, object_id: str, key: str, report: Report,
+                  line: int | None = None) -> list[FieldValue]:
     items = value if isinstance(value, list) else [value]
     out: list[FieldValue] = []
     for item in items:
         if isinstance(item, dict):
-            if set(item) == {"ref"} and isinstance(item["ref"], str):
+            if set(item) == {"ref"} and isinstance(item["ref"], str) and item["ref"]:
                 out.append(Ref(item["ref"]))
             else:
+                shown = "****" if _is_secret(key) else json.dumps(item)[:80]
                 report.error("a reference must be an object with the single key \"ref\" and a "
-                             f"string value, got {json.dumps(item)[:80]}", object_id, key)
+                             f"non-empty string value, got {shown}", object_id, key, line=line)
+        elif isinstance(item, list):
+            report.error("a list inside a list is not a value (a multi-valued field is one "
+                         "flat list)", object_id, key, line=line)
         else:
-            s = _scalar(item, "field", report, object_id, key)
+            s = _scalar(item, "field", report, object_id, key, line)
             if s is not None:
                 out.append(s)
     return out
@@ -224,20 +299,22 @@ def _objects_file_format(raw: list[Any], lines: dict[str, int], report: Report) 
         if not isinstance(ident, str) or not ident:
             report.error(f"objects[{index}] has no \"id\" (every object needs a non-empty id)")
             continue
+        line = lines.get(ident)
         name = obj.get("name", ident)
         if not isinstance(name, str):
-            report.error("name must be a string", ident, "name")
+            report.error("name must be a string", ident, "name", line=line)
             name = ident
         fields: dict[str, list[FieldValue]] = {}
         for key, value in obj.items():
             if key in ("id", "name"):
                 continue
-            values = _field_values(value, ident, key, report)
             if isinstance(value, list) and not value:
-                report.warn("empty list: the field is treated as not set", ident, key)
+                report.warn("empty list: the field is treated as not set", ident, key, line=line)
                 continue
-            fields[key] = values
-        objects.append(RawObject(ident, name, fields, lines.get(ident)))
+            values = _field_values(value, ident, key, report, line)
+            if values:
+                fields[key] = values
+        objects.append(RawObject(ident, name, fields, line))
     return objects
 
 
@@ -247,20 +324,31 @@ def _object_wire_format(obj: dict[str, Any], index: int, lines: dict[str, int],
     if not isinstance(ident, str) or not ident:
         report.error(f"objects[{index}] has no \"id\"")
         ident = f"<objects[{index}]>"
+    line = lines.get(ident)
     name = obj.get("name", ident)
+    if not isinstance(name, str):
+        report.error("name must be a string", ident, "name", line=line)
+        name = ident
+    for key in obj:
+        if key not in ("id", "name", "fields"):
+            report.warn(f"key {key!r} is ignored: in the API wire format an object holds only "
+                        "\"id\", \"name\" and \"fields\"", ident, key, line=line)
     fields: dict[str, list[FieldValue]] = {}
     for position, entry in enumerate(obj.get("fields", [])):
-        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
-            report.error(f"fields[{position}] needs a \"key\"", ident)
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry[
+                "key"]:
+            report.error(f"fields[{position}] needs a \"key\"", ident, line=line)
             continue
         key = entry["key"]
-        if "refValue" in entry and isinstance(entry["refValue"], str):
-            fields.setdefault(key, []).append(Ref(entry["refValue"]))
-        elif "stringValue" in entry and isinstance(entry["stringValue"], str):
-            fields.setdefault(key, []).append(entry["stringValue"])
+        ref_value, string_value = entry.get("refValue"), entry.get("stringValue")
+        if isinstance(ref_value, str) and ref_value and string_value is None:
+            fields.setdefault(key, []).append(Ref(ref_value))
+        elif isinstance(string_value, str) and ref_value is None:
+            fields.setdefault(key, []).append(string_value)
         else:
-            report.error("a field needs a string \"stringValue\" or \"refValue\"", ident, key)
-    return RawObject(ident, str(name), fields, lines.get(ident))
+            report.error("a field needs exactly one of a string \"stringValue\" or a non-empty "
+                         "\"refValue\"", ident, key, line=line)
+    return RawObject(ident, name, fields, line)
 
 
 def _parameters(raw: list[Any], lines: dict[str, int], report: Report) -> list[RawParameter]:
@@ -278,7 +366,7 @@ def _parameters(raw: list[Any], lines: dict[str, int], report: Report) -> list[R
                     attrs.setdefault(entry["key"], []).append(entry["stringValue"])
                 else:
                     report.error("a parameter attribute needs \"key\" and \"stringValue\"",
-                                 ident)
+                                 ident, line=lines.get(ident))
         else:
             for key, value in p.items():
                 if key == "id":
@@ -286,7 +374,8 @@ def _parameters(raw: list[Any], lines: dict[str, int], report: Report) -> list[R
                 items = value if isinstance(value, list) else [value]
                 out = []
                 for item in items:
-                    s = _scalar(item, f"parameter attribute {key!r}", report, ident, key)
+                    s = _scalar(item, f"parameter attribute {key!r}", report, ident, key,
+                                lines.get(ident))
                     if s is not None:
                         out.append(s)
                 attrs[key] = out
@@ -353,7 +442,8 @@ def read_parameter_objects(text: str, source: str, *, lenient: bool = False,
     data = parse_json(text, source, lenient=lenient, report=report)
     raw = data.get("parameters", data.get("parameterObjects")) if isinstance(data, dict) else data
     if not isinstance(raw, list):
-        raise ParseError([Problem("error", f"{source}: expected {{\"parameters\": [...]}}")])
+        raise ParseError([Problem("error", f"{source}: expected {{\"parameters\": [...]}}")],
+                         report.warnings)
     return _parameters(raw, _id_lines(text), report)
 
 
@@ -366,7 +456,8 @@ def read_parameter_values(text: str, source: str, *, lenient: bool = False,
         return _values(data["values"], report, source)
     if isinstance(data, dict) and "parameterValues" in data:
         return _values(data["parameterValues"], report, source)
-    raise ParseError([Problem("error", f"{source}: expected {{\"values\": {{...}}}}")])
+    raise ParseError([Problem("error", f"{source}: expected {{\"values\": {{...}}}}")],
+                     report.warnings)
 
 
 def parse_value_args(pairs: list[str] | tuple[str, ...]) -> dict[str, list[str]]:

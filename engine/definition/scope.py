@@ -75,7 +75,9 @@ class ObjectScope:
         if name == "node":
             if self.node is None:
                 raise KeyError(name)
-            return self.node
+            # Evaluate the node in this evaluation's context, so that reading a secret through
+            # #{node...} marks this evaluation as secret.
+            return ObjectScope(self.ctx, self.node.object_id, self.node.runtime, self.node.node)
         if name == "id":
             return self.object_id
         if name == "name":

@@ -329,3 +329,14 @@ def ref_allows(spec: FieldSpec, target_type: str | None) -> bool:
     if target_type is None:
         return False
     return target_type in spec.targets or category_of(target_type) in spec.targets
+
+
+def unsupported_reason(type_name: str | None) -> str | None:
+    """Why headrace will not run an object of this type, or None when it runs it (or the type
+    is unknown, which validation reports). For the runtime's refusal message."""
+    spec = TYPES.get(type_name or "")
+    if spec is None or spec.runs != "read" or spec.category != "activity":
+        return None
+    return (f"{spec.name} needs Amazon EMR (a Hadoop cluster): headrace reads and validates it "
+            "but does not run it; replace it with a ShellCommandActivity, SqlActivity or "
+            "CopyActivity, or keep this pipeline on AWS")

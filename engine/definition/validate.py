@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from engine.definition.document import DEFAULT_ID, Definition
 from engine.definition.expressions import Reference, parse_template
@@ -64,12 +65,32 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+def suggest_or_list(name: str, candidates: Iterable[str], what: str, limit: int = 8) -> str:
+    """A "did you mean" when a candidate is close, else the valid names (``what``: what they
+    are), so an error always says what would be valid."""
+    names = sorted(set(candidates))
+    hint = suggest(name, names)
+    if hint:
+        return hint
+    if not names:
+        return f" (there are no {what})"
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f" ({what}: {shown}{more})"
+
+
+def _shown(name: str, value: str) -> str:
+    """A value quoted in a message; the value of a ``*`` field never is."""
+    return "****" if name.startswith("*") else repr(value)
+
+
 @dataclass
 class _Ctx:
     definition: Definition
     report: Report
     strict: bool
     seen: set[tuple[str | None, str | None, str]]
+    now: datetime
 
     def error(self, message: str, object_id: str | None, field: str | None) -> None:
         key = (object_id, field, message)
@@ -96,14 +117,18 @@ class _Ctx:
 
 
 def validate_definition(definition: Definition, *, strict: bool = False,
-                        report: Report | None = None) -> Report:
-    """Check a whole definition; returns the report (errors and warnings)."""
+                        report: Report | None = None, now: datetime | None = None) -> Report:
+    """Check a whole definition; returns the report (errors and warnings).
+
+    ``now`` (default: the current time) decides which schedules start in the past, for the
+    cascade-with-backfill warning."""
     report = report if report is not None else Report()
-    ctx = _Ctx(definition, report, strict, set())
+    ctx = _Ctx(definition, report, strict, set(), now or datetime.now(UTC))
     _check_raw(definition.raw, ctx)
     for obj in definition:
         _check_object(obj.id, ctx)
     _check_schedule_types(ctx)
+    _check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
@@ -244,7 +269,7 @@ def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldVa
         if fs.kind == "ref":
             if not isinstance(value, Ref):
                 ctx.error(f"{name!r} must be a reference, {{\"ref\": \"<object id>\"}}, got the "
-                          f"string {value!r}", object_id, name)
+                          f"string {_shown(name, value)}", object_id, name)
             else:
                 _check_ref_target(object_id, name, value, fs, ctx)
             continue
@@ -253,12 +278,12 @@ def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldVa
                 ctx.error(f"{name!r} takes a {_kind_text(fs)}, not a reference", object_id, name)
             continue
         if "#{" in value:
-            continue  # checked when evaluated
+            continue  # checked when evaluated (plan and run)
         problem = _kind_problem(fs, value)
         if problem and "${" in value:
-            ctx.template_problem(f"{name!r}: {value!r} holds a ${{...}} placeholder of another "
-                                 f"templating tool; it must become a {_kind_text(fs)} before "
-                                 "the pipeline runs", object_id, name)
+            ctx.template_problem(f"{name!r}: {_shown(name, value)} holds a ${{...}} placeholder "
+                                 "of another templating tool; it must become a "
+                                 f"{_kind_text(fs)} before the pipeline runs", object_id, name)
             continue
         if problem:
             severity, message = problem
@@ -319,8 +344,13 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
 def _check_ref_target(object_id: str, name: str, value: Ref, fs: FieldSpec, ctx: _Ctx) -> None:
     definition = ctx.definition
     if value.id not in definition:
-        ctx.error(f"{name!r} refers to {value.id!r}, which does not exist"
-                  f"{suggest(value.id, definition.objects)}", object_id, name)
+        allowed = [oid for oid in definition.objects
+                   if oid != object_id and (name == "parent" or ref_allows(
+                       fs, definition.type_of(oid)))]
+        what = "objects it can refer to" if fs.targets else "objects"
+        hint = suggest(value.id, definition.objects) or suggest_or_list(value.id, allowed, what)
+        ctx.error(f"{name!r} refers to {value.id!r}, which does not exist{hint}",
+                  object_id, name)
         return
     target_type = definition.type_of(value.id)
     if name != "parent" and not ref_allows(fs, target_type):
@@ -516,10 +546,51 @@ def _check_schedule_types(ctx: _Ctx) -> None:
             if own_type not in (None, "ondemand"):
                 ctx.error("an ondemand pipeline cannot mix in other schedule types", oid,
                           "scheduleType")
+            if "schedule" in fields:
+                owner = _owner(definition, oid, "schedule")
+                ctx.warn("an ondemand pipeline runs once per activation; its 'schedule' is not "
+                         "used", owner, "schedule")
             continue
         if "schedule" not in fields:
             ctx.error("a scheduled pipeline needs a 'schedule' on every activity and data node "
                       "(set it on Default to apply it to all)", oid, "schedule")
+
+
+def _check_cascade_backfill(ctx: _Ctx) -> None:
+    """AWS's save-time warning: cascade combined with a schedule that starts in the past."""
+    definition = ctx.definition
+    for oid in definition.of_category("activity", "datanode"):
+        mode = definition.first(oid, "failureAndRerunMode")
+        if not (isinstance(mode, str) and mode.strip().lower() == "cascade"):
+            continue
+        for sid in definition.refs(oid, "schedule")[:1]:
+            start = _quiet_timestamp(sid, "startDateTime", ctx)
+            if start is None or start >= ctx.now:
+                continue
+            owner = _owner(definition, oid, "failureAndRerunMode")
+            ctx.warn(f"'failureAndRerunMode' is 'cascade' and schedule {sid!r} starts at "
+                     f"{start:%Y-%m-%dT%H:%M:%S}, in the past: activating now creates a backfill "
+                     "of every interval since then, and a failure can rapidly cascade through "
+                     "many instances", owner, "failureAndRerunMode")
+
+
+def _quiet_timestamp(object_id: str, name: str, ctx: _Ctx) -> datetime | None:
+    """A timestamp field, evaluated with parameter values; None when it cannot be read (its
+    problems are reported by the schedule check)."""
+    values = ctx.definition.field(object_id, name)
+    if not values or isinstance(values[0], Ref):
+        return None
+    text = values[0]
+    try:
+        if "#{" in text:
+            result = parse_template(text).evaluate(ObjectScope(EvalContext(ctx.definition),
+                                                               object_id))
+            if not isinstance(result, str):
+                return None
+            text = result
+        return parse_timestamp(text)
+    except (ExpressionSyntaxError, ExpressionEvalError, KeyError, ScheduleError):
+        return None
 
 
 # --- expressions -----------------------------------------------------------------------------
@@ -568,7 +639,7 @@ def _reference_problem(object_id: str, reference: Reference,
                              f"{suggest(head, RUNTIME_FIELDS)}")
         return None
     if head == "node":
-        referrers = _node_referrers(object_id, definition)
+        referrers = node_referrers(definition, object_id)
         category = definition.category(object_id)
         if category not in ("action", "precondition") and definition.type_of(object_id):
             return "error", (f"{where}: 'node' is only defined in actions and preconditions "
@@ -581,9 +652,10 @@ def _reference_problem(object_id: str, reference: Reference,
         names = set()
         for referrer in referrers:
             names.update(definition.effective(referrer))
+        hint = suggest(path[1], names | RUNTIME_FIELDS) or suggest_or_list(
+            path[1], names, "their fields")
         return "error", (f"{where}: {path[1]!r} is not a field of the objects that use "
-                         f"{object_id!r} ({', '.join(sorted(referrers))})"
-                         f"{suggest(path[1], names | RUNTIME_FIELDS)}")
+                         f"{object_id!r} ({', '.join(sorted(referrers))}){hint}")
     if head in ("id", "name", "type") or head in ATTEMPT_FIELDS:
         return None
     params = definition.parameters
@@ -606,13 +678,16 @@ def _reference_problem(object_id: str, reference: Reference,
         names = set()
         for target in targets:
             names.update(definition.effective(target))
-        return "error", (f"{where}: {path[1]!r} is not a field of {', '.join(targets)}"
-                         f"{suggest(path[1], names | RUNTIME_FIELDS)}")
+        hint = suggest(path[1], names | RUNTIME_FIELDS) or suggest_or_list(
+            path[1], names, "its fields")
+        return "error", (f"{where}: {path[1]!r} is not a field of {', '.join(targets)}{hint}")
     if is_user_field(base):
         return "warning", (f"{where}: {head!r} resolves to nothing (no field, no parameter and "
                            "no value of that name)")
-    candidates = set(fields) | set(params.names()) | {"node", "input", "output", "parent"}
-    return "error", f"{where}: unknown name {head!r}{suggest(head, candidates)}"
+    candidates = set(fields) | set(params.names())
+    hint = suggest(head, candidates | {"node", "input", "output", "parent"}) or suggest_or_list(
+        head, candidates, "names it can use")
+    return "error", f"{where}: unknown name {head!r}{hint}"
 
 
 def _path_resolves(object_id: str, path: tuple[str, ...], definition: Definition) -> bool:
@@ -643,8 +718,9 @@ def _path_resolves(object_id: str, path: tuple[str, ...], definition: Definition
     return True
 
 
-def _node_referrers(object_id: str, definition: Definition) -> list[str]:
-    """Objects whose effective action or precondition fields name ``object_id``."""
+def node_referrers(definition: Definition, object_id: str) -> list[str]:
+    """Objects whose effective action or precondition fields name ``object_id``: the objects
+    ``#{node...}`` can stand for in an action or a precondition."""
     out = []
     for oid in definition.objects:
         if definition.type_of(oid) is None:
