@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import anyio
+
 from engine.actions.notify import Alarm
 from engine.definition.scope import EvalContext, ObjectScope, render
 from engine.errors import HeadraceError
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headrace.actions")
 
+#: seconds an alarm may take to deliver
+PUBLISH_TIMEOUT = 30.0
+
 
 async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
                        actor: InstanceActor | None = None) -> int:
@@ -31,7 +36,11 @@ async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
         action_type = rt.definition.type_of(action_id)
         try:
             if action_type == "SnsAlarm":
-                await rt.notifier.publish(_alarm(rt, inst, action_id))
+                # shielded (and bounded): a shutdown must not swallow an alarm half-sent
+                with anyio.move_on_after(PUBLISH_TIMEOUT, shield=True) as scope:
+                    await rt.notifier.publish(_alarm(rt, inst, action_id))
+                if scope.cancelled_caught:
+                    raise TimeoutError(f"not delivered within {PUBLISH_TIMEOUT:g} s")
             elif action_type == "Terminate":
                 if actor is not None:
                     await actor.terminate(f"terminated by {action_id} ({field})")

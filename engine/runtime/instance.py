@@ -274,8 +274,14 @@ class InstanceActor:
         assert late_after is not None
         deadline = self.rec.scheduled_start + late_after.as_timedelta()
         await self.rt.clock.sleep_until(deadline)
-        if self.rec.terminal or self.rec.actual_start is not None:
+        # late = not started by the deadline; judged on the recorded start time, so an
+        # instance that starts in the same instant as the check (a backfill) is judged the same
+        # way whichever task runs first
+        started = self.rec.actual_start
+        if self.rec.late_fired or (started is not None and started <= deadline):
             return
+        if self.rec.terminal and started is None:
+            return  # ended without running (canceled, cascade-failed): not late, just over
         await self.rt.store.update_instance(self.rt.pipeline_id, self.rec.id, late_fired=True)
         self.rec.late_fired = True
         log.info("%s is late (not started by %s)", self.rec.id, deadline.isoformat())
@@ -389,6 +395,7 @@ class InstanceActor:
         self.rec.retry_at = None
         self._publish()
         outcome = Outcome(True)
+        exit_code: int | None = None
         self._in_attempt = True
         try:
             await attempt_log.open()
@@ -402,7 +409,8 @@ class InstanceActor:
             except TimeoutError:
                 outcome = Outcome(False, f"attempt timed out after {_duration(limit)}",
                                   status=AttemptStatus.TIMEDOUT)
-            outcome.exit_code = ctx.metrics.get("exit_code")
+            finally:
+                exit_code = ctx.metrics.get("exit_code")
         except NotRunnable as exc:
             outcome = Outcome(False, str(exc), transient=False, status=AttemptStatus.FAILED)
         except (RunError, HeadraceError) as exc:
@@ -426,7 +434,7 @@ class InstanceActor:
         attempt.status = outcome.status if not outcome.ok else AttemptStatus.FINISHED
         attempt.ended_at = rt.now()
         attempt.error = outcome.error
-        attempt.exit_code = outcome.exit_code
+        attempt.exit_code = outcome.exit_code = exit_code
         with anyio.CancelScope(shield=True):
             await attempt_log.event(f"attempt {number} ended {attempt.status.value}"
                                     + (f": {outcome.error}" if outcome.error else ""))

@@ -237,7 +237,9 @@ class PipelineSupervisor:
             memo[iid] = result
             return result
 
-        return all(rec.terminal or stuck(iid) for iid, rec in self.rt.instances.items())
+        # a terminal instance whose actor still runs is firing its onFail/onSuccess actions
+        return all((rec.terminal and iid not in self.actors) or stuck(iid)
+                   for iid, rec in self.rt.instances.items())
 
     def _waits(self, rec: InstanceRecord) -> list[str]:
         if rec.category == "precondition" and rec.node is not None:

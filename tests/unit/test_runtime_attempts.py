@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from trio.testing import MockClock
 
@@ -132,6 +133,46 @@ async def test_late_instance_fires_on_late_action_once_and_still_runs(tmp_path: 
     assert a.late_fired
     assert script.of("A")[0].started == T0 + timedelta(hours=2)
     assert any(e.startswith("onLateAction Late") for e in result.events)
+    await vp.store.close()
+
+
+async def test_backfilled_instance_past_its_deadline_is_late_exactly_once(
+        tmp_path: Path) -> None:
+    """Judged on the recorded start, not on which task runs first: deterministic."""
+    vp = await open_virtual(LATER, tmp_path)
+    body = pipeline(activity("A", lateAfterTimeout="1 hours", onLateAction=ref("Late")),
+                    alarm("Late"), end="2024-01-01T01:00:00")
+    with Script().install():
+        result = await vp.run(body)
+        assert result.succeeded
+        assert len(vp.notifier.of("Late")) == 4
+        assert all(i.late_fired for i in result.instances)
+        await vp.store.update_instance(vp.pipeline_id, result.instances[0].id,
+                                       status=Status.WAITING_FOR_RUNNER)
+        await vp.run(body)  # the rerun instance was already reported late
+    assert len(vp.notifier.of("Late")) == 4
+    await vp.store.close()
+
+
+async def test_last_instance_on_fail_alarm_is_delivered_before_the_run_returns(
+        tmp_path: Path) -> None:
+    vp = await open_virtual(LATER, tmp_path)
+
+    class SlowNotifier:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def publish(self, alarm: Any) -> None:
+            await anyio.sleep(5)
+            self.sent.append(alarm.action_id)
+
+    slow = SlowNotifier()
+    vp.notifier = slow  # type: ignore[assignment]
+    body = pipeline(activity("A", "fatal", onFail=ref("Bad")), alarm("Bad"), **ONE)
+    with Script().install():
+        result = await vp.run(body)
+    assert result.instances[0].status == Status.FAILED
+    assert slow.sent == ["Bad"]
     await vp.store.close()
 
 
