@@ -468,11 +468,13 @@ class MySqlSource:
             while rows := await cur.fetchmany(ROWS_PER_BATCH):
                 buf += b"".join([r[0] for r in rows])
                 progress.add(rows=len(rows))
-                while len(buf) >= limit:  # chunks of the copy's size, whatever the fetch size
-                    chunk = bytes(buf[:limit])
-                    del buf[:limit]
-                    await out.send(chunk)
-                    progress.add(nbytes=len(chunk))
+                if len(buf) >= limit:  # chunks of the copy's size, whatever the fetch size
+                    data = bytes(buf)
+                    whole = len(data) - len(data) % limit
+                    buf[:] = data[whole:]
+                    for start in range(0, whole, limit):
+                        await out.send(data[start:start + limit])
+                        progress.add(nbytes=limit)
         if buf:
             await out.send(bytes(buf))
             progress.add(nbytes=len(buf))
