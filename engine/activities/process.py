@@ -3,6 +3,12 @@
 The command runs in its own process group, so cancelling the attempt (timeout, TRY_CANCEL,
 shutdown) ends the whole tree: SIGTERM, then SIGKILL after a grace period, in shielded cleanup.
 ``command`` runs through ``bash -c`` with ``scriptArgument`` values as ``$1``, ``$2``...
+
+A process killed with SIGKILL cannot clean up, and its commands (in their own sessions) live
+on. So each attempt records ``host pgid`` in a pid file and marks its processes' environment
+with ``HEADRACE_ATTEMPT_ID``; the engine that recovers the attempt kills the group it finds
+still carrying that mark (:func:`kill_orphaned_group`), so a retried attempt never runs
+beside the old one.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +38,9 @@ def _kill_group(pid: int, sig: int) -> None:
 
 
 async def run_process(argv: Sequence[str], *, stdout: Path, stderr: Path, cwd: Path,
-                      env: dict[str, str]) -> int:
-    """Run to completion; return the exit code. Output is appended to the two files."""
+                      env: dict[str, str], pid_file: Path | None = None) -> int:
+    """Run to completion; return the exit code. Output is appended to the two files; the
+    process group is recorded in ``pid_file`` while it runs."""
     full_env = {**os.environ, **env}
 
     def open_outputs() -> tuple[object, object]:
@@ -45,6 +53,9 @@ async def run_process(argv: Sequence[str], *, stdout: Path, stderr: Path, cwd: P
                                            stderr=err, cwd=str(cwd), env=full_env,
                                            start_new_session=True)
         try:
+            if pid_file is not None:
+                line = f"{socket.gethostname()} {process.pid}\n"
+                await anyio.to_thread.run_sync(pid_file.write_text, line)
             return await process.wait()
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -58,3 +69,29 @@ async def run_process(argv: Sequence[str], *, stdout: Path, stderr: Path, cwd: P
     finally:
         out.close()  # type: ignore[attr-defined]
         err.close()  # type: ignore[attr-defined]
+
+
+def kill_orphaned_group(pid_file: Path, marker: str) -> bool:
+    """Kill the process group named in ``pid_file`` if it runs on this host and one of its
+    processes still carries ``marker`` (``NAME=value``) in its environment, so a recycled
+    process id is never hit. Returns whether a group was killed. Blocking (reads /proc)."""
+    try:
+        host, pgid_text = pid_file.read_text().split()
+        pgid = int(pgid_text)
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return False
+    needle = marker.encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) != pgid:  # field 5 of /proc/pid/stat: the process group
+                continue
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                _kill_group(pgid, signal.SIGKILL)
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False

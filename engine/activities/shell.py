@@ -33,7 +33,8 @@ async def _run(ctx: AttemptContext, env: dict[str, str]) -> int:
     shown = "****" if name in ctx.secret_fields else (ctx.field_text(name) or "")[:500]
     await ctx.log.event(f"running {name}: {shown}")
     code = await run_process(argv, stdout=ctx.log.stdout, stderr=ctx.log.stderr,
-                             cwd=ctx.work_dir, env={**ctx.env, **env})
+                             cwd=ctx.work_dir, env={**ctx.env, **env},
+                             pid_file=ctx.log.dir / "pid")
     await ctx.log.event(f"exit code {code}")
     for name, source in (("stdout", ctx.log.stdout), ("stderr", ctx.log.stderr)):
         target = ctx.field_text(name)

@@ -19,11 +19,13 @@ import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from engine.activities.base import ACTIVITIES, PRECONDITIONS, AttemptContext, NotRunnable
+from engine.activities.process import kill_orphaned_group
 from engine.definition.reader import Ref
 from engine.definition.types import TYPES
 from engine.errors import ExpressionError, HeadraceError, PlanError, RunError, ScheduleError
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headrace.runtime")
 
+#: environment variable naming the attempt in every process an attempt starts
+ATTEMPT_MARK = "HEADRACE_ATTEMPT_ID"
 DEFAULT_MAXIMUM_RETRIES = 2  # [old-docs] 3 tries in all
 DEFAULT_RETRY_DELAY = timedelta(minutes=10)  # [old-docs]
 
@@ -300,6 +304,12 @@ class InstanceActor:
         now = self.rt.now()
         for attempt in attempts:
             if attempt.status == AttemptStatus.RUNNING:
+                if attempt.log_path:  # its command may outlive the dead engine: stop it
+                    pid_file, mark = Path(attempt.log_path) / "pid", f"{ATTEMPT_MARK}={attempt.id}"
+                    if await blocking(lambda p=pid_file, m=mark: kill_orphaned_group(p, m),
+                                      inline=self.rt.inline_io):
+                        log.warning("%s: killed the command left running by attempt %d",
+                                    self.rec.id, attempt.number)
                 attempt.status = AttemptStatus.INTERRUPTED
                 attempt.ended_at = now
                 attempt.error = "the engine stopped while this attempt ran"
@@ -488,7 +498,8 @@ class InstanceActor:
             pipeline_id=rt.pipeline_id, instance=self.rec, attempt=attempt.number,
             fields=fields, resolve=lambda oid: rt.resolve(oid, self.rec, **extra),
             scope=rt.scope(self.rec, node_scope, **extra), log=attempt_log, work_dir=work_dir,
-            clock=rt.clock, env=dict(self.sup.attempt_env(self.rec, attempt)),
+            clock=rt.clock, env={**self.sup.attempt_env(self.rec, attempt),
+                                 ATTEMPT_MARK: attempt.id},
             node_id=node_id, node_fields=node_fields, secret_fields=secret)
 
     # --- preconditions ---------------------------------------------------------------------
