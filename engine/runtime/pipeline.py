@@ -70,7 +70,8 @@ class PipelineSupervisor:
         self._attempt_env = attempt_env
         self.actors: dict[str, InstanceActor] = {}
         self.sup = Supervisor(f"pipeline {rt.pipeline_id}", on_error=self._child_failed)
-        self._changed = anyio.Event()
+        #: one event per waiter for "something changed" (several loops wait at once)
+        self._waiters: list[anyio.Event] = []
         self._log_roots: dict[str, Path] = {}
         self._planned_until: datetime | None = None
         self.deactivating = False
@@ -83,8 +84,20 @@ class PipelineSupervisor:
 
     # --- hooks used by the actors ----------------------------------------------------------
 
+    def _notify(self) -> None:
+        events, self._waiters = self._waiters, []
+        for event in events:
+            event.set()
+
+    async def _wait_change(self) -> None:
+        """Wait for the next status change, actor exit or action (register, then sleep: no
+        checkpoint in between, so a change right after the caller's check is not missed)."""
+        event = anyio.Event()
+        self._waiters.append(event)
+        await event.wait()
+
     def status_changed(self, rec: InstanceRecord) -> None:
-        self._changed.set()
+        self._notify()
         if self.on_status is not None:
             self.on_status(rec)
 
@@ -151,7 +164,7 @@ class PipelineSupervisor:
                 await actor.run()
             finally:
                 self.actors.pop(rec.id, None)
-                self._changed.set()
+                self._notify()
 
         self.sup.spawn(rec.id, run)
 
@@ -183,14 +196,13 @@ class PipelineSupervisor:
         """DeactivatePipeline: start no new attempt; cancel the running ones (CANCELED) or let
         them finish; then stop. Waiting instances stay in the store for re-activation."""
         self.deactivating = True
-        self._changed.set()
+        self._notify()
         if cancel_active:
             for actor in list(self.actors.values()):
                 if actor.rec.status == Status.RUNNING:
                     await actor.send(Cancel("the pipeline was deactivated"))
         while any(a.rec.status == Status.RUNNING for a in self.actors.values()):
-            self._changed = anyio.Event()
-            await self._changed.wait()
+            await self._wait_change()
         await self.stop()
 
     async def gate(self) -> None:
@@ -199,18 +211,12 @@ class PipelineSupervisor:
             await anyio.sleep_forever()
 
     async def _until_settled(self) -> None:
-        while True:
-            self._changed = anyio.Event()
-            if self.settled():
-                return
-            await self._changed.wait()
+        while not self.settled():
+            await self._wait_change()
 
     async def _until_all_terminal(self) -> None:
-        while True:
-            self._changed = anyio.Event()
-            if all(r.terminal for r in self.rt.instances.values()):
-                return
-            await self._changed.wait()
+        while not all(r.terminal for r in self.rt.instances.values()):
+            await self._wait_change()
 
     def settled(self) -> bool:
         """No instance can progress: each is terminal, paused, or waits (directly or through
@@ -287,7 +293,7 @@ class PipelineSupervisor:
             for iid, rec in rt.instances.items():
                 if rec.object_id == target:
                     rt.board.poke(iid)
-            self._changed.set()
+            self._notify()
             return f"{action.value} {target}"
         rec = rt.instances.get(target)
         if rec is None:

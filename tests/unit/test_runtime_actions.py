@@ -371,3 +371,36 @@ async def test_clock_is_virtual_here() -> None:
     clock = Clock(start=T0)
     await anyio.sleep(3600)
     assert clock.now() == T0 + timedelta(hours=1)
+
+
+# --- deactivation (the engine's path) ----------------------------------------------------------
+
+@pytest.mark.parametrize("cancel_active", [False, True])
+async def test_deactivate_lets_running_finish_or_cancels_it(tmp_path: Path,
+                                                            cancel_active: bool) -> None:
+    vp = await open_virtual(LATER, tmp_path)
+    definition = definition_from(pipeline(activity("A", "sleep 600"),
+                                          activity("B", dependsOn=ref("A")), **ONE))
+    _, version = await ensure_pipeline(vp.store, vp.pipeline_id, "virtual", definition)
+    activation, _, end = await activate(vp.store, vp.pipeline_id, definition, version,
+                                        vp.clock)
+    rt = PipelineRuntime(vp.pipeline_id, definition, version, vp.store, vp.clock, vp.notifier,
+                         Limits(), tmp_path, inline_io=True)
+    sup = PipelineSupervisor(rt, mode="engine", window_end=end, activation=activation,
+                             request_interval=None)
+    vp.supervisor = sup
+    with Script().install() as script:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await vp.wait_status(iid("A"), Status.RUNNING)
+            await sup.deactivate(cancel_active)
+    a, b = await vp.instance(iid("A")), await vp.instance(iid("B"))
+    assert script.of("B") == []
+    assert b.status in (Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER)
+    if cancel_active:
+        assert a.status == Status.CANCELED and "deactivated" in (a.error or "")
+        assert vp.clock.now() < LATER + timedelta(minutes=10)
+    else:
+        assert a.status == Status.FINISHED
+        assert vp.clock.now() == LATER + timedelta(minutes=10)
+    await vp.store.close()
