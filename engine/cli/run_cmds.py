@@ -68,6 +68,10 @@ def _print_result(result: RunResult, output: str) -> None:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     click.echo(f"pipeline {result.pipeline_id}: {summary or 'no instances'}"
                + (" (interrupted)" if result.interrupted else ""))
+    ran = [i for i in shown if i.attempts]
+    if ran:
+        click.echo(f"logs: headrace logs {ran[-1].id} --pipeline-id {result.pipeline_id}"
+                   + (f" (all under {result.log_root})" if result.log_root else ""))
 
 
 @click.command()

@@ -114,6 +114,8 @@ class RunResult:
     interrupted: bool = False
     window: tuple[datetime, datetime] | None = None
     events: list[str] = field(default_factory=list)
+    #: where attempt logs go when the definition sets no pipelineLogUri
+    log_root: Path | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -252,7 +254,7 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
             instances = [i for i in instances if i.scheduled_start == activation]
         if not interrupted and all(i.terminal for i in instances):
             await store.update_pipeline(pipeline_id, state=PipelineState.FINISHED)
-        return RunResult(pipeline_id, instances, interrupted, (start, end), rt.events)
+        return RunResult(pipeline_id, instances, interrupted, (start, end), rt.events, root)
     finally:
         await lease.release()
 
