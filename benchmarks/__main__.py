@@ -1,0 +1,199 @@
+"""``python -m benchmarks``: copy throughput and engine overhead against native tools.
+
+Starts the loopback servers (``python -m tests.services up``), generates the data once per size
+(cached), runs every path several times alternating headrace and the native baseline, then the
+peers, the engine overhead, the memory check (N/5 and N rows) and the knob sweeps, and prints
+the tables. ``--quick`` is a small version that finishes in under two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmarks import config, data, overhead, report, runner, sweeps
+from benchmarks.measure import CommandFailed, run
+from benchmarks.paths import Builder, choose
+
+MEMORY_PATHS = ("pg-s3", "s3-pg", "mysql-s3", "pg-mysql")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="small data, one run, no peers or sweeps (under two minutes)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="rows in the SQL table (default 2,000,000; quick: 50,000)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="measured runs per contender (default 3; quick: 1)")
+    parser.add_argument("--peer-runs", type=int, default=1, help="runs of sling and dlt")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated path keys (pg-s3,s3-pg,mysql-s3,s3-mysql,"
+                             "pg-mysql,mysql-pg,s3-s3-big,s3-s3-many,file-s3,s3-file,ddb-s3,"
+                             "s3-ddb); 'none' runs no copy path")
+    parser.add_argument("--no-peers", action="store_true", help="skip sling and dlt")
+    parser.add_argument("--sweeps", choices=["yes", "no"], default=None,
+                        help="run the knob sweeps (default: yes, quick: no)")
+    parser.add_argument("--sweep-runs", type=int, default=1)
+    parser.add_argument("--overhead", choices=["yes", "no"], default="yes")
+    parser.add_argument("--memory", choices=["yes", "no"], default=None,
+                        help="peak RSS at N/5 and N rows (default: yes, quick: no)")
+    parser.add_argument("--instances", type=int, default=None,
+                        help="instances for the overhead runs (default 1000; quick 200)")
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--save", default=None,
+                        help="also write the JSON results to this file "
+                             "(default .bench-cache/results-<time>.json)")
+    return parser.parse_args(argv)
+
+
+def _log(message: str) -> None:
+    print(f"benchmarks: {message}", file=sys.stderr, flush=True)
+
+
+def services_up(env: dict[str, str]) -> None:
+    _log("starting the loopback servers (python -m tests.services up)")
+    out = subprocess.run([config.PYTHON, "-m", "tests.services", "up", "--only",
+                          config.SERVICES], env=env, cwd=config.ROOT, capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmarks: the servers did not start:\n{out.stderr[-2000:]}")
+
+
+def machine() -> dict[str, Any]:
+    mem = 0
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    cpu = platform.processor() or ""
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "memory_gib": round(mem / 2**30), "cpu": cpu,
+            "python": platform.python_version(), "os": platform.platform()}
+
+
+def memory_check(rows: int, env: dict[str, str], keys: list[str]) -> list[dict[str, Any]]:
+    """Peak RSS of ``headrace copy`` on the same paths at N/5 and N rows."""
+    points = []
+    for n in (max(1000, rows // 5), rows):
+        data.ensure_rows(n, env)
+        builder = Builder(data.Sizes.for_run(n, quick=True), env)
+        for path in choose(builder.all(), ",".join(keys)):
+            contender = path.get("headrace copy")
+            if contender is None:
+                continue
+            point: dict[str, Any] = {"path": path.key, "rows": n}
+            try:
+                if contender.setup:
+                    contender.setup()
+                m = run(contender.argv, env)
+                point.update(seconds=round(m.seconds, 2), peak_rss_mb=round(m.peak_rss_mb, 1))
+            except (CommandFailed, RuntimeError) as exc:
+                point["error"] = str(exc).splitlines()[0][:200]
+            _log(f"memory {path.key} at {n:,} rows: {point}")
+            points.append(point)
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    quick = args.quick
+    rows = args.rows or (50_000 if quick else 2_000_000)
+    runs = args.runs or (1 if quick else 3)
+    do_sweeps = (args.sweeps or ("no" if quick else "yes")) == "yes"
+    do_memory = (args.memory or ("no" if quick else "yes")) == "yes"
+    peers = not (args.no_peers or quick)
+    instances = args.instances or (200 if quick else 1000)
+    started = time.perf_counter()
+
+    env = config.Env.build().values
+    services_up(env)
+    sizes = data.Sizes.for_run(rows, quick)
+    data.ensure_base(env)
+    data.ensure_rows(rows, env)
+    builder = Builder(sizes, env)
+    selected = [] if args.only == "none" else choose(builder.all(), args.only)
+    if any(p.key in ("s3-s3-big", "s3-s3-many", "file-s3", "s3-file") for p in selected) or \
+            do_sweeps:
+        data.ensure_objects(sizes, env)
+    if any(p.key.startswith("ddb") or p.key.endswith("ddb") for p in selected) or do_sweeps:
+        data.ensure_items(sizes.items, env)
+    builder = Builder(sizes, env)  # sizes of freshly generated files
+    selected = [] if args.only == "none" else choose(builder.all(), args.only)
+
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "rows": rows, "runs": runs, "quick": quick, "items": sizes.items,
+        "big_object_bytes": sizes.big_bytes, "small_objects": sizes.small_count,
+        "csv_bytes": builder.csv_bytes, "paths": [], "overhead": {}, "memory": [],
+        "sweeps": []}
+    for path in selected:
+        _log(f"path {path.key}: {path.title}")
+        res = runner.run_path(path, env, runs=runs, peer_runs=args.peer_runs, peers=peers)
+        results["paths"].append(runner.summary_row(res))
+
+    if args.overhead == "yes":
+        _log(f"engine overhead: {instances} no-op instances")
+        results["overhead"]["noop"] = asdict(overhead.noop(instances, env))
+        delay, window = ("10 seconds", 15.0) if quick else ("30 seconds", 60.0)
+        _log(f"engine overhead: {instances} idle precondition polls")
+        results["overhead"]["polls"] = asdict(
+            overhead.idle_polls(instances, env, retry_delay=delay, window=window))
+
+    if do_memory:
+        results["memory"] = memory_check(rows, env, list(MEMORY_PATHS))
+
+    if do_sweeps:
+        for sweep in sweeps.build(sizes, env, quick):
+            results["sweeps"].append(asdict(sweeps.run_sweep(sweep, env, args.sweep_runs)))
+            results["sweeps"][-1].pop("setup", None)
+
+    results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    save = args.save or str(config.CACHE / f"results-{int(time.time())}.json")
+    with open(save, "w") as fh:
+        json.dump(results, fh, indent=1, default=str)
+    if args.output == "json":
+        print(json.dumps(results, indent=1, default=str))
+    else:
+        print(render(results))
+    _log(f"done in {results['elapsed_seconds']:.0f} s; JSON in {save}")
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    parts = [f"# headrace benchmarks, {results['date']}",
+             f"{m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}; Python {m['python']}. "
+             f"N = {results['rows']:,} rows ({results['csv_bytes'] / 1e6:.1f} MB as CSV), "
+             f"{results['items']:,} DynamoDB items; {results['runs']} run(s) per contender, "
+             "ratios = median over rounds of baseline seconds / headrace seconds "
+             "(above 1: headrace is faster).", ""]
+    if results["paths"]:
+        parts += ["## Copy paths", "", report.main_table(results["paths"]), "",
+                  report.detail_table(results["paths"]), ""]
+    if results["overhead"]:
+        parts += ["## Engine overhead", "",
+                  report.overhead_table(results["overhead"].get("noop"),
+                                        results["overhead"].get("polls")), ""]
+    if results["memory"]:
+        parts += ["## Memory (N/5 and N rows)", "", report.memory_table(results["memory"]), ""]
+    if results["sweeps"]:
+        parts += ["## Sweeps", "", report.sweep_tables(results["sweeps"])]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

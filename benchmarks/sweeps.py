@@ -1,0 +1,114 @@
+"""Sweeps of the copy path's knobs: which values make each kind of copy fastest.
+
+Each point is one copy through :mod:`benchmarks.copy_once` (the knob set, the others at their
+defaults), measured from outside; the table keeps the median of the runs of every point.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks import config, data
+from benchmarks.measure import CommandFailed, run
+
+MiB = 2**20
+
+
+@dataclass
+class Sweep:
+    name: str
+    knob: str  # copy_once flag without dashes
+    values: list[int]
+    source: str
+    dest: str
+    nbytes: int
+    rows: int
+    setup: Callable[[], None] | None = None
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _argv(sweep: Sweep, value: int) -> list[str]:
+    return [config.PYTHON, "-m", "benchmarks.copy_once", sweep.source, sweep.dest,
+            f"--{sweep.knob.replace('_', '-')}", str(value)]
+
+
+def build(sizes: data.Sizes, env: dict[str, str], quick: bool) -> list[Sweep]:
+    n = sizes.rows
+    src = data.src_table(n)
+    csv = data.csv_path(n).stat().st_size
+    big = sizes.big_bytes
+    items = sizes.items
+
+    def truncate_pg() -> None:
+        data.reset_pg_table("dst_pg", env)
+
+    def fresh_ddb() -> None:
+        from benchmarks.measure import shell
+        native = f"{config.PYTHON} -m benchmarks.native_dynamodb"
+        shell(f"{native} drop sweep_ddb && {native} create sweep_ddb", env)
+
+    chunks = [1 * MiB, 4 * MiB, 8 * MiB, 16 * MiB] if quick else \
+        [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB, 32 * MiB]
+    parts = [5 * MiB, 8 * MiB, 16 * MiB] if quick else [5 * MiB, 8 * MiB, 16 * MiB, 32 * MiB]
+    parallel = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16]
+    depth = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16]
+    big_url = config.s3_url(data.big_key(big))
+    return [
+        Sweep("PostgreSQL -> S3: S3 part size", "chunk_size", parts, config.pg_url(src),
+              config.s3_url("out/sweep-pg.csv"), csv, n),
+        Sweep("PostgreSQL -> S3: parts in flight", "parallel", parallel, config.pg_url(src),
+              config.s3_url("out/sweep-pg.csv"), csv, n),
+        Sweep("PostgreSQL -> S3: stream depth", "stream_depth", depth, config.pg_url(src),
+              config.s3_url("out/sweep-pg.csv"), csv, n),
+        Sweep("S3 -> PostgreSQL: range size", "chunk_size", chunks,
+              config.s3_url(data.csv_key(n)), config.pg_url("dst_pg"), csv, n, truncate_pg),
+        Sweep("S3 -> PostgreSQL: ranges in flight", "parallel", parallel,
+              config.s3_url(data.csv_key(n)), config.pg_url("dst_pg"), csv, n, truncate_pg),
+        Sweep("S3 -> file: range size", "chunk_size", chunks, big_url,
+              str(config.CACHE / "out" / "sweep-down.bin"), big, 0),
+        Sweep("S3 -> file: ranges in flight", "parallel", parallel, big_url,
+              str(config.CACHE / "out" / "sweep-down.bin"), big, 0),
+        Sweep("file -> S3: part size", "chunk_size", parts, str(data.big_file(sizes)),
+              config.s3_url("out/sweep-up.bin"), big, 0),
+        Sweep("file -> S3: parts in flight", "parallel", parallel, str(data.big_file(sizes)),
+              config.s3_url("out/sweep-up.bin"), big, 0),
+        Sweep("file -> S3: stream depth", "stream_depth", depth, str(data.big_file(sizes)),
+              config.s3_url("out/sweep-up.bin"), big, 0),
+        Sweep("DynamoDB -> S3: scan segments", "parallel", parallel,
+              f"dynamodb://{data.items_table(items)}", config.s3_url("out/sweep-items.jsonl"),
+              data.items_bytes(items), items),
+        Sweep("S3 -> DynamoDB: writers", "parallel", parallel,
+              config.s3_url(data.items_key(items)), "dynamodb://sweep_ddb",
+              data.items_bytes(items), items, fresh_ddb),
+    ]
+
+
+def run_sweep(sweep: Sweep, env: dict[str, str], runs: int) -> Sweep:
+    for value in sweep.values:
+        seconds, rss = [], []
+        error = None
+        for _ in range(runs):
+            try:
+                if sweep.setup is not None:
+                    sweep.setup()
+                m = run(_argv(sweep, value), env, timeout=1800)
+            except (CommandFailed, RuntimeError) as exc:
+                error = str(exc).splitlines()[0][:200]
+                break
+            seconds.append(m.seconds)
+            rss.append(m.peak_rss)
+        point: dict[str, Any] = {"value": value, "error": error}
+        if seconds:
+            s = statistics.median(seconds)
+            point.update(seconds=round(s, 2), mb_per_s=round(sweep.nbytes / 1e6 / s, 1),
+                         rows_per_s=round(sweep.rows / s) if sweep.rows else None,
+                         peak_rss_mb=round(max(rss) / 1e6, 1))
+        sweep.points.append(point)
+        print(f"benchmarks: sweep {sweep.name} {sweep.knob}={value}: "
+              f"{point.get('seconds')} s, {point.get('peak_rss_mb')} MB", file=sys.stderr,
+              flush=True)
+    return sweep
