@@ -324,7 +324,7 @@ class S3Source:
     async def get_range(self, client: Any, obj: S3Object, start: int, end: int,
                         progress: Progress) -> bytes:
         """Bytes [start, end) of ``obj``; a broken-off body is resumed where it stopped."""
-        buf = bytearray()
+        pieces: list[bytes] = []
         pos = start
         failures = 0
         bucket = obj.bucket or self.url.bucket
@@ -343,7 +343,7 @@ class S3Source:
                             piece = await body.read(READ_PIECE)
                             if not piece:
                                 break
-                            buf += piece
+                            pieces.append(piece)
                             pos += len(piece)
                             if pos > end:
                                 raise TerminalError(
@@ -358,7 +358,7 @@ class S3Source:
                     raise
                 progress.retried("s3-get-resume")
                 await anyio.sleep(_backoff(failures))
-        return bytes(buf)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def _deliver(self, recv: Any, fmt: TextFormat, out: BytesOut,
                        progress: Progress) -> None:
