@@ -25,10 +25,15 @@ _COMMAND_MODULES = (
 _GREEDY_OPTIONS = ("--parameter-values", "--object-ids")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120,
+                               "terminal_width": 120})
 @click.version_option(package_name="headrace")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run AWS Data Pipeline definitions on your own machines."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 def expand_greedy(argv: list[str]) -> list[str]:
