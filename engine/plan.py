@@ -117,15 +117,19 @@ def schedule_spec(definition: Definition, schedule_id: str) -> ScheduleSpec:
         start_text = _scalar(definition, schedule_id, "startDateTime")
         end_text = _scalar(definition, schedule_id, "endDateTime")
         occ_text = _scalar(definition, schedule_id, "occurrences")
+        occurrences = None
+        if occ_text:
+            try:
+                occurrences = int(occ_text.strip())
+            except ValueError:
+                raise ScheduleError(f"occurrences {occ_text!r} is not a whole number") from None
         return ScheduleSpec(
             period=parse_period(period_text),
             start=parse_timestamp(start_text) if start_text else None,
             end=parse_timestamp(end_text) if end_text else None,
-            occurrences=int(occ_text) if occ_text else None,
+            occurrences=occurrences,
         )
     except ScheduleError as exc:
-        raise PlanError(f"schedule {schedule_id!r}: {exc}") from None
-    except ValueError as exc:
         raise PlanError(f"schedule {schedule_id!r}: {exc}") from None
 
 

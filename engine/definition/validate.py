@@ -385,7 +385,11 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: _Ctx) -> None:
         if len(present) > 1:
             ctx.error(f"{spec.name} cannot have both {present[0]!r} and {present[1]!r}",
                       object_id, present[1])
-    if spec.runs == "read":
+    if spec.runs == "read" and spec.category == "resource":
+        ctx.warn(f"{spec.name} is read and validated, but its fields are ignored: headrace "
+                 "does not launch Amazon EMR, so the EMR activities that run on it will fail",
+                 object_id, "type")
+    elif spec.runs == "read":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
                  "Amazon EMR); running this object will fail", object_id, "type")
     if spec.runs == "ignore" and spec.category == "resource":
@@ -612,6 +616,8 @@ def _check_expression(object_id: str, field: str, text: str, ctx: _Ctx) -> None:
         ctx.error(f"expression syntax error at character {exc.position}: {exc.message}",
                   owner, field)
         return
+    for problem in template.function_problems():
+        ctx.error(f"at character {problem.position}: {problem.message}", owner, field)
     typed = definition.type_of(object_id) is not None
     for reference in template.references():
         problem = _reference_problem(object_id, reference, ctx)
