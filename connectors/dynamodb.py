@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -79,6 +79,11 @@ _BOTO_ERRORS = (bexc.BotoCoreError, bexc.ClientError)
 Percent = Annotated[float, Field(ge=0.1, le=1.0)]
 
 
+_NODE_FIELDS = {"tableName": "table_name", "region": "region",
+                "readThroughputPercent": "read_throughput_percent",
+                "writeThroughputPercent": "write_throughput_percent"}
+
+
 class DynamoDBTable(BaseModel):
     """A DynamoDB table as a definition's ``DynamoDBDataNode`` describes it.
 
@@ -94,6 +99,22 @@ class DynamoDBTable(BaseModel):
     read_throughput_percent: Percent | None = None
     write_throughput_percent: Percent | None = None
     columns: tuple[Column, ...] = ()
+
+    @classmethod
+    def from_node(cls, fields: Mapping[str, Any],
+                  columns: Sequence[Column] = ()) -> DynamoDBTable:
+        """From a ``DynamoDBDataNode``'s fields (``tableName``, ``region``,
+        ``readThroughputPercent``, ``writeThroughputPercent``); a bad value raises
+        :class:`ConfigError` naming the definition's field."""
+        values = {attr: fields[name] for name, attr in _NODE_FIELDS.items()
+                  if fields.get(name) not in (None, "")}
+        try:
+            return cls(**values, columns=tuple(columns))
+        except ValidationError as exc:
+            names = {attr: name for name, attr in _NODE_FIELDS.items()}
+            problems = "; ".join(
+                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(problems, connector=SCHEME) from None
 
     @property
     def url(self) -> str:

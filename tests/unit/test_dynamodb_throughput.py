@@ -127,6 +127,17 @@ def test_parse_url_refuses_bad_urls_clearly(url: str, fragment: str) -> None:
         parse_url(url)
 
 
+def test_from_node_reads_definition_fields() -> None:
+    table = DynamoDBTable.from_node({"tableName": "orders", "region": "eu-west-1",
+                                     "readThroughputPercent": "0.25", "writeThroughputPercent": ""})
+    assert table == DynamoDBTable(table_name="orders", region="eu-west-1",
+                                  read_throughput_percent=0.25)
+    with pytest.raises(ConfigError, match="writeThroughputPercent"):
+        DynamoDBTable.from_node({"tableName": "orders", "writeThroughputPercent": "1.5"})
+    with pytest.raises(ConfigError, match="tableName"):
+        DynamoDBTable.from_node({})
+
+
 def test_sink_from_url_builds_a_sink() -> None:
     sink = sink_from_url("dynamodb://things?region=us-west-2", EndpointOptions(parallel=3))
     assert sink.describe == "dynamodb://things?region=us-west-2"
