@@ -50,6 +50,7 @@ class Builder:
 
     def __init__(self, sizes: data.Sizes, env: dict[str, str]) -> None:
         self.sizes = sizes
+        env.update(self.sling_connections())
         self.env = env
         self.rows = sizes.rows
         self.src = data.src_table(sizes.rows)
@@ -111,7 +112,9 @@ class Builder:
         if argv is not None:
             path.contenders.append(Contender(label, argv, setup, expect_rows))
 
-    def env_for_sling(self) -> dict[str, str]:
+    @staticmethod
+    def sling_connections() -> dict[str, str]:
+        """sling's connections, named by environment variables."""
         return {
             "BENCH_PG": f"postgresql://postgres@{config.HOST}:{config.PG_PORT}/{config.PG_DB}"
                         "?sslmode=disable",
