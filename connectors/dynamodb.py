@@ -9,7 +9,14 @@ numbers exact), or rows: one per item, by the declared columns, else one
 Sink: ``BatchWriteItem`` in batches of 25 with ``options.parallel`` writers. Only the items a
 reply lists as ``UnprocessedItems`` are sent again, after a jittered exponential backoff; a batch
 refused whole (``ProvisionedThroughputExceededException``) is retried the same way, within a
-bounded budget (:class:`~connectors.dynamodb_throughput.RetryPolicy`).
+bounded budget (:class:`~connectors.dynamodb_throughput.RetryPolicy`). It takes DynamoDB export
+JSON lines natively, or rows: columns become attributes (a ``None`` column is left out of the
+item), key attributes are given the table's key types (text ``"42"`` -> N for a numeric key).
+
+Memory: at most one page (<= 1 MB) per segment, or ``parallel`` batches, in flight, plus the
+copy's stream slots. Progress: ``rows`` counts items scanned/accepted; resends and throttles are
+``retried("dynamodb.unprocessed")`` (per item) and ``retried("dynamodb.throttled")`` (per
+request); ``.stats`` (:class:`DynamoDBStats`) holds the same and more.
 
 **A DynamoDB sink is not atomic.** A failed or cancelled copy leaves the items it already wrote.
 Writes are idempotent by key: every item is a full ``PutRequest``, so re-running the copy rewrites
