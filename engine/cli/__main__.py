@@ -1,0 +1,5 @@
+"""``python -m engine.cli`` is ``headrace``."""
+
+from engine.cli import main
+
+main()
