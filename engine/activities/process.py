@@ -14,12 +14,13 @@ beside the old one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -27,9 +28,13 @@ import anyio
 KILL_GRACE_SECONDS = 5.0
 
 
+@functools.cache
+def _shell() -> str:
+    return shutil.which("bash") or "/bin/sh"
+
+
 def shell_argv(command: str, args: Sequence[str]) -> list[str]:
-    shell = shutil.which("bash") or "/bin/sh"
-    return [shell, "-c", command, "headrace", *args]
+    return [_shell(), "-c", command, "headrace", *args]
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -37,38 +42,52 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+_SPAWN = anyio.CapacityLimiter(8)
+
+
+async def _exited(process: subprocess.Popen[bytes]) -> int:
+    """Wait for the process to exit without a thread per child: a pidfd becomes readable
+    when the process ends (Linux); elsewhere a worker thread waits (cancellable)."""
+    try:
+        fd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        return await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+    try:
+        while (code := process.poll()) is None:
+            await anyio.wait_readable(fd)
+        return code
+    finally:
+        os.close(fd)
+
+
 async def run_process(argv: Sequence[str], *, stdout: Path, stderr: Path, cwd: Path,
-                      env: dict[str, str], pid_file: Path | None = None) -> int:
-    """Run to completion; return the exit code. Output is appended to the two files; the
-    process group is recorded in ``pid_file`` while it runs."""
+                      env: dict[str, str],
+                      started: Callable[[int], Awaitable[None]] | None = None) -> int:
+    """Run to completion; return the exit code. Output is appended to the two files;
+    ``started(pid)`` is awaited once the process (its own group leader) runs."""
     full_env = {**os.environ, **env}
 
-    def open_outputs() -> tuple[object, object]:
+    def spawn() -> subprocess.Popen[bytes]:
         stdout.parent.mkdir(parents=True, exist_ok=True)
-        return stdout.open("ab"), stderr.open("ab")
+        with stdout.open("ab") as out, stderr.open("ab") as err:  # the child keeps copies
+            return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, cwd=str(cwd), env=full_env,
+                                    start_new_session=True)
 
-    out, err = await anyio.to_thread.run_sync(open_outputs)
+    process = await anyio.to_thread.run_sync(spawn, limiter=_SPAWN)
     try:
-        process = await anyio.open_process(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=err, cwd=str(cwd), env=full_env,
-                                           start_new_session=True)
-        try:
-            if pid_file is not None:
-                line = f"{socket.gethostname()} {process.pid}\n"
-                await anyio.to_thread.run_sync(pid_file.write_text, line)
-            return await process.wait()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                _kill_group(process.pid, signal.SIGTERM)
-                with anyio.move_on_after(KILL_GRACE_SECONDS):
-                    await process.wait()
-                if process.returncode is None:
-                    _kill_group(process.pid, signal.SIGKILL)
-                    await process.wait()
-            raise
-    finally:
-        out.close()  # type: ignore[attr-defined]
-        err.close()  # type: ignore[attr-defined]
+        if started is not None:
+            await started(process.pid)
+        return await _exited(process)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            _kill_group(process.pid, signal.SIGTERM)
+            with anyio.move_on_after(KILL_GRACE_SECONDS):
+                await _exited(process)
+            if process.returncode is None:
+                _kill_group(process.pid, signal.SIGKILL)
+                await _exited(process)
+        raise
 
 
 def kill_orphaned_group(pid_file: Path, marker: str) -> bool:

@@ -31,11 +31,12 @@ async def _run(ctx: AttemptContext, env: dict[str, str]) -> int:
     argv = await _argv(ctx)
     name = "command" if ctx.field_text("command") is not None else "scriptUri"
     shown = "****" if name in ctx.secret_fields else (ctx.field_text(name) or "")[:500]
-    await ctx.log.event(f"running {name}: {shown}")
+
+    async def started(pid: int) -> None:
+        await ctx.log.process_started(pid, f"running {name} (process group {pid}): {shown}")
+
     code = await run_process(argv, stdout=ctx.log.stdout, stderr=ctx.log.stderr,
-                             cwd=ctx.work_dir, env={**ctx.env, **env},
-                             pid_file=ctx.log.dir / "pid")
-    await ctx.log.event(f"exit code {code}")
+                             cwd=ctx.work_dir, env={**ctx.env, **env}, started=started)
     for name, source in (("stdout", ctx.log.stdout), ("stderr", ctx.log.stderr)):
         target = ctx.field_text(name)
         if target:

@@ -408,8 +408,7 @@ class InstanceActor:
         exit_code: int | None = None
         self._in_attempt = True
         try:
-            await attempt_log.open()
-            await attempt_log.event(f"attempt {number} of {self.rec.id} started")
+            await attempt_log.open(f"attempt {number} of {self.rec.id} started")
             ctx = await self._context(attempt, attempt_log)
             attempt.trace_id = ctx.env.get("HEADRACE_TRACE_ID")
             scope = anyio.fail_after(limit.total_seconds()) if limit else nullcontext()
@@ -447,6 +446,8 @@ class InstanceActor:
         attempt.exit_code = outcome.exit_code = exit_code
         with anyio.CancelScope(shield=True):
             await attempt_log.event(f"attempt {number} ended {attempt.status.value}"
+                                    + (f" (exit code {exit_code})" if exit_code is not None
+                                       else "")
                                     + (f": {outcome.error}" if outcome.error else ""))
         return attempt, outcome
 
@@ -492,8 +493,7 @@ class InstanceActor:
                                 errors=[])
         secret = {k for k, v in masked.items() if v == MASK or (
             isinstance(v, list) and MASK in v)}
-        work_dir = attempt_log.dir / "work"
-        await blocking(lambda: work_dir.mkdir(parents=True, exist_ok=True), inline=rt.inline_io)
+        work_dir = attempt_log.work_dir  # made by attempt_log.open()
         return AttemptContext(
             pipeline_id=rt.pipeline_id, instance=self.rec, attempt=attempt.number,
             fields=fields, resolve=lambda oid: rt.resolve(oid, self.rec, **extra),

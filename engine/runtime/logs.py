@@ -11,23 +11,39 @@ which would then jump ahead and fire timeouts that real time would never reach.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from engine.store.records import utcnow
+from engine.store.trips import Trips
 
 _IO = anyio.CapacityLimiter(4)
 T = TypeVar("T")
 
 
+_TRIPS: RunVar[Trips] = RunVar("headrace_log_trips")
+
+
 async def blocking(fn: Callable[[], T], *, inline: bool = False) -> T:
-    """Run a short blocking file operation: in a worker thread, or inline (virtual time)."""
+    """Run a short blocking file operation: in a worker thread, together with the others
+    that arrive meanwhile (one trip for many appends), or inline (virtual time)."""
     if inline:
         return fn()
-    return await anyio.to_thread.run_sync(fn, limiter=_IO)
+    try:
+        trips = _TRIPS.get()
+    except LookupError:
+        trips = Trips(limiter=_IO)
+        _TRIPS.set(trips)
+    return await trips.run(fn)
+
+
+def _line(message: str) -> str:
+    return f"{utcnow().strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {message}\n"
 
 
 def safe_name(text: str) -> str:
@@ -47,15 +63,40 @@ class AttemptLog:
     def __repr__(self) -> str:
         return f"<AttemptLog {self.dir}>"
 
-    async def open(self) -> AttemptLog:
-        await blocking(lambda: self.dir.mkdir(parents=True, exist_ok=True), inline=self.inline)
+    @property
+    def work_dir(self) -> Path:
+        """The attempt's scratch directory (the command's working directory)."""
+        return self.dir / "work"
+
+    async def open(self, first_event: str | None = None) -> AttemptLog:
+        """Create the directories and write the first event: one trip to a worker thread."""
+        line = _line(first_event) if first_event else None
+
+        def make() -> None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            if line:
+                with self.events.open("a", encoding="utf-8") as f:
+                    f.write(line)
+
+        await blocking(make, inline=self.inline)
         return self
 
     async def event(self, message: str) -> None:
-        line = f"{utcnow().strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {message}\n"
+        line = _line(message)
 
         def write() -> None:
             self.dir.mkdir(parents=True, exist_ok=True)
+            with self.events.open("a", encoding="utf-8") as f:
+                f.write(line)
+
+        await blocking(write, inline=self.inline)
+
+    async def process_started(self, pid: int, message: str) -> None:
+        """Record a command's process group (``pid`` file: ``host pgid``) and an event."""
+        line = _line(message)
+
+        def write() -> None:
+            (self.dir / "pid").write_text(f"{socket.gethostname()} {pid}\n")
             with self.events.open("a", encoding="utf-8") as f:
                 f.write(line)
 

@@ -38,6 +38,8 @@ from engine.store.records import (
 
 log = logging.getLogger("headrace.runtime")
 
+_BUSY = frozenset({Status.WAITING_FOR_RUNNER, Status.RUNNING})
+
 
 def instance_records(rt: PipelineRuntime, start: datetime, end: datetime,
                      activation: datetime) -> list[InstanceRecord]:
@@ -72,6 +74,8 @@ class PipelineSupervisor:
         self.sup = Supervisor(f"pipeline {rt.pipeline_id}", on_error=self._child_failed)
         #: one event per waiter for "something changed" (several loops wait at once)
         self._waiters: list[anyio.Event] = []
+        #: instances WAITING_FOR_RUNNER or RUNNING: while there are any, the run goes on
+        self._busy: set[str] = set()
         self._log_roots: dict[str, Path] = {}
         self._planned_until: datetime | None = None
         self.deactivating = False
@@ -97,6 +101,10 @@ class PipelineSupervisor:
         await event.wait()
 
     def status_changed(self, rec: InstanceRecord) -> None:
+        if rec.status in _BUSY:
+            self._busy.add(rec.id)
+        else:
+            self._busy.discard(rec.id)
         self._notify()
         if self.on_status is not None:
             self.on_status(rec)
@@ -146,6 +154,8 @@ class PipelineSupervisor:
         for rec in records:
             self.rt.instances[rec.id] = rec
             self.rt.board.set(rec.id, rec.status)
+            if rec.status in _BUSY:
+                self._busy.add(rec.id)
 
     @property
     def running(self) -> bool:
@@ -220,7 +230,10 @@ class PipelineSupervisor:
 
     def settled(self) -> bool:
         """No instance can progress: each is terminal, paused, or waits (directly or through
-        other waiting instances) on a failed dependency it will not cascade from."""
+        other waiting instances) on a failed dependency it will not cascade from. O(1) while
+        some instance is waiting for a runner or running (most of a run), O(n) otherwise."""
+        if self._busy:
+            return False
         memo: dict[str, bool] = {}
 
         def stuck(iid: str) -> bool:
@@ -230,9 +243,11 @@ class PipelineSupervisor:
             rec = self.rt.instances.get(iid)
             result = False
             if rec is not None and not rec.terminal:
-                if rec.object_id in self.rt.paused:
+                if rec.status != Status.WAITING_ON_DEPENDENCIES:
+                    result = False  # a pause holds instances that have not started only
+                elif rec.object_id in self.rt.paused:
                     result = True
-                elif rec.status == Status.WAITING_ON_DEPENDENCIES:
+                else:
                     deps = [d for d in (self.rt.instances.get(i) for i in self._waits(rec))
                             if d is not None]
                     broken = any(d.status in BROKEN for d in deps)

@@ -55,7 +55,7 @@ def store_dir(store: Store) -> Path:
     """A directory beside the store for logs (SQLite: the file's directory)."""
     url = store.url
     if url.startswith("sqlite:///") and ":memory:" not in url:
-        return Path(url[len("sqlite://"):]).parent
+        return Path("/" + url[len("sqlite://"):].lstrip("/")).parent
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
                                                            "share")
     return Path(base) / "headrace"

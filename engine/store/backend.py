@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 
 from engine.errors import StoreError
+from engine.store.trips import Trips, run_each
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -33,6 +34,11 @@ class Transaction(Protocol):
     async def fetch(self, sql: str, *params: Any) -> list[Row]: ...
 
 
+#: One statement of a batch: SQL, parameters, and whether the batch stops (and rolls back)
+#: when the statement changes no row (a compare-and-set that lost).
+Step = tuple[str, Sequence[Any], bool]
+
+
 class Backend(Protocol):
     dialect: str
 
@@ -42,6 +48,16 @@ class Backend(Protocol):
 
     def transaction(self) -> Any:
         """``async with backend.transaction() as tx:`` commits on exit, rolls back on error."""
+        ...
+
+    async def batch(self, steps: Sequence[Step]) -> tuple[bool, list[int]]:
+        """Run ``steps`` in one transaction, in one round trip where the backend can: returns
+        (committed, rows changed per step run). A guarded step that changes nothing rolls
+        the whole batch back: (False, counts so far)."""
+        ...
+
+    async def query(self, sql: str, *params: Any) -> list[Row]:
+        """One read statement (atomic on its own: no explicit transaction)."""
         ...
 
 
@@ -72,6 +88,7 @@ class SqliteBackend:
         self._conn: sqlite3.Connection | None = None
         self._lock = anyio.Lock()
         self._limiter = anyio.CapacityLimiter(1)
+        self._trips: Trips | None = None
 
     def __repr__(self) -> str:
         return f"<SqliteBackend {self.path}>"
@@ -106,6 +123,10 @@ class SqliteBackend:
             self._conn = connect() if self.inline else await anyio.to_thread.run_sync(connect)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+        # group commit: writes and reads that arrive together share one thread trip and one
+        # transaction; the lock keeps trips out of an open transaction() on this connection
+        self._trips = Trips(runner=self._trip, limiter=self._limiter, inline=self.inline,
+                            lock=self._lock)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -114,6 +135,52 @@ class SqliteBackend:
                 conn.close()
             else:
                 await anyio.to_thread.run_sync(conn.close)
+
+    def _trip(self, calls: Sequence[Any]) -> None:
+        """One worker-thread trip: every call in one transaction, each in a savepoint."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError("the store is not open")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            run_each(calls)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def _ride(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None or self._trips is None:
+            raise StoreError("the store is not open")
+        try:
+            return await self._trips.run(lambda: fn(conn))
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    async def batch(self, steps: Sequence[Step]) -> tuple[bool, list[int]]:
+        def run(conn: sqlite3.Connection) -> tuple[bool, list[int]]:
+            conn.execute("SAVEPOINT hr_batch")
+            counts: list[int] = []
+            try:
+                for sql, params, guard in steps:
+                    counts.append(conn.execute(sql, tuple(params)).rowcount)
+                    if guard and counts[-1] == 0:
+                        conn.execute("ROLLBACK TO hr_batch")
+                        conn.execute("RELEASE hr_batch")
+                        return False, counts
+            except BaseException:
+                conn.execute("ROLLBACK TO hr_batch")
+                conn.execute("RELEASE hr_batch")
+                raise
+            conn.execute("RELEASE hr_batch")
+            return True, counts
+
+        return await self._ride(run)
+
+    async def query(self, sql: str, *params: Any) -> list[Row]:
+        return await self._ride(lambda c: c.execute(sql, params).fetchall())
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
@@ -187,6 +254,22 @@ class PostgresBackend:
             with anyio.CancelScope(shield=True):
                 await pool.close()
 
+    async def batch(self, steps: Sequence[Step]) -> tuple[bool, list[int]]:
+        counts: list[int] = []
+        try:
+            async with self.transaction() as tx:
+                for sql, params, guard in steps:
+                    counts.append(await tx.execute(sql, *params))
+                    if guard and counts[-1] == 0:
+                        raise _RollBack
+        except _RollBack:
+            return False, counts
+        return True, counts
+
+    async def query(self, sql: str, *params: Any) -> list[Row]:
+        async with self.transaction() as tx:
+            return await tx.fetch(sql, *params)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:
         import asyncpg
@@ -199,6 +282,10 @@ class PostgresBackend:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreError(f"PostgreSQL store: {type(exc).__name__}: "
                              f"{_no_secret(str(exc))}") from exc
+
+
+class _RollBack(Exception):
+    """Internal: a guarded batch step lost its compare-and-set."""
 
 
 def _no_secret(text: str) -> str:

@@ -66,13 +66,13 @@ def utcnow() -> datetime:
 def to_text(dt: datetime | None) -> str | None:
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def from_text(text: str | None) -> datetime | None:
     if text is None:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import NotFound, StoreError
-from engine.store.backend import Backend, PostgresBackend, SqliteBackend, Transaction
+from engine.store.backend import Backend, PostgresBackend, SqliteBackend, Step, Transaction
 from engine.store.records import (
     Action,
     AttemptRecord,
@@ -195,17 +195,15 @@ class Store:
             return record
 
     async def get_pipeline(self, pipeline_id: str) -> PipelineRecord:
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
-                                  "WHERE id = ?", pipeline_id)
+        rows = await self.backend.query(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
+                                        "WHERE id = ?", pipeline_id)
         if not rows:
             raise NotFound(f"no pipeline {pipeline_id!r} in the store {self.url}")
         return _pipeline(rows[0])
 
     async def list_pipelines(self) -> list[PipelineRecord]:
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
-                                  "ORDER BY created_at, id")
+        rows = await self.backend.query(f"SELECT {', '.join(_PIPELINE_COLS)} FROM hr_pipelines "
+                                        "ORDER BY created_at, id")
         return [_pipeline(r) for r in rows]
 
     async def update_pipeline(self, pipeline_id: str, **fields: Any) -> None:
@@ -229,8 +227,8 @@ class Store:
         sql = f"UPDATE {table} SET {sets} WHERE {where}"
         if tx is not None:
             return await tx.execute(sql, *params, *where_params)
-        async with self.backend.transaction() as tx2:
-            return await tx2.execute(sql, *params, *where_params)
+        _, counts = await self.backend.batch([(sql, (*params, *where_params), False)])
+        return counts[0]
 
     # --- definitions -----------------------------------------------------------------------
 
@@ -249,9 +247,8 @@ class Store:
         return version
 
     async def get_definition(self, pipeline_id: str, version: int) -> dict[str, Any]:
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch("SELECT body FROM hr_definitions WHERE pipeline_id = ? AND "
-                                  "version = ?", pipeline_id, version)
+        rows = await self.backend.query("SELECT body FROM hr_definitions WHERE pipeline_id = ? "
+                                        "AND version = ?", pipeline_id, version)
         if not rows:
             raise NotFound(f"pipeline {pipeline_id!r} has no definition version {version}")
         return json.loads(rows[0][0])
@@ -271,9 +268,9 @@ class Store:
         return len(rows)
 
     async def get_instance(self, pipeline_id: str, instance_id: str) -> InstanceRecord:
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch(f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances "
-                                  "WHERE pipeline_id = ? AND id = ?", pipeline_id, instance_id)
+        rows = await self.backend.query(f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances "
+                                        "WHERE pipeline_id = ? AND id = ?", pipeline_id,
+                                        instance_id)
         if not rows:
             raise NotFound(f"pipeline {pipeline_id!r} has no instance {instance_id!r}")
         return _instance(rows[0])
@@ -300,10 +297,9 @@ class Store:
         if scheduled_to is not None:
             where.append("scheduled_start < ?")
             params.append(to_text(scheduled_to))
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch(f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances "
-                                  f"WHERE {' AND '.join(where)} "
-                                  "ORDER BY scheduled_start, object_id, id", *params)
+        rows = await self.backend.query(f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances "
+                                        f"WHERE {' AND '.join(where)} "
+                                        "ORDER BY scheduled_start, object_id, id", *params)
         return [_instance(r) for r in rows]
 
     async def update_instance(self, pipeline_id: str, instance_id: str, *,
@@ -331,18 +327,15 @@ class Store:
             return False
         fields = {"status": Status.RUNNING, "attempts": attempt.number, "updated_at": utcnow(),
                   **instance_fields}
-        async with self.backend.transaction() as tx:
-            changed = await self._update(
-                "hr_instances", "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?",
-                (instance.pipeline_id, instance.id, instance.status.value, attempt.number - 1),
-                fields, tx)
-            if not changed:
-                return False
-            await tx.execute(
-                f"INSERT INTO hr_attempts ({', '.join(_ATTEMPT_COLS)}) VALUES "
-                f"({', '.join('?' * len(_ATTEMPT_COLS))})",
-                *(_db_value(c, getattr(attempt, c)) for c in _ATTEMPT_COLS))
-        return True
+        update = _update_step("hr_instances",
+                              "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?",
+                              (instance.pipeline_id, instance.id, instance.status.value,
+                               attempt.number - 1), fields, guard=True)
+        insert = (f"INSERT INTO hr_attempts ({', '.join(_ATTEMPT_COLS)}) VALUES "
+                  f"({', '.join('?' * len(_ATTEMPT_COLS))})",
+                  tuple(_db_value(c, getattr(attempt, c)) for c in _ATTEMPT_COLS), False)
+        committed, _ = await self.backend.batch([update, insert])
+        return committed
 
     async def end_attempt(self, attempt: AttemptRecord, instance_fields: dict[str, Any],
                           *, expect: Iterable[Status] | None = None) -> bool:
@@ -354,15 +347,14 @@ class Store:
             values = tuple(s.value for s in expect)
             where += f" AND status IN ({', '.join('?' * len(values))})"
             params += values
-        async with self.backend.transaction() as tx:
-            changed = await self._update("hr_instances", where, params, fields, tx)
-            await self._update(
-                "hr_attempts", "pipeline_id = ? AND instance_id = ? AND number = ?",
-                (attempt.pipeline_id, attempt.instance_id, attempt.number),
-                {"status": attempt.status, "ended_at": attempt.ended_at,
-                 "exit_code": attempt.exit_code, "error": attempt.error,
-                 "trace_id": attempt.trace_id, "log_path": attempt.log_path}, tx)
-        return changed > 0
+        _, counts = await self.backend.batch([
+            _update_step("hr_instances", where, params, fields),
+            _update_step("hr_attempts", "pipeline_id = ? AND instance_id = ? AND number = ?",
+                         (attempt.pipeline_id, attempt.instance_id, attempt.number),
+                         {"status": attempt.status, "ended_at": attempt.ended_at,
+                          "exit_code": attempt.exit_code, "error": attempt.error,
+                          "trace_id": attempt.trace_id, "log_path": attempt.log_path})])
+        return counts[0] > 0
 
     async def update_attempt(self, pipeline_id: str, instance_id: str, number: int,
                              **fields: Any) -> None:
@@ -375,9 +367,8 @@ class Store:
         if instance_id is not None:
             where += " AND instance_id = ?"
             params.append(instance_id)
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch(f"SELECT {', '.join(_ATTEMPT_COLS)} FROM hr_attempts WHERE "
-                                  f"{where} ORDER BY instance_id, number", *params)
+        rows = await self.backend.query(f"SELECT {', '.join(_ATTEMPT_COLS)} FROM hr_attempts "
+                                        f"WHERE {where} ORDER BY instance_id, number", *params)
         return [_attempt(r) for r in rows]
 
     # --- user requests and pauses ----------------------------------------------------------
@@ -409,9 +400,8 @@ class Store:
                                  pipeline_id, object_id)
 
     async def paused(self, pipeline_id: str) -> set[str]:
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch("SELECT object_id FROM hr_paused WHERE pipeline_id = ?",
-                                  pipeline_id)
+        rows = await self.backend.query("SELECT object_id FROM hr_paused WHERE pipeline_id = ?",
+                                        pipeline_id)
         return {r[0] for r in rows}
 
     # --- leases ----------------------------------------------------------------------------
@@ -441,9 +431,8 @@ class Store:
         raise StoreError(f"lease {name} changed hands three times while being taken")
 
     async def lease_holder(self, name: str) -> tuple[str, datetime] | None:
-        async with self.backend.transaction() as tx:
-            rows = await tx.fetch("SELECT owner, expires_at FROM hr_leases WHERE name = ?",
-                                  name)
+        rows = await self.backend.query("SELECT owner, expires_at FROM hr_leases WHERE name = ?",
+                                        name)
         if not rows:
             return None
         return rows[0][0], from_text(rows[0][1])  # type: ignore[return-value]
@@ -451,6 +440,13 @@ class Store:
     async def release_lease(self, name: str, owner: str) -> None:
         async with self.backend.transaction() as tx:
             await tx.execute("DELETE FROM hr_leases WHERE name = ? AND owner = ?", name, owner)
+
+
+def _update_step(table: str, where: str, where_params: tuple[Any, ...],
+                 fields: dict[str, Any], *, guard: bool = False) -> Step:
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    params = tuple(_db_value(k, v) for k, v in fields.items())
+    return f"UPDATE {table} SET {sets} WHERE {where}", params + where_params, guard
 
 
 def new_pipeline_id() -> str:

@@ -49,12 +49,13 @@ class Script:
     #: peak concurrency per object id
     peaks: dict[str, int] = field(default_factory=dict)
     _per_object: dict[str, int] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)
 
     def of(self, object_id: str) -> list[Call]:
         return [c for c in self.calls if c.object_id == object_id]
 
     def count(self, instance_id: str) -> int:
-        return sum(1 for c in self.calls if c.instance_id == instance_id)
+        return self._counts.get(instance_id, 0)
 
     @contextmanager
     def install(self, activity_type: str = "ShellCommandActivity",
@@ -76,6 +77,7 @@ class Script:
         call = Call(ctx.instance.id, ctx.instance.object_id, ctx.attempt,
                     ctx.instance.scheduled_start, ctx.clock.now())
         self.calls.append(call)
+        self._counts[call.instance_id] = self._counts.get(call.instance_id, 0) + 1
         oid = call.object_id
         self.running += 1
         self._per_object[oid] = self._per_object.get(oid, 0) + 1

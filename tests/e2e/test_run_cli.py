@@ -284,7 +284,10 @@ def test_text_output_reports_progress_and_summary(cli: Cli, tmp_path: Path) -> N
     result = cli("run", str(definition), check=1)
     assert "@A_2024-01-01T00:00:00: RUNNING" in result.stderr
     assert "@B_2024-01-01T00:00:00: FAILED (command exited with code 2)" in result.stderr
-    assert result.stdout.strip().splitlines()[-1].endswith("1 FAILED, 1 FINISHED")
+    summary, logs = result.stdout.strip().splitlines()[-2:]
+    assert summary.endswith("1 FAILED, 1 FINISHED")
+    assert logs.startswith("logs: headrace logs @B_2024-01-01T00:00:00 --pipeline-id df-")
+    assert f"(all under {tmp_path}/state/logs)" in logs
 
 
 def test_default_store_location_is_under_xdg_data_home(cli: Cli, tmp_path: Path) -> None:
