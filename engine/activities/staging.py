@@ -44,9 +44,13 @@ async def stage_in(fields: dict[str, Any], dest: Path) -> None:
     path = local_path(uri)
     if path is None:
         if uri.startswith("s3://"):
-            from connectors import s3
+            if is_dir:
+                from connectors import s3
 
-            await s3.download_to_directory(uri, dest)
+                await s3.download_prefix(uri, dest)
+            else:
+                await _download_object(uri, dest / (uri.rstrip("/").rsplit("/", 1)[-1]
+                                                    or "input"))
             return
         raise ActivityFailed(f"cannot stage {uri}: only file:// paths and s3:// are supported")
 
@@ -102,9 +106,7 @@ async def fetch_script(uri: str, dest: Path) -> Path:
     target = dest / (Path(uri).name or "script")
     if path is None:
         if uri.startswith("s3://"):
-            from connectors import s3
-
-            await s3.download_file(uri, target)
+            await _download_object(uri, target)
         else:
             raise ActivityFailed(f"cannot fetch scriptUri {uri}")
     else:
@@ -138,3 +140,14 @@ async def copy_to_target(source: Path, uri: str) -> None:
             path.write_bytes(b"")
 
     await anyio.to_thread.run_sync(copy, limiter=_IO)
+
+
+async def _download_object(uri: str, target: Path) -> None:
+    """One S3 object to a local file, byte for byte (atomically, through the copy engine)."""
+    from connectors.base import CSV
+    from connectors.copy import copy
+    from connectors.local import LocalSink
+    from connectors.s3 import S3Source
+
+    await copy(S3Source(uri, CSV, compression="none"),
+               LocalSink(str(target), CSV, compression="none"))
