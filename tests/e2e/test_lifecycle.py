@@ -175,3 +175,40 @@ def test_delete_pipeline_and_errors_for_unknown_ids(cli: Cli, tmp_path: Path) ->
     missing = cli("describe-pipelines", "--pipeline-ids", pid, check=1)
     assert f"no pipeline {pid!r}" in missing.stderr
     cli("activate-pipeline", "--pipeline-id", "df-nothing", check=1)
+
+
+def test_engine_sigterm_interrupts_attempts_and_a_new_engine_retries_them(
+        cli: Cli, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    command = (f"if [ -f {started} ]; then echo again >> {tmp_path}/again; exit 0; fi; "
+               f"echo $$ > {started}; sleep 60")
+    definition = write_definition(tmp_path / "p.json", shell("Long", command))
+    pid = new_pipeline(cli, definition)
+    cli("activate-pipeline", "--pipeline-id", pid, "--allow-backfill")
+    first = cli.spawn("engine", "--store", cli.store, "--poll-interval", "0.2")
+    try:
+        wait_for(lambda: started.exists() and started.read_text().strip() != "", timeout=30,
+                 what="Long to start")
+        child = int(started.read_text())
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 130
+    assert not alive(child)
+    long_ = runs(cli, pid)["Long"]
+    assert long_["status"] == "WAITING_FOR_RUNNER"
+    attempts = cli.json("describe-objects", "--pipeline-id", pid, "--object-ids",
+                        long_["instanceId"])["pipelineObjects"][0]["attemptList"]
+    assert [a["status"] for a in attempts] == ["INTERRUPTED"]
+    second = cli.spawn("engine", "--store", cli.store, "--poll-interval", "0.2")
+    try:
+        wait_for(lambda: runs(cli, pid)["Long"]["status"] == "FINISHED", timeout=30,
+                 what="the retry")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+    assert runs(cli, pid)["Long"]["attempts"] == 2
+    assert (tmp_path / "again").read_text() == "again\n"
