@@ -34,7 +34,8 @@ from engine.runtime.context import Limits, PipelineRuntime
 from engine.runtime.pipeline import PipelineSupervisor
 from engine.runtime.runner import activate, load_version, store_dir
 from engine.schedule import format_timestamp
-from engine.store import Action, PipelineState, Status, Store, open_store
+from engine.store import Action, AttemptStatus, PipelineState, Status, Store, open_store
+from engine.store.records import utcnow
 
 T = TypeVar("T")
 
@@ -220,10 +221,17 @@ def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | 
         await store.get_pipeline(pipeline_id)
         holder = await store.lease_holder(f"pipeline:{pipeline_id}")
         if holder is None:
-            if cancel_active:
+            if cancel_active:  # left RUNNING by a process that is gone
                 for rec in await store.list_instances(pipeline_id, statuses=[Status.RUNNING]):
                     await store.update_instance(pipeline_id, rec.id, status=Status.CANCELED,
-                                                error="the pipeline was deactivated")
+                                                error="the pipeline was deactivated",
+                                                actual_end=utcnow())
+                    for attempt in await store.list_attempts(pipeline_id, rec.id):
+                        if attempt.status == AttemptStatus.RUNNING:
+                            await store.update_attempt(
+                                pipeline_id, rec.id, attempt.number,
+                                status=AttemptStatus.CANCELED, ended_at=utcnow(),
+                                error="the pipeline was deactivated")
             await store.update_pipeline(pipeline_id, state=PipelineState.INACTIVE)
             return "INACTIVE"
         await store.update_pipeline(pipeline_id, state=PipelineState.DEACTIVATING,
@@ -472,8 +480,10 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between looks at the store for activated pipelines.")
 def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float) -> None:
-    """Run every activated pipeline of the store on its schedule until stopped (SIGTERM
-    stops gracefully; interrupted attempts are retried on restart)."""
+    """Run the store's activated pipelines on their schedules until stopped.
+
+    SIGTERM or SIGINT stops gracefully (exit 130): running attempts end INTERRUPTED and are
+    retried when an engine runs the pipeline again."""
     import signal
 
     from engine.runtime.engine import Engine

@@ -98,7 +98,7 @@ class Engine:
         async def run() -> None:
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(lease.keep)
+                    tg.start_soon(lease.keep, lambda _holder: supervisor.stop())
                     await supervisor.run()
                     tg.cancel_scope.cancel()
             except NotFound:

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,12 +95,20 @@ class PipelineLease:
             raise StoreError(f"pipeline {self.pipeline_id} is being run by {current}; wait for "
                              "it to finish or stop it")
 
-    async def keep(self) -> None:
+    async def keep(self, on_lost: Callable[[str], Awaitable[None]]) -> None:
+        """Renew the lease every third of its life. If another process took it over (this
+        one stalled past the expiry), call ``on_lost(holder)`` and stop renewing: two
+        processes must not run one pipeline."""
         while True:
             await anyio.sleep(LEASE_SECONDS / 3)
             now = self.clock.now()
-            await self.store.acquire_lease(self.name, self.owner,
-                                           now + timedelta(seconds=LEASE_SECONDS), now)
+            holder = await self.store.acquire_lease(self.name, self.owner,
+                                                    now + timedelta(seconds=LEASE_SECONDS), now)
+            if holder is not None:
+                log.error("pipeline %s: the lease was taken over by %s; stopping here",
+                          self.pipeline_id, holder)
+                await on_lost(holder)
+                return
 
     async def release(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -235,7 +243,7 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
         if on_start is not None:
             on_start(supervisor)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lease.keep)
+            tg.start_soon(lease.keep, lambda _holder: supervisor.stop())
             if handle_signals:
                 async def watch_signals() -> None:
                     nonlocal interrupted

@@ -404,3 +404,27 @@ async def test_deactivate_lets_running_finish_or_cancels_it(tmp_path: Path,
         assert a.status == Status.FINISHED
         assert vp.clock.now() == LATER + timedelta(minutes=10)
     await vp.store.close()
+
+
+async def test_a_run_that_loses_its_lease_stops(tmp_path: Path) -> None:
+    """A process that stalled past its lease and finds another owner must not go on."""
+    vp = await open_virtual(LATER, tmp_path)
+    body = pipeline(activity("A", "hang"), **ONE)
+
+    async def thief(vp: VirtualPipeline) -> None:
+        await vp.wait_status(iid("A"), Status.RUNNING)
+        # as a second process that judged the lease expired would
+        holder = await vp.store.acquire_lease(f"pipeline:{vp.pipeline_id}", "thief:1",
+                                              LATER + timedelta(hours=1),
+                                              LATER + timedelta(hours=1))
+        assert holder is None
+
+    with Script().install() as script:
+        result = await run_with(vp, body, thief)
+    assert result.interrupted
+    assert vp.clock.now() < LATER + timedelta(seconds=30)
+    assert script.of("A")[0].cleaned_up
+    assert [a.status for a in await vp.attempts(iid("A"))] == [AttemptStatus.INTERRUPTED]
+    lease = await vp.store.lease_holder(f"pipeline:{vp.pipeline_id}")
+    assert lease is not None and lease[0] == "thief:1"  # not released from under the thief
+    await vp.store.close()
