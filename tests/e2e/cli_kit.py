@@ -79,9 +79,13 @@ def write_definition(path: Path, *objects: dict[str, Any], period: str = "15 min
     return path
 
 
-def shell(object_id: str, command: str, **fields: Any) -> dict[str, Any]:
-    return {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
-            "command": command, "workerGroup": "local", **fields}
+def shell(object_id: str, command: str | None, **fields: Any) -> dict[str, Any]:
+    """A ShellCommandActivity (``command`` None: set ``scriptUri`` in ``fields``)."""
+    body = {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
+            "workerGroup": "local", **fields}
+    if command is not None:
+        body["command"] = command
+    return body
 
 
 def ref(object_id: str) -> dict[str, str]:

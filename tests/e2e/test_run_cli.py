@@ -303,3 +303,30 @@ def test_default_store_location_is_under_xdg_data_home(cli: Cli, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "xdg" / "headrace" / "headrace.db").exists()
     assert os.listdir(tmp_path / "xdg" / "headrace" / "logs")
+
+
+def test_script_uri_arguments_output_targets_and_log_uri(cli: Cli, tmp_path: Path) -> None:
+    script = tmp_path / "greet.sh"
+    script.write_text('#!/bin/sh\necho "hello $1 and $2"\necho "to stderr" >&2\n')
+    logs = tmp_path / "pipeline-logs"
+    definition = write_definition(
+        tmp_path / "p.json",
+        shell("Greet", None, scriptUri=f"file://{script}",
+              scriptArgument=["#{@scheduledStartTime}", "world"],
+              stdout=f"file://{tmp_path}/out/greet.txt", stderr=f"{tmp_path}/out/err.txt",
+              precondition=ref("Ready")),
+        {"id": "Ready", "name": "Ready", "type": "ShellCommandPrecondition",
+         "command": f"test -f {script}"},
+        pipelineLogUri=f"file://{logs}")
+    out = cli.run(definition)
+    assert all(i["status"] == "FINISHED" for i in out["instances"])
+    assert (tmp_path / "out/greet.txt").read_text() == "hello 2024-01-01T00:00:00 and world\n"
+    assert (tmp_path / "out/err.txt").read_text() == "to stderr\n"
+    greet = by_object(out)["Greet"]
+    described = cli.json("describe-objects", "--pipeline-id", out["pipelineId"],
+                         "--object-ids", greet["instanceId"])
+    log_dir = Path(described["pipelineObjects"][0]["attemptList"][0]["log"])
+    # <pipelineLogUri>/<pipelineId>/<componentId>/<instanceId>/<attemptId>/
+    assert log_dir.relative_to(logs).parts == (
+        out["pipelineId"], "Greet", greet["instanceId"], f"{greet['instanceId']}_Attempt=1")
+    assert (log_dir / "stdout").read_text() == "hello 2024-01-01T00:00:00 and world\n"
