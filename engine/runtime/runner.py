@@ -160,8 +160,12 @@ async def load_version(store: Store, pipeline_id: str, version: int,
 
 async def activate(store: Store, pipeline_id: str, definition: Definition, version: int,
                    clock: Clock, *, start: datetime | None = None, end: datetime | None = None,
-                   ) -> tuple[datetime, datetime, datetime]:
-    """Plan a window and add its new instances. Returns (activation, start, end)."""
+                   due_only: bool = False) -> tuple[datetime, datetime, datetime]:
+    """Plan a window and add its new instances. Returns (activation, start, end).
+
+    ``due_only`` (``run`` of an open-ended schedule without ``--end``: "up to now") keeps
+    only instances eligible by now, and those that depend on them: a timeseries interval that
+    has not ended yet is left for a later run, instead of keeping ``run`` waiting for it."""
     record = await store.get_pipeline(pipeline_id)
     now = clock.now()
     ondemand = pipeline_is_ondemand(definition)
@@ -176,15 +180,30 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
                          Path("."))
     records = instance_records(rt, window[0], window[1], activation) if window[1] > window[0] \
         else []
-    if (ondemand and records) or records:
+    unbounded = end is None and not ondemand and open_ended(definition, activation)
+    if unbounded and due_only:
+        records = _due(records, now)
+    if records:
         await store.add_instances(records)
-    engine_end = None if (end is None and not ondemand and open_ended(definition, activation)) \
-        else window[1]
+    engine_end = None if unbounded else window[1]
     await store.update_pipeline(pipeline_id, state=PipelineState.SCHEDULED, activated_at=now,
                                 first_activated_at=record.first_activated_at or now,
                                 active_version=version, window_start=window[0],
                                 window_end=engine_end)
     return activation, window[0], window[1]
+
+
+def _due(records: list[InstanceRecord], now: datetime) -> list[InstanceRecord]:
+    dropped = {r.id for r in records if r.eligible_at > now}
+    changed = True
+    while changed:  # and whatever waits on a dropped instance
+        changed = False
+        for r in records:
+            if r.id not in dropped and (any(d in dropped for d in r.depends_on)
+                                        or (r.node is not None and r.node in dropped)):
+                dropped.add(r.id)
+                changed = True
+    return [r for r in records if r.id not in dropped]
 
 
 async def _ondemand_activation(store: Store, pipeline_id: str, now: datetime) -> datetime:
@@ -231,7 +250,7 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
     interrupted = False
     try:
         activation, start, end = await activate(store, pipeline_id, definition, version, clock,
-                                                start=start, end=end)
+                                                start=start, end=end, due_only=True)
         root = log_root or store_dir(store) / "logs"
         rt = PipelineRuntime(pipeline_id, definition, version, store, clock,
                              notifier or default_notifier(root), Limits(max_concurrency), root,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
+import anyio
 import pytest
 from trio.testing import MockClock
 
@@ -177,4 +178,23 @@ async def test_explicit_window_plans_only_its_intervals(tmp_path: Path) -> None:
     assert result.succeeded
     assert sorted(c.scheduled_start for c in script.of("A")) == [T0 + minutes(15),
                                                                  T0 + minutes(30)]
+    await vp.store.close()
+
+
+async def test_open_ended_run_does_not_wait_for_intervals_not_yet_due(tmp_path: Path) -> None:
+    """"Up to now": a timeseries interval that has not ended is left for a later run."""
+    now = T0 + minutes(50)
+    vp = await open_virtual(now, tmp_path)
+    body = pipeline(activity("A"), activity("B", dependsOn=ref("A")), end=None,
+                    schedule_type="timeseries")
+    with Script().install() as script:
+        result = await vp.run(body)
+        assert result.succeeded
+        assert vp.clock.now() == now  # nothing waited
+        assert sorted(c.scheduled_start for c in script.of("B")) == [
+            T0 + minutes(15 * k) for k in range(3)]  # 00:45 ends at 01:00, after now
+        await anyio.sleep(15 * 60)
+        later = await vp.run(body)
+    assert later.succeeded
+    assert len(script.of("A")) == len(script.of("B")) == 4
     await vp.store.close()
