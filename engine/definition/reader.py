@@ -204,7 +204,7 @@ def parse_json(text: str, source: str, *, lenient: bool = False,
                                   "levels deep (a definition needs four)", line=deep[0],
                                   column=deep[1])], report.warnings)
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys(source, report))
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys(source, report))
     except json.JSONDecodeError as exc:
         hint = ""
         if not lenient and ("control character" in exc.msg or "Expecting property name" in exc.msg
@@ -213,6 +213,27 @@ def parse_json(text: str, source: str, *, lenient: bool = False,
                     "commas)")
         raise ParseError([Problem("error", f"{source}: {exc.msg}{hint}", line=exc.lineno,
                                   column=exc.colno)], report.warnings) from None
+    if _has_surrogate(data):
+        m = _LONE_SURROGATE.search(text)
+        line, column = _line_col(text, m.start()) if m else (None, None)
+        raise ParseError([Problem("error", f"{source}: a \\u escape is an unpaired UTF-16 "
+                                  "surrogate, which is not a character", line=line,
+                                  column=column)], report.warnings)
+    return data
+
+
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             r"|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 # --- shapes ----------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from engine.plan import resolve_fields
 from engine.schedule import parse_timestamp
 
 CONFORMANCE = Path("/work/shared/conformance")
-PIZZA = CONFORMANCE / "harrystech__arthur-redshift-etl__python_etl_templates_text_pizza_pipeline.json"
+PIZZA = CONFORMANCE / ("harrystech__arthur-redshift-etl__python_etl_templates_text_"
+                       "pizza_pipeline.json")
 WIRE = CONFORMANCE / "awslabs__data-pipeline-samples__samples_RDStoRedshiftSqoop_setup_setup.json"
 HELLO = CONFORMANCE / "awslabs__data-pipeline-samples__samples_helloworld_helloworld.json"
 NOT_STRICT = CONFORMANCE / ("awslabs__data-pipeline-samples__samples_OnDemandWithLamdaFunctions_"
@@ -220,7 +221,7 @@ def test_parameter_and_values_files_as_the_aws_cli_takes_them(tmp_path: Path) ->
                                                  {"id": "myB"}]}))
     values = tmp_path / "v.json"
     values.write_text(json.dumps({"values": {"myB": ["x", "y"]}}))
-    definition, report = load(f"file://{definition_file}", LoadOptions(
+    definition, _ = load(f"file://{definition_file}", LoadOptions(
         parameter_objects=f"file://{params}", parameter_values_uri=str(values)))
     # the parameter-objects file replaces the definition's parameters; the values file its
     # values
@@ -292,12 +293,12 @@ def test_deep_nesting_and_oversized_files_are_refused_cleanly(tmp_path: Path) ->
     assert info.value.problems[0].line == 1
     big = tmp_path / "big.json"
     big.write_text("x" * 2048)
-    with pytest.raises(ParseError, match="2,048 bytes: headrace reads .* at most 1,000 bytes"):
+    with pytest.raises(ParseError, match=r"2,048 bytes: headrace reads .* at most 1,000 bytes"):
         load_text(str(big), max_bytes=1000)
 
 
 def test_unreadable_files_are_named() -> None:
-    with pytest.raises(ParseError, match="file not found: /nonexistent/x.json"):
+    with pytest.raises(ParseError, match=r"file not found: /nonexistent/x\.json"):
         load_text("file:///nonexistent/x.json")
     with pytest.raises(ParseError, match="it is a directory"):
         load_text("/tmp")

@@ -6,6 +6,7 @@ the same instances as the whole, and cron runs at the interval start, timeseries
 from __future__ import annotations
 
 import calendar
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +33,7 @@ starts = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1
 def assert_contiguous(intervals: list[tuple[datetime, datetime]]) -> None:
     for start, end in intervals:
         assert start < end
-    for (_, end), (next_start, _) in zip(intervals, intervals[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
         assert end == next_start
 
 
@@ -104,7 +105,7 @@ def test_window_slices_give_the_same_instances_as_the_whole(
     total = (end - start).total_seconds()
     bounds = sorted({start, end, *(start + timedelta(seconds=int(total * c)) for c in cuts)})
     sliced = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         sliced.extend(spec.intervals(start, lo, hi))
     assert sliced == whole
     assert len(whole) == span
