@@ -528,7 +528,10 @@ class InstanceActor:
                     scope = (anyio.fail_after(attempt_timeout.as_timedelta().total_seconds())
                              if attempt_timeout else nullcontext())
                     with scope:
-                        satisfied = await check(ctx)
+                        # a slot of the engine-wide limit per check, not for the whole
+                        # polling: waiting preconditions must not starve the activities
+                        async with self.rt.limits.engine:
+                            satisfied = await check(ctx)
                 except TimeoutError:
                     await ctx.log.event(f"check {polls} timed out")
                 except Exception as exc:
@@ -550,8 +553,7 @@ class InstanceActor:
                     wake = deadline
                 await self.rt.clock.sleep_until(wake)
 
-        async with self.rt.limits.engine:
-            attempt, outcome = await self._attempt(poll, None)
+        attempt, outcome = await self._attempt(poll, None)
         if attempt is None:
             return
         now = self.rt.now()

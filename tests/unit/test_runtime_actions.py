@@ -324,7 +324,7 @@ async def test_graceful_stop_interrupts_attempts_and_restart_retries_them(
         second = await vp.run(body)
     assert second.succeeded
     objs = by_object(second)
-    # the interrupted attempt counts, but does not use up the retry budget
+    # the interrupted attempt counts as an attempt
     assert objs["A"].attempts == 2
     assert len(script.of("Quick")) == 1  # finished work is not repeated
     assert len(script.of("B")) == 1

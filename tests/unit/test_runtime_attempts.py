@@ -268,3 +268,20 @@ async def test_data_node_precondition_gates_its_consumer(tmp_path: Path) -> None
     assert result.succeeded
     assert script.of("A")[0].started == LATER + timedelta(minutes=15)
     await vp.store.close()
+
+
+async def test_waiting_preconditions_do_not_starve_activities(tmp_path: Path) -> None:
+    """Polling preconditions hold an engine slot only while they check, not while they
+    sleep between checks."""
+    vp = await open_virtual(LATER, tmp_path)
+    body = pipeline(activity("Gated", precondition=ref("Never")),
+                    check("Never", "false", retryDelay="10 minutes",
+                          preconditionTimeout="2 hours"),
+                    activity("Free", "sleep 60"), end="2024-01-01T01:00:00")
+    with Script().install() as script:
+        result = await vp.run(body, max_concurrency=2)
+    assert len(script.of("Free")) == 4
+    assert all(c.started < LATER + timedelta(minutes=10) for c in script.of("Free"))
+    assert script.peak_running <= 2
+    assert all(i.status == Status.FAILED for i in result.instances if i.object_id == "Never")
+    await vp.store.close()
