@@ -652,16 +652,18 @@ def _reference_problem(object_id: str, reference: Reference,
                              "(the object that triggered them)")
         if len(path) == 1 or not referrers:
             return None
-        for referrer in referrers:
-            if _path_resolves(referrer, path[1:], definition):
-                return None
+        # every object that uses this action or precondition must have what it reads
+        missing = [r for r in referrers if not _path_resolves(r, path[1:], definition)]
+        if not missing:
+            return None
         names = set()
-        for referrer in referrers:
+        for referrer in missing:
             names.update(definition.effective(referrer))
         hint = suggest(path[1], names | RUNTIME_FIELDS) or suggest_or_list(
             path[1], names, "their fields")
-        return "error", (f"{where}: {path[1]!r} is not a field of the objects that use "
-                         f"{object_id!r} ({', '.join(sorted(referrers))}){hint}")
+        some = "" if len(missing) == len(referrers) else "some of "
+        return "error", (f"{where}: {path[1]!r} is not a field of {some}the objects that use "
+                         f"{object_id!r} ({', '.join(sorted(missing))}){hint}")
     if head in ("id", "name", "type") or head in ATTEMPT_FIELDS:
         return None
     params = definition.parameters

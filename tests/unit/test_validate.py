@@ -376,3 +376,14 @@ def test_adjustable_limits_are_warnings() -> None:
 
 def test_empty_values_warn() -> None:
     assert "empty value" in warnings(check(shell("A", workerGroup="")))[("A", "workerGroup")]
+
+
+def test_node_fields_must_exist_on_every_object_that_uses_the_precondition() -> None:
+    ready = {"id": "Ready", "type": "S3KeyExists", "s3Key": "#{node.directoryPath}/_SUCCESS",
+             "role": "r"}
+    assert check(s3("In", precondition={"ref": "Ready"}), ready).ok
+    got = errors(check(s3("In", precondition={"ref": "Ready"}),
+                       shell("A", precondition={"ref": "Ready"}), ready))
+    assert got[("Ready", "s3Key")].startswith(
+        "#{node.directoryPath} at character 2: 'directoryPath' is not a field of some of the "
+        "objects that use 'Ready' (A)")
