@@ -4,7 +4,7 @@ fields resolved, typed and masked."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,7 +18,6 @@ from engine.plan import (
     instance_id,
     pipeline_is_ondemand,
     plan,
-    resolve_fields,
     schedule_spec,
     schedule_type_of,
     schedule_window,
