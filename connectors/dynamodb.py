@@ -78,6 +78,8 @@ SCHEME = "dynamodb"
 BATCH_SIZE = 25
 #: Items per Scan page when not paced (a page is also capped at 1 MB by the service).
 PAGE_LIMIT = 1000
+#: Longest input line taken (an item is at most 400 KB; its JSON, with base64, a little more).
+MAX_LINE = 4 * 2**20
 #: At most this many Scan pages or write batches in flight per copy, whatever ``parallel`` says.
 MAX_CONCURRENCY = 32
 
@@ -558,6 +560,11 @@ class DynamoDBSink:
                 for line in lines:
                     line_no += 1
                     await self._add_line(line, line_no, fmt, add)
+                if len(pending) > MAX_LINE:
+                    raise BadDataError(
+                        f"a line longer than {MAX_LINE // 2**20} MiB (a DynamoDB item is at most "
+                        "400 KB): is this DynamoDB JSON lines?", connector=self.describe,
+                        operation="BatchWriteItem", location=self.describe, line=line_no + 1)
             if pending:
                 await self._add_line(pending, line_no + 1, fmt, add)
 

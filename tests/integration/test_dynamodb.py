@@ -447,6 +447,9 @@ async def test_bad_lines_are_named(tables: Tables) -> None:
     with pytest.raises(BadDataError) as info:
         await consume(sink, good + jsonl([{"other": {"S": "no key"}}]))
     assert info.value.line == 4 and "id" in str(info.value)
+    with pytest.raises(BadDataError) as info:
+        await consume(sink, good + b"x" * (5 * 2**20), chunk=2**20)
+    assert info.value.line == 4 and "longer than" in str(info.value)
 
 
 async def test_items_the_server_refuses_name_their_lines(tables: Tables) -> None:
