@@ -105,7 +105,10 @@ class DynamoFaultProxy:
                 request = await _read_message(client, conn)
                 if request is None:
                     return
-                status, headers, body = await self._answer(request)
+                try:
+                    status, headers, body = await self._answer(request)
+                except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+                    return  # upstream gone: drop the client connection, as a failed server would
                 headers = [*headers, (b"content-length", str(len(body)).encode())]
                 try:
                     await client.send(conn.send(h11.Response(status_code=status,
