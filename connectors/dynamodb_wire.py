@@ -31,6 +31,7 @@ _RAW_BODY: ContextVar[bytes | None] = ContextVar("headrace_dynamodb_raw_body", d
 _RAW_KEY = "HeadraceRawResponse"
 _HOOK_ID = "headrace-dynamodb-wire"
 
+
 def _swap_body(params: dict[str, Any], **_: Any) -> None:
     body = _RAW_BODY.get()
     if body is not None:
@@ -65,8 +66,8 @@ async def call(client: Any, operation: str, payload: dict[str, Any] | bytes,
 
     ``route`` is a small valid request of the same operation (``TableName``, or ``RequestItems``
     with the table names) for botocore's validation and endpoint rules; its serialized body is
-    then replaced by ``payload``.
-    The client must have had :func:`install_wire_hooks`. Raises botocore's exceptions.
+    then replaced by ``payload``. The client must have had :func:`install_wire_hooks`. Raises
+    botocore's exceptions.
     """
     body = payload if isinstance(payload, bytes) else encode(payload)
     token = _RAW_BODY.set(body)
