@@ -47,7 +47,7 @@ SELECT i,
        i % 3 = 0,
        'row ' || i || ', "quoted", café ' || md5(i::text) || md5((i + 1)::text)
          || CASE WHEN i % 50 = 0 THEN E'\\nsecond line, ünïcödé' ELSE '' END
-FROM generate_series(1, {n}) AS i
+FROM generate_series(1::bigint, {n}::bigint) AS i
 """
 
 
