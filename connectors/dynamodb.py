@@ -412,8 +412,9 @@ class DynamoDBSource:
 
     async def _scan(self, emit: Callable[[list[Item]], Any], progress: Progress) -> None:
         segments = max(1, self.options.parallel)
-        limiter = anyio.CapacityLimiter(min(segments, MAX_CONCURRENCY))
-        async with open_client(self.table.region, max_connections=limiter.total_tokens,
+        concurrency = min(segments, MAX_CONCURRENCY)
+        limiter = anyio.CapacityLimiter(concurrency)
+        async with open_client(self.table.region, max_connections=concurrency,
                                describe=self.describe) as client:
             info = await describe_table(client, self.table.table_name, self.describe)
             self._key_names = info.key_names
@@ -641,7 +642,7 @@ class DynamoDBSink:
     async def _write_batch(self, caller: _Caller, batch: _Batch, unit: str) -> None:
         """Write one batch, resending only what comes back unprocessed."""
         table = self.table.table_name
-        route = {"RequestItems": {table: [{"PutRequest": {"Item": {}}}]}}
+        route: dict[str, Any] = {"RequestItems": {table: [{"PutRequest": {"Item": {}}}]}}
         with_capacity = caller.bucket is not None
         pending = batch.items
         rounds = 0

@@ -309,7 +309,7 @@ def _to_time(kind: str, payload: Any, ctype: str) -> datetime | date:
 
 def item_to_row(item: Mapping[str, Any], columns: Sequence[Column]) -> tuple[Any, ...]:
     """A row of ``columns`` from an item: missing or NULL attributes give ``None``."""
-    values = []
+    values: list[Any] = []
     for column in columns:
         av = item.get(column.name)
         if av is None:
