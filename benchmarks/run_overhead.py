@@ -5,8 +5,9 @@
 Builds a definition of ``--objects`` ShellCommandActivities on a 15-minute schedule with
 enough past intervals for ``--instances`` instances in all, runs it once on a fresh SQLite
 store, and prints instances per second (wall time of the whole command, start-up included) and
-the peak RSS of the headrace process (from ``getrusage`` of the child). Not a test: nothing is
-asserted; numbers depend on the machine.
+the peak RSS of the headrace process (from ``getrusage`` of the child), with the CPU time it
+and its commands used and the load average (a busy machine lowers the rate, not the CPU).
+Not a test: nothing is asserted; numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -56,12 +57,16 @@ def main() -> None:
                                  "--max-concurrency", str(args.max_concurrency)],
                                 env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - before
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kib = usage.ru_maxrss
+        cpu = usage.ru_utime + usage.ru_stime
     if result.returncode != 0:
         sys.exit(f"headrace run failed ({result.returncode}):\n{result.stderr[-3000:]}")
     done = [i for i in json.loads(result.stdout)["instances"] if i["status"] == "FINISHED"]
     print(f"{len(done)} instances in {elapsed:.2f} s: {len(done) / elapsed:.0f} instances/s; "
-          f"peak RSS {peak_kib / 1024:.0f} MiB")
+          f"CPU {cpu:.2f} s ({1000 * cpu / len(done):.1f} ms per instance, the commands "
+          f"included); peak RSS {peak_kib / 1024:.0f} MiB; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

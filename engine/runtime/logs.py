@@ -43,7 +43,7 @@ async def blocking(fn: Callable[[], T], *, inline: bool = False) -> T:
 
 
 def _line(message: str) -> str:
-    return f"{utcnow().strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {message}\n"
+    return f"{utcnow().replace(tzinfo=None).isoformat(timespec='microseconds')}Z {message}\n"
 
 
 def safe_name(text: str) -> str:

@@ -66,7 +66,9 @@ def utcnow() -> datetime:
 def to_text(dt: datetime | None) -> str | None:
     if dt is None:
         return None
-    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def from_text(text: str | None) -> datetime | None:
