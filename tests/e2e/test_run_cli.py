@@ -177,15 +177,17 @@ def test_precondition_that_never_holds_times_out(cli: Cli, tmp_path: Path, mode:
 
 def test_lateness_fires_on_late_action_only_for_the_late_instance(cli: Cli,
                                                                   tmp_path: Path) -> None:
-    start = datetime.now(UTC).replace(microsecond=0)
+    # the interval starts a few seconds ahead, so process start-up does not count against
+    # the deadline: the engine is waiting when the interval (cron) begins
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     late = {"id": "Late", "name": "Late", "type": "SnsAlarm", "topicArn": "arn:t",
             "subject": "#{node.name} is late", "message": "#{node.@scheduledStartTime}"}
     definition = write_definition(
         tmp_path / "p.json",
-        shell("Slow", "sleep 6"),
-        shell("Waits", "true", dependsOn=ref("Slow"), lateAfterTimeout="4 seconds",
+        shell("Slow", "sleep 5"),
+        shell("Waits", "true", dependsOn=ref("Slow"), lateAfterTimeout="3 seconds",
               onLateAction=ref("Late")),
-        shell("Prompt", "true", lateAfterTimeout="4 seconds", onLateAction=ref("Late")),
+        shell("Prompt", "true", lateAfterTimeout="3 seconds", onLateAction=ref("Late")),
         late, start=start.strftime("%Y-%m-%dT%H:%M:%S"),
         end=(start + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S"))
     out = cli.run(definition)
