@@ -21,7 +21,7 @@ from engine.definition.expressions import parse_template
 from engine.definition.model import typed_fields
 from engine.definition.reader import is_missing_file, parse_value_args
 from engine.definition.scope import EvalContext, ObjectScope, render
-from engine.definition.validate import node_referrers, suggest
+from engine.definition.validate import node_referrers, suggest_or_list
 from engine.errors import (
     DefinitionError,
     ExpressionError,
@@ -269,7 +269,7 @@ def eval_cmd(definition: str, expression: str, object_id: str, at: str, pipeline
     assert start is not None
     loaded, _ = load_or_exit(definition, kwargs, strict=True, exit_code=EXIT_FAILED)
     if object_id not in loaded:
-        _fail(f"no object {object_id!r}{suggest(object_id, loaded.objects)}")
+        _fail(f"no object {object_id!r}{suggest_or_list(object_id, loaded.objects, 'objects')}")
     runtime = _instance_runtime(loaded, object_id, start, pipeline_id)
     node = None
     referrers = node_referrers(loaded, object_id)
