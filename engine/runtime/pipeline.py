@@ -368,6 +368,8 @@ class PipelineSupervisor:
     async def _plan_ahead(self, lookahead: timedelta = timedelta(hours=1)) -> None:
         while True:
             now = self.rt.now()
+            if self._planned_until is None and self.rt.instances:  # a restart: go on from
+                self._planned_until = max(r.scheduled_start for r in self.rt.instances.values())
             start = self._planned_until or (self.activation or now)
             end = now + lookahead
             if end > start:

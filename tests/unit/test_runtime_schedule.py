@@ -198,3 +198,32 @@ async def test_open_ended_run_does_not_wait_for_intervals_not_yet_due(tmp_path: 
     assert later.succeeded
     assert len(script.of("A")) == len(script.of("B")) == 4
     await vp.store.close()
+
+
+async def test_engine_mode_plans_an_open_ended_schedule_as_time_passes(tmp_path: Path) -> None:
+    from engine.runtime.context import Limits, PipelineRuntime
+    from engine.runtime.pipeline import PipelineSupervisor
+    from engine.runtime.runner import activate, ensure_pipeline
+    from engine.testing.virtual import definition_from
+
+    vp = await open_virtual(T0 - minutes(1), tmp_path)
+    definition = definition_from(pipeline(activity("A"), end=None))
+    _, version = await ensure_pipeline(vp.store, vp.pipeline_id, "engine", definition)
+    activation, _, _ = await activate(vp.store, vp.pipeline_id, definition, version, vp.clock)
+
+    async def run_engine_for(seconds: float) -> None:
+        rt = PipelineRuntime(vp.pipeline_id, definition, version, vp.store, vp.clock,
+                             vp.notifier, Limits(), tmp_path, inline_io=True)
+        sup = PipelineSupervisor(rt, mode="engine", activation=activation,
+                                 request_interval=None)
+        with anyio.move_on_after(seconds):
+            await sup.run()
+
+    with Script().install() as script:
+        await run_engine_for(2 * 3600)  # the engine runs two hours, then stops
+        assert [c.started for c in sorted(script.of("A"), key=lambda c: c.started)] == [
+            T0 + minutes(15 * k) for k in range(8)]
+        await run_engine_for(3600)  # a restart goes on from where planning stopped
+    starts = sorted(c.scheduled_start for c in script.of("A"))
+    assert starts == [T0 + minutes(15 * k) for k in range(12)]
+    await vp.store.close()
