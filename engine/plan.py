@@ -14,7 +14,11 @@ lists it, with that object's times, and that object waits for it.
 
 Ondemand pipelines get exactly one instance of each object per activation, with
 ``@scheduledStartTime`` = ``@scheduledEndTime`` = the activation time (reference section 13.6,
-decided).
+decided), whatever the window.
+
+A plan makes at most ``max_instances`` instances (decision: 10,000 by default, RELIABILITY case
+21): a larger window, a backfill from years ago or a schedule of seconds over months, is refused
+naming the cap, which the caller raises explicitly (``--max-instances``).
 """
 
 from __future__ import annotations

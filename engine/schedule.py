@@ -7,6 +7,11 @@ so month periods keep their day of month: a monthly schedule from Jan 31 runs on
 
 All timestamps are timezone-aware UTC ``datetime`` objects; the text form everywhere is
 ``YYYY-MM-DDTHH:MM:SS``.
+
+Decisions where AWS is silent: an unset ``scheduleType`` is ``timeseries`` (the original
+behaviour, reference section 2, inferred); ``endDateTime`` is the last boundary, so an interval
+runs only if it starts before it (the last one may end after it); periods also accept seconds
+(validation keeps the 15-minute minimum for a Schedule); intervals stop before the year 10000.
 """
 
 from __future__ import annotations

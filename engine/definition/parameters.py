@@ -6,6 +6,12 @@ no value: real values files ship ``""`` as a placeholder (awslabs oracle-backup)
 an empty field as unset. ``#{myX}`` and ``#{*myX}`` both find the parameter ``*myX`` (real files
 use both spellings for one masked parameter), and a value for an id that no parameter object
 declares is accepted as a String (AWS's own samples rely on it).
+
+Decisions where AWS is silent: a required (not ``optional``) parameter without a value is a
+warning in ``validate`` and an error when about to run; an ``AWS::S3::ObjectKey`` value that is
+not a URI is a warning (headrace also reads ``file://`` and other schemes); ``--parameter-values``
+flags override the definition's ``values`` id by id (an override for ``myX`` replaces a value
+given as ``*myX``).
 """
 
 from __future__ import annotations

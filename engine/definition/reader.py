@@ -11,6 +11,12 @@ Two shapes are accepted:
 Nothing is interpreted here beyond the shape: types, fields and references are the validator's.
 Strict JSON is required unless ``lenient``, which repairs raw control characters inside strings
 and trailing commas, with a warning (and line) for each repair.
+
+Decisions where AWS is silent: files over 10 MiB and JSON nested deeper than 64 levels are
+refused (clean errors instead of exhausting memory or the parser's stack); a key repeated in one
+JSON object warns and the last one wins (Python's and the AWS CLI's JSON reading); numbers and
+booleans are accepted as their string form with a warning; an empty list means the field is not
+set (warning); an unpaired ``\\u`` surrogate escape is refused.
 """
 
 from __future__ import annotations

@@ -10,6 +10,20 @@ field and object, retries per task, schedule period), the adjustable ones warnin
 pipeline, active instances per object, parameters per definition). Headrace runs on the user's
 machines, so delays and timeouts below AWS's minimums are warnings; the 15-minute schedule
 period stays an error.
+
+Decisions where AWS is silent:
+
+* Fields AWS requires but headrace does not need (``role`` on SnsAlarm and the service-run
+  preconditions, ``role``/``resourceRole`` on Ec2Resource, ``jdbcDriverClass``, ``runsOn`` or
+  ``workerGroup`` on activities) are warnings when missing.
+* An unknown field is an error on the types headrace runs, a warning on the types it only reads
+  (EMR family) or ignores (Ec2Resource: AWS knows fields this table does not).
+* A value of the wrong kind that holds a ``${...}`` placeholder of another templating tool is a
+  warning in ``validate`` (the tool fills it before upload) and an error when strict.
+* ``#{node.x}`` in an action or precondition must resolve on every object that uses it.
+* The cascade-with-backfill warning is given when a schedule with ``failureAndRerunMode``
+  cascade starts before ``now`` (AWS warns for a backfill; its 1-day block is not reproduced).
+* An ondemand pipeline's ``schedule`` fields are ignored with a warning.
 """
 
 from __future__ import annotations

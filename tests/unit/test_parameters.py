@@ -194,3 +194,18 @@ def test_too_many_parameters_is_a_warning() -> None:
     _, report = load_doc([shell("x")], params)
     assert report.ok
     assert any("51 parameters: AWS allows 50" in w.message for w in report.warnings)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "expressions.py (not ours): Template.evaluate makes one string per combination of list "
+    "values, but the reference (section 7.3, from the AWS guide) says "
+    "'[#{myList1}, #{myList2}]' with [1,2] and [3,4] is the flattened list [1,2,3,4]"))
+def test_a_bracketed_list_of_array_parameters_flattens() -> None:
+    from engine.plan import resolve_fields
+
+    definition, report = load_doc([shell("x", scriptArgument="[#{myL1}, #{myL2}]")],
+                                  [{"id": "myL1", "isArray": "true"},
+                                   {"id": "myL2", "isArray": "true"}],
+                                  {"myL1": ["1", "2"], "myL2": ["3", "4"]})
+    assert report.ok, report.errors
+    assert resolve_fields(definition, "A", {})["scriptArgument"] == ["1", "2", "3", "4"]
