@@ -232,6 +232,7 @@ class InstanceActor:
             await self._run_attempts()
 
     async def _fail_now(self, error: str) -> None:
+        error = self.rt.definition.mask(error)
         with anyio.CancelScope(shield=True):
             if not self.rec.terminal:
                 await self._set(Status.FAILED, error=error, actual_end=self.rt.now())
@@ -431,7 +432,8 @@ class InstanceActor:
             if transient is None:  # not one of ours: a bug or an unmapped library error
                 message = f"{type(exc).__name__}: {message}"
                 with anyio.CancelScope(shield=True):
-                    await attempt_log.event("unexpected error:\n" + traceback.format_exc())
+                    await attempt_log.event("unexpected error:\n" + rt.definition.mask(
+                        traceback.format_exc()))
             outcome = Outcome(False, message, transient=bool(transient) if transient is not None
                               else True, status=AttemptStatus.FAILED)
         except BaseException:
@@ -442,6 +444,8 @@ class InstanceActor:
             self._in_attempt = False
         attempt.status = outcome.status if not outcome.ok else AttemptStatus.FINISHED
         attempt.ended_at = rt.now()
+        if outcome.error:  # it may quote the command's stderr: no secret goes further
+            outcome.error = rt.definition.mask(outcome.error)
         attempt.error = outcome.error
         attempt.exit_code = outcome.exit_code = exit_code
         with anyio.CancelScope(shield=True):

@@ -140,7 +140,8 @@ class PipelineSupervisor:
             with anyio.CancelScope(shield=True):
                 await self.rt.store.update_instance(
                     self.rt.pipeline_id, name, status=Status.FAILED,
-                    error=f"internal error: {type(exc).__name__}: {exc}",
+                    error=self.rt.definition.mask(f"internal error: {type(exc).__name__}: "
+                                                  f"{exc}"),
                     actual_end=self.rt.now())
                 rec.status = Status.FAILED
                 self.rt.board.set(name, Status.FAILED)

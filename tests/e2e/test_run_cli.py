@@ -332,3 +332,30 @@ def test_script_uri_arguments_output_targets_and_log_uri(cli: Cli, tmp_path: Pat
     assert log_dir.relative_to(logs).parts == (
         out["pipelineId"], "Greet", greet["instanceId"], f"{greet['instanceId']}_Attempt=1")
     assert (log_dir / "stdout").read_text() == "hello 2024-01-01T00:00:00 and world\n"
+
+
+def test_secrets_stay_out_of_errors_events_and_output(cli: Cli, tmp_path: Path) -> None:
+    secret = "hunter2-very-secret"
+    body = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "cron", "schedule": ref("S")},
+        {"id": "S", "name": "S", "type": "Schedule", "period": "15 minutes",
+         "startDateTime": "2024-01-01T00:00:00", "endDateTime": "2024-01-01T00:15:00"},
+        shell("A", "echo connecting with #{*myPassword} >&2; exit 3", maximumRetries="0")],
+        "parameters": [{"id": "*myPassword", "type": "String", "default": secret}]}
+    definition = tmp_path / "p.json"
+    definition.write_text(json.dumps(body))
+    result = cli("run", str(definition), "--output", "json", check=1)
+    out = json.loads(result.stdout)
+    a = by_object(out)["A"]
+    assert a["error"] == "command exited with code 3: connecting with ****"
+    assert secret not in result.stdout + result.stderr
+    described = cli("describe-objects", "--pipeline-id", out["pipelineId"], "--object-ids",
+                    a["instanceId"], "--output", "json").stdout
+    assert secret not in described
+    events = cli("logs", a["instanceId"], "--pipeline-id", out["pipelineId"], "--stream",
+                 "events").stdout
+    assert "running command" in events and "****" in events and secret not in events
+    # the command's own stderr is its own: kept as it wrote it
+    stderr = cli("logs", a["instanceId"], "--pipeline-id", out["pipelineId"], "--stream",
+                 "stderr").stdout
+    assert secret in stderr
