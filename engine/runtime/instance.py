@@ -49,6 +49,8 @@ log = logging.getLogger("headrace.runtime")
 
 #: environment variable naming the attempt in every process an attempt starts
 ATTEMPT_MARK = "HEADRACE_ATTEMPT_ID"
+#: errors of a field's value found at run time
+_FIELD_ERRORS = (RunError, ExpressionError, PlanError)
 DEFAULT_MAXIMUM_RETRIES = 2  # [old-docs] 3 tries in all
 DEFAULT_RETRY_DELAY = timedelta(minutes=10)  # [old-docs]
 
@@ -112,7 +114,8 @@ class InstanceActor:
         try:
             return int(text.strip())
         except ValueError:
-            raise RunError(f"{name} {text!r} is not a whole number", transient=False) from None
+            raise RunError(f"object {self.rec.object_id!r}, field {name!r}: {text!r} is not a "
+                           "whole number", transient=False) from None
 
     def _period(self, name: str) -> Period | None:
         text = self._text(name)
@@ -121,7 +124,8 @@ class InstanceActor:
         try:
             return parse_period(text)
         except ScheduleError as exc:
-            raise RunError(f"{name}: {exc}", transient=False) from None
+            raise RunError(f"object {self.rec.object_id!r}, field {name!r}: {exc}",
+                           transient=False) from None
 
     def _cascade(self) -> bool:
         text = self._text("failureAndRerunMode")
@@ -189,21 +193,27 @@ class InstanceActor:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def _lifecycle(self) -> None:
+        # a definition problem found at run time (a field value that does not evaluate or
+        # parse) fails the instance; caught inside the task group, where it is raised, so it
+        # does not arrive wrapped in an exception group
         try:
             if self.rec.status == Status.RUNNING:
                 await self._recover_interrupted()
             if self.rec.terminal:
                 return
-            async with anyio.create_task_group() as tg:
-                if self._late_after() is not None and not self.rec.late_fired:
-                    tg.start_soon(self._watch_lateness)
-                try:
-                    await self._advance()
-                finally:
-                    tg.cancel_scope.cancel()
-        except (RunError, ExpressionError, PlanError) as exc:
-            # a definition problem found at run time (bad field value): the instance fails
+            late_after = self._late_after()
+        except _FIELD_ERRORS as exc:
             await self._fail_now(str(exc))
+            return
+        async with anyio.create_task_group() as tg:
+            if late_after is not None and not self.rec.late_fired:
+                tg.start_soon(self._watch_lateness, late_after)
+            try:
+                await self._advance()
+            except _FIELD_ERRORS as exc:
+                await self._fail_now(str(exc))
+            finally:
+                tg.cancel_scope.cancel()
 
     async def _advance(self) -> None:
         if self.rec.status == Status.WAITING_ON_DEPENDENCIES:
@@ -274,9 +284,7 @@ class InstanceActor:
             return None
         return self._period("lateAfterTimeout")
 
-    async def _watch_lateness(self) -> None:
-        late_after = self._late_after()
-        assert late_after is not None
+    async def _watch_lateness(self, late_after: Period) -> None:
         deadline = self.rec.scheduled_start + late_after.as_timedelta()
         await self.rt.clock.sleep_until(deadline)
         # late = not started by the deadline; judged on the recorded start time, so an

@@ -285,3 +285,19 @@ async def test_waiting_preconditions_do_not_starve_activities(tmp_path: Path) ->
     assert script.peak_running <= 2
     assert all(i.status == Status.FAILED for i in result.instances if i.object_id == "Never")
     await vp.store.close()
+
+
+async def test_a_field_bad_only_at_run_time_fails_the_instance_naming_it(
+        tmp_path: Path) -> None:
+    vp = await open_virtual(LATER, tmp_path)
+    body = pipeline(activity("A", retryDelay="#{myDelay}", onFail=ref("Bad")), alarm("Bad"),
+                    **ONE)
+    body["parameters"] = [{"id": "myDelay", "type": "String", "default": "soon"}]
+    with Script().install() as script:
+        result = await vp.run(body)
+    a = result.instances[0]
+    assert a.status == Status.FAILED and script.of("A") == []
+    assert a.error is not None and a.error.startswith("object 'A', field 'retryDelay': ")
+    assert "'soon'" in a.error
+    assert len(vp.notifier.of("Bad")) == 1
+    await vp.store.close()
