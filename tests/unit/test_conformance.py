@@ -213,3 +213,22 @@ def test_plans_with_every_field_resolved(name: str) -> None:
     rows = plan_rows(definition, planned)
     assert len(rows) == len(planned.instances)
     assert all(r["fields"]["type"] == r["type"] for r in rows)
+
+
+def test_the_compatibility_table_lists_every_type_and_field() -> None:
+    from engine.definition.types import PRECONDITION_COMMON, RUNNABLE, TYPES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "compatibility.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in TYPES}
+    assert set(rows) == set(TYPES)
+    shared = set(RUNNABLE) | set(PRECONDITION_COMMON)
+    for name, spec in TYPES.items():
+        for field in spec.fields:
+            if field in shared and spec.category in ("activity", "datanode", "resource",
+                                                     "precondition"):
+                continue
+            assert f"`{field}`" in rows[name], (name, field)
+    common_section = doc.split("## Object types")[0]
+    for field in shared:
+        assert f"`{field}`" in common_section, field
