@@ -41,6 +41,10 @@ log = logging.getLogger("headrace.runtime")
 _BUSY = frozenset({Status.WAITING_FOR_RUNNER, Status.RUNNING})
 
 
+class ConflictError(HeadraceError):
+    """A user action that the instance's current state does not allow."""
+
+
 def instance_records(rt: PipelineRuntime, start: datetime, end: datetime,
                      activation: datetime) -> list[InstanceRecord]:
     """Plan a window and turn the plan into store records (status WAITING_ON_DEPENDENCIES)."""
@@ -319,6 +323,9 @@ class PipelineSupervisor:
         elif action == Action.MARK_FINISHED:
             await self.control(target, MarkFinished())
         elif action == Action.RERUN:
+            if not rec.terminal:
+                raise ConflictError(f"instance {target} is {rec.status.value}: only an instance "
+                                    "that has ended can be rerun (TRY_CANCEL it first)")
             await self.rerun(rec)
         return f"{action.value} {target}"
 

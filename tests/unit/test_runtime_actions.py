@@ -428,3 +428,23 @@ async def test_a_run_that_loses_its_lease_stops(tmp_path: Path) -> None:
     lease = await vp.store.lease_holder(f"pipeline:{vp.pipeline_id}")
     assert lease is not None and lease[0] == "thief:1"  # not released from under the thief
     await vp.store.close()
+
+
+async def test_rerun_of_an_instance_that_has_not_ended_is_refused(tmp_path: Path) -> None:
+    from engine.runtime.pipeline import ConflictError
+
+    vp = await open_virtual(LATER, tmp_path)
+    body = pipeline(activity("A", "sleep 600"), **ONE)
+    refused: list[str] = []
+
+    async def act(vp: VirtualPipeline) -> None:
+        await vp.wait_status(iid("A"), Status.RUNNING)
+        assert vp.supervisor is not None
+        with pytest.raises(ConflictError, match="is RUNNING: only an instance that has ended"):
+            await vp.supervisor.apply(Action.RERUN, iid("A"))
+        refused.append("yes")
+
+    with Script().install() as script:
+        result = await run_with(vp, body, act)
+    assert refused and result.succeeded and len(script.of("A")) == 1
+    await vp.store.close()
