@@ -215,7 +215,9 @@ def _warn_cascade_backfill(definition: Any, first: Any, clock: Clock) -> None:
 @click.option("--cancel-active/--no-cancel-active", default=True, show_default=True,
               help="Cancel running instances, or let them finish.")
 @store_option
-def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | None) -> None:
+@output_option
+def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | None,
+                        output: str) -> None:
     """Pause a pipeline (DEACTIVATING, then INACTIVE); activate it again to resume."""
     async def body(store: Store) -> str:
         await store.get_pipeline(pipeline_id)
@@ -238,16 +240,19 @@ def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | 
                                     cancel_active=cancel_active)
         return f"DEACTIVATING (the engine {holder[0]} winds it down)"
 
-    click.echo(f"{pipeline_id}: {with_store(store_url, body)}")
+    state = with_store(store_url, body)
+    emit(output, {"pipelineId": pipeline_id, "state": state.split()[0], "detail": state},
+         f"{pipeline_id}: {state}")
 
 
 @click.command("delete-pipeline")
 @click.option("--pipeline-id", required=True)
 @store_option
-def delete_pipeline(pipeline_id: str, store_url: str | None) -> None:
+@output_option
+def delete_pipeline(pipeline_id: str, store_url: str | None, output: str) -> None:
     """Delete a pipeline, its definitions and its run history."""
     with_store(store_url, lambda s: s.delete_pipeline(pipeline_id))
-    click.echo(f"deleted {pipeline_id}")
+    emit(output, {"pipelineId": pipeline_id, "deleted": True}, f"deleted {pipeline_id}")
 
 
 @click.command("list-pipelines")
@@ -420,8 +425,9 @@ def describe_objects(pipeline_id: str, object_ids: tuple[str, ...], evaluate_exp
 @click.option("--status", "action", required=True,
               type=click.Choice([a.value for a in Action], case_sensitive=False))
 @store_option
+@output_option
 def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
-               store_url: str | None) -> None:
+               store_url: str | None, output: str) -> None:
     """RERUN, MARK_FINISHED, TRY_CANCEL instances; PAUSE, RESUME components."""
     act = Action(action.upper())
 
@@ -442,8 +448,9 @@ def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
         await supervisor.load()
         return [await supervisor.apply(act, oid) for oid in object_ids]
 
-    for line in with_store(store_url, body):
-        click.echo(line)
+    lines = with_store(store_url, body)
+    emit(output, {"pipelineId": pipeline_id, "status": act.value, "results": lines},
+         "\n".join(lines))
 
 
 @click.command("logs")

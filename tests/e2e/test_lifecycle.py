@@ -114,8 +114,8 @@ def test_deactivate_cancel_active_cancels_running_work(cli: Cli, tmp_path: Path,
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30,
              what="the command to start")
     child = int(pidfile.read_text())
-    out = cli("deactivate-pipeline", "--pipeline-id", pid).stdout
-    assert "DEACTIVATING" in out
+    out = cli.json("deactivate-pipeline", "--pipeline-id", pid)
+    assert out["state"] == "DEACTIVATING"
     wait_for(lambda: _state(cli, pid) == "INACTIVE", timeout=30, what="INACTIVE")
     hang = runs(cli, pid)["Hang"]
     assert hang["status"] == "CANCELED" and "deactivated" in hang["error"]
@@ -157,9 +157,9 @@ def test_set_status_while_the_engine_runs_goes_through_the_store(
     cli("activate-pipeline", "--pipeline-id", pid, "--allow-backfill")
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30,
              what="Hang to start")
-    out = cli("set-status", "--pipeline-id", pid, "--object-ids",
-              "@Hang_2024-01-01T00:00:00", "--status", "MARK_FINISHED").stdout
-    assert "sent to" in out  # the engine holds the pipeline: a request for it
+    out = cli.json("set-status", "--pipeline-id", pid, "--object-ids",
+                   "@Hang_2024-01-01T00:00:00", "--status", "MARK_FINISHED")
+    assert "sent to" in out["results"][0]  # the engine holds the pipeline: a request for it
     wait_for(lambda: (tmp_path / "after").exists(), timeout=30, what="After")
     state = runs(cli, pid)
     assert state["Hang"]["status"] == "FINISHED"
@@ -170,7 +170,8 @@ def test_delete_pipeline_and_errors_for_unknown_ids(cli: Cli, tmp_path: Path) ->
     definition = write_definition(tmp_path / "p.json", shell("A", "true"))
     pid = new_pipeline(cli, definition)
     assert [p["id"] for p in cli.json("list-pipelines")["pipelineIdList"]] == [pid]
-    assert cli("delete-pipeline", "--pipeline-id", pid).stdout.strip() == f"deleted {pid}"
+    assert cli.json("delete-pipeline", "--pipeline-id", pid) == {"pipelineId": pid,
+                                                                 "deleted": True}
     assert cli.json("list-pipelines")["pipelineIdList"] == []
     missing = cli("describe-pipelines", "--pipeline-ids", pid, check=1)
     assert f"no pipeline {pid!r}" in missing.stderr
