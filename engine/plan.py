@@ -107,8 +107,8 @@ def _scalar(definition: Definition, object_id: str, name: str) -> str | None:
         return text
     try:
         result = ObjectScope(EvalContext(definition), object_id).lookup(name)
-    except (ExpressionError, KeyError) as exc:
-        raise PlanError(f"object {object_id!r}, field {name!r}: {exc}") from None
+    except (ExpressionError, KeyError, RecursionError) as exc:
+        raise PlanError(f"object {object_id!r}, field {name!r}: {_eval_message(exc)}") from None
     return render(result)
 
 
@@ -301,7 +301,7 @@ def resolve_fields(definition: Definition, object_id: str, runtime: dict[str, ob
                         rendered.append(render(result))
                 else:
                     rendered.append(value)
-        except (ExpressionError, KeyError) as exc:
+        except (ExpressionError, KeyError, RecursionError) as exc:
             message = f"object {object_id!r}, field {name!r}: {_eval_message(exc)}"
             if errors is None:
                 raise PlanError(message) from None
@@ -314,6 +314,8 @@ def resolve_fields(definition: Definition, object_id: str, runtime: dict[str, ob
 
 
 def _eval_message(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the expression is nested too deeply to evaluate"
     if isinstance(exc, KeyError):
         return f"unknown name {exc.args[0]!r}"
     if isinstance(exc, ExpressionError):

@@ -17,10 +17,9 @@ from typing import Any, NoReturn
 import click
 
 from engine.definition import Definition, LoadOptions, load
-from engine.definition.expressions import parse_template
 from engine.definition.model import typed_fields
 from engine.definition.reader import is_missing_file, parse_value_args
-from engine.definition.scope import EvalContext, ObjectScope, render
+from engine.definition.scope import EvalContext, ObjectScope, evaluate_text, render
 from engine.definition.validate import node_referrers, suggest_or_list
 from engine.errors import (
     DefinitionError,
@@ -35,6 +34,8 @@ from engine.plan import DEFAULT_MAX_INSTANCES, Plan, plan, resolve_fields, sched
 from engine.schedule import format_timestamp, parse_timestamp
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: A plan that fails in many instances reports this many distinct problems, then a count.
+MAX_PROBLEM_LINES = 20
 
 
 def parameter_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -243,9 +244,11 @@ def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
         })
     if problems:
         lines = []
-        for message, instances in problems.items():
+        for message, instances in list(problems.items())[:MAX_PROBLEM_LINES]:
             more = f" and {len(instances) - 1} more" if len(instances) > 1 else ""
             lines.append(f"{message} (instance {instances[0]}{more})")
+        if len(problems) > MAX_PROBLEM_LINES:
+            lines.append(f"... and {len(problems) - MAX_PROBLEM_LINES} more problems")
         raise PlanError("\n".join(lines))
     return rows
 
@@ -278,7 +281,7 @@ def eval_cmd(definition: str, expression: str, object_id: str, at: str, pipeline
                            _instance_runtime(loaded, referrers[0], start, pipeline_id))
     ctx = EvalContext(loaded)
     try:
-        value = parse_template(expression).evaluate(ObjectScope(ctx, object_id, runtime, node))
+        value = evaluate_text(expression, ObjectScope(ctx, object_id, runtime, node))
     except ExpressionError as exc:
         _fail(f"{exc}", loaded)
     except KeyError as exc:

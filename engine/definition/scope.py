@@ -23,10 +23,24 @@ from engine.definition.expressions import render as render_value
 from engine.definition.parameters import typed
 from engine.definition.reader import FieldValue, Ref
 from engine.definition.types import ATTEMPT_FIELDS, is_secret_field
-from engine.errors import ExpressionEvalError
+from engine.errors import ExpressionEvalError, ExpressionSyntaxError
 
 #: Runtime fields of one instance: ``{"@scheduledStartTime": datetime, "@pipelineId": str, ...}``.
 Runtime = Mapping[str, object]
+
+#: How many fields one evaluation may read through others (``#{input.myX}`` where ``myX`` reads
+#: another field...): decision, far beyond real definitions, and well within Python's stack.
+MAX_REFERENCE_DEPTH = 32
+
+
+def evaluate_text(text: str, scope: ObjectScope) -> str | list[str]:
+    """Parse and evaluate field text in ``scope``. An expression nested deeper than the parser
+    or the evaluator can follow is an :class:`ExpressionSyntaxError`, not a RecursionError."""
+    try:
+        return parse_template(text).evaluate(scope)
+    except RecursionError:
+        raise ExpressionSyntaxError("the expression is nested too deeply to evaluate",
+                                    0) from None
 
 
 @dataclass
@@ -44,6 +58,10 @@ class EvalContext:
         if key in self._stack:
             cycle = " -> ".join(f"{o}.{f}" for o, f in [*self._stack, key])
             raise ExpressionEvalError(f"circular reference: {cycle}")
+        if len(self._stack) >= MAX_REFERENCE_DEPTH:
+            first = " -> ".join(f"{o}.{f}" for o, f in self._stack[:3])
+            raise ExpressionEvalError(f"fields read through more than {MAX_REFERENCE_DEPTH} "
+                                      f"other fields ({first} -> ...)")
         self._stack.append(key)
         try:
             return parse_template(text).evaluate(scope)
@@ -191,7 +209,11 @@ def evaluate_field(definition: Definition, object_id: str, name: str,
         if isinstance(value, Ref):
             out.append(value.id)
             continue
-        result = ctx.evaluate_field(scope, name, value) if "#{" in value else value
+        try:
+            result = ctx.evaluate_field(scope, name, value) if "#{" in value else value
+        except RecursionError:
+            raise ExpressionSyntaxError("the expression is nested too deeply to evaluate",
+                                        0) from None
         if isinstance(result, list):
             out.extend(render(item) for item in result)
         else:

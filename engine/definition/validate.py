@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from engine.definition.document import DEFAULT_ID, Definition
 from engine.definition.expressions import Reference, parse_template
 from engine.definition.reader import FieldValue, RawDefinition, Ref
-from engine.definition.scope import EvalContext, ObjectScope
+from engine.definition.scope import EvalContext, ObjectScope, evaluate_text
 from engine.definition.types import (
     ALL_FIELD_NAMES,
     ATTEMPT_FIELDS,
@@ -530,8 +530,7 @@ def _schedule_value(object_id: str, name: str, ctx: _Ctx) -> tuple[str | None, b
     if "#{" not in text:
         return text, True
     try:
-        result = parse_template(text).evaluate(ObjectScope(EvalContext(ctx.definition),
-                                                           object_id))
+        result = evaluate_text(text, ObjectScope(EvalContext(ctx.definition), object_id))
     except ExpressionSyntaxError:
         return None, False  # reported by the expression check
     except (ExpressionEvalError, KeyError) as exc:
@@ -601,8 +600,7 @@ def _quiet_timestamp(object_id: str, name: str, ctx: _Ctx) -> datetime | None:
     text = values[0]
     try:
         if "#{" in text:
-            result = parse_template(text).evaluate(ObjectScope(EvalContext(ctx.definition),
-                                                               object_id))
+            result = evaluate_text(text, ObjectScope(EvalContext(ctx.definition), object_id))
             if not isinstance(result, str):
                 return None
             text = result
@@ -626,14 +624,19 @@ def _check_expression(object_id: str, field: str, text: str, ctx: _Ctx) -> None:
     owner = _owner(definition, object_id, field)
     try:
         template = parse_template(text)
+        references = template.references()
+        function_problems = template.function_problems()
     except ExpressionSyntaxError as exc:
         ctx.error(f"expression syntax error at character {exc.position}: {exc.message}",
                   owner, field)
         return
-    for problem in template.function_problems():
+    except RecursionError:
+        ctx.error("expression syntax error: nested too deeply to read", owner, field)
+        return
+    for problem in function_problems:
         ctx.error(f"at character {problem.position}: {problem.message}", owner, field)
     typed = definition.type_of(object_id) is not None
-    for reference in template.references():
+    for reference in references:
         problem = _reference_problem(object_id, reference, ctx)
         if problem is None:
             continue
@@ -774,30 +777,30 @@ def dependency_graph(definition: Definition) -> dict[str, list[str]]:
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """One cycle as ``[a, b, c, a]`` (a waits for b, ...), or None."""
+    """One cycle as ``[a, b, c, a]`` (a waits for b, ...), or None. Iterative depth-first
+    search, so a chain of thousands of objects needs no deep recursion."""
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(graph, white)
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        color[node] = grey
-        stack.append(node)
-        for nxt in graph.get(node, []):
-            if color.get(nxt) == grey:
-                return [*stack[stack.index(nxt):], nxt]
-            if color.get(nxt) == white:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        color[node] = black
-        return None
-
-    for node in graph:
-        if color[node] == white:
-            found = visit(node)
-            if found:
-                return found
+    for root in graph:
+        if color[root] != white:
+            continue
+        path: list[str] = [root]
+        pending: list[list[str]] = [list(reversed(graph.get(root, [])))]
+        color[root] = grey
+        while path:
+            successors = pending[-1]
+            if not successors:
+                color[path.pop()] = black
+                pending.pop()
+                continue
+            nxt = successors.pop()
+            state = color.get(nxt)
+            if state == grey:
+                return [*path[path.index(nxt):], nxt]
+            if state == white:
+                color[nxt] = grey
+                path.append(nxt)
+                pending.append(list(reversed(graph.get(nxt, []))))
     return None
 
 

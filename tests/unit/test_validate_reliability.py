@@ -233,3 +233,52 @@ def test_22_a_large_but_legal_definition_validates(tmp_path: Path) -> None:
     assert report.ok, report.errors[:3]
     assert any("2002 objects: AWS allows 100 per pipeline" in w.message
                for w in report.warnings)
+
+
+# --- deep nesting: a clean error, never a RecursionError ---------------------------------------
+
+def test_22_a_long_dependency_chain_needs_no_deep_recursion() -> None:
+    objects = [copy(f"A{i}", dependsOn={"ref": f"A{i + 1}"}) for i in range(3_000)]
+    definition, report = load_doc(doc_of(*objects, copy("A3000")))
+    assert report.ok, report.errors[:3]
+    assert find_cycle(dependency_graph(definition)) is None
+    looped = doc_of(*objects, copy("A3000", dependsOn={"ref": "A0"}))
+    _, cyclic = load_doc(looped)
+    [problem] = [p for p in cyclic.errors if "cycle" in p.message]
+    assert problem.message.startswith("dependency cycle: A0 -> A1 -> A2 -> ")
+
+
+def test_22_deeply_nested_expressions_are_clean_errors(tmp_path: Path) -> None:
+    deep = "#{" + "(" * 3000 + "1" + ")" * 3000 + "}"
+    _, report = load_doc(doc_of(copy("A", command=deep)))
+    assert [(p.object_id, p.field, p.message) for p in report.errors] == [
+        ("A", "command", "expression syntax error: nested too deeply to read")]
+    chain = [copy(f"A{i}", myX="#{myNext.myX}", myNext={"ref": f"A{i + 1}"})
+             for i in range(200)]
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(doc_of(*chain, copy("A200", myX="end"))))
+    code, output = run_cli("eval", str(path), "--object", "A0", "--at",
+                           "2024-01-01T00:00:00", "#{myX}")
+    assert code == 1
+    assert output.strip() == ("error: fields read through more than 32 other fields "
+                              "(A0.myX -> A1.myX -> A2.myX -> ...)")
+    code, output = run_cli("eval", str(path), "--object", "A190", "--at",
+                           "2024-01-01T00:00:00", "#{myX}")
+    assert (code, output.strip()) == (0, "end")
+    code, output = run_cli("plan", str(path), "--start", "2024-01-01T00:00:00", "--end",
+                           "2024-01-01T01:00:00")
+    assert code == 1
+    lines = output.strip().splitlines()
+    assert len(lines) == 21 and lines[-1] == "error: ... and 148 more problems"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "expressions.py (not ours): parse_template recurses once per nesting level and raises "
+    "RecursionError for ~1000 nested parentheses instead of an ExpressionSyntaxError; the "
+    "definition layer catches it (test above)"))
+def test_the_parser_refuses_deep_nesting_with_a_syntax_error() -> None:
+    from engine.definition.expressions import parse_template
+    from engine.errors import ExpressionSyntaxError
+
+    with pytest.raises(ExpressionSyntaxError):
+        parse_template("#{" + "(" * 3000 + "1" + ")" * 3000 + "}")
