@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.definition.document import DEFAULT_ID, Definition
+from engine.definition.graph import dependency_graph
 from engine.definition.reader import Ref
 from engine.definition.scope import EvalContext, ObjectScope, render
 from engine.definition.types import is_secret_field
-from engine.definition.validate import dependency_graph
 from engine.errors import ExpressionError, PlanError, ScheduleError
 from engine.schedule import (
     ScheduleSpec,

@@ -28,19 +28,20 @@ Decisions where AWS is silent:
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from engine.definition.check_expressions import check_expression
+from engine.definition.check_schedules import (
+    check_cascade_backfill,
+    check_schedule,
+    check_schedule_types,
+)
 from engine.definition.document import DEFAULT_ID, Definition
-from engine.definition.expressions import Reference, parse_template
+from engine.definition.findings import Findings, shown, suggest, suggest_or_list
+from engine.definition.graph import dependency_graph, find_cycle, node_referrers
 from engine.definition.reader import FieldValue, RawDefinition, Ref
-from engine.definition.scope import EvalContext, ObjectScope, evaluate_text
 from engine.definition.types import (
     ALL_FIELD_NAMES,
-    ATTEMPT_FIELDS,
-    RUNTIME_FIELDS,
     TYPES,
     FieldSpec,
     TypeSpec,
@@ -48,13 +49,11 @@ from engine.definition.types import (
     is_user_field,
     ref_allows,
 )
-from engine.errors import (
-    ExpressionEvalError,
-    ExpressionSyntaxError,
-    Report,
-    ScheduleError,
-)
+from engine.errors import Report, ScheduleError
 from engine.schedule import parse_period, parse_timestamp
+
+__all__ = ["dependency_graph", "find_cycle", "node_referrers", "suggest", "suggest_or_list",
+           "validate_definition"]
 
 MAX_FIELDS_PER_OBJECT = 50
 MAX_FIELD_BYTES = 10_240
@@ -64,70 +63,10 @@ MAX_OBJECTS = 100
 MAX_PARAMETERS = 50
 MAX_RETRIES = 5
 MAX_ACTIVE_INSTANCES = 5
-MIN_SCHEDULE_SECONDS = 15 * 60
-MAX_SCHEDULE_SECONDS = 3 * 366 * 86400
-START_AT_VALUES = ("FIRST_ACTIVATION_DATE_TIME", "ONDEMAND_ACTIVATION_TIME")
 _KIND_BY_NAME: dict[str, FieldSpec] = {}
 for _spec in TYPES.values():
     for _name, _fs in _spec.all_fields.items():
         _KIND_BY_NAME.setdefault(_name, _fs)
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` or the empty string."""
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def suggest_or_list(name: str, candidates: Iterable[str], what: str, limit: int = 8) -> str:
-    """A "did you mean" when a candidate is close, else the valid names (``what``: what they
-    are), so an error always says what would be valid."""
-    names = sorted(set(candidates))
-    hint = suggest(name, names)
-    if hint:
-        return hint
-    if not names:
-        return f" (there are no {what})"
-    shown = ", ".join(repr(n) for n in names[:limit])
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f" ({what}: {shown}{more})"
-
-
-def _shown(name: str, value: str) -> str:
-    """A value quoted in a message; the value of a ``*`` field never is."""
-    return "****" if name.startswith("*") else repr(value)
-
-
-@dataclass
-class _Ctx:
-    definition: Definition
-    report: Report
-    strict: bool
-    seen: set[tuple[str | None, str | None, str]]
-    now: datetime
-
-    def error(self, message: str, object_id: str | None, field: str | None) -> None:
-        key = (object_id, field, message)
-        if key in self.seen:
-            return
-        self.seen.add(key)
-        line = self.definition.objects[object_id].line if object_id in self.definition else None
-        self.report.error(message, object_id, field, line=line)
-
-    def warn(self, message: str, object_id: str | None, field: str | None) -> None:
-        key = (object_id, field, "w:" + message)
-        if key in self.seen:
-            return
-        self.seen.add(key)
-        line = self.definition.objects[object_id].line if object_id in self.definition else None
-        self.report.warn(message, object_id, field, line=line)
-
-    def template_problem(self, message: str, object_id: str | None, field: str | None) -> None:
-        """A value that is missing only because the template's values are not given yet."""
-        if self.strict:
-            self.error(message, object_id, field)
-        else:
-            self.warn(message, object_id, field)
 
 
 def validate_definition(definition: Definition, *, strict: bool = False,
@@ -137,12 +76,12 @@ def validate_definition(definition: Definition, *, strict: bool = False,
     ``now`` (default: the current time) decides which schedules start in the past, for the
     cascade-with-backfill warning."""
     report = report if report is not None else Report()
-    ctx = _Ctx(definition, report, strict, set(), now or datetime.now(UTC))
+    ctx = Findings(definition, report, strict, set(), now or datetime.now(UTC))
     _check_raw(definition.raw, ctx)
     for obj in definition:
         _check_object(obj.id, ctx)
-    _check_schedule_types(ctx)
-    _check_cascade_backfill(ctx)
+    check_schedule_types(ctx)
+    check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
@@ -153,7 +92,7 @@ def validate_definition(definition: Definition, *, strict: bool = False,
 
 # --- file-level ------------------------------------------------------------------------------
 
-def _check_raw(raw: RawDefinition, ctx: _Ctx) -> None:
+def _check_raw(raw: RawDefinition, ctx: Findings) -> None:
     seen: set[str] = set()
     for obj in raw.objects:
         if obj.id in seen:
@@ -168,7 +107,7 @@ def _check_raw(raw: RawDefinition, ctx: _Ctx) -> None:
 
 # --- one object ------------------------------------------------------------------------------
 
-def _check_object(object_id: str, ctx: _Ctx) -> None:
+def _check_object(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
     obj = definition.objects[object_id]
     _check_limits(object_id, ctx)
@@ -188,10 +127,10 @@ def _check_object(object_id: str, ctx: _Ctx) -> None:
     for name, values in definition.effective(object_id).items():
         for value in values:
             if isinstance(value, str) and "#{" in value:
-                _check_expression(object_id, name, value, ctx)
+                check_expression(object_id, name, value, ctx)
 
 
-def _check_limits(object_id: str, ctx: _Ctx) -> None:
+def _check_limits(object_id: str, ctx: Findings) -> None:
     obj = ctx.definition.objects[object_id]
     if len(object_id.encode()) > MAX_NAME_BYTES:
         ctx.error(f"id is longer than {MAX_NAME_BYTES} bytes", object_id, "id")
@@ -216,7 +155,7 @@ def _check_limits(object_id: str, ctx: _Ctx) -> None:
                   "names included", object_id, None)
 
 
-def _check_parent(object_id: str, ctx: _Ctx) -> None:
+def _check_parent(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
     seen = [object_id]
     current = object_id
@@ -238,7 +177,7 @@ def _check_parent(object_id: str, ctx: _Ctx) -> None:
 
 
 def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
-                     values: list[FieldValue], ctx: _Ctx) -> None:
+                     values: list[FieldValue], ctx: Findings) -> None:
     if name.startswith("@"):
         ctx.error(f"{name!r} is a runtime field set by the engine; it cannot be written",
                   object_id, name)
@@ -276,14 +215,14 @@ def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
 
 
 def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldValue],
-                  ctx: _Ctx) -> None:
+                  ctx: Findings) -> None:
     if len(values) > 1 and not fs.multi:
         ctx.error(f"{name!r} takes one value, got {len(values)}", object_id, name)
     for value in values:
         if fs.kind == "ref":
             if not isinstance(value, Ref):
                 ctx.error(f"{name!r} must be a reference, {{\"ref\": \"<object id>\"}}, got the "
-                          f"string {_shown(name, value)}", object_id, name)
+                          f"string {shown(name, value)}", object_id, name)
             else:
                 _check_ref_target(object_id, name, value, fs, ctx)
             continue
@@ -295,7 +234,7 @@ def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldVa
             continue  # checked when evaluated (plan and run)
         problem = _kind_problem(fs, value)
         if problem and "${" in value:
-            ctx.template_problem(f"{name!r}: {_shown(name, value)} holds a ${{...}} placeholder "
+            ctx.template_problem(f"{name!r}: {shown(name, value)} holds a ${{...}} placeholder "
                                  "of another templating tool; it must become a "
                                  f"{_kind_text(fs)} before the pipeline runs", object_id, name)
             continue
@@ -355,7 +294,7 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
     return None
 
 
-def _check_ref_target(object_id: str, name: str, value: Ref, fs: FieldSpec, ctx: _Ctx) -> None:
+def _check_ref_target(object_id: str, name: str, value: Ref, fs: FieldSpec, ctx: Findings) -> None:
     definition = ctx.definition
     if value.id not in definition:
         allowed = [oid for oid in definition.objects
@@ -374,7 +313,7 @@ def _check_ref_target(object_id: str, name: str, value: Ref, fs: FieldSpec, ctx:
 
 # --- type rules ------------------------------------------------------------------------------
 
-def _check_type_rules(object_id: str, spec: TypeSpec, ctx: _Ctx) -> None:
+def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
     definition = ctx.definition
     fields = definition.effective(object_id)
     if definition.objects[object_id].type is None:
@@ -413,12 +352,12 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: _Ctx) -> None:
             ctx.warn(f"{spec.name} fields are ignored ({', '.join(set_fields)}): headrace runs "
                      "the work in its own engine or worker processes", object_id, None)
     if spec.category == "activity" and "runsOn" not in fields and "workerGroup" not in fields:
-            ctx.warn("AWS requires 'runsOn' or 'workerGroup' on an activity; headrace runs it "
-                     "in this engine", object_id, "runsOn")
+        ctx.warn("AWS requires 'runsOn' or 'workerGroup' on an activity; headrace runs it in "
+                 "this engine", object_id, "runsOn")
     if spec.category in ("activity", "datanode", "resource", "precondition"):
         _check_timing_fields(object_id, fields, ctx)
     if spec.name == "Schedule":
-        _check_schedule(object_id, ctx)
+        check_schedule(object_id, ctx)
     if spec.name == "CopyActivity":
         _check_copy(object_id, ctx)
     if spec.name == "ShellCommandActivity":
@@ -431,16 +370,17 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: _Ctx) -> None:
                           "precondition")
 
 
-def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]], ctx: _Ctx) -> None:
+def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
+                         ctx: Findings) -> None:
     value = fields.get("maxActiveInstances")
     if value and isinstance(value[0], str) and value[0].strip().isdigit() and (
             int(value[0]) > MAX_ACTIVE_INSTANCES):
-            ctx.warn(f"maxActiveInstances {value[0]} is above AWS's default limit of "
-                     f"{MAX_ACTIVE_INSTANCES} (adjustable; headrace allows it)", object_id,
-                     "maxActiveInstances")
+        ctx.warn(f"maxActiveInstances {value[0]} is above AWS's default limit of "
+                 f"{MAX_ACTIVE_INSTANCES} (adjustable; headrace allows it)", object_id,
+                 "maxActiveInstances")
 
 
-def _check_copy(object_id: str, ctx: _Ctx) -> None:
+def _check_copy(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
     allowed = {"S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"}
     for name in ("input", "output"):
@@ -456,7 +396,7 @@ def _check_copy(object_id: str, ctx: _Ctx) -> None:
                 ctx.error(f"CopyActivity cannot use a {t} as {name}", object_id, name)
 
 
-def _check_staging(object_id: str, ctx: _Ctx) -> None:
+def _check_staging(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
     stage = definition.first(object_id, "stage")
     if not (isinstance(stage, str) and stage.strip().lower() == "true"):
@@ -468,343 +408,7 @@ def _check_staging(object_id: str, ctx: _Ctx) -> None:
                       object_id, "output")
 
 
-def _check_schedule(object_id: str, ctx: _Ctx) -> None:
-    """Period, start, end and occurrences, evaluated with parameter values when they are
-    expressions (a template whose values are missing gets a warning)."""
-    values: dict[str, str | None] = {}
-    for name in ("period", "startDateTime", "startAt", "endDateTime", "occurrences"):
-        value, ok = _schedule_value(object_id, name, ctx)
-        if not ok:
-            return
-        values[name] = value
-    period_text = values["period"]
-    if period_text is not None:
-        if period_text.strip().upper() == "ONDEMAND_PERIOD":
-            pass
-        else:
-            try:
-                period = parse_period(period_text)
-            except ScheduleError as exc:
-                ctx.error(f"{exc}", object_id, "period")
-                return
-            if period.min_seconds < MIN_SCHEDULE_SECONDS:
-                ctx.error(f"period {period_text!r} is shorter than the minimum scheduling "
-                          "interval of 15 minutes", object_id, "period")
-            if period.min_seconds > MAX_SCHEDULE_SECONDS:
-                ctx.error(f"period {period_text!r} is longer than the maximum of 3 years",
-                          object_id, "period")
-    start = None
-    if values["startDateTime"] is not None:
-        try:
-            start = parse_timestamp(values["startDateTime"])
-        except ScheduleError as exc:
-            ctx.error(str(exc), object_id, "startDateTime")
-    if values["startAt"] is not None and values["startAt"].strip().upper() not in START_AT_VALUES:
-        ctx.error(f"startAt {values['startAt']!r} is not one of {', '.join(START_AT_VALUES)}",
-                  object_id, "startAt")
-    if values["endDateTime"] is not None:
-        try:
-            end = parse_timestamp(values["endDateTime"])
-        except ScheduleError as exc:
-            ctx.error(str(exc), object_id, "endDateTime")
-        else:
-            if start is not None and end <= start:
-                ctx.error(f"endDateTime {values['endDateTime']} is not after startDateTime "
-                          f"{values['startDateTime']}", object_id, "endDateTime")
-    if values["occurrences"] is not None:
-        try:
-            occurrences = int(values["occurrences"].strip())
-        except ValueError:
-            ctx.error(f"occurrences {values['occurrences']!r} is not a whole number", object_id,
-                      "occurrences")
-        else:
-            if occurrences < 1:
-                ctx.error("occurrences must be at least 1", object_id, "occurrences")
-
-
-def _schedule_value(object_id: str, name: str, ctx: _Ctx) -> tuple[str | None, bool]:
-    values = ctx.definition.field(object_id, name)
-    if not values or isinstance(values[0], Ref):
-        return None, True
-    text = values[0]
-    if "#{" not in text:
-        return text, True
-    try:
-        result = evaluate_text(text, ObjectScope(EvalContext(ctx.definition), object_id))
-    except ExpressionSyntaxError:
-        return None, False  # reported by the expression check
-    except (ExpressionEvalError, KeyError) as exc:
-        ctx.template_problem(f"cannot be checked until its values are given: {exc}",
-                             object_id, name)
-        return None, False
-    if isinstance(result, list):
-        ctx.error("must be a single value, the expression gives a list", object_id, name)
-        return None, False
-    return str(result), True
-
-
-# --- schedule types --------------------------------------------------------------------------
-
-def _check_schedule_types(ctx: _Ctx) -> None:
-    definition = ctx.definition
-    default_type = definition.schedule_type_text
-    for obj in definition:
-        own = obj.fields.get("scheduleType")
-        if own and isinstance(own[0], str) and own[0].strip().lower() == "ondemand" and (
-                obj.id != DEFAULT_ID):
-            ctx.error("scheduleType ondemand can only be set on the Default object",
-                      obj.id, "scheduleType")
-    ondemand = isinstance(default_type, str) and default_type.strip().lower() == "ondemand"
-    for oid in definition.of_category("activity", "datanode"):
-        fields = definition.effective(oid)
-        st = fields.get("scheduleType")
-        own_type = st[0].strip().lower() if st and isinstance(st[0], str) else None
-        if ondemand:
-            if own_type not in (None, "ondemand"):
-                ctx.error("an ondemand pipeline cannot mix in other schedule types", oid,
-                          "scheduleType")
-            if "schedule" in fields:
-                owner = _owner(definition, oid, "schedule")
-                ctx.warn("an ondemand pipeline runs once per activation; its 'schedule' is not "
-                         "used", owner, "schedule")
-            continue
-        if "schedule" not in fields:
-            ctx.error("a scheduled pipeline needs a 'schedule' on every activity and data node "
-                      "(set it on Default to apply it to all)", oid, "schedule")
-
-
-def _check_cascade_backfill(ctx: _Ctx) -> None:
-    """AWS's save-time warning: cascade combined with a schedule that starts in the past."""
-    definition = ctx.definition
-    for oid in definition.of_category("activity", "datanode"):
-        mode = definition.first(oid, "failureAndRerunMode")
-        if not (isinstance(mode, str) and mode.strip().lower() == "cascade"):
-            continue
-        for sid in definition.refs(oid, "schedule")[:1]:
-            start = _quiet_timestamp(sid, "startDateTime", ctx)
-            if start is None or start >= ctx.now:
-                continue
-            owner = _owner(definition, oid, "failureAndRerunMode")
-            ctx.warn(f"'failureAndRerunMode' is 'cascade' and schedule {sid!r} starts at "
-                     f"{start:%Y-%m-%dT%H:%M:%S}, in the past: activating now creates a backfill "
-                     "of every interval since then, and a failure can rapidly cascade through "
-                     "many instances", owner, "failureAndRerunMode")
-
-
-def _quiet_timestamp(object_id: str, name: str, ctx: _Ctx) -> datetime | None:
-    """A timestamp field, evaluated with parameter values; None when it cannot be read (its
-    problems are reported by the schedule check)."""
-    values = ctx.definition.field(object_id, name)
-    if not values or isinstance(values[0], Ref):
-        return None
-    text = values[0]
-    try:
-        if "#{" in text:
-            result = evaluate_text(text, ObjectScope(EvalContext(ctx.definition), object_id))
-            if not isinstance(result, str):
-                return None
-            text = result
-        return parse_timestamp(text)
-    except (ExpressionSyntaxError, ExpressionEvalError, KeyError, ScheduleError):
-        return None
-
-
-# --- expressions -----------------------------------------------------------------------------
-
-def _owner(definition: Definition, object_id: str, field: str) -> str:
-    """The object in the parent chain whose own field this is."""
-    for ancestor in definition.parent_chain(object_id):
-        if field in definition.objects[ancestor].fields:
-            return ancestor
-    return object_id
-
-
-def _check_expression(object_id: str, field: str, text: str, ctx: _Ctx) -> None:
-    definition = ctx.definition
-    owner = _owner(definition, object_id, field)
-    try:
-        template = parse_template(text)
-        references = template.references()
-        function_problems = template.function_problems()
-    except ExpressionSyntaxError as exc:
-        ctx.error(f"expression syntax error at character {exc.position}: {exc.message}",
-                  owner, field)
-        return
-    except RecursionError:
-        ctx.error("expression syntax error: nested too deeply to read", owner, field)
-        return
-    for problem in function_problems:
-        ctx.error(f"at character {problem.position}: {problem.message}", owner, field)
-    typed = definition.type_of(object_id) is not None
-    for reference in references:
-        problem = _reference_problem(object_id, reference, ctx)
-        if problem is None:
-            continue
-        severity, message = problem
-        if (not typed and owner == object_id and object_id != DEFAULT_ID
-                and any(object_id in definition.parent_chain(o)[1:] for o in definition.objects)):
-            continue  # an untyped parent: names resolve in its children, which report problems
-        if severity == "error":
-            ctx.error(message, owner, field)
-        else:
-            ctx.template_problem(message, owner, field)
-
-
-def _reference_problem(object_id: str, reference: Reference,
-                       ctx: _Ctx) -> tuple[str, str] | None:
-    definition = ctx.definition
-    path = reference.path
-    head = path[0]
-    where = f"#{{{'.'.join(path)}}} at character {reference.position}"
-    if head.startswith("@"):
-        if head not in RUNTIME_FIELDS:
-            return "error", (f"{where}: unknown runtime field {head!r}"
-                             f"{suggest(head, RUNTIME_FIELDS)}")
-        return None
-    if head == "node":
-        referrers = node_referrers(definition, object_id)
-        category = definition.category(object_id)
-        if category not in ("action", "precondition") and definition.type_of(object_id):
-            return "error", (f"{where}: 'node' is only defined in actions and preconditions "
-                             "(the object that triggered them)")
-        if len(path) == 1 or not referrers:
-            return None
-        # every object that uses this action or precondition must have what it reads
-        missing = [r for r in referrers if not _path_resolves(r, path[1:], definition)]
-        if not missing:
-            return None
-        names = set()
-        for referrer in missing:
-            names.update(definition.effective(referrer))
-        hint = suggest(path[1], names | RUNTIME_FIELDS) or suggest_or_list(
-            path[1], names, "their fields")
-        some = "" if len(missing) == len(referrers) else "some of "
-        return "error", (f"{where}: {path[1]!r} is not a field of {some}the objects that use "
-                         f"{object_id!r} ({', '.join(sorted(missing))}){hint}")
-    if head in ("id", "name", "type") or head in ATTEMPT_FIELDS:
-        return None
-    params = definition.parameters
-    fields = definition.effective(object_id)
-    base = head[1:] if head.startswith("*") else head
-    if params.known(head):
-        if params.raw_value(head) is None and head not in fields and f"*{base}" not in fields:
-            return "warning", f"{where}: parameter {head!r} has no value"
-        if len(path) > 1:
-            return "error", f"{where}: parameter {head!r} has no fields"
-        return None
-    if head in fields or base in fields or f"*{base}" in fields:
-        if len(path) == 1:
-            return None
-        if _path_resolves(object_id, path, definition):
-            return None
-        targets = definition.refs(object_id, head)
-        if not targets:
-            return "error", f"{where}: {head!r} is not a reference, so it has no fields"
-        names = set()
-        for target in targets:
-            names.update(definition.effective(target))
-        hint = suggest(path[1], names | RUNTIME_FIELDS) or suggest_or_list(
-            path[1], names, "its fields")
-        return "error", (f"{where}: {path[1]!r} is not a field of {', '.join(targets)}{hint}")
-    if is_user_field(base):
-        return "warning", (f"{where}: {head!r} resolves to nothing (no field, no parameter and "
-                           "no value of that name)")
-    candidates = set(fields) | set(params.names())
-    hint = suggest(head, candidates | {"node", "input", "output", "parent"}) or suggest_or_list(
-        head, candidates, "names it can use")
-    return "error", f"{where}: unknown name {head!r}{hint}"
-
-
-def _path_resolves(object_id: str, path: tuple[str, ...], definition: Definition) -> bool:
-    current = [object_id]
-    for index, name in enumerate(path):
-        last = index == len(path) - 1
-        if name.startswith("@") or name in ("id", "name", "type") or name in ATTEMPT_FIELDS:
-            return last or name == "parent"
-        next_ids: list[str] = []
-        found = False
-        for oid in current:
-            fields = definition.effective(oid)
-            if name in fields or (name.startswith("*") and name[1:] in fields):
-                found = True
-                next_ids.extend(definition.refs(oid, name))
-            elif name == "parent":
-                parents = definition.objects[oid].fields.get("parent", [])
-                if parents and isinstance(parents[0], Ref):
-                    found = True
-                    next_ids.append(parents[0].id)
-            elif definition.parameters.known(name):
-                found = True
-        if not found:
-            return False
-        if not last and not next_ids:
-            return False
-        current = [n for n in next_ids if n in definition]
-    return True
-
-
-def node_referrers(definition: Definition, object_id: str) -> list[str]:
-    """Objects whose effective action or precondition fields name ``object_id``: the objects
-    ``#{node...}`` can stand for in an action or a precondition."""
-    out = []
-    for oid in definition.objects:
-        if definition.type_of(oid) is None:
-            continue
-        for key in ("onFail", "onSuccess", "onLateAction", "precondition"):
-            if object_id in definition.refs(oid, key):
-                out.append(oid)
-                break
-    return out
-
-
-# --- cycles ----------------------------------------------------------------------------------
-
-def dependency_graph(definition: Definition) -> dict[str, list[str]]:
-    """object -> objects it waits for: dependsOn, inputs, and (for a data node) the activities
-    that output it."""
-    graph: dict[str, list[str]] = {oid: [] for oid in definition.objects}
-    for oid in definition.objects:
-        if definition.type_of(oid) is None:
-            continue
-        for key in ("dependsOn", "input"):
-            for target in definition.refs(oid, key):
-                if target in graph and target not in graph[oid]:
-                    graph[oid].append(target)
-        for target in definition.refs(oid, "output"):
-            if target in graph and oid not in graph[target]:
-                graph[target].append(oid)
-    return graph
-
-
-def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """One cycle as ``[a, b, c, a]`` (a waits for b, ...), or None. Iterative depth-first
-    search, so a chain of thousands of objects needs no deep recursion."""
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(graph, white)
-    for root in graph:
-        if color[root] != white:
-            continue
-        path: list[str] = [root]
-        pending: list[list[str]] = [list(reversed(graph.get(root, [])))]
-        color[root] = grey
-        while path:
-            successors = pending[-1]
-            if not successors:
-                color[path.pop()] = black
-                pending.pop()
-                continue
-            nxt = successors.pop()
-            state = color.get(nxt)
-            if state == grey:
-                return [*path[path.index(nxt):], nxt]
-            if state == white:
-                color[nxt] = grey
-                path.append(nxt)
-                pending.append(list(reversed(graph.get(nxt, []))))
-    return None
-
-
-def _check_cycles(ctx: _Ctx) -> None:
+def _check_cycles(ctx: Findings) -> None:
     cycle = find_cycle(dependency_graph(ctx.definition))
     if cycle:
         ctx.error(f"dependency cycle: {' -> '.join(cycle)} (each waits for the next, through "
