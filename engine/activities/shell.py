@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import anyio
 
 from engine.activities.base import (
     ActivityFailed,
@@ -24,7 +27,14 @@ async def _argv(ctx: AttemptContext) -> list[str]:
     if script_uri is None:
         raise ActivityFailed("neither command nor scriptUri is set")
     script = await fetch_script(script_uri, ctx.work_dir / "script")
-    return [str(script), *args]
+    if await anyio.to_thread.run_sync(_has_shebang, script):
+        return [str(script), *args]
+    return [shutil.which("bash") or "/bin/sh", str(script), *args]  # no #!: the shell runs it
+
+
+def _has_shebang(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(2) == b"#!"
 
 
 async def _run(ctx: AttemptContext, env: dict[str, str]) -> int:

@@ -154,11 +154,7 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
         from connectors.dynamodb import DynamoDBTable
 
         fmt = data_format(ctx, node)
-        table = DynamoDBTable(
-            table_name=_one(node, "tableName") or "", region=_one(node, "region"),
-            read_throughput_percent=_one(node, "readThroughputPercent"),
-            write_throughput_percent=_one(node, "writeThroughputPercent"),
-            columns=fmt.columns if fmt else ())
+        table = DynamoDBTable.from_node(node, fmt.columns if fmt else ())
         return table.sink(options) if sink else table.source(options)
     raise RunError(f"{node_id}: a {node_type or 'untyped object'} cannot be copied "
                    f"{'to' if sink else 'from'}", transient=False)
