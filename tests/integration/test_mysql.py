@@ -12,11 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomysql.connection
+import anyio
 import pymysql
 import pytest
 
 from connectors import mysql
-from connectors.base import CSV, TSV, Column, EndpointOptions, Schema, TextFormat
+from connectors.base import CSV, TSV, Column, EndpointOptions, Progress, Schema, TextFormat
 from connectors.copy import copy
 from connectors.errors import (
     AuthenticationFailed,
@@ -273,6 +274,50 @@ async def test_clogged_consumer_holds_back_the_reader(mysql_database: str) -> No
     # bound: the stream's slots and the chunk being sent (the rest of a fetch waits unsent)
     await check_clogged_sink(ep.source, fmt=CSV, depth=2, hold=0.3,
                              max_read_ahead_bytes=4 * 64 * 1024)
+
+
+@pytest.mark.parametrize("lane", ["bytes", "rows"])
+async def test_stalled_consumer_leaves_the_result_in_the_socket(mysql_database: str,
+                                                                lane: str) -> None:
+    """The driver must not pull the rest of the result into memory while the copy waits.
+
+    asyncmy buffers whatever arrives on the socket without limit; the source pauses the
+    transport between fetches. Python-level allocations (the driver's buffer is a bytearray)
+    are measured with tracemalloc while the consumer is stalled.
+    """
+    import tracemalloc
+
+    run(mysql_database, "CREATE TABLE t (id int PRIMARY KEY, name text)")
+    run(mysql_database, "INSERT INTO t SELECT seq, REPEAT('z', 1000) FROM seq_1_to_48000")
+    source = mysql.source_from_url(f"{mysql_database}?table=t", EndpointOptions())
+    send, recv = anyio.create_memory_object_stream[Any](1)
+    received = 0
+    tracemalloc.start()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def produce() -> None:
+                if lane == "bytes":
+                    await source.produce_bytes(CSV, send, Progress())
+                else:
+                    await source.produce_rows(send, Progress())
+                await send.aclose()
+
+            tg.start_soon(produce)
+            first = await recv.receive()
+            base, _ = tracemalloc.get_traced_memory()
+            await anyio.sleep(0.8)  # the server could send all 48 MB meanwhile
+            held = tracemalloc.get_traced_memory()[0] - base
+            received += len(first) if lane == "bytes" else len(first.rows)
+            async for item in recv:
+                received += len(item) if lane == "bytes" else len(item.rows)
+    finally:
+        tracemalloc.stop()
+        send.close()
+        recv.close()
+    assert held < 16_000_000, f"{held} bytes buffered while the consumer was stalled"
+    line_bytes = sum(len(f'{i},"{"z" * 1000}"\n') for i in range(1, 48001))
+    assert received == (line_bytes if lane == "bytes" else 48000)
 
 
 async def test_query_source_header_and_custom_format(mysql_database: str) -> None:
