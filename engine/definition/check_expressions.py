@@ -38,8 +38,11 @@ def check_expression(object_id: str, field: str, text: str, ctx: Findings) -> No
         if (not typed and owner == object_id and object_id != DEFAULT_ID
                 and any(object_id in definition.parent_chain(o)[1:] for o in definition.objects)):
             continue  # an untyped parent: names resolve in its children, which report problems
+        spec = definition.spec(object_id)
         if severity == "error":
             ctx.error(message, owner, field)
+        elif spec is not None and spec.runs == "ignore":
+            ctx.warn(message, owner, field)  # never evaluated: headrace ignores the object
         else:
             ctx.template_problem(message, owner, field)
 
@@ -81,7 +84,9 @@ def _reference_problem(object_id: str, reference: Reference,
     fields = definition.effective(object_id)
     base = head[1:] if head.startswith("*") else head
     if params.known(head):
-        if params.raw_value(head) is None and head not in fields and f"*{base}" not in fields:
+        decl = params.decl(head)
+        if (params.raw_value(head) is None and head not in fields and f"*{base}" not in fields
+                and not (decl is not None and decl.optional)):
             return "warning", f"{where}: parameter {head!r} has no value"
         if len(path) > 1:
             return "error", f"{where}: parameter {head!r} has no fields"

@@ -115,6 +115,9 @@ class ObjectScope:
             return self._field(name[1:], fields[name[1:]])
         if not name.startswith("*") and f"*{name}" in fields:
             return self._field(f"*{name}", fields[f"*{name}"])
+        decl = params.decl(name)
+        if decl is not None and decl.optional:
+            return [] if decl.is_array else ""  # an optional parameter left unset is empty
         if params.known(name):
             raise ExpressionEvalError(
                 f"parameter {name!r} has no value (give it in \"values\", --parameter-values "

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 HEADRACE = str(Path(sys.executable).with_name("headrace"))
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 PREFIX = "awslabs__data-pipeline-samples__samples_"
 #: companion files, as the conformance README pairs them (everything else is discovered)
 COMPANIONS = {

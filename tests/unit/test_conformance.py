@@ -19,7 +19,7 @@ from engine.errors import Problem
 from engine.plan import plan, schedule_window
 from engine.schedule import parse_timestamp
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 PREFIX = "awslabs__data-pipeline-samples__samples_"
 COMPANIONS = {
     f"{PREFIX}oracle-backup_definition.json": LoadOptions(

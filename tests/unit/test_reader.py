@@ -24,7 +24,7 @@ from engine.errors import ParseError, Report
 from engine.plan import resolve_fields
 from engine.schedule import parse_timestamp
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 PIZZA = CONFORMANCE / ("harrystech__arthur-redshift-etl__python_etl_templates_text_"
                        "pizza_pipeline.json")
 WIRE = CONFORMANCE / "awslabs__data-pipeline-samples__samples_RDStoRedshiftSqoop_setup_setup.json"
