@@ -35,6 +35,7 @@ from connectors.errors import (
     TransientError,
     Unreachable,
 )
+from connectors.tracing import trace_aws_client
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 5
@@ -140,7 +141,7 @@ async def client(service: str, *, parallel: int = 4, region: str | None = None,
     with map_aws_errors(service, "connect"):
         creator = sess.create_client(service, region_name=region, endpoint_url=endpoint_url,
                                      config=config)
-        c = await creator.__aenter__()
+        c = trace_aws_client(await creator.__aenter__())
     try:
         yield c
     except BaseException as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -40,6 +40,7 @@ from connectors.base import (
 )
 from connectors.errors import BadDataError, ConfigError
 from connectors.formats import RecordCounter, decoder_for, encoder_for
+from connectors.tracing import copy_span, stage_span
 
 Lane = Literal["bytes", "rows", "server-side"]
 T = TypeVar("T")
@@ -217,7 +218,17 @@ async def _codec(limiter: anyio.CapacityLimiter, fn: Callable[[Any], T], arg: An
 
 async def copy(source: Source, sink: Sink, options: CopyOptions | None = None,
                progress: Progress | None = None) -> CopyResult:
-    """Copy everything ``source`` holds into ``sink``; the sink commits only on success."""
+    """Copy everything ``source`` holds into ``sink``; the sink commits only on success.
+
+    Traced as one ``copy`` span with a child span per stage (see :mod:`connectors.tracing`)."""
+    with copy_span(source.describe, sink.describe) as span:
+        result = await _copy(source, sink, options, progress)
+        span.done(result)
+        return result
+
+
+async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
+                progress: Progress | None) -> CopyResult:
     options = options or CopyOptions()
     progress = progress if progress is not None else Progress()
     started = time.perf_counter()
@@ -294,20 +305,35 @@ class _Runner:
                 links.append(self._link(a, b, count_rows=True))
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._source_stage, links[0])
+                tg.start_soon(self._traced, "copy read", links[0], self._source_stage, links[0])
                 idx = 0
                 if p.decode:
-                    tg.start_soon(self._decode_stage, links[idx], links[idx + 1])
+                    tg.start_soon(self._traced, "copy decode", links[idx + 1],
+                                  self._decode_stage, links[idx], links[idx + 1])
                     idx += 1
                 if p.encode:
-                    tg.start_soon(self._encode_stage, links[idx], links[idx + 1])
+                    tg.start_soon(self._traced, "copy encode", links[idx + 1],
+                                  self._encode_stage, links[idx], links[idx + 1])
                     idx += 1
-                tg.start_soon(self._sink_stage, links[idx])
+                tg.start_soon(self._traced, "copy write", links[idx], self._sink_stage,
+                              links[idx])
         except BaseExceptionGroup as group:
             raise root_cause(group) from None
         finally:
             for link in links:
                 link.close()
+
+    async def _traced(self, name: str, counted: _Link[Any],
+                      stage: Callable[..., Awaitable[None]], *links: _Link[Any]) -> None:
+        """Run one stage inside its span; the span gets the rows and bytes of ``counted``
+        (the stage's output link, or its input for the sink)."""
+        with stage_span(name, **{"headrace.copy.lane": self.plan.lane,
+                                 "headrace.copy.link": counted.name}) as span:
+            await stage(*links)
+            if span.is_recording():
+                span.set_attributes({"headrace.rows": counted.rows,
+                                     "headrace.bytes": counted.bytes,
+                                     "headrace.copy.peak_queue_depth": counted.peak})
 
     async def _source_stage(self, out: _Link[Any]) -> None:
         fmt = self.plan.produce

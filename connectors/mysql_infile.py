@@ -23,6 +23,8 @@ from pymysql.connections import MAX_PACKET_LEN, LoadLocalPacketWrapper, OKPacket
 from pymysql.constants import COMMAND
 from pymysql.err import OperationalError
 
+from connectors.tracing import traced_db
+
 #: The file name the statement asks for; any other name requested by the server is refused.
 STREAM_NAME = "headrace-stream"
 
@@ -42,6 +44,7 @@ class LoadResult:
     message: str
 
 
+@traced_db("mysql", "LOAD DATA")
 async def load_data_local(conn: aiomysql.Connection, sql: str,
                           chunks: AsyncIterable[bytes]) -> LoadResult:
     """Run ``sql`` (a ``LOAD DATA LOCAL INFILE 'headrace-stream' ...``) feeding ``chunks``.

@@ -61,6 +61,7 @@ from connectors.sqltypes import (
     truthy,
 )
 from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
+from connectors.tracing import TracedConnection
 
 CONNECT_TIMEOUT = 10.0
 #: Rows per RowBatch from the cursor and per executemany call: big enough to amortise the
@@ -162,7 +163,7 @@ class PostgresEndpoint(BaseModel):
             return await asyncpg.connect(
                 host=self.host, port=self.port, user=self.user, database=self.database,
                 password=self.password.get_secret_value() if self.password else None,
-                timeout=CONNECT_TIMEOUT, ssl=False,
+                timeout=CONNECT_TIMEOUT, ssl=False, connection_class=TracedConnection,
                 server_settings={"application_name": "headrace", "TimeZone": "UTC"})
 
     def source(self) -> PostgresSource:
