@@ -600,6 +600,23 @@ def _infile_options(fmt: TextFormat) -> str | None:
     return None
 
 
+def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
+    """The target column each input field goes to.
+
+    By name when every input name is a target column; by position when the input has no
+    names, or names the table does not have (``col1``... of a headerless CSV) but exactly as
+    many fields as the table has columns (as the PostgreSQL sink does).
+    """
+    if names and all(n in target for n in names):
+        return list(names)
+    if not names or len(names) == len(target):
+        return list(target)
+    missing = [n for n in names if n not in target]
+    raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
+                       f"{list(target)}), and the input has {len(names)} fields for "
+                       f"{len(target)} columns, so they cannot be matched by position")
+
+
 def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
                         fmt: TextFormat) -> str:
     """The ``(columns) SET ...`` tail of LOAD DATA.
@@ -609,12 +626,9 @@ def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
     PostgreSQL connector reads in UTC), ``\\x``-hex binary.
     """
     by_name = {n: (k, t) for n, k, t in target}
-    names = [c.name for c in fmt.columns] if fmt.columns else [n for n, _, _ in target]
+    names = target_columns([c.name for c in fmt.columns], [n for n, _, _ in target])
     fields, sets = [], []
     for i, name in enumerate(names):
-        if name not in by_name:
-            raise BadDataError(f"column {name!r} of the input is not in the target table "
-                               f"(its columns: {[n for n, _, _ in target]})")
         kind, logical = by_name[name]
         col = quote_ident(name, "mysql")
         var = f"@v{i}"
@@ -718,6 +732,7 @@ class MySqlSink:
             raise ConfigError("rows without column names cannot be loaded",
                               connector=self.describe)
         target = await _table_columns(conn, ep)
+        names = target_columns(names, [n for n, _, _ in target])
         kinds = [{n: t for n, _, t in target}.get(n) for n in names]
         fmt = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\",
                          null="\\N", columns=tuple(Column(n) for n in names))

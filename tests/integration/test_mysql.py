@@ -350,3 +350,24 @@ async def test_execute_script_and_query_is_true(mysql_database: str) -> None:
     assert not await mysql.query_is_true(mysql_database, "SELECT 0")
     assert await mysql.table_exists(mysql_database, "runs")
     assert not await mysql.table_exists(mysql_database, "nope")
+
+
+async def test_headerless_csv_loads_by_position_when_the_width_matches(
+        mysql_database: str, tmp_path: Any) -> None:
+    """A CSV without a header decodes to ``col1``...; the sink maps fields by position."""
+    from connectors.local import LocalSource
+
+    run(mysql_database, "CREATE TABLE t (id int PRIMARY KEY, name text, flag boolean)")
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'1,"a, b",t\n2,,f\n3,"",true\n')
+    sink = mysql.sink_from_url(f"{mysql_database}?table=t", EndpointOptions())
+    result = await copy(LocalSource(str(path)), sink)
+    assert result.rows == 3
+    assert run(mysql_database, "SELECT id, name, flag FROM t ORDER BY id") == [
+        (1, "a, b", 1), (2, None, 0), (3, "", 1)]
+
+    run(mysql_database, "CREATE TABLE narrow (id int PRIMARY KEY, name text)")
+    narrow = mysql.sink_from_url(f"{mysql_database}?table=narrow", EndpointOptions())
+    with pytest.raises(BadDataError, match="cannot be matched by position"):
+        await copy(LocalSource(str(path)), narrow)
+    assert run(mysql_database, "SELECT count(*) FROM narrow") == [(0,)]
