@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from connectors.base import EndpointOptions, Sink, Source
 from connectors.errors import ConfigError
@@ -21,42 +21,81 @@ SCHEMES: dict[str, str] = {
     "postgresql": "connectors.postgres",
     "postgres": "connectors.postgres",
     "mysql": "connectors.mysql",
+    "mariadb": "connectors.mysql",
+    "redshift": "connectors.postgres",
     "dynamodb": "connectors.dynamodb",
 }
 
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: ``jdbc:`` is a prefix before the real scheme (``jdbc:mysql://host/db``), as
+#: :mod:`connectors.sqlurl` reads it.
+_SCHEME_RE = re.compile(r"^(?:jdbc:)?([A-Za-z][A-Za-z0-9+.-]*)://", re.IGNORECASE)
+_JDBC = "jdbc:"
 
 
 def scheme_of(url: str) -> str:
-    """The URL's scheme, ``file`` for a plain path (``C:\\`` style drive letters included)."""
+    """The URL's scheme, ``file`` for a plain path (``C:\\`` style drive letters included).
+
+    For ``jdbc:mysql://...`` it is the scheme after ``jdbc:`` (``mysql``)."""
     m = _SCHEME_RE.match(url)
     return m.group(1).lower() if m else "file"
 
 
+def _split_jdbc(url: str) -> tuple[str, str]:
+    """(``"jdbc:"`` or ``""``, the rest of ``url``)."""
+    if url[:len(_JDBC)].lower() == _JDBC:
+        return url[:len(_JDBC)], url[len(_JDBC):]
+    return "", url
+
+
 def redact_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; other text unchanged."""
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; other text unchanged.
+
+    A ``password=`` query parameter (JDBC style) is masked too."""
+    prefix, rest = _split_jdbc(url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(rest)
     except ValueError:
         return url
-    if not parts.netloc or "@" not in parts.netloc:
-        return url
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    if ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    changed = parts
+    if parts.netloc and "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            changed = changed._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}")
+    if _query_password(parts.query) is not None:
+        masked = "&".join(f"{k}=***" if k.lower() == "password" else p
+                          for p in parts.query.split("&") for k in [p.partition("=")[0]])
+        changed = changed._replace(query=masked)
+    return url if changed == parts else prefix + urlunsplit(changed)
+
+
+def _query_password(query: str) -> str | None:
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and key.lower() == "password" and value:
+            return value
+    return None
+
+
+def _passwords(url: str) -> list[str]:
+    """Every password ``url`` carries, as written and percent-decoded."""
+    _, rest = _split_jdbc(url)
+    try:
+        parts = urlsplit(rest)
+        found = [parts.password or "", _query_password(parts.query) or ""]
+    except ValueError:
+        return []
+    return sorted({form for p in found if p for form in (p, unquote(p))}, key=len,
+                  reverse=True)
 
 
 def redact_text(text: str, *urls: str) -> str:
     """Replace every password found in ``urls`` wherever it appears in ``text``."""
     for url in urls:
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            continue
-        if password:
-            text = text.replace(url, redact_url(url)).replace(password, "***")
+        passwords = _passwords(url)
+        if passwords:
+            text = text.replace(url, redact_url(url))
+        for password in passwords:
+            text = text.replace(password, "***")
     return text
 
 

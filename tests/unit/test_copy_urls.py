@@ -35,6 +35,38 @@ def test_scheme_picks_the_connector() -> None:
     assert scheme_of("PostgreSQL://h/db") == "postgresql"
 
 
+def test_jdbc_mariadb_and_redshift_urls_pick_the_sql_connectors() -> None:
+    from connectors.mysql import MySqlSink, MySqlSource
+    from connectors.postgres import PostgresSink, PostgresSource
+
+    assert scheme_of("jdbc:mysql://h:3306/db") == "mysql"
+    assert scheme_of("JDBC:PostgreSQL://h/db") == "postgresql"
+    cases = {
+        "mariadb://root@h:3306/db?table=t": (MySqlSource, MySqlSink, "mysql://root@h:3306/db"),
+        "jdbc:mysql://u:pw@h/db?table=t": (MySqlSource, MySqlSink, "mysql://u@h:3306/db"),
+        "jdbc:mariadb://h/db?table=t": (MySqlSource, MySqlSink, "mysql://h:3306/db"),
+        "redshift://u:pw@h/dev?table=t": (PostgresSource, PostgresSink, "redshift://u@h:5439/dev"),
+        "jdbc:redshift://h:5439/dev?table=t": (PostgresSource, PostgresSink,
+                                               "redshift://h:5439/dev"),
+        "jdbc:postgresql://h/db?table=t&user=u&password=pw": (
+            PostgresSource, PostgresSink, "postgresql://u@h:5432/db"),
+    }
+    for url, (source_cls, sink_cls, shown) in cases.items():
+        source, sink = open_source(url), open_sink(url)
+        assert isinstance(source, source_cls) and isinstance(sink, sink_cls), url
+        assert source.describe.startswith(shown) and "pw" not in source.describe, url
+
+
+def test_jdbc_passwords_are_redacted() -> None:
+    url = "jdbc:mysql://app:hunter2@h/db?table=t"
+    assert redact_url(url) == "jdbc:mysql://app:***@h/db?table=t"
+    query = "jdbc:postgresql://h/db?user=a&password=p%40ss&table=t"
+    assert redact_url(query) == "jdbc:postgresql://h/db?user=a&password=***&table=t"
+    text = f"failed: {url} and {query}, passwords hunter2 / p@ss / p%40ss"
+    clean = redact_text(text, url, query)
+    assert not any(p in clean for p in ("hunter2", "p@ss", "p%40ss")), clean
+
+
 def test_unknown_scheme_lists_the_known_ones_without_the_password() -> None:
     with pytest.raises(ConfigError) as err:
         open_source("ftp://me:topsecret@host/file.csv")
