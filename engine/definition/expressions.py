@@ -478,6 +478,10 @@ _UNARY_BP = 30
 _POWER_BP = 40
 
 
+#: Parentheses, unary minus and nested calls deeper than this are a syntax error, not a crash.
+MAX_NESTING = 100
+
+
 class _Parser:
     """Pratt parser over a lazily lexed token stream.
 
@@ -485,17 +489,32 @@ class _Parser:
     text ends inside it, that ``#{`` is what the error points at.
     """
 
-    __slots__ = ("lex", "opener")
+    __slots__ = ("depth", "lex", "opener")
 
     def __init__(self, text: str, pos: int, opener: int | None = None) -> None:
         self.lex = _Lexer(text, pos)
         self.opener = opener
+        self.depth = 0
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExpressionSyntaxError(
+                f"the expression is nested more than {MAX_NESTING} levels deep",
+                self.lex.peek().pos)
 
     def never_closed(self) -> ExpressionSyntaxError:
         assert self.opener is not None
         return ExpressionSyntaxError("'#{' is never closed by '}'", self.opener)
 
     def expression(self, min_bp: int = 0) -> Expr:
+        self._deeper()
+        try:
+            return self._expression(min_bp)
+        finally:
+            self.depth -= 1
+
+    def _expression(self, min_bp: int) -> Expr:
         left = self.unary()
         while True:
             token = self.lex.peek()
@@ -512,7 +531,11 @@ class _Parser:
         token = self.lex.peek()
         if token.kind == _OP and token.value == "-":
             self.lex.next()
-            return Unary("-", self.unary(), token.pos)
+            self._deeper()
+            try:
+                return Unary("-", self.unary(), token.pos)
+            finally:
+                self.depth -= 1
         base = self.postfix()
         token = self.lex.peek()
         if token.kind == _OP and token.value == "^":
@@ -696,11 +719,36 @@ class Template:
         problems.sort(key=lambda e: e.position or 0)
         return problems
 
+    def _list_literal(self) -> bool:
+        """``[#{a}, #{b}]``: the whole text is a bracketed, comma-separated list of
+        expressions, which evaluates to the concatenation of their values (reference 7.3)."""
+        parts = self._parts
+        if len(parts) < 3 or not isinstance(parts[0], str) or not isinstance(parts[-1], str):
+            return False
+        expected = "["
+        for index, part in enumerate(parts):
+            if index % 2 == 1:
+                if not isinstance(part, Expr):
+                    return False
+                continue
+            if not isinstance(part, str) or part.strip() != expected:
+                return False
+            expected = "]" if index + 2 == len(parts) - 1 else ","
+        return True
+
     def evaluate(self, scope: Scope) -> str | list[str]:
         """The field's value: a string, or a list of strings when an expression gives a list."""
         parts = self._parts
         if len(parts) == 1 and isinstance(parts[0], Expr):
             return _as_text(parts[0].eval(_Ctx(scope)), parts[0].pos)
+        if self._list_literal():
+            ctx = _Ctx(scope)
+            items: list[str] = []
+            for part in parts[1::2]:
+                assert isinstance(part, Expr)
+                text = _as_text(part.eval(ctx), part.pos)
+                items.extend(text if isinstance(text, list) else [text])
+            return items
         ctx = _Ctx(scope)
         pieces: list[str | list[str]] = []
         has_list = False

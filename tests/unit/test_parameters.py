@@ -196,10 +196,6 @@ def test_too_many_parameters_is_a_warning() -> None:
     assert any("51 parameters: AWS allows 50" in w.message for w in report.warnings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "expressions.py (not ours): Template.evaluate makes one string per combination of list "
-    "values, but the reference (section 7.3, from the AWS guide) says "
-    "'[#{myList1}, #{myList2}]' with [1,2] and [3,4] is the flattened list [1,2,3,4]"))
 def test_a_bracketed_list_of_array_parameters_flattens() -> None:
     from engine.plan import resolve_fields
 
