@@ -41,11 +41,21 @@ def to_text(value: Any) -> str | None:
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
-    if isinstance(value, dict | list | tuple):
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if isinstance(value, set | frozenset):
+            value = _ordered(value)
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default)
     if isinstance(value, uuid.UUID | dt.timedelta):
         return str(value)
     return str(value)
+
+
+def _ordered(values: set[Any] | frozenset[Any]) -> list[Any]:
+    """A set as a list, sorted when its members compare (so the text is stable)."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return list(values)
 
 
 def text_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -75,7 +85,9 @@ def json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, set | frozenset | tuple):
+    if isinstance(value, set | frozenset):
+        return _ordered(value)
+    if isinstance(value, tuple):
         return list(value)
     if isinstance(value, uuid.UUID | dt.timedelta):
         return str(value)

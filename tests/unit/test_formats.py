@@ -120,7 +120,17 @@ def test_jsonl_and_dynamodb_json_values() -> None:
     item = (b'{"Item": {"id": {"N": "7"}, "n": {"N": "1.5"}, "ok": {"BOOL": true}, '
             b'"tags": {"SS": ["b", "a"]}, "m": {"M": {"k": {"S": "v"}}}, "b": {"B": "aGk="}}}\n')
     got, _ = decode_all(DYNAMODB_JSONL, item)
-    assert got == [(7, Decimal("1.5"), True, ["a", "b"], {"k": "v"}, b"hi")]
+    assert got == [(7, Decimal("1.5"), True, {"a", "b"}, {"k": "v"}, b"hi")]
+    # sets stay sets on the way back, and read back as sets
+    names = Schema(tuple(Column(n) for n in ("id", "n", "ok", "tags", "m", "b")))
+    out = encode(DYNAMODB_JSONL, got, names)
+    assert b'"tags":{"SS":["a","b"]}' in out and b'"b":{"B":"aGk="}' in out
+    assert decode_all(DYNAMODB_JSONL, out)[0] == got
+    # as text (CSV), a set is a sorted JSON list
+    assert encode(CSV, [({"b", "a"}, {3, 1})], Schema((Column("s"), Column("n")))) == \
+        b'"[""a"",""b""]","[1,3]"\n'
+    with pytest.raises(BadDataError, match="tags"):
+        encode(DYNAMODB_JSONL, [({1, "x"},)], Schema((Column("tags"),)))
 
 
 def test_regex_format_reads_groups_and_refuses_writing() -> None:
