@@ -10,6 +10,7 @@ from connectors.base import EndpointOptions
 from connectors.copy import CopyOptions, copy
 from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import node_sink, node_source
+from engine.telemetry.metrics import queue_depth_recorder
 
 #: Parallel parts / ranges / scan segments for copies run by activities.
 DEFAULT_PARALLEL = 4
@@ -25,7 +26,8 @@ async def copy_activity(ctx: AttemptContext) -> None:
     source = node_source(ctx, inputs[0], options)
     sink = node_sink(ctx, outputs[0], options)
     await ctx.log.event(f"copy {source.describe} -> {sink.describe}")
-    result = await copy(source, sink, CopyOptions())
+    result = await copy(source, sink, CopyOptions(
+        on_queue_depth=queue_depth_recorder(ctx.pipeline_id)))
     ctx.metrics.update(rows=result.rows, bytes=result.bytes, lane=result.lane,
                        seconds=result.seconds, retries=result.retries,
                        source=source.describe, destination=sink.describe)

@@ -6,17 +6,20 @@ import json
 import resource
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import click
 
 from connectors.base import EndpointOptions, Progress
-from connectors.copy import CopyResult, root_cause
+from connectors.copy import CopyOptions, CopyResult, root_cause
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError
 from connectors.formats import format_named
 from connectors.urls import open_sink, open_source, redact_text, redact_url
 from engine.errors import HeadraceError
+from engine.telemetry import add_secrets, command_telemetry
+from engine.telemetry.metrics import queue_depth_recorder, record_copy
 
 _REFRESH_SECONDS = 0.25
 
@@ -45,16 +48,27 @@ async def _run(source_url: str, dest_url: str, options: EndpointOptions,
                                                create=options.create,
                                                chunk_size=options.chunk_size))
     progress = Progress()
+    copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(None))
     if not live:
-        return await run_copy(source, sink, progress=progress)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_show_progress, progress)
-            result = await run_copy(source, sink, progress=progress)
-            tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        raise root_cause(group) from None
+        result = await run_copy(source, sink, copy_options, progress=progress)
+    else:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_show_progress, progress)
+                result = await run_copy(source, sink, copy_options, progress=progress)
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise root_cause(group) from None
+    record_copy(None, source.describe, sink.describe, rows=result.rows, nbytes=result.bytes,
+                seconds=result.seconds, lane=result.lane, retries=result.retries)
     return result
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def summary(result: CopyResult) -> dict[str, Any]:
@@ -92,8 +106,10 @@ def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: i
     options = EndpointOptions(format=format_named(fmt) if fmt else None, query=query,
                               parallel=parallel, create=create)
     live = sys.stderr.isatty() and output == "text"
+    add_secrets(p for p in (_password(source), _password(dest)) if p)
     try:
-        result = anyio.run(_run, source, dest, options, live)
+        with command_telemetry():
+            result = anyio.run(_run, source, dest, options, live)
     except KeyboardInterrupt:
         _fail("interrupted", 130, source, dest)
         return

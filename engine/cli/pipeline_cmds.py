@@ -36,6 +36,7 @@ from engine.runtime.runner import activate, load_version, store_dir
 from engine.schedule import format_timestamp
 from engine.store import Action, AttemptStatus, PipelineState, Status, Store, open_store
 from engine.store.records import utcnow
+from engine.telemetry import command_telemetry
 
 T = TypeVar("T")
 
@@ -335,11 +336,11 @@ def list_runs(pipeline_id: str, status: str | None, start_interval: str | None,
     rows, traces = with_store(store_url, body)
     data = [{**instance_json(r), "traceId": traces.get(r.id)} for r in rows]
     lines = [f"{'Name':<30} {'Scheduled Start':<20} {'Status':<24} {'Started':<20} "
-             f"{'Ended':<20} Attempts"]
+             f"{'Ended':<20} {'Attempts':<8} Trace"]
     for r in rows:
         lines.append(f"{r.object_id:<30} {_ts(r.scheduled_start):<20} {r.status.value:<24} "
                      f"{_ts(r.actual_start) or '':<20} {_ts(r.actual_end) or '':<20} "
-                     f"{r.attempts}")
+                     f"{r.attempts:<8} {traces.get(r.id) or ''}".rstrip())
     emit(output, {"runs": data}, "\n".join(lines))
 
 
@@ -511,7 +512,8 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
                 await eng.run()
 
     try:
-        anyio.run(main)
+        with command_telemetry():
+            anyio.run(main)
     except HeadraceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

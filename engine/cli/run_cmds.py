@@ -29,6 +29,7 @@ from engine.runtime.runner import (
 )
 from engine.schedule import format_timestamp
 from engine.store import InstanceRecord, open_store
+from engine.telemetry import command_telemetry
 
 
 def _ts(value: Any) -> str | None:
@@ -112,7 +113,8 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
                                     max_concurrency=max_concurrency, on_status=on_status)
 
     try:
-        result = anyio.run(main)
+        with command_telemetry():
+            result = anyio.run(main)
     except HeadraceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from opentelemetry import trace
 
 from engine.activities.base import ACTIVITIES, PRECONDITIONS, AttemptContext, NotRunnable
 from engine.activities.process import kill_orphaned_group
@@ -41,6 +42,7 @@ from engine.store.records import (
     InstanceRecord,
     Status,
 )
+from engine.telemetry.spans import fail as fail_span
 
 if TYPE_CHECKING:
     from engine.runtime.pipeline import PipelineSupervisor
@@ -137,7 +139,13 @@ class InstanceActor:
         await self.mailbox.send(message)
 
     async def run(self) -> None:
+        telemetry = self.rt.telemetry
+        telemetry.instance_span(self.rec)
         try:
+            ids = telemetry.ids_to_store(self.rec)
+            if ids is not None:  # later instances link to this run, also after a restart
+                await self.rt.store.update_instance(self.rt.pipeline_id, self.rec.id, **ids)
+                self.rec.trace_id, self.rec.span_id = ids["trace_id"], ids["span_id"]
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._listen)
                 try:
@@ -150,6 +158,7 @@ class InstanceActor:
                     tg.cancel_scope.cancel()
         finally:
             self.mailbox.close()
+            telemetry.end_instance(self.rec)
 
     async def _listen(self) -> None:
         async for message in self.mailbox:
@@ -186,6 +195,7 @@ class InstanceActor:
         self._publish()
 
     def _publish(self) -> None:
+        self.rt.telemetry.status_changed(self.rec)
         self.rt.instances[self.rec.id] = self.rec
         self.rt.board.set(self.rec.id, self.rec.status)
         self.sup.status_changed(self.rec)
@@ -232,6 +242,7 @@ class InstanceActor:
                 now = self.rt.now()
                 await self._set(Status.FINISHED, actual_start=now, actual_end=now)
                 return
+            self.rt.telemetry.dependencies_met(self.rec, self._waits_for())
             if not await self._set(Status.WAITING_FOR_RUNNER):
                 return
         if self.rec.status != Status.WAITING_FOR_RUNNER:
@@ -298,6 +309,7 @@ class InstanceActor:
         await self.rt.store.update_instance(self.rt.pipeline_id, self.rec.id, late_fired=True)
         self.rec.late_fired = True
         log.info("%s is late (not started by %s)", self.rec.id, deadline.isoformat())
+        self.rt.telemetry.late(self.rec, deadline)
         await fire_actions(self.rt, self.rec, "onLateAction", self)
 
     async def terminate(self, reason: str) -> None:
@@ -350,7 +362,8 @@ class InstanceActor:
             await self.sup.gate()
             async with self.rt.limits.engine, component:
                 attempt, outcome = await self._attempt(
-                    lambda ctx: runner(ctx), timeout.as_timedelta() if timeout else None)
+                    lambda ctx: self.rt.telemetry.run_activity(ctx, runner),
+                    timeout.as_timedelta() if timeout else None)
             if attempt is None:
                 return  # somebody else moved the instance on
             used = self.rec.attempts - self.rec.attempt_base
@@ -361,6 +374,7 @@ class InstanceActor:
                 return
             if outcome.transient and used <= max_retries:
                 retry_at = now + delay
+                self.rt.telemetry.retry(self.rec, outcome.error, retry_at)
                 await self._end(attempt, Status.WAITING_FOR_RUNNER, retry_at=retry_at,
                                 error=outcome.error)
                 continue
@@ -402,7 +416,8 @@ class InstanceActor:
         attempt_log = AttemptLog(log_root, rt.pipeline_id, self.rec.object_id, self.rec.id,
                                  attempt_id, inline=rt.inline_io)
         attempt = AttemptRecord(rt.pipeline_id, self.rec.id, number, started_at=now,
-                                host=rt.owner, log_path=str(attempt_log.dir))
+                                host=rt.owner, log_path=str(attempt_log.dir),
+                                trace_id=rt.telemetry.trace_id(self.rec))
         started = await rt.store.start_attempt(
             self.rec, attempt, actual_start=self.rec.actual_start or now, retry_at=None)
         if not started:
@@ -416,46 +431,50 @@ class InstanceActor:
         outcome = Outcome(True)
         exit_code: int | None = None
         self._in_attempt = True
-        try:
-            await attempt_log.open(f"attempt {number} of {self.rec.id} started")
-            ctx = await self._context(attempt, attempt_log)
-            attempt.trace_id = ctx.env.get("HEADRACE_TRACE_ID")
-            scope = anyio.fail_after(limit.total_seconds()) if limit else nullcontext()
+        span = rt.telemetry.start_attempt(self.rec, number)
+        with trace.use_span(span, end_on_exit=False, record_exception=False,
+                            set_status_on_exception=False):  # TRACEPARENT, child spans
             try:
-                with scope:
-                    await body(ctx)
-            except TimeoutError:
-                outcome = Outcome(False, f"attempt timed out after {_duration(limit)}",
-                                  status=AttemptStatus.TIMEDOUT)
-            finally:
-                exit_code = ctx.metrics.get("exit_code")
-        except NotRunnable as exc:
-            outcome = Outcome(False, str(exc), transient=False, status=AttemptStatus.FAILED)
-        except (RunError, HeadraceError) as exc:
-            outcome = Outcome(False, str(exc), transient=getattr(exc, "transient", False),
-                              status=AttemptStatus.FAILED)
-        except Exception as exc:
-            transient = getattr(exc, "transient", None)
-            message = str(exc) or type(exc).__name__
-            if transient is None:  # not one of ours: a bug or an unmapped library error
-                message = f"{type(exc).__name__}: {message}"
+                await attempt_log.open(f"attempt {number} of {self.rec.id} started")
+                ctx = await self._context(attempt, attempt_log)
+                scope = anyio.fail_after(limit.total_seconds()) if limit else nullcontext()
+                try:
+                    with scope:
+                        await body(ctx)
+                except TimeoutError:
+                    outcome = Outcome(False, f"attempt timed out after {_duration(limit)}",
+                                      status=AttemptStatus.TIMEDOUT)
+                finally:
+                    exit_code = ctx.metrics.get("exit_code")
+            except NotRunnable as exc:
+                outcome = Outcome(False, str(exc), transient=False, status=AttemptStatus.FAILED)
+            except (RunError, HeadraceError) as exc:
+                outcome = Outcome(False, str(exc), transient=getattr(exc, "transient", False),
+                                  status=AttemptStatus.FAILED)
+            except Exception as exc:
+                transient = getattr(exc, "transient", None)
+                message = str(exc) or type(exc).__name__
+                if transient is None:  # not one of ours: a bug or an unmapped library error
+                    message = f"{type(exc).__name__}: {message}"
+                    with anyio.CancelScope(shield=True):
+                        await attempt_log.event("unexpected error:\n" + rt.definition.mask(
+                            traceback.format_exc()))
+                outcome = Outcome(False, message, transient=bool(transient) if transient is not None
+                                  else True, status=AttemptStatus.FAILED)
+            except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await attempt_log.event("unexpected error:\n" + rt.definition.mask(
-                        traceback.format_exc()))
-            outcome = Outcome(False, message, transient=bool(transient) if transient is not None
-                              else True, status=AttemptStatus.FAILED)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._attempt_cancelled(attempt, attempt_log)
-            raise
-        finally:
-            self._in_attempt = False
+                    await self._attempt_cancelled(attempt, attempt_log)
+                rt.telemetry.end_attempt(span, self.rec, attempt, attempt.error)
+                raise
+            finally:
+                self._in_attempt = False
         attempt.status = outcome.status if not outcome.ok else AttemptStatus.FINISHED
         attempt.ended_at = rt.now()
         if outcome.error:  # it may quote the command's stderr: no secret goes further
             outcome.error = rt.definition.mask(outcome.error)
         attempt.error = outcome.error
         attempt.exit_code = outcome.exit_code = exit_code
+        rt.telemetry.end_attempt(span, self.rec, attempt, outcome.error)
         with anyio.CancelScope(shield=True):
             await attempt_log.event(f"attempt {number} ended {attempt.status.value}"
                                     + (f" (exit code {exit_code})" if exit_code is not None
@@ -536,20 +555,25 @@ class InstanceActor:
             while True:
                 polls += 1
                 satisfied = False
-                try:
-                    scope = (anyio.fail_after(attempt_timeout.as_timedelta().total_seconds())
-                             if attempt_timeout else nullcontext())
-                    with scope:
-                        # a slot of the engine-wide limit per check, not for the whole
-                        # polling: waiting preconditions must not starve the activities
-                        async with self.rt.limits.engine:
-                            satisfied = await check(ctx)
-                except TimeoutError:
-                    await ctx.log.event(f"check {polls} timed out")
-                except Exception as exc:
-                    if getattr(exc, "transient", True) is False:
-                        raise
-                    await ctx.log.event(f"check {polls} failed: {exc}")
+                with self.rt.telemetry.check_span(ctx, polls) as span:
+                    try:
+                        scope = (anyio.fail_after(attempt_timeout.as_timedelta().total_seconds())
+                                 if attempt_timeout else nullcontext())
+                        with scope:
+                            # a slot of the engine-wide limit per check, not for the whole
+                            # polling: waiting preconditions must not starve the activities
+                            async with self.rt.limits.engine:
+                                satisfied = await check(ctx)
+                    except TimeoutError:
+                        await ctx.log.event(f"check {polls} timed out")
+                        fail_span(span, "check timed out", "timeout")
+                    except Exception as exc:
+                        fail_span(span, self.rt.definition.mask(str(exc) or type(exc).__name__),
+                                  type(exc).__qualname__)
+                        if getattr(exc, "transient", True) is False:
+                            raise
+                        await ctx.log.event(f"check {polls} failed: {exc}")
+                    span.set_attribute("headrace.check.result", satisfied)
                 await ctx.log.event(f"check {polls}: {'true' if satisfied else 'false'}")
                 if satisfied:
                     return
@@ -569,6 +593,8 @@ class InstanceActor:
         if attempt is None:
             return
         now = self.rt.now()
+        self.rt.telemetry.precondition_waited(self.rec, (now - started).total_seconds(),
+                                              outcome.ok and not failure)
         if outcome.ok and not failure:
             await self._end(attempt, Status.FINISHED, actual_end=now, error=None)
             await fire_actions(self.rt, self.rec, "onSuccess", self)

@@ -35,6 +35,7 @@ from engine.store.records import (
     PipelineState,
     Status,
 )
+from engine.telemetry.spans import propagation_env
 
 log = logging.getLogger("headrace.runtime")
 
@@ -128,7 +129,12 @@ class PipelineSupervisor:
         return root
 
     def attempt_env(self, rec: InstanceRecord, attempt: AttemptRecord) -> dict[str, str]:
-        return self._attempt_env(rec, attempt) if self._attempt_env is not None else {}
+        """Environment for the attempt's child processes: ``TRACEPARENT``/``TRACESTATE`` of
+        the current span (the attempt's, while telemetry is on), then the caller's hook."""
+        env = propagation_env()
+        if self._attempt_env is not None:
+            env.update(self._attempt_env(rec, attempt))
+        return env
 
     async def cancel_preconditions_of(self, rec: InstanceRecord) -> None:
         """A node that cascade-failed: its precondition instances still pending are CANCELED."""
@@ -185,6 +191,16 @@ class PipelineSupervisor:
 
     async def run(self) -> None:
         await self.load()
+        telemetry = self.rt.telemetry
+        if telemetry.on:
+            telemetry.pipeline_name = (await self.rt.store.get_pipeline(
+                self.rt.pipeline_id)).name
+        try:
+            await self._run()
+        finally:
+            telemetry.close()
+
+    async def _run(self) -> None:
         async with self.sup:
             for rec in sorted(self.rt.instances.values(),
                               key=lambda r: (r.eligible_at, r.scheduled_start, r.id)):

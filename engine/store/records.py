@@ -123,6 +123,9 @@ class InstanceRecord:
     #: attempts made before the latest RERUN (the retry budget counts from here)
     attempt_base: int = 0
     schedule_type: str = "cron"
+    #: the span of the instance's latest run (hex ids), for links from later instances
+    trace_id: str | None = None
+    span_id: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -54,6 +54,7 @@ def _schema(dialect: str) -> list[str]:
             version INTEGER, late_fired INTEGER NOT NULL DEFAULT 0, cascade_failed_on TEXT,
             lease_owner TEXT, lease_expires TEXT, retry_at TEXT, updated_at TEXT,
             attempt_base INTEGER NOT NULL DEFAULT 0, schedule_type TEXT,
+            trace_id TEXT, span_id TEXT,
             PRIMARY KEY (pipeline_id, id))""",
         "CREATE INDEX IF NOT EXISTS hr_instances_status ON hr_instances (pipeline_id, status)",
         """CREATE TABLE IF NOT EXISTS hr_attempts (
@@ -79,7 +80,7 @@ _INSTANCE_COLS = ("pipeline_id", "id", "object_id", "type", "category", "schedul
                   "scheduled_end", "eligible_at", "status", "attempts", "actual_start",
                   "actual_end", "error", "node", "depends_on", "version", "late_fired",
                   "cascade_failed_on", "lease_owner", "lease_expires", "retry_at",
-                  "updated_at", "attempt_base", "schedule_type")
+                  "updated_at", "attempt_base", "schedule_type", "trace_id", "span_id")
 _ATTEMPT_COLS = ("pipeline_id", "instance_id", "number", "status", "started_at", "ended_at",
                  "exit_code", "error", "trace_id", "log_path", "host")
 _TIME_FIELDS = {"created_at", "activated_at", "first_activated_at", "window_start",
@@ -128,7 +129,8 @@ def _instance(row: tuple[Any, ...]) -> InstanceRecord:
         cascade_failed_on=d["cascade_failed_on"], lease_owner=d["lease_owner"],
         lease_expires=from_text(d["lease_expires"]), retry_at=from_text(d["retry_at"]),
         updated_at=from_text(d["updated_at"]), attempt_base=d["attempt_base"] or 0,
-        schedule_type=d["schedule_type"] or "cron")
+        schedule_type=d["schedule_type"] or "cron", trace_id=d["trace_id"],
+        span_id=d["span_id"])
 
 
 def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
@@ -155,6 +157,7 @@ class Store:
         async with self.backend.transaction() as tx:
             for statement in _schema(self.backend.dialect):
                 await tx.execute(statement)
+            await _add_columns(tx, self.backend.dialect)
             rows = await tx.fetch("SELECT value FROM hr_meta WHERE key = 'schema'")
             if not rows:
                 await tx.execute("INSERT INTO hr_meta (key, value) VALUES ('schema', ?)",
@@ -440,6 +443,25 @@ class Store:
     async def release_lease(self, name: str, owner: str) -> None:
         async with self.backend.transaction() as tx:
             await tx.execute("DELETE FROM hr_leases WHERE name = ? AND owner = ?", name, owner)
+
+
+#: Columns added after a table was first released: (table, column, type). Added in place to a
+#: store made by an earlier headrace (additive: older readers ignore them).
+_ADDED_COLUMNS = (("hr_instances", "trace_id", "TEXT"), ("hr_instances", "span_id", "TEXT"))
+
+
+async def _add_columns(tx: Transaction, dialect: str) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        # looked up first: ALTER TABLE locks the table even when the column is there
+        if dialect == "postgresql":
+            rows = await tx.fetch("SELECT column_name FROM information_schema.columns WHERE "
+                                  "table_schema = current_schema() AND table_name = ?", table)
+        else:
+            rows = await tx.fetch(f"SELECT name FROM pragma_table_info('{table}')")
+        if column not in {r[0] for r in rows}:
+            await tx.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
+                             if dialect == "postgresql" else
+                             f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def _update_step(table: str, where: str, where_params: tuple[Any, ...],
