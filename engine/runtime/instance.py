@@ -141,6 +141,8 @@ class InstanceActor:
     async def run(self) -> None:
         telemetry = self.rt.telemetry
         telemetry.instance_span(self.rec)
+        if self.rec.status in (Status.WAITING_FOR_RUNNER, Status.RUNNING):  # resumed: waited
+            telemetry.dependencies_met(self.rec, self._waits_for())  # in an earlier run
         try:
             ids = telemetry.ids_to_store(self.rec)
             if ids is not None:  # later instances link to this run, also after a restart
