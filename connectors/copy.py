@@ -29,6 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from connectors.base import (
     CSV,
+    DYNAMODB_JSONL,
     TSV,
     Progress,
     RowBatch,
@@ -65,7 +66,7 @@ class CopyOptions:
     #: Reject up to this many malformed records (to ``bad_rows_path``); one more fails the copy.
     max_bad_rows: int = 0
     bad_rows_path: str | None = None
-    common_formats: tuple[TextFormat, ...] = (CSV, TSV)
+    common_formats: tuple[TextFormat, ...] = (CSV, TSV, DYNAMODB_JSONL)
     allow_server_side: bool = True
     #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
     on_queue_depth: Callable[[str, int], None] | None = None
@@ -244,6 +245,7 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
                               stages=("server-side",))
 
     chosen = plan(source, sink, options)
+    await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
     await runner.run()
     rows, nbytes = runner.totals()
@@ -251,6 +253,18 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
                       lane=chosen.lane, format=chosen.format, bad_rows=runner.bad_rows,
                       retries=progress.retries - retries_before, stages=runner.stage_names,
                       peak_queue_depth={link.name: link.peak for link in runner.links})
+
+
+async def _tell_schema(source: Source, sink: Sink) -> None:
+    """Give a sink that can create its table the source's columns (``expect_schema``).
+
+    The rows lane would show them in its batches, but the bytes lane carries none, so without
+    this ``--create`` failed there (PostgreSQL -> PostgreSQL). A sink that will not create
+    anything says so with ``needs_source_schema`` and spares the source a lookup.
+    """
+    expect = getattr(sink, "expect_schema", None)
+    if callable(expect) and getattr(sink, "needs_source_schema", True):
+        expect(await source.schema())
 
 
 class _Runner:

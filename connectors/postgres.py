@@ -446,6 +446,12 @@ class PostgresSink:
         self.source_schema = schema
 
     @property
+    def needs_source_schema(self) -> bool:
+        """Only a sink that may create its table from the source's columns needs them."""
+        ep = self.endpoint
+        return bool(ep.table and ep.create and not ep.create_table_sql)
+
+    @property
     def native_format(self) -> TextFormat | None:
         return None
 

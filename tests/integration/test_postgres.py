@@ -165,6 +165,29 @@ async def test_create_table_from_source_schema_and_create_table_sql(pg_database:
     assert await sql(pg_database, "SELECT * FROM t2") == [(7, "seven")]
 
 
+async def test_create_on_the_bytes_lane_takes_the_source_tables_columns(
+        pg_database: str) -> None:
+    await sql(pg_database, "CREATE TABLE src (id bigint, price numeric(8,2), seen timestamptz, "
+                           "note text)")
+    await sql(pg_database, "INSERT INTO src VALUES (1, 2.50, '2024-01-02 03:04:05+00', 'a,b'), "
+                           "(2, NULL, NULL, '')")
+    source = postgres.source_from_url(f"{pg_database}?table=src", EndpointOptions())
+    sink = postgres.sink_from_url(f"{pg_database}?table=made", EndpointOptions(create=True))
+    result = await copy(source, sink)
+    assert (result.lane, result.rows) == ("bytes", 2)
+    cols = await sql(pg_database, "SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_name = 'made' ORDER BY ordinal_position")
+    assert [c for c, _ in cols] == ["id", "price", "seen", "note"]
+    assert dict(cols)["seen"] == "timestamp with time zone"
+    assert await sql(pg_database, "SELECT * FROM made ORDER BY id") == await sql(
+        pg_database, "SELECT * FROM src ORDER BY id")
+    # without --create, a missing table is still an error, and the source is not asked
+    plain = postgres.sink_from_url(f"{pg_database}?table=absent", EndpointOptions())
+    assert not plain.needs_source_schema
+    with pytest.raises(NotFoundError, match="absent"):
+        await copy(source, plain)
+
+
 async def test_insert_query_upserts(pg_database: str) -> None:
     await sql(pg_database, "CREATE TABLE t (id bigint PRIMARY KEY, name text)")
     await sql(pg_database, "INSERT INTO t VALUES (1, 'old'), (5, 'keep')")

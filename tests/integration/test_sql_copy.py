@@ -165,6 +165,22 @@ async def test_table_to_table(src_kind: str, dst_kind: str, pg_database: str,
     assert result.rows == N
 
 
+@pytest.mark.parametrize(("src_kind", "dst_kind"), [
+    ("pg", "pg"), ("pg", "mysql"), ("mysql", "pg"), ("mysql", "mysql")])
+async def test_create_makes_the_table_from_the_source_columns(
+        src_kind: str, dst_kind: str, pg_database: str, mysql_database: str) -> None:
+    rows = source_rows(50)
+    src_url = await (make_pg(pg_database, "src", rows) if src_kind == "pg"
+                     else make_my(mysql_database, "src", rows))
+    dst_dsn = pg_database if dst_kind == "pg" else mysql_database
+    module = postgres if dst_kind == "pg" else mysql
+    sink = module.sink_from_url(f"{dst_dsn}?table=made", EndpointOptions(create=True))
+    result = await copy(open_end(src_url, sink=False), sink)
+    assert result.rows == 50
+    got = await pg_rows(dst_dsn, "made") if dst_kind == "pg" else my_rows(dst_dsn, "made")
+    check(rows, got)
+
+
 @pytest.mark.parametrize("db", ["pg", "mysql"])
 async def test_table_to_csv_bytes_and_back(db: str, pg_database: str,
                                            mysql_database: str) -> None:
