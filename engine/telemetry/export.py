@@ -41,6 +41,11 @@ class SdkLogCapture(logging.Handler):
             return
         if "export" in record.name or "export" in text.lower():
             self.last_problem = text[:400]
+            # the SDK complains at its first failed try, long before its retries give up:
+            # report then, so the warning comes while the run goes on
+            signal = "metrics" if "metric" in record.name or "metrics" in text else "spans"
+            for reporter in _reporters.get(signal, []):
+                reporter.failure(text[:400])
             return
         if text not in self._passed:
             self._passed.add(text)
@@ -48,6 +53,8 @@ class SdkLogCapture(logging.Handler):
 
 
 _capture: SdkLogCapture | None = None
+#: signal -> the reporters of this process's OTLP exporters
+_reporters: dict[str, list[_Reporter]] = {}
 
 
 def capture_sdk_logs() -> SdkLogCapture:
@@ -64,11 +71,13 @@ def capture_sdk_logs() -> SdkLogCapture:
 class _Reporter:
     """The one warning an exporter gives when exporting fails."""
 
-    def __init__(self, signal: str, target: str) -> None:
+    def __init__(self, signal: str, target: str, *, listen: bool = True) -> None:
         self.signal = signal
         self.target = target
         self.failed = False
         self._lock = threading.Lock()
+        if listen:  # hears the SDK's own complaints about this signal's exports
+            _reporters.setdefault(signal, []).append(self)
 
     def failure(self, reason: str | None) -> None:
         with self._lock:
@@ -84,9 +93,9 @@ class _Reporter:
 class GuardedSpanExporter(SpanExporter):
     """Wraps an SDK span exporter: scrubs secrets, never raises, reports failure once."""
 
-    def __init__(self, inner: SpanExporter, target: str) -> None:
+    def __init__(self, inner: SpanExporter, target: str, *, otlp: bool = False) -> None:
         self.inner = inner
-        self.reporter = _Reporter("spans", target)
+        self.reporter = _Reporter("spans", target, listen=otlp)
 
     @property
     def failed(self) -> bool:
@@ -118,11 +127,11 @@ class GuardedSpanExporter(SpanExporter):
 class GuardedMetricExporter(MetricExporter):
     """Wraps an SDK metric exporter: never raises, reports failure once."""
 
-    def __init__(self, inner: MetricExporter, target: str) -> None:
+    def __init__(self, inner: MetricExporter, target: str, *, otlp: bool = False) -> None:
         super().__init__(preferred_temporality=inner._preferred_temporality,
                          preferred_aggregation=inner._preferred_aggregation)
         self.inner = inner
-        self.reporter = _Reporter("metrics", target)
+        self.reporter = _Reporter("metrics", target, listen=otlp)
 
     @property
     def failed(self) -> bool:

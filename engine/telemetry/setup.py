@@ -87,7 +87,7 @@ def _span_exporter(kind: str, signal: Signal) -> GuardedSpanExporter:
         )
 
         inner = HttpSpanExporter()
-    return GuardedSpanExporter(inner, _otlp_target(signal))
+    return GuardedSpanExporter(inner, _otlp_target(signal), otlp=True)
 
 
 def _metric_exporter(kind: str, signal: Signal) -> GuardedMetricExporter:
@@ -98,12 +98,12 @@ def _metric_exporter(kind: str, signal: Signal) -> GuardedMetricExporter:
     if signal.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-        return GuardedMetricExporter(OTLPMetricExporter(), _otlp_target(signal))
+        return GuardedMetricExporter(OTLPMetricExporter(), _otlp_target(signal), otlp=True)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpMetricExporter,
     )
 
-    return GuardedMetricExporter(HttpMetricExporter(), _otlp_target(signal))
+    return GuardedMetricExporter(HttpMetricExporter(), _otlp_target(signal), otlp=True)
 
 
 @dataclass
