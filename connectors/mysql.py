@@ -89,6 +89,7 @@ from connectors.sqltypes import (
     truthy,
 )
 from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
+from connectors.tracing import traced_db
 
 CONNECT_TIMEOUT = 10
 #: Rows per fetch (reads) and per multi-row INSERT (writes).
@@ -452,6 +453,7 @@ class MySqlSource:
         async with _reader(self.endpoint, "describe") as conn:
             return _schema(await self._columns(conn))
 
+    @traced_db("mysql", "SELECT")
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         if not supports(fmt):
             raise ConfigError(f"the server cannot render this format: {fmt}",
@@ -486,6 +488,7 @@ class MySqlSource:
             await out.send(chunk)
             progress.add(nbytes=len(chunk))
 
+    @traced_db("mysql", "SELECT")
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
         async with _reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
@@ -770,6 +773,7 @@ class MySqlSink:
         if result.warning_count:
             await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=offset + 1)
 
+    @traced_db("mysql", "INSERT")
     async def _insert_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
                            progress: Progress) -> None:
         """``insertQuery`` through executemany, in statements of INSERT_ROWS rows."""
@@ -908,6 +912,7 @@ def _endpoint(dsn: str | MySqlEndpoint) -> MySqlEndpoint:
     return dsn if isinstance(dsn, MySqlEndpoint) else MySqlEndpoint.from_url(dsn)
 
 
+@traced_db("mysql", "script")
 async def execute_script(dsn: str | MySqlEndpoint, script: str, args: Sequence[Any] = ()) -> None:
     """Run a SqlActivity script (several statements) in one transaction.
 
@@ -932,6 +937,7 @@ async def execute_script(dsn: str | MySqlEndpoint, script: str, args: Sequence[A
             position += n
 
 
+@traced_db("mysql", "SELECT")
 async def query_is_true(dsn: str | MySqlEndpoint, sql: str) -> bool:
     """SqlQuery-style precondition: a first row exists and its first column is truthy."""
     ep = _endpoint(dsn)
