@@ -11,19 +11,15 @@ from typing import Any
 
 import anyio
 import pytest
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode
 from trio.testing import MockClock
 
 from engine.store import AttemptStatus, Status
 from engine.testing.scripted import Script
 from engine.testing.virtual import activity, check, open_virtual, pipeline, ref
+from tests.otel_kit import METRICS, SPANS, install_providers, recording
 
 pytestmark = pytest.mark.anyio
 
@@ -36,47 +32,15 @@ def iid(object_id: str) -> str:
     return f"@{object_id}_2024-01-01T00:00:00"
 
 
-class _Switch(Sampler):
-    """Samples only while a test of this module records, so the provider this module installs
-    for the whole process costs the other tests nothing."""
-
-    on = False
-
-    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
-                      attributes: Any = None, links: Any = None,
-                      trace_state: Any = None) -> SamplingResult:
-        return SamplingResult(Decision.RECORD_AND_SAMPLE if self.on else Decision.DROP,
-                              attributes)
-
-    def get_description(self) -> str:
-        return "switch"
-
-
-_SWITCH = _Switch()
-_SPANS = InMemorySpanExporter()
-_METRICS = InMemoryMetricReader()
-
-
 @pytest.fixture(scope="module")
 def _providers() -> None:
-    """OpenTelemetry's globals can be set once per process: set them the first time."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider(sampler=_SWITCH, shutdown_on_exit=False)
-        provider.add_span_processor(SimpleSpanProcessor(_SPANS))
-        trace.set_tracer_provider(provider)
-    if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        metrics.set_meter_provider(MeterProvider(metric_readers=[_METRICS],
-                                                 shutdown_on_exit=False))
+    install_providers()
 
 
 @pytest.fixture
 def spans(_providers: None) -> Iterator[InMemorySpanExporter]:
-    _SPANS.clear()
-    _SWITCH.on = True
-    try:
-        yield _SPANS
-    finally:
-        _SWITCH.on = False
+    with recording() as exporter:
+        yield exporter
 
 
 @pytest.fixture
@@ -104,7 +68,7 @@ def _children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableS
 
 
 def _metric_points(name: str) -> list[Any]:
-    data = _METRICS.get_metrics_data()
+    data = METRICS.get_metrics_data()
     points: list[Any] = []
     for rm in data.resource_metrics if data else []:
         for sm in rm.scope_metrics:
@@ -267,13 +231,13 @@ async def test_a_run_sampled_out_records_nothing_and_tells_children_so(
 
     saved = ACTIVITIES["ShellCommandActivity"]
     ACTIVITIES["ShellCommandActivity"] = record_env
-    before = len(_SPANS.get_finished_spans())
+    before = len(SPANS.get_finished_spans())
     try:
         result = await vp.run(pipeline(activity("A"), **ONE))
     finally:
         ACTIVITIES["ShellCommandActivity"] = saved
     assert result.succeeded
-    assert len(_SPANS.get_finished_spans()) == before
+    assert len(SPANS.get_finished_spans()) == before
     # a trace that is not sampled still has ids; a child learns it was not sampled
     assert len(seen) == 1
     assert int(seen[0]["TRACEPARENT"].rsplit("-", 1)[1], 16) & 1 == 0  # the sampled bit
