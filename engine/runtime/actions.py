@@ -37,7 +37,8 @@ async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
         try:
             if action_type == "SnsAlarm":
                 # shielded (and bounded): a shutdown must not swallow an alarm half-sent
-                with anyio.move_on_after(PUBLISH_TIMEOUT, shield=True) as scope:
+                with anyio.move_on_after(PUBLISH_TIMEOUT, shield=True) as scope, \
+                        rt.telemetry.action_span(inst, action_id, field):
                     await rt.notifier.publish(_alarm(rt, inst, action_id))
                 if scope.cancelled_caught:
                     raise TimeoutError(f"not delivered within {PUBLISH_TIMEOUT:g} s")

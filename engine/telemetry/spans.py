@@ -320,6 +320,30 @@ class PipelineTelemetry:
         span.set_attributes(attrs)
 
     @contextmanager
+    def action_span(self, rec: InstanceRecord, action_id: str, field: str) -> Iterator[Span]:
+        """An action (SnsAlarm) fired by the instance, in the instance's trace: its SNS call
+        is a child."""
+        if not self.on:
+            yield trace.INVALID_SPAN
+            return
+        live = self._spans.get(rec.id)
+        ctx = live.get_span_context() if live is not None else stored_context(rec.trace_id,
+                                                                              rec.span_id)
+        parent = otel_context.Context()
+        if ctx is not None and ctx.is_valid:
+            parent = trace.set_span_in_context(NonRecordingSpan(ctx), parent)
+        with tracer.start_as_current_span(
+                f"action {action_id}", context=parent, record_exception=False,
+                set_status_on_exception=False, attributes={
+                    **self._base(rec), "headrace.instance.id": rec.id,
+                    "headrace.action.id": action_id, "headrace.action.field": field}) as span:
+            try:
+                yield span
+            except Exception as exc:
+                fail(span, self._mask(str(exc) or type(exc).__name__), _error_type(exc))
+                raise
+
+    @contextmanager
     def check_span(self, ctx: AttemptContext, number: int) -> Iterator[Span]:
         """One precondition check (a poll), current while it runs; the child process of a
         ShellCommandPrecondition gets this span as its TRACEPARENT."""

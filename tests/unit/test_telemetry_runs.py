@@ -291,3 +291,24 @@ async def test_a_failed_copy_sets_error_status_on_its_span_and_stage(
     assert "exception.stacktrace" not in event.attributes  # the message only
     [read] = _named(done, "copy read")
     assert read.status.status_code == StatusCode.ERROR
+
+
+async def test_an_alarm_is_a_span_in_the_trace_of_the_instance_that_fired_it(
+        tmp_path: Path, spans: InMemorySpanExporter) -> None:
+    vp = await open_virtual(LATER, tmp_path)
+    vp.pipeline_id = "df-telemetry-alarm"
+    body = pipeline(activity("A", "fatal", onFail=ref("Bad")),
+                    {"id": "Bad", "name": "Bad", "type": "SnsAlarm", "subject": "s",
+                     "topicArn": "arn:aws:sns:us-east-1:000000000000:t", "message": "m"},
+                    **ONE)
+    with Script().install():
+        await vp.run(body)
+    assert len(vp.notifier.of("Bad")) == 1
+    done = list(spans.get_finished_spans())
+    [a_run] = _named(done, "instance A")
+    [action] = _named(done, "action Bad")
+    assert action.parent is not None and action.parent.span_id == a_run.context.span_id
+    assert action.attributes["headrace.action.field"] == "onFail"
+    assert a_run.status.status_code == StatusCode.ERROR
+    assert a_run.attributes["error.type"] == "FAILED"
+    await vp.store.close()
