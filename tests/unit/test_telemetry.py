@@ -170,23 +170,27 @@ class _Stuck(SpanExporter):
     def __init__(self) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.returned = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.entered.set()
         self.release.wait(30)
+        self.returned.set()
         return SpanExportResult.SUCCESS
 
 
-def test_shutdown_returns_while_an_exporter_still_hangs() -> None:
+def test_shutdown_returns_while_an_exporter_still_hangs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")  # export the span at once
     stuck = _Stuck()
     telemetry = build({}, span_exporters=[stuck])
     assert telemetry is not None and telemetry.tracer_provider is not None
     with telemetry.tracer_provider.get_tracer("t").start_as_current_span("probe"):
         pass
     try:
+        assert stuck.entered.wait(30)  # the exporter now hangs
         telemetry.shutdown(timeout=0.5)
-        assert stuck.entered.is_set()  # the flush reached the exporter...
-        assert not stuck.release.is_set()  # ...and shutdown came back while it still hangs
+        assert not stuck.returned.is_set()  # shutdown came back while it still hangs
     finally:
         stuck.release.set()
 
