@@ -119,7 +119,8 @@ class Telemetry:
 
     @property
     def failed(self) -> bool:
-        return any(e.failed for e in (*self.span_exporters, *self.metric_exporters))
+        return any(e.failed for e in self.span_exporters) or any(
+            e.failed for e in self.metric_exporters)
 
     def install(self) -> bool:
         """Make these providers OpenTelemetry's globals; False when some were already set
