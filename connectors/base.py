@@ -201,6 +201,31 @@ class ServerSideCopier(Protocol):
     async def server_side_copy(self, source: Source, progress: Progress) -> int | None: ...
 
 
+@runtime_checkable
+class DirectCopier(Protocol):
+    """Optional sink capability: copy one object or file byte for byte with positioned,
+    parallel reads and writes (ranged GETs written at their offsets; a file read at offsets
+    into parallel multipart parts), as ``s5cmd cp`` does, instead of one ordered stream.
+    Returns the bytes copied, or None when it does not apply (then the copy streams as usual).
+    """
+
+    async def direct_copy(self, source: Source, progress: Progress) -> int | None: ...
+
+
+class RangeWriter(Protocol):
+    """Where a direct copy writes: bytes at any offset, in any order, from several tasks."""
+
+    async def write_at(self, offset: int, data: bytes) -> None: ...
+
+
+class RangeReader(Protocol):
+    """What a direct copy reads from: a file of known size, read at any offset."""
+
+    size: int
+
+    async def read_at(self, offset: int, length: int) -> bytes: ...
+
+
 def first_common_format(source: Source, sink: Sink,
                         candidates: Sequence[TextFormat]) -> TextFormat | None:
     """The first of ``candidates`` both ends handle natively, or None (the rows lane)."""

@@ -6,6 +6,9 @@ Stages are tasks in one task group joined by bounded memory object streams::
     rows lane:    source.produce_bytes(S) -> decode -> [rows] -> encode -> sink.consume_bytes(T)
                   (either end may be rows-native: produce_rows / consume_rows, no codec stage)
     server-side:  the sink copies from the source itself (S3 CopyObject), no stream at all
+    direct:       one object or file copied byte for byte by positioned parallel I/O (ranged
+                  GETs written at their offsets, a file read at offsets into parallel parts),
+                  no ordered stream; byte-identical, so no records are counted
 
 Lane choice, first match wins: the sink's native format if the source can produce it; the
 source's native format if the sink can consume it; the first of ``CopyOptions.common_formats``
@@ -31,6 +34,7 @@ from connectors.base import (
     CSV,
     DYNAMODB_JSONL,
     TSV,
+    DirectCopier,
     Progress,
     RowBatch,
     ServerSideCopier,
@@ -43,7 +47,7 @@ from connectors.errors import BadDataError, ConfigError
 from connectors.formats import RecordCounter, decoder_for, encoder_for
 from connectors.tracing import copy_span, stage_span
 
-Lane = Literal["bytes", "rows", "server-side"]
+Lane = Literal["bytes", "rows", "server-side", "direct"]
 T = TypeVar("T")
 
 #: Chunks smaller than this are (de)coded inline; bigger ones in a worker thread.
@@ -68,6 +72,9 @@ class CopyOptions:
     bad_rows_path: str | None = None
     common_formats: tuple[TextFormat, ...] = (CSV, TSV, DYNAMODB_JSONL)
     allow_server_side: bool = True
+    #: Let a sink copy one file or object byte for byte by parallel positioned I/O
+    #: (:class:`~connectors.base.DirectCopier`): no rows are counted on that lane.
+    allow_direct: bool = True
     #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
     on_queue_depth: Callable[[str, int], None] | None = None
 
@@ -125,11 +132,18 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
 
 
 class _ConnectorProgress(Progress):
-    """A connector's own counters; retries also reach the copy's caller."""
+    """A connector's own counters; retries also reach the copy's caller, and so do rows and
+    bytes when ``forward`` is set (the copy does not count them itself)."""
 
-    def __init__(self, parent: Progress) -> None:
+    def __init__(self, parent: Progress, *, forward: bool = False) -> None:
         super().__init__()
         self._parent = parent
+        self._forward = forward
+
+    def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
+        super().add(rows=rows, nbytes=nbytes)
+        if self._forward:
+            self._parent.add(rows=rows, nbytes=nbytes)
 
     def retried(self, cause: str) -> None:
         super().retried(cause)
@@ -243,6 +257,13 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
                               lane="server-side", format=sink.native_format,
                               retries=progress.retries - retries_before,
                               stages=("server-side",))
+    if options.allow_direct and isinstance(sink, DirectCopier):
+        # Progress counts the bytes as they land, so the live line moves.
+        copied = await sink.direct_copy(source, _ConnectorProgress(progress, forward=True))
+        if copied is not None:
+            return CopyResult(rows=0, bytes=copied, seconds=time.perf_counter() - started,
+                              lane="direct", format=sink.native_format,
+                              retries=progress.retries - retries_before, stages=("direct",))
 
     chosen = plan(source, sink, options)
     await _tell_schema(source, sink)

@@ -25,6 +25,8 @@ A prefix destination receives ``part-00000.<ext>``, ... (a new object once one h
 
 S3 -> S3 on the same endpoint with the same format and compression is copied server-side
 (CopyObject; UploadPartCopy in parallel above ``copy_threshold``); nothing passes through here.
+A single object <-> a single local file goes by parallel positioned I/O (``direct_copy``,
+``download_into``): ranged GETs written at their offsets, file parts read at theirs.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import contextlib
 import posixpath
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ from connectors.base import (
     BytesOut,
     EndpointOptions,
     Progress,
+    RangeReader,
+    RangeWriter,
     RowsIn,
     RowsOut,
     Schema,
@@ -85,9 +89,12 @@ MIN_PART = 5 * MiB
 MAX_PARTS = 10_000
 DEFAULT_CHUNK = 8 * MiB
 DEFAULT_FILE_BYTES = 128 * MiB
-DEFAULT_COPY_THRESHOLD = 5 * 1024 * MiB
-DEFAULT_COPY_PART = 512 * MiB
-READ_PIECE = 256 * 1024
+#: Objects above this are copied server-side as parallel UploadPartCopy parts of
+#: DEFAULT_COPY_PART (one CopyObject of 1 GiB took 8.1 s on SeaweedFS, 16 parts 4.8 s).
+DEFAULT_COPY_THRESHOLD = 64 * MiB
+DEFAULT_COPY_PART = 64 * MiB
+COPY_PARALLEL_FACTOR = 4
+READ_PIECE = 1024 * 1024
 _PART_RE = re.compile(r"^part-\d{5}\.")
 
 
@@ -138,6 +145,19 @@ def _backoff(attempt: int) -> float:
 def _note_retries(response: dict[str, Any], progress: Progress, cause: str) -> None:
     for _ in range(aws.retry_count(response)):
         progress.retried(cause)
+
+
+def _read_in_pieces(body: Any) -> None:
+    """Let the HTTP client buffer a whole READ_PIECE before it pauses the socket.
+
+    aiohttp pauses reading at 128 KiB buffered by default, so ``read(1 MiB)`` returned a
+    fraction of that and every piece cost a round through the event loop (and, for a file,
+    a thread hop). ``set_read_chunk_size`` is aiohttp's own knob for consumers with big reads.
+    """
+    content = getattr(getattr(body, "raw_stream", None), "content", None)
+    setter = getattr(content, "set_read_chunk_size", None)
+    if setter is not None:
+        setter(READ_PIECE)
 
 
 async def iter_objects(client: Any, bucket: str, prefix: str, *,
@@ -216,7 +236,11 @@ class _Range:
     first: bool
     last: bool
     done: anyio.Event = field(default_factory=anyio.Event)
-    data: bytes = b""
+    #: The range's bytes as they came off the wire (sent on as they are: no joining copy).
+    pieces: list[bytes] = field(default_factory=list)
+
+    async def take(self, _offset: int, piece: bytes) -> None:
+        self.pieces.append(piece)
 
 
 class S3Source:
@@ -230,6 +254,9 @@ class S3Source:
         self.url = parse_s3_url(url)
         self.describe = str(self.url)
         self._fmt = fmt or format_for_path(self.url.key) or CSV
+        #: No format was given and the name implies none: the bytes are not known to be
+        #: records (a direct copy may move them without counting any).
+        self.opaque = fmt is None and format_for_path(self.url.key) is None
         self._compression = compression
         _is_gzip(self.url.key, compression)
         self.parallel = max(1, parallel)
@@ -318,13 +345,29 @@ class S3Source:
                      progress: Progress) -> None:
         if job.end > job.start:
             async with limiter:
-                job.data = await self.get_range(client, job.obj, job.start, job.end, progress)
+                await self.read_range(client, job.obj, job.start, job.end, progress,
+                                      job.take)
         job.done.set()
 
     async def get_range(self, client: Any, obj: S3Object, start: int, end: int,
                         progress: Progress) -> bytes:
         """Bytes [start, end) of ``obj``; a broken-off body is resumed where it stopped."""
         pieces: list[bytes] = []
+
+        async def take(_offset: int, piece: bytes) -> None:
+            pieces.append(piece)
+
+        await self.read_range(client, obj, start, end, progress, take)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    async def read_range(self, client: Any, obj: S3Object, start: int, end: int,
+                         progress: Progress,
+                         deliver: Callable[[int, bytes], Awaitable[None]]) -> None:
+        """Hand bytes [start, end) of ``obj`` to ``deliver(offset, piece)`` as they arrive.
+
+        A body that breaks off is resumed from the first byte not yet delivered, so every byte
+        is delivered exactly once. Errors of ``deliver`` itself are not retried here.
+        """
         pos = start
         failures = 0
         bucket = obj.bucket or self.url.bucket
@@ -339,16 +382,17 @@ class S3Source:
                     resp = await client.get_object(**kwargs)
                     _note_retries(resp, progress, "s3-get")
                     async with resp["Body"] as body:
+                        _read_in_pieces(body)
                         while True:
                             piece = await body.read(READ_PIECE)
                             if not piece:
                                 break
-                            pieces.append(piece)
-                            pos += len(piece)
-                            if pos > end:
+                            if pos + len(piece) > end:
                                 raise TerminalError(
                                     f"{target}: the server sent more than the range asked for",
                                     connector=CONNECTOR, operation="get")
+                            await deliver(pos, piece)
+                            pos += len(piece)
                 if pos < end:
                     raise ConnectionLost(f"{target}: the body ended at byte {pos} of {end}",
                                          connector=CONNECTOR, operation="get")
@@ -358,7 +402,42 @@ class S3Source:
                     raise
                 progress.retried("s3-get-resume")
                 await anyio.sleep(_backoff(failures))
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    async def download_into(self, start: Callable[[int], Awaitable[RangeWriter]], *,
+                            compressed: bool, progress: Progress) -> int | None:
+        """Fetch the one object this URL names into a writer, by ranges in parallel.
+
+        ``start(size)`` is called once the object is known and returns where the bytes go;
+        ranges of ``chunk_size`` are fetched ``parallel`` at a time and each piece is written
+        at its offset as it arrives (no ordering, so nothing waits on a slow range and only
+        the pieces being written are in memory). Returns the bytes written, or None, before
+        calling ``start``, when this is not a byte-for-byte copy of one object: a prefix or a
+        manifest, or an object whose compression is not ``compressed``.
+        """
+        if self.manifest_url or self.url.is_prefix:
+            return None
+        async with self.client() as client:
+            obj = await _head(client, self.url.bucket, self.url.key)
+            if obj is None or self.is_gzip(obj.key) != compressed:
+                return None
+            writer = await start(obj.size)
+            limiter = anyio.CapacityLimiter(self.parallel)
+
+            async def write(offset: int, piece: bytes) -> None:
+                await writer.write_at(offset, piece)
+                progress.add(nbytes=len(piece))
+
+            async def fetch(a: int, b: int) -> None:
+                async with limiter:
+                    await self.read_range(client, obj, a, b, progress, write)
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    for a in range(0, obj.size, self.chunk_size):
+                        tg.start_soon(fetch, a, min(a + self.chunk_size, obj.size))
+            except BaseExceptionGroup as group:
+                raise root_cause(group) from None
+            return obj.size
 
     async def _deliver(self, recv: Any, fmt: TextFormat, out: BytesOut,
                        progress: Progress) -> None:
@@ -366,20 +445,22 @@ class S3Source:
         gunzip: Gunzip | None = None
         async for job in recv:
             await job.done.wait()
-            data, job.data = job.data, b""
+            pieces, job.pieces = job.pieces, []
             if job.first:
                 joiner.start()
                 gunzip = Gunzip(location=f"s3://{job.obj.bucket or self.url.bucket}/"
                                          f"{job.obj.key}") \
                     if self.is_gzip(job.obj.key) else None
-            progress.add(nbytes=len(data))
-            if gunzip is not None:
-                data = await anyio.to_thread.run_sync(gunzip.feed, data) if len(data) > MiB \
-                    else gunzip.feed(data)
-                if job.last:
-                    data += gunzip.finish()
-            for piece in joiner.feed(data):
-                await out.send(piece)
+            for data in pieces:
+                progress.add(nbytes=len(data))
+                if gunzip is not None:
+                    data = await anyio.to_thread.run_sync(gunzip.feed, data) \
+                        if len(data) > 256 * 1024 else gunzip.feed(data)
+                for piece in joiner.feed(data):
+                    await out.send(piece)
+            if job.last and gunzip is not None:
+                for piece in joiner.feed(gunzip.finish()):
+                    await out.send(piece)
 
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
@@ -507,10 +588,14 @@ class S3Sink:
                  part_size: int = DEFAULT_CHUNK, file_bytes: int = DEFAULT_FILE_BYTES,
                  endpoint_url: str | None = None,
                  copy_threshold: int = DEFAULT_COPY_THRESHOLD,
-                 copy_part_size: int = DEFAULT_COPY_PART) -> None:
+                 copy_part_size: int = DEFAULT_COPY_PART,
+                 copy_parallel: int | None = None) -> None:
         self.url = parse_s3_url(url)
         self.describe = str(self.url)
         self._fmt = fmt or format_for_path(self.url.key) or CSV
+        #: No format was given and the name implies none: the bytes are not known to be
+        #: records (a direct copy may move them without counting any).
+        self.opaque = fmt is None and format_for_path(self.url.key) is None
         self._compression = compression
         self._gzip = _is_gzip(self.url.key, compression) if not self.url.is_prefix \
             else compression == "gzip"
@@ -520,6 +605,9 @@ class S3Sink:
         self.endpoint_url = endpoint_url
         self.copy_threshold = copy_threshold
         self.copy_part_size = max(MIN_PART, copy_part_size)
+        #: Server-side copy requests in flight (they hold no data here, so more than
+        #: ``parallel``).
+        self.copy_parallel = max(1, copy_parallel or COPY_PARALLEL_FACTOR * self.parallel)
 
     @property
     def endpoint(self) -> str:
@@ -676,35 +764,130 @@ class S3Sink:
             send.close()
             recv.close()
 
+    # -- direct upload of one local file ------------------------------------------------------
+    async def direct_copy(self, source: Source, progress: Progress) -> int | None:
+        """Upload one local file as this object, byte for byte, with parts read at their
+        offsets and sent ``parallel`` at a time (no ordered stream in between).
+
+        None when that does not apply: a prefix destination, a directory source, a
+        compression change, or data known to be records (a format was given or the names
+        imply one): those stream, so their records are counted."""
+        open_ranges = getattr(source, "open_ranges", None)
+        if open_ranges is None or self.url.is_prefix or not self.opaque or \
+                not getattr(source, "opaque", False) or \
+                not same_layout(source.native_format, self._fmt):
+            return None
+        async with open_ranges(compressed=self._gzip) as reader:
+            if reader is None:
+                return None
+            async with self.client() as client:
+                await self.abort_stale_uploads(client)
+                await self._upload_ranges(client, reader, progress)
+            return int(reader.size)
+
+    async def _upload_ranges(self, client: Any, reader: RangeReader,
+                             progress: Progress) -> None:
+        size = reader.size
+        target = str(self.url)
+        bucket, key = self.url.bucket, self.url.key
+        if size <= self.part_size:
+            body = await reader.read_at(0, size)
+            with aws.map_aws_errors(CONNECTOR, "put", target):
+                resp = await client.put_object(Bucket=bucket, Key=key, Body=body)
+            _note_retries(resp, progress, "s3-put")
+            progress.add(nbytes=size)
+            return
+        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        with aws.map_aws_errors(CONNECTOR, "create-multipart-upload", target):
+            created = await client.create_multipart_upload(Bucket=bucket, Key=key)
+        upload_id = created["UploadId"]
+        etags: dict[int, str] = {}
+        # Taken before a part's task starts and given back when its upload ends: at most
+        # `parallel` parts are read and held at once, and no more tasks than that wait.
+        slots = anyio.Semaphore(self.parallel)
+
+        async def part(number: int, start: int, end: int) -> None:
+            try:
+                body = await reader.read_at(start, end - start)
+                with aws.map_aws_errors(CONNECTOR, "upload-part", target):
+                    resp = await client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                                    PartNumber=number, Body=body)
+                _note_retries(resp, progress, "s3-upload-part")
+                etags[number] = resp["ETag"]
+                progress.add(nbytes=len(body))
+            finally:
+                slots.release()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for number, start in enumerate(range(0, size, part_size), start=1):
+                    await slots.acquire()
+                    tg.start_soon(part, number, start, min(start + part_size, size))
+            with aws.map_aws_errors(CONNECTOR, "complete-multipart-upload", target):
+                resp = await client.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
+                                               for n, e in sorted(etags.items())]})
+            _note_retries(resp, progress, "s3-complete")
+        except BaseException as exc:
+            with anyio.move_on_after(30, shield=True), contextlib.suppress(Exception):
+                await client.abort_multipart_upload(Bucket=bucket, Key=key,
+                                                    UploadId=upload_id)
+            if isinstance(exc, BaseExceptionGroup):
+                raise root_cause(exc) from None
+            raise
+
     # -- server-side copy -----------------------------------------------------------------------
     async def server_side_copy(self, source: Source, progress: Progress) -> int | None:
-        """CopyObject / UploadPartCopy when ``source`` is S3 on this endpoint with our format."""
+        """CopyObject / UploadPartCopy when ``source`` is S3 on this endpoint with our format.
+
+        Requests are cheap for us (no data passes through), so ``copy_parallel`` of them run
+        at once, shared by whole-object copies and the parts of big objects. The listing is
+        read lazily and at most ``copy_parallel`` object copies are pending at a time.
+        """
         if not isinstance(source, S3Source) or source.endpoint != self.endpoint \
                 or source.manifest_url:
             return None
         if not same_layout(source.native_format, self._fmt):
             return None
-        async with self.client() as client:
+        async with aws.client("s3", parallel=self.copy_parallel,
+                              endpoint_url=self.endpoint_url) as client:
             prefix, objects = await source.resolve(client)
             if prefix is not None and not self.url.is_prefix:
                 return None  # many objects into one: a streamed (record) copy
-            pairs: list[tuple[S3Object, str]] = []
-            async for obj in objects:
-                if source.is_gzip(obj.key) != self._dest_gzip(obj.key, prefix):
-                    return None
-                if prefix is None:
-                    dest = (self.url.key + posixpath.basename(obj.key)) if self.url.is_prefix \
-                        else self.url.key
-                else:
-                    dest = self.url.key + obj.key[len(prefix):]
-                pairs.append((obj, dest))
+            if prefix is not None and source.compression != self._compression:
+                return None  # keys might need (de)compressing: decided per object, streamed
+            first = await anext(objects, None)
+            if first is not None and source.is_gzip(first.key) != \
+                    self._dest_gzip(first.key, prefix):
+                return None
             total = 0
-            limiter = anyio.CapacityLimiter(self.parallel)
+            requests = anyio.CapacityLimiter(self.copy_parallel)
+            pending = anyio.Semaphore(self.copy_parallel)
+
+            async def one(obj: S3Object, dest: str) -> None:
+                try:
+                    await self._copy_one(client, source.url.bucket, obj, dest, requests,
+                                         progress)
+                finally:
+                    pending.release()
+
+            async def rest() -> AsyncIterator[S3Object]:
+                if first is not None:
+                    yield first
+                async for obj in objects:
+                    yield obj
+
             try:
                 async with anyio.create_task_group() as tg:
-                    for obj, dest in pairs:
-                        tg.start_soon(self._copy_one, client, source.url.bucket, obj, dest,
-                                      limiter, progress)
+                    async for obj in rest():
+                        if prefix is None:
+                            dest = (self.url.key + posixpath.basename(obj.key)) \
+                                if self.url.is_prefix else self.url.key
+                        else:
+                            dest = self.url.key + obj.key[len(prefix):]
+                        await pending.acquire()
+                        tg.start_soon(one, obj, dest)
                         total += obj.size
             except BaseExceptionGroup as group:
                 raise root_cause(group) from None
@@ -747,10 +930,11 @@ class S3Sink:
                 _note_retries(resp, progress, "s3-copy")
                 etags[number] = resp["CopyPartResult"]["ETag"]
 
+        part_size = max(self.copy_part_size, -(-obj.size // MAX_PARTS))
         try:
             async with anyio.create_task_group() as tg:
-                for i, start in enumerate(range(0, obj.size, self.copy_part_size)):
-                    tg.start_soon(part, i + 1, start, min(start + self.copy_part_size, obj.size))
+                for i, start in enumerate(range(0, obj.size, part_size)):
+                    tg.start_soon(part, i + 1, start, min(start + part_size, obj.size))
             with aws.map_aws_errors(CONNECTOR, "complete-multipart-upload", target):
                 await client.complete_multipart_upload(
                     Bucket=self.url.bucket, Key=dest, UploadId=upload_id,
@@ -766,17 +950,14 @@ class S3Sink:
 
 # -- URL constructors and helpers the engine uses --------------------------------------------------
 
-def _fmt(url: str, options: EndpointOptions) -> TextFormat:
-    return options.format or format_for_path(parse_s3_url(url).key) or CSV
-
-
 def source_from_url(url: str, options: EndpointOptions) -> S3Source:
-    return S3Source(url, _fmt(url, options), compression=options.compression,
+    """The format is ``options.format``, else the name's (``.csv``...), else CSV."""
+    return S3Source(url, options.format, compression=options.compression,
                     parallel=options.parallel, chunk_size=options.chunk_size)
 
 
 def sink_from_url(url: str, options: EndpointOptions) -> S3Sink:
-    return S3Sink(url, _fmt(url, options), compression=options.compression,
+    return S3Sink(url, options.format, compression=options.compression,
                   parallel=options.parallel, part_size=options.chunk_size)
 
 

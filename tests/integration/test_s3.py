@@ -324,3 +324,122 @@ async def test_truncated_get_is_resumed_and_never_short(
     assert proxy.truncated == 2
     assert progress.retry_causes.get("s3-get-resume", 0) >= 2
     assert hashlib.sha256(dest.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+# -- direct lane: one opaque file <-> one object by positioned parallel I/O --------------------
+
+async def test_opaque_file_and_object_copy_directly_byte_identical(s3_bucket: str,
+                                                                   tmp_path: Path) -> None:
+    data = os.urandom(12 * MiB + 12345)  # three 5 MiB parts, the last one short
+    src = tmp_path / "blob.bin"
+    src.write_bytes(data)
+    url = f"s3://{s3_bucket}/direct/blob.bin"
+    progress = Progress()
+    up = await copy(LocalSource(str(src)), S3Sink(url, part_size=MIN_PART, parallel=3),
+                    progress=progress)
+    assert (up.lane, up.bytes, up.rows) == ("direct", len(data), 0)
+    assert progress.bytes == len(data)
+    async with aws.client("s3") as c:
+        head = await c.head_object(Bucket=s3_bucket, Key="direct/blob.bin")
+    assert head["ETag"].strip('"').endswith("-3")  # parts read at their offsets, in parallel
+    assert await get_bytes(s3_bucket, "direct/blob.bin") == data
+
+    out = tmp_path / "out"
+    out.mkdir()
+    down = await copy(S3Source(url, chunk_size=MiB, parallel=4), LocalSink(str(out / "b.bin")))
+    assert (down.lane, down.bytes) == ("direct", len(data))
+    assert (out / "b.bin").read_bytes() == data
+    assert [p.name for p in out.iterdir()] == ["b.bin"]  # no temp left behind
+
+    # compressed on both ends: still the same bytes, directly
+    packed = tmp_path / "blob.bin.gz"
+    packed.write_bytes(gzip.compress(data[:MiB]))
+    gz_url = f"s3://{s3_bucket}/direct/blob.bin.gz"
+    assert (await copy(LocalSource(str(packed)), S3Sink(gz_url))).lane == "direct"
+    assert await get_bytes(s3_bucket, "direct/blob.bin.gz") == packed.read_bytes()
+    # ... and decompressing on the way is a stream, not a direct copy
+    plain = await copy(S3Source(gz_url), LocalSink(str(out / "plain.bin"), compression="none"))
+    assert plain.lane == "bytes" and (out / "plain.bin").read_bytes() == data[:MiB]
+
+
+async def test_records_stream_and_are_counted_rather_than_copied_directly(
+        s3_bucket: str, tmp_path: Path) -> None:
+    data = lines(1000)
+    src = tmp_path / "in.csv"
+    src.write_bytes(data)
+    up = await copy(LocalSource(str(src)), S3Sink(f"s3://{s3_bucket}/rec/in.csv"))
+    assert (up.lane, up.rows) == ("bytes", 1000)
+    blob = tmp_path / "in.bin"
+    blob.write_bytes(data)
+    declared = await copy(LocalSource(str(blob), CSV), S3Sink(f"s3://{s3_bucket}/rec/in.bin"))
+    assert (declared.lane, declared.rows) == ("bytes", 1000)  # a format was given
+
+
+async def test_direct_download_resumes_truncated_ranges(
+        s3_bucket: str, tmp_path: Path,
+        truncating_proxy: tuple[str, TruncatingProxy]) -> None:
+    endpoint, proxy = truncating_proxy
+    data = os.urandom(3 * MiB + 777)
+    async with aws.client("s3") as c:
+        await c.put_object(Bucket=s3_bucket, Key="cut.bin", Body=data)
+    progress = Progress()
+    dest = tmp_path / "cut.bin"
+    result = await copy(S3Source(f"s3://{s3_bucket}/cut.bin", chunk_size=MiB, parallel=2,
+                                 endpoint_url=endpoint), LocalSink(str(dest)), progress=progress)
+    assert result.lane == "direct" and proxy.truncated == 2
+    assert progress.retry_causes.get("s3-get-resume", 0) >= 2
+    assert dest.read_bytes() == data
+
+
+class _Watermark(Progress):
+    """Progress that sets ``reached`` once ``mark`` bytes went through."""
+
+    def __init__(self, mark: int) -> None:
+        super().__init__()
+        self.mark = mark
+        self.reached = anyio.Event()
+
+    def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
+        super().add(rows=rows, nbytes=nbytes)
+        if self.bytes >= self.mark:
+            self.reached.set()
+
+
+@pytest.mark.parametrize("direction", ["upload", "download"])
+async def test_cancelled_direct_copy_leaves_nothing(s3_bucket: str, s3_endpoint: str,
+                                                    tmp_path: Path, direction: str) -> None:
+    from engine.testing.faultproxy import FaultProxy
+
+    data = os.urandom(16 * MiB)
+    out = tmp_path / "out"
+    out.mkdir()
+    key = f"cancel/{direction}.bin"
+    if direction == "download":
+        async with aws.client("s3") as c:
+            await c.put_object(Bucket=s3_bucket, Key=key, Body=data)
+    else:
+        (tmp_path / "big.bin").write_bytes(data)
+    host, port = s3_endpoint.rsplit("//", 1)[1].split(":")
+    async with FaultProxy(host, int(port)) as proxy:
+        proxy.bandwidth(4 * MiB, direction="up" if direction == "upload" else "down")
+        endpoint = f"http://127.0.0.1:{proxy.port}"
+        if direction == "upload":
+            source: LocalSource | S3Source = LocalSource(str(tmp_path / "big.bin"))
+            sink: S3Sink | LocalSink = S3Sink(f"s3://{s3_bucket}/{key}", part_size=MIN_PART,
+                                              parallel=2, endpoint_url=endpoint)
+        else:
+            source = S3Source(f"s3://{s3_bucket}/{key}", chunk_size=MiB, parallel=2,
+                              endpoint_url=endpoint)
+            sink = LocalSink(str(out / "down.bin"))
+        progress = _Watermark(6 * MiB if direction == "upload" else 2 * MiB)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(copy, source, sink, None, progress)
+            with anyio.fail_after(60):
+                await progress.reached.wait()  # a part is up / ranges are on the disk
+            tg.cancel_scope.cancel()
+    assert list(out.iterdir()) == []  # no file, no temp
+    async with aws.client("s3") as c:
+        pending = await c.list_multipart_uploads(Bucket=s3_bucket, Prefix="cancel/")
+    assert pending.get("Uploads", []) == []
+    if direction == "upload":
+        assert await keys(s3_bucket, "cancel/") == []

@@ -105,7 +105,7 @@ async def test_botocore_honours_service_endpoint_variables(
             assert c.meta.config.max_pool_connections == 18
             assert c.meta.config.retries["mode"] == "standard"
     async with aws.client("s3") as c:
-        assert c.meta.config.s3 == {"addressing_style": "path"}
+        assert c.meta.config.s3 == {"addressing_style": "path", "payload_signing_enabled": False}
 
 
 async def test_sessions_follow_credential_changes(monkeypatch: pytest.MonkeyPatch) -> None:
