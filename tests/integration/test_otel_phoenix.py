@@ -100,8 +100,10 @@ def test_a_copy_run_exports_its_span_tree_with_volumes(
     definition = _definition(
         tmp_path / "copy.json",
         {"id": "In", "name": "In", "type": "S3DataNode", "filePath": str(source)},
-        {"id": "Out", "name": "Out", "type": "S3DataNode",
-         "filePath": f"s3://{s3_bucket}/orders/orders.csv"},
+        # CSV in, TSV out: rows are converted, so the copy runs all four stages
+        {"id": "Out", "name": "Out", "type": "S3DataNode", "dataFormat": {"ref": "Tsv"},
+         "filePath": f"s3://{s3_bucket}/orders/orders.tsv"},
+        {"id": "Tsv", "name": "Tsv", "type": "TSV"},
         {"id": "Copy", "name": "Copy", "type": "CopyActivity", "input": {"ref": "In"},
          "output": {"ref": "Out"}})
     project = _project()
@@ -120,12 +122,13 @@ def test_a_copy_run_exports_its_span_tree_with_volumes(
     activity = _one(spans, "CopyActivity")
     whole = _one(spans, "copy")
     read, write = _one(spans, "copy read"), _one(spans, "copy write")
+    decode, encode = _one(spans, "copy decode"), _one(spans, "copy encode")
     # the tree: instance -> attempt -> activity -> copy -> stages -> S3 calls
     assert root["parent_id"] is None
     assert _parent(spans, attempt) is root
     assert _parent(spans, activity) is attempt
     assert _parent(spans, whole) is activity
-    assert _parent(spans, read) is whole and _parent(spans, write) is whole
+    assert all(_parent(spans, s) is whole for s in (read, decode, encode, write))
     s3_calls = [s for s in spans if s["name"].startswith("S3.")]
     assert s3_calls and all(_parent(spans, s) is write for s in s3_calls)
     assert {s["attributes"]["rpc.system"] for s in s3_calls} == {"aws-api"}
@@ -135,15 +138,18 @@ def test_a_copy_run_exports_its_span_tree_with_volumes(
     assert {s["context"]["trace_id"] for s in (attempt, activity, whole, read, write,
                                                 *s3_calls)} == {trace_id}
 
-    # what a user needs on them
+    # what a user needs on them (no value needs quoting: the TSV is as long as the CSV)
     size = source.stat().st_size
     for span in (activity, whole):
         assert span["attributes"]["headrace.rows"] == ROWS
         assert span["attributes"]["headrace.bytes"] == size
+    assert whole["attributes"]["headrace.copy.lane"] == "rows"
     assert whole["attributes"]["headrace.copy.source"] == str(source)
     assert whole["attributes"]["headrace.copy.destination"] == \
-        f"s3://{s3_bucket}/orders/orders.csv"
+        f"s3://{s3_bucket}/orders/orders.tsv"
     assert read["attributes"]["headrace.bytes"] == size
+    assert decode["attributes"]["headrace.rows"] == ROWS
+    assert write["attributes"]["headrace.bytes"] == size
     assert root["attributes"]["headrace.object.type"] == "CopyActivity"
     assert root["attributes"]["headrace.status"] == "FINISHED"
     assert root["attributes"]["headrace.scheduled.start"] == "2024-01-01T00:00:00Z"
@@ -199,8 +205,8 @@ async def test_no_secret_reaches_an_exported_span_event_or_metric(
     password = "pg-" + secrets.token_hex(8)
     definition = _secret_pipeline(tmp_path, pg_database, s3_bucket, password)
     token = json.loads(definition.read_text())["values"]["*myToken"]
-    aws_secret = os.environ["AWS_SECRET_ACCESS_KEY"]
-    leaks = (password, token, aws_secret)
+    leaks = (password, token, os.environ["AWS_SECRET_ACCESS_KEY"],
+             os.environ["AWS_ACCESS_KEY_ID"])
 
     project = _project()
     exported = _run(tmp_path, definition, {"AWS_ENDPOINT_URL_S3": s3_endpoint,
