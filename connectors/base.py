@@ -18,6 +18,7 @@ temp file). Memory held by a copy is bounded by chunk size x stream depth x para
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -223,7 +224,10 @@ class RangeReader(Protocol):
 
     size: int
 
-    async def read_at(self, offset: int, length: int) -> bytes: ...
+    async def read_at(self, offset: int, length: int) -> io.BytesIO:
+        """Exactly ``length`` bytes from ``offset``, in a BytesIO positioned at 0 (an upload
+        body that HTTP clients send as it is, without copying it again)."""
+        ...
 
 
 def first_common_format(source: Source, sink: Sink,

@@ -21,6 +21,7 @@ Blocking file calls run in worker threads through a per-connector CapacityLimite
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import tempfile
@@ -327,16 +328,37 @@ class _FileRanges:
         self._name = name
         self.size = os.fstat(self._fd).st_size
 
-    async def read_at(self, offset: int, length: int) -> bytes:
+    async def read_at(self, offset: int, length: int) -> io.BytesIO:
         try:
-            data = await self._files.run(os.pread, self._fd, length, offset)
+            body, got = await self._files.run(self._read_into, offset, length)
         except OSError as exc:
             raise _os_error(exc, self._name, "read") from exc
-        if len(data) != length:
+        if got != length:
             raise ConnectorError(f"{self._name}: the file changed size while it was read "
-                                 f"(byte {offset + len(data)} of {self.size})",
+                                 f"(byte {offset + got} of {self.size})",
                                  connector=CONNECTOR, operation="read")
-        return data
+        return body
+
+    def _read_into(self, offset: int, length: int) -> tuple[io.BytesIO, int]:
+        """Read straight into the BytesIO's own buffer (no intermediate bytes object)."""
+        body = io.BytesIO()
+        if length:
+            body.seek(length - 1)
+            body.write(b"\0")  # sizes the buffer
+        got = 0
+        with body.getbuffer() as view:
+            while got < length:
+                if hasattr(os, "preadv"):
+                    n = os.preadv(self._fd, [view[got:]], offset + got)
+                else:  # platforms without preadv: one more copy
+                    data = os.pread(self._fd, length - got, offset + got)
+                    n = len(data)
+                    view[got:got + n] = data
+                if n == 0:
+                    break
+                got += n
+        body.seek(0)
+        return body, got
 
 
 class LocalSource:

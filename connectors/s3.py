@@ -32,6 +32,7 @@ A single object <-> a single local file goes by parallel positioned I/O (``direc
 from __future__ import annotations
 
 import contextlib
+import io
 import posixpath
 import random
 import re
@@ -503,7 +504,10 @@ class _Upload:
         self.upload_id: str | None = None
         self.parts: dict[int, str] = {}
         self.size = 0
-        self._buf = bytearray()
+        #: The part being filled. Parts are built in a BytesIO that botocore and aiohttp send
+        #: as it is: bytes would be wrapped in a BytesIO that aiohttp then copies whole, so a
+        #: part in flight held twice its size (and slicing a bytearray copied it twice more).
+        self._buf = io.BytesIO()
         self._next_part = 1
         self.completed = False
 
@@ -512,14 +516,21 @@ class _Upload:
         return f"s3://{self.bucket}/{self.key}"
 
     async def write(self, data: bytes) -> None:
-        self._buf += data
         self.size += len(data)
-        while len(self._buf) >= self.part_size:
-            body = bytes(self._buf[:self.part_size])
-            del self._buf[:self.part_size]
-            await self._start_part(body)
+        view = memoryview(data)
+        while view:
+            room = self.part_size - self._buf.tell()
+            self._buf.write(view[:room])
+            view = view[room:]
+            if self._buf.tell() >= self.part_size:
+                await self._start_part(self._take_part())
 
-    async def _start_part(self, body: bytes) -> None:
+    def _take_part(self) -> io.BytesIO:
+        body, self._buf = self._buf, io.BytesIO()
+        body.seek(0)
+        return body
+
+    async def _start_part(self, body: io.BytesIO) -> None:
         await self._sem.acquire()
         try:
             if self.upload_id is None:
@@ -537,7 +548,7 @@ class _Upload:
             raise
         self._tg.start_soon(self._put_part, number, body)
 
-    async def _put_part(self, number: int, body: bytes) -> None:
+    async def _put_part(self, number: int, body: io.BytesIO) -> None:
         try:
             with aws.map_aws_errors(CONNECTOR, "upload-part", self.target):
                 resp = await self.client.upload_part(Bucket=self.bucket, Key=self.key,
@@ -551,10 +562,8 @@ class _Upload:
     async def finish(self) -> None:
         """Send the last part when multipart (its uploads then end with the task group)."""
         multipart = self.upload_id is not None or self._force_multipart
-        if multipart and (self._buf or self.upload_id is None):
-            body = bytes(self._buf)
-            self._buf.clear()
-            await self._start_part(body)
+        if multipart and (self._buf.tell() or self.upload_id is None):
+            await self._start_part(self._take_part())
 
     async def complete(self) -> None:
         """Make the object visible (all parts must have been uploaded)."""
@@ -567,8 +576,7 @@ class _Upload:
         else:
             with aws.map_aws_errors(CONNECTOR, "put", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
-                                                    Body=bytes(self._buf))
-            self._buf.clear()
+                                                    Body=self._take_part())
         _note_retries(resp, self._progress, "s3-complete")
         self.completed = True
 
@@ -814,7 +822,7 @@ class S3Sink:
                                                     PartNumber=number, Body=body)
                 _note_retries(resp, progress, "s3-upload-part")
                 etags[number] = resp["ETag"]
-                progress.add(nbytes=len(body))
+                progress.add(nbytes=end - start)
             finally:
                 slots.release()
 
