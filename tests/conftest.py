@@ -56,7 +56,10 @@ _SANDBOX_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS
 
 def _sandbox_env() -> dict[str, str]:
     """Test credentials and region, and no shared AWS config files from the user's home."""
-    return {**aws_env(), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    # AWS_ENDPOINT_URL: a client for a service whose loopback server is not configured talks
+    # to the discard port on loopback (refused at once), never to the real AWS endpoints.
+    return {**aws_env(), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 
 
 @pytest.fixture(autouse=True)
