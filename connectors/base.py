@@ -142,6 +142,10 @@ class Source(Protocol):
     ``describe`` is a display name without secrets (used in errors, logs and spans).
     ``native_format`` is the format the data already has at rest (a file's or object's declared
     format), or None for systems that can render several (databases) or only rows (DynamoDB).
+    Optional attributes: ``counts_rows = True`` when ``produce_bytes`` reports the rows it sent
+    (the copy then does not scan the bytes for records; sinks may say the same of
+    ``consume_bytes``), and ``opaque`` for files and objects whose bytes are not known to be
+    records (no format given or implied by the name).
     """
 
     describe: str

@@ -345,6 +345,9 @@ def _bucket(percent: float | None, units: float | None) -> TokenBucket | None:
 class DynamoDBSource:
     """Reads a whole table with a parallel Scan. See the module docstring."""
 
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+
     native_format: TextFormat | None = None
 
     def __init__(self, table: DynamoDBTable, options: EndpointOptions, *,
@@ -529,6 +532,9 @@ def _check_item(item: Any) -> Item:
 
 class DynamoDBSink:
     """Loads items with BatchWriteItem; idempotent by key, not atomic (module docstring)."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
 
     native_format: TextFormat | None = None
 

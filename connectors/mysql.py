@@ -427,6 +427,9 @@ def _schema(columns: Sequence[tuple[str, Kind, ColumnType]]) -> Schema:
 class MySqlSource:
     """Reads a table or a ``selectQuery`` with an unbuffered (streaming) cursor."""
 
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+
     def __init__(self, endpoint: MySqlEndpoint) -> None:
         if not endpoint.table and not endpoint.select_query:
             raise ConfigError("a MySQL source needs a table (?table=...) or a query",
@@ -656,6 +659,9 @@ def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
 
 class MySqlSink:
     """Loads into a table (LOAD DATA / multi-row INSERT) or via ``insertQuery``, atomically."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
 
     def __init__(self, endpoint: MySqlEndpoint) -> None:
         if not endpoint.table and not endpoint.insert_query:

@@ -349,6 +349,9 @@ def _attributes_schema(attrs: Sequence[Any]) -> Schema:
 class PostgresSource:
     """Reads a table or a ``selectQuery``."""
 
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+
     def __init__(self, endpoint: PostgresEndpoint) -> None:
         if not endpoint.table and not endpoint.select_query:
             raise ConfigError("a PostgreSQL source needs a table (?table=...) or a query",
@@ -432,6 +435,9 @@ def _stringify(row: tuple[Any, ...], columns: list[int]) -> tuple[Any, ...]:
 
 class PostgresSink:
     """Loads into a table (COPY) or through an ``insertQuery``, in one transaction."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
 
     def __init__(self, endpoint: PostgresEndpoint) -> None:
         if not endpoint.table and not endpoint.insert_query:

@@ -227,3 +227,29 @@ async def test_cancelling_the_caller_cancels_the_copy() -> None:
     with anyio.move_on_after(0.3):
         await copy(source, sink)
     assert sink.committed_rows is None and sink.aborted
+
+
+class CountingSource(MemorySource):
+    """A bytes source that, like a database's COPY, reports how many rows it sent."""
+
+    counts_rows = True
+
+    def __init__(self, reported: int) -> None:
+        super().__init__(SCHEMA, data=CSV_DATA, fmt=CSV, chunk_size=1000)
+        self.reported = reported
+
+    async def produce_bytes(self, fmt, out, progress) -> None:
+        await super().produce_bytes(fmt, out, progress)
+        progress.add(rows=self.reported)
+
+
+async def test_a_connector_that_counts_rows_is_believed_and_the_bytes_are_not_scanned() -> None:
+    # The source claims a number the bytes do not show: the copy reports the source's number,
+    # so it did not scan the CSV for record separators itself.
+    progress = Progress()
+    result = await copy(CountingSource(reported=123), MemorySink(CSV), progress=progress)
+    assert (result.lane, result.rows, progress.rows) == ("bytes", 123, 123)
+    assert result.bytes == progress.bytes == len(CSV_DATA)  # bytes still counted, once
+    # with no counting connector, the copy counts the records itself
+    counted = await copy(MemorySource(SCHEMA, data=CSV_DATA, fmt=CSV), MemorySink(CSV))
+    assert counted.rows == len(ROWS)
