@@ -61,7 +61,7 @@ from connectors.sqltypes import (
     truthy,
 )
 from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
-from connectors.tracing import TracedConnection
+from connectors.tracing_pg import TracedConnection
 
 CONNECT_TIMEOUT = 10.0
 #: Rows per RowBatch from the cursor and per executemany call: big enough to amortise the
