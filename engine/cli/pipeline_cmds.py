@@ -147,11 +147,13 @@ def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None)
 @click.option("--parameter-values", "parameter_values", multiple=True, metavar="ID=VALUE")
 @click.option("--allow-backfill", is_flag=True,
               help="Allow a start more than one day in the past (a backfill).")
+@click.option("--max-instances", default=10_000, show_default=True,
+              help="Refuse an activation that plans more instances at once.")
 @store_option
 @output_option
 def activate_pipeline(pipeline_id: str, start_timestamp: str | None,
                       parameter_values: tuple[str, ...], allow_backfill: bool,
-                      store_url: str | None, output: str) -> None:
+                      max_instances: int, store_url: str | None, output: str) -> None:
     """Activate the latest definition: plan its instances; a running `headrace engine` runs
     them."""
     start = timestamp(start_timestamp, "--start-timestamp")
@@ -186,7 +188,8 @@ def activate_pipeline(pipeline_id: str, start_timestamp: str | None,
                     "or --start-timestamp")
             _warn_cascade_backfill(definition, first, clock)
         activation, w_start, _ = await activate(store, pipeline_id, definition, version,
-                                                    clock, start=start)
+                                                    clock, start=start,
+                                                    max_instances=max_instances)
         count = len(await store.list_instances(pipeline_id))
         return {"pipelineId": pipeline_id, "version": version,
                 "activationTime": _ts(activation), "windowStart": _ts(w_start),

@@ -84,11 +84,14 @@ def _print_result(result: RunResult, output: str) -> None:
               help="sqlite:///path or postgresql://... (default: $HEADRACE_STORE or "
                    "~/.local/share/headrace/headrace.db).")
 @click.option("--pipeline-id", help="Default: df- + a hash of the definition's path.")
+@click.option("--max-instances", default=10_000, show_default=True,
+              help="Refuse a window that plans more instances (a backfill guard).")
 @click.option("--max-concurrency", default=32, show_default=True,
               help="Attempts running at once in this process.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def run(definition: str, start: str | None, end: str | None, store_url: str | None,
-        pipeline_id: str | None, max_concurrency: int, output: str, **kwargs: Any) -> None:
+        pipeline_id: str | None, max_concurrency: int, max_instances: int, output: str,
+        **kwargs: Any) -> None:
     """Activate a definition and run every instance of its window here, then exit.
 
     Exit 0 when every instance FINISHED, 1 when any ended otherwise, 2 on a usage or
@@ -110,7 +113,8 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
             name = definition.rsplit("/", 1)[-1]
             _, version = await ensure_pipeline(store, pid, name, loaded)
             return await run_window(store, pid, loaded, version, start=start_ts, end=end_ts,
-                                    max_concurrency=max_concurrency, on_status=on_status)
+                                    max_concurrency=max_concurrency, on_status=on_status,
+                                    max_instances=max_instances)
 
     try:
         with command_telemetry():

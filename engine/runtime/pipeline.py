@@ -22,7 +22,7 @@ import anyio
 
 from engine.definition.scope import render
 from engine.errors import HeadraceError, NotFound
-from engine.plan import plan
+from engine.plan import DEFAULT_MAX_INSTANCES, plan
 from engine.runtime.actor import Supervisor
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.instance import Cancel, InstanceActor, MarkFinished
@@ -47,10 +47,11 @@ class ConflictError(HeadraceError):
 
 
 def instance_records(rt: PipelineRuntime, start: datetime, end: datetime,
-                     activation: datetime) -> list[InstanceRecord]:
+                     activation: datetime, *, max_instances: int = DEFAULT_MAX_INSTANCES,
+                     ) -> list[InstanceRecord]:
     """Plan a window and turn the plan into store records (status WAITING_ON_DEPENDENCIES)."""
     planned = plan(rt.definition, start, end, activation=activation,
-                   pipeline_id=rt.pipeline_id)
+                   pipeline_id=rt.pipeline_id, max_instances=max_instances)
     return [InstanceRecord(
         pipeline_id=rt.pipeline_id, id=p.id, object_id=p.object_id, type=p.type,
         category=p.category, scheduled_start=p.scheduled_start, scheduled_end=p.scheduled_end,

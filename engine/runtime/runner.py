@@ -26,7 +26,12 @@ from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import to_file_format
 from engine.errors import DefinitionError, HeadraceError, StoreError
-from engine.plan import pipeline_is_ondemand, schedule_spec, schedule_window
+from engine.plan import (
+    DEFAULT_MAX_INSTANCES,
+    pipeline_is_ondemand,
+    schedule_spec,
+    schedule_window,
+)
 from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.pipeline import PipelineSupervisor, instance_records
 from engine.store import (
@@ -160,8 +165,10 @@ async def load_version(store: Store, pipeline_id: str, version: int,
 
 async def activate(store: Store, pipeline_id: str, definition: Definition, version: int,
                    clock: Clock, *, start: datetime | None = None, end: datetime | None = None,
-                   due_only: bool = False) -> tuple[datetime, datetime, datetime]:
+                   due_only: bool = False, max_instances: int = DEFAULT_MAX_INSTANCES,
+                   ) -> tuple[datetime, datetime, datetime]:
     """Plan a window and add its new instances. Returns (activation, start, end).
+    ``max_instances`` caps the plan (a backfill guard): a bigger window is refused.
 
     ``due_only`` (``run`` of an open-ended schedule without ``--end``: "up to now") keeps
     only instances eligible by now, and those that depend on them: a timeseries interval that
@@ -178,7 +185,8 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
         window = (start or own_start, end or own_end)
     rt = PipelineRuntime(pipeline_id, definition, version, store, clock, None, Limits(),
                          Path("."))
-    records = instance_records(rt, window[0], window[1], activation) if window[1] > window[0] \
+    records = instance_records(rt, window[0], window[1], activation,
+                               max_instances=max_instances) if window[1] > window[0] \
         else []
     unbounded = end is None and not ondemand and open_ended(definition, activation)
     if unbounded and due_only:
@@ -238,7 +246,8 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                      handle_signals: bool = True, log_root: Path | None = None,
                      attempt_env: Callable | None = None, inline_io: bool = False,
                      on_start: Callable[[PipelineSupervisor], None] | None = None,
-                     request_interval: float | None = 1.0) -> RunResult:
+                     request_interval: float | None = 1.0,
+                     max_instances: int = DEFAULT_MAX_INSTANCES) -> RunResult:
     """Activate a window and run it in this process until no instance can progress.
 
     ``on_start`` receives the pipeline's supervisor before it runs (tests use it to act on
@@ -250,7 +259,8 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
     interrupted = False
     try:
         activation, start, end = await activate(store, pipeline_id, definition, version, clock,
-                                                start=start, end=end, due_only=True)
+                                                start=start, end=end, due_only=True,
+                                                max_instances=max_instances)
         root = log_root or store_dir(store) / "logs"
         rt = PipelineRuntime(pipeline_id, definition, version, store, clock,
                              notifier or default_notifier(root), Limits(max_concurrency), root,
