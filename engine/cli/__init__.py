@@ -11,21 +11,51 @@ import sys
 
 import click
 
-#: Modules of this package that export ``COMMANDS``; a missing module is skipped so the CLI
-#: grows command by command.
-_COMMAND_MODULES = (
-    "engine.cli.definition_cmds",
-    "engine.cli.run_cmds",
-    "engine.cli.pipeline_cmds",
-    "engine.cli.copy_cmd",
-)
+#: Command name -> (module, attribute). Modules are imported only when their command runs
+#: (or when help lists them all), so ``headrace run`` does not pay for ``copy``'s imports.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("engine.cli.definition_cmds", "validate"),
+    "plan": ("engine.cli.definition_cmds", "plan_cmd"),
+    "eval": ("engine.cli.definition_cmds", "eval_cmd"),
+    "run": ("engine.cli.run_cmds", "run"),
+    "copy": ("engine.cli.copy_cmd", "copy"),
+    "create-pipeline": ("engine.cli.pipeline_cmds", "create_pipeline"),
+    "put-pipeline-definition": ("engine.cli.pipeline_cmds", "put_pipeline_definition"),
+    "get-pipeline-definition": ("engine.cli.pipeline_cmds", "get_pipeline_definition"),
+    "activate-pipeline": ("engine.cli.pipeline_cmds", "activate_pipeline"),
+    "deactivate-pipeline": ("engine.cli.pipeline_cmds", "deactivate_pipeline"),
+    "delete-pipeline": ("engine.cli.pipeline_cmds", "delete_pipeline"),
+    "list-pipelines": ("engine.cli.pipeline_cmds", "list_pipelines"),
+    "describe-pipelines": ("engine.cli.pipeline_cmds", "describe_pipelines"),
+    "list-runs": ("engine.cli.pipeline_cmds", "list_runs"),
+    "describe-objects": ("engine.cli.pipeline_cmds", "describe_objects"),
+    "set-status": ("engine.cli.pipeline_cmds", "set_status"),
+    "logs": ("engine.cli.pipeline_cmds", "logs"),
+    "engine": ("engine.cli.pipeline_cmds", "engine_cmd"),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module = importlib.import_module(target[0])
+        command: click.Command = getattr(module, target[1])
+        return command
+
 
 #: Options that take several values after one flag, as the AWS CLI's do
 #: (``--parameter-values a=1 b=2``); click takes one value per flag, so argv is rewritten.
 _GREEDY_OPTIONS = ("--parameter-values", "--object-ids")
 
 
-@click.group(invoke_without_command=True,
+@click.group(cls=LazyGroup, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120,
                                "terminal_width": 120})
 @click.version_option(package_name="headrace")
@@ -65,18 +95,3 @@ def expand_greedy(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = expand_greedy(list(sys.argv[1:] if argv is None else argv))
     cli.main(args=args, prog_name="headrace")
-
-
-def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()

@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 import click
 
 from engine.definition import Definition, LoadOptions, load
-from engine.definition.model import typed_fields
 from engine.definition.reader import is_missing_file, parse_value_args
 from engine.definition.scope import EvalContext, ObjectScope, evaluate_text, render
 from engine.definition.validate import node_referrers, suggest_or_list
@@ -215,6 +214,8 @@ def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
 
     Raises :class:`PlanError` (one line per problem) when a field cannot be evaluated or its
     value is not of the field's kind."""
+    from engine.definition.model import typed_fields  # pydantic models: only plan needs them
+
     by_id = planned.by_id()
     rows = []
     problems: dict[str, list[str]] = {}
