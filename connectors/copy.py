@@ -123,7 +123,11 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
     native = source.native_format
     if native is not None and sink.can_consume(native):
         return Plan("bytes", native, native)
-    common = first_common_format(source, sink, options.common_formats)
+    # A format the sink loads as it is beats one it must convert first (``sink.converts``).
+    converts = getattr(sink, "converts", None)
+    as_is = [f for f in options.common_formats if not (converts and converts(f))]
+    common = first_common_format(source, sink, as_is) or first_common_format(
+        source, sink, options.common_formats)
     if common is not None:
         return Plan("bytes", common, common)
     if target is not None and target.kind == "regex":

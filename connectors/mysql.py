@@ -53,6 +53,7 @@ from anyio import EndOfStream
 from asyncmy.cursors import SSCursor
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from connectors import mysql_csv
 from connectors.base import (
     BytesIn,
     BytesOut,
@@ -243,7 +244,7 @@ _NOT_FOUND = {1049, 1146, 1051}
 _TRANSIENT = {1040, 1205, 1213, 1203}
 _DATA = {1048, 1062, 1136, 1261, 1262, 1263, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411,
          1416, 1451, 1452, 1690, 3140, 4025, 4078, 1918}
-_AT_ROW = re.compile(r"at row (\d+)", re.IGNORECASE)
+_AT_ROW = re.compile(r"(?:\bat row|^row) (\d+)", re.IGNORECASE)  # "... at row 3", "Row 3 was ..."
 
 
 def _code_and_text(exc: BaseException) -> tuple[int | None, str]:
@@ -686,7 +687,14 @@ class MySqlSink:
         return None
 
     def can_consume(self, fmt: TextFormat) -> bool:
-        return not self.endpoint.insert_query and _infile_options(fmt) is not None
+        if self.endpoint.insert_query:
+            return False
+        return _infile_options(fmt) is not None or mysql_csv.convertible(fmt)
+
+    def converts(self, fmt: TextFormat) -> bool:
+        """True when ``fmt`` loads only after a byte pass here (headrace's CSV, whose NULL
+        LOAD DATA cannot tell from ''): a copy prefers a format LOAD DATA reads as it is."""
+        return _infile_options(fmt) is None and mysql_csv.convertible(fmt)
 
     async def schema(self) -> Schema | None:
         if not self.endpoint.table:
@@ -698,7 +706,9 @@ class MySqlSink:
                 return None
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        options = _infile_options(fmt)
+        marker = mysql_csv.NullMarker(fmt, location=self.describe) \
+            if self.converts(fmt) else None
+        options = _infile_options(mysql_csv.marked_format(fmt) if marker else fmt)
         if options is None or self.endpoint.insert_query:
             raise ConfigError(f"LOAD DATA cannot read this format: {fmt}",
                               connector=self.describe)
@@ -711,10 +721,20 @@ class MySqlSink:
             sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
                    f"CHARACTER SET utf8mb4 {options}{assignments}")
 
+            limiter = anyio.CapacityLimiter(1)
+
             async def chunks() -> AsyncIterator[bytes]:
                 async for chunk in inp:
                     progress.add(nbytes=len(chunk))
-                    yield chunk
+                    if marker is not None:  # in a thread: the event loop keeps reading
+                        chunk = await anyio.to_thread.run_sync(marker.feed, chunk,
+                                                               limiter=limiter)
+                    if chunk:
+                        yield chunk
+                if marker is not None:
+                    tail = marker.finish()
+                    if tail:
+                        yield tail
 
             result = await load_data_local(conn, sql, chunks())
             if result.warning_count:
