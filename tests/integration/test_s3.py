@@ -443,3 +443,11 @@ async def test_cancelled_direct_copy_leaves_nothing(s3_bucket: str, s3_endpoint:
     assert pending.get("Uploads", []) == []
     if direction == "upload":
         assert await keys(s3_bucket, "cancel/") == []
+
+
+async def test_response_timestamps_are_left_as_text(s3_bucket: str) -> None:
+    """headrace reads no timestamp from AWS responses, so botocore does not parse them."""
+    async with aws.client("s3") as c:
+        await c.put_object(Bucket=s3_bucket, Key="ts.txt", Body=b"x")
+        head = await c.head_object(Bucket=s3_bucket, Key="ts.txt")
+    assert isinstance(head["LastModified"], str) and head["LastModified"]
