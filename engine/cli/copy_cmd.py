@@ -125,6 +125,11 @@ def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: i
     data = summary(result)
     if output == "json":
         click.echo(json.dumps(data))
+    elif result.lane in ("direct", "server-side"):  # bytes as they are: no records counted
+        click.echo(
+            f"copied {data['bytes']:,} bytes from {redact_url(source)} to {redact_url(dest)} "
+            f"in {result.seconds:.2f} s ({data['mbPerSecond']:,.2f} MB/s, {result.lane} "
+            "copy, byte for byte)")
     else:
         click.echo(
             f"copied {data['rows']:,} rows, {data['bytes']:,} bytes from {redact_url(source)} "
