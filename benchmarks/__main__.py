@@ -23,7 +23,10 @@ from benchmarks import config, data, overhead, report, runner, sweeps
 from benchmarks.measure import CommandFailed, run
 from benchmarks.paths import Builder, choose
 
-MEMORY_PATHS = ("pg-s3", "s3-pg", "mysql-s3", "pg-mysql")
+#: Every path, measured at a small and a full size (rows N/5 and N; objects 128 MiB and the
+#: full object size; DynamoDB items 20k and the full count).
+MEMORY_PATHS = ("pg-s3", "s3-pg", "mysql-s3", "s3-mysql", "pg-mysql", "mysql-pg", "s3-s3-big",
+                "s3-s3-many", "file-s3", "s3-file", "ddb-s3", "s3-ddb")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +49,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sweep-runs", type=int, default=1)
     parser.add_argument("--overhead", choices=["yes", "no"], default="yes")
     parser.add_argument("--memory", choices=["yes", "no"], default=None,
-                        help="peak RSS at N/5 and N rows (default: yes, quick: no)")
+                        help="peak RSS of every path at a small and the full size "
+                             "(default: yes, quick: no)")
     parser.add_argument("--instances", type=int, default=None,
                         help="instances for the overhead runs (default 1000; quick 200)")
     parser.add_argument("--output", choices=["text", "json"], default="text")
@@ -85,17 +89,28 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "os": platform.platform()}
 
 
-def memory_check(rows: int, env: dict[str, str], keys: list[str]) -> list[dict[str, Any]]:
-    """Peak RSS of ``headrace copy`` on the same paths at N/5 and N rows."""
+def memory_check(rows: int, env: dict[str, str], keys: list[str],
+                 full: data.Sizes) -> list[dict[str, Any]]:
+    """Peak RSS of ``headrace copy`` on the same paths at a small and at the full size.
+
+    Rows: N/5 and N. Objects: the quick run's 128 MiB (100 x 1 MiB) and the full ones.
+    DynamoDB: 20,000 items (or fewer) and the full count. Peak memory must not follow the size.
+    """
+    small = data.Sizes.for_run(max(1000, rows // 5), quick=True)
     points = []
-    for n in (max(1000, rows // 5), rows):
-        data.ensure_rows(n, env)
-        builder = Builder(data.Sizes.for_run(n, quick=True), env)
+    for label, sizes in (("small", small), ("full", full)):
+        data.ensure_rows(sizes.rows, env)
+        if any(k.startswith(("s3-s3", "file-", "s3-file")) for k in keys):
+            data.ensure_objects(sizes, env)
+        if any("ddb" in k for k in keys):
+            data.ensure_items(sizes.items, env)
+        builder = Builder(sizes, env)
         for path in choose(builder.all(), ",".join(keys)):
             contender = path.get("headrace copy")
             if contender is None:
                 continue
-            point: dict[str, Any] = {"path": path.key, "rows": n}
+            point: dict[str, Any] = {"path": path.key, "size": label, "rows": path.rows,
+                                     "bytes": path.nbytes}
             try:
                 if contender.setup:
                     contender.setup()
@@ -103,7 +118,8 @@ def memory_check(rows: int, env: dict[str, str], keys: list[str]) -> list[dict[s
                 point.update(seconds=round(m.seconds, 2), peak_rss_mb=round(m.peak_rss_mb, 1))
             except (CommandFailed, RuntimeError) as exc:
                 point["error"] = str(exc).splitlines()[0][:200]
-            _log(f"memory {path.key} at {n:,} rows: {point}")
+            _log(f"memory {path.key} ({label}: {path.rows:,} rows, {path.nbytes / 1e6:,.0f} MB):"
+                 f" {point.get('peak_rss_mb')} MB")
             points.append(point)
     return points
 
@@ -154,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             overhead.idle_polls(instances, env, retry_delay=delay, window=window))
 
     if do_memory:
-        results["memory"] = memory_check(rows, env, list(MEMORY_PATHS))
+        keys = list(MEMORY_PATHS) if args.only in (None, "none") else \
+            [p.key for p in selected]
+        results["memory"] = memory_check(rows, env, keys, sizes)
 
     if do_sweeps:
         for sweep in sweeps.build(sizes, env, quick):
@@ -189,7 +207,7 @@ def render(results: dict[str, Any]) -> str:
                   report.overhead_table(results["overhead"].get("noop"),
                                         results["overhead"].get("polls")), ""]
     if results["memory"]:
-        parts += ["## Memory (N/5 and N rows)", "", report.memory_table(results["memory"]), ""]
+        parts += ["## Memory (small and full size)", "", report.memory_table(results["memory"]), ""]
     if results["sweeps"]:
         parts += ["## Sweeps", "", report.sweep_tables(results["sweeps"])]
     return "\n".join(parts)

@@ -1,8 +1,9 @@
 """One copy through the Python API with every knob settable, for the sweeps.
 
 ``python -m benchmarks.copy_once SOURCE DEST [--parallel N] [--chunk-size BYTES]
-[--stream-depth N] [--batch-rows N]`` prints the copy's summary as JSON. ``headrace copy``
-exposes only ``--parallel``; this runs the same :func:`connectors.copy.copy` with the rest.
+[--stream-depth N] [--batch-rows N] [--copy-parallel N] [--copy-part-size BYTES]`` prints the
+copy's summary as JSON. ``headrace copy`` exposes only ``--parallel``; this runs the same
+:func:`connectors.copy.copy` with the rest.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
     endpoint = EndpointOptions(parallel=args.parallel, chunk_size=args.chunk_size)
     source = open_source(args.source, endpoint)
     sink = open_sink(args.dest, endpoint)
+    if args.copy_parallel and hasattr(sink, "copy_parallel"):
+        sink.copy_parallel = args.copy_parallel  # server-side copy requests in flight
+    if args.copy_part_size and hasattr(sink, "copy_part_size"):
+        # objects above one part go by UploadPartCopy; a part >= the object: one CopyObject
+        sink.copy_part_size = sink.copy_threshold = args.copy_part_size
     defaults = CopyOptions()
     options = CopyOptions(stream_depth=args.stream_depth or defaults.stream_depth,
                           batch_rows=args.batch_rows or defaults.batch_rows)
@@ -39,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=defaults.chunk_size)
     parser.add_argument("--stream-depth", type=int, default=None)
     parser.add_argument("--batch-rows", type=int, default=None)
+    parser.add_argument("--copy-parallel", type=int, default=None,
+                        help="S3 server-side copy requests in flight")
+    parser.add_argument("--copy-part-size", type=int, default=None,
+                        help="S3 server-side copy part size (and multipart threshold)")
     args = parser.parse_args(argv)
     print(json.dumps(anyio.run(_main, args)))
     return 0

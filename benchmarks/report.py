@@ -68,7 +68,8 @@ def sweep_tables(sweeps: list[dict[str, Any]]) -> str:
         out.append("| value | s | MB/s | rows/s | peak RSS |\n|---|---|---|---|---|")
         for p in s["points"]:
             value = p["value"]
-            shown = f"{value // 2**20} MiB" if s["knob"] == "chunk_size" else str(value)
+            shown = f"{value // 2**20} MiB" if s["knob"] in ("chunk_size", "copy_part_size") \
+                else str(value)
             if p.get("error"):
                 out.append(f"| {shown} | failed: {p['error'][:80]} | | | |")
                 continue
@@ -79,13 +80,28 @@ def sweep_tables(sweeps: list[dict[str, Any]]) -> str:
 
 
 def memory_table(points: list[dict[str, Any]]) -> str:
-    lines = ["| path | rows | seconds | peak RSS |", "|---|---|---|---|"]
+    """One line per path: peak RSS at the small and at the full size, side by side."""
+    by_path: dict[str, dict[str, dict[str, Any]]] = {}
     for p in points:
+        by_path.setdefault(p["path"], {})[p.get("size", "full")] = p
+
+    def size(p: dict[str, Any]) -> str:
+        return f"{p['rows']:,} rows" if p.get("rows") else f"{p.get('bytes', 0) / 1e6:,.0f} MB"
+
+    def cell(p: dict[str, Any] | None) -> str:
+        if p is None:
+            return "-"
         if p.get("error"):
-            lines.append(f"| {p['path']} | {p['rows']:,} | failed | |")
-            continue
-        lines.append(f"| {p['path']} | {p['rows']:,} | {p['seconds']:.2f} | "
-                     f"{p['peak_rss_mb']:.0f} MB |")
+            return f"failed ({size(p)})"
+        return f"{p['peak_rss_mb']:.0f} MB ({size(p)}, {p['seconds']:.1f} s)"
+
+    lines = ["| path | small size | full size | growth |", "|---|---|---|---|"]
+    for path, sizes in by_path.items():
+        a, b = sizes.get("small"), sizes.get("full")
+        growth = "-"
+        if a and b and not a.get("error") and not b.get("error"):
+            growth = f"{b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB"
+        lines.append(f"| {path} | {cell(a)} | {cell(b)} | {growth} |")
     return "\n".join(lines)
 
 

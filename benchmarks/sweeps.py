@@ -51,12 +51,16 @@ def build(sizes: data.Sizes, env: dict[str, str], quick: bool) -> list[Sweep]:
         native = f"{config.PYTHON} -m benchmarks.native_dynamodb"
         shell(f"{native} drop sweep_ddb && {native} create sweep_ddb", env)
 
-    chunks = [1 * MiB, 4 * MiB, 8 * MiB, 16 * MiB] if quick else \
-        [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB, 32 * MiB]
+    ranges = [1 * MiB, 4 * MiB, 8 * MiB, 16 * MiB] if quick else \
+        [1 * MiB, 4 * MiB, 8 * MiB, 16 * MiB, 32 * MiB]
     parts = [5 * MiB, 8 * MiB, 16 * MiB] if quick else [5 * MiB, 8 * MiB, 16 * MiB, 32 * MiB]
     parallel = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16]
-    depth = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16]
+    depth = [1, 2, 4, 8]
     big_url = config.s3_url(data.big_key(big))
+    small_url = config.s3_url(data.small_prefix(sizes.small_count))
+    small_bytes = sizes.small_count * sizes.small_bytes
+    down = str(config.CACHE / "out" / "sweep-down.bin")
+    copy_parts = [64 * MiB, 128 * MiB, 256 * MiB, 2 * big]  # 2 x the object: one CopyObject
     return [
         Sweep("PostgreSQL -> S3: S3 part size", "chunk_size", parts, config.pg_url(src),
               config.s3_url("out/sweep-pg.csv"), csv, n),
@@ -64,24 +68,25 @@ def build(sizes: data.Sizes, env: dict[str, str], quick: bool) -> list[Sweep]:
               config.s3_url("out/sweep-pg.csv"), csv, n),
         Sweep("PostgreSQL -> S3: stream depth", "stream_depth", depth, config.pg_url(src),
               config.s3_url("out/sweep-pg.csv"), csv, n),
-        Sweep("S3 -> PostgreSQL: range size", "chunk_size", chunks,
+        Sweep("S3 -> PostgreSQL: range size", "chunk_size", ranges,
               config.s3_url(data.csv_key(n)), config.pg_url("dst_pg"), csv, n, truncate_pg),
         Sweep("S3 -> PostgreSQL: ranges in flight", "parallel", parallel,
               config.s3_url(data.csv_key(n)), config.pg_url("dst_pg"), csv, n, truncate_pg),
-        Sweep("S3 -> file: range size", "chunk_size", chunks, big_url,
-              str(config.CACHE / "out" / "sweep-down.bin"), big, 0),
-        Sweep("S3 -> file: ranges in flight", "parallel", parallel, big_url,
-              str(config.CACHE / "out" / "sweep-down.bin"), big, 0),
-        Sweep("file -> S3: part size", "chunk_size", parts, str(data.big_file(sizes)),
+        Sweep("S3 -> file (direct): range size", "chunk_size", ranges, big_url, down, big, 0),
+        Sweep("S3 -> file (direct): ranges in flight", "parallel", parallel, big_url, down,
+              big, 0),
+        Sweep("file -> S3 (direct): part size", "chunk_size", parts, str(data.big_file(sizes)),
               config.s3_url("out/sweep-up.bin"), big, 0),
-        Sweep("file -> S3: parts in flight", "parallel", parallel, str(data.big_file(sizes)),
-              config.s3_url("out/sweep-up.bin"), big, 0),
-        Sweep("file -> S3: stream depth", "stream_depth", depth, str(data.big_file(sizes)),
-              config.s3_url("out/sweep-up.bin"), big, 0),
-        Sweep("DynamoDB -> S3: scan segments", "parallel", parallel,
+        Sweep("file -> S3 (direct): parts in flight", "parallel", parallel,
+              str(data.big_file(sizes)), config.s3_url("out/sweep-up.bin"), big, 0),
+        Sweep("S3 -> S3, one object: server-side copy part size", "copy_part_size", copy_parts,
+              big_url, config.s3_url("out/sweep-big.bin"), big, 0),
+        Sweep("S3 -> S3, many objects: server-side requests in flight", "copy_parallel",
+              [4, 8, 16, 32, 64], small_url, config.s3_url("out/sweep-small/"), small_bytes, 0),
+        Sweep("DynamoDB -> S3: scan segments", "parallel", parallel[:4],
               f"dynamodb://{data.items_table(items)}", config.s3_url("out/sweep-items.jsonl"),
               data.items_bytes(items), items),
-        Sweep("S3 -> DynamoDB: writers", "parallel", parallel,
+        Sweep("S3 -> DynamoDB: writers", "parallel", parallel[:4],
               config.s3_url(data.items_key(items)), "dynamodb://sweep_ddb",
               data.items_bytes(items), items, fresh_ddb),
     ]
