@@ -121,6 +121,7 @@ def memory_check(rows: int, env: dict[str, str], keys: list[str],
             _log(f"memory {path.key} ({label}: {path.rows:,} rows, {path.nbytes / 1e6:,.0f} MB):"
                  f" {point.get('peak_rss_mb')} MB")
             points.append(point)
+            data.reclaim(env)
     return points
 
 
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     services_up(env)
     sizes = data.Sizes.for_run(rows, quick)
     data.ensure_base(env)
+    data.reclaim(env)  # what earlier runs left on the S3 server
     data.ensure_rows(rows, env)
     builder = Builder(sizes, env)
     selected = [] if args.only == "none" else choose(builder.all(), args.only)
@@ -160,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"path {path.key}: {path.title}")
         res = runner.run_path(path, env, runs=runs, peer_runs=args.peer_runs, peers=peers)
         results["paths"].append(runner.summary_row(res))
+        data.reclaim(env)
 
     if args.overhead == "yes":
         _log(f"engine overhead: {instances} no-op instances")
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         for sweep in sweeps.build(sizes, env, quick):
             results["sweeps"].append(asdict(sweeps.run_sweep(sweep, env, args.sweep_runs)))
             results["sweeps"][-1].pop("setup", None)
+            data.reclaim(env)
 
     results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     save = args.save or str(config.CACHE / f"results-{int(time.time())}.json")

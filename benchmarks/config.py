@@ -18,6 +18,8 @@ HOST = "127.0.0.1"
 PG_PORT = 55432
 MYSQL_PORT = 53306
 S3_PORT = 18333
+#: SeaweedFS's master (its admin API: volume vacuum), from tests/services/seaweedfs.py.
+S3_MASTER_PORT = 19333
 DYNAMODB_PORT = 14567
 S3_ENDPOINT = f"http://{HOST}:{S3_PORT}"
 DYNAMODB_ENDPOINT = f"http://{HOST}:{DYNAMODB_PORT}"

@@ -380,13 +380,17 @@ class PostgresSource:
         if opts is None:
             raise ConfigError(f"COPY cannot write this format: {fmt}", connector=self.describe)
         limit = max(1, self.endpoint.chunk_size)
-        buf = bytearray()
+        buf: list[bytes] = []  # COPY's pieces (one per socket read), joined once per chunk
+        size = 0
 
         async def take(data: bytes) -> None:
-            buf.extend(data)
-            if len(buf) >= limit:
-                chunk = bytes(buf)
+            nonlocal size
+            buf.append(data)
+            size += len(data)
+            if size >= limit:
+                chunk = buf[0] if len(buf) == 1 else b"".join(buf)
                 buf.clear()
+                size = 0
                 await out.send(chunk)
                 progress.add(nbytes=len(chunk))
 
@@ -400,8 +404,9 @@ class PostgresSource:
                     status = await conn.copy_from_table(name, schema_name=schema,
                                                         output=take, **opts)
         if buf:
-            await out.send(bytes(buf))
-            progress.add(nbytes=len(buf))
+            chunk = b"".join(buf)
+            await out.send(chunk)
+            progress.add(nbytes=len(chunk))
         progress.add(rows=_copy_count(status))
 
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
