@@ -63,7 +63,7 @@ DEFAULT_PART_BYTES = 128 * 1024 * 1024
 DEFAULT_CHUNK = 1024 * 1024
 #: An atomic file being written starts going to the disk each time this many more bytes
 #: arrived (:func:`_flush_behind`), so its fsync at commit waits for the tail only.
-FLUSH_BEHIND_EVERY = 32 * 1024 * 1024
+FLUSH_BEHIND_EVERY = 64 * 1024 * 1024
 _PART_RE = re.compile(r"^part-\d{5}\.")
 R = TypeVar("R")
 
