@@ -388,7 +388,7 @@ class PostgresSource:
             buf.append(data)
             size += len(data)
             if size >= limit:
-                chunk = buf[0] if len(buf) == 1 else b"".join(buf)
+                chunk = b"".join(buf)  # bytes even when asyncpg hands a bytearray
                 buf.clear()
                 size = 0
                 await out.send(chunk)
