@@ -24,7 +24,7 @@ from engine.cli.definition_cmds import (
     print_problems,
     timestamp,
 )
-from engine.cli.run_cmds import instance_json
+from engine.cli.run_cmds import instance_json, worker_group_option
 from engine.clock import Clock
 from engine.definition import load
 from engine.definition.serialize import masked, to_file_format
@@ -490,7 +490,9 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
 @click.option("--max-concurrency", default=32, show_default=True)
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between looks at the store for activated pipelines.")
-def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float) -> None:
+@worker_group_option
+def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float,
+               worker_groups: dict[str, int]) -> None:
     """Run the store's activated pipelines on their schedules until stopped.
 
     SIGTERM or SIGINT stops gracefully (exit 130): running attempts end INTERRUPTED and are
@@ -501,7 +503,8 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
 
     async def main() -> None:
         async with open_store(store_url) as store:
-            eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval)
+            eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
+                         worker_groups=worker_groups)
             async with anyio.create_task_group() as tg:
                 async def watch() -> None:
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -75,6 +76,27 @@ def _print_result(result: RunResult, output: str) -> None:
                    + (f" (all under {result.log_root})" if result.log_root else ""))
 
 
+def _group_slots(ctx: click.Context, param: click.Parameter,
+                 values: tuple[str, ...]) -> dict[str, int]:
+    slots: dict[str, int] = {}
+    for value in values:
+        name, sep, count = value.rpartition("=")
+        if not sep or not name or not count.isdigit() or int(count) < 1:
+            raise click.BadParameter(f"{value!r}: expected GROUP=N with N at least 1",
+                                     ctx=ctx, param=param)
+        slots[name] = int(count)
+    return slots
+
+
+def worker_group_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--worker-group-slots GROUP=N``: at most N attempts at once for a ``workerGroup``
+    (or ``runsOn`` resource id); repeatable."""
+    return click.option("--worker-group-slots", "worker_groups", multiple=True,
+                        metavar="GROUP=N", callback=_group_slots,
+                        help="At most N attempts at once for objects whose workerGroup (or "
+                             "runsOn resource id) is GROUP. Repeatable.")(func)
+
+
 @click.command()
 @click.argument("definition")
 @parameter_options
@@ -88,10 +110,11 @@ def _print_result(result: RunResult, output: str) -> None:
               help="Refuse a window that plans more instances (a backfill guard).")
 @click.option("--max-concurrency", default=32, show_default=True,
               help="Attempts running at once in this process.")
+@worker_group_option
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def run(definition: str, start: str | None, end: str | None, store_url: str | None,
         pipeline_id: str | None, max_concurrency: int, max_instances: int, output: str,
-        **kwargs: Any) -> None:
+        worker_groups: dict[str, int], **kwargs: Any) -> None:
     """Activate a definition and run every instance of its window here, then exit.
 
     Exit 0 when every instance FINISHED, 1 when any ended otherwise, 2 on a usage or
@@ -114,7 +137,8 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
             _, version = await ensure_pipeline(store, pid, name, loaded)
             return await run_window(store, pid, loaded, version, start=start_ts, end=end_ts,
                                     max_concurrency=max_concurrency, on_status=on_status,
-                                    max_instances=max_instances)
+                                    max_instances=max_instances,
+                                    worker_groups=worker_groups)
 
     try:
         with command_telemetry():

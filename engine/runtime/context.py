@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,17 +34,20 @@ def process_owner() -> str:
 
 class Limits:
     """Named concurrency limits: engine-wide, per component (maxActiveInstances), per worker
-    group. Created lazily; ``repr`` shows how busy each is."""
+    group. ``groups`` caps the attempts running at once for a ``workerGroup`` (or a
+    ``runsOn`` resource id), as a Task Runner's thread count capped a group on AWS; a group
+    not named there is bound by the engine-wide limit only. ``repr`` shows how busy each is."""
 
-    def __init__(self, engine: int = 32) -> None:
+    def __init__(self, engine: int = 32, groups: Mapping[str, int] | None = None) -> None:
         self.engine = anyio.CapacityLimiter(engine)
         self._components: dict[str, anyio.CapacityLimiter] = {}
-        self._groups: dict[str, anyio.CapacityLimiter] = {}
+        self._groups = {name: anyio.CapacityLimiter(size) for name, size in (groups or {}).items()}
 
     def __repr__(self) -> str:
         busy = {k: v.borrowed_tokens for k, v in self._components.items() if v.borrowed_tokens}
+        groups = {k: f"{v.borrowed_tokens}/{v.total_tokens}" for k, v in self._groups.items()}
         return (f"<Limits engine {self.engine.borrowed_tokens}/{self.engine.total_tokens} "
-                f"components {busy}>")
+                f"components {busy} groups {groups}>")
 
     def component(self, object_id: str, size: int) -> anyio.CapacityLimiter:
         limiter = self._components.get(object_id)
@@ -51,11 +55,9 @@ class Limits:
             limiter = self._components[object_id] = anyio.CapacityLimiter(size)
         return limiter
 
-    def worker_group(self, name: str, size: int = 1_000) -> anyio.CapacityLimiter:
-        limiter = self._groups.get(name)
-        if limiter is None:
-            limiter = self._groups[name] = anyio.CapacityLimiter(size)
-        return limiter
+    def worker_group(self, name: str | None) -> anyio.CapacityLimiter | None:
+        """The limiter of a configured group; None when the group has no cap of its own."""
+        return self._groups.get(name) if name else None
 
 
 @dataclass

@@ -10,7 +10,7 @@ engine starts again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import anyio
@@ -30,10 +30,11 @@ log = logging.getLogger("headrace.engine")
 class Engine:
     def __init__(self, store: Store, *, clock: Clock | None = None, max_concurrency: int = 32,
                  poll_interval: float = 2.0, notifier: Notifier | None = None,
-                 on_status: Callable[[InstanceRecord], None] | None = None) -> None:
+                 on_status: Callable[[InstanceRecord], None] | None = None,
+                 worker_groups: Mapping[str, int] | None = None) -> None:
         self.store = store
         self.clock = clock or Clock()
-        self.limits = Limits(max_concurrency)
+        self.limits = Limits(max_concurrency, worker_groups)
         self.poll_interval = poll_interval
         self.owner = process_owner()
         self.root = store_dir(store) / "logs"

@@ -129,6 +129,14 @@ class InstanceActor:
             raise RunError(f"object {self.rec.object_id!r}, field {name!r}: {exc}",
                            transient=False) from None
 
+    def _worker_group(self) -> str | None:
+        """``workerGroup`` if set, else the id of the ``runsOn`` resource."""
+        group = self._text("workerGroup")
+        if group:
+            return group.strip()
+        values = self.rt.definition.field(self.rec.object_id, "runsOn")
+        return values[0].id if values and isinstance(values[0], Ref) else None
+
     def _cascade(self) -> bool:
         text = self._text("failureAndRerunMode")
         return text is not None and text.strip().lower() == "cascade"
@@ -362,7 +370,8 @@ class InstanceActor:
             if self.rec.retry_at is not None:
                 await self.rt.clock.sleep_until(self.rec.retry_at)
             await self.sup.gate()
-            async with self.rt.limits.engine, component:
+            group = self.rt.limits.worker_group(self._worker_group())
+            async with self.rt.limits.engine, component, group or nullcontext():
                 attempt, outcome = await self._attempt(
                     lambda ctx: self.rt.telemetry.run_activity(ctx, runner),
                     timeout.as_timedelta() if timeout else None)

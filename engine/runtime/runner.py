@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -247,7 +247,8 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                      attempt_env: Callable | None = None, inline_io: bool = False,
                      on_start: Callable[[PipelineSupervisor], None] | None = None,
                      request_interval: float | None = 1.0,
-                     max_instances: int = DEFAULT_MAX_INSTANCES) -> RunResult:
+                     max_instances: int = DEFAULT_MAX_INSTANCES,
+                     worker_groups: Mapping[str, int] | None = None) -> RunResult:
     """Activate a window and run it in this process until no instance can progress.
 
     ``on_start`` receives the pipeline's supervisor before it runs (tests use it to act on
@@ -263,7 +264,8 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                                                 max_instances=max_instances)
         root = log_root or store_dir(store) / "logs"
         rt = PipelineRuntime(pipeline_id, definition, version, store, clock,
-                             notifier or default_notifier(root), Limits(max_concurrency), root,
+                             notifier or default_notifier(root),
+                             Limits(max_concurrency, worker_groups), root,
                              owner=owner, inline_io=inline_io)
         supervisor = PipelineSupervisor(rt, mode="run", on_status=on_status,
                                         activation=activation, default_log_root=root,

@@ -57,7 +57,8 @@ class VirtualPipeline:
     async def run(self, body: dict[str, Any], *, start: datetime | None = None,
                   end: datetime | None = None, max_concurrency: int = 32,
                   on_start: Callable[[PipelineSupervisor], None] | None = None,
-                  request_interval: float | None = 60.0) -> RunResult:
+                  request_interval: float | None = 60.0,
+                  worker_groups: dict[str, int] | None = None) -> RunResult:
         definition = definition_from(body)
         _, version = await ensure_pipeline(self.store, self.pipeline_id, "virtual", definition)
 
@@ -74,7 +75,8 @@ class VirtualPipeline:
                                 notifier=self.notifier, max_concurrency=max_concurrency,
                                 on_status=on_status, handle_signals=False,
                                 log_root=self.log_root, inline_io=True, on_start=started,
-                                request_interval=request_interval)
+                                request_interval=request_interval,
+                                worker_groups=worker_groups)
 
     async def instance(self, instance_id: str) -> InstanceRecord:
         return await self.store.get_instance(self.pipeline_id, instance_id)

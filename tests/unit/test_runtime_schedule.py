@@ -108,6 +108,38 @@ async def test_engine_wide_limit_caps_all_components(tmp_path: Path) -> None:
     await vp.store.close()
 
 
+async def test_worker_group_slots_cap_the_group_across_components(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    body = pipeline(activity("A", "sleep 60", workerGroup="etl"),
+                    activity("B", "sleep 60", workerGroup="etl"),
+                    activity("Other", "sleep 60", workerGroup="elsewhere"))
+    with Script().install() as script:
+        result = await vp.run(body, worker_groups={"etl": 2})
+    assert result.succeeded
+    assert len(script.of("A")) == len(script.of("B")) == 4
+    # A and B together never exceed the group's 2 slots; Other (uncapped group) runs its 4
+    etl = [c for c in script.calls if c.object_id in ("A", "B")]
+    overlaps = [sum(1 for o in etl if o.started <= call.started
+                    and (o.ended is None or o.ended > call.started)) for call in etl]
+    assert max(overlaps) == 2
+    assert script.peaks["Other"] == 4
+    assert script.peak_running == 6
+    await vp.store.close()
+
+
+async def test_runs_on_resource_id_is_the_group_without_a_worker_group(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    one = activity("One", "sleep 60", runsOn=ref("Box"))
+    del one["workerGroup"]
+    box = {"id": "Box", "name": "Box", "type": "Ec2Resource", "instanceType": "m5.large"}
+    with Script().install() as script:
+        result = await vp.run(pipeline(one, box), worker_groups={"Box": 1})
+    assert result.succeeded
+    assert len(script.of("One")) == 4
+    assert script.peaks["One"] == 1
+    await vp.store.close()
+
+
 async def test_depends_on_chain_runs_in_order_per_interval(tmp_path: Path) -> None:
     vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
     body = pipeline(activity("A", "sleep 60"), activity("B", "sleep 30", dependsOn=ref("A")),
