@@ -34,6 +34,7 @@ from engine.plan import (
 )
 from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.pipeline import PipelineSupervisor, instance_records
+from engine.schedule import format_timestamp
 from engine.store import (
     InstanceRecord,
     PipelineRecord,
@@ -191,6 +192,8 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
     unbounded = end is None and not ondemand and open_ended(definition, activation)
     if unbounded and due_only:
         records = _due(records, now)
+    if start is not None and not ondemand:
+        records += await _skipped_before(rt, start, activation, max_instances)
     if records:
         await store.add_instances(records)
     engine_end = None if unbounded else window[1]
@@ -199,6 +202,34 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
                                 active_version=version, window_start=window[0],
                                 window_end=engine_end)
     return activation, window[0], window[1]
+
+
+#: what an activation at a later start marks SKIPPED: instances that never started
+_SKIPPABLE = (Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER)
+
+
+async def _skipped_before(rt: PipelineRuntime, start: datetime, activation: datetime,
+                          max_instances: int) -> list[InstanceRecord]:
+    """Re-activating at a later start skips the intervals before it (reference section 3.3):
+    instances already planned there that never started become SKIPPED, and the intervals
+    between the last planned one and ``start`` are added as SKIPPED, so ``list-runs`` shows
+    the gap. A first activation has nothing to skip (it starts where it is told)."""
+    store, pipeline_id = rt.store, rt.pipeline_id
+    earlier = await store.list_instances(pipeline_id, scheduled_to=start)
+    if not earlier:
+        return []
+    why = f"skipped: the pipeline was activated to start at {format_timestamp(start)}"
+    for inst in earlier:
+        if inst.status in _SKIPPABLE:
+            await store.update_instance(pipeline_id, inst.id, expect=_SKIPPABLE,
+                                        status=Status.SKIPPED, error=why)
+    last_end = max(i.scheduled_end for i in earlier)
+    if last_end >= start:
+        return []
+    gap = instance_records(rt, last_end, start, activation, max_instances=max_instances)
+    for rec in gap:
+        rec.status, rec.error = Status.SKIPPED, why
+    return gap
 
 
 def _due(records: list[InstanceRecord], now: datetime) -> list[InstanceRecord]:

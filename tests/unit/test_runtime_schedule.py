@@ -259,3 +259,39 @@ async def test_engine_mode_plans_an_open_ended_schedule_as_time_passes(tmp_path:
     starts = sorted(c.scheduled_start for c in script.of("A"))
     assert starts == [T0 + minutes(15 * k) for k in range(12)]
     await vp.store.close()
+
+
+async def test_activating_at_a_later_start_skips_the_intervals_before_it(
+        tmp_path: Path) -> None:
+    from engine.runtime.runner import activate, ensure_pipeline
+    from engine.testing.virtual import definition_from
+
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    definition = definition_from(pipeline(activity("A"), activity("B", dependsOn=ref("A"))))
+    _, version = await ensure_pipeline(vp.store, vp.pipeline_id, "skips", definition)
+    with Script().install() as script:
+        first = await vp.run(pipeline(activity("A"), activity("B", dependsOn=ref("A"))),
+                             start=T0, end=T0 + minutes(15))
+        assert first.succeeded
+        # planned but never run: the 00:15 interval waits for a runner when the user
+        # re-activates the pipeline to start at 00:45
+        await activate(vp.store, vp.pipeline_id, definition, version, vp.clock,
+                       start=T0 + minutes(15), end=T0 + minutes(30))
+        await activate(vp.store, vp.pipeline_id, definition, version, vp.clock,
+                       start=T0 + minutes(45))
+        later = await vp.run(pipeline(activity("A"), activity("B", dependsOn=ref("A"))),
+                             start=T0 + minutes(45))
+    assert later.succeeded
+    status = {(i.object_id, i.scheduled_start - T0): i.status
+              for i in await vp.store.list_instances(vp.pipeline_id)
+              if i.category == "activity"}
+    assert status == {
+        **{(o, minutes(0)): Status.FINISHED for o in "AB"},
+        **{(o, minutes(15)): Status.SKIPPED for o in "AB"},  # planned, never started
+        **{(o, minutes(30)): Status.SKIPPED for o in "AB"},  # the gap, added as skipped
+        **{(o, minutes(45)): Status.FINISHED for o in "AB"},
+    }
+    assert sorted(c.scheduled_start for c in script.of("A")) == [T0, T0 + minutes(45)]
+    skipped = await vp.store.list_instances(vp.pipeline_id, statuses=[Status.SKIPPED])
+    assert all("activated to start at 2024-01-01T00:45:00" in (i.error or "") for i in skipped)
+    await vp.store.close()
