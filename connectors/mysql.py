@@ -187,7 +187,7 @@ class MySqlEndpoint(BaseModel):
     async def connect(self, operation: str = "connect", *,
                       local_infile: bool = False) -> aiomysql.Connection:
         """An aiomysql connection (writes, DDL), autocommit off, UTC, strict mode."""
-        with translate_errors(self.describe(), operation, connecting=True):
+        with translate_errors(self.describe(), _connect_stage(operation), connecting=True):
             conn = await aiomysql.connect(
                 host=self.host, port=self.port, user=self.user or "root",
                 password=self._password(), db=self.database, charset="utf8mb4",
@@ -203,7 +203,7 @@ class MySqlEndpoint(BaseModel):
 
     async def connect_reader(self, operation: str = "read") -> Any:
         """An asyncmy connection (fast decoding) for reads."""
-        with translate_errors(self.describe(), operation, connecting=True):
+        with translate_errors(self.describe(), _connect_stage(operation), connecting=True):
             conn = await asyncmy.connect(
                 host=self.host, port=self.port, user=self.user or "root",
                 password=self._password(), database=self.database, charset="utf8mb4",
@@ -292,6 +292,11 @@ def map_error(exc: BaseException, where: str, operation: str, *, connecting: boo
         cls = Unreachable if connecting else ConnectionLost
         return cls(f"{type(exc).__name__}: {exc}", **kw)
     return None
+
+
+def _connect_stage(operation: str) -> str:
+    """What an error while connecting names: the connect, and what it was for."""
+    return operation if operation == "connect" else f"connect for {operation}"
 
 
 @contextmanager

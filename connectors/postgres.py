@@ -159,7 +159,8 @@ class PostgresEndpoint(BaseModel):
         return f"{quote_ident(schema, 'postgresql')}.{q}" if schema else q
 
     async def connect(self, operation: str = "connect") -> asyncpg.Connection:
-        with translate_errors(self.describe(), operation, connecting=True):
+        stage = operation if operation == "connect" else f"connect for {operation}"
+        with translate_errors(self.describe(), stage, connecting=True):
             return await asyncpg.connect(
                 host=self.host, port=self.port, user=self.user, database=self.database,
                 password=self.password.get_secret_value() if self.password else None,
@@ -194,7 +195,8 @@ def map_error(exc: BaseException, where: str, operation: str, *,
     kw = {"connector": where, "operation": operation}
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
-        text = f"{exc.message} (SQLSTATE {state})"
+        # client-side errors (a link closed under the driver) carry no server message
+        text = f"{exc.message or str(exc) or type(exc).__name__} (SQLSTATE {state})"
         if state in ("28P01", "28000"):
             return AuthenticationFailed(
                 f"authentication failed (SQLSTATE {state}); the credentials come from the URL "
@@ -202,7 +204,7 @@ def map_error(exc: BaseException, where: str, operation: str, *,
         if state in ("42P01", "3D000", "3F000"):
             return NotFoundError(text, **kw)
         if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
-            return ConnectionLost(text, **kw)
+            return (Unreachable if connecting else ConnectionLost)(text, **kw)
         if state in ("53300", "40001", "40P01", "55P03", "53200"):
             return TransientError(text, **kw)
         if state[:2] in ("22", "23"):

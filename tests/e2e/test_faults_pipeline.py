@@ -1,0 +1,250 @@
+"""Database faults under ``headrace run``: a CopyActivity loads a CSV file into PostgreSQL or
+MariaDB through a TCP fault proxy run by the test (RELIABILITY.md cases 9, 12 and 23).
+
+Checker: the file's rows have ids 0..N-1; after the run the table (no primary key, so a
+duplicate would show) holds each id exactly once and nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import asyncpg
+import pymysql
+import pytest
+
+from engine.testing.faultproxy import FaultProxy
+from tests.e2e.cli_kit import HEADRACE, Cli, by_object, ref, write_definition
+
+pytestmark = pytest.mark.anyio
+
+N = 20_000
+
+
+def csv_file(path: Path) -> Path:
+    path.write_bytes(b"".join(b'%d,"name %d"\n' % (i, i) for i in range(N)))
+    return path
+
+
+def checker(ids: list[int]) -> None:
+    seen = Counter(ids)
+    assert set(range(N)) - set(seen) == set()  # lost
+    assert {i for i, c in seen.items() if c > 1} == set()  # duplicated
+    assert set(seen) - set(range(N)) == set()  # unexpected
+
+
+def copy_pipeline(path: Path, source: Path, connection: str, user: str, password: str,
+                  **retry: str) -> Path:
+    """File -> CopyActivity (with ``retry`` fields) -> SqlDataNode table ``t``."""
+    return write_definition(
+        path,
+        {"id": "Db", "name": "Db", "type": "JdbcDatabase", "connectionString": connection,
+         "jdbcDriverClass": "org.postgresql.Driver", "username": user, "*password": password},
+        {"id": "In", "name": "In", "type": "S3DataNode", "filePath": f"file://{source}"},
+        {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "t"},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Out"), **retry})
+
+
+async def run_pipeline(cli: Cli, definition: Path) -> tuple[dict[str, Any], str]:
+    """``headrace run --output json`` in a subprocess (the proxy keeps serving meanwhile)."""
+    result = await anyio.run_process([HEADRACE, "run", str(definition), "--output", "json"],
+                                     env=cli.env(), cwd=cli.root, check=False)
+    out = json.loads(result.stdout)
+    return out, result.stdout.decode() + result.stderr.decode()
+
+
+async def attempts_of(cli: Cli, out: dict[str, Any]) -> list[dict[str, Any]]:
+    load = by_object(out)["Load"]
+    result = await anyio.run_process(
+        [HEADRACE, "describe-objects", "--pipeline-id", out["pipelineId"], "--object-ids",
+         load["instanceId"], "--output", "json"], env=cli.env(), cwd=cli.root)
+    return list(json.loads(result.stdout)["pipelineObjects"][0]["attemptList"])
+
+
+def gap(earlier: dict[str, Any], later: dict[str, Any]) -> timedelta:
+    return datetime.fromisoformat(later["startTime"]) - datetime.fromisoformat(
+        earlier["endTime"])
+
+
+async def wait_until(predicate: Any, what: str) -> None:
+    """Poll ``predicate`` (a proxy counter has no event to wait on) for up to 60 s."""
+    for _ in range(1200):
+        if predicate():
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def files_holding(root: Path, secret: str, *, besides: tuple[str, ...]) -> list[Path]:
+    """Files below ``root`` whose bytes contain ``secret``, bar those named ``besides*``."""
+    return [path for path in root.rglob("*") if path.is_file()
+            and not path.name.startswith(besides)
+            and secret.encode() in path.read_bytes()]
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+async def pg_sql(dsn: str, statement: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [tuple(r) for r in await conn.fetch(statement)]
+    finally:
+        await conn.close()
+
+
+def pg_connection(dsn: str, port: int) -> str:
+    parts = urlsplit(dsn)
+    return f"jdbc:postgresql://127.0.0.1:{port}{parts.path}"
+
+
+async def test_postgres_refusing_then_back_is_retried_until_the_run_succeeds(
+        pg_database: str, tmp_path: Path) -> None:
+    """Case 9: connections refused for the first attempts; then the server is back."""
+    await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    src = csv_file(tmp_path / "in.csv")
+    async with FaultProxy("127.0.0.1", urlsplit(pg_database).port or 5432) as proxy:
+        definition = copy_pipeline(tmp_path / "p.json", src,
+                                   pg_connection(pg_database, proxy.port), "postgres", "unused",
+                                   maximumRetries="4", retryDelay="1 seconds")
+        proxy.refuse()
+        async with anyio.create_task_group() as tg:
+            async def heal_after_two_refusals() -> None:
+                await wait_until(lambda: proxy.connections >= 2, "two refused attempts")
+                proxy.heal()
+            tg.start_soon(heal_after_two_refusals)
+            out, text = await run_pipeline(cli, definition)
+    load = by_object(out)["Load"]
+    assert load["status"] == "FINISHED", text
+    attempts = await attempts_of(cli, out)
+    assert [a["status"] for a in attempts] == ["FAILED", "FAILED", "FINISHED"]
+    assert all("postgresql" in a["error"] and "connect" in a["error"] for a in attempts[:2]), \
+        [a["error"] for a in attempts]
+    for earlier, later in itertools.pairwise(attempts):
+        assert gap(earlier, later) >= timedelta(seconds=1)  # retryDelay
+    checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+
+
+async def test_postgres_outage_longer_than_the_attempt_timeout(
+        pg_database: str, tmp_path: Path) -> None:
+    """Case 9: a partition (connects hang) outlasts ``attemptTimeout``: that attempt is
+    TIMEDOUT, the next waits ``retryDelay`` and loads everything once the network is back."""
+    await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    src = csv_file(tmp_path / "in.csv")
+    async with FaultProxy("127.0.0.1", urlsplit(pg_database).port or 5432) as proxy:
+        definition = copy_pipeline(tmp_path / "p.json", src,
+                                   pg_connection(pg_database, proxy.port), "postgres", "unused",
+                                   maximumRetries="2", retryDelay="1 seconds",
+                                   attemptTimeout="2 seconds")
+        proxy.blackhole()
+        async with anyio.create_task_group() as tg:
+            async def heal_when_the_second_attempt_connects() -> None:
+                await wait_until(lambda: proxy.connections >= 2, "a second attempt")
+                proxy.heal()
+            tg.start_soon(heal_when_the_second_attempt_connects)
+            out, text = await run_pipeline(cli, definition)
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    attempts = await attempts_of(cli, out)
+    assert [a["status"] for a in attempts] == ["TIMEDOUT", "FINISHED"]
+    assert "timed out after 2 s" in attempts[0]["error"]
+    assert gap(attempts[0], attempts[1]) >= timedelta(seconds=1)
+    checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+
+
+# --- MariaDB -------------------------------------------------------------------------------------
+
+def my_sql(dsn: str, statement: str) -> list[tuple[Any, ...]]:
+    p = urlsplit(dsn)
+    conn = pymysql.connect(host=p.hostname, port=p.port, user=p.username or "root",
+                           database=p.path.lstrip("/") or None, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def mysql_user(mysql_database: str) -> Iterator[tuple[str, str]]:
+    """A user with a password and every right on the test's database."""
+    db = urlsplit(mysql_database).path.lstrip("/")
+    user, password = f"u{secrets.token_hex(4)}", f"pw-{secrets.token_hex(8)}"
+    my_sql(mysql_database, f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+    my_sql(mysql_database, f"GRANT ALL ON `{db}`.* TO '{user}'@'%'")
+    try:
+        yield user, password
+    finally:
+        my_sql(mysql_database, f"DROP USER '{user}'@'%'")
+
+
+def my_connection(dsn: str, port: int) -> str:
+    return f"jdbc:mysql://127.0.0.1:{port}{urlsplit(dsn).path}"
+
+
+async def test_mariadb_connection_reset_mid_load_is_retried_exactly_once(
+        mysql_database: str, mysql_user: tuple[str, str], tmp_path: Path) -> None:
+    """Case 12: the link to MariaDB is reset while LOAD DATA streams (as a server restart
+    looks to the client): the attempt fails as transient, its transaction is gone, and the
+    retried attempt loads every row once."""
+    my_sql(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    src = csv_file(tmp_path / "in.csv")
+    async with FaultProxy("127.0.0.1", urlsplit(mysql_database).port or 3306) as proxy:
+        definition = copy_pipeline(tmp_path / "p.json", src,
+                                   my_connection(mysql_database, proxy.port), *mysql_user,
+                                   maximumRetries="2", retryDelay="1 seconds")
+        proxy.reset_after(200_000, direction="up", times=1)
+        out, text = await run_pipeline(cli, definition)
+        assert proxy.resets == 1
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    attempts = await attempts_of(cli, out)
+    assert [a["status"] for a in attempts] == ["FAILED", "FINISHED"]
+    assert "mysql" in attempts[0]["error"]
+    checker([r[0] for r in my_sql(mysql_database, "SELECT id FROM t")])
+
+
+# --- bad credentials -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["mysql", "postgresql"])
+async def test_refused_credentials_fail_fast_without_retries(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Case 23: MariaDB refuses a wrong password (1045), PostgreSQL an unknown role (28000;
+    the test server trusts every known role, so a wrong password alone is not refused)."""
+    wrong = f"wrong-{secrets.token_hex(8)}"
+    if kind == "mysql":
+        dsn = request.getfixturevalue("mysql_database")
+        user, _ = request.getfixturevalue("mysql_user")
+        connection = my_connection(dsn, urlsplit(dsn).port or 3306)
+        my_sql(dsn, "CREATE TABLE t (id bigint, name text)")
+    else:
+        dsn = request.getfixturevalue("pg_database")
+        user = f"nobody_{secrets.token_hex(4)}"
+        connection = pg_connection(dsn, urlsplit(dsn).port or 5432)
+        await pg_sql(dsn, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    definition = copy_pipeline(tmp_path / "p.json", csv_file(tmp_path / "in.csv"), connection,
+                               user, wrong, maximumRetries="3", retryDelay="1 seconds")
+    out, text = await run_pipeline(cli, definition)
+    load = by_object(out)["Load"]
+    assert load["status"] == "FAILED" and load["attempts"] == 1, text  # terminal: no retry
+    attempts = await attempts_of(cli, out)
+    assert [a["status"] for a in attempts] == ["FAILED"]
+    error = attempts[0]["error"]
+    assert kind in error and "connect" in error, error
+    # the password is nowhere: not in the output, the error, nor any log file
+    assert wrong not in text and wrong not in json.dumps(attempts)
+    # (the definition file and the store hold the definition, password included)
+    assert files_holding(tmp_path, wrong, besides=("p.json", "store.db")) == []
