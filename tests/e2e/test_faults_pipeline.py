@@ -248,3 +248,72 @@ async def test_refused_credentials_fail_fast_without_retries(
     assert wrong not in text and wrong not in json.dumps(attempts)
     # (the definition file and the store hold the definition, password included)
     assert files_holding(tmp_path, wrong, besides=("p.json", "store.db")) == []
+
+
+# --- kill -9 mid copy ----------------------------------------------------------------------------
+
+async def test_kill_9_mid_postgres_to_postgres_copy_then_rerun_loads_exactly_once(
+        pg_database: str, tmp_path: Path) -> None:
+    """Case 1 under ``headrace run``: the engine is killed while a CopyActivity streams one
+    table into another over a slow link. Nothing of the killed attempt is visible; the same
+    command again marks that attempt INTERRUPTED and loads every row once, leaving no session,
+    lock or staging table behind."""
+    await pg_sql(pg_database, "CREATE TABLE src AS SELECT g AS id, 'name ' || g AS name "
+                              "FROM generate_series(0, 19999) g")
+    await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    port = urlsplit(pg_database).port or 5432
+    async with FaultProxy("127.0.0.1", port) as proxy:
+        definition = write_definition(
+            tmp_path / "p.json",
+            {"id": "Direct", "name": "Direct", "type": "JdbcDatabase",
+             "connectionString": pg_connection(pg_database, port),
+             "username": "postgres", "*password": "unused"},
+            {"id": "Slow", "name": "Slow", "type": "JdbcDatabase",
+             "connectionString": pg_connection(pg_database, proxy.port),
+             "username": "postgres", "*password": "unused"},
+            {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Direct"),
+             "table": "src"},
+            {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Slow"),
+             "table": "t"},
+            {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+             "output": ref("Out"), "maximumRetries": "1", "retryDelay": "1 seconds"})
+        proxy.bandwidth(128 * 1024, direction="up")
+        proc = await anyio.open_process([HEADRACE, "run", str(definition), "--output", "json"],
+                                        env=cli.env(), cwd=cli.root)
+        try:
+            await wait_until(lambda: proxy.bytes_up > 100_000, "the load under way")
+        finally:
+            proc.kill()
+            with anyio.fail_after(30):
+                await proc.wait()
+        assert proc.returncode == -9
+        # nothing of the killed load is visible, and the server ends its session
+        assert await pg_sql(pg_database, "SELECT count(*) FROM t") == [(0,)]
+        await wait_until_async(lambda: no_other_session(pg_database), "the session to end")
+        proxy.heal()
+        out, text = await run_pipeline(cli, definition)
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
+    checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+    assert await pg_sql(pg_database, "SELECT count(*) FROM pg_locks WHERE locktype = "
+                                     "'advisory' AND database = (SELECT oid FROM pg_database "
+                                     "WHERE datname = current_database())") == [(0,)]
+    assert await pg_sql(pg_database, "SELECT count(*) FROM pg_tables "
+                                     "WHERE tablename LIKE 'headrace_stage_%'") == [(0,)]
+
+
+async def no_other_session(dsn: str) -> bool:
+    """True once no other session is connected to the test's database."""
+    rows = await pg_sql(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid()")
+    return rows == [(0,)]
+
+
+async def wait_until_async(predicate: Any, what: str) -> None:
+    """Like :func:`wait_until` for an async predicate."""
+    for _ in range(600):
+        if await predicate():
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
