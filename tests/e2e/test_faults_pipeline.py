@@ -163,6 +163,27 @@ async def test_postgres_outage_longer_than_the_attempt_timeout(
     checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
 
 
+async def test_postgres_connection_reset_mid_copy_is_retried_exactly_once(
+        pg_database: str, tmp_path: Path) -> None:
+    """Case 8 under ``headrace run``: the link is reset after 200 kB of COPY data; the server
+    aborts that transaction and the next attempt, on a fresh connection, loads every row once."""
+    await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    src = csv_file(tmp_path / "in.csv")
+    async with FaultProxy("127.0.0.1", urlsplit(pg_database).port or 5432) as proxy:
+        definition = copy_pipeline(tmp_path / "p.json", src,
+                                   pg_connection(pg_database, proxy.port), "postgres", "unused",
+                                   maximumRetries="2", retryDelay="1 seconds")
+        proxy.reset_after(200_000, direction="up", times=1)
+        out, text = await run_pipeline(cli, definition)
+        assert proxy.resets == 1
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    attempts = await attempts_of(cli, out)
+    assert [a["status"] for a in attempts] == ["FAILED", "FINISHED"]
+    assert "postgresql" in attempts[0]["error"] and "COPY FROM" in attempts[0]["error"]
+    checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+
+
 # --- MariaDB -------------------------------------------------------------------------------------
 
 def my_sql(dsn: str, statement: str) -> list[tuple[Any, ...]]:
