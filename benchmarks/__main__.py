@@ -47,6 +47,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sweeps", choices=["yes", "no"], default=None,
                         help="run the knob sweeps (default: yes, quick: no)")
     parser.add_argument("--sweep-runs", type=int, default=1)
+    parser.add_argument("--sweep-only", default=None,
+                        help="comma-separated words; run only the sweeps whose name contains "
+                             "one of them (e.g. 'part size,range size')")
+    parser.add_argument("--sweep-values", default=None,
+                        help="comma-separated knob values (bytes for sizes) replacing every "
+                             "selected sweep's own list, e.g. 5242880,8388608")
     parser.add_argument("--overhead", choices=["yes", "no"], default="yes")
     parser.add_argument("--memory", choices=["yes", "no"], default=None,
                         help="peak RSS of every path at a small and the full size "
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         results["memory"] = memory_check(rows, env, keys, sizes)
 
     if do_sweeps:
-        for sweep in sweeps.build(sizes, env, quick):
+        for sweep in sweeps.select(sweeps.build(sizes, env, quick), args.sweep_only,
+                                   args.sweep_values):
             results["sweeps"].append(asdict(sweeps.run_sweep(sweep, env, args.sweep_runs)))
             results["sweeps"][-1].pop("setup", None)
             data.reclaim(env)

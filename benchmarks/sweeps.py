@@ -92,28 +92,50 @@ def build(sizes: data.Sizes, env: dict[str, str], quick: bool) -> list[Sweep]:
     ]
 
 
+def select(all_sweeps: list[Sweep], only: str | None, values: str | None) -> list[Sweep]:
+    """The sweeps whose name contains one of ``only``'s words, with ``values`` if given."""
+    chosen = all_sweeps
+    if only:
+        words = [w.strip().lower() for w in only.split(",") if w.strip()]
+        chosen = [s for s in all_sweeps if any(w in s.name.lower() for w in words)]
+        if not chosen:
+            raise SystemExit(f"benchmarks: no sweep matches --sweep-only {only!r}")
+    if values:
+        numbers = [int(v) for v in values.split(",") if v.strip()]
+        for sweep in chosen:
+            sweep.values = list(numbers)
+    return chosen
+
+
 def run_sweep(sweep: Sweep, env: dict[str, str], runs: int) -> Sweep:
-    for value in sweep.values:
-        seconds, rss = [], []
-        error = None
-        for _ in range(runs):
+    """Every value once per round, the order reversed every other round (the machine's load
+    drifts; interleaving keeps the points comparable), then the median of each value."""
+    seconds: dict[int, list[float]] = {v: [] for v in sweep.values}
+    rss: dict[int, list[int]] = {v: [] for v in sweep.values}
+    errors: dict[int, str] = {}
+    for round_no in range(runs):
+        order = sweep.values if round_no % 2 == 0 else list(reversed(sweep.values))
+        for value in order:
+            if value in errors:
+                continue
             try:
                 if sweep.setup is not None:
                     sweep.setup()
                 m = run(_argv(sweep, value), env, timeout=1800)
             except (CommandFailed, RuntimeError) as exc:
-                error = str(exc).splitlines()[0][:200]
-                break
-            seconds.append(m.seconds)
-            rss.append(m.peak_rss)
-        point: dict[str, Any] = {"value": value, "error": error}
-        if seconds:
-            s = statistics.median(seconds)
+                errors[value] = str(exc).splitlines()[0][:200]
+                continue
+            seconds[value].append(m.seconds)
+            rss[value].append(m.peak_rss)
+            print(f"benchmarks: sweep {sweep.name} {sweep.knob}={value}: {m.seconds:.2f} s, "
+                  f"{m.peak_rss / 1e6:.0f} MB", file=sys.stderr, flush=True)
+    for value in sweep.values:
+        point: dict[str, Any] = {"value": value, "error": errors.get(value)}
+        if seconds[value]:
+            s = statistics.median(seconds[value])
             point.update(seconds=round(s, 2), mb_per_s=round(sweep.nbytes / 1e6 / s, 1),
                          rows_per_s=round(sweep.rows / s) if sweep.rows else None,
-                         peak_rss_mb=round(max(rss) / 1e6, 1))
+                         peak_rss_mb=round(max(rss[value]) / 1e6, 1),
+                         all_seconds=[round(x, 2) for x in seconds[value]])
         sweep.points.append(point)
-        print(f"benchmarks: sweep {sweep.name} {sweep.knob}={value}: "
-              f"{point.get('seconds')} s, {point.get('peak_rss_mb')} MB", file=sys.stderr,
-              flush=True)
     return sweep
