@@ -59,6 +59,18 @@ async def checkpoint(conn: asyncpg.Connection, key: str) -> tuple[int, bool] | N
     return None if row is None else (int(row["rows_done"]), bool(row["finished"]))
 
 
+async def mark_loaded(conn: asyncpg.Connection, *, key: str, target: str, rows: int) -> None:
+    """Record ``key`` as finished, inside the caller's transaction that loaded ``target`` in
+    one piece (the bytes lane): a rerun that finds the key finished loads nothing, so a
+    process that died after that commit and before the engine recorded it adds no
+    duplicates."""
+    await conn.execute(_CHECKPOINT_DDL)
+    await conn.execute(
+        f"INSERT INTO {CHECKPOINTS} (key, target, staging, rows_done, finished) "
+        "VALUES ($1, $2, '', $3, true) ON CONFLICT (key) DO UPDATE SET rows_done = $3, "
+        "finished = true, updated_at = now()", key, target, rows)
+
+
 async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, schema: str | None,
                          first: RowBatch, inp: RowsIn, progress: Progress, batch_rows: int,
                          copy_rows: Any) -> int:

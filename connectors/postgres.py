@@ -92,7 +92,9 @@ class PostgresEndpoint(BaseModel):
     create: bool = False
     redshift: bool = False
     chunk_size: int = MAX_CHUNK
-    #: Set to make a sink resumable: batches + checkpoint + swap (see connectors.pg_batched).
+    #: Set to make a load idempotent under this key (see connectors.pg_batched): on the rows
+    #: lane batches + checkpoint + swap (resumable); on the bytes lane one transaction that
+    #: also marks the key finished. A key found finished loads nothing.
     checkpoint_key: str | None = None
     batch_rows: int = 50_000
 
@@ -469,8 +471,7 @@ class PostgresSink:
         return None
 
     def can_consume(self, fmt: TextFormat) -> bool:
-        ep = self.endpoint
-        if ep.insert_query or ep.checkpoint_key:  # both need rows
+        if self.endpoint.insert_query:  # needs rows
             return False
         return _copy_options(fmt, loading=True) is not None
 
@@ -489,12 +490,22 @@ class PostgresSink:
         if opts is None or self.endpoint.insert_query:
             raise ConfigError(f"COPY cannot read this format: {fmt}", connector=self.describe)
         hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
+        key = self.endpoint.checkpoint_key
         async with _connection(self.endpoint, "COPY FROM") as conn:
             with translate_errors(self.describe, "COPY FROM"):
+                if key and await _finished(conn, key):
+                    async for _ in inp:  # loaded by an earlier run: take the input, load none
+                        pass
+                    return
                 async with _transaction(conn):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
                     status = await copy_stream_in(conn, name, schema, inp, opts, progress)
+                    if key:  # in the same transaction as the rows
+                        from connectors.pg_batched import mark_loaded
+
+                        await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
+                                          rows=_copy_count(status))
         progress.add(rows=_copy_count(status))
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
@@ -551,6 +562,13 @@ class PostgresSink:
             raise NotFoundError(f"table {ep.table} does not exist (give createTableSql, or "
                                 "--create to make it from the source's columns)",
                                 connector=self.describe, operation="load")
+
+
+async def _finished(conn: asyncpg.Connection, key: str) -> bool:
+    from connectors.pg_batched import checkpoint
+
+    state = await checkpoint(conn, key)
+    return state is not None and state[1]
 
 
 def create_table_ddl(quoted_table: str, schema: Schema) -> str:

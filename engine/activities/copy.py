@@ -11,6 +11,7 @@ from connectors.copy import CopyOptions, copy
 from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import node_sink, node_source
 from engine.telemetry.metrics import queue_depth_recorder
+from engine.testing.crashpoints import crash_point
 
 #: Parallel parts / ranges / scan segments for copies run by activities.
 DEFAULT_PARALLEL = 4
@@ -24,10 +25,15 @@ async def copy_activity(ctx: AttemptContext) -> None:
                              transient=False)
     options = EndpointOptions(parallel=DEFAULT_PARALLEL)
     source = node_source(ctx, inputs[0], options)
-    sink = node_sink(ctx, outputs[0], options)
+    # A PostgreSQL table load is checkpointed under the instance (and its rerun count): a
+    # retried or resumed attempt goes on from the last committed batch, and one whose load
+    # committed before the engine could record it loads nothing again.
+    key = f"{ctx.pipeline_id}/{ctx.instance.id}/{ctx.instance.attempt_base}"
+    sink = node_sink(ctx, outputs[0], options, checkpoint_key=key)
     await ctx.log.event(f"copy {source.describe} -> {sink.describe}")
     result = await copy(source, sink, CopyOptions(
         on_queue_depth=queue_depth_recorder(ctx.pipeline_id)))
+    crash_point("copy-committed")
     ctx.metrics.update(rows=result.rows, bytes=result.bytes, lane=result.lane,
                        seconds=result.seconds, retries=result.retries,
                        source=source.describe, destination=sink.describe)

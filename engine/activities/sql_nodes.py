@@ -136,20 +136,29 @@ def node_source(ctx: AttemptContext, node_id: str,
     return _node(ctx, node_id, sink=False, options=options or EndpointOptions())  # type: ignore[return-value]
 
 
-def node_sink(ctx: AttemptContext, node_id: str,
-              options: EndpointOptions | None = None) -> Sink:
-    return _node(ctx, node_id, sink=True, options=options or EndpointOptions())  # type: ignore[return-value]
+def node_sink(ctx: AttemptContext, node_id: str, options: EndpointOptions | None = None,
+              *, checkpoint_key: str | None = None) -> Sink:
+    """The sink for a data node. ``checkpoint_key`` makes a PostgreSQL table load resumable
+    and idempotent under that key (see :mod:`connectors.pg_batched`); other sinks ignore it."""
+    return _node(ctx, node_id, sink=True, options=options or EndpointOptions(),  # type: ignore[return-value]
+                 checkpoint_key=checkpoint_key)
 
 
 def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
-          options: EndpointOptions) -> Source | Sink:
+          options: EndpointOptions, checkpoint_key: str | None = None) -> Source | Sink:
     node = ctx.resolve(node_id)
     node_type = _one(node, "type")
     if node_type == "S3DataNode":
         return _s3_like(ctx, node, sink=sink, options=options)
     if node_type in SQL_NODES:
         ep = sql_endpoint(ctx, node_id, node)
-        return ep.sink() if sink else ep.source()
+        if not sink:
+            return ep.source()
+        # PostgreSQL endpoints only (without importing asyncpg for the others)
+        if checkpoint_key and "checkpoint_key" in type(ep).model_fields \
+                and not ep.insert_query:
+            ep = ep.model_copy(update={"checkpoint_key": checkpoint_key})
+        return ep.sink()
     if node_type == "DynamoDBDataNode":
         from connectors.dynamodb import DynamoDBTable
 

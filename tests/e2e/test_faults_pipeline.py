@@ -22,6 +22,7 @@ import asyncpg
 import pymysql
 import pytest
 
+from engine.testing.crashpoints import ENV
 from engine.testing.faultproxy import FaultProxy
 from tests.e2e.cli_kit import HEADRACE, Cli, by_object, ref, write_definition
 
@@ -35,11 +36,11 @@ def csv_file(path: Path) -> Path:
     return path
 
 
-def checker(ids: list[int]) -> None:
+def checker(ids: list[int], n: int = N) -> None:
     seen = Counter(ids)
-    assert set(range(N)) - set(seen) == set()  # lost
+    assert set(range(n)) - set(seen) == set()  # lost
     assert {i for i, c in seen.items() if c > 1} == set()  # duplicated
-    assert set(seen) - set(range(N)) == set()  # unexpected
+    assert set(seen) - set(range(n)) == set()  # unexpected
 
 
 def copy_pipeline(path: Path, source: Path, connection: str, user: str, password: str,
@@ -180,7 +181,7 @@ async def test_postgres_connection_reset_mid_copy_is_retried_exactly_once(
     assert by_object(out)["Load"]["status"] == "FINISHED", text
     attempts = await attempts_of(cli, out)
     assert [a["status"] for a in attempts] == ["FAILED", "FINISHED"]
-    assert "postgresql" in attempts[0]["error"] and "COPY FROM" in attempts[0]["error"]
+    assert "postgresql" in attempts[0]["error"] and "connection" in attempts[0]["error"]
     checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
 
 
@@ -276,11 +277,12 @@ async def test_refused_credentials_fail_fast_without_retries(
 async def test_kill_9_mid_postgres_to_postgres_copy_then_rerun_loads_exactly_once(
         pg_database: str, tmp_path: Path) -> None:
     """Case 1 under ``headrace run``: the engine is killed while a CopyActivity streams one
-    table into another over a slow link. Nothing of the killed attempt is visible; the same
-    command again marks that attempt INTERRUPTED and loads every row once, leaving no session,
-    lock or staging table behind."""
+    table into another over a slow link (the bytes lane: one COPY in one transaction). Nothing
+    of it is visible; the same command again marks that attempt INTERRUPTED and loads every
+    row once, leaving no session, lock or staging table behind. (Resuming from a committed
+    batch, on the rows lane, is shown by tests/integration/test_postgres_resume.py.)"""
     await pg_sql(pg_database, "CREATE TABLE src AS SELECT g AS id, 'name ' || g AS name "
-                              "FROM generate_series(0, 19999) g")
+                              f"FROM generate_series(0, {N - 1}) g")
     await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
     cli = Cli(tmp_path)
     port = urlsplit(pg_database).port or 5432
@@ -312,16 +314,27 @@ async def test_kill_9_mid_postgres_to_postgres_copy_then_rerun_loads_exactly_onc
         # nothing of the killed load is visible, and the server ends its session
         assert await pg_sql(pg_database, "SELECT count(*) FROM t") == [(0,)]
         await wait_until_async(lambda: no_other_session(pg_database), "the session to end")
+        assert not await rows_done(pg_database, 1)
         proxy.heal()
         out, text = await run_pipeline(cli, definition)
     assert by_object(out)["Load"]["status"] == "FINISHED", text
     assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
     checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+    assert await pg_sql(pg_database, "SELECT rows_done, finished FROM headrace_checkpoints"
+                        ) == [(N, True)]
     assert await pg_sql(pg_database, "SELECT count(*) FROM pg_locks WHERE locktype = "
                                      "'advisory' AND database = (SELECT oid FROM pg_database "
                                      "WHERE datname = current_database())") == [(0,)]
     assert await pg_sql(pg_database, "SELECT count(*) FROM pg_tables "
                                      "WHERE tablename LIKE 'headrace_stage_%'") == [(0,)]
+
+
+async def rows_done(dsn: str, at_least: int) -> bool:
+    """True once the (one) load checkpoint has ``at_least`` rows committed."""
+    if await pg_sql(dsn, "SELECT to_regclass('headrace_checkpoints')") == [(None,)]:
+        return False
+    done = await pg_sql(dsn, "SELECT rows_done FROM headrace_checkpoints")
+    return bool(done) and done[0][0] >= at_least
 
 
 async def no_other_session(dsn: str) -> bool:
@@ -338,3 +351,26 @@ async def wait_until_async(predicate: Any, what: str) -> None:
             return
         await anyio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_killed_after_the_commit_before_success_is_recorded_loads_nothing_again(
+        pg_database: str, tmp_path: Path) -> None:
+    """Case 2, the ack window: the process dies (crash point ``copy-committed``) after the
+    load committed and before the engine recorded success. The rerun offers the whole input
+    again; the sink sees the finished checkpoint and loads nothing, so every row is there once."""
+    await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    port = urlsplit(pg_database).port or 5432
+    definition = copy_pipeline(tmp_path / "p.json", csv_file(tmp_path / "in.csv"),
+                               pg_connection(pg_database, port), "postgres", "unused",
+                               maximumRetries="2", retryDelay="1 seconds")
+    crashed = await anyio.run_process([HEADRACE, "run", str(definition), "--output", "json"],
+                                      env={**cli.env(), ENV: "copy-committed"}, cwd=cli.root,
+                                      check=False)
+    assert crashed.returncode == -9
+    assert await pg_sql(pg_database, "SELECT count(*) FROM t") == [(N,)]  # committed
+
+    out, text = await run_pipeline(cli, definition)
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
+    checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
