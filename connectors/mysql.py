@@ -53,7 +53,7 @@ from anyio import EndOfStream
 from asyncmy.cursors import SSCursor
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from connectors import mysql_csv
+from connectors import mysql_checkpoint, mysql_csv
 from connectors.base import (
     BytesIn,
     BytesOut,
@@ -121,6 +121,9 @@ class MySqlEndpoint(BaseModel):
     create_table_sql: str | None = None
     create: bool = False
     chunk_size: int = MAX_CHUNK
+    #: Set to make a table load happen at most once under this key (the engine's instance):
+    #: see connectors.mysql_checkpoint.
+    checkpoint_key: str | None = None
 
     @field_validator("select_query")
     @classmethod
@@ -722,6 +725,8 @@ class MySqlSink:
         async with _writer(ep, "LOAD DATA", local_infile=True) as conn:
             await self._prepare_table(conn, hint)
             target = await _table_columns(conn, ep)
+            if not await self._claim(conn, inp):
+                return
             assignments = _infile_assignments(target, fmt)
             sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
                    f"CHARACTER SET utf8mb4 {options}{assignments}")
@@ -744,6 +749,7 @@ class MySqlSink:
             result = await load_data_local(conn, sql, chunks())
             if result.warning_count:
                 await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=1)
+            await self._record(conn, result.affected_rows)
             progress.add(rows=result.affected_rows)
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
@@ -756,12 +762,33 @@ class MySqlSink:
         operation = "INSERT" if ep.insert_query else "LOAD DATA"
         async with _writer(ep, operation, local_infile=not ep.insert_query) as conn:
             await self._prepare_table(conn, hint)
-            if first is None:
+            if first is None or not await self._claim(conn, inp):
                 return
+            before = progress.rows
             if ep.insert_query:
                 await self._insert_rows(conn, first, inp, progress)
             else:
                 await self._load_rows(conn, first, inp, progress)
+            await self._record(conn, progress.rows - before)
+
+    async def _claim(self, conn: aiomysql.Connection, inp: BytesIn | RowsIn) -> bool:
+        """Claim the load's checkpoint key; when an earlier load committed under it, take
+        the input, load none and return False."""
+        key = self.endpoint.checkpoint_key
+        if not key:
+            return True
+        db, _ = self.endpoint.table_parts()
+        await mysql_checkpoint.prepare(conn, db)
+        if await mysql_checkpoint.claim(conn, db, key, self.endpoint.quoted_table()):
+            return True
+        async for _ in inp:
+            pass
+        return False
+
+    async def _record(self, conn: aiomysql.Connection, rows: int) -> None:
+        if self.endpoint.checkpoint_key:
+            db, _ = self.endpoint.table_parts()
+            await mysql_checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows)
 
     async def _load_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
                          progress: Progress) -> None:

@@ -25,9 +25,9 @@ async def copy_activity(ctx: AttemptContext) -> None:
                              transient=False)
     options = EndpointOptions(parallel=DEFAULT_PARALLEL)
     source = node_source(ctx, inputs[0], options)
-    # A PostgreSQL table load is checkpointed under the instance (and its rerun count): a
-    # retried or resumed attempt goes on from the last committed batch, and one whose load
-    # committed before the engine could record it loads nothing again.
+    # A PostgreSQL or MySQL table load is keyed by the instance (and its rerun count): one
+    # whose load committed before the engine could record it loads nothing again, and a
+    # PostgreSQL load of rows resumes from its last committed batch.
     key = f"{ctx.pipeline_id}/{ctx.instance.id}/{ctx.instance.attempt_base}"
     sink = node_sink(ctx, outputs[0], options, checkpoint_key=key)
     await ctx.log.event(f"copy {source.describe} -> {sink.describe}")

@@ -138,8 +138,9 @@ def node_source(ctx: AttemptContext, node_id: str,
 
 def node_sink(ctx: AttemptContext, node_id: str, options: EndpointOptions | None = None,
               *, checkpoint_key: str | None = None) -> Sink:
-    """The sink for a data node. ``checkpoint_key`` makes a PostgreSQL table load resumable
-    and idempotent under that key (see :mod:`connectors.pg_batched`); other sinks ignore it."""
+    """The sink for a data node. ``checkpoint_key`` makes a PostgreSQL or MySQL table load
+    happen once under that key (:mod:`connectors.pg_batched`,
+    :mod:`connectors.mysql_checkpoint`); other sinks ignore it."""
     return _node(ctx, node_id, sink=True, options=options or EndpointOptions(),  # type: ignore[return-value]
                  checkpoint_key=checkpoint_key)
 
@@ -154,7 +155,7 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:
             return ep.source()
-        # PostgreSQL endpoints only (without importing asyncpg for the others)
+        # endpoints that take a key (PostgreSQL, MySQL), tested without importing their driver
         if checkpoint_key and "checkpoint_key" in type(ep).model_fields \
                 and not ep.insert_query:
             ep = ep.model_copy(update={"checkpoint_key": checkpoint_key})

@@ -374,3 +374,30 @@ async def test_killed_after_the_commit_before_success_is_recorded_loads_nothing_
     assert by_object(out)["Load"]["status"] == "FINISHED", text
     assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
     checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+
+
+async def test_mariadb_load_killed_after_its_commit_loads_nothing_again(
+        mysql_database: str, mysql_user: tuple[str, str], tmp_path: Path) -> None:
+    """Case 2 for MariaDB: the process dies after LOAD DATA committed and before the engine
+    recorded success; the rerun finds the instance's key in ``headrace_checkpoints``
+    (committed with the rows) and loads nothing. A RERUN of the instance is a new key and
+    loads again."""
+    my_sql(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    cli = Cli(tmp_path)
+    port = urlsplit(mysql_database).port or 3306
+    definition = copy_pipeline(tmp_path / "p.json", csv_file(tmp_path / "in.csv"),
+                               my_connection(mysql_database, port), *mysql_user,
+                               maximumRetries="2", retryDelay="1 seconds")
+    crashed = await anyio.run_process([HEADRACE, "run", str(definition), "--output", "json"],
+                                      env={**cli.env(), ENV: "copy-committed"}, cwd=cli.root,
+                                      check=False)
+    assert crashed.returncode == -9
+    assert my_sql(mysql_database, "SELECT count(*) FROM t") == [(N,)]  # committed
+
+    out, text = await run_pipeline(cli, definition)
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
+    checker([r[0] for r in my_sql(mysql_database, "SELECT id FROM t")])
+    [(key, rows)] = my_sql(mysql_database,
+                           "SELECT load_key, rows_loaded FROM headrace_checkpoints")
+    assert key.endswith(by_object(out)["Load"]["instanceId"] + "/0") and rows == N

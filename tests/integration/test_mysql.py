@@ -164,6 +164,25 @@ async def test_rows_lane_bad_value_names_row_and_commits_nothing(mysql_database:
 
 
 @pytest.mark.parametrize("lane", ["bytes", "rows"])
+async def test_a_load_under_a_checkpoint_key_happens_once(mysql_database: str, lane: str) -> None:
+    run(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    rows = [(i, f"n{i}") for i in range(50)]
+    extra = {"data": csv_bytes(50), "fmt": NULL_WORD_CSV} if lane == "bytes" else {}
+
+    def sink(key: str) -> Any:
+        return MySqlEndpoint.from_url(f"{mysql_database}?table=t").model_copy(
+            update={"checkpoint_key": key}).sink()
+
+    await copy(MemorySource(IDS, rows, **extra), sink("p/@Load_1/0"))
+    await copy(MemorySource(IDS, rows, **extra), sink("p/@Load_1/0"))  # loads nothing
+    assert run(mysql_database, "SELECT count(*), count(DISTINCT id) FROM t") == [(50, 50)]
+    await copy(MemorySource(IDS, rows, **extra), sink("p/@Load_1/1"))  # a rerun: a new key
+    assert run(mysql_database, "SELECT count(*) FROM t") == [(100,)]
+    assert run(mysql_database, "SELECT load_key, rows_loaded FROM headrace_checkpoints "
+                               "ORDER BY load_key") == [("p/@Load_1/0", 50), ("p/@Load_1/1", 50)]
+
+
+@pytest.mark.parametrize("lane", ["bytes", "rows"])
 async def test_cancelled_copy_leaves_no_rows(mysql_database: str, lane: str) -> None:
     run(mysql_database, "CREATE TABLE t (id bigint, name text)")
     rows = [(i, f"n{i}") for i in range(400)]
