@@ -14,6 +14,9 @@ once, nothing else, and every value equal after the documented conversion for th
   decoded from CSV are text, so every value is S except the key, given the table's type (N).
 * DynamoDB JSON lines on S3: the export form (``{"Item": {...}}``), items exactly as stored.
 
+A DynamoDB source reads rows by its data format's column list, or, given by URL alone
+(``ddb-url``, as ``headrace copy`` does), by the target table's columns.
+
 Pairs covered elsewhere: tests/integration/test_sql_copy.py (table <-> table, table <-> CSV
 bytes), test_copy_files_s3.py (file <-> S3), test_dynamodb.py (DynamoDB <-> DynamoDB/JSON).
 """
@@ -352,7 +355,9 @@ def mysql_end(ends: Ends, other: str) -> End:
     return End(seed, make_target, read)  # type: ignore[arg-type]
 
 
-def ddb_end(ends: Ends, other: str) -> End:
+def ddb_end(ends: Ends, other: str, *, declared: bool = True) -> End:
+    """``declared``: the source's column list comes from its data format; else the URL alone,
+    as ``headrace copy`` gives it (the copy offers the target table's columns)."""
     client = ends.dynamodb_client()
     # One table for the whole module, emptied here: each pair uses DynamoDB at one end only,
     # and dynalite takes ~4 s to delete a table.
@@ -361,7 +366,7 @@ def ddb_end(ends: Ends, other: str) -> End:
     # A scan names attributes, not columns: a DynamoDB source read into rows takes its
     # column list (names and types) from the data format, as a DynamoDBDataNode's does.
     source_options = EndpointOptions(format=DYNAMODB_JSONL.replace(columns=COLUMNS)) \
-        if other != "s3" else EndpointOptions()
+        if other != "s3" and declared else EndpointOptions()
 
     def seed(data: list[Row]) -> tuple[str, EndpointOptions]:
         items = [item_of(r) for r in data]
@@ -424,13 +429,15 @@ def ddb_table(dynamodb_endpoint: str) -> Iterator[str]:
 
 
 KINDS: dict[str, Callable[[Ends, str], End]] = {
-    "file": file_end, "s3": s3_end, "pg": pg_end, "mysql": mysql_end, "ddb": ddb_end}
+    "file": file_end, "s3": s3_end, "pg": pg_end, "mysql": mysql_end, "ddb": ddb_end,
+    "ddb-url": lambda ends, other: ddb_end(ends, other, declared=False)}
 
 PAIRS = [
     ("file", "pg"), ("pg", "file"), ("file", "mysql"), ("mysql", "file"),
     ("s3", "pg"), ("pg", "s3"), ("s3", "mysql"), ("mysql", "s3"),
     ("ddb", "pg"), ("pg", "ddb"), ("ddb", "mysql"), ("mysql", "ddb"),
     ("ddb", "s3"), ("s3", "ddb"), ("ddb", "file"), ("file", "ddb"),
+    ("ddb-url", "pg"), ("ddb-url", "mysql"),
 ]
 
 
