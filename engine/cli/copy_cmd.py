@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 import anyio
 import click
 
-from connectors.base import EndpointOptions, Progress
+from connectors.base import DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
 from connectors.copy import CopyOptions, CopyResult, root_cause
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError
-from connectors.formats import format_named
-from connectors.urls import open_sink, open_source, redact_text, redact_url
+from connectors.formats import format_for_path, format_named
+from connectors.urls import open_sink, open_source, redact_text, redact_url, scheme_of
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
@@ -64,6 +64,21 @@ async def _run(source_url: str, dest_url: str, options: EndpointOptions,
     return result
 
 
+def default_format(source: str, dest: str) -> TextFormat | None:
+    """The format when ``--format`` is not given: the ends decide (a file's extension, else
+    CSV), except that beside a DynamoDB table a JSON-lines or extensionless file or S3 end
+    holds DynamoDB's export lines (``{"Item": {...}}``, typed), as DynamoDB's own S3 export
+    writes them: every attribute keeps its type and sparse items survive a round trip."""
+    schemes = (scheme_of(source), scheme_of(dest))
+    if schemes.count("dynamodb") != 1:
+        return None
+    other = dest if schemes[0] == "dynamodb" else source
+    if scheme_of(other) not in ("file", "s3"):
+        return None
+    implied = format_for_path(other)
+    return DYNAMODB_JSONL if implied is None or implied.kind == "jsonl" else None
+
+
 def _password(url: str) -> str | None:
     try:
         return urlsplit(url).password
@@ -92,8 +107,10 @@ def _fail(message: str, code: int, *urls: str) -> None:
 @click.command("copy")
 @click.argument("source")
 @click.argument("dest")
-@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "jsonl"]),
-              help="Format of file and S3 ends (default: from the extension, else csv).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "jsonl", "dynamodb-jsonl"]),
+              help="Format of file and S3 ends (default: from the extension, else csv; "
+                   "beside DynamoDB, .jsonl or no extension means dynamodb-jsonl, the typed "
+                   "{\"Item\": ...} lines of DynamoDB's export).")
 @click.option("--query", help="SQL whose result is the source (database sources).")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
@@ -103,7 +120,8 @@ def _fail(message: str, code: int, *urls: str) -> None:
 def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: int,
          create: bool, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://)."""
-    options = EndpointOptions(format=format_named(fmt) if fmt else None, query=query,
+    chosen = format_named(fmt) if fmt else default_format(source, dest)
+    options = EndpointOptions(format=chosen, query=query,
                               parallel=parallel, create=create)
     live = sys.stderr.isatty() and output == "text"
     add_secrets(p for p in (_password(source), _password(dest)) if p)

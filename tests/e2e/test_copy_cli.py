@@ -58,3 +58,40 @@ def test_errors_are_one_line_without_traceback_or_secret(cli_env: dict[str, str]
 
     usage = run(["only-one-arg"], cli_env, tmp_path)
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
+
+
+def test_dynamodb_to_json_lines_defaults_to_typed_export_lines_and_back(
+        cli_env: dict[str, str], dynamodb_endpoint: str, tmp_path: Path) -> None:
+    """Beside a DynamoDB table a .jsonl file holds DynamoDB's export lines: every attribute
+    keeps its type and items with different attributes load back as they were."""
+    import secrets as tokens
+
+    from tests.services import aws
+
+    client = aws.client("dynamodb", dynamodb_endpoint)
+    names = [f"cli_{tokens.token_hex(5)}" for _ in range(2)]
+    for name in names:
+        client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "id",
+                                                   "AttributeType": "N"}])
+        client.get_waiter("table_exists").wait(TableName=name,
+                                               WaiterConfig={"Delay": 0.05})
+    items = [{"id": {"N": "1"}, "name": {"S": "one"}, "tags": {"SS": ["a", "b"]}},
+             {"id": {"N": "2"}, "amount": {"N": "2.5"}, "ok": {"BOOL": True}},
+             {"id": {"N": "3"}, "gone": {"NULL": True}, "nested": {"M": {"x": {"L": [
+                 {"N": "1"}, {"S": "y"}]}}}}]
+    for item in items:
+        client.put_item(TableName=names[0], Item=item)
+    env = {**cli_env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint}
+
+    out = run([f"dynamodb://{names[0]}", "items.jsonl"], env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert sorted(lines, key=lambda x: x["Item"]["id"]["N"]) == [{"Item": i} for i in items]
+
+    back = run(["items.jsonl", f"dynamodb://{names[1]}"], env, tmp_path)
+    assert back.returncode == 0, back.stderr
+    loaded = client.scan(TableName=names[1])["Items"]
+    assert sorted(loaded, key=lambda x: x["id"]["N"]) == items
+    client.close()  # the tables go with the in-memory server (dynalite deletes take seconds)

@@ -163,3 +163,15 @@ def test_echoed_secrets_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_other_exceptions_pass_through() -> None:
     with pytest.raises(KeyError), aws.map_aws_errors("s3", "get"):
         raise KeyError("x")
+
+
+def test_copy_default_format_beside_dynamodb_is_export_lines() -> None:
+    from connectors.base import DYNAMODB_JSONL
+    from engine.cli.copy_cmd import default_format
+
+    assert default_format("dynamodb://t", "s3://b/items.jsonl") == DYNAMODB_JSONL
+    assert default_format("/data/items", "dynamodb://t") == DYNAMODB_JSONL  # no extension
+    assert default_format("dynamodb://t", "file:///x/items.csv") is None  # CSV as asked
+    assert default_format("dynamodb://t", "postgresql://h/db?table=t") is None
+    assert default_format("dynamodb://a", "dynamodb://b") is None
+    assert default_format("in.jsonl", "s3://b/out.jsonl") is None  # no DynamoDB end
