@@ -287,8 +287,11 @@ class Builder:
                 shell(f"{native} drop {table} && {native} create {table}", self.env)
             return setup
 
+        # the data is plain JSON lines; beside DynamoDB a .jsonl end now defaults to the
+        # typed export lines ({"Item": ...}), so the plain format is named
         self._add(p, HEADRACE, self._copy(config.s3_url(data.items_key(items)),
-                                          "dynamodb://back_hr"), fresh("back_hr"),
+                                          "dynamodb://back_hr", "--format", "jsonl"),
+                  fresh("back_hr"),
                   expect_rows=items)
         self._add(p, NATIVE, self._bash(
             f"{self.s5} cat {config.s3_url(data.items_key(items))} | {native} load back_native"),
