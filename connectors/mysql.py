@@ -49,7 +49,6 @@ import anyio
 import asyncmy
 import asyncmy.errors
 import pymysql.err
-from anyio import EndOfStream
 from asyncmy.cursors import SSCursor
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
@@ -81,6 +80,8 @@ from connectors.errors import (
 from connectors.mysql_infile import STREAM_NAME, load_data_local
 from connectors.mysql_lines import Kind, header_line, line_select, supports
 from connectors.mysql_rows import FORMAT_CLAUSE, encode_rows
+from connectors.sqlsink import SqlSink, first_line, next_batch
+from connectors.sqlsource import SqlSource
 from connectors.sqltext import convert_placeholders, quote_ident, split_qualified, split_statements
 from connectors.sqltypes import (
     mysql_ddl_type,
@@ -433,28 +434,13 @@ def _schema(columns: Sequence[tuple[str, Kind, ColumnType]]) -> Schema:
 
 # --- source -----------------------------------------------------------------------------------
 
-class MySqlSource:
+class MySqlSource(SqlSource[MySqlEndpoint]):
     """Reads a table or a ``selectQuery`` with an unbuffered (streaming) cursor."""
 
-    #: Reports the rows it moves (the copy need not scan the bytes for them).
-    counts_rows = True
-
-    def __init__(self, endpoint: MySqlEndpoint) -> None:
-        if not endpoint.table and not endpoint.select_query:
-            raise ConfigError("a MySQL source needs a table (?table=...) or a query",
-                              connector=endpoint.describe())
-        self.endpoint = endpoint
-        self.describe = endpoint.describe()
-
-    @property
-    def native_format(self) -> TextFormat | None:
-        return None
+    product = "MySQL"
 
     def can_produce(self, fmt: TextFormat) -> bool:
         return supports(fmt)
-
-    def _query(self) -> str:
-        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
 
     async def _columns(self, conn: Any) -> list[tuple[str, Kind, ColumnType]]:
         if self.endpoint.select_query:
@@ -666,33 +652,10 @@ def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
     return tail + (f" SET {', '.join(sets)}" if sets else "")
 
 
-class MySqlSink:
+class MySqlSink(SqlSink[MySqlEndpoint]):
     """Loads into a table (LOAD DATA / multi-row INSERT) or via ``insertQuery``, atomically."""
 
-    #: Reports the rows it moves (the copy need not scan the bytes for them).
-    counts_rows = True
-
-    def __init__(self, endpoint: MySqlEndpoint) -> None:
-        if not endpoint.table and not endpoint.insert_query:
-            raise ConfigError("a MySQL sink needs a table (?table=...) or an insertQuery",
-                              connector=endpoint.describe())
-        self.endpoint = endpoint
-        self.describe = endpoint.describe()
-        self.source_schema: Schema | None = None
-
-    def expect_schema(self, schema: Schema | None) -> None:
-        """The source's columns, used to create the table when ``create`` is set."""
-        self.source_schema = schema
-
-    @property
-    def needs_source_schema(self) -> bool:
-        """Only a sink that may create its table from the source's columns needs them."""
-        ep = self.endpoint
-        return bool(ep.table and ep.create and not ep.create_table_sql)
-
-    @property
-    def native_format(self) -> TextFormat | None:
-        return None
+    product = "MySQL"
 
     def can_consume(self, fmt: TextFormat) -> bool:
         if self.endpoint.insert_query:
@@ -753,10 +716,7 @@ class MySqlSink:
             progress.add(rows=result.affected_rows)
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
-        try:
-            first: RowBatch | None = await inp.receive()
-        except EndOfStream:
-            first = None
+        first = await next_batch(inp)
         hint = self.source_schema or (first.schema if first else None)
         ep = self.endpoint
         operation = "INSERT" if ep.insert_query else "LOAD DATA"
@@ -811,7 +771,7 @@ class MySqlSink:
             number = 0
             batch: RowBatch | None = first
             while batch is not None:
-                base = batch.first_line if batch.first_line is not None else number + 1
+                base = first_line(batch, number)
                 rows = _writable(batch.rows, kinds, base)
                 width = len(names)
                 for i, row in enumerate(rows):
@@ -822,10 +782,7 @@ class MySqlSink:
                 number += len(rows)
                 progress.add(rows=len(rows))
                 yield data
-                try:
-                    batch = await inp.receive()
-                except EndOfStream:
-                    batch = None
+                batch = await next_batch(inp)
 
         result = await load_data_local(conn, sql, chunks())
         if result.warning_count:
@@ -841,7 +798,7 @@ class MySqlSink:
         batch: RowBatch | None = first
         async with conn.cursor() as cur:
             while batch is not None:
-                base = batch.first_line if batch.first_line is not None else number + 1
+                base = first_line(batch, number)
                 rows = _writable(batch.rows, kinds, base)
                 for start in range(0, len(rows), INSERT_ROWS):
                     part = rows[start:start + INSERT_ROWS]
@@ -857,10 +814,7 @@ class MySqlSink:
                                                    row_base=base + start)
                 number += len(rows)
                 progress.add(rows=len(rows))
-                try:
-                    batch = await inp.receive()
-                except EndOfStream:
-                    batch = None
+                batch = await next_batch(inp)
 
     async def _target_kinds(self, conn: aiomysql.Connection,
                             first: RowBatch) -> list[ColumnType | None]:
@@ -877,19 +831,9 @@ class MySqlSink:
         db, name = ep.table_parts()
         if await _exists(conn, db, name):
             return
+        statement = self.create_statement(hint, create_table_ddl)
         async with conn.cursor() as cur:
-            if ep.create_table_sql:
-                await cur.execute(ep.create_table_sql)
-            elif ep.create:
-                if hint is None or not len(hint):
-                    raise ConfigError("cannot create the table: the source's columns are "
-                                      "unknown", connector=self.describe,
-                                      operation="create table")
-                await cur.execute(create_table_ddl(ep.quoted_table(), hint))
-            else:
-                raise NotFoundError(f"table {ep.table} does not exist (give createTableSql, "
-                                    "or --create to make it from the source's columns)",
-                                    connector=self.describe, operation="load")
+            await cur.execute(statement)
 
 
 def create_table_ddl(quoted_table: str, schema: Schema) -> str:

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import anyio
 import asyncpg
-from anyio import EndOfStream
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import (
@@ -45,6 +44,8 @@ from connectors.errors import (
     TransientError,
     Unreachable,
 )
+from connectors.sqlsink import SqlSink, first_line, next_batch
+from connectors.sqlsource import SqlSource
 from connectors.sqltext import (
     convert_placeholders,
     quote_ident,
@@ -350,28 +351,13 @@ def _attributes_schema(attrs: Sequence[Any]) -> Schema:
 
 # --- source -----------------------------------------------------------------------------------
 
-class PostgresSource:
+class PostgresSource(SqlSource[PostgresEndpoint]):
     """Reads a table or a ``selectQuery``."""
 
-    #: Reports the rows it moves (the copy need not scan the bytes for them).
-    counts_rows = True
-
-    def __init__(self, endpoint: PostgresEndpoint) -> None:
-        if not endpoint.table and not endpoint.select_query:
-            raise ConfigError("a PostgreSQL source needs a table (?table=...) or a query",
-                              connector=endpoint.describe())
-        self.endpoint = endpoint
-        self.describe = endpoint.describe()
-
-    @property
-    def native_format(self) -> TextFormat | None:
-        return None
+    product = "PostgreSQL"
 
     def can_produce(self, fmt: TextFormat) -> bool:
         return _copy_options(fmt, loading=False) is not None
-
-    def _query(self) -> str:
-        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
 
     async def schema(self) -> Schema | None:
         async with _connection(self.endpoint, "describe") as conn:
@@ -442,33 +428,10 @@ def _stringify(row: tuple[Any, ...], columns: list[int]) -> tuple[Any, ...]:
 
 # --- sink -------------------------------------------------------------------------------------
 
-class PostgresSink:
+class PostgresSink(SqlSink[PostgresEndpoint]):
     """Loads into a table (COPY) or through an ``insertQuery``, in one transaction."""
 
-    #: Reports the rows it moves (the copy need not scan the bytes for them).
-    counts_rows = True
-
-    def __init__(self, endpoint: PostgresEndpoint) -> None:
-        if not endpoint.table and not endpoint.insert_query:
-            raise ConfigError("a PostgreSQL sink needs a table (?table=...) or an insertQuery",
-                              connector=endpoint.describe())
-        self.endpoint = endpoint
-        self.describe = endpoint.describe()
-        self.source_schema: Schema | None = None
-
-    def expect_schema(self, schema: Schema | None) -> None:
-        """The source's columns, used to create the table when ``create`` is set."""
-        self.source_schema = schema
-
-    @property
-    def needs_source_schema(self) -> bool:
-        """Only a sink that may create its table from the source's columns needs them."""
-        ep = self.endpoint
-        return bool(ep.table and ep.create and not ep.create_table_sql)
-
-    @property
-    def native_format(self) -> TextFormat | None:
-        return None
+    product = "PostgreSQL"
 
     def can_consume(self, fmt: TextFormat) -> bool:
         if self.endpoint.insert_query:  # needs rows
@@ -509,10 +472,7 @@ class PostgresSink:
         progress.add(rows=_copy_count(status))
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
-        try:
-            first: RowBatch | None = await inp.receive()
-        except EndOfStream:
-            first = None
+        first = await next_batch(inp)
         hint = self.source_schema or (first.schema if first else None)
         if self.endpoint.checkpoint_key and not self.endpoint.insert_query:
             await self._consume_resumable(first, inp, progress, hint)
@@ -551,17 +511,7 @@ class PostgresSink:
         ep = self.endpoint
         if not ep.table or await _exists(conn, ep.quoted_table()):
             return
-        if ep.create_table_sql:
-            await conn.execute(ep.create_table_sql)
-        elif ep.create:
-            if hint is None or not len(hint):
-                raise ConfigError("cannot create the table: the source's columns are unknown",
-                                  connector=self.describe, operation="create table")
-            await conn.execute(create_table_ddl(ep.quoted_table(), hint))
-        else:
-            raise NotFoundError(f"table {ep.table} does not exist (give createTableSql, or "
-                                "--create to make it from the source's columns)",
-                                connector=self.describe, operation="load")
+        await conn.execute(self.create_statement(hint, create_table_ddl))
 
 
 async def _finished(conn: asyncpg.Connection, key: str) -> bool:
@@ -660,7 +610,7 @@ async def copy_rows_in(conn: asyncpg.Connection, table: str, schema: str | None,
     number = 0
     batch: RowBatch | None = first
     while batch is not None:
-        base = batch.first_line if batch.first_line is not None else number + 1
+        base = first_line(batch, number)
         rows = _coerce_batch(batch.rows, coercers, types, columns, base)
         try:
             await conn.copy_records_to_table(table, schema_name=schema, columns=columns,
@@ -670,10 +620,7 @@ async def copy_rows_in(conn: asyncpg.Connection, table: str, schema: str | None,
             raise
         number += len(rows)
         progress.add(rows=len(rows))
-        try:
-            batch = await inp.receive()
-        except EndOfStream:
-            batch = None
+        batch = await next_batch(inp)
     return f"COPY {number}"
 
 
@@ -697,15 +644,12 @@ async def _insert_batches(conn: asyncpg.Connection, insert_query: str, first: Ro
     batch: RowBatch | None = first
     number = 0
     while batch is not None:
-        base = batch.first_line if batch.first_line is not None else number + 1
+        base = first_line(batch, number)
         rows = _coerce_batch(batch.rows, coercers, types, names, base)
         await stmt.executemany(rows)
         number += len(rows)
         progress.add(rows=len(rows))
-        try:
-            batch = await inp.receive()
-        except EndOfStream:
-            batch = None
+        batch = await next_batch(inp)
 
 
 # --- helpers for the rest of the engine --------------------------------------------------------
