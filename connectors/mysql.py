@@ -80,8 +80,7 @@ from connectors.errors import (
 from connectors.mysql_infile import STREAM_NAME, load_data_local
 from connectors.mysql_lines import Kind, header_line, line_select, supports
 from connectors.mysql_rows import FORMAT_CLAUSE, encode_rows
-from connectors.sqlsink import SqlSink, first_line, next_batch
-from connectors.sqlsource import SqlSource
+from connectors.sqlbase import SqlSink, SqlSource, first_line, next_batch
 from connectors.sqltext import convert_placeholders, quote_ident, split_qualified, split_statements
 from connectors.sqltypes import (
     mysql_ddl_type,

@@ -30,7 +30,7 @@ import asyncpg
 from anyio import EndOfStream
 
 from connectors.base import Progress, RowBatch, RowsIn
-from connectors.sqlsink import first_line, next_batch
+from connectors.sqlbase import first_line, next_batch
 from connectors.sqltext import quote_ident
 
 CHECKPOINTS = "headrace_checkpoints"

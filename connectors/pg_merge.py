@@ -33,7 +33,7 @@ from connectors.postgres import (
     copy_stream_in,
     translate_errors,
 )
-from connectors.sqlsink import next_batch
+from connectors.sqlbase import next_batch
 from connectors.sqltext import quote_ident
 
 MODES = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")

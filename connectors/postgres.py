@@ -44,8 +44,7 @@ from connectors.errors import (
     TransientError,
     Unreachable,
 )
-from connectors.sqlsink import SqlSink, first_line, next_batch
-from connectors.sqlsource import SqlSource
+from connectors.sqlbase import SqlSink, SqlSource, first_line, next_batch
 from connectors.sqltext import (
     convert_placeholders,
     quote_ident,

@@ -1,5 +1,6 @@
-"""What the SQL sinks (PostgreSQL, MySQL) share: the sink's configuration surface, the
-statement that makes a missing target table, and taking row batches off a stream."""
+"""What the SQL connectors (PostgreSQL, MySQL) share: the base of their sources (a table or
+a ``selectQuery``) and sinks (a table or an ``insertQuery``: configuration surface, the
+statement that makes a missing target table), and taking row batches off a stream."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from connectors.base import RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError, NotFoundError
 
 
-class SqlTarget(Protocol):
-    """The fields of a SQL endpoint a sink's shared logic reads."""
+class SqlEndpoint(Protocol):
+    """The fields of a SQL endpoint the shared source and sink logic reads."""
 
     @property
     def table(self) -> str | None: ...
+    @property
+    def select_query(self) -> str | None: ...
     @property
     def insert_query(self) -> str | None: ...
     @property
@@ -27,7 +30,30 @@ class SqlTarget(Protocol):
     def quoted_table(self) -> str: ...
 
 
-E = TypeVar("E", bound=SqlTarget)
+E = TypeVar("E", bound=SqlEndpoint)
+
+
+class SqlSource(Generic[E]):
+    """Base of a source that reads a table or a ``selectQuery``."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+    #: The product named in configuration errors ("PostgreSQL", "MySQL").
+    product = "SQL"
+
+    def __init__(self, endpoint: E) -> None:
+        if not endpoint.table and not endpoint.select_query:
+            raise ConfigError(f"a {self.product} source needs a table (?table=...) or a query",
+                              connector=endpoint.describe())
+        self.endpoint = endpoint
+        self.describe = endpoint.describe()
+
+    @property
+    def native_format(self) -> TextFormat | None:
+        return None
+
+    def _query(self) -> str:
+        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
 
 
 class SqlSink(Generic[E]):
