@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
-import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
+from connectors.backoff import full_jitter
 from connectors.base import (
     CSV,
     BytesIn,
@@ -136,11 +136,6 @@ def _is_gzip(key: str, compression: str | None) -> bool:
         raise ConfigError(f"compression {compression!r} is not supported; use gzip or none",
                           connector=CONNECTOR)
     return compression == "gzip"
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter, so parallel ranges do not retry in lockstep."""
-    return random.uniform(0, min(5.0, 0.1 * 2 ** attempt))
 
 
 def _note_retries(response: dict[str, Any], progress: Progress, cause: str) -> None:
@@ -402,7 +397,7 @@ class S3Source:
                 if failures >= self.max_range_attempts:
                     raise
                 progress.retried("s3-get-resume")
-                await anyio.sleep(_backoff(failures))
+                await anyio.sleep(full_jitter(failures, base=0.1, cap=5.0))
 
     async def download_into(self, start: Callable[[int], Awaitable[RangeWriter]], *,
                             compressed: bool, progress: Progress) -> int | None:
