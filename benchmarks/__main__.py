@@ -164,36 +164,47 @@ def main(argv: list[str] | None = None) -> int:
         "big_object_bytes": sizes.big_bytes, "small_objects": sizes.small_count,
         "csv_bytes": builder.csv_bytes, "paths": [], "overhead": {}, "memory": [],
         "sweeps": []}
+    save = args.save or str(config.CACHE / f"results-{int(time.time())}.json")
+
+    def checkpoint() -> None:
+        """Write what is measured so far: a run stopped by a failure keeps its earlier steps."""
+        with open(save, "w") as fh:
+            json.dump(results, fh, indent=1, default=str)
+
     for path in selected:
         _log(f"path {path.key}: {path.title}")
         res = runner.run_path(path, env, runs=runs, peer_runs=args.peer_runs, peers=peers)
         results["paths"].append(runner.summary_row(res))
+        checkpoint()
         data.reclaim(env)
 
     if args.overhead == "yes":
         _log(f"engine overhead: {instances} no-op instances")
         results["overhead"]["noop"] = asdict(overhead.noop(instances, env))
+        _log(f"engine overhead: no-ops {results['overhead']['noop']}")
         delay, window = ("10 seconds", 15.0) if quick else ("30 seconds", 60.0)
         _log(f"engine overhead: {instances} idle precondition polls")
         results["overhead"]["polls"] = asdict(
             overhead.idle_polls(instances, env, retry_delay=delay, window=window))
+        _log(f"engine overhead: polls {results['overhead']['polls']}")
+        checkpoint()
 
     if do_memory:
         keys = list(MEMORY_PATHS) if args.only in (None, "none") else \
             [p.key for p in selected]
         results["memory"] = memory_check(rows, env, keys, sizes)
+        checkpoint()
 
     if do_sweeps:
         for sweep in sweeps.select(sweeps.build(sizes, env, quick), args.sweep_only,
                                    args.sweep_values):
             results["sweeps"].append(asdict(sweeps.run_sweep(sweep, env, args.sweep_runs)))
             results["sweeps"][-1].pop("setup", None)
+            checkpoint()
             data.reclaim(env)
 
     results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
-    save = args.save or str(config.CACHE / f"results-{int(time.time())}.json")
-    with open(save, "w") as fh:
-        json.dump(results, fh, indent=1, default=str)
+    checkpoint()
     if args.output == "json":
         print(json.dumps(results, indent=1, default=str))
     else:

@@ -277,6 +277,7 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
                               lane="direct", format=sink.native_format,
                               retries=progress.retries - retries_before, stages=("direct",))
 
+    await _offer_target_columns(source, sink)
     chosen = plan(source, sink, options)
     await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
@@ -298,6 +299,17 @@ async def _tell_schema(source: Source, sink: Sink) -> None:
     expect = getattr(sink, "expect_schema", None)
     if callable(expect) and getattr(sink, "needs_source_schema", True):
         expect(await source.schema())
+
+
+async def _offer_target_columns(source: Source, sink: Sink) -> None:
+    """Give a source that names no columns of its own (a DynamoDB scan without a declared
+    column list) the target table's, so attributes map to columns by name. Without this,
+    ``headrace copy dynamodb://t postgresql://...?table=t`` sent one JSON ``item`` column."""
+    adopt = getattr(source, "adopt_columns", None)
+    if callable(adopt) and getattr(source, "wants_columns", False):
+        schema = await sink.schema()
+        if schema is not None and len(schema):
+            adopt(schema)
 
 
 class _Runner:

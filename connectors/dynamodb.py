@@ -3,7 +3,8 @@
 Source: a parallel segmented ``Scan`` (``TotalSegments`` = ``options.parallel``), paging with
 ``LastEvaluatedKey``, eventually consistent. It emits natively DynamoDB export JSON lines (one
 ``{"Item": {...}}`` per line, the wire JSON untouched) or plain JSON lines (one object per item,
-numbers exact), or rows: one per item, by the declared columns, else one
+numbers exact), or rows: one per item, by the declared columns (else the target table's, which
+a copy offers through :meth:`DynamoDBSource.adopt_columns`), else one
 :data:`~connectors.dynamodb_items.ITEM_COLUMN` dict per item.
 
 Sink: ``BatchWriteItem`` in batches of 25 with ``options.parallel`` writers. Only the items a
@@ -361,6 +362,16 @@ class DynamoDBSource:
         fmt_columns = options.format.columns if options.format is not None else ()
         self.columns: tuple[Column, ...] = table.columns or tuple(fmt_columns)
         self._key_names: tuple[str, ...] = ()
+
+    @property
+    def wants_columns(self) -> bool:
+        """True when no column list was declared (see :meth:`adopt_columns`)."""
+        return not self.columns
+
+    def adopt_columns(self, schema: Schema) -> None:
+        """Read rows by these columns (the target table's, offered by the copy) instead of
+        one whole-item column: attributes map to columns by name, missing ones are NULL."""
+        self.columns = tuple(schema.columns)
 
     def can_produce(self, fmt: TextFormat) -> bool:
         return fmt.kind in ("dynamodb-jsonl", "jsonl")

@@ -111,7 +111,7 @@ def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
             expr = (f"CASE LOWER({var}) WHEN 't' THEN 1 WHEN 'true' THEN 1 WHEN 'f' THEN 0 "
                     f"WHEN 'false' THEN 0 ELSE {var} END")
         elif logical in ("timestamp", "timestamptz"):
-            expr = f"REGEXP_REPLACE({var}, '([+]00(:00)?|Z)$', '')"
+            expr = _infile_timestamp(var)
         elif kind == "bit":
             expr = f"CAST({var} AS UNSIGNED)"
         elif kind == "binary":
@@ -124,6 +124,24 @@ def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
         sets.append(f"{col} = {expr}")
     tail = f" ({', '.join(fields)})"
     return tail + (f" SET {', '.join(sets)}" if sets else "")
+
+
+def _infile_timestamp(var: str) -> str:
+    """SQL turning a timestamp's text into UTC for LOAD DATA: a ``+00``/``Z`` suffix is
+    dropped; another offset after the time (``+05:30``, ``-0800``, ``-08``) is applied, as
+    PostgreSQL does for timestamptz (MariaDB would otherwise truncate the text with a warning).
+    Interval arithmetic, not CONVERT_TZ, which leaves times outside TIMESTAMP's range as they are.
+    """
+    off = f"REGEXP_SUBSTR({var}, '[+-][0-9]{{2}}(:?[0-9]{{2}})?$')"
+    digits = f"REPLACE(SUBSTRING({off}, 2), ':', '')"
+    minutes = (f"(LEFT({digits}, 2) * 60 + IF(CHAR_LENGTH({digits}) = 4, RIGHT({digits}, 2), 0))"
+               f" * IF(LEFT({off}, 1) = '-', -1, 1)")
+    local = f"CAST(LEFT({var}, CHAR_LENGTH({var}) - CHAR_LENGTH({off})) AS DATETIME(6))"
+    utc = "'([+-]00(:?00)?|Z)$'"
+    return (f"CASE WHEN {var} NOT REGEXP {utc} AND "
+            f"{var} REGEXP ':[0-9]{{2}}([.][0-9]*)?[+-][0-9]{{2}}(:?[0-9]{{2}})?$' "
+            f"THEN DATE_SUB({local}, INTERVAL {minutes} MINUTE) "
+            f"ELSE REGEXP_REPLACE({var}, {utc}, '') END")
 
 
 class MySqlSink(SqlSink[MySqlEndpoint]):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,17 @@ class SeaweedFS(Service):
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL_S3": self.endpoint}
 
+    @property
+    def socket_dir(self) -> Path:
+        """Where weed puts its unix sockets (``$TMPDIR``). They are named by port only, so two
+        checkouts' servers (say one in a network namespace) would remove each other's in a
+        shared /tmp; a directory per checkout, short enough for a socket path."""
+        digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"headrace-weed-{digest}"
+
     def prepare(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         identity = {
             "identities": [{
                 "name": "headrace",
@@ -64,7 +75,7 @@ class SeaweedFS(Service):
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
             "-master.telemetry=false", f"-s3.config={self.dir / 's3.json'}",
         ]
-        return argv, {}, self.dir
+        return argv, {"TMPDIR": str(self.socket_dir)}, self.dir
 
     def ready(self) -> bool:
         if self._client is None:
