@@ -5,8 +5,7 @@ failing row's number where the server names one).
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
 import asyncmy
 import asyncmy.errors
@@ -21,6 +20,7 @@ from connectors.errors import (
     TerminalError,
     TransientError,
     Unreachable,
+    translated,
 )
 
 # --- errors -----------------------------------------------------------------------------------
@@ -88,15 +88,7 @@ def _connect_stage(operation: str) -> str:
     return operation if operation == "connect" else f"connect for {operation}"
 
 
-@contextmanager
-def translate_errors(where: str, operation: str, *, connecting: bool = False) -> Any:
+def translate_errors(where: str, operation: str, *,
+                     connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except Exception as exc:
-        mapped = map_error(exc, where, operation, connecting=connecting)
-        if mapped is None:
-            raise
-        raise mapped from exc
+    return translated(map_error, where, operation, connecting=connecting)

@@ -5,8 +5,7 @@ line and column where the server names them).
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
 import asyncpg
 
@@ -19,6 +18,7 @@ from connectors.errors import (
     TerminalError,
     TransientError,
     Unreachable,
+    translated,
 )
 
 # --- errors -----------------------------------------------------------------------------------
@@ -74,15 +74,7 @@ def map_error(exc: BaseException, where: str, operation: str, *,
     return None
 
 
-@contextmanager
-def translate_errors(where: str, operation: str, *, connecting: bool = False) -> Any:
+def translate_errors(where: str, operation: str, *,
+                     connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except Exception as exc:
-        mapped = map_error(exc, where, operation, connecting=connecting)
-        if mapped is None:
-            raise
-        raise mapped from exc
+    return translated(map_error, where, operation, connecting=connecting)
