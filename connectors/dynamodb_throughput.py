@@ -9,13 +9,14 @@ the cap without guessing item sizes up front.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
+
+from connectors.backoff import full_jitter as full_jitter
 
 
 class TokenBucket:
@@ -73,13 +74,6 @@ def throughput_rate(percent: float | None, capacity_units: float | None) -> floa
     if percent is None or not capacity_units or capacity_units <= 0:
         return None
     return max(0.1, percent * capacity_units)
-
-
-def full_jitter(attempt: int, *, base: float, cap: float,
-                rng: random.Random | None = None) -> float:
-    """A delay drawn uniformly from ``[0, min(cap, base * 2**attempt)]`` (AWS's "full jitter")."""
-    ceiling = min(cap, base * math.pow(2, min(attempt, 62)))
-    return (rng or random).uniform(0, ceiling)
 
 
 @dataclass

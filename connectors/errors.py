@@ -8,6 +8,9 @@ never a string match. Messages name the connector and the operation and never ho
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 
 class ConnectorError(Exception):
     """Base of connector errors. ``transient`` says whether a retry can help."""
@@ -82,3 +85,19 @@ class DiskFull(TerminalError):
 
 class ConfigError(TerminalError):
     """A connector was configured wrongly (bad URL, unknown format option)."""
+
+
+@contextmanager
+def translated(mapper: Callable[..., ConnectorError | None], where: str, operation: str, *,
+               connecting: bool = False) -> Iterator[None]:
+    """Re-raise what ``mapper(exc, where, operation, connecting=...)`` maps (a driver's or a
+    socket's error) as that connector error, cause kept; anything it does not map as it is."""
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        mapped = mapper(exc, where, operation, connecting=connecting)
+        if mapped is None:
+            raise
+        raise mapped from exc

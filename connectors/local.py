@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import re
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -47,15 +46,14 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import ConfigError, ConnectorError, DiskFull, NotFoundError
+from connectors.filesink import PART_RE, consume_rows_as_bytes, part_name, write_parts
 from connectors.formats import (
     Gunzip,
     Gzip,
     decoder_for,
-    encoder_for,
     format_for_path,
     same_layout,
 )
-from connectors.formats._framing import Framer
 
 CONNECTOR = "file"
 TEMP_MARK = ".headrace-tmp-"
@@ -64,7 +62,6 @@ DEFAULT_CHUNK = 1024 * 1024
 #: An atomic file being written starts going to the disk each time this many more bytes
 #: arrived (:func:`_flush_behind`), so its fsync at commit waits for the tail only.
 FLUSH_BEHIND_EVERY = 64 * 1024 * 1024
-_PART_RE = re.compile(r"^part-\d{5}\.")
 R = TypeVar("R")
 
 
@@ -504,7 +501,7 @@ class LocalSink:
         return Schema(self._fmt.columns) if self._fmt.columns else None
 
     def _part_name(self, index: int) -> str:
-        return f"part-{index:05d}.{self._fmt.extension}" + (".gz" if self._gzip else "")
+        return part_name(index, self._fmt, self._gzip)
 
     async def direct_copy(self, source: Source, progress: Progress) -> int | None:
         """A byte-for-byte download of one object into this file by parallel ranges written
@@ -550,45 +547,17 @@ class LocalSink:
                 await f.write(gz.finish())
 
     async def _write_parts(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        enc = fmt.encoding
-        quote = fmt.quote.encode(enc) if (fmt.kind == "csv" and fmt.quote) else None
-        framer = Framer(fmt.record_separator.encode(enc), quote, location=self.describe)
         parts: list[AtomicFile] = []
-        gz: Gzip | None = None
-        current: AtomicFile | None = None
-        part_size = 0
 
-        async def write(data: bytes) -> None:
-            nonlocal current, gz, part_size
-            if current is None:
-                current = AtomicFile(self.path / self._part_name(len(parts)), self._files)
-                parts.append(current)
-                await current.open()
-                gz = Gzip() if self._gzip else None
-                part_size = 0
-            await current.write(gz.feed(data) if gz else data)
-            part_size += len(data)
-
-        async def close_part() -> None:
-            nonlocal current
-            if current is not None:
-                if gz is not None:
-                    await current.write(gz.finish())
-                await current.finish()
-                current = None
+        async def open_part(index: int) -> AtomicFile:
+            part = AtomicFile(self.path / self._part_name(index), self._files)
+            parts.append(part)
+            await part.open()
+            return part
 
         try:
-            async for chunk in inp:
-                progress.add(nbytes=len(chunk))
-                run = framer.feed(chunk)
-                if run:
-                    await write(run)
-                    if part_size >= self.part_bytes:
-                        await close_part()
-            tail = framer.finish(check=False)
-            if tail:
-                await write(tail)
-            await close_part()
+            await write_parts(fmt, inp, progress, location=self.describe,
+                              part_bytes=self.part_bytes, gzip=self._gzip, open_part=open_part)
             for part in parts:
                 await part.commit()
             keep = {p.path.name for p in parts}
@@ -602,31 +571,11 @@ class LocalSink:
     def _remove_stale_parts(self, keep: set[str]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         for p in self.path.iterdir():
-            if _PART_RE.match(p.name) and p.name not in keep and p.is_file():
+            if PART_RE.match(p.name) and p.name not in keep and p.is_file():
                 p.unlink()
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
-        encoder = encoder_for(self._fmt)
-        send, recv = anyio.create_memory_object_stream[bytes](2)
-
-        async def encode() -> None:
-            async with inp:
-                async for batch in inp:
-                    data = await self._files.run(encoder.encode, batch)
-                    if data:
-                        await send.send(data)
-            tail = encoder.finish()
-            if tail:
-                await send.send(tail)
-            await send.aclose()
-
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(encode)
-                await self.consume_bytes(self._fmt, recv, progress)
-        finally:
-            send.close()
-            recv.close()
+        await consume_rows_as_bytes(self._fmt, inp, progress, self.consume_bytes, self._files.run)
 
 
 def source_from_url(url: str, options: EndpointOptions) -> LocalSource:

@@ -30,6 +30,7 @@ import asyncpg
 from anyio import EndOfStream
 
 from connectors.base import Progress, RowBatch, RowsIn
+from connectors.sqlbase import first_line, next_batch
 from connectors.sqltext import quote_ident
 
 CHECKPOINTS = "headrace_checkpoints"
@@ -120,7 +121,7 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
         pending, pending_first = [], None
 
     while batch is not None:
-        base = batch.first_line if batch.first_line is not None else seen + 1
+        base = first_line(batch, seen)
         rows = batch.rows
         seen += len(rows)
         if to_skip:
@@ -134,10 +135,7 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
             pending.append(row)
             if len(pending) >= batch_rows:
                 await flush()
-        try:
-            batch = await inp.receive()
-        except EndOfStream:
-            batch = None
+        batch = await next_batch(inp)
     await flush()
     async with conn.transaction():
         await conn.execute(f"INSERT INTO {qualified_target} SELECT * FROM {qualified_stage}")

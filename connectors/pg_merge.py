@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-from anyio import EndOfStream
 
-from connectors.base import BytesIn, Progress, RowBatch, RowsIn, Schema, Source, TextFormat
+from connectors.base import BytesIn, Progress, RowsIn, Schema, Source, TextFormat
 from connectors.copy import CopyOptions, copy
 from connectors.errors import ConfigError, NotFoundError
 from connectors.postgres import (
@@ -34,6 +33,7 @@ from connectors.postgres import (
     copy_stream_in,
     translate_errors,
 )
+from connectors.sqlbase import next_batch
 from connectors.sqltext import quote_ident
 
 MODES = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")
@@ -65,9 +65,8 @@ class _StagingSink:
         progress.add(rows=_copy_count(status))
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
-        try:
-            first: RowBatch = await inp.receive()
-        except EndOfStream:
+        first = await next_batch(inp)
+        if first is None:
             return
         await copy_rows_in(self._conn, self._table, None, first, inp, progress)
 

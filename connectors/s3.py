@@ -34,8 +34,6 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
-import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
+from connectors.backoff import full_jitter
 from connectors.base import (
     CSV,
     BytesIn,
@@ -67,15 +66,14 @@ from connectors.errors import (
     TerminalError,
     TransientError,
 )
+from connectors.filesink import PART_RE, consume_rows_as_bytes, part_name, write_parts
 from connectors.formats import (
     Gunzip,
     Gzip,
     decoder_for,
-    encoder_for,
     format_for_path,
     same_layout,
 )
-from connectors.formats._framing import Framer
 from connectors.local import FileJoiner
 
 
@@ -96,7 +94,6 @@ DEFAULT_COPY_THRESHOLD = 64 * MiB
 DEFAULT_COPY_PART = 64 * MiB
 COPY_PARALLEL_FACTOR = 4
 READ_PIECE = 1024 * 1024
-_PART_RE = re.compile(r"^part-\d{5}\.")
 
 
 @dataclass(frozen=True)
@@ -136,11 +133,6 @@ def _is_gzip(key: str, compression: str | None) -> bool:
         raise ConfigError(f"compression {compression!r} is not supported; use gzip or none",
                           connector=CONNECTOR)
     return compression == "gzip"
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter, so parallel ranges do not retry in lockstep."""
-    return random.uniform(0, min(5.0, 0.1 * 2 ** attempt))
 
 
 def _note_retries(response: dict[str, Any], progress: Progress, cause: str) -> None:
@@ -402,7 +394,7 @@ class S3Source:
                 if failures >= self.max_range_attempts:
                     raise
                 progress.retried("s3-get-resume")
-                await anyio.sleep(_backoff(failures))
+                await anyio.sleep(full_jitter(failures, base=0.1, cap=5.0))
 
     async def download_into(self, start: Callable[[int], Awaitable[RangeWriter]], *,
                             compressed: bool, progress: Progress) -> int | None:
@@ -635,8 +627,7 @@ class S3Sink:
         return aws.client("s3", parallel=self.parallel, endpoint_url=self.endpoint_url)
 
     def _part_key(self, index: int) -> str:
-        name = f"part-{index:05d}.{self._fmt.extension}" + (".gz" if self._gzip else "")
-        return self.url.key + name
+        return self.url.key + part_name(index, self._fmt, self._gzip)
 
     async def abort_stale_uploads(self, client: Any) -> int:
         """Abort pending multipart uploads a killed earlier write left for our key(s).
@@ -653,7 +644,7 @@ class S3Sink:
             for upload in page.get("Uploads", []):
                 name = upload["Key"][len(key):]
                 ours = (upload["Key"] == key) if not self.url.is_prefix else (
-                    "/" not in name and bool(_PART_RE.match(name)))
+                    "/" not in name and bool(PART_RE.match(name)))
                 if ours:
                     with aws.map_aws_errors(CONNECTOR, "abort-multipart-upload", self.describe):
                         await client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
@@ -700,49 +691,20 @@ class S3Sink:
 
     async def _write_parts(self, client: Any, fmt: TextFormat, inp: BytesIn, progress: Progress,
                            uploads: list[_Upload], sem: anyio.Semaphore, tg: TaskGroup) -> None:
-        enc = fmt.encoding
-        quote = fmt.quote.encode(enc) if (fmt.kind == "csv" and fmt.quote) else None
-        framer = Framer(fmt.record_separator.encode(enc), quote, location=self.describe)
-        current: _Upload | None = None
-        gz: Gzip | None = None
-        written = 0
+        async def open_part(index: int) -> _Upload:
+            upload = _Upload(client, self.url.bucket, self._part_key(index),
+                             part_size=self.part_size, sem=sem, tg=tg, progress=progress,
+                             multipart=True)
+            uploads.append(upload)
+            return upload
 
-        async def write(data: bytes) -> None:
-            nonlocal current, gz, written
-            if current is None:
-                current = _Upload(client, self.url.bucket, self._part_key(len(uploads)),
-                                  part_size=self.part_size, sem=sem, tg=tg, progress=progress,
-                                  multipart=True)
-                uploads.append(current)
-                gz = Gzip() if self._gzip else None
-                written = 0
-            await current.write(gz.feed(data) if gz else data)
-            written += len(data)
-
-        async def close() -> None:
-            nonlocal current
-            if current is not None:
-                if gz is not None:
-                    await current.write(gz.finish())
-                await current.finish()
-                current = None
-
-        async for chunk in inp:
-            progress.add(nbytes=len(chunk))
-            run = framer.feed(chunk)
-            if run:
-                await write(run)
-                if written >= self.file_bytes:
-                    await close()
-        tail = framer.finish(check=False)
-        if tail:
-            await write(tail)
-        await close()
+        await write_parts(fmt, inp, progress, location=self.describe, part_bytes=self.file_bytes,
+                          gzip=self._gzip, open_part=open_part)
 
     async def _remove_stale_parts(self, client: Any, keep: set[str]) -> None:
         stale = [obj.key async for obj in iter_objects(client, self.url.bucket, self.url.key)
                  if "/" not in obj.key[len(self.url.key):]
-                 and _PART_RE.match(obj.key[len(self.url.key):]) and obj.key not in keep]
+                 and PART_RE.match(obj.key[len(self.url.key):]) and obj.key not in keep]
         for i in range(0, len(stale), 1000):
             with aws.map_aws_errors(CONNECTOR, "delete", self.describe):
                 await client.delete_objects(
@@ -750,27 +712,8 @@ class S3Sink:
                     Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]], "Quiet": True})
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
-        encoder = encoder_for(self._fmt)
-        send, recv = anyio.create_memory_object_stream[bytes](2)
-
-        async def encode() -> None:
-            async with inp:
-                async for batch in inp:
-                    data = await anyio.to_thread.run_sync(encoder.encode, batch)
-                    if data:
-                        await send.send(data)
-            tail = encoder.finish()
-            if tail:
-                await send.send(tail)
-            await send.aclose()
-
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(encode)
-                await self.consume_bytes(self._fmt, recv, progress)
-        finally:
-            send.close()
-            recv.close()
+        await consume_rows_as_bytes(self._fmt, inp, progress, self.consume_bytes,
+                                    anyio.to_thread.run_sync)
 
     # -- direct upload of one local file ------------------------------------------------------
     async def direct_copy(self, source: Source, progress: Progress) -> int | None:

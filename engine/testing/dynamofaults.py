@@ -28,11 +28,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import h11
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketStream
+
+from engine.testing.httpproxy import LoopbackProxy, read_message, serving
 
 _JSON_TYPE = b"application/x-amz-json-1.0"
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
@@ -78,22 +79,14 @@ class _Message:
         return None
 
 
-class DynamoFaultProxy:
+class DynamoFaultProxy(LoopbackProxy):
     """The proxy itself; see :func:`dynamo_fault_proxy` to run it."""
 
     def __init__(self, upstream_url: str, plan: FaultPlan) -> None:
-        parts = urlsplit(upstream_url)
-        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"the fault proxy only fronts loopback servers, not {upstream_url}")
-        self.upstream = (parts.hostname, parts.port or 80)
+        super().__init__(upstream_url)
         self.plan = plan
         self.counts = FaultCounts()
-        self.port = 0
         self._rng = random.Random(plan.seed)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # -- HTTP plumbing ------------------------------------------------------------------------
 
@@ -212,41 +205,18 @@ async def _read_message(stream: SocketStream, conn: h11.Connection) -> _Message 
 
     For a response, ``method`` holds the status code (as bytes) and ``target`` is empty.
     """
-    head: h11.Request | h11.Response | None = None
-    body = bytearray()
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            try:
-                data = await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                data = b""
-            conn.receive_data(data)
-            continue
-        if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-            return None
-        if isinstance(event, h11.Request | h11.Response):
-            head = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            break
+    got = await read_message(stream, conn)
+    if got is None:
+        return None
+    head, body = got
     if isinstance(head, h11.Request):
-        return _Message(head.method, head.target, list(head.headers), bytes(body))
-    assert isinstance(head, h11.Response)
-    return _Message(str(head.status_code).encode(), b"", list(head.headers), bytes(body))
+        return _Message(head.method, head.target, list(head.headers), body)
+    return _Message(str(head.status_code).encode(), b"", list(head.headers), body)
 
 
 @asynccontextmanager
 async def dynamo_fault_proxy(upstream_url: str,
                              plan: FaultPlan | None = None) -> AsyncIterator[DynamoFaultProxy]:
     """Run a :class:`DynamoFaultProxy` on an ephemeral 127.0.0.1 port for the ``with`` body."""
-    proxy = DynamoFaultProxy(upstream_url, plan or FaultPlan())
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    proxy.port = listener.extra(SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, proxy.handle)
-        try:
-            yield proxy
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(DynamoFaultProxy(upstream_url, plan or FaultPlan())) as proxy:
+        yield proxy

@@ -28,15 +28,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
 
 import anyio
 import h11
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketStream
+
+from engine.testing.httpproxy import STREAM_ERRORS as _STREAM_ERRORS
+from engine.testing.httpproxy import LoopbackProxy, read_message, serving
 
 Outcome = Literal["forwarded", "SlowDown", "InternalError"]
-_STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
-                  OSError)
 #: Headers about this hop only: not passed on (the framing headers are kept, so h11 frames the
 #: forwarded body exactly as the client did).
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade",
@@ -108,22 +108,14 @@ class _Message:
         return b""
 
 
-class S3FaultProxy:
+class S3FaultProxy(LoopbackProxy):
     """The proxy itself; see :func:`s3_fault_proxy` to run it."""
 
     def __init__(self, upstream_url: str, plan: S3FaultPlan) -> None:
-        parts = urlsplit(upstream_url)
-        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"the fault proxy only fronts loopback servers, not {upstream_url}")
-        self.upstream = (parts.hostname, parts.port or 80)
+        super().__init__(upstream_url)
         self.plan = plan
         self.counts = S3FaultCounts()
-        self.port = 0
         self._rng = random.Random(plan.seed)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _draw(self) -> Outcome:
         roll = self._rng.random()
@@ -229,43 +221,14 @@ def _error(code: str, request: _Message) -> tuple[int, list[tuple[bytes, bytes]]
 
 
 async def _read_message(stream: SocketStream, conn: h11.Connection) -> _Message | None:
-    """One whole request or response; None when the peer closed before one began. A client
-    waiting for ``100 Continue`` gets it, so it sends the body."""
-    head: h11.Request | h11.Response | None = None
-    body = bytearray()
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            if conn.our_role is h11.SERVER and conn.they_are_waiting_for_100_continue:
-                await stream.send(conn.send(h11.InformationalResponse(status_code=100,
-                                                                      headers=[])))
-            try:
-                data = await stream.receive()
-            except _STREAM_ERRORS:
-                data = b""
-            conn.receive_data(data)
-            continue
-        if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-            return None
-        if isinstance(event, h11.Request | h11.Response):
-            head = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            assert head is not None
-            return _Message(head, bytes(body))
+    """One whole request or response; None when the peer closed before one began."""
+    got = await read_message(stream, conn)
+    return None if got is None else _Message(*got)
 
 
 @asynccontextmanager
 async def s3_fault_proxy(upstream_url: str,
                          plan: S3FaultPlan | None = None) -> AsyncIterator[S3FaultProxy]:
     """Run an :class:`S3FaultProxy` on an ephemeral 127.0.0.1 port for the ``with`` body."""
-    proxy = S3FaultProxy(upstream_url, plan or S3FaultPlan())
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    proxy.port = listener.extra(SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, proxy.handle)
-        try:
-            yield proxy
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(S3FaultProxy(upstream_url, plan or S3FaultPlan())) as proxy:
+        yield proxy

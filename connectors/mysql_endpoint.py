@@ -1,0 +1,203 @@
+"""Reaching one MySQL/MariaDB table or query: the endpoint (from a URL or a data node's
+fields) and its read and write connections (a write connection is one transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any
+
+import aiomysql
+import anyio
+import asyncmy
+import asyncmy.errors
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+from connectors.base import EndpointOptions
+from connectors.errors import ConfigError
+from connectors.mysql_errors import _connect_stage, translate_errors
+from connectors.sqltext import quote_ident, split_qualified
+from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
+
+if TYPE_CHECKING:
+    from connectors.mysql_sink import MySqlSink
+    from connectors.mysql_source import MySqlSource
+
+CONNECT_TIMEOUT = 10
+MAX_CHUNK = 1024 * 1024
+_CLEANUP_TIMEOUT = 5.0
+_SESSION_SQL = ("SET SESSION time_zone = '+00:00', "
+                "SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'))")
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+class MySqlEndpoint(BaseModel):
+    """Everything needed to reach one MySQL/MariaDB table or query (a data node or a URL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 3306
+    database: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    table: str | None = None
+    schema_name: str | None = None
+    select_query: str | None = None
+    insert_query: str | None = None
+    create_table_sql: str | None = None
+    create: bool = False
+    chunk_size: int = MAX_CHUNK
+    #: Set to make a table load happen at most once under this key (the engine's instance):
+    #: see connectors.mysql_checkpoint.
+    checkpoint_key: str | None = None
+
+    @field_validator("select_query")
+    @classmethod
+    def _one_statement(cls, query: str | None) -> str | None:
+        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
+        if query is None:
+            return None
+        query = query.strip().rstrip(";").strip()
+        return query or None
+
+    @classmethod
+    def from_sql_url(cls, url: SqlUrl, **fields: Any) -> MySqlEndpoint:
+        if url.dialect != "mysql":
+            raise ConfigError(f"not a MySQL URL: {url.describe()}", connector="mysql")
+        return cls(host=url.host, port=url.port, database=url.database, user=url.user,
+                   password=SecretStr(url.password) if url.password is not None else None,
+                   **{"table": url.table, **fields})
+
+    @classmethod
+    def from_url(cls, url: str, options: EndpointOptions | None = None) -> MySqlEndpoint:
+        opts = options or EndpointOptions()
+        return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+
+    @classmethod
+    def from_fields(cls, connection_string: str, username: str | None = None,
+                    password: str | None = None, database_name: str | None = None,
+                    **fields: Any) -> MySqlEndpoint:
+        """From a data node's or database object's fields (``connectionString``...)."""
+        return cls.from_sql_url(from_fields(connection_string, username, password,
+                                            database_name), **fields)
+
+    def describe(self) -> str:
+        """Display name without the password."""
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        where = f"mysql://{user}{host}:{self.port}/{self.database or ''}"
+        if self.table:
+            where += f"?table={self.table}"
+        elif self.select_query:
+            where += " (query)"
+        return where
+
+    def table_parts(self) -> tuple[str | None, str]:
+        """(database, table) as the server names them."""
+        if not self.table:
+            raise ConfigError("no table given", connector=self.describe())
+        parts = split_qualified(self.table, "mysql")
+        if len(parts) > 2:
+            raise ConfigError(f"not a valid MySQL table name: {self.table!r}",
+                              connector=self.describe())
+        if len(parts) == 2:
+            return parts[0], parts[1]
+        return (self.schema_name or None), parts[0]
+
+    def quoted_table(self) -> str:
+        db, name = self.table_parts()
+        q = quote_ident(name, "mysql")
+        return f"{quote_ident(db, 'mysql')}.{q}" if db else q
+
+    def _password(self) -> str:
+        return self.password.get_secret_value() if self.password else ""
+
+    async def connect(self, operation: str = "connect", *,
+                      local_infile: bool = False) -> aiomysql.Connection:
+        """An aiomysql connection (writes, DDL), autocommit off, UTC, strict mode."""
+        with translate_errors(self.describe(), _connect_stage(operation), connecting=True):
+            conn = await aiomysql.connect(
+                host=self.host, port=self.port, user=self.user or "root",
+                password=self._password(), db=self.database, charset="utf8mb4",
+                autocommit=False, connect_timeout=CONNECT_TIMEOUT, local_infile=local_infile)
+        return await self._session(conn, operation)
+
+    async def connect_reader(self, operation: str = "read") -> Any:
+        """An asyncmy connection (fast decoding) for reads."""
+        with translate_errors(self.describe(), _connect_stage(operation), connecting=True):
+            conn = await asyncmy.connect(
+                host=self.host, port=self.port, user=self.user or "root",
+                password=self._password(), database=self.database, charset="utf8mb4",
+                autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        return await self._session(conn, operation)
+
+    async def _session(self, conn: Any, operation: str) -> Any:
+        """Set the session's time zone (UTC) and strict mode; close ``conn`` if that fails."""
+        try:
+            with translate_errors(self.describe(), operation):
+                async with conn.cursor() as cur:
+                    await cur.execute(_SESSION_SQL)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def source(self) -> MySqlSource:
+        from connectors.mysql_source import MySqlSource
+
+        return MySqlSource(self)
+
+    def sink(self) -> MySqlSink:
+        from connectors.mysql_sink import MySqlSink
+
+        return MySqlSink(self)
+
+
+@asynccontextmanager
+async def _writer(ep: MySqlEndpoint, operation: str, *,
+                  local_infile: bool = False) -> AsyncIterator[aiomysql.Connection]:
+    """A write connection in a transaction: commit on return, roll back on failure/cancel."""
+    conn = await ep.connect(operation, local_infile=local_infile)
+    try:
+        with translate_errors(ep.describe(), operation):
+            await conn.begin()
+            yield conn
+            await conn.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _rollback_and_close(conn)
+        raise
+    else:
+        with anyio.CancelScope(shield=True):
+            await _close(conn)
+
+
+async def _rollback_and_close(conn: aiomysql.Connection) -> None:
+    if conn.closed:
+        return
+    with anyio.move_on_after(_CLEANUP_TIMEOUT):
+        try:
+            await conn.rollback()
+        except Exception:
+            conn.close()
+    conn.close()
+
+
+async def _close(conn: aiomysql.Connection) -> None:
+    with anyio.move_on_after(_CLEANUP_TIMEOUT), suppress(Exception):
+        await conn.ensure_closed()
+    conn.close()
+
+
+@asynccontextmanager
+async def _reader(ep: MySqlEndpoint, operation: str) -> AsyncIterator[Any]:
+    conn = await ep.connect_reader(operation)
+    try:
+        with translate_errors(ep.describe(), operation):
+            yield conn
+    finally:
+        conn.close()  # never drain a half-read unbuffered result: just drop the connection

@@ -1,0 +1,190 @@
+"""Reaching one PostgreSQL table or query: the endpoint (from a URL or a database object's
+fields), its connections, and transactions that roll back (shielded) on failure or cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import asyncpg
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+from connectors.base import EndpointOptions
+from connectors.errors import ConfigError
+from connectors.pg_errors import translate_errors
+from connectors.sqltext import quote_ident, split_qualified
+from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
+
+if TYPE_CHECKING:
+    from connectors.pg_sink import PostgresSink
+    from connectors.pg_source import PostgresSource
+from connectors.tracing_pg import TracedConnection
+
+CONNECT_TIMEOUT = 10.0
+#: Bytes gathered from COPY output before one chunk is sent on (capped by the copy's chunk size).
+MAX_CHUNK = 1024 * 1024
+_CLEANUP_TIMEOUT = 5.0
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+class PostgresEndpoint(BaseModel):
+    """Everything needed to reach one PostgreSQL table or query (a data node or a URL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 5432
+    database: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    table: str | None = None
+    schema_name: str | None = None
+    select_query: str | None = None
+    insert_query: str | None = None
+    create_table_sql: str | None = None
+    create: bool = False
+    redshift: bool = False
+    chunk_size: int = MAX_CHUNK
+    #: Set to make a load idempotent under this key (see connectors.pg_batched): on the rows
+    #: lane batches + checkpoint + swap (resumable); on the bytes lane one transaction that
+    #: also marks the key finished. A key found finished loads nothing.
+    checkpoint_key: str | None = None
+    batch_rows: int = 50_000
+
+    @field_validator("select_query")
+    @classmethod
+    def _one_statement(cls, query: str | None) -> str | None:
+        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
+        if query is None:
+            return None
+        query = query.strip().rstrip(";").strip()
+        return query or None
+
+    @classmethod
+    def from_sql_url(cls, url: SqlUrl, **fields: Any) -> PostgresEndpoint:
+        if url.dialect != "postgresql":
+            raise ConfigError(f"not a PostgreSQL URL: {url.describe()}", connector="postgresql")
+        return cls(host=url.host, port=url.port, database=url.database, user=url.user,
+                   password=SecretStr(url.password) if url.password is not None else None,
+                   redshift=url.redshift, **{"table": url.table, **fields})
+
+    @classmethod
+    def from_url(cls, url: str, options: EndpointOptions | None = None) -> PostgresEndpoint:
+        opts = options or EndpointOptions()
+        parsed = parse_sql_url(url)
+        return cls.from_sql_url(parsed, select_query=opts.query, create=opts.create,
+                                schema_name=parsed.params.get("schema"),
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+
+    @classmethod
+    def from_fields(cls, connection_string: str, username: str | None = None,
+                    password: str | None = None, database_name: str | None = None,
+                    **fields: Any) -> PostgresEndpoint:
+        """From a database object's fields (``connectionString``, ``username``...)."""
+        return cls.from_sql_url(from_fields(connection_string, username, password,
+                                            database_name), **fields)
+
+    def describe(self) -> str:
+        """Display name without the password."""
+        scheme = "redshift" if self.redshift else "postgresql"
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        where = f"{scheme}://{user}{host}:{self.port}/{self.database or ''}"
+        if self.table:
+            where += f"?table={self.table}"
+        elif self.select_query:
+            where += " (query)"
+        return where
+
+    def table_parts(self) -> tuple[str | None, str]:
+        """(schema, table) unquoted, as the server names them."""
+        if not self.table:
+            raise ConfigError("no table given", connector=self.describe())
+        parts = split_qualified(self.table, "postgresql")
+        if len(parts) == 3:
+            parts = parts[1:]  # database.schema.table: the database is the connection's
+        if len(parts) == 2:
+            return parts[0], parts[1]
+        schema = split_qualified(self.schema_name, "postgresql")[-1] if self.schema_name else None
+        return schema, parts[0]
+
+    def quoted_table(self) -> str:
+        schema, name = self.table_parts()
+        q = quote_ident(name, "postgresql")
+        return f"{quote_ident(schema, 'postgresql')}.{q}" if schema else q
+
+    async def connect(self, operation: str = "connect") -> asyncpg.Connection:
+        stage = operation if operation == "connect" else f"connect for {operation}"
+        with translate_errors(self.describe(), stage, connecting=True):
+            return await asyncpg.connect(
+                host=self.host, port=self.port, user=self.user, database=self.database,
+                password=self.password.get_secret_value() if self.password else None,
+                timeout=CONNECT_TIMEOUT, ssl=False, connection_class=TracedConnection,
+                server_settings={"application_name": "headrace", "TimeZone": "UTC"})
+
+    def source(self) -> PostgresSource:
+        from connectors.pg_source import PostgresSource
+
+        return PostgresSource(self)
+
+    def sink(self) -> PostgresSink:
+        from connectors.pg_sink import PostgresSink
+
+        return PostgresSink(self)
+
+
+@asynccontextmanager
+async def _connection(ep: PostgresEndpoint, operation: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await ep.connect(operation)
+    try:
+        yield conn
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _close(conn)
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    if conn.is_closed():
+        return
+    with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True) as scope:
+        try:
+            await conn.close()
+        except Exception:
+            conn.terminate()
+    if scope.cancelled_caught:
+        conn.terminate()
+
+
+@asynccontextmanager
+async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Commit when the body returns; roll back (shielded, bounded) when it fails or is cancelled.
+
+    A connection whose rollback does not finish is terminated: the server then aborts the
+    transaction itself, so nothing of it is ever committed.
+    """
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        yield
+    except BaseException:
+        with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True) as scope:
+            try:
+                await tr.rollback()
+            except Exception:
+                conn.terminate()
+        if scope.cancelled_caught:
+            conn.terminate()
+        raise
+    await tr.commit()
+
+
+@asynccontextmanager
+async def _transaction_translated(conn: asyncpg.Connection, ep: PostgresEndpoint,
+                                  operation: str) -> AsyncIterator[None]:
+    with translate_errors(ep.describe(), operation):
+        async with _transaction(conn):
+            yield

@@ -1,0 +1,80 @@
+"""PostgreSQL driver and socket errors as connector errors (transient or not, with COPY's
+line and column where the server names them).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager
+
+import asyncpg
+
+from connectors.errors import (
+    AuthenticationFailed,
+    BadDataError,
+    ConnectionLost,
+    ConnectorError,
+    NotFoundError,
+    TerminalError,
+    TransientError,
+    Unreachable,
+    translated,
+)
+
+# --- errors -----------------------------------------------------------------------------------
+
+_COPY_CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
+
+
+def map_error(exc: BaseException, where: str, operation: str, *,
+              connecting: bool = False) -> ConnectorError | None:
+    """The connector error for a driver or socket exception, or None when it is not one."""
+    kw = {"connector": where, "operation": operation}
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        # client-side errors (a link closed under the driver) carry no server message
+        text = f"{exc.message or str(exc) or type(exc).__name__} (SQLSTATE {state})"
+        if state in ("28P01", "28000"):
+            return AuthenticationFailed(
+                f"authentication failed (SQLSTATE {state}); the credentials come from the URL "
+                "or the database object's username/*password", **kw)
+        if state in ("42P01", "3D000", "3F000"):
+            return NotFoundError(text, **kw)
+        if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+            return (Unreachable if connecting else ConnectionLost)(text, **kw)
+        if state in ("53300", "40001", "40P01", "55P03", "53200"):
+            return TransientError(text, **kw)
+        if state[:2] in ("22", "23"):
+            line = column = None
+            m = _COPY_CONTEXT.search(getattr(exc, "context", None) or "")
+            if m:
+                line = int(m.group(1))
+                column = m.group(2)
+            column = column or getattr(exc, "column_name", None)
+            detail = f", column {column}" if column else ""
+            err = BadDataError(f"{exc.message} (SQLSTATE {state}{detail})",
+                               line=line, **kw)
+            err.sqlstate = state  # type: ignore[attr-defined]
+            err.column_name = column  # type: ignore[attr-defined]
+            return err
+        err2 = TerminalError(text, **kw)
+        err2.sqlstate = state  # type: ignore[attr-defined]
+        return err2
+    if isinstance(exc, asyncpg.exceptions.DataError):  # client-side encoding of a value
+        return BadDataError(str(exc), **kw)
+    if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError) or (
+            isinstance(exc, asyncpg.exceptions.InterfaceError)
+            and "connection is closed" in str(exc)):
+        return ConnectionLost(str(exc), **kw)
+    if isinstance(exc, (OSError, TimeoutError)):
+        cls = Unreachable if connecting else ConnectionLost
+        return cls(f"{type(exc).__name__}: {exc}", **kw)
+    if isinstance(exc, asyncpg.exceptions.InterfaceError):
+        return TerminalError(str(exc), **kw)
+    return None
+
+
+def translate_errors(where: str, operation: str, *,
+                     connecting: bool = False) -> AbstractContextManager[None]:
+    """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""
+    return translated(map_error, where, operation, connecting=connecting)

@@ -1,0 +1,116 @@
+"""What the SQL connectors (PostgreSQL, MySQL) share: the base of their sources (a table or
+a ``selectQuery``) and sinks (a table or an ``insertQuery``: configuration surface, the
+statement that makes a missing target table), and taking row batches off a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from anyio import EndOfStream
+
+from connectors.base import RowBatch, RowsIn, Schema, TextFormat
+from connectors.errors import ConfigError, NotFoundError
+
+
+class SqlEndpoint(Protocol):
+    """The fields of a SQL endpoint the shared source and sink logic reads."""
+
+    @property
+    def table(self) -> str | None: ...
+    @property
+    def select_query(self) -> str | None: ...
+    @property
+    def insert_query(self) -> str | None: ...
+    @property
+    def create_table_sql(self) -> str | None: ...
+    @property
+    def create(self) -> bool: ...
+    def describe(self) -> str: ...
+    def quoted_table(self) -> str: ...
+
+
+E = TypeVar("E", bound=SqlEndpoint)
+
+
+class SqlSource(Generic[E]):
+    """Base of a source that reads a table or a ``selectQuery``."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+    #: The product named in configuration errors ("PostgreSQL", "MySQL").
+    product = "SQL"
+
+    def __init__(self, endpoint: E) -> None:
+        if not endpoint.table and not endpoint.select_query:
+            raise ConfigError(f"a {self.product} source needs a table (?table=...) or a query",
+                              connector=endpoint.describe())
+        self.endpoint = endpoint
+        self.describe = endpoint.describe()
+
+    @property
+    def native_format(self) -> TextFormat | None:
+        return None
+
+    def _query(self) -> str:
+        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+
+
+class SqlSink(Generic[E]):
+    """Base of a sink that loads into a table or through an ``insertQuery``."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+    #: The product named in configuration errors ("PostgreSQL", "MySQL").
+    product = "SQL"
+
+    def __init__(self, endpoint: E) -> None:
+        if not endpoint.table and not endpoint.insert_query:
+            raise ConfigError(f"a {self.product} sink needs a table (?table=...) or an "
+                              "insertQuery", connector=endpoint.describe())
+        self.endpoint = endpoint
+        self.describe = endpoint.describe()
+        self.source_schema: Schema | None = None
+
+    def expect_schema(self, schema: Schema | None) -> None:
+        """The source's columns, used to create the table when ``create`` is set."""
+        self.source_schema = schema
+
+    @property
+    def needs_source_schema(self) -> bool:
+        """Only a sink that may create its table from the source's columns needs them."""
+        ep = self.endpoint
+        return bool(ep.table and ep.create and not ep.create_table_sql)
+
+    @property
+    def native_format(self) -> TextFormat | None:
+        return None
+
+    def create_statement(self, hint: Schema | None,
+                         ddl: Callable[[str, Schema], str]) -> str:
+        """The statement that makes the missing target table: ``createTableSql``, or one made
+        by ``ddl`` from the source's columns (``hint``) when ``create`` is set."""
+        ep = self.endpoint
+        if ep.create_table_sql:
+            return ep.create_table_sql
+        if ep.create:
+            if hint is None or not len(hint):
+                raise ConfigError("cannot create the table: the source's columns are unknown",
+                                  connector=self.describe, operation="create table")
+            return ddl(ep.quoted_table(), hint)
+        raise NotFoundError(f"table {ep.table} does not exist (give createTableSql, or "
+                            "--create to make it from the source's columns)",
+                            connector=self.describe, operation="load")
+
+
+async def next_batch(inp: RowsIn) -> RowBatch | None:
+    """The next batch of ``inp``, or None at end-of-stream."""
+    try:
+        return await inp.receive()
+    except EndOfStream:
+        return None
+
+
+def first_line(batch: RowBatch, rows_before: int) -> int:
+    """The source line number of ``batch``'s first row (counted on when the batch has none)."""
+    return batch.first_line if batch.first_line is not None else rows_before + 1
