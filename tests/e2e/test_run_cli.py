@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.runtime.runner import derived_pipeline_id
 from tests.e2e.cli_kit import Cli, alive, by_object, ref, shell, wait_for, write_definition
 
 
@@ -250,7 +251,13 @@ def test_sigterm_interrupts_and_running_again_resumes(cli: Cli, tmp_path: Path) 
                                   shell("Quick", f"echo quick >> {tmp_path}/quick"))
     proc = cli.spawn("run", str(definition), "--output", "json")
     wait_for(lambda: started.exists() and started.read_text().strip() != "", what="start")
-    wait_for(lambda: (tmp_path / "quick").exists(), what="quick")
+    pid = derived_pipeline_id(str(definition))
+
+    def quick_recorded() -> bool:  # its command ran AND the engine noted it FINISHED
+        runs = cli.json("list-runs", "--pipeline-id", pid)["runs"]
+        return any(r["objectId"] == "Quick" and r["status"] == "FINISHED" for r in runs)
+
+    wait_for(quick_recorded, what="Quick FINISHED")
     child = int(started.read_text())
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=30)
