@@ -82,10 +82,11 @@ async def pending_uploads(client: Any, bucket: str, prefix: str) -> list[dict[st
 async def test_kill_mid_multipart_upload_then_rerun(s3_bucket: str, s3_endpoint: str,
                                                     tmp_path: Path, name: str) -> None:
     """Case 3. ``data.csv`` streams records into parts; ``data.bin`` (no format) is uploaded
-    by parts read at their offsets. Three 8 MiB parts, one at a time."""
+    by parts read at their offsets. Several parts of the default size (5 MiB), one at a
+    time."""
     n = 200_000
     data = records(n)
-    assert len(data) > 2 * 8 * MiB
+    assert len(data) > 3 * 5 * MiB
     (tmp_path / name).write_bytes(data)
     url = f"s3://{s3_bucket}/out/{name}"
     args = [name, url, "--parallel", "1"]
