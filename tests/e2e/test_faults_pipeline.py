@@ -68,6 +68,17 @@ async def run_pipeline(cli: Cli, definition: Path) -> tuple[dict[str, Any], str]
     return out, result.stdout.decode() + result.stderr.decode()
 
 
+async def run_healing(cli: Cli, definition: Path, proxy: FaultProxy, *, connections: int,
+                      what: str) -> tuple[dict[str, Any], str]:
+    """:func:`run_pipeline` while ``proxy`` is healed once ``connections`` have reached it."""
+    async with anyio.create_task_group() as tg:
+        async def heal() -> None:
+            await wait_until(lambda: proxy.connections >= connections, what)
+            proxy.heal()
+        tg.start_soon(heal)
+        return await run_pipeline(cli, definition)
+
+
 async def attempts_of(cli: Cli, out: dict[str, Any]) -> list[dict[str, Any]]:
     load = by_object(out)["Load"]
     result = await anyio.run_process(
@@ -168,12 +179,8 @@ async def test_postgres_refusing_then_back_is_retried_until_the_run_succeeds(
     async with pg_proxied_load(pg_database, tmp_path, maximumRetries="4",
                                retryDelay="1 seconds") as (cli, proxy, definition):
         proxy.refuse()
-        async with anyio.create_task_group() as tg:
-            async def heal_after_two_refusals() -> None:
-                await wait_until(lambda: proxy.connections >= 2, "two refused attempts")
-                proxy.heal()
-            tg.start_soon(heal_after_two_refusals)
-            out, text = await run_pipeline(cli, definition)
+        out, text = await run_healing(cli, definition, proxy, connections=2,
+                                      what="two refused attempts")
     attempts = await finished_attempts(cli, out, text)
     assert [a["status"] for a in attempts] == ["FAILED", "FAILED", "FINISHED"]
     assert all("postgresql" in a["error"] and "connect" in a["error"] for a in attempts[:2]), \
@@ -192,12 +199,8 @@ async def test_postgres_outage_longer_than_the_attempt_timeout(
                                retryDelay="1 seconds",
                                attemptTimeout="2 seconds") as (cli, proxy, definition):
         proxy.blackhole()
-        async with anyio.create_task_group() as tg:
-            async def heal_when_the_second_attempt_connects() -> None:
-                await wait_until(lambda: proxy.connections >= 2, "a second attempt")
-                proxy.heal()
-            tg.start_soon(heal_when_the_second_attempt_connects)
-            out, text = await run_pipeline(cli, definition)
+        out, text = await run_healing(cli, definition, proxy, connections=2,
+                                      what="a second attempt")
     attempts = await finished_attempts(cli, out, text)
     assert [a["status"] for a in attempts] == ["TIMEDOUT", "FINISHED"]
     assert "timed out after 2 s" in attempts[0]["error"]
