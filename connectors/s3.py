@@ -56,13 +56,13 @@ from connectors.base import (
     RangeWriter,
     RowsIn,
     RowsOut,
-    Schema,
     Source,
     TextFormat,
 )
 from connectors.errors import ConfigError, NotFoundError
+from connectors.fileformat import NamedFormatSink, NamedFormatSource
 from connectors.filesink import consume_rows_as_bytes, part_name, write_parts
-from connectors.formats import Gzip, decoder_for, format_for_path, same_layout
+from connectors.formats import Gzip, decoder_for, same_layout
 from connectors.s3_download import READ_PIECE as READ_PIECE
 from connectors.s3_download import Ranges
 from connectors.s3_endpoint import (
@@ -86,7 +86,7 @@ from connectors.s3_server_copy import ServerCopy
 from connectors.s3_upload import Upload, abort_stale_uploads, remove_stale_parts, upload_ranges
 
 
-class S3Source:
+class S3Source(NamedFormatSource):
     """An S3 object or prefix as a copy source."""
 
     def __init__(self, url: str, fmt: TextFormat | None = None, *,
@@ -96,10 +96,7 @@ class S3Source:
                  manifest_url: str | None = None) -> None:
         self.url = parse_s3_url(url)
         self.describe = str(self.url)
-        self._fmt = fmt or format_for_path(self.url.key) or CSV
-        #: No format was given and the name implies none: the bytes are not known to be
-        #: records (a direct copy may move them without counting any).
-        self.opaque = fmt is None and format_for_path(self.url.key) is None
+        self._set_format(self.url.key, fmt)
         self._compression = compression
         is_gzip(self.url.key, compression)
         self.parallel = max(1, parallel)
@@ -116,18 +113,8 @@ class S3Source:
         return self.endpoint_url or aws.endpoint_from_env("s3") or "aws"
 
     @property
-    def native_format(self) -> TextFormat:
-        return self._fmt
-
-    @property
     def compression(self) -> str | None:
         return self._compression
-
-    def can_produce(self, fmt: TextFormat) -> bool:
-        return same_layout(fmt, self._fmt)
-
-    async def schema(self) -> Schema | None:
-        return Schema(self._fmt.columns) if self._fmt.columns else None
 
     def is_gzip(self, key: str) -> bool:
         return is_gzip(key, self._compression)
@@ -220,7 +207,7 @@ class S3Source:
             recv.close()
 
 
-class S3Sink:
+class S3Sink(NamedFormatSink):
     """An S3 object, or a prefix of part objects when the URL ends with ``/``."""
 
     def __init__(self, url: str, fmt: TextFormat | None = None, *,
@@ -232,10 +219,7 @@ class S3Sink:
                  copy_parallel: int | None = None) -> None:
         self.url = parse_s3_url(url)
         self.describe = str(self.url)
-        self._fmt = fmt or format_for_path(self.url.key) or CSV
-        #: No format was given and the name implies none: the bytes are not known to be
-        #: records (a direct copy may move them without counting any).
-        self.opaque = fmt is None and format_for_path(self.url.key) is None
+        self._set_format(self.url.key, fmt)
         self._compression = compression
         self._gzip = is_gzip(self.url.key, compression) if not self.url.is_prefix \
             else compression == "gzip"
@@ -252,16 +236,6 @@ class S3Sink:
     @property
     def endpoint(self) -> str:
         return self.endpoint_url or aws.endpoint_from_env("s3") or "aws"
-
-    @property
-    def native_format(self) -> TextFormat:
-        return self._fmt
-
-    def can_consume(self, fmt: TextFormat) -> bool:
-        return same_layout(fmt, self._fmt)
-
-    async def schema(self) -> Schema | None:
-        return Schema(self._fmt.columns) if self._fmt.columns else None
 
     def client(self) -> Any:
         return aws.client("s3", parallel=self.parallel, endpoint_url=self.endpoint_url)
