@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import botocore.exceptions as bexc
 from botocore import xform_name
 
 from connectors import aws
@@ -115,3 +116,7 @@ def map_error(exc: BaseException, *, connector: str, operation: str,
         return TerminalError(f"{type(exc).__name__}: {exc}", connector=connector,
                              operation=operation)
     return mapped
+
+
+#: What a botocore call raises (mapped by :func:`map_error`).
+BOTO_ERRORS = (bexc.BotoCoreError, bexc.ClientError)

@@ -33,7 +33,6 @@ from urllib.parse import unquote, urlsplit
 import anyio
 
 from connectors.base import (
-    CSV,
     BytesIn,
     BytesOut,
     EndpointOptions,
@@ -41,17 +40,16 @@ from connectors.base import (
     RangeReader,
     RowsIn,
     RowsOut,
-    Schema,
     Source,
     TextFormat,
 )
 from connectors.errors import ConfigError, ConnectorError, DiskFull, NotFoundError
+from connectors.fileformat import NamedFormatSink, NamedFormatSource
 from connectors.filesink import PART_RE, consume_rows_as_bytes, part_name, write_parts
 from connectors.formats import (
     Gunzip,
     Gzip,
     decoder_for,
-    format_for_path,
     same_layout,
 )
 
@@ -358,30 +356,18 @@ class _FileRanges:
         return body, got
 
 
-class LocalSource:
+class LocalSource(NamedFormatSource):
     """A local file or directory as a copy source."""
 
     def __init__(self, path: str, fmt: TextFormat | None = None, *,
                  compression: str | None = None, chunk_size: int = DEFAULT_CHUNK) -> None:
         self.path = Path(path)
         self.describe = str(path)
-        self._fmt = fmt or format_for_path(path) or CSV
-        #: No format given and none implied by the name: bytes not known to be records.
-        self.opaque = fmt is None and format_for_path(path) is None
+        self._set_format(path, fmt)
         self._compression = compression
         _is_gzip(str(path), compression)
         self._chunk = max(4096, chunk_size)
         self._files = _Files()
-
-    @property
-    def native_format(self) -> TextFormat:
-        return self._fmt
-
-    def can_produce(self, fmt: TextFormat) -> bool:
-        return same_layout(fmt, self._fmt)
-
-    async def schema(self) -> Schema | None:
-        return Schema(self._fmt.columns) if self._fmt.columns else None
 
     def _list(self) -> list[Path]:
         if self.path.is_file():
@@ -474,7 +460,7 @@ class LocalSource:
             await out.send(batch)
 
 
-class LocalSink:
+class LocalSink(NamedFormatSink):
     """A local file, or a directory of parts when the path ends with ``/``."""
 
     def __init__(self, path: str, fmt: TextFormat | None = None, *,
@@ -482,23 +468,11 @@ class LocalSink:
         self.directory = path.endswith("/") or os.path.isdir(path)
         self.path = Path(path)
         self.describe = str(path)
-        self._fmt = fmt or format_for_path(path) or CSV
-        #: No format given and none implied by the name: bytes not known to be records.
-        self.opaque = fmt is None and format_for_path(path) is None
+        self._set_format(path, fmt)
         self._gzip = _is_gzip(path, compression) if not self.directory else \
             compression == "gzip"
         self.part_bytes = max(1, part_bytes)
         self._files = _Files()
-
-    @property
-    def native_format(self) -> TextFormat:
-        return self._fmt
-
-    def can_consume(self, fmt: TextFormat) -> bool:
-        return same_layout(fmt, self._fmt)
-
-    async def schema(self) -> Schema | None:
-        return Schema(self._fmt.columns) if self._fmt.columns else None
 
     def _part_name(self, index: int) -> str:
         return part_name(index, self._fmt, self._gzip)

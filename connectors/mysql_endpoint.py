@@ -12,20 +12,20 @@ import aiomysql
 import anyio
 import asyncmy
 import asyncmy.errors
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
 from connectors.errors import ConfigError
 from connectors.mysql_errors import _connect_stage, translate_errors
+from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
 from connectors.sqltext import quote_ident, split_qualified
-from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
+from connectors.sqlurl import SqlUrl, parse_sql_url
 
 if TYPE_CHECKING:
     from connectors.mysql_sink import MySqlSink
     from connectors.mysql_source import MySqlSource
 
 CONNECT_TIMEOUT = 10
-MAX_CHUNK = 1024 * 1024
 _CLEANUP_TIMEOUT = 5.0
 _SESSION_SQL = ("SET SESSION time_zone = '+00:00', "
                 "SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'))")
@@ -33,35 +33,13 @@ _SESSION_SQL = ("SET SESSION time_zone = '+00:00', "
 
 # --- configuration ----------------------------------------------------------------------------
 
-class MySqlEndpoint(BaseModel):
+class MySqlEndpoint(SqlEndpointFields):
     """Everything needed to reach one MySQL/MariaDB table or query (a data node or a URL)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    host: str
     port: int = 3306
-    database: str | None = None
-    user: str | None = None
-    password: SecretStr | None = None
-    table: str | None = None
-    schema_name: str | None = None
-    select_query: str | None = None
-    insert_query: str | None = None
-    create_table_sql: str | None = None
-    create: bool = False
-    chunk_size: int = MAX_CHUNK
     #: Set to make a table load happen at most once under this key (the engine's instance):
     #: see connectors.mysql_checkpoint.
     checkpoint_key: str | None = None
-
-    @field_validator("select_query")
-    @classmethod
-    def _one_statement(cls, query: str | None) -> str | None:
-        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
-        if query is None:
-            return None
-        query = query.strip().rstrip(";").strip()
-        return query or None
 
     @classmethod
     def from_sql_url(cls, url: SqlUrl, **fields: Any) -> MySqlEndpoint:
@@ -77,24 +55,9 @@ class MySqlEndpoint(BaseModel):
         return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
                                 chunk_size=min(opts.chunk_size, MAX_CHUNK))
 
-    @classmethod
-    def from_fields(cls, connection_string: str, username: str | None = None,
-                    password: str | None = None, database_name: str | None = None,
-                    **fields: Any) -> MySqlEndpoint:
-        """From a data node's or database object's fields (``connectionString``...)."""
-        return cls.from_sql_url(from_fields(connection_string, username, password,
-                                            database_name), **fields)
-
     def describe(self) -> str:
         """Display name without the password."""
-        user = f"{self.user}@" if self.user else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        where = f"mysql://{user}{host}:{self.port}/{self.database or ''}"
-        if self.table:
-            where += f"?table={self.table}"
-        elif self.select_query:
-            where += " (query)"
-        return where
+        return self._describe("mysql")
 
     def table_parts(self) -> tuple[str | None, str]:
         """(database, table) as the server names them."""

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import asyncpg
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
 from connectors.errors import ConfigError
 from connectors.pg_errors import translate_errors
+from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
 from connectors.sqltext import quote_ident, split_qualified
-from connectors.sqlurl import SqlUrl, from_fields, parse_sql_url
+from connectors.sqlurl import SqlUrl, parse_sql_url
 
 if TYPE_CHECKING:
     from connectors.pg_sink import PostgresSink
@@ -24,45 +25,21 @@ if TYPE_CHECKING:
 from connectors.tracing_pg import TracedConnection
 
 CONNECT_TIMEOUT = 10.0
-#: Bytes gathered from COPY output before one chunk is sent on (capped by the copy's chunk size).
-MAX_CHUNK = 1024 * 1024
 _CLEANUP_TIMEOUT = 5.0
 
 
 # --- configuration ----------------------------------------------------------------------------
 
-class PostgresEndpoint(BaseModel):
+class PostgresEndpoint(SqlEndpointFields):
     """Everything needed to reach one PostgreSQL table or query (a data node or a URL)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    host: str
     port: int = 5432
-    database: str | None = None
-    user: str | None = None
-    password: SecretStr | None = None
-    table: str | None = None
-    schema_name: str | None = None
-    select_query: str | None = None
-    insert_query: str | None = None
-    create_table_sql: str | None = None
-    create: bool = False
     redshift: bool = False
-    chunk_size: int = MAX_CHUNK
     #: Set to make a load idempotent under this key (see connectors.pg_batched): on the rows
     #: lane batches + checkpoint + swap (resumable); on the bytes lane one transaction that
     #: also marks the key finished. A key found finished loads nothing.
     checkpoint_key: str | None = None
     batch_rows: int = 50_000
-
-    @field_validator("select_query")
-    @classmethod
-    def _one_statement(cls, query: str | None) -> str | None:
-        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
-        if query is None:
-            return None
-        query = query.strip().rstrip(";").strip()
-        return query or None
 
     @classmethod
     def from_sql_url(cls, url: SqlUrl, **fields: Any) -> PostgresEndpoint:
@@ -80,25 +57,9 @@ class PostgresEndpoint(BaseModel):
                                 schema_name=parsed.params.get("schema"),
                                 chunk_size=min(opts.chunk_size, MAX_CHUNK))
 
-    @classmethod
-    def from_fields(cls, connection_string: str, username: str | None = None,
-                    password: str | None = None, database_name: str | None = None,
-                    **fields: Any) -> PostgresEndpoint:
-        """From a database object's fields (``connectionString``, ``username``...)."""
-        return cls.from_sql_url(from_fields(connection_string, username, password,
-                                            database_name), **fields)
-
     def describe(self) -> str:
         """Display name without the password."""
-        scheme = "redshift" if self.redshift else "postgresql"
-        user = f"{self.user}@" if self.user else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        where = f"{scheme}://{user}{host}:{self.port}/{self.database or ''}"
-        if self.table:
-            where += f"?table={self.table}"
-        elif self.select_query:
-            where += " (query)"
-        return where
+        return self._describe("redshift" if self.redshift else "postgresql")
 
     def table_parts(self) -> tuple[str | None, str]:
         """(schema, table) unquoted, as the server names them."""

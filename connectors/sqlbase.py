@@ -1,16 +1,75 @@
-"""What the SQL connectors (PostgreSQL, MySQL) share: the base of their sources (a table or
-a ``selectQuery``) and sinks (a table or an ``insertQuery``: configuration surface, the
-statement that makes a missing target table), and taking row batches off a stream."""
+"""What the SQL connectors (PostgreSQL, MySQL) share: the fields of their endpoints, the base
+of their sources (a table or a ``selectQuery``) and sinks (a table or an ``insertQuery``:
+configuration surface, the statement that makes a missing target table), and taking row
+batches off a stream."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError, NotFoundError
+from connectors.sqlurl import SqlUrl, from_fields
+
+#: Bytes gathered from the server before one chunk is sent on (capped by the copy's chunk size).
+MAX_CHUNK = 1024 * 1024
+
+
+class SqlEndpointFields(BaseModel):
+    """The fields every SQL endpoint has; a subclass adds its own, its default ``port`` and
+    :meth:`from_sql_url`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+    database: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    table: str | None = None
+    schema_name: str | None = None
+    select_query: str | None = None
+    insert_query: str | None = None
+    create_table_sql: str | None = None
+    create: bool = False
+    chunk_size: int = MAX_CHUNK
+
+    @field_validator("select_query")
+    @classmethod
+    def _one_statement(cls, query: str | None) -> str | None:
+        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
+        if query is None:
+            return None
+        query = query.strip().rstrip(";").strip()
+        return query or None
+
+    @classmethod
+    def from_sql_url(cls, url: SqlUrl, **fields: Any) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def from_fields(cls, connection_string: str, username: str | None = None,
+                    password: str | None = None, database_name: str | None = None,
+                    **fields: Any) -> Self:
+        """From a data node's or database object's fields (``connectionString``,
+        ``username``...)."""
+        return cls.from_sql_url(from_fields(connection_string, username, password,
+                                            database_name), **fields)
+
+    def _describe(self, scheme: str) -> str:
+        """``scheme://user@host:port/db`` and the table or ``(query)``, without the password."""
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        where = f"{scheme}://{user}{host}:{self.port}/{self.database or ''}"
+        if self.table:
+            where += f"?table={self.table}"
+        elif self.select_query:
+            where += " (query)"
+        return where
 
 
 class SqlEndpoint(Protocol):

@@ -137,44 +137,26 @@ def services_env(_loopback_servers: LoopbackServers) -> dict[str, str]:
     return dict(_loopback_servers.require(*services.KEYS))
 
 
-@pytest.fixture(scope="session")
-def pg_dsn(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("pg")["HEADRACE_TEST_PG_DSN"]
+def _server_value(name: str, service: str, variable: str) -> Any:
+    """A session fixture ``name``: ``variable`` of ``service``, started if need be."""
+
+    @pytest.fixture(scope="session", name=name)
+    def value(_loopback_servers: LoopbackServers) -> str:
+        return _loopback_servers.require(service)[variable]
+
+    return value
 
 
-@pytest.fixture(scope="session")
-def mysql_dsn(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("mysql")["HEADRACE_TEST_MYSQL_DSN"]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("s3")["AWS_ENDPOINT_URL_S3"]
-
-
-@pytest.fixture(scope="session")
-def dynamodb_endpoint(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("dynamodb")["AWS_ENDPOINT_URL_DYNAMODB"]
-
-
-@pytest.fixture(scope="session")
-def sns_endpoint(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("sns")["AWS_ENDPOINT_URL_SNS"]
-
-
-@pytest.fixture(scope="session")
-def phoenix_url(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("otel")["HEADRACE_TEST_PHOENIX_URL"]
-
-
-@pytest.fixture(scope="session")
-def otlp_http_endpoint(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("otel")["HEADRACE_TEST_OTLP_HTTP_ENDPOINT"]
-
-
-@pytest.fixture(scope="session")
-def otlp_grpc_endpoint(_loopback_servers: LoopbackServers) -> str:
-    return _loopback_servers.require("otel")["HEADRACE_TEST_OTLP_GRPC_ENDPOINT"]
+pg_dsn = _server_value("pg_dsn", "pg", "HEADRACE_TEST_PG_DSN")
+mysql_dsn = _server_value("mysql_dsn", "mysql", "HEADRACE_TEST_MYSQL_DSN")
+s3_endpoint = _server_value("s3_endpoint", "s3", "AWS_ENDPOINT_URL_S3")
+dynamodb_endpoint = _server_value("dynamodb_endpoint", "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB")
+sns_endpoint = _server_value("sns_endpoint", "sns", "AWS_ENDPOINT_URL_SNS")
+phoenix_url = _server_value("phoenix_url", "otel", "HEADRACE_TEST_PHOENIX_URL")
+otlp_http_endpoint = _server_value("otlp_http_endpoint", "otel",
+                                   "HEADRACE_TEST_OTLP_HTTP_ENDPOINT")
+otlp_grpc_endpoint = _server_value("otlp_grpc_endpoint", "otel",
+                                   "HEADRACE_TEST_OTLP_GRPC_ENDPOINT")
 
 
 # --- fresh resources per test -------------------------------------------------------------------
@@ -268,3 +250,18 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> Iterator[str]
             _empty_and_delete_bucket(client, name)
         finally:
             client.close()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real filesystem that runs out of space."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

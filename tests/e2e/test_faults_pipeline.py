@@ -7,12 +7,15 @@ duplicate would show) holds each id exactly once and nothing else.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +68,17 @@ async def run_pipeline(cli: Cli, definition: Path) -> tuple[dict[str, Any], str]
     return out, result.stdout.decode() + result.stderr.decode()
 
 
+async def run_healing(cli: Cli, definition: Path, proxy: FaultProxy, *, connections: int,
+                      what: str) -> tuple[dict[str, Any], str]:
+    """:func:`run_pipeline` while ``proxy`` is healed once ``connections`` have reached it."""
+    async with anyio.create_task_group() as tg:
+        async def heal() -> None:
+            await wait_until(lambda: proxy.connections >= connections, what)
+            proxy.heal()
+        tg.start_soon(heal)
+        return await run_pipeline(cli, definition)
+
+
 async def attempts_of(cli: Cli, out: dict[str, Any]) -> list[dict[str, Any]]:
     load = by_object(out)["Load"]
     result = await anyio.run_process(
@@ -78,13 +92,55 @@ def gap(earlier: dict[str, Any], later: dict[str, Any]) -> timedelta:
         earlier["endTime"])
 
 
-async def wait_until(predicate: Any, what: str) -> None:
-    """Poll ``predicate`` (a proxy counter has no event to wait on) for up to 60 s."""
+async def wait_until(predicate: Callable[[], Any], what: str) -> None:
+    """Poll ``predicate`` (a proxy counter has no event to wait on; an async predicate is
+    awaited) for up to 60 s."""
     for _ in range(1200):
-        if predicate():
+        result = predicate()
+        if await result if inspect.isawaitable(result) else result:
             return
         await anyio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def finished_attempts(cli: Cli, out: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """The attempts of ``Load``, which must have ended FINISHED."""
+    assert by_object(out)["Load"]["status"] == "FINISHED", text
+    return await attempts_of(cli, out)
+
+
+@asynccontextmanager
+async def proxied_load(tmp_path: Path, server_port: int, connection: Callable[[int], str],
+                       user: str, password: str,
+                       **retry: str) -> AsyncIterator[tuple[Cli, FaultProxy, Path]]:
+    """The CSV file written, a fault proxy to the server and the pipeline (``retry`` fields)
+    loading table ``t`` through it: ``connection(port)`` is the JDBC URL for a port."""
+    cli = Cli(tmp_path)
+    src = csv_file(tmp_path / "in.csv")
+    async with FaultProxy("127.0.0.1", server_port) as proxy:
+        yield cli, proxy, copy_pipeline(tmp_path / "p.json", src, connection(proxy.port), user,
+                                        password, **retry)
+
+
+Query = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
+
+
+async def crash_after_commit_then_rerun(cli: Cli, definition: Path,
+                                        query: Query) -> dict[str, Any]:
+    """Run until crash point ``copy-committed`` kills the engine (every row committed), then
+    run again: that attempt is INTERRUPTED and the rerun leaves every row there once. Returns
+    the rerun's output."""
+    crashed = await anyio.run_process([HEADRACE, "run", str(definition), "--output", "json"],
+                                      env={**cli.env(), ENV: "copy-committed"}, cwd=cli.root,
+                                      check=False)
+    assert crashed.returncode == -9
+    assert await query("SELECT count(*) FROM t") == [(N,)]  # committed
+
+    out, text = await run_pipeline(cli, definition)
+    assert [a["status"] for a in await finished_attempts(cli, out, text)] == \
+        ["INTERRUPTED", "FINISHED"]
+    checker([r[0] for r in await query("SELECT id FROM t")])
+    return out
 
 
 def files_holding(root: Path, secret: str, *, besides: tuple[str, ...]) -> list[Path]:
@@ -109,26 +165,23 @@ def pg_connection(dsn: str, port: int) -> str:
     return f"jdbc:postgresql://127.0.0.1:{port}{parts.path}"
 
 
+def pg_proxied_load(dsn: str, tmp_path: Path,
+                    **retry: str) -> AbstractAsyncContextManager[tuple[Cli, FaultProxy, Path]]:
+    """:func:`proxied_load` into the test's PostgreSQL database."""
+    return proxied_load(tmp_path, urlsplit(dsn).port or 5432, partial(pg_connection, dsn),
+                        "postgres", "unused", **retry)
+
+
 async def test_postgres_refusing_then_back_is_retried_until_the_run_succeeds(
         pg_database: str, tmp_path: Path) -> None:
     """Case 9: connections refused for the first attempts; then the server is back."""
     await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
-    cli = Cli(tmp_path)
-    src = csv_file(tmp_path / "in.csv")
-    async with FaultProxy("127.0.0.1", urlsplit(pg_database).port or 5432) as proxy:
-        definition = copy_pipeline(tmp_path / "p.json", src,
-                                   pg_connection(pg_database, proxy.port), "postgres", "unused",
-                                   maximumRetries="4", retryDelay="1 seconds")
+    async with pg_proxied_load(pg_database, tmp_path, maximumRetries="4",
+                               retryDelay="1 seconds") as (cli, proxy, definition):
         proxy.refuse()
-        async with anyio.create_task_group() as tg:
-            async def heal_after_two_refusals() -> None:
-                await wait_until(lambda: proxy.connections >= 2, "two refused attempts")
-                proxy.heal()
-            tg.start_soon(heal_after_two_refusals)
-            out, text = await run_pipeline(cli, definition)
-    load = by_object(out)["Load"]
-    assert load["status"] == "FINISHED", text
-    attempts = await attempts_of(cli, out)
+        out, text = await run_healing(cli, definition, proxy, connections=2,
+                                      what="two refused attempts")
+    attempts = await finished_attempts(cli, out, text)
     assert [a["status"] for a in attempts] == ["FAILED", "FAILED", "FINISHED"]
     assert all("postgresql" in a["error"] and "connect" in a["error"] for a in attempts[:2]), \
         [a["error"] for a in attempts]
@@ -142,22 +195,13 @@ async def test_postgres_outage_longer_than_the_attempt_timeout(
     """Case 9: a partition (connects hang) outlasts ``attemptTimeout``: that attempt is
     TIMEDOUT, the next waits ``retryDelay`` and loads everything once the network is back."""
     await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
-    cli = Cli(tmp_path)
-    src = csv_file(tmp_path / "in.csv")
-    async with FaultProxy("127.0.0.1", urlsplit(pg_database).port or 5432) as proxy:
-        definition = copy_pipeline(tmp_path / "p.json", src,
-                                   pg_connection(pg_database, proxy.port), "postgres", "unused",
-                                   maximumRetries="2", retryDelay="1 seconds",
-                                   attemptTimeout="2 seconds")
+    async with pg_proxied_load(pg_database, tmp_path, maximumRetries="2",
+                               retryDelay="1 seconds",
+                               attemptTimeout="2 seconds") as (cli, proxy, definition):
         proxy.blackhole()
-        async with anyio.create_task_group() as tg:
-            async def heal_when_the_second_attempt_connects() -> None:
-                await wait_until(lambda: proxy.connections >= 2, "a second attempt")
-                proxy.heal()
-            tg.start_soon(heal_when_the_second_attempt_connects)
-            out, text = await run_pipeline(cli, definition)
-    assert by_object(out)["Load"]["status"] == "FINISHED", text
-    attempts = await attempts_of(cli, out)
+        out, text = await run_healing(cli, definition, proxy, connections=2,
+                                      what="a second attempt")
+    attempts = await finished_attempts(cli, out, text)
     assert [a["status"] for a in attempts] == ["TIMEDOUT", "FINISHED"]
     assert "timed out after 2 s" in attempts[0]["error"]
     assert gap(attempts[0], attempts[1]) >= timedelta(seconds=1)
@@ -169,17 +213,12 @@ async def test_postgres_connection_reset_mid_copy_is_retried_exactly_once(
     """Case 8 under ``headrace run``: the link is reset after 200 kB of COPY data; the server
     aborts that transaction and the next attempt, on a fresh connection, loads every row once."""
     await pg_sql(pg_database, "CREATE TABLE t (id bigint, name text)")
-    cli = Cli(tmp_path)
-    src = csv_file(tmp_path / "in.csv")
-    async with FaultProxy("127.0.0.1", urlsplit(pg_database).port or 5432) as proxy:
-        definition = copy_pipeline(tmp_path / "p.json", src,
-                                   pg_connection(pg_database, proxy.port), "postgres", "unused",
-                                   maximumRetries="2", retryDelay="1 seconds")
+    async with pg_proxied_load(pg_database, tmp_path, maximumRetries="2",
+                               retryDelay="1 seconds") as (cli, proxy, definition):
         proxy.reset_after(200_000, direction="up", times=1)
         out, text = await run_pipeline(cli, definition)
         assert proxy.resets == 1
-    assert by_object(out)["Load"]["status"] == "FINISHED", text
-    attempts = await attempts_of(cli, out)
+    attempts = await finished_attempts(cli, out, text)
     assert [a["status"] for a in attempts] == ["FAILED", "FINISHED"]
     assert "postgresql" in attempts[0]["error"] and "connection" in attempts[0]["error"]
     checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
@@ -222,17 +261,14 @@ async def test_mariadb_connection_reset_mid_load_is_retried_exactly_once(
     looks to the client): the attempt fails as transient, its transaction is gone, and the
     retried attempt loads every row once."""
     my_sql(mysql_database, "CREATE TABLE t (id bigint, name text)")
-    cli = Cli(tmp_path)
-    src = csv_file(tmp_path / "in.csv")
-    async with FaultProxy("127.0.0.1", urlsplit(mysql_database).port or 3306) as proxy:
-        definition = copy_pipeline(tmp_path / "p.json", src,
-                                   my_connection(mysql_database, proxy.port), *mysql_user,
-                                   maximumRetries="2", retryDelay="1 seconds")
+    async with proxied_load(tmp_path, urlsplit(mysql_database).port or 3306,
+                            partial(my_connection, mysql_database), *mysql_user,
+                            maximumRetries="2",
+                            retryDelay="1 seconds") as (cli, proxy, definition):
         proxy.reset_after(200_000, direction="up", times=1)
         out, text = await run_pipeline(cli, definition)
         assert proxy.resets == 1
-    assert by_object(out)["Load"]["status"] == "FINISHED", text
-    attempts = await attempts_of(cli, out)
+    attempts = await finished_attempts(cli, out, text)
     assert [a["status"] for a in attempts] == ["FAILED", "FINISHED"]
     assert "mysql" in attempts[0]["error"]
     checker([r[0] for r in my_sql(mysql_database, "SELECT id FROM t")])
@@ -313,12 +349,12 @@ async def test_kill_9_mid_postgres_to_postgres_copy_then_rerun_loads_exactly_onc
         assert proc.returncode == -9
         # nothing of the killed load is visible, and the server ends its session
         assert await pg_sql(pg_database, "SELECT count(*) FROM t") == [(0,)]
-        await wait_until_async(lambda: no_other_session(pg_database), "the session to end")
+        await wait_until(lambda: no_other_session(pg_database), "the session to end")
         assert not await rows_done(pg_database, 1)
         proxy.heal()
         out, text = await run_pipeline(cli, definition)
-    assert by_object(out)["Load"]["status"] == "FINISHED", text
-    assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
+    assert [a["status"] for a in await finished_attempts(cli, out, text)] == \
+        ["INTERRUPTED", "FINISHED"]
     checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
     assert await pg_sql(pg_database, "SELECT rows_done, finished FROM headrace_checkpoints"
                         ) == [(N, True)]
@@ -344,15 +380,6 @@ async def no_other_session(dsn: str) -> bool:
     return rows == [(0,)]
 
 
-async def wait_until_async(predicate: Any, what: str) -> None:
-    """Like :func:`wait_until` for an async predicate."""
-    for _ in range(600):
-        if await predicate():
-            return
-        await anyio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_killed_after_the_commit_before_success_is_recorded_loads_nothing_again(
         pg_database: str, tmp_path: Path) -> None:
     """Case 2, the ack window: the process dies (crash point ``copy-committed``) after the
@@ -364,16 +391,7 @@ async def test_killed_after_the_commit_before_success_is_recorded_loads_nothing_
     definition = copy_pipeline(tmp_path / "p.json", csv_file(tmp_path / "in.csv"),
                                pg_connection(pg_database, port), "postgres", "unused",
                                maximumRetries="2", retryDelay="1 seconds")
-    crashed = await anyio.run_process([HEADRACE, "run", str(definition), "--output", "json"],
-                                      env={**cli.env(), ENV: "copy-committed"}, cwd=cli.root,
-                                      check=False)
-    assert crashed.returncode == -9
-    assert await pg_sql(pg_database, "SELECT count(*) FROM t") == [(N,)]  # committed
-
-    out, text = await run_pipeline(cli, definition)
-    assert by_object(out)["Load"]["status"] == "FINISHED", text
-    assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
-    checker([r[0] for r in await pg_sql(pg_database, "SELECT id FROM t")])
+    await crash_after_commit_then_rerun(cli, definition, partial(pg_sql, pg_database))
 
 
 async def test_mariadb_load_killed_after_its_commit_loads_nothing_again(
@@ -388,16 +406,11 @@ async def test_mariadb_load_killed_after_its_commit_loads_nothing_again(
     definition = copy_pipeline(tmp_path / "p.json", csv_file(tmp_path / "in.csv"),
                                my_connection(mysql_database, port), *mysql_user,
                                maximumRetries="2", retryDelay="1 seconds")
-    crashed = await anyio.run_process([HEADRACE, "run", str(definition), "--output", "json"],
-                                      env={**cli.env(), ENV: "copy-committed"}, cwd=cli.root,
-                                      check=False)
-    assert crashed.returncode == -9
-    assert my_sql(mysql_database, "SELECT count(*) FROM t") == [(N,)]  # committed
 
-    out, text = await run_pipeline(cli, definition)
-    assert by_object(out)["Load"]["status"] == "FINISHED", text
-    assert [a["status"] for a in await attempts_of(cli, out)] == ["INTERRUPTED", "FINISHED"]
-    checker([r[0] for r in my_sql(mysql_database, "SELECT id FROM t")])
+    async def query(statement: str) -> list[tuple[Any, ...]]:
+        return my_sql(mysql_database, statement)
+
+    out = await crash_after_commit_then_rerun(cli, definition, query)
     [(key, rows)] = my_sql(mysql_database,
                            "SELECT load_key, rows_loaded FROM headrace_checkpoints")
     assert key.endswith(by_object(out)["Load"]["instanceId"] + "/0") and rows == N

@@ -36,10 +36,10 @@ from connectors.testing import (
     check_clogged_sink,
 )
 from engine.testing.faultproxy import FaultProxy
+from tests.integration.sql_kit import IDS, csv_bytes
 
 pytestmark = pytest.mark.anyio
 
-IDS = Schema((Column("id", "bigint"), Column("name", "text")))
 NULL_WORD_CSV = CSV.replace(null="NULL")
 
 #: sha256 of the aiomysql internals connectors.mysql_infile relies on (aiomysql 0.3.2).
@@ -67,11 +67,6 @@ def run(dsn: str, statement: str, args: Any = None) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in cur.fetchall()]
     finally:
         conn.close()
-
-
-def csv_bytes(n: int, bad_line: int | None = None) -> bytes:
-    lines = [f"{'abc' if i + 1 == bad_line else i},name {i}" for i in range(n)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def test_aiomysql_internals_used_by_the_infile_hook_are_unchanged() -> None:

@@ -13,14 +13,14 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from connectors import mysql, postgres
-from connectors.base import CSV, TSV, Column, EndpointOptions, Schema
+from connectors.base import CSV, TSV, EndpointOptions
 from connectors.copy import copy
 from connectors.testing import MemorySink, MemorySource
+from tests.integration.sql_kit import IDS
 from tests.otel_kit import recording
 
 pytestmark = pytest.mark.anyio
 
-IDS = Schema((Column("id", "bigint"), Column("name", "text")))
 ROWS = 2000
 
 

@@ -28,10 +28,10 @@ from connectors.testing import (
     check_clogged_sink,
 )
 from engine.testing.faultproxy import FaultProxy
+from tests.integration.sql_kit import IDS, csv_bytes
 
 pytestmark = pytest.mark.anyio
 
-IDS = Schema((Column("id", "bigint"), Column("name", "text")))
 
 
 async def sql(dsn: str, statement: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -40,11 +40,6 @@ async def sql(dsn: str, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await conn.fetch(statement, *args)]
     finally:
         await conn.close()
-
-
-def csv_bytes(n: int, bad_line: int | None = None) -> bytes:
-    lines = [f"{'abc' if i + 1 == bad_line else i},name {i}" for i in range(n)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 async def test_copy_csv_bytes_in_and_out(pg_database: str) -> None:

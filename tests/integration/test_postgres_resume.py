@@ -18,15 +18,14 @@ import anyio
 import asyncpg
 import pytest
 
-from connectors.base import Column, Schema
 from connectors.copy import copy
 from connectors.pg_batched import staging_name
 from connectors.postgres import PostgresEndpoint
 from connectors.testing import MemorySource
+from tests.integration.sql_kit import IDS
 
 pytestmark = pytest.mark.anyio
 
-IDS = Schema((Column("id", "bigint"), Column("name", "text")))
 N = 1000
 ROWS = [(i, f"name {i}") for i in range(N)]
 REPO = Path(__file__).resolve().parents[2]

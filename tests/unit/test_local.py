@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -137,21 +135,6 @@ def test_urls_and_format_inference(tmp_path: Path) -> None:
     assert source_from_url("x.jsonl", EndpointOptions()).native_format.kind == "jsonl"
     assert sink_from_url("x.tsv.gz", EndpointOptions()).native_format.kind == "tsv"
     assert sink_from_url("x.dat", EndpointOptions()).native_format == CSV
-
-
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs: a real filesystem that runs out of space."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 async def test_disk_full_names_path_and_bytes_and_cleans_up(tiny_fs: Path) -> None:
