@@ -194,6 +194,7 @@ async def activate(store: Store, pipeline_id: str, definition: Definition, versi
         records = _due(records, now)
     if start is not None and not ondemand:
         records += await _skipped_before(rt, start, activation, max_instances)
+        await _unskip(store, pipeline_id, window[0], window[1])
     if records:
         await store.add_instances(records)
     engine_end = None if unbounded else window[1]
@@ -230,6 +231,15 @@ async def _skipped_before(rt: PipelineRuntime, start: datetime, activation: date
     for rec in gap:
         rec.status, rec.error = Status.SKIPPED, why
     return gap
+
+
+async def _unskip(store: Store, pipeline_id: str, start: datetime, end: datetime) -> None:
+    """A window asked for by its start runs again the intervals an earlier, later activation
+    skipped in it: the user now asks for them."""
+    for inst in await store.list_instances(pipeline_id, statuses=[Status.SKIPPED],
+                                           scheduled_from=start, scheduled_to=end):
+        await store.update_instance(pipeline_id, inst.id, expect=[Status.SKIPPED],
+                                    status=Status.WAITING_ON_DEPENDENCIES, error=None)
 
 
 def _due(records: list[InstanceRecord], now: datetime) -> list[InstanceRecord]:

@@ -295,3 +295,19 @@ async def test_activating_at_a_later_start_skips_the_intervals_before_it(
     skipped = await vp.store.list_instances(vp.pipeline_id, statuses=[Status.SKIPPED])
     assert all("activated to start at 2024-01-01T00:45:00" in (i.error or "") for i in skipped)
     await vp.store.close()
+
+
+async def test_a_window_asked_for_again_runs_its_skipped_intervals(tmp_path: Path) -> None:
+    vp = await open_virtual(T0 + timedelta(days=1), tmp_path)
+    body = pipeline(activity("A"))
+    with Script().install() as script:
+        assert (await vp.run(body, start=T0, end=T0 + minutes(15))).succeeded
+        assert (await vp.run(body, start=T0 + minutes(45))).succeeded  # 00:15, 00:30 skipped
+        skipped = await vp.store.list_instances(vp.pipeline_id, statuses=[Status.SKIPPED])
+        assert sorted(i.scheduled_start - T0 for i in skipped) == [minutes(15), minutes(30)]
+        again = await vp.run(body, start=T0 + minutes(15), end=T0 + minutes(45))
+    assert again.succeeded
+    assert sorted(c.scheduled_start - T0 for c in script.of("A")) == [
+        minutes(0), minutes(15), minutes(30), minutes(45)]  # each interval once
+    assert await vp.store.list_instances(vp.pipeline_id, statuses=[Status.SKIPPED]) == []
+    await vp.store.close()
