@@ -579,11 +579,13 @@ class InstanceActor:
                         await ctx.log.event(f"check {polls} timed out")
                         fail_span(span, "check timed out", "timeout")
                     except Exception as exc:
-                        fail_span(span, self.rt.definition.mask(str(exc) or type(exc).__name__),
-                                  type(exc).__qualname__)
+                        # it may quote the check's command or a server's reply: masked for
+                        # the span and the attempt's log alike
+                        message = self.rt.definition.mask(str(exc) or type(exc).__name__)
+                        fail_span(span, message, type(exc).__qualname__)
                         if getattr(exc, "transient", True) is False:
                             raise
-                        await ctx.log.event(f"check {polls} failed: {exc}")
+                        await ctx.log.event(f"check {polls} failed: {message}")
                     span.set_attribute("headrace.check.result", satisfied)
                 await ctx.log.event(f"check {polls}: {'true' if satisfied else 'false'}")
                 if satisfied:

@@ -312,3 +312,27 @@ async def test_an_alarm_is_a_span_in_the_trace_of_the_instance_that_fired_it(
     assert a_run.status.status_code == StatusCode.ERROR
     assert a_run.attributes["error.type"] == "FAILED"
     await vp.store.close()
+
+
+def _files_text(root: Path) -> str:
+    """Everything written under ``root`` (the attempts' logs)."""
+    return "".join(f.read_text(errors="replace") for f in root.rglob("*") if f.is_file())
+
+
+async def test_a_failed_check_masks_secrets_in_its_span_and_the_attempt_log(
+        tmp_path: Path, spans: InMemorySpanExporter) -> None:
+    vp = await open_virtual(LATER, tmp_path)
+    vp.pipeline_id = "df-telemetry-check-secret"
+    body = pipeline(activity("A", precondition=ref("P")),
+                    check("P", "leak #{*myToken}", retryDelay="1 minutes",
+                          maximumRetries="1"), **ONE)
+    body["parameters"] = [{"id": "*myToken", "type": "String", "default": "hunter2-s3cret"}]
+    with Script().install():
+        result = await vp.run(body)
+    assert not result.succeeded
+    checks = _named(list(spans.get_finished_spans()), "check ShellCommandPrecondition")
+    assert checks and all(s.status.status_code == StatusCode.ERROR for s in checks)
+    assert all("hunter2-s3cret" not in (s.status.description or "") for s in checks)
+    logged = _files_text(tmp_path)
+    assert "check 1 failed: unknown scripted check" in logged
+    assert "hunter2-s3cret" not in logged
