@@ -8,9 +8,9 @@ changes, and no row is decoded into Python values (the rows lane took ~15 CPU se
 million rows for S3 CSV -> MySQL; this pass ~1 s per 300 MB).
 
 Records are cut whole by :class:`~connectors.formats._framing.Framer` (quote-aware). A run
-with no two separators in a row (or at a record's start or end) and no ``NULL`` anywhere is
-passed as is; otherwise each such place is kept only when the number of quote characters
-before it is even (outside quotes: doubled quotes inside a field keep the parity).
+with no two separators in a row (or at a record's start or end), no empty record and no
+``NULL`` anywhere is passed as is; otherwise each such place is kept only when the number of
+quote characters before it is even (outside quotes: doubled quotes inside a field keep the parity).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class NullMarker:
     def _mark(self, run: bytes) -> bytes:
         """``run`` starts at a record's start, outside quotes, and ends after a record."""
         if not run or (not any(h in run for h in self._hints)
-                       and not run.startswith(self._sep)):
+                       and not run.startswith((self._sep, b"\n"))):
             return run  # nothing empty and no NULL word anywhere: the common case
         text = b"\n" + run  # the run starts a line
         out: list[bytes] = []

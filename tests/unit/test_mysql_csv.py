@@ -75,6 +75,20 @@ def test_load_data_reads_back_every_null_and_string(rows, cuts) -> None:
     assert load_data_reading(mark(data, cuts)) == [tuple(r) for r in rows]
 
 
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(TEXT, min_size=1, max_size=12),
+       cuts=st.lists(st.integers(0, 100), max_size=6))
+def test_one_column_nulls_survive_any_cut(values, cuts) -> None:
+    """A NULL in a one-column CSV is an empty record, which may open a run."""
+    schema = Schema((Column("c0"),))
+    data = encoder_for(CSV).encode(RowBatch(schema, [(v,) for v in values]))
+    assert load_data_reading(mark(data, cuts)) == [(v,) for v in values]
+
+
+def test_a_run_that_opens_with_an_empty_record_is_marked() -> None:
+    assert mark(b"a\n\nb\n", [2]) == b"a\nNULL\nb\n"
+
+
 def test_examples_and_untouched_bytes() -> None:
     data = b'1,,"",NULL,"NULL"\n,"a,,b",\n'
     assert mark(data, [3, 9]) == b'1,NULL,"",\"NULL\","NULL"\nNULL,"a,,b",NULL\n'
