@@ -129,15 +129,20 @@ class Ranges:
                          write: Deliver) -> None:
         """Every range of ``obj``, ``parallel`` at a time, to ``write`` as pieces arrive
         (no ordering, so nothing waits on a slow range)."""
-        limiter = anyio.CapacityLimiter(self.parallel)
+        # Taken before a range's task starts, given back when it ends: `parallel` tasks at a
+        # time, not one per range of the object waiting on a limiter.
+        slots = anyio.Semaphore(self.parallel)
 
         async def fetch(a: int, b: int) -> None:
-            async with limiter:
+            try:
                 await self.read(client, obj, a, b, progress, write)
+            finally:
+                slots.release()
 
         try:
             async with anyio.create_task_group() as tg:
                 for a in range(0, obj.size, self.chunk_size):
+                    await slots.acquire()
                     tg.start_soon(fetch, a, min(a + self.chunk_size, obj.size))
         except BaseExceptionGroup as group:
             raise root_cause(group) from None
