@@ -6,7 +6,6 @@ import json
 import resource
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import click
@@ -16,6 +15,7 @@ from connectors.copy import CopyOptions, CopyResult, root_cause
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError
 from connectors.formats import format_for_path, format_named
+from connectors.urls import _passwords as url_passwords
 from connectors.urls import open_sink, open_source, redact_text, redact_url, scheme_of
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
@@ -79,13 +79,6 @@ def default_format(source: str, dest: str) -> TextFormat | None:
     return DYNAMODB_JSONL if implied is None or implied.kind == "jsonl" else None
 
 
-def _password(url: str) -> str | None:
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
-
-
 def summary(result: CopyResult) -> dict[str, Any]:
     seconds = max(result.seconds, 1e-9)
     return {
@@ -124,7 +117,9 @@ def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: i
     options = EndpointOptions(format=chosen, query=query,
                               parallel=parallel, create=create)
     live = sys.stderr.isatty() and output == "text"
-    add_secrets(p for p in (_password(source), _password(dest)) if p)
+    # as written and decoded, in the user part or a JDBC-style ``password=``: what redact_text
+    # masks in messages is what telemetry scrubs
+    add_secrets(p for url in (source, dest) for p in url_passwords(url))
     try:
         with command_telemetry():
             result = anyio.run(_run, source, dest, options, live)

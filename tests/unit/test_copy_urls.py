@@ -175,3 +175,18 @@ def test_copy_default_format_beside_dynamodb_is_export_lines() -> None:
     assert default_format("dynamodb://t", "postgresql://h/db?table=t") is None
     assert default_format("dynamodb://a", "dynamodb://b") is None
     assert default_format("in.jsonl", "s3://b/out.jsonl") is None  # no DynamoDB end
+
+
+def test_copy_registers_every_password_of_its_urls_for_telemetry_scrubbing() -> None:
+    from click.testing import CliRunner
+
+    from engine.cli.copy_cmd import copy
+    from engine.telemetry.redact import MASK, scrub
+
+    jdbc = "jdbc:mysql://127.0.0.1:1/db?user=u&password=jdbc-pw-7Qx&table=t"
+    encoded = "postgresql://u:enc%40pw-9Zk@127.0.0.1:1/db?table=t"
+    result = CliRunner().invoke(copy, [jdbc, encoded])
+    assert result.exit_code != 0  # nothing listens on port 1
+    assert scrub("jdbc-pw-7Qx") == MASK
+    assert scrub("enc@pw-9Zk") == MASK  # the decoded form, as a server would quote it
+    assert scrub("enc%40pw-9Zk") == MASK
