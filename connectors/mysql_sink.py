@@ -30,7 +30,7 @@ from connectors.mysql_errors import _AT_ROW, _DRIVER_ERRORS, map_error
 from connectors.mysql_infile import STREAM_NAME, load_data_local
 from connectors.mysql_lines import Kind
 from connectors.mysql_rows import FORMAT_CLAUSE, encode_rows
-from connectors.sqlbase import SqlSink, first_line, next_batch
+from connectors.sqlbase import SqlSink, first_line, next_batch, target_columns
 from connectors.sqltext import convert_placeholders, quote_ident
 from connectors.sqltypes import mysql_ddl_type, parse_bool, parse_datetime
 from connectors.tracing import traced_db
@@ -73,23 +73,6 @@ def _infile_options(fmt: TextFormat) -> str | None:
         return (f"FIELDS TERMINATED BY {_infile_literal(fmt.column_separator)} OPTIONALLY ENCLOSED "
                 f"BY {_infile_literal(fmt.quote)} ESCAPED BY '' {lines}{ignore}")
     return None
-
-
-def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
-    """The target column each input field goes to.
-
-    By name when every input name is a target column; by position when the input has no
-    names, or names the table does not have (``col1``... of a headerless CSV) but exactly as
-    many fields as the table has columns (as the PostgreSQL sink does).
-    """
-    if names and all(n in target for n in names):
-        return list(names)
-    if not names or len(names) == len(target):
-        return list(target)
-    missing = [n for n in names if n not in target]
-    raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
-                       f"{list(target)}), and the input has {len(names)} fields for "
-                       f"{len(target)} columns, so they cannot be matched by position")
 
 
 def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],

@@ -12,7 +12,7 @@ import asyncpg
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, TextFormat
 from connectors.errors import BadDataError
 from connectors.pg_errors import _COPY_CONTEXT
-from connectors.sqlbase import first_line, next_batch
+from connectors.sqlbase import first_line, next_batch, target_columns
 from connectors.sqltext import convert_placeholders, quote_ident
 from connectors.sqltypes import pg_coercer, pg_column_fits
 
@@ -117,15 +117,7 @@ async def copy_rows_in(conn: asyncpg.Connection, table: str, schema: str | None,
     """Binary ``COPY`` of row batches (``first``, then the rest of ``inp``) into a table."""
     target = await _target_columns(conn, table, schema)
     by_name = dict(target)
-    names = list(first.schema.names)
-    if names and all(n in by_name for n in names):
-        columns = names
-    elif len(names) == len(target) or not names:
-        columns = [n for n, _ in target]
-    else:
-        missing = [n for n in names if n not in by_name]
-        raise BadDataError(f"source columns {missing} are not in the target table "
-                           f"(its columns: {[n for n, _ in target]})")
+    columns = target_columns(first.schema.names, [n for n, _ in target])
     types = [by_name[c] for c in columns]
     coercers = _coercers(types)
     # One binary COPY per batch: asyncpg encodes a list in its compiled loop, while an async

@@ -1,18 +1,18 @@
 """What the SQL connectors (PostgreSQL, MySQL) share: the fields of their endpoints, the base
 of their sources (a table or a ``selectQuery``) and sinks (a table or an ``insertQuery``:
-configuration surface, the statement that makes a missing target table), and taking row
-batches off a stream."""
+configuration surface, the statement that makes a missing target table), which target column
+each input field goes to, and taking row batches off a stream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import RowBatch, RowsIn, Schema, TextFormat
-from connectors.errors import ConfigError, NotFoundError
+from connectors.errors import BadDataError, ConfigError, NotFoundError
 from connectors.sqlurl import SqlUrl, from_fields
 
 #: Bytes gathered from the server before one chunk is sent on (capped by the copy's chunk size).
@@ -173,3 +173,20 @@ async def next_batch(inp: RowsIn) -> RowBatch | None:
 def first_line(batch: RowBatch, rows_before: int) -> int:
     """The source line number of ``batch``'s first row (counted on when the batch has none)."""
     return batch.first_line if batch.first_line is not None else rows_before + 1
+
+
+def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
+    """The target column each input field goes to.
+
+    By name when every input name is a target column; by position when the input has no
+    names, or names the table does not have (``col1``... of a headerless CSV) but exactly as
+    many fields as the table has columns.
+    """
+    if names and all(n in target for n in names):
+        return list(names)
+    if not names or len(names) == len(target):
+        return list(target)
+    missing = [n for n in names if n not in target]
+    raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
+                       f"{list(target)}), and the input has {len(names)} fields for "
+                       f"{len(target)} columns, so they cannot be matched by position")
