@@ -87,6 +87,11 @@ class ConfigError(TerminalError):
     """A connector was configured wrongly (bad URL, unknown format option)."""
 
 
+def connect_stage(operation: str) -> str:
+    """What an error while connecting names: the connect, and what it was for."""
+    return operation if operation == "connect" else f"connect for {operation}"
+
+
 @contextmanager
 def translated(mapper: Callable[..., ConnectorError | None], where: str, operation: str, *,
                connecting: bool = False) -> Iterator[None]:

@@ -15,8 +15,8 @@ import asyncmy.errors
 from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
-from connectors.errors import ConfigError
-from connectors.mysql_errors import _connect_stage, translate_errors
+from connectors.errors import ConfigError, connect_stage
+from connectors.mysql_errors import translate_errors
 from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
 from connectors.sqltext import quote_ident, split_qualified
 from connectors.sqlurl import SqlUrl, parse_sql_url
@@ -82,7 +82,7 @@ class MySqlEndpoint(SqlEndpointFields):
     async def connect(self, operation: str = "connect", *,
                       local_infile: bool = False) -> aiomysql.Connection:
         """An aiomysql connection (writes, DDL), autocommit off, UTC, strict mode."""
-        with translate_errors(self.describe(), _connect_stage(operation), connecting=True):
+        with translate_errors(self.describe(), connect_stage(operation), connecting=True):
             conn = await aiomysql.connect(
                 host=self.host, port=self.port, user=self.user or "root",
                 password=self._password(), db=self.database, charset="utf8mb4",
@@ -91,7 +91,7 @@ class MySqlEndpoint(SqlEndpointFields):
 
     async def connect_reader(self, operation: str = "read") -> Any:
         """An asyncmy connection (fast decoding) for reads."""
-        with translate_errors(self.describe(), _connect_stage(operation), connecting=True):
+        with translate_errors(self.describe(), connect_stage(operation), connecting=True):
             conn = await asyncmy.connect(
                 host=self.host, port=self.port, user=self.user or "root",
                 password=self._password(), database=self.database, charset="utf8mb4",

@@ -83,11 +83,6 @@ def map_error(exc: BaseException, where: str, operation: str, *, connecting: boo
     return None
 
 
-def _connect_stage(operation: str) -> str:
-    """What an error while connecting names: the connect, and what it was for."""
-    return operation if operation == "connect" else f"connect for {operation}"
-
-
 def translate_errors(where: str, operation: str, *,
                      connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""

@@ -13,7 +13,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, connect_stage
 from connectors.pg_errors import translate_errors
 from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
 from connectors.sqltext import quote_ident, split_qualified
@@ -79,8 +79,7 @@ class PostgresEndpoint(SqlEndpointFields):
         return f"{quote_ident(schema, 'postgresql')}.{q}" if schema else q
 
     async def connect(self, operation: str = "connect") -> asyncpg.Connection:
-        stage = operation if operation == "connect" else f"connect for {operation}"
-        with translate_errors(self.describe(), stage, connecting=True):
+        with translate_errors(self.describe(), connect_stage(operation), connecting=True):
             return await asyncpg.connect(
                 host=self.host, port=self.port, user=self.user, database=self.database,
                 password=self.password.get_secret_value() if self.password else None,
