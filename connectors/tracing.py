@@ -136,15 +136,16 @@ def _operation(sql: str) -> str:
     return words[0].upper()[:30] if words else "SQL"
 
 
-def _pg_attributes(conn: Any, operation: str, target: str | None,
+def _pg_attributes(addr: Any, params: Any, operation: str, target: str | None,
                    statement: str | None) -> dict[str, Any]:
+    """Span attributes of one PostgreSQL call; ``addr`` and ``params`` are asyncpg's
+    connection address and parameters (a connection's ``_addr``/``_params``, or a query log
+    record's ``conn_addr``/``conn_params``)."""
     attrs: dict[str, Any] = {"db.system": "postgresql", "db.operation": operation,
                              "db.operation.name": operation}
-    params = getattr(conn, "_params", None)
     database = getattr(params, "database", None)
     if database:
         attrs["db.name"] = attrs["db.namespace"] = str(database)
-    addr = getattr(conn, "_addr", None)
     if isinstance(addr, tuple) and len(addr) >= 2:
         attrs["server.address"], attrs["server.port"] = str(addr[0]), int(addr[1])
     if target:
@@ -157,22 +158,15 @@ def _pg_attributes(conn: Any, operation: str, target: str | None,
 def _log_pg_query(record: Any) -> None:
     """asyncpg query logger: one span per query, timed by asyncpg (called just after the
     query, in the context of the task that ran it, so the span has the right parent)."""
-    span_tracer = tracer()
     query = str(record.query or "")
     operation = _operation(query)
     end = time.time_ns()
     start = end - int((record.elapsed or 0) * 1e9)
-    span = span_tracer.start_span(f"{operation} postgresql", kind=SpanKind.CLIENT,
-                                  start_time=start)
+    span = tracer().start_span(f"{operation} postgresql", kind=SpanKind.CLIENT,
+                               start_time=start)
     if span.is_recording():
-        attrs = _pg_attributes(None, operation, None, query)
-        addr = record.conn_addr
-        if isinstance(addr, tuple) and len(addr) >= 2:
-            attrs["server.address"], attrs["server.port"] = str(addr[0]), int(addr[1])
-        database = getattr(record.conn_params, "database", None)
-        if database:
-            attrs["db.name"] = attrs["db.namespace"] = str(database)
-        span.set_attributes(attrs)
+        span.set_attributes(_pg_attributes(record.conn_addr, record.conn_params, operation,
+                                           None, query))
         if record.exception is not None:
             fail_span(span, record.exception, type(record.exception).__name__)
     span.end(end_time=end)

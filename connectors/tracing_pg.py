@@ -38,7 +38,8 @@ class TracedConnection(asyncpg.Connection):  # type: ignore[misc]
                 name, kind=SpanKind.CLIENT, record_exception=False,
                 set_status_on_exception=False) as span:
             if span.is_recording():
-                span.set_attributes(_pg_attributes(self, "COPY", target, None))
+                span.set_attributes(_pg_attributes(self._addr, self._params, "COPY",
+                                                   target, None))
                 span.set_attribute("headrace.copy.direction", direction)
             try:
                 yield span
