@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -419,18 +419,11 @@ async def upload_directory(directory: str | Path, url: str, *, parallel: int = 4
     files = await anyio.to_thread.run_sync(
         lambda: sorted(p for p in root.rglob("*") if p.is_file()))
     urls = [prefix + p.relative_to(root).as_posix() for p in files]
-    limiter = anyio.CapacityLimiter(max(1, parallel))
 
     async def one(p: Path, u: str) -> None:
-        async with limiter:
-            await upload_file(p, u, endpoint_url=endpoint_url)
+        await upload_file(p, u, endpoint_url=endpoint_url)
 
-    try:
-        async with anyio.create_task_group() as tg:
-            for p, u in zip(files, urls, strict=True):
-                tg.start_soon(one, p, u)
-    except BaseExceptionGroup as group:
-        raise root_cause(group) from None
+    await _each(parallel, one, zip(files, urls, strict=True))
     return urls
 
 
@@ -452,20 +445,34 @@ async def download_prefix(url: str, directory: str | Path, *, parallel: int = 4,
             raise ConfigError(f"s3://{u.bucket}/{key}: unsafe key for a local path",
                               connector=CONNECTOR)
         paths.append(root / rel)
-    limiter = anyio.CapacityLimiter(max(1, parallel))
 
     async def one(key: str, dest: Path) -> None:
-        async with limiter:
-            source = S3Source(f"s3://{u.bucket}/{key}", CSV, compression="none",
-                              endpoint_url=endpoint_url)
-            sink = LocalSink(str(dest), CSV, compression="none")
-            source.opaque = sink.opaque = True  # raw bytes: the direct lane, as upload_file
-            await copy(source, sink)
+        source = S3Source(f"s3://{u.bucket}/{key}", CSV, compression="none",
+                          endpoint_url=endpoint_url)
+        sink = LocalSink(str(dest), CSV, compression="none")
+        source.opaque = sink.opaque = True  # raw bytes: the direct lane, as upload_file
+        await copy(source, sink)
+
+    await _each(parallel, one, zip(keys, paths, strict=True))
+    return paths
+
+
+async def _each(parallel: int, fn: Callable[[Any, Any], Awaitable[None]],
+                items: Iterable[tuple[Any, Any]]) -> None:
+    """``fn(*item)`` for every item, ``parallel`` at a time; a task starts only when a slot is
+    free (a directory of many files is not one waiting task per file)."""
+    slots = anyio.Semaphore(max(1, parallel))
+
+    async def run(a: Any, b: Any) -> None:
+        try:
+            await fn(a, b)
+        finally:
+            slots.release()
 
     try:
         async with anyio.create_task_group() as tg:
-            for key, dest in zip(keys, paths, strict=True):
-                tg.start_soon(one, key, dest)
+            for a, b in items:
+                await slots.acquire()
+                tg.start_soon(run, a, b)
     except BaseExceptionGroup as group:
         raise root_cause(group) from None
-    return paths
