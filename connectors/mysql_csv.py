@@ -19,6 +19,7 @@ import re
 
 from connectors.base import TextFormat
 from connectors.formats._framing import Framer
+from connectors.sqlbase import is_utf8
 
 #: The LOAD DATA reading of the marked bytes: CSV whose NULL is the unquoted word.
 NULL_WORD = "NULL"
@@ -29,7 +30,7 @@ def convertible(fmt: TextFormat) -> bool:
     return (fmt.kind == "csv" and fmt.null == "" and fmt.quote == '"'
             and fmt.escape_char in (None, '"') and fmt.record_separator == "\n"
             and len(fmt.column_separator) == 1 and fmt.column_separator not in '"\n'
-            and fmt.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8mb4"))
+            and is_utf8(fmt))
 
 
 def marked_format(fmt: TextFormat) -> TextFormat:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from connectors.base import TextFormat
+from connectors.sqlbase import is_utf8
 from connectors.sqltext import quote_ident
 
 #: How a column is rendered: numbers and temporal values need no quoting unless the separator
@@ -35,7 +36,7 @@ def sql_string(text: str) -> str:
 
 def supports(fmt: TextFormat) -> bool:
     """True when the server can render ``fmt``."""
-    if fmt.encoding.lower().replace("-", "").replace("_", "") not in ("utf8", "utf8mb4"):
+    if not is_utf8(fmt):
         return False
     if not fmt.column_separator or not fmt.record_separator:
         return False

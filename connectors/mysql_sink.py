@@ -30,7 +30,7 @@ from connectors.mysql_errors import _AT_ROW, _DRIVER_ERRORS, map_error
 from connectors.mysql_infile import STREAM_NAME, load_data_local
 from connectors.mysql_lines import Kind
 from connectors.mysql_rows import FORMAT_CLAUSE, encode_rows
-from connectors.sqlbase import SqlSink, first_line, next_batch, target_columns
+from connectors.sqlbase import SqlSink, first_line, is_utf8, next_batch, target_columns
 from connectors.sqltext import convert_placeholders, quote_ident
 from connectors.sqltypes import mysql_ddl_type, parse_bool, parse_datetime
 from connectors.tracing import traced_db
@@ -55,8 +55,7 @@ def _infile_options(fmt: TextFormat) -> str | None:
     ``null="NULL"``): headrace's default CSV (NULL = empty field) cannot be told apart from
     '' by LOAD DATA, so that format goes through the rows lane.
     """
-    enc = fmt.encoding.lower().replace("-", "").replace("_", "")
-    if enc not in ("utf8", "utf8mb4") or not fmt.column_separator or not fmt.record_separator:
+    if not is_utf8(fmt) or not fmt.column_separator or not fmt.record_separator:
         return None
     lines = f"LINES TERMINATED BY {_infile_literal(fmt.record_separator)}"
     ignore = " IGNORE 1 LINES" if fmt.header else ""

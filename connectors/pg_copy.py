@@ -12,7 +12,7 @@ import asyncpg
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, TextFormat
 from connectors.errors import BadDataError
 from connectors.pg_errors import _COPY_CONTEXT
-from connectors.sqlbase import first_line, next_batch, target_columns
+from connectors.sqlbase import first_line, is_utf8, next_batch, target_columns
 from connectors.sqltext import convert_placeholders, quote_ident
 from connectors.sqltypes import pg_coercer, pg_column_fits
 
@@ -20,8 +20,7 @@ from connectors.sqltypes import pg_coercer, pg_column_fits
 
 def _copy_options(fmt: TextFormat, *, loading: bool) -> dict[str, Any] | None:
     """asyncpg COPY keyword options rendering ``fmt``, or None when COPY cannot."""
-    enc = fmt.encoding.lower().replace("-", "").replace("_", "")
-    if enc not in ("utf8", "utf8mb4"):
+    if not is_utf8(fmt):
         return None
     if len(fmt.column_separator) != 1 or fmt.column_separator in "\r\n\\":
         return None

@@ -162,6 +162,12 @@ class SqlSink(Generic[E]):
                             connector=self.describe, operation="load")
 
 
+def is_utf8(fmt: TextFormat) -> bool:
+    """True when ``fmt`` is UTF-8 text under any spelling (``UTF-8``, ``utf8mb4``...): the
+    only encoding the servers are asked to read or write."""
+    return fmt.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8mb4")
+
+
 async def next_batch(inp: RowsIn) -> RowBatch | None:
     """The next batch of ``inp``, or None at end-of-stream."""
     try:
