@@ -243,6 +243,10 @@ def first_common_format(source: Source, sink: Sink,
     return None
 
 
+#: The default S3 part and range size (see EndpointOptions.chunk_size).
+DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class EndpointOptions:
     """Options a URL alone cannot carry, from ``headrace copy`` flags or a data node.
@@ -258,6 +262,6 @@ class EndpointOptions:
     create: bool = False
     #: S3 part and range size. 5 MiB (S3's smallest part; the S3 sink never cuts smaller parts)
     #: was as fast as 8 MiB in benchmarks/README.md's sweeps and holds ~20 MB less per copy.
-    chunk_size: int = 5 * 1024 * 1024
+    chunk_size: int = DEFAULT_CHUNK_SIZE
     #: ``"gzip"`` or ``"none"`` for files and objects; None = from the name (``.gz``).
     compression: str | None = None

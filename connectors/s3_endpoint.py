@@ -11,14 +11,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors import aws
-from connectors.base import Progress
+from connectors.base import DEFAULT_CHUNK_SIZE, Progress
 from connectors.errors import ConfigError
 
 CONNECTOR = "s3"
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB
 MAX_PARTS = 10_000
-DEFAULT_CHUNK = 8 * MiB
+DEFAULT_CHUNK = DEFAULT_CHUNK_SIZE  # one default for S3Source/S3Sink and EndpointOptions
 DEFAULT_FILE_BYTES = 128 * MiB
 #: Objects above this are copied server-side as parallel UploadPartCopy parts of
 #: DEFAULT_COPY_PART (one CopyObject of 1 GiB took 8.1 s on SeaweedFS, 16 parts 4.8 s).
