@@ -76,7 +76,7 @@ def _query_password(query: str) -> str | None:
     return None
 
 
-def _passwords(url: str) -> list[str]:
+def url_passwords(url: str) -> list[str]:
     """Every password ``url`` carries, as written and percent-decoded."""
     _, rest = _split_jdbc(url)
     try:
@@ -91,7 +91,7 @@ def _passwords(url: str) -> list[str]:
 def redact_text(text: str, *urls: str) -> str:
     """Replace every password found in ``urls`` wherever it appears in ``text``."""
     for url in urls:
-        passwords = _passwords(url)
+        passwords = url_passwords(url)
         if passwords:
             text = text.replace(url, redact_url(url))
         for password in passwords:

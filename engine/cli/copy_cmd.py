@@ -15,8 +15,14 @@ from connectors.copy import CopyOptions, CopyResult, root_cause
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError
 from connectors.formats import format_for_path, format_named
-from connectors.urls import _passwords as url_passwords
-from connectors.urls import open_sink, open_source, redact_text, redact_url, scheme_of
+from connectors.urls import (
+    open_sink,
+    open_source,
+    redact_text,
+    redact_url,
+    scheme_of,
+    url_passwords,
+)
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
