@@ -38,17 +38,26 @@ def enabled() -> bool:
 
 
 def fail_span(span: Span, exc: BaseException, message: str | None = None) -> None:
-    """Mark ``span`` failed: ``error.type`` and a status with the (already scrubbed) message.
-
-    Only the message is kept, never a traceback or the exception's arguments."""
+    """Mark ``span`` failed by ``exc``: its error code or class as ``error.type`` and the
+    (already scrubbed) message. Only the message is kept, never a traceback or the
+    exception's arguments."""
     if not span.is_recording():
         return
     kind = getattr(exc, "code", None) if isinstance(getattr(exc, "code", None), str) else None
-    span.set_attribute("error.type", kind or type(exc).__qualname__)
     text = message if message is not None else (str(exc) or type(exc).__name__)
-    span.set_status(Status(StatusCode.ERROR, text[:500]))
-    span.add_event("exception", {"exception.type": type(exc).__qualname__,
-                                 "exception.message": text[:500]})
+    mark_failed(span, text, kind or type(exc).__qualname__,
+                exception_type=type(exc).__qualname__)
+
+
+def mark_failed(span: Span, message: str, error_type: str, *,
+                exception_type: str | None = None) -> None:
+    """Error status, ``error.type`` and an ``exception`` event with the message only."""
+    if not span.is_recording():
+        return
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, message[:500]))
+    span.add_event("exception", {"exception.type": exception_type or error_type,
+                                 "exception.message": message[:500]})
 
 
 # --- AWS (aiobotocore) -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from opentelemetry.trace import (
 )
 
 from connectors.tracing import enabled as tracing_enabled
+from connectors.tracing import mark_failed
 from connectors.urls import redact_url
 from engine.store.records import InstanceRecord
 from engine.telemetry import metrics as m
@@ -84,14 +85,8 @@ def propagation_env() -> dict[str, str]:
     return {_ENV_NAMES.get(k, k.upper()): v for k, v in carrier.items()}
 
 
-def fail(span: Span, message: str, error_type: str) -> None:
-    """Error status, ``error.type`` and an ``exception`` event with the message only."""
-    if not span.is_recording():
-        return
-    span.set_attribute("error.type", error_type)
-    span.set_status(Status(StatusCode.ERROR, message[:500]))
-    span.add_event("exception", {"exception.type": error_type,
-                                 "exception.message": message[:500]})
+#: Error status, ``error.type`` and an ``exception`` event with the message only.
+fail = mark_failed
 
 
 class PipelineTelemetry:
