@@ -22,6 +22,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from connectors.errors import ConfigError
+from connectors.urls import redact_url
 
 Dialect = Literal["postgresql", "mysql"]
 
@@ -75,6 +76,7 @@ def parse_sql_url(url: str) -> SqlUrl:
     Raises :class:`ConfigError` (without echoing a password) when the URL is not one of those.
     """
     text = url.strip()
+    shown = redact_url(text)
     jdbc = text.lower().startswith("jdbc:")
     if jdbc:
         text = text[len("jdbc:"):]
@@ -82,17 +84,17 @@ def parse_sql_url(url: str) -> SqlUrl:
     if not sep or scheme.lower() not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise ConfigError(f"not a database URL (expected one of {known} or jdbc:...): "
-                          f"{_redact(url)!r}", connector="sql")
+                          f"{shown!r}", connector="sql")
     dialect, default_port, redshift = _SCHEMES[scheme.lower()]
     try:
         parts = urlsplit(text)
         port = parts.port or default_port
     except ValueError as exc:
-        raise ConfigError(f"malformed database URL {_redact(url)!r}: {exc}",
+        raise ConfigError(f"malformed database URL {shown!r}: {exc}",
                           connector=dialect) from None
     host = parts.hostname
     if not host:
-        raise ConfigError(f"database URL has no host: {_redact(url)!r}", connector=dialect)
+        raise ConfigError(f"database URL has no host: {shown!r}", connector=dialect)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
@@ -100,7 +102,7 @@ def parse_sql_url(url: str) -> SqlUrl:
     password = params.pop("password", None) or password
     database = unquote(parts.path.lstrip("/")) or None
     if database and "/" in database:
-        raise ConfigError(f"database name may not contain '/': {_redact(url)!r}",
+        raise ConfigError(f"database name may not contain '/': {shown!r}",
                           connector=dialect)
     return SqlUrl(dialect=dialect, host=host, port=port, database=database, user=user,
                   password=password, params=params, redshift=redshift)
@@ -121,25 +123,3 @@ def from_fields(connection_string: str, username: str | None = None,
     if database_name:
         changes["database"] = database_name
     return parsed.replace(**changes) if changes else parsed
-
-
-def _redact(url: str) -> str:
-    """``url`` with any password (userinfo or ``password=`` parameter) replaced by ``***``."""
-    text = url.strip()
-    head, sep, rest = text.partition("://")
-    if sep:
-        netloc, slash, tail = rest.partition("/")
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{hostport}"
-        text = f"{head}://{netloc}{slash}{tail}"
-    base, qmark, query = text.partition("?")
-    if qmark:
-        pairs = [
-            f"{k}=***" if k.lower() == "password" else (f"{k}={v}" if eq else k)
-            for k, eq, v in (p.partition("=") for p in query.split("&"))
-        ]
-        text = f"{base}?{'&'.join(pairs)}"
-    return text

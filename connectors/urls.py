@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from connectors.base import EndpointOptions, Sink, Source
 from connectors.errors import ConfigError
@@ -48,24 +48,24 @@ def _split_jdbc(url: str) -> tuple[str, str]:
 
 
 def redact_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; other text unchanged.
-
-    A ``password=`` query parameter (JDBC style) is masked too."""
-    prefix, rest = _split_jdbc(url)
-    try:
-        parts = urlsplit(rest)
-    except ValueError:
-        return url
-    changed = parts
-    if parts.netloc and "@" in parts.netloc:
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            changed = changed._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}")
-    if _query_password(parts.query) is not None:
-        masked = "&".join(f"{k}=***" if k.lower() == "password" else p
-                          for p in parts.query.split("&") for k in [p.partition("=")[0]])
-        changed = changed._replace(query=masked)
-    return url if changed == parts else prefix + urlunsplit(changed)
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``, and a ``password=``
+    query parameter (JDBC style) -> ``password=***``; other text unchanged. Works on the text
+    (no URL parser), so a URL too malformed to parse is masked as well."""
+    text = url
+    head, sep, rest = text.partition("://")
+    if sep:
+        netloc, slash, tail = rest.partition("/")
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            if ":" in userinfo:
+                netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+        text = f"{head}://{netloc}{slash}{tail}"
+    base, qmark, query = text.partition("?")
+    if qmark and _query_password(query) is not None:
+        text = base + "?" + "&".join(
+            f"{k}=***" if k.lower() == "password" else pair
+            for pair in query.split("&") for k in [pair.partition("=")[0]])
+    return text
 
 
 def _query_password(query: str) -> str | None:

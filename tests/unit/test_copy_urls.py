@@ -190,3 +190,13 @@ def test_copy_registers_every_password_of_its_urls_for_telemetry_scrubbing() -> 
     assert scrub("jdbc-pw-7Qx") == MASK
     assert scrub("enc@pw-9Zk") == MASK  # the decoded form, as a server would quote it
     assert scrub("enc%40pw-9Zk") == MASK
+
+
+def test_redact_url_masks_a_url_too_malformed_to_parse() -> None:
+    from connectors.urls import redact_url
+
+    # an unclosed IPv6 bracket makes urllib's parser raise; the password must still go
+    shown = redact_url("postgresql://app:s3cret@[db/x?table=t")
+    assert "s3cret" not in shown and shown.startswith("postgresql://app:***@[db")
+    assert redact_url("jdbc:mysql://h/db?user=u&password=pw&x=1") == (
+        "jdbc:mysql://h/db?user=u&password=***&x=1")
