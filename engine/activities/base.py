@@ -36,6 +36,9 @@ class AttemptContext:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: names of fields whose value read a masked field or parameter: never show them
     secret_fields: set[str] = field(default_factory=set)
+    #: names this instance's run in this store: the same across its attempts and a resume,
+    #: new for a RERUN and for a pipeline activated afresh (another store, or recreated)
+    run_key: str = ""
 
     def field_list(self, name: str) -> list[str]:
         value = self.fields.get(name)

@@ -25,11 +25,10 @@ async def copy_activity(ctx: AttemptContext) -> None:
                              transient=False)
     options = EndpointOptions(parallel=DEFAULT_PARALLEL)
     source = node_source(ctx, inputs[0], options)
-    # A PostgreSQL or MySQL table load is keyed by the instance (and its rerun count): one
+    # A PostgreSQL or MySQL table load is keyed by the instance's run (ctx.run_key): one
     # whose load committed before the engine could record it loads nothing again, and a
     # PostgreSQL load of rows resumes from its last committed batch.
-    key = f"{ctx.pipeline_id}/{ctx.instance.id}/{ctx.instance.attempt_base}"
-    sink = node_sink(ctx, outputs[0], options, checkpoint_key=key)
+    sink = node_sink(ctx, outputs[0], options, checkpoint_key=ctx.run_key or None)
     await ctx.log.event(f"copy {source.describe} -> {sink.describe}")
     result = await copy(source, sink, CopyOptions(
         on_queue_depth=queue_depth_recorder(ctx.pipeline_id)))

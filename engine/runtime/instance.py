@@ -542,7 +542,14 @@ class InstanceActor:
             scope=rt.scope(self.rec, node_scope, **extra), log=attempt_log, work_dir=work_dir,
             clock=rt.clock, env={**self.sup.attempt_env(self.rec, attempt),
                                  ATTEMPT_MARK: attempt.id},
-            node_id=node_id, node_fields=node_fields, secret_fields=secret)
+            node_id=node_id, node_fields=node_fields, secret_fields=secret,
+            run_key=self._run_key())
+
+    def _run_key(self) -> str:
+        """Pipeline and its first activation, instance, rerun count: a store that starts
+        over (deleted, or another store) activates afresh and gets new keys."""
+        activated = self.sup.activation.isoformat() if self.sup.activation else ""
+        return f"{self.rt.pipeline_id}@{activated}/{self.rec.id}/{self.rec.attempt_base}"
 
     # --- preconditions ---------------------------------------------------------------------
 

@@ -414,3 +414,20 @@ async def test_mariadb_load_killed_after_its_commit_loads_nothing_again(
     [(key, rows)] = my_sql(mysql_database,
                            "SELECT load_key, rows_loaded FROM headrace_checkpoints")
     assert key.endswith(by_object(out)["Load"]["instanceId"] + "/0") and rows == N
+
+
+async def test_a_pipeline_run_afresh_on_a_new_store_loads_again(
+        mysql_database: str, mysql_user: tuple[str, str], tmp_path: Path) -> None:
+    """The load key names the instance's run in one store: the same definition run on a
+    fresh store (a new activation) is a new run and loads its rows, rather than finding the
+    earlier store's key and silently loading nothing."""
+    my_sql(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    port = urlsplit(mysql_database).port or 3306
+    definition = copy_pipeline(tmp_path / "p.json", csv_file(tmp_path / "in.csv"),
+                               my_connection(mysql_database, port), *mysql_user)
+    for store in ("first", "second"):
+        (tmp_path / store).mkdir()
+        out, text = await run_pipeline(Cli(tmp_path / store), definition)
+        assert by_object(out)["Load"]["status"] == "FINISHED", text
+    assert my_sql(mysql_database, "SELECT count(*), count(DISTINCT id) FROM t") == [(2 * N, N)]
+    assert len(my_sql(mysql_database, "SELECT load_key FROM headrace_checkpoints")) == 2
