@@ -36,6 +36,7 @@ _SESSION_SQL = ("SET SESSION time_zone = '+00:00', "
 class MySqlEndpoint(SqlEndpointFields):
     """Everything needed to reach one MySQL/MariaDB table or query (a data node or a URL)."""
 
+    dialect = "mysql"
     port: int = 3306
     #: Set to make a table load happen at most once under this key (the engine's instance):
     #: see connectors.mysql_checkpoint.

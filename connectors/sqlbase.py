@@ -6,14 +6,14 @@ each input field goes to, and taking row batches off a stream."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError, NotFoundError
-from connectors.sqlurl import SqlUrl, from_fields
+from connectors.sqlurl import Dialect, SqlUrl, from_fields
 
 #: Bytes gathered from the server before one chunk is sent on (capped by the copy's chunk size).
 MAX_CHUNK = 1024 * 1024
@@ -24,6 +24,9 @@ class SqlEndpointFields(BaseModel):
     :meth:`from_sql_url`."""
 
     model_config = ConfigDict(frozen=True)
+
+    #: The wire protocol the endpoint speaks (Redshift speaks PostgreSQL's).
+    dialect: ClassVar[Dialect]
 
     host: str
     port: int

@@ -139,8 +139,8 @@ def node_source(ctx: AttemptContext, node_id: str,
 def node_sink(ctx: AttemptContext, node_id: str, options: EndpointOptions | None = None,
               *, checkpoint_key: str | None = None) -> Sink:
     """The sink for a data node. ``checkpoint_key`` makes a PostgreSQL or MySQL table load
-    happen once under that key (:mod:`connectors.pg_batched`,
-    :mod:`connectors.mysql_checkpoint`); other sinks ignore it."""
+    happen once under that key (:mod:`connectors.postgres`,
+    :mod:`connectors.mysql`); other sinks ignore it."""
     return _node(ctx, node_id, sink=True, options=options or EndpointOptions(),  # type: ignore[return-value]
                  checkpoint_key=checkpoint_key)
 
@@ -154,12 +154,12 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
     if node_type in SQL_NODES:
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:
-            return ep.source()
+            return _sql_end(ep, sink=False)
         # endpoints that take a key (PostgreSQL, MySQL), tested without importing their driver
         if checkpoint_key and "checkpoint_key" in type(ep).model_fields \
                 and not ep.insert_query:
             ep = ep.model_copy(update={"checkpoint_key": checkpoint_key})
-        return ep.sink()
+        return _sql_end(ep, sink=True)
     if node_type == "DynamoDBDataNode":
         from connectors.dynamodb import DynamoDBTable
 
@@ -173,7 +173,7 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
 async def table_exists(ctx: AttemptContext, node_id: str) -> bool:
     """``Exists`` on a SQL data node: its table exists."""
     ep = sql_endpoint(ctx, node_id, ctx.node_fields if ctx.node_id == node_id else None)
-    module = _module_of(ep)
+    module = sql_connector(ep)
     return await module.table_exists(ep, ep.table)
 
 
@@ -181,10 +181,26 @@ async def query_is_true(ctx: AttemptContext, database_id: str, query: str) -> bo
     """``SqlQueryPrecondition``: the query's first row's first column is true."""
     conn, user, password, dbname = connection(ctx, database_id, {}, database_id)
     ep = endpoint_for(conn, user, password, dbname)
-    return await _module_of(ep).query_is_true(ep, query)
+    return await sql_connector(ep).query_is_true(ep, query)
 
 
-def _module_of(ep: Any) -> Any:
-    from connectors import mysql, postgres
+def _sql_end(ep: Any, *, sink: bool) -> Source | Sink:
+    """The source or sink of a PostgreSQL or MySQL endpoint (only its driver is imported)."""
+    if ep.dialect == "mysql":
+        from connectors.mysql import MySqlSink, MySqlSource
 
-    return mysql if isinstance(ep, mysql.MySqlEndpoint) else postgres
+        return MySqlSink(ep) if sink else MySqlSource(ep)
+    from connectors.postgres import PostgresSink, PostgresSource
+
+    return PostgresSink(ep) if sink else PostgresSource(ep)
+
+
+def sql_connector(ep: Any) -> Any:
+    """The connector package of a PostgreSQL or MySQL endpoint (scripts, checks)."""
+    if ep.dialect == "mysql":
+        from connectors import mysql
+
+        return mysql
+    from connectors import postgres
+
+    return postgres

@@ -12,7 +12,7 @@ from connectors.errors import ConfigError
 from connectors.mysql import MySqlEndpoint, _infile_options
 from connectors.mysql_lines import line_select, supports
 from connectors.mysql_rows import encode_rows
-from connectors.postgres import PostgresEndpoint
+from connectors.postgres import PostgresEndpoint, PostgresSink, PostgresSource
 from connectors.sqltext import (
     convert_placeholders,
     quote_qualified,
@@ -180,14 +180,14 @@ def test_url_options_reach_the_endpoint() -> None:
     ep = PostgresEndpoint.from_url("postgresql://u:pw@h/db", EndpointOptions(
         query="SELECT 1", create=True))
     assert (ep.select_query, ep.create, ep.table) == ("SELECT 1", True, None)
-    assert ep.source().describe.endswith("(query)")
+    assert PostgresSource(ep).describe.endswith("(query)")
     with pytest.raises(ConfigError):
-        ep.sink()  # a sink needs a table or an insertQuery
+        PostgresSink(ep)  # a sink needs a table or an insertQuery
 
 
 def test_which_formats_each_end_speaks() -> None:
-    pg_src = PostgresEndpoint.from_url("postgresql://h/db?table=t").source()
-    pg_sink = PostgresEndpoint.from_url("postgresql://h/db?table=t").sink()
+    pg_src = PostgresSource(PostgresEndpoint.from_url("postgresql://h/db?table=t"))
+    pg_sink = PostgresSink(PostgresEndpoint.from_url("postgresql://h/db?table=t"))
     for fmt in (CSV, TSV, CSV.replace(column_separator=";", null="\\N", header=True)):
         assert pg_src.can_produce(fmt) and pg_sink.can_consume(fmt)
     assert not pg_src.can_produce(TextFormat(kind="jsonl"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import asyncpg
@@ -14,15 +14,12 @@ from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
 from connectors.errors import ConfigError, connect_stage
-from connectors.pg_errors import translate_errors
 from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
 from connectors.sqltext import quote_ident, split_qualified
 from connectors.sqlurl import SqlUrl, parse_sql_url
 
-if TYPE_CHECKING:
-    from connectors.pg_sink import PostgresSink
-    from connectors.pg_source import PostgresSource
-from connectors.tracing_pg import TracedConnection
+from ._errors import map_errors
+from ._tracing import TracedConnection
 
 CONNECT_TIMEOUT = 10.0
 _CLEANUP_TIMEOUT = 5.0
@@ -33,11 +30,12 @@ _CLEANUP_TIMEOUT = 5.0
 class PostgresEndpoint(SqlEndpointFields):
     """Everything needed to reach one PostgreSQL table or query (a data node or a URL)."""
 
+    dialect = "postgresql"
     port: int = 5432
     redshift: bool = False
-    #: Set to make a load idempotent under this key (see connectors.pg_batched): on the rows
-    #: lane batches + checkpoint + swap (resumable); on the bytes lane one transaction that
-    #: also marks the key finished. A key found finished loads nothing.
+    #: Set to make a load idempotent under this key (see ``_resumable``): on the rows lane
+    #: batches + checkpoint + swap (resumable); on the bytes lane one transaction that also
+    #: marks the key finished. A key found finished loads nothing.
     checkpoint_key: str | None = None
     batch_rows: int = 50_000
 
@@ -79,26 +77,21 @@ class PostgresEndpoint(SqlEndpointFields):
         return f"{quote_ident(schema, 'postgresql')}.{q}" if schema else q
 
     async def connect(self, operation: str = "connect") -> asyncpg.Connection:
-        with translate_errors(self.describe(), connect_stage(operation), connecting=True):
+        with map_errors(self.describe(), connect_stage(operation), connecting=True):
             return await asyncpg.connect(
                 host=self.host, port=self.port, user=self.user, database=self.database,
                 password=self.password.get_secret_value() if self.password else None,
                 timeout=CONNECT_TIMEOUT, ssl=False, connection_class=TracedConnection,
                 server_settings={"application_name": "headrace", "TimeZone": "UTC"})
 
-    def source(self) -> PostgresSource:
-        from connectors.pg_source import PostgresSource
 
-        return PostgresSource(self)
-
-    def sink(self) -> PostgresSink:
-        from connectors.pg_sink import PostgresSink
-
-        return PostgresSink(self)
+def as_endpoint(dsn: str | PostgresEndpoint) -> PostgresEndpoint:
+    """``dsn`` itself when it is an endpoint, else the endpoint its URL names."""
+    return dsn if isinstance(dsn, PostgresEndpoint) else PostgresEndpoint.from_url(dsn)
 
 
 @asynccontextmanager
-async def _connection(ep: PostgresEndpoint, operation: str) -> AsyncIterator[asyncpg.Connection]:
+async def connection(ep: PostgresEndpoint, operation: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await ep.connect(operation)
     try:
         yield conn
@@ -120,7 +113,7 @@ async def _close(conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
     """Commit when the body returns; roll back (shielded, bounded) when it fails or is cancelled.
 
     A connection whose rollback does not finish is terminated: the server then aborts the
@@ -143,8 +136,8 @@ async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def _transaction_translated(conn: asyncpg.Connection, ep: PostgresEndpoint,
+async def translated_transaction(conn: asyncpg.Connection, ep: PostgresEndpoint,
                                   operation: str) -> AsyncIterator[None]:
-    with translate_errors(ep.describe(), operation):
-        async with _transaction(conn):
+    with map_errors(ep.describe(), operation):
+        async with transaction(conn):
             yield

@@ -15,28 +15,23 @@ The key is ``primaryKeys`` when given, else the table's primary key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import asyncpg
 
 from connectors.base import BytesIn, Progress, RowsIn, Schema, Source, TextFormat
 from connectors.copy import CopyOptions, copy
 from connectors.errors import ConfigError, NotFoundError
-from connectors.postgres import (
-    PostgresEndpoint,
-    _connection,
-    _copy_count,
-    _copy_options,
-    _exists,
-    _target_columns,
-    _transaction_translated,
-    copy_rows_in,
-    copy_stream_in,
-    translate_errors,
-)
 from connectors.sqlbase import next_batch
 from connectors.sqltext import quote_ident
 
-MODES = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")
+from ._copy import copy_count, copy_options, copy_rows_in, copy_stream_in, table_columns
+from ._endpoint import PostgresEndpoint, as_endpoint, connection, translated_transaction
+from ._errors import map_errors
+from ._sink import has_table
+
+InsertMode = Literal["KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND"]
+MODES: tuple[InsertMode, ...] = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")
 
 
 class _StagingSink:
@@ -54,15 +49,15 @@ class _StagingSink:
         return None
 
     def can_consume(self, fmt: TextFormat) -> bool:
-        return _copy_options(fmt, loading=True) is not None
+        return copy_options(fmt, loading=True) is not None
 
     async def schema(self) -> Schema | None:
         return self._schema
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        opts = _copy_options(fmt, loading=True) or {}
+        opts = copy_options(fmt, loading=True) or {}
         status = await copy_stream_in(self._conn, self._table, None, inp, opts, progress)
-        progress.add(rows=_copy_count(status))
+        progress.add(rows=copy_count(status))
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
         first = await next_batch(inp)
@@ -71,12 +66,14 @@ class _StagingSink:
         await copy_rows_in(self._conn, self._table, None, first, inp, progress)
 
 
-async def redshift_copy_load(ep: PostgresEndpoint, source: Source, *, insert_mode: str,
+async def redshift_copy_load(target: str | PostgresEndpoint, source: Source, *,
+                             insert_mode: InsertMode | str,
                              table: str | None = None, fmt: TextFormat | None = None,
                              primary_keys: Sequence[str] | None = None,
                              transform_sql: str | None = None,
                              progress: Progress | None = None) -> int:
     """Load ``source`` into the target table by ``insert_mode``; returns rows written."""
+    ep = as_endpoint(target)
     if table:
         ep = ep.model_copy(update={"table": table})
     mode = insert_mode.upper()
@@ -87,10 +84,10 @@ async def redshift_copy_load(ep: PostgresEndpoint, source: Source, *, insert_mod
     where = ep.describe()
     tbl = ep.quoted_table()
     q = lambda name: quote_ident(name, "postgresql")  # noqa: E731
-    async with _connection(ep, "RedshiftCopy") as conn, \
-            _transaction_translated(conn, ep, "RedshiftCopy"):
-        with translate_errors(where, "RedshiftCopy"):
-            if not await _exists(conn, tbl):
+    async with connection(ep, "RedshiftCopy") as conn, \
+            translated_transaction(conn, ep, "RedshiftCopy"):
+        with map_errors(where, "RedshiftCopy"):
+            if not await has_table(conn, tbl):
                 if not ep.create_table_sql:
                     raise NotFoundError(f"table {ep.table} does not exist and no createTableSql "
                                         "was given", connector=where, operation="RedshiftCopy")
@@ -98,7 +95,7 @@ async def redshift_copy_load(ep: PostgresEndpoint, source: Source, *, insert_mod
             await conn.execute(f"CREATE TEMP TABLE staging (LIKE {tbl} INCLUDING DEFAULTS) "
                                "ON COMMIT DROP")
             schema_name, table_name = ep.table_parts()
-            cols = [n for n, _ in await _target_columns(conn, table_name, schema_name)]
+            cols = [n for n, _ in await table_columns(conn, table_name, schema_name)]
             sink = _StagingSink(conn, "staging", Schema(()))
             formats = (fmt,) if fmt is not None else CopyOptions().common_formats
             result = await copy(source, sink, CopyOptions(common_formats=formats))
@@ -124,7 +121,7 @@ async def redshift_copy_load(ep: PostgresEndpoint, source: Source, *, insert_mod
                 if mode == "TRUNCATE":
                     await conn.execute(f"DELETE FROM {tbl}")
                 status = await conn.execute(f"INSERT INTO {tbl} ({collist}) {select}")
-    return _copy_count(status)
+    return copy_count(status)
 
 
 async def _primary_key(conn: asyncpg.Connection, quoted_table: str) -> list[str]:

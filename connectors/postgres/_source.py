@@ -7,20 +7,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.base import BytesOut, Progress, RowBatch, RowsOut, Schema, TextFormat
+from connectors.base import (
+    BytesOut,
+    EndpointOptions,
+    Progress,
+    RowBatch,
+    RowsOut,
+    Schema,
+    TextFormat,
+)
 from connectors.errors import ConfigError
-from connectors.pg_copy import _copy_count, _copy_options
-from connectors.pg_endpoint import PostgresEndpoint, _connection
-from connectors.pg_errors import translate_errors
 from connectors.sqlbase import SqlSource
 from connectors.sqltypes import PG_STRINGIFY, pg_logical, schema_of
+
+from ._copy import copy_count, copy_options
+from ._endpoint import PostgresEndpoint, connection
+from ._errors import map_errors
 
 #: Rows per RowBatch from the cursor and per executemany call: big enough to amortise the
 #: per-batch cost, small enough to keep a batch a few MB.
 ROWS_PER_BATCH = 5000
 
 
-def _attributes_schema(attrs: Sequence[Any]) -> Schema:
+def attributes_schema(attrs: Sequence[Any]) -> Schema:
     return schema_of([(a.name, pg_logical(a.type.name)) for a in attrs])
 
 
@@ -32,16 +41,16 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
     product = "PostgreSQL"
 
     def can_produce(self, fmt: TextFormat) -> bool:
-        return _copy_options(fmt, loading=False) is not None
+        return copy_options(fmt, loading=False) is not None
 
     async def schema(self) -> Schema | None:
-        async with _connection(self.endpoint, "describe") as conn:
-            with translate_errors(self.describe, "describe"):
+        async with connection(self.endpoint, "describe") as conn:
+            with map_errors(self.describe, "describe"):
                 stmt = await conn.prepare(self._query())
-                return _attributes_schema(stmt.get_attributes())
+                return attributes_schema(stmt.get_attributes())
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
-        opts = _copy_options(fmt, loading=False)
+        opts = copy_options(fmt, loading=False)
         if opts is None:
             raise ConfigError(f"COPY cannot write this format: {fmt}", connector=self.describe)
         limit = max(1, self.endpoint.chunk_size)
@@ -59,8 +68,8 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
                 await out.send(chunk)
                 progress.add(nbytes=len(chunk))
 
-        async with _connection(self.endpoint, "COPY TO") as conn:
-            with translate_errors(self.describe, "COPY TO"):
+        async with connection(self.endpoint, "COPY TO") as conn:
+            with map_errors(self.describe, "COPY TO"):
                 if self.endpoint.select_query:
                     status = await conn.copy_from_query(self.endpoint.select_query,
                                                         output=take, **opts)
@@ -72,15 +81,15 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
             chunk = b"".join(buf)
             await out.send(chunk)
             progress.add(nbytes=len(chunk))
-        progress.add(rows=_copy_count(status))
+        progress.add(rows=copy_count(status))
 
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
-        async with _connection(self.endpoint, "SELECT") as conn:
-            with translate_errors(self.describe, "SELECT"):
+        async with connection(self.endpoint, "SELECT") as conn:
+            with map_errors(self.describe, "SELECT"):
                 async with conn.transaction(readonly=True):
                     stmt = await conn.prepare(self._query())
                     attrs = stmt.get_attributes()
-                    schema = _attributes_schema(attrs)
+                    schema = attributes_schema(attrs)
                     stringify = [i for i, a in enumerate(attrs) if a.type.name in PG_STRINGIFY]
                     cursor = await stmt.cursor()
                     first = 1
@@ -99,3 +108,8 @@ def _stringify(row: tuple[Any, ...], columns: list[int]) -> tuple[Any, ...]:
         if values[i] is not None:
             values[i] = str(values[i])
     return tuple(values)
+
+
+def source_from_url(url: str, options: EndpointOptions) -> PostgresSource:
+    """``postgresql://user:pw@host:port/db?table=schema.t`` (or ``options.query``) as a Source."""
+    return PostgresSource(PostgresEndpoint.from_url(url, options))

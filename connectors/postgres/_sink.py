@@ -1,26 +1,28 @@
 """Loading into a PostgreSQL table (COPY) or through an ``insertQuery``, in one transaction;
-idempotent under a checkpoint key (see :mod:`connectors.pg_batched`).
+idempotent under a checkpoint key (see :mod:`._resumable`).
 """
 
 from __future__ import annotations
 
 import asyncpg
 
-from connectors.base import BytesIn, Progress, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import BytesIn, EndpointOptions, Progress, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError
-from connectors.pg_copy import (
-    _copy_count,
-    _copy_options,
-    _insert_batches,
-    copy_rows_in,
-    copy_stream_in,
-)
-from connectors.pg_endpoint import PostgresEndpoint, _connection, _transaction
-from connectors.pg_errors import translate_errors
-from connectors.pg_source import _attributes_schema
 from connectors.sqlbase import SqlSink, next_batch
 from connectors.sqltext import quote_ident
 from connectors.sqltypes import pg_ddl_type
+
+from ._copy import (
+    copy_count,
+    copy_options,
+    copy_rows_in,
+    copy_stream_in,
+    insert_batches,
+)
+from ._endpoint import PostgresEndpoint, connection, transaction
+from ._errors import map_errors
+from ._resumable import checkpoint, load_resumable, mark_loaded
+from ._source import attributes_schema
 
 # --- sink -------------------------------------------------------------------------------------
 
@@ -32,40 +34,38 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
     def can_consume(self, fmt: TextFormat) -> bool:
         if self.endpoint.insert_query:  # needs rows
             return False
-        return _copy_options(fmt, loading=True) is not None
+        return copy_options(fmt, loading=True) is not None
 
     async def schema(self) -> Schema | None:
         if not self.endpoint.table:
             return None
-        async with _connection(self.endpoint, "describe") as conn:
-            with translate_errors(self.describe, "describe"):
-                if not await _exists(conn, self.endpoint.quoted_table()):
+        async with connection(self.endpoint, "describe") as conn:
+            with map_errors(self.describe, "describe"):
+                if not await has_table(conn, self.endpoint.quoted_table()):
                     return None
                 stmt = await conn.prepare(f"SELECT * FROM {self.endpoint.quoted_table()}")
-                return _attributes_schema(stmt.get_attributes())
+                return attributes_schema(stmt.get_attributes())
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        opts = _copy_options(fmt, loading=True)
+        opts = copy_options(fmt, loading=True)
         if opts is None or self.endpoint.insert_query:
             raise ConfigError(f"COPY cannot read this format: {fmt}", connector=self.describe)
         hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
         key = self.endpoint.checkpoint_key
-        async with _connection(self.endpoint, "COPY FROM") as conn:
-            with translate_errors(self.describe, "COPY FROM"):
+        async with connection(self.endpoint, "COPY FROM") as conn:
+            with map_errors(self.describe, "COPY FROM"):
                 if key and await _finished(conn, key):
                     async for _ in inp:  # loaded by an earlier run: take the input, load none
                         pass
                     return
-                async with _transaction(conn):
+                async with transaction(conn):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
                     status = await copy_stream_in(conn, name, schema, inp, opts, progress)
                     if key:  # in the same transaction as the rows
-                        from connectors.pg_batched import mark_loaded
-
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
-                                          rows=_copy_count(status))
-        progress.add(rows=_copy_count(status))
+                                          rows=copy_count(status))
+        progress.add(rows=copy_count(status))
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
         first = await next_batch(inp)
@@ -73,14 +73,14 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
         if self.endpoint.checkpoint_key and not self.endpoint.insert_query:
             await self._consume_resumable(first, inp, progress, hint)
             return
-        async with _connection(self.endpoint, "load") as conn:
-            with translate_errors(self.describe, "load"):
-                async with _transaction(conn):
+        async with connection(self.endpoint, "load") as conn:
+            with map_errors(self.describe, "load"):
+                async with transaction(conn):
                     await self._prepare_table(conn, hint)
                     if first is None:
                         return
                     if self.endpoint.insert_query:
-                        await _insert_batches(conn, self.endpoint.insert_query, first, inp,
+                        await insert_batches(conn, self.endpoint.insert_query, first, inp,
                                               progress)
                     else:
                         schema, name = self.endpoint.table_parts()
@@ -88,12 +88,10 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
 
     async def _consume_resumable(self, first: RowBatch | None, inp: RowsIn, progress: Progress,
                                  hint: Schema | None) -> None:
-        from connectors.pg_batched import load_resumable
-
         ep = self.endpoint
-        async with _connection(ep, "resumable load") as conn:
-            with translate_errors(self.describe, "resumable load"):
-                async with _transaction(conn):
+        async with connection(ep, "resumable load") as conn:
+            with map_errors(self.describe, "resumable load"):
+                async with transaction(conn):
                     await self._prepare_table(conn, hint)
                 schema, name = ep.table_parts()
                 empty = RowBatch(hint or Schema(()), [], first_line=1)
@@ -105,14 +103,12 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
     async def _prepare_table(self, conn: asyncpg.Connection, hint: Schema | None) -> None:
         """Run ``createTableSql`` or create from the source schema when the table is missing."""
         ep = self.endpoint
-        if not ep.table or await _exists(conn, ep.quoted_table()):
+        if not ep.table or await has_table(conn, ep.quoted_table()):
             return
         await conn.execute(self.create_statement(hint, create_table_ddl))
 
 
 async def _finished(conn: asyncpg.Connection, key: str) -> bool:
-    from connectors.pg_batched import checkpoint
-
     state = await checkpoint(conn, key)
     return state is not None and state[1]
 
@@ -123,5 +119,10 @@ def create_table_ddl(quoted_table: str, schema: Schema) -> str:
     return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols})"
 
 
-async def _exists(conn: asyncpg.Connection, quoted_table: str) -> bool:
+async def has_table(conn: asyncpg.Connection, quoted_table: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", quoted_table))
+
+
+def sink_from_url(url: str, options: EndpointOptions) -> PostgresSink:
+    """``postgresql://user:pw@host:port/db?table=schema.t`` as a Sink (``options.create``)."""
+    return PostgresSink(PostgresEndpoint.from_url(url, options))

@@ -11,14 +11,15 @@ import asyncpg
 
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, TextFormat
 from connectors.errors import BadDataError
-from connectors.pg_errors import _COPY_CONTEXT
 from connectors.sqlbase import first_line, is_utf8, next_batch, target_columns
 from connectors.sqltext import convert_placeholders, quote_ident
 from connectors.sqltypes import pg_coercer, pg_column_fits
 
+from ._errors import COPY_CONTEXT
+
 # --- formats ----------------------------------------------------------------------------------
 
-def _copy_options(fmt: TextFormat, *, loading: bool) -> dict[str, Any] | None:
+def copy_options(fmt: TextFormat, *, loading: bool) -> dict[str, Any] | None:
     """asyncpg COPY keyword options rendering ``fmt``, or None when COPY cannot."""
     if not is_utf8(fmt):
         return None
@@ -48,7 +49,7 @@ def _copy_options(fmt: TextFormat, *, loading: bool) -> dict[str, Any] | None:
     return None
 
 
-def _copy_count(status: str) -> int:
+def copy_count(status: str) -> int:
     parts = status.split()
     return int(parts[-1]) if parts and parts[-1].isdigit() else 0
 
@@ -65,18 +66,18 @@ async def copy_stream_in(conn: asyncpg.Connection, table: str, schema: str | Non
     return str(await conn.copy_to_table(table, schema_name=schema, source=chunks(), **opts))
 
 
-async def _target_columns(conn: asyncpg.Connection, table: str,
+async def table_columns(conn: asyncpg.Connection, table: str,
                           schema: str | None) -> list[tuple[str, str]]:
     target = f"{quote_ident(schema, 'postgresql')}." if schema else ""
     stmt = await conn.prepare(f"SELECT * FROM {target}{quote_ident(table, 'postgresql')}")
     return [(a.name, a.type.name) for a in stmt.get_attributes()]
 
 
-def _coercers(types: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+def coercers_for(types: Sequence[str]) -> list[Callable[[Any], Any] | None]:
     return [pg_coercer(t) for t in types]
 
 
-def _coerce_row(row: Sequence[Any], coercers: Sequence[Callable[[Any], Any] | None],
+def coerce_row(row: Sequence[Any], coercers: Sequence[Callable[[Any], Any] | None],
                 names: Sequence[str], line: int) -> tuple[Any, ...]:
     if len(row) != len(coercers):
         raise BadDataError(f"expected {len(coercers)} values, got {len(row)}", line=line)
@@ -108,17 +109,17 @@ def _coerce_batch(rows: list[tuple[Any, ...]], coercers: Sequence[Callable[[Any]
               else None for c, fix in enumerate(coercers)]
     if not any(needed):
         return rows
-    return [_coerce_row(r, needed, names, base + i) for i, r in enumerate(rows)]
+    return [coerce_row(r, needed, names, base + i) for i, r in enumerate(rows)]
 
 
 async def copy_rows_in(conn: asyncpg.Connection, table: str, schema: str | None,
                        first: RowBatch, inp: RowsIn, progress: Progress) -> str:
     """Binary ``COPY`` of row batches (``first``, then the rest of ``inp``) into a table."""
-    target = await _target_columns(conn, table, schema)
+    target = await table_columns(conn, table, schema)
     by_name = dict(target)
     columns = target_columns(first.schema.names, [n for n, _ in target])
     types = [by_name[c] for c in columns]
-    coercers = _coercers(types)
+    coercers = coercers_for(types)
     # One binary COPY per batch: asyncpg encodes a list in its compiled loop, while an async
     # generator would cost a Python round trip per row; all COPYs share the transaction.
     number = 0
@@ -141,18 +142,18 @@ async def copy_rows_in(conn: asyncpg.Connection, table: str, schema: str | None,
 def _locate_in_batch(exc: asyncpg.PostgresError, base: int) -> None:
     """Make COPY's ``line N`` (counted within one batch) a source line number."""
     context = getattr(exc, "context", None) or ""
-    m = _COPY_CONTEXT.search(context)
+    m = COPY_CONTEXT.search(context)
     if m:
         line = base + int(m.group(1)) - 1
         exc.context = context[:m.start(1)] + str(line) + context[m.end(1):]
 
 
-async def _insert_batches(conn: asyncpg.Connection, insert_query: str, first: RowBatch,
+async def insert_batches(conn: asyncpg.Connection, insert_query: str, first: RowBatch,
                           inp: RowsIn, progress: Progress) -> None:
     sql, count = convert_placeholders(insert_query, "postgresql")
     stmt = await conn.prepare(sql)
     params = stmt.get_parameters()
-    coercers = _coercers([p.name for p in params])
+    coercers = coercers_for([p.name for p in params])
     types = [p.name for p in params]
     names = [f"${i + 1}" for i in range(count)]
     batch: RowBatch | None = first

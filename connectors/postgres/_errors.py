@@ -23,10 +23,10 @@ from connectors.errors import (
 
 # --- errors -----------------------------------------------------------------------------------
 
-_COPY_CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
+COPY_CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
 
 
-def map_error(exc: BaseException, where: str, operation: str, *,
+def _driver_error(exc: BaseException, where: str, operation: str, *,
               connecting: bool = False) -> ConnectorError | None:
     """The connector error for a driver or socket exception, or None when it is not one."""
     kw = {"connector": where, "operation": operation}
@@ -46,7 +46,7 @@ def map_error(exc: BaseException, where: str, operation: str, *,
             return TransientError(text, **kw)
         if state[:2] in ("22", "23"):
             line = column = None
-            m = _COPY_CONTEXT.search(getattr(exc, "context", None) or "")
+            m = COPY_CONTEXT.search(getattr(exc, "context", None) or "")
             if m:
                 line = int(m.group(1))
                 column = m.group(2)
@@ -74,7 +74,7 @@ def map_error(exc: BaseException, where: str, operation: str, *,
     return None
 
 
-def translate_errors(where: str, operation: str, *,
-                     connecting: bool = False) -> AbstractContextManager[None]:
+def map_errors(where: str, operation: str, *,
+               connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""
-    return translated(map_error, where, operation, connecting=connecting)
+    return translated(_driver_error, where, operation, connecting=connecting)
