@@ -11,8 +11,7 @@ from typing import Protocol
 import anyio
 
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, TextFormat
-from connectors.formats import Gzip, encoder_for
-from connectors.formats._framing import Framer
+from connectors.formats import Framer, Gzip, encoder_for
 
 #: A part's name: ``part-`` and five digits, then the format's extension.
 PART_RE = re.compile(r"^part-\d{5}\.")

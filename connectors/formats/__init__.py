@@ -30,11 +30,12 @@ from connectors.base import (
 from connectors.errors import ConfigError
 
 from ._decoder import DEFAULT_BATCH_ROWS, BadRowHandler, generic_schema
+from ._framing import Framer
 from .compression import Gunzip, Gzip
 from .counting import RecordCounter, count_records
 
 __all__ = [
-    "DEFAULT_BATCH_ROWS", "BadRowHandler", "Decoder", "Encoder", "Gunzip", "Gzip",
+    "DEFAULT_BATCH_ROWS", "BadRowHandler", "Decoder", "Encoder", "Framer", "Gunzip", "Gzip",
     "RecordCounter", "count_records", "decoder_for", "encoder_for", "format_for_path",
     "format_from_definition", "format_named", "generic_schema", "parse_columns", "same_layout",
 ]

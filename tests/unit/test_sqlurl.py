@@ -9,9 +9,13 @@ import pytest
 
 from connectors.base import CSV, TSV, EndpointOptions, TextFormat
 from connectors.errors import ConfigError
-from connectors.mysql import MySqlEndpoint, _infile_options
-from connectors.mysql_lines import line_select, supports
-from connectors.mysql_rows import encode_rows
+from connectors.mysql import (
+    MySqlEndpoint,
+    encode_rows,
+    line_select,
+    load_data_options,
+    supports,
+)
 from connectors.postgres import PostgresEndpoint, PostgresSink, PostgresSource
 from connectors.sqltext import (
     convert_placeholders,
@@ -196,9 +200,9 @@ def test_which_formats_each_end_speaks() -> None:
     assert pg_sink.can_consume(CSV.replace(record_separator="\r\n"))
     assert supports(CSV) and supports(TSV) and supports(CSV.replace(column_separator="::"))
     assert not supports(CSV.replace(quote=None))
-    assert _infile_options(TSV) is not None
-    assert _infile_options(CSV.replace(null="NULL")) is not None
-    assert _infile_options(CSV) is None  # NULL as an empty field: rows lane
+    assert load_data_options(TSV) is not None
+    assert load_data_options(CSV.replace(null="NULL")) is not None
+    assert load_data_options(CSV) is None  # NULL as an empty field: rows lane
 
 
 def test_server_built_line_sql_quotes_and_escapes() -> None:

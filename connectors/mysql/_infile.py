@@ -8,7 +8,7 @@ streams the chunks as protocol packets with backpressure (``drain`` after each c
 the empty end packet and reads the result.
 
 It relies on four aiomysql internals, whose upstream source is pinned by a hash in
-``tests/integration/test_mysql_infile.py`` so an aiomysql upgrade that changes them is noticed:
+``tests/integration/test_mysql.py`` so an aiomysql upgrade that changes them is noticed:
 ``Connection._execute_command``, ``Connection.write_packet``, ``Connection._read_packet`` and
 ``MySQLResult._read_load_local_packet`` (the code path this replaces).
 """

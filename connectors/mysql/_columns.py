@@ -1,5 +1,5 @@
 """What the columns of a MySQL table or query are: names, how the server renders each
-(:mod:`connectors.mysql_lines` kinds) and their logical types.
+(``_lines`` kinds) and their logical types.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from typing import Any
 
 from connectors.base import Column, ColumnType, Schema
 from connectors.errors import NotFoundError
-from connectors.mysql_endpoint import MySqlEndpoint
-from connectors.mysql_lines import Kind
 from connectors.sqltypes import mysql_logical
+
+from ._endpoint import MySqlEndpoint
+from ._lines import Kind
 
 # --- column introspection ---------------------------------------------------------------------
 
@@ -42,7 +43,7 @@ def _kind_of(data_type: str, column_type: str) -> tuple[Kind, ColumnType]:
     return "text", logical
 
 
-async def _table_columns(conn: Any, ep: MySqlEndpoint) -> list[tuple[str, Kind, ColumnType]]:
+async def table_columns(conn: Any, ep: MySqlEndpoint) -> list[tuple[str, Kind, ColumnType]]:
     db, name = ep.table_parts()
     async with conn.cursor() as cur:
         await cur.execute(
@@ -56,7 +57,7 @@ async def _table_columns(conn: Any, ep: MySqlEndpoint) -> list[tuple[str, Kind, 
     return [(r[0], *_kind_of(r[1], r[2])) for r in rows]
 
 
-async def _query_columns(conn: Any, query: str) -> list[tuple[str, Kind, ColumnType]]:
+async def query_columns(conn: Any, query: str) -> list[tuple[str, Kind, ColumnType]]:
     async with conn.cursor() as cur:
         await cur.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
         description = cur.description or ()
@@ -78,11 +79,11 @@ def _is_binary(description: Sequence[Any]) -> bool:
     return charset == _BINARY_CHARSET
 
 
-def _schema(columns: Sequence[tuple[str, Kind, ColumnType]]) -> Schema:
+def columns_schema(columns: Sequence[tuple[str, Kind, ColumnType]]) -> Schema:
     return Schema(tuple(Column(n, t) for n, _, t in columns))
 
 
-async def _exists(conn: Any, db: str | None, name: str) -> bool:
+async def has_table(conn: Any, db: str | None, name: str) -> bool:
     async with conn.cursor() as cur:
         await cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
                           "COALESCE(%s, DATABASE()) AND TABLE_NAME = %s", (db, name))

@@ -10,13 +10,23 @@ from typing import Any
 
 from asyncmy.cursors import SSCursor
 
-from connectors.base import BytesOut, ColumnType, Progress, RowBatch, RowsOut, Schema, TextFormat
+from connectors.base import (
+    BytesOut,
+    ColumnType,
+    EndpointOptions,
+    Progress,
+    RowBatch,
+    RowsOut,
+    Schema,
+    TextFormat,
+)
 from connectors.errors import ConfigError
-from connectors.mysql_columns import _query_columns, _schema, _table_columns
-from connectors.mysql_endpoint import MySqlEndpoint, _reader
-from connectors.mysql_lines import Kind, header_line, line_select, supports
 from connectors.sqlbase import SqlSource
 from connectors.tracing import traced_db
+
+from ._columns import columns_schema, query_columns, table_columns
+from ._endpoint import MySqlEndpoint, reader
+from ._lines import Kind, header_line, line_select, supports
 
 #: Rows per fetch.
 ROWS_PER_BATCH = 5000
@@ -34,12 +44,12 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
 
     async def _columns(self, conn: Any) -> list[tuple[str, Kind, ColumnType]]:
         if self.endpoint.select_query:
-            return await _query_columns(conn, self.endpoint.select_query)
-        return await _table_columns(conn, self.endpoint)
+            return await query_columns(conn, self.endpoint.select_query)
+        return await table_columns(conn, self.endpoint)
 
     async def schema(self) -> Schema | None:
-        async with _reader(self.endpoint, "describe") as conn:
-            return _schema(await self._columns(conn))
+        async with reader(self.endpoint, "describe") as conn:
+            return columns_schema(await self._columns(conn))
 
     @traced_db("mysql", "SELECT")
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
@@ -47,7 +57,7 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             raise ConfigError(f"the server cannot render this format: {fmt}",
                               connector=self.describe)
         limit = max(1, self.endpoint.chunk_size)
-        async with _reader(self.endpoint, "SELECT") as conn:
+        async with reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
             sql = line_select([(n, k) for n, k, _ in columns], fmt, self._query())
             pending: list[bytes] = [header_line([n for n, _, _ in columns], fmt)] \
@@ -78,9 +88,9 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
 
     @traced_db("mysql", "SELECT")
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
-        async with _reader(self.endpoint, "SELECT") as conn:
+        async with reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
-            schema = _schema(columns)
+            schema = columns_schema(columns)
             fixes = _row_fixes(columns)
             number = 1
             cur = conn.cursor(SSCursor)  # see produce_bytes: never drained on failure
@@ -153,3 +163,8 @@ def _fix_rows(rows: Sequence[Sequence[Any]], fixes: list[tuple[int, Any]]) -> li
                 values[i] = fix(values[i])
         out.append(tuple(values))
     return out
+
+
+def source_from_url(url: str, options: EndpointOptions) -> MySqlSource:
+    """``mysql://user:pw@host:port/db?table=t`` (or ``options.query``) as a Source."""
+    return MySqlSource(MySqlEndpoint.from_url(url, options))

@@ -25,7 +25,7 @@ from connectors.errors import (
 
 # --- errors -----------------------------------------------------------------------------------
 
-_DRIVER_ERRORS = (pymysql.err.MySQLError, asyncmy.errors.MySQLError)
+DRIVER_ERRORS = (pymysql.err.MySQLError, asyncmy.errors.MySQLError)
 _UNREACHABLE = {2002, 2003, 2005}
 _LOST = {2006, 2013, 2055, 1927, 1053}
 _AUTH = {1045, 1044, 1698, 1251}
@@ -33,7 +33,7 @@ _NOT_FOUND = {1049, 1146, 1051}
 _TRANSIENT = {1040, 1205, 1213, 1203}
 _DATA = {1048, 1062, 1136, 1261, 1262, 1263, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411,
          1416, 1451, 1452, 1690, 3140, 4025, 4078, 1918}
-_AT_ROW = re.compile(r"(?:\bat row|^row) (\d+)", re.IGNORECASE)  # "... at row 3", "Row 3 was ..."
+AT_ROW = re.compile(r"(?:\bat row|^row) (\d+)", re.IGNORECASE)  # "... at row 3", "Row 3 was ..."
 
 
 def _code_and_text(exc: BaseException) -> tuple[int | None, str]:
@@ -43,7 +43,7 @@ def _code_and_text(exc: BaseException) -> tuple[int | None, str]:
     return None, str(exc)
 
 
-def map_error(exc: BaseException, where: str, operation: str, *, connecting: bool = False,
+def driver_error(exc: BaseException, where: str, operation: str, *, connecting: bool = False,
               row_base: int = 1) -> ConnectorError | None:
     """The connector error for a driver or socket exception, or None when it is not one.
 
@@ -51,7 +51,7 @@ def map_error(exc: BaseException, where: str, operation: str, *, connecting: boo
     message "at row N" becomes the row's number in the whole input.
     """
     kw = {"connector": where, "operation": operation}
-    if isinstance(exc, _DRIVER_ERRORS):
+    if isinstance(exc, DRIVER_ERRORS):
         code, text = _code_and_text(exc)
         label = f"{text} (error {code})" if code is not None else text
         if code in _UNREACHABLE or (connecting and code in _LOST):
@@ -67,7 +67,7 @@ def map_error(exc: BaseException, where: str, operation: str, *, connecting: boo
         if code in _TRANSIENT:
             return TransientError(label, **kw)
         if code in _DATA or isinstance(exc, pymysql.err.DataError | asyncmy.errors.DataError):
-            m = _AT_ROW.search(text)
+            m = AT_ROW.search(text)
             line = row_base + int(m.group(1)) - 1 if m else None
             err = BadDataError(label, line=line, **kw)
             err.mysql_errno = code  # type: ignore[attr-defined]
@@ -83,7 +83,7 @@ def map_error(exc: BaseException, where: str, operation: str, *, connecting: boo
     return None
 
 
-def translate_errors(where: str, operation: str, *,
-                     connecting: bool = False) -> AbstractContextManager[None]:
+def map_errors(where: str, operation: str, *,
+               connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""
-    return translated(map_error, where, operation, connecting=connecting)
+    return translated(driver_error, where, operation, connecting=connecting)

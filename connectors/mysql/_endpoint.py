@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiomysql
 import anyio
@@ -16,14 +16,11 @@ from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
 from connectors.errors import ConfigError, connect_stage
-from connectors.mysql_errors import translate_errors
 from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
 from connectors.sqltext import quote_ident, split_qualified
 from connectors.sqlurl import SqlUrl, parse_sql_url
 
-if TYPE_CHECKING:
-    from connectors.mysql_sink import MySqlSink
-    from connectors.mysql_source import MySqlSource
+from ._errors import map_errors
 
 CONNECT_TIMEOUT = 10
 _CLEANUP_TIMEOUT = 5.0
@@ -39,7 +36,7 @@ class MySqlEndpoint(SqlEndpointFields):
     dialect = "mysql"
     port: int = 3306
     #: Set to make a table load happen at most once under this key (the engine's instance):
-    #: see connectors.mysql_checkpoint.
+    #: see connectors._checkpoint.
     checkpoint_key: str | None = None
 
     @classmethod
@@ -83,7 +80,7 @@ class MySqlEndpoint(SqlEndpointFields):
     async def connect(self, operation: str = "connect", *,
                       local_infile: bool = False) -> aiomysql.Connection:
         """An aiomysql connection (writes, DDL), autocommit off, UTC, strict mode."""
-        with translate_errors(self.describe(), connect_stage(operation), connecting=True):
+        with map_errors(self.describe(), connect_stage(operation), connecting=True):
             conn = await aiomysql.connect(
                 host=self.host, port=self.port, user=self.user or "root",
                 password=self._password(), db=self.database, charset="utf8mb4",
@@ -92,7 +89,7 @@ class MySqlEndpoint(SqlEndpointFields):
 
     async def connect_reader(self, operation: str = "read") -> Any:
         """An asyncmy connection (fast decoding) for reads."""
-        with translate_errors(self.describe(), connect_stage(operation), connecting=True):
+        with map_errors(self.describe(), connect_stage(operation), connecting=True):
             conn = await asyncmy.connect(
                 host=self.host, port=self.port, user=self.user or "root",
                 password=self._password(), database=self.database, charset="utf8mb4",
@@ -102,7 +99,7 @@ class MySqlEndpoint(SqlEndpointFields):
     async def _session(self, conn: Any, operation: str) -> Any:
         """Set the session's time zone (UTC) and strict mode; close ``conn`` if that fails."""
         try:
-            with translate_errors(self.describe(), operation):
+            with map_errors(self.describe(), operation):
                 async with conn.cursor() as cur:
                     await cur.execute(_SESSION_SQL)
         except BaseException:
@@ -110,24 +107,19 @@ class MySqlEndpoint(SqlEndpointFields):
             raise
         return conn
 
-    def source(self) -> MySqlSource:
-        from connectors.mysql_source import MySqlSource
 
-        return MySqlSource(self)
-
-    def sink(self) -> MySqlSink:
-        from connectors.mysql_sink import MySqlSink
-
-        return MySqlSink(self)
+def as_endpoint(dsn: str | MySqlEndpoint) -> MySqlEndpoint:
+    """``dsn`` itself when it is an endpoint, else the endpoint its URL names."""
+    return dsn if isinstance(dsn, MySqlEndpoint) else MySqlEndpoint.from_url(dsn)
 
 
 @asynccontextmanager
-async def _writer(ep: MySqlEndpoint, operation: str, *,
+async def writer(ep: MySqlEndpoint, operation: str, *,
                   local_infile: bool = False) -> AsyncIterator[aiomysql.Connection]:
     """A write connection in a transaction: commit on return, roll back on failure/cancel."""
     conn = await ep.connect(operation, local_infile=local_infile)
     try:
-        with translate_errors(ep.describe(), operation):
+        with map_errors(ep.describe(), operation):
             await conn.begin()
             yield conn
             await conn.commit()
@@ -158,10 +150,10 @@ async def _close(conn: aiomysql.Connection) -> None:
 
 
 @asynccontextmanager
-async def _reader(ep: MySqlEndpoint, operation: str) -> AsyncIterator[Any]:
+async def reader(ep: MySqlEndpoint, operation: str) -> AsyncIterator[Any]:
     conn = await ep.connect_reader(operation)
     try:
-        with translate_errors(ep.describe(), operation):
+        with map_errors(ep.describe(), operation):
             yield conn
     finally:
         conn.close()  # never drain a half-read unbuffered result: just drop the connection

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from connectors.base import TextFormat
-from connectors.formats._framing import Framer
+from connectors.formats import Framer
 from connectors.sqlbase import is_utf8
 
 #: The LOAD DATA reading of the marked bytes: CSV whose NULL is the unquoted word.

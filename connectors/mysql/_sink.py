@@ -12,11 +12,11 @@ from typing import Any
 import aiomysql
 import anyio
 
-from connectors import mysql_checkpoint, mysql_csv
 from connectors.base import (
     BytesIn,
     Column,
     ColumnType,
+    EndpointOptions,
     Progress,
     RowBatch,
     RowsIn,
@@ -24,16 +24,18 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError
-from connectors.mysql_columns import _exists, _schema, _table_columns
-from connectors.mysql_endpoint import MySqlEndpoint, _reader, _writer
-from connectors.mysql_errors import _AT_ROW, _DRIVER_ERRORS, map_error
-from connectors.mysql_infile import STREAM_NAME, load_data_local
-from connectors.mysql_lines import Kind
-from connectors.mysql_rows import FORMAT_CLAUSE, encode_rows
 from connectors.sqlbase import SqlSink, first_line, is_utf8, next_batch, target_columns
 from connectors.sqltext import convert_placeholders, quote_ident
 from connectors.sqltypes import mysql_ddl_type, parse_bool, parse_datetime
 from connectors.tracing import traced_db
+
+from . import _checkpoint, _csv
+from ._columns import columns_schema, has_table, table_columns
+from ._endpoint import MySqlEndpoint, reader, writer
+from ._errors import AT_ROW, DRIVER_ERRORS, driver_error
+from ._infile import STREAM_NAME, load_data_local
+from ._lines import Kind
+from ._rows import FORMAT_CLAUSE, encode_rows
 
 #: Rows per multi-row INSERT of an ``insertQuery``.
 INSERT_ROWS = 1000
@@ -48,7 +50,7 @@ def _infile_literal(text: str) -> str:
     return f"'{escaped}'"
 
 
-def _infile_options(fmt: TextFormat) -> str | None:
+def load_data_options(fmt: TextFormat) -> str | None:
     """The FIELDS/LINES clause of LOAD DATA reading ``fmt`` exactly, or None if it cannot.
 
     LOAD DATA reads NULL as ``\\N`` (escaped formats) or as the bare word NULL (CSV with
@@ -134,34 +136,34 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
     def can_consume(self, fmt: TextFormat) -> bool:
         if self.endpoint.insert_query:
             return False
-        return _infile_options(fmt) is not None or mysql_csv.convertible(fmt)
+        return load_data_options(fmt) is not None or _csv.convertible(fmt)
 
     def converts(self, fmt: TextFormat) -> bool:
         """True when ``fmt`` loads only after a byte pass here (headrace's CSV, whose NULL
         LOAD DATA cannot tell from ''): a copy prefers a format LOAD DATA reads as it is."""
-        return _infile_options(fmt) is None and mysql_csv.convertible(fmt)
+        return load_data_options(fmt) is None and _csv.convertible(fmt)
 
     async def schema(self) -> Schema | None:
         if not self.endpoint.table:
             return None
-        async with _reader(self.endpoint, "describe") as conn:
+        async with reader(self.endpoint, "describe") as conn:
             try:
-                return _schema(await _table_columns(conn, self.endpoint))
+                return columns_schema(await table_columns(conn, self.endpoint))
             except NotFoundError:
                 return None
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        marker = mysql_csv.NullMarker(fmt, location=self.describe) \
+        marker = _csv.NullMarker(fmt, location=self.describe) \
             if self.converts(fmt) else None
-        options = _infile_options(mysql_csv.marked_format(fmt) if marker else fmt)
+        options = load_data_options(_csv.marked_format(fmt) if marker else fmt)
         if options is None or self.endpoint.insert_query:
             raise ConfigError(f"LOAD DATA cannot read this format: {fmt}",
                               connector=self.describe)
         hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
         ep = self.endpoint
-        async with _writer(ep, "LOAD DATA", local_infile=True) as conn:
+        async with writer(ep, "LOAD DATA", local_infile=True) as conn:
             await self._prepare_table(conn, hint)
-            target = await _table_columns(conn, ep)
+            target = await table_columns(conn, ep)
             if not await self._claim(conn, inp):
                 return
             assignments = _infile_assignments(target, fmt)
@@ -194,7 +196,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         hint = self.source_schema or (first.schema if first else None)
         ep = self.endpoint
         operation = "INSERT" if ep.insert_query else "LOAD DATA"
-        async with _writer(ep, operation, local_infile=not ep.insert_query) as conn:
+        async with writer(ep, operation, local_infile=not ep.insert_query) as conn:
             await self._prepare_table(conn, hint)
             if first is None or not await self._claim(conn, inp):
                 return
@@ -212,8 +214,8 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         if not key:
             return True
         db, _ = self.endpoint.table_parts()
-        await mysql_checkpoint.prepare(conn, db)
-        if await mysql_checkpoint.claim(conn, db, key, self.endpoint.quoted_table()):
+        await _checkpoint.prepare(conn, db)
+        if await _checkpoint.claim(conn, db, key, self.endpoint.quoted_table()):
             return True
         async for _ in inp:
             pass
@@ -222,7 +224,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
     async def _record(self, conn: aiomysql.Connection, rows: int) -> None:
         if self.endpoint.checkpoint_key:
             db, _ = self.endpoint.table_parts()
-            await mysql_checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows)
+            await _checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows)
 
     async def _load_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
                          progress: Progress) -> None:
@@ -232,7 +234,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         if not names:
             raise ConfigError("rows without column names cannot be loaded",
                               connector=self.describe)
-        target = await _table_columns(conn, ep)
+        target = await table_columns(conn, ep)
         names = target_columns(names, [n for n, _, _ in target])
         kinds = [{n: t for n, _, t in target}.get(n) for n in names]
         fmt = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\",
@@ -278,8 +280,8 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
                     part = rows[start:start + INSERT_ROWS]
                     try:
                         await cur.executemany(sql, part)
-                    except _DRIVER_ERRORS as exc:
-                        mapped = map_error(exc, self.describe, "INSERT", row_base=base + start)
+                    except DRIVER_ERRORS as exc:
+                        mapped = driver_error(exc, self.describe, "INSERT", row_base=base + start)
                         if mapped is None:
                             raise
                         raise mapped from exc
@@ -295,7 +297,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         """Logical type of the target column of each value position (None when unknown)."""
         if not self.endpoint.table:
             return []
-        by_name = {n: t for n, _, t in await _table_columns(conn, self.endpoint)}
+        by_name = {n: t for n, _, t in await table_columns(conn, self.endpoint)}
         return [by_name.get(n) for n in first.schema.names]
 
     async def _prepare_table(self, conn: aiomysql.Connection, hint: Schema | None) -> None:
@@ -303,7 +305,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         if not ep.table:
             return
         db, name = ep.table_parts()
-        if await _exists(conn, db, name):
+        if await has_table(conn, db, name):
             return
         statement = self.create_statement(hint, create_table_ddl)
         async with conn.cursor() as cur:
@@ -325,7 +327,7 @@ async def _raise_first_warning(conn: aiomysql.Connection, where: str, operation:
     if row is None:
         return
     level, code, message = row[0], int(row[1]), str(row[2])
-    m = _AT_ROW.search(message)
+    m = AT_ROW.search(message)
     line = row_base + int(m.group(1)) - 1 if m else None
     err = BadDataError(f"{message} ({level} {code}); nothing was committed", line=line,
                        connector=where, operation=operation)
@@ -373,3 +375,8 @@ def _writable(rows: list[tuple[Any, ...]], kinds: Sequence[ColumnType | None],
                                        column=c + 1) from None
         out.append(tuple(values))
     return out
+
+
+def sink_from_url(url: str, options: EndpointOptions) -> MySqlSink:
+    """``mysql://user:pw@host:port/db?table=t`` as a Sink (``options.create``)."""
+    return MySqlSink(MySqlEndpoint.from_url(url, options))
