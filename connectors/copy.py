@@ -43,7 +43,7 @@ from connectors.base import (
     TextFormat,
     first_common_format,
 )
-from connectors.errors import BadDataError, ConfigError
+from connectors.errors import BadDataError, ConfigError, single_failure
 from connectors.formats import RecordCounter, decoder_for, encoder_for
 from connectors.tracing import copy_span, stage_span
 
@@ -374,21 +374,21 @@ class _Runner:
             else:
                 links.append(self._link(a, b, count_rows=True))
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._traced, "copy read", links[0], self._source_stage, links[0])
-                idx = 0
-                if p.decode:
-                    tg.start_soon(self._traced, "copy decode", links[idx + 1],
-                                  self._decode_stage, links[idx], links[idx + 1])
-                    idx += 1
-                if p.encode:
-                    tg.start_soon(self._traced, "copy encode", links[idx + 1],
-                                  self._encode_stage, links[idx], links[idx + 1])
-                    idx += 1
-                tg.start_soon(self._traced, "copy write", links[idx], self._sink_stage,
-                              links[idx])
-        except BaseExceptionGroup as group:
-            raise root_cause(group) from None
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._traced, "copy read", links[0], self._source_stage,
+                                  links[0])
+                    idx = 0
+                    if p.decode:
+                        tg.start_soon(self._traced, "copy decode", links[idx + 1],
+                                      self._decode_stage, links[idx], links[idx + 1])
+                        idx += 1
+                    if p.encode:
+                        tg.start_soon(self._traced, "copy encode", links[idx + 1],
+                                      self._encode_stage, links[idx], links[idx + 1])
+                        idx += 1
+                    tg.start_soon(self._traced, "copy write", links[idx], self._sink_stage,
+                                  links[idx])
         finally:
             for link in links:
                 link.close()
@@ -474,26 +474,3 @@ class _Runner:
         if pending:
             await sender.send(b"".join(pending))
         await out.send.aclose()
-
-
-def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The error that caused a failed copy, out of the task group's exception group.
-
-    A stage that failed because its neighbour went away (a closed stream) is a consequence, not
-    the cause, so other errors win over ``anyio.BrokenResourceError``/``ClosedResourceError``.
-    """
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    consequences = (anyio.BrokenResourceError, anyio.ClosedResourceError)
-    for exc in leaves:
-        if not isinstance(exc, consequences):
-            return exc
-    return leaves[0] if leaves else group

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import anyio
 
 
 class ConnectorError(Exception):
@@ -106,3 +109,37 @@ def translated(mapper: Callable[..., ConnectorError | None], where: str, operati
         if mapped is None:
             raise
         raise mapped from exc
+
+
+def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error that caused a task group to fail (a copy, parallel parts), out of its group.
+
+    A stage that failed because its neighbour went away (a closed stream) is a consequence, not
+    the cause, so other errors win over ``anyio.BrokenResourceError``/``ClosedResourceError``.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    consequences = (anyio.BrokenResourceError, anyio.ClosedResourceError)
+    for exc in leaves:
+        if not isinstance(exc, consequences):
+            return exc
+    return leaves[0] if leaves else group
+
+
+@contextmanager
+def single_failure() -> Iterator[None]:
+    """Around a task group: re-raise its failure as the one error that caused it
+    (:func:`root_cause`), with that error's own ``__cause__`` (the driver's exception) kept."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        cause = root_cause(group)
+        raise cause from cause.__cause__

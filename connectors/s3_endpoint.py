@@ -28,7 +28,7 @@ COPY_PARALLEL_FACTOR = 4
 
 
 def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
-    from connectors.copy import root_cause as pick
+    from connectors.errors import root_cause as pick
 
     return pick(group)
 

@@ -32,6 +32,7 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.copy import CopyOptions, copy
+from connectors.errors import root_cause
 from connectors.formats import same_layout
 
 
@@ -206,8 +207,6 @@ async def check_abort_leaves_nothing(make_sink: Callable[[], Sink | Awaitable[Si
             await anyio.sleep(0.2)  # let the sink take what was sent
             tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        from connectors.copy import root_cause
-
         raise root_cause(group) from None
     visible = await observe()
     if isinstance(visible, int):
@@ -257,8 +256,6 @@ async def check_clogged_sink(make_source: Callable[[], Source | Awaitable[Source
             async for item in recv:
                 received.append(item)
     except BaseExceptionGroup as group:
-        from connectors.copy import root_cause
-
         raise root_cause(group) from None
     finally:
         send.close()

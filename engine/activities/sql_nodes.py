@@ -161,11 +161,11 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
             ep = ep.model_copy(update={"checkpoint_key": checkpoint_key})
         return _sql_end(ep, sink=True)
     if node_type == "DynamoDBDataNode":
-        from connectors.dynamodb import DynamoDBTable
+        from connectors.dynamodb import DynamoDBSink, DynamoDBSource, DynamoDBTable
 
         fmt = data_format(ctx, node)
         table = DynamoDBTable.from_node(node, fmt.columns if fmt else ())
-        return table.sink(options) if sink else table.source(options)
+        return DynamoDBSink(table, options) if sink else DynamoDBSource(table, options)
     raise RunError(f"{node_id}: a {node_type or 'untyped object'} cannot be copied "
                    f"{'to' if sink else 'from'}", transient=False)
 

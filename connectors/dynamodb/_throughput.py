@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from connectors.backoff import full_jitter as full_jitter
+from connectors.backoff import full_jitter
 
 
 class TokenBucket:

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import Column, EndpointOptions
-from connectors.dynamodb_wire import BOTO_ERRORS, call, map_error, open_client
+from connectors.base import Column
 from connectors.errors import ConfigError, NotFoundError
 
-if TYPE_CHECKING:
-    from connectors.dynamodb_sink import DynamoDBSink
-    from connectors.dynamodb_source import DynamoDBSource
+from ._wire import BOTO_ERRORS, call, map_error, open_client
 
 SCHEME = "dynamodb"
 
@@ -67,18 +64,6 @@ class DynamoDBTable(BaseModel):
     def url(self) -> str:
         return f"{SCHEME}://{self.table_name}" + (f"?region={self.region}" if self.region else "")
 
-    def source(self, options: EndpointOptions | None = None) -> DynamoDBSource:
-        from connectors.dynamodb_source import DynamoDBSource
-
-        return DynamoDBSource(self, options or EndpointOptions())
-
-    def sink(self, options: EndpointOptions | None = None) -> DynamoDBSink:
-        from connectors.dynamodb_sink import DynamoDBSink
-
-        return DynamoDBSink(self, options or EndpointOptions())
-
-
-
 
 _URL_PARAMS = {
     "region": "region",
@@ -124,7 +109,8 @@ class TableInfo:
     write_units: float | None
 
 
-def _table_info(reply: dict[str, Any]) -> TableInfo:
+def table_info(reply: dict[str, Any]) -> TableInfo:
+    """The :class:`TableInfo` in a DescribeTable reply."""
     table = reply.get("Table", {})
     on_demand = table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST"
     provisioned = table.get("ProvisionedThroughput", {})
@@ -148,7 +134,7 @@ async def describe_table(client: Any, table: str, describe: str) -> TableInfo:
     except BOTO_ERRORS as exc:
         raise map_error(exc, connector=describe, operation="DescribeTable",
                         subject=f"table {table!r}") from exc
-    return _table_info(reply)
+    return table_info(reply)
 
 
 async def table_exists(table: str, region: str | None = None) -> bool:

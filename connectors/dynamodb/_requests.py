@@ -12,10 +12,10 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors.base import Progress
-from connectors.copy import root_cause
-from connectors.dynamodb_throughput import RetryPolicy, TokenBucket, throughput_rate
-from connectors.dynamodb_wire import BOTO_ERRORS, call, map_error
-from connectors.errors import Throttled
+from connectors.errors import Throttled, single_failure
+
+from ._throughput import RetryPolicy, TokenBucket, throughput_rate
+from ._wire import BOTO_ERRORS, call, map_error
 
 #: At most this many Scan pages or write batches in flight per copy, whatever ``parallel`` says.
 MAX_CONCURRENCY = 32
@@ -36,12 +36,9 @@ class DynamoDBStats:
 @asynccontextmanager
 async def task_group() -> AsyncIterator[TaskGroup]:
     """A task group whose failure surfaces as its root-cause error, not an exception group."""
-    try:
+    with single_failure():
         async with anyio.create_task_group() as tg:
             yield tg
-    except BaseExceptionGroup as group:
-        cause = root_cause(group)
-        raise cause from cause.__cause__
 
 
 def consumed_units(reply: dict[str, Any]) -> float:

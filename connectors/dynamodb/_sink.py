@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 
 from connectors.base import BytesIn, EndpointOptions, Progress, RowsIn, Schema, TextFormat
-from connectors.dynamodb_items import (
+from connectors.errors import BadDataError, ConfigError, Throttled
+from connectors.formats import (
     ConversionError,
     Item,
     attribute_type,
@@ -19,17 +20,17 @@ from connectors.dynamodb_items import (
     item_key,
     row_to_item,
 )
-from connectors.dynamodb_requests import (
+
+from ._requests import (
     MAX_CONCURRENCY,
     Caller,
     DynamoDBStats,
     pacing_bucket,
     task_group,
 )
-from connectors.dynamodb_table import DynamoDBTable, describe_table
-from connectors.dynamodb_throughput import RetryPolicy
-from connectors.dynamodb_wire import open_client
-from connectors.errors import BadDataError, ConfigError, Throttled
+from ._table import DynamoDBTable, describe_table, parse_url
+from ._throughput import RetryPolicy
+from ._wire import open_client
 
 #: BatchWriteItem takes at most 25 put requests.
 BATCH_SIZE = 25
@@ -102,10 +103,10 @@ class DynamoDBSink:
 
     native_format: TextFormat | None = None
 
-    def __init__(self, table: DynamoDBTable, options: EndpointOptions, *,
+    def __init__(self, table: DynamoDBTable, options: EndpointOptions | None = None, *,
                  retry: RetryPolicy | None = None) -> None:
         self.table = table
-        self.options = options
+        self.options = options = options or EndpointOptions()
         self.retry = retry or RetryPolicy()
         self.describe = table.url
         self.stats = DynamoDBStats()
@@ -246,3 +247,8 @@ class DynamoDBSink:
             rounds += 1
             pending = [request["PutRequest"]["Item"] for request in left]
             await anyio.sleep(self.retry.delay(rounds))
+
+
+def sink_from_url(url: str, options: EndpointOptions) -> DynamoDBSink:
+    """``dynamodb://table?region=...`` as a Sink."""
+    return DynamoDBSink(parse_url(url), options)

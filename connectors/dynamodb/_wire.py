@@ -5,7 +5,7 @@ serialize) and once per response (parse). On a 2-core machine that shares its CP
 this costs more than the server's own work: 20,000 items written and scanned against dynalite took
 3.1 s + 0.9 s of client CPU through the modeled path and 1.8 s + 0.2 s through this one, doubling
 the scan rate. DynamoDB speaks plain JSON 1.0, and our items are already in its wire form
-(:mod:`connectors.dynamodb_items`), so :func:`call` lets botocore do everything else (endpoint,
+(``_items``), so :func:`call` lets botocore do everything else (endpoint,
 credentials, signing, the HTTP pool, error parsing) on a tiny stand-in request, then hands it the
 finished body in place of the stand-in's and takes the response JSON before its parser runs.
 Error responses (status >= 300) go through botocore as usual, so exceptions keep their codes.

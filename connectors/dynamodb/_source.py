@@ -20,7 +20,8 @@ from connectors.base import (
     Schema,
     TextFormat,
 )
-from connectors.dynamodb_items import (
+from connectors.errors import BadDataError, ConfigError
+from connectors.formats import (
     ITEM_SCHEMA,
     ConversionError,
     Item,
@@ -29,7 +30,8 @@ from connectors.dynamodb_items import (
     item_to_dict,
     item_to_row,
 )
-from connectors.dynamodb_requests import (
+
+from ._requests import (
     MAX_CONCURRENCY,
     Caller,
     DynamoDBStats,
@@ -37,10 +39,9 @@ from connectors.dynamodb_requests import (
     pacing_bucket,
     task_group,
 )
-from connectors.dynamodb_table import DynamoDBTable, describe_table
-from connectors.dynamodb_throughput import RetryPolicy, TokenBucket
-from connectors.dynamodb_wire import open_client
-from connectors.errors import BadDataError, ConfigError
+from ._table import DynamoDBTable, describe_table, parse_url
+from ._throughput import RetryPolicy, TokenBucket
+from ._wire import open_client
 
 #: Items per Scan page when not paced (a page is also capped at 1 MB by the service).
 PAGE_LIMIT = 1000
@@ -54,10 +55,10 @@ class DynamoDBSource:
 
     native_format: TextFormat | None = None
 
-    def __init__(self, table: DynamoDBTable, options: EndpointOptions, *,
+    def __init__(self, table: DynamoDBTable, options: EndpointOptions | None = None, *,
                  retry: RetryPolicy | None = None, page_limit: int = PAGE_LIMIT) -> None:
         self.table = table
-        self.options = options
+        self.options = options = options or EndpointOptions()
         self.retry = retry or RetryPolicy()
         self.page_limit = max(1, min(page_limit, PAGE_LIMIT))
         self.describe = table.url
@@ -183,3 +184,8 @@ class DynamoDBSource:
 def show_key(item: Item, names: Sequence[str] = ()) -> str:
     shown = {n: item[n] for n in names if n in item} or dict(list(item.items())[:2])
     return json.dumps(shown, separators=(",", ":"))[:200]
+
+
+def source_from_url(url: str, options: EndpointOptions) -> DynamoDBSource:
+    """``dynamodb://table?region=...`` as a Source."""
+    return DynamoDBSource(parse_url(url), options)
