@@ -1,4 +1,4 @@
-"""Writing S3 objects: the multipart writer, parallel upload of a local file's ranges, and
+"""Writing S3 objects: the streaming writer, parallel upload of a local file's ranges, and
 cleaning up what an earlier, killed write left (pending uploads, stale part objects).
 
 An object becomes visible only when its upload completes; a failed upload is aborted.
@@ -6,7 +6,6 @@ An object becomes visible only when its upload completes; a failed upload is abo
 
 from __future__ import annotations
 
-import contextlib
 import io
 from typing import Any
 
@@ -16,13 +15,17 @@ from anyio.abc import TaskGroup
 from connectors import aws
 from connectors.base import Progress, RangeReader
 from connectors.errors import ConfigError
-from connectors.filesink import PART_RE
-from connectors.s3_endpoint import CONNECTOR, MAX_PARTS, S3Url, note_retries, root_cause
-from connectors.s3_listing import iter_objects
+from connectors.formats import PART_RE
+
+from ._listing import iter_objects
+from ._multipart import Multipart
+from ._parallel import each_at_most
+from ._url import CONNECTOR, MAX_PARTS, S3Url, note_retries
 
 
 class Upload:
-    """One object being written: PutObject when small, else a multipart upload.
+    """One object being written from a stream: PutObject when small, else a
+    :class:`~._multipart.Multipart` upload created on the first full part.
 
     The object becomes visible only in :meth:`complete`; :meth:`abort` removes a pending
     multipart upload. At most ``parallel`` parts are in flight (the semaphore also makes the
@@ -38,8 +41,7 @@ class Upload:
         self._tg = tg
         self._progress = progress
         self._force_multipart = multipart
-        self.upload_id: str | None = None
-        self.parts: dict[int, str] = {}
+        self._multipart = Multipart(client, bucket, key, progress)
         self.size = 0
         #: The part being filled. Parts are built in a BytesIO that botocore and aiohttp send
         #: as it is: bytes would be wrapped in a BytesIO that aiohttp then copies whole, so a
@@ -50,7 +52,11 @@ class Upload:
 
     @property
     def target(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return self._multipart.target
+
+    @property
+    def _started(self) -> bool:
+        return self._multipart.upload_id is not None
 
     async def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -70,11 +76,8 @@ class Upload:
     async def _start_part(self, body: io.BytesIO) -> None:
         await self._sem.acquire()
         try:
-            if self.upload_id is None:
-                with aws.map_aws_errors(CONNECTOR, "create-multipart-upload", self.target):
-                    resp = await self.client.create_multipart_upload(Bucket=self.bucket,
-                                                                     Key=self.key)
-                self.upload_id = resp["UploadId"]
+            if not self._started:
+                await self._multipart.create()
             number = self._next_part
             if number > MAX_PARTS:
                 raise ConfigError(f"{self.target}: more than {MAX_PARTS} parts; raise the part "
@@ -87,42 +90,31 @@ class Upload:
 
     async def _put_part(self, number: int, body: io.BytesIO) -> None:
         try:
-            with aws.map_aws_errors(CONNECTOR, "upload-part", self.target):
-                resp = await self.client.upload_part(Bucket=self.bucket, Key=self.key,
-                                                     UploadId=self.upload_id,
-                                                     PartNumber=number, Body=body)
-            note_retries(resp, self._progress, "s3-upload-part")
-            self.parts[number] = resp["ETag"]
+            await self._multipart.send_part(number, body)
         finally:
             self._sem.release()
 
     async def finish(self) -> None:
         """Send the last part when multipart (its uploads then end with the task group)."""
-        multipart = self.upload_id is not None or self._force_multipart
-        if multipart and (self._buf.tell() or self.upload_id is None):
+        multipart = self._started or self._force_multipart
+        if multipart and (self._buf.tell() or not self._started):
             await self._start_part(self._take_part())
 
     async def complete(self) -> None:
         """Make the object visible (all parts must have been uploaded)."""
-        if self.upload_id is not None:
-            parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.parts.items())]
-            with aws.map_aws_errors(CONNECTOR, "complete-multipart-upload", self.target):
-                resp = await self.client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                    MultipartUpload={"Parts": parts})
+        if self._started:
+            await self._multipart.complete()
         else:
             with aws.map_aws_errors(CONNECTOR, "put", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
                                                     Body=self._take_part())
-        note_retries(resp, self._progress, "s3-complete")
+            note_retries(resp, self._progress, "s3-complete")
         self.completed = True
 
     async def abort(self) -> None:
-        if self.upload_id is not None and not self.completed:
-            upload_id, self.upload_id = self.upload_id, None
-            with aws.map_aws_errors(CONNECTOR, "abort-multipart-upload", self.target):
-                await self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                         UploadId=upload_id)
+        if not self.completed:
+            await self._multipart.abort()
+
 
 async def abort_stale_uploads(client: Any, url: S3Url) -> int:
     """Abort pending multipart uploads a killed earlier write left for ``url``'s key(s).
@@ -167,52 +159,29 @@ async def remove_stale_parts(client: Any, url: S3Url, keep: set[str]) -> None:
 async def upload_ranges(client: Any, url: S3Url, reader: RangeReader, progress: Progress, *,
                         part_size: int, parallel: int) -> None:
     """Upload ``reader``'s bytes as the object ``url``: one PutObject up to ``part_size``,
-    else parts read at their offsets and sent ``parallel`` at a time."""
+    else parts read at their offsets and sent ``parallel`` at a time (at most ``parallel``
+    parts are read and held at once)."""
     size = reader.size
-    target = str(url)
-    bucket, key = url.bucket, url.key
     if size <= part_size:
         body = await reader.read_at(0, size)
-        with aws.map_aws_errors(CONNECTOR, "put", target):
-            resp = await client.put_object(Bucket=bucket, Key=key, Body=body)
+        with aws.map_aws_errors(CONNECTOR, "put", str(url)):
+            resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
         note_retries(resp, progress, "s3-put")
         progress.add(nbytes=size)
         return
     part_size = max(part_size, -(-size // MAX_PARTS))
-    with aws.map_aws_errors(CONNECTOR, "create-multipart-upload", target):
-        created = await client.create_multipart_upload(Bucket=bucket, Key=key)
-    upload_id = created["UploadId"]
-    etags: dict[int, str] = {}
-    # Taken before a part's task starts and given back when its upload ends: at most
-    # `parallel` parts are read and held at once, and no more tasks than that wait.
-    slots = anyio.Semaphore(parallel)
+    upload = Multipart(client, url.bucket, url.key, progress)
+    await upload.create()
 
-    async def part(number: int, start: int, end: int) -> None:
-        try:
-            body = await reader.read_at(start, end - start)
-            with aws.map_aws_errors(CONNECTOR, "upload-part", target):
-                resp = await client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                                PartNumber=number, Body=body)
-            note_retries(resp, progress, "s3-upload-part")
-            etags[number] = resp["ETag"]
-            progress.add(nbytes=end - start)
-        finally:
-            slots.release()
+    async def part(numbered: tuple[int, int]) -> None:
+        number, start = numbered
+        end = min(start + part_size, size)
+        await upload.send_part(number, await reader.read_at(start, end - start))
+        progress.add(nbytes=end - start)
 
     try:
-        async with anyio.create_task_group() as tg:
-            for number, start in enumerate(range(0, size, part_size), start=1):
-                await slots.acquire()
-                tg.start_soon(part, number, start, min(start + part_size, size))
-        with aws.map_aws_errors(CONNECTOR, "complete-multipart-upload", target):
-            resp = await client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
-                                           for n, e in sorted(etags.items())]})
-        note_retries(resp, progress, "s3-complete")
-    except BaseException as exc:
-        with anyio.move_on_after(30, shield=True), contextlib.suppress(Exception):
-            await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        if isinstance(exc, BaseExceptionGroup):
-            raise root_cause(exc) from None
+        await each_at_most(parallel, enumerate(range(0, size, part_size), start=1), part)
+        await upload.complete()
+    except BaseException:
+        await upload.abort_quietly()
         raise

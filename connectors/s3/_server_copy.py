@@ -7,7 +7,6 @@ part copy aborts its multipart upload.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,10 @@ import anyio
 
 from connectors import aws
 from connectors.base import Progress
-from connectors.s3_endpoint import CONNECTOR, MAX_PARTS, S3Object, note_retries, root_cause
+
+from ._multipart import Multipart
+from ._parallel import each_at_most
+from ._url import CONNECTOR, MAX_PARTS, S3Object, note_retries
 
 
 @dataclass(frozen=True)
@@ -35,23 +37,14 @@ class ServerCopy:
         ``parallel`` object copies pending; returns the bytes copied."""
         total = 0
         requests = anyio.CapacityLimiter(self.parallel)
-        pending = anyio.Semaphore(self.parallel)
 
-        async def one(obj: S3Object, dest: str) -> None:
-            try:
-                await self.copy_one(client, source_bucket, obj, dest, requests, progress)
-            finally:
-                pending.release()
+        async def one(obj: S3Object) -> None:
+            nonlocal total
+            dest = dest_key(obj)
+            total += obj.size
+            await self.copy_one(client, source_bucket, obj, dest, requests, progress)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                async for obj in objects:
-                    dest = dest_key(obj)
-                    await pending.acquire()
-                    tg.start_soon(one, obj, dest)
-                    total += obj.size
-        except BaseExceptionGroup as group:
-            raise root_cause(group) from None
+        await each_at_most(self.parallel, objects, one)
         return total
 
     async def copy_one(self, client: Any, bucket: str, obj: S3Object, dest: str,
@@ -68,37 +61,19 @@ class ServerCopy:
                     resp = await client.copy_object(**kwargs)
                 note_retries(resp, progress, "s3-copy")
             return
-        with aws.map_aws_errors(CONNECTOR, "create-multipart-upload", target):
-            created = await client.create_multipart_upload(Bucket=self.bucket, Key=dest)
-        upload_id = created["UploadId"]
-        etags: dict[int, str] = {}
+        upload = Multipart(client, self.bucket, dest, progress)
+        await upload.create()
 
         async def part(number: int, start: int, end: int) -> None:
             async with limiter:
-                with aws.map_aws_errors(CONNECTOR, "upload-part-copy", target):
-                    kwargs: dict[str, Any] = {
-                        "Bucket": self.bucket, "Key": dest, "UploadId": upload_id,
-                        "PartNumber": number, "CopySource": source,
-                        "CopySourceRange": f"bytes={start}-{end - 1}"}
-                    if obj.etag:
-                        kwargs["CopySourceIfMatch"] = obj.etag
-                    resp = await client.upload_part_copy(**kwargs)
-                note_retries(resp, progress, "s3-copy")
-                etags[number] = resp["CopyPartResult"]["ETag"]
+                await upload.copy_part(number, source, start, end, obj.etag)
 
         part_size = max(self.part_size, -(-obj.size // MAX_PARTS))
         try:
             async with anyio.create_task_group() as tg:
                 for i, start in enumerate(range(0, obj.size, part_size)):
                     tg.start_soon(part, i + 1, start, min(start + part_size, obj.size))
-            with aws.map_aws_errors(CONNECTOR, "complete-multipart-upload", target):
-                await client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=dest, UploadId=upload_id,
-                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
-                                               for n, e in sorted(etags.items())]})
+            await upload.complete(retry_cause=None)
         except BaseException:
-            with anyio.move_on_after(30, shield=True):
-                with contextlib.suppress(Exception):
-                    await client.abort_multipart_upload(Bucket=self.bucket, Key=dest,
-                                                        UploadId=upload_id)
+            await upload.abort_quietly()
             raise

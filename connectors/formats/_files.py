@@ -1,6 +1,7 @@
-"""What the file-like sinks (local files, S3 objects) share: a directory (prefix) written as
-``part-NNNNN.<ext>`` parts cut at record boundaries, and rows encoded to bytes for the
-byte lane."""
+"""What the file-like ends (local files and directories, S3 objects and prefixes) share: a
+format from the name, gzip from the name, files joined into one record stream, a directory
+(prefix) written as ``part-NNNNN.<ext>`` parts cut at record boundaries, and rows encoded to
+bytes for the bytes lane."""
 
 from __future__ import annotations
 
@@ -10,8 +11,94 @@ from typing import Protocol
 
 import anyio
 
-from connectors.base import BytesIn, Progress, RowBatch, RowsIn, TextFormat
-from connectors.formats import Framer, Gzip, encoder_for
+from connectors.base import CSV, BytesIn, Progress, RowBatch, RowsIn, Schema, TextFormat
+from connectors.errors import ConfigError
+
+from ._codecs import encoder_for
+from ._framing import Framer
+from ._names import format_for_path, same_layout
+from .compression import Gzip
+
+
+def is_gzip(name: str, compression: str | None, *, connector: str | None = None) -> bool:
+    """``compression`` when given (gzip or none), else whether ``name`` ends with ``.gz``."""
+    if compression is None:
+        return name.endswith(".gz")
+    if compression not in ("gzip", "none"):
+        raise ConfigError(f"compression {compression!r} is not supported; use gzip or none",
+                          connector=connector)
+    return compression == "gzip"
+
+
+class NamedFormat:
+    """Base of file-like sources and sinks: holds the format and answers from it."""
+
+    _fmt: TextFormat
+    #: No format was given and the name implies none: the bytes are not known to be records
+    #: (a direct copy may move them without counting any).
+    opaque: bool
+
+    def _set_format(self, name: str, fmt: TextFormat | None) -> None:
+        implied = format_for_path(name)
+        self._fmt = fmt or implied or CSV
+        self.opaque = fmt is None and implied is None
+
+    @property
+    def native_format(self) -> TextFormat:
+        return self._fmt
+
+    async def schema(self) -> Schema | None:
+        return Schema(self._fmt.columns) if self._fmt.columns else None
+
+
+class NamedFormatSource(NamedFormat):
+    def can_produce(self, fmt: TextFormat) -> bool:
+        return same_layout(fmt, self._fmt)
+
+
+class NamedFormatSink(NamedFormat):
+    def can_consume(self, fmt: TextFormat) -> bool:
+        return same_layout(fmt, self._fmt)
+
+
+class FileJoiner:
+    """Joins several files (or objects) into one record stream.
+
+    A separator goes between two files when the first does not end with one; with ``header``
+    set, the first record of every file after the first is dropped.
+    """
+
+    def __init__(self, fmt: TextFormat) -> None:
+        self._sep = fmt.record_separator.encode(fmt.encoding)
+        self._header = fmt.header
+        self._index = -1
+        self._skip = False
+        self._first = True
+        self._ends_clean = True
+
+    def start(self) -> None:
+        """The next bytes fed belong to a new file."""
+        self._index += 1
+        self._skip = self._header and self._index > 0
+        self._first = True
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._skip:
+            cut = data.find(self._sep)
+            if cut < 0:
+                return []
+            data = data[cut + len(self._sep):]
+            self._skip = False
+        if not data:
+            return []
+        out = []
+        if self._first and not self._ends_clean:
+            out.append(self._sep)
+        self._first = False
+        self._ends_clean = data.endswith(self._sep)
+        out.append(data)
+        return out
+
 
 #: A part's name: ``part-`` and five digits, then the format's extension.
 PART_RE = re.compile(r"^part-\d{5}\.")

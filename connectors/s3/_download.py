@@ -19,10 +19,11 @@ from anyio.abc import TaskGroup
 from connectors import aws
 from connectors.backoff import full_jitter
 from connectors.base import BytesOut, Progress, TextFormat
-from connectors.errors import ConnectionLost, TerminalError, TransientError
-from connectors.formats import Gunzip
-from connectors.local import FileJoiner
-from connectors.s3_endpoint import CONNECTOR, S3Object, note_retries, root_cause
+from connectors.errors import ConnectionLost, TerminalError, TransientError, single_failure
+from connectors.formats import FileJoiner, Gunzip
+
+from ._parallel import each_at_most
+from ._url import CONNECTOR, S3Object, note_retries
 
 READ_PIECE = 1024 * 1024
 
@@ -114,38 +115,15 @@ class Ranges:
                 progress.retried("s3-get-resume")
                 await anyio.sleep(full_jitter(failures, base=0.1, cap=5.0))
 
-    async def get(self, client: Any, obj: S3Object, start: int, end: int,
-                  progress: Progress) -> bytes:
-        """Bytes [start, end) of ``obj``; a broken-off body is resumed where it stopped."""
-        pieces: list[bytes] = []
-
-        async def take(_offset: int, piece: bytes) -> None:
-            pieces.append(piece)
-
-        await self.read(client, obj, start, end, progress, take)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
     async def fetch_into(self, client: Any, obj: S3Object, progress: Progress,
                          write: Deliver) -> None:
         """Every range of ``obj``, ``parallel`` at a time, to ``write`` as pieces arrive
         (no ordering, so nothing waits on a slow range)."""
-        # Taken before a range's task starts, given back when it ends: `parallel` tasks at a
-        # time, not one per range of the object waiting on a limiter.
-        slots = anyio.Semaphore(self.parallel)
+        async def fetch(start: int) -> None:
+            await self.read(client, obj, start, min(start + self.chunk_size, obj.size),
+                            progress, write)
 
-        async def fetch(a: int, b: int) -> None:
-            try:
-                await self.read(client, obj, a, b, progress, write)
-            finally:
-                slots.release()
-
-        try:
-            async with anyio.create_task_group() as tg:
-                for a in range(0, obj.size, self.chunk_size):
-                    await slots.acquire()
-                    tg.start_soon(fetch, a, min(a + self.chunk_size, obj.size))
-        except BaseExceptionGroup as group:
-            raise root_cause(group) from None
+        await each_at_most(self.parallel, range(0, obj.size, self.chunk_size), fetch)
 
     async def stream(self, client: Any, objects: AsyncIterator[S3Object], fmt: TextFormat,
                      out: BytesOut, progress: Progress,
@@ -155,11 +133,10 @@ class Ranges:
         send, recv = anyio.create_memory_object_stream[_Range](self.parallel)
         limiter = anyio.CapacityLimiter(self.parallel)
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._schedule, client, objects, send, tg, limiter, progress)
-                await self._deliver(recv, fmt, out, progress, gzipped)
-        except BaseExceptionGroup as group:
-            raise root_cause(group) from None
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._schedule, client, objects, send, tg, limiter, progress)
+                    await self._deliver(recv, fmt, out, progress, gzipped)
         finally:
             send.close()
             recv.close()

@@ -8,7 +8,8 @@ from typing import Any
 
 from connectors import aws
 from connectors.errors import ConfigError, NotFoundError
-from connectors.s3_endpoint import CONNECTOR, S3Object, parse_s3_url
+
+from ._url import CONNECTOR, S3Object, parse_s3_url
 
 
 async def iter_objects(client: Any, bucket: str, prefix: str, *,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from connectors import aws
+from connectors import aws, formats
 from connectors.base import DEFAULT_CHUNK_SIZE, Progress
 from connectors.errors import ConfigError
 
@@ -25,12 +25,6 @@ DEFAULT_FILE_BYTES = 128 * MiB
 DEFAULT_COPY_THRESHOLD = 64 * MiB
 DEFAULT_COPY_PART = 64 * MiB
 COPY_PARALLEL_FACTOR = 4
-
-
-def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
-    from connectors.errors import root_cause as pick
-
-    return pick(group)
 
 
 @dataclass(frozen=True)
@@ -65,12 +59,7 @@ class S3Object:
 
 def is_gzip(key: str, compression: str | None) -> bool:
     """``compression`` when given (gzip or none), else whether ``key`` ends with ``.gz``."""
-    if compression is None:
-        return key.endswith(".gz")
-    if compression not in ("gzip", "none"):
-        raise ConfigError(f"compression {compression!r} is not supported; use gzip or none",
-                          connector=CONNECTOR)
-    return compression == "gzip"
+    return formats.is_gzip(key, compression, connector=CONNECTOR)
 
 
 def note_retries(response: dict[str, Any], progress: Progress, cause: str) -> None:
