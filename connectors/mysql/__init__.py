@@ -38,7 +38,7 @@ Inside: ``_endpoint`` (the endpoint, read and write connections), ``_errors`` (d
 -> connector errors), ``_columns`` (column introspection), ``_source`` and ``_lines`` (lines
 built by the server), ``_sink``, ``_infile`` (LOAD DATA fed from a stream), ``_rows`` (rows as
 LOAD DATA text), ``_csv`` (headrace's CSV made readable by LOAD DATA), ``_checkpoint`` (loads
-done once under a key), ``_scripts`` (SQL scripts and checks).
+done once under a key), ``_scripts`` (SQL scripts and checks), ``_types`` (column types).
 """
 
 from ._csv import NullMarker, convertible, marked_format

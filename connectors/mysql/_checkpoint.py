@@ -14,7 +14,7 @@ from __future__ import annotations
 import aiomysql
 import pymysql
 
-from connectors.sqltext import quote_ident
+from connectors.sql import quote_ident
 
 CHECKPOINTS = "headrace_checkpoints"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from connectors.base import Column, ColumnType, Schema
 from connectors.errors import NotFoundError
-from connectors.sqltypes import mysql_logical
 
 from ._endpoint import MySqlEndpoint
 from ._lines import Kind
+from ._types import mysql_logical
 
 # --- column introspection ---------------------------------------------------------------------
 

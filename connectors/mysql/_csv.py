@@ -19,7 +19,7 @@ import re
 
 from connectors.base import TextFormat
 from connectors.formats import Framer
-from connectors.sqlbase import is_utf8
+from connectors.sql import is_utf8
 
 #: The LOAD DATA reading of the marked bytes: CSV whose NULL is the unquoted word.
 NULL_WORD = "NULL"

@@ -16,9 +16,14 @@ from pydantic import SecretStr
 
 from connectors.base import EndpointOptions
 from connectors.errors import ConfigError, connect_stage
-from connectors.sqlbase import MAX_CHUNK, SqlEndpointFields
-from connectors.sqltext import quote_ident, split_qualified
-from connectors.sqlurl import SqlUrl, parse_sql_url
+from connectors.sql import (
+    MAX_CHUNK,
+    SqlEndpointFields,
+    SqlUrl,
+    parse_sql_url,
+    quote_ident,
+    split_qualified,
+)
 
 from ._errors import map_errors
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from connectors.base import TextFormat
-from connectors.sqlbase import is_utf8
-from connectors.sqltext import quote_ident
+from connectors.sql import is_utf8, quote_ident
 
 #: How a column is rendered: numbers and temporal values need no quoting unless the separator
 #: could occur in them; text is always quoted (CSV) or escaped (TSV); binary goes out as hex.

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.errors import ConfigError
-from connectors.sqltext import convert_placeholders, split_statements
-from connectors.sqltypes import truthy
+from connectors.sql import script_statements, truthy
 from connectors.tracing import traced_db
 
 from ._columns import has_table
@@ -24,13 +22,7 @@ async def execute_script(dsn: str | MySqlEndpoint, script: str, args: Sequence[A
     implicitly, so only the data statements of a script are atomic.)
     """
     ep = as_endpoint(dsn)
-    statements = split_statements(script, "mysql")
-    converted = [convert_placeholders(s, "mysql") for s in statements]
-    wanted = sum(n for _, n in converted)
-    if wanted != len(args):
-        raise ConfigError(f"the script has {wanted} '?' placeholders but {len(args)} "
-                          "scriptArgument values were given", connector=ep.describe(),
-                          operation="script")
+    converted = script_statements(script, "mysql", args, connector=ep.describe())
     async with writer(ep, "script") as conn, conn.cursor() as cur:
         position = 0
         for number, (sql, n) in enumerate(converted, start=1):

@@ -24,9 +24,17 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError
-from connectors.sqlbase import SqlSink, first_line, is_utf8, next_batch, target_columns
-from connectors.sqltext import convert_placeholders, quote_ident
-from connectors.sqltypes import mysql_ddl_type, parse_bool, parse_datetime
+from connectors.sql import (
+    SqlSink,
+    convert_placeholders,
+    first_line,
+    is_utf8,
+    next_batch,
+    parse_bool,
+    parse_datetime,
+    quote_ident,
+    target_columns,
+)
 from connectors.tracing import traced_db
 
 from . import _checkpoint, _csv
@@ -36,6 +44,7 @@ from ._errors import AT_ROW, DRIVER_ERRORS, driver_error
 from ._infile import STREAM_NAME, load_data_local
 from ._lines import Kind
 from ._rows import FORMAT_CLAUSE, encode_rows
+from ._types import mysql_ddl_type
 
 #: Rows per multi-row INSERT of an ``insertQuery``.
 INSERT_ROWS = 1000

@@ -21,7 +21,7 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import ConfigError
-from connectors.sqlbase import SqlSource
+from connectors.sql import SqlSource
 from connectors.tracing import traced_db
 
 from ._columns import columns_schema, query_columns, table_columns

@@ -13,7 +13,7 @@ identifiers and values always bound parameters.
 Inside: ``_endpoint`` (the endpoint, connections, transactions), ``_errors`` (driver errors ->
 connector errors), ``_copy`` (COPY formats and loads), ``_source``, ``_sink``, ``_resumable``
 (checkpointed batch loads), ``_redshift`` (RedshiftCopyActivity's merge), ``_scripts`` (SQL
-scripts and checks), ``_tracing`` (client spans).
+scripts and checks), ``_types`` (column types, value coercion), ``_tracing`` (client spans).
 """
 
 from ._endpoint import CONNECT_TIMEOUT, PostgresEndpoint
@@ -23,6 +23,7 @@ from ._resumable import staging_name
 from ._scripts import execute_script, query_is_true, table_exists
 from ._sink import PostgresSink, sink_from_url
 from ._source import PostgresSource, source_from_url
+from ._types import pg_coercer, pg_column_fits
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -32,6 +33,8 @@ __all__ = [
     "PostgresSource",
     "execute_script",
     "map_errors",
+    "pg_coercer",
+    "pg_column_fits",
     "query_is_true",
     "redshift_copy_load",
     "sink_from_url",

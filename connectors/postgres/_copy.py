@@ -11,11 +11,17 @@ import asyncpg
 
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, TextFormat
 from connectors.errors import BadDataError
-from connectors.sqlbase import first_line, is_utf8, next_batch, target_columns
-from connectors.sqltext import convert_placeholders, quote_ident
-from connectors.sqltypes import pg_coercer, pg_column_fits
+from connectors.sql import (
+    convert_placeholders,
+    first_line,
+    is_utf8,
+    next_batch,
+    quote_ident,
+    target_columns,
+)
 
 from ._errors import COPY_CONTEXT
+from ._types import pg_coercer, pg_column_fits
 
 # --- formats ----------------------------------------------------------------------------------
 

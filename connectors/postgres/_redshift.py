@@ -22,8 +22,7 @@ import asyncpg
 from connectors.base import BytesIn, Progress, RowsIn, Schema, Source, TextFormat
 from connectors.copy import CopyOptions, copy
 from connectors.errors import ConfigError, NotFoundError
-from connectors.sqlbase import next_batch
-from connectors.sqltext import quote_ident
+from connectors.sql import next_batch, quote_ident
 
 from ._copy import copy_count, copy_options, copy_rows_in, copy_stream_in, table_columns
 from ._endpoint import PostgresEndpoint, as_endpoint, connection, translated_transaction

@@ -30,8 +30,7 @@ import asyncpg
 from anyio import EndOfStream
 
 from connectors.base import Progress, RowBatch, RowsIn
-from connectors.sqlbase import first_line, next_batch
-from connectors.sqltext import quote_ident
+from connectors.sql import first_line, next_batch, quote_ident
 
 CHECKPOINTS = "headrace_checkpoints"
 

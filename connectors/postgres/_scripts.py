@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.errors import ConfigError
-from connectors.sqltext import convert_placeholders, split_statements
-from connectors.sqltypes import truthy
+from connectors.sql import script_statements, truthy
 
 from ._copy import coerce_row, coercers_for
 from ._endpoint import PostgresEndpoint, as_endpoint, connection, translated_transaction
@@ -24,13 +22,7 @@ async def execute_script(dsn: str | PostgresEndpoint, script: str,
     coerced to the parameter's type (``scriptArgument`` values arrive as strings).
     """
     ep = as_endpoint(dsn)
-    statements = split_statements(script, "postgresql")
-    converted = [convert_placeholders(s, "postgresql") for s in statements]
-    wanted = sum(n for _, n in converted)
-    if wanted != len(args):
-        raise ConfigError(f"the script has {wanted} '?' placeholders but {len(args)} "
-                          "scriptArgument values were given", connector=ep.describe(),
-                          operation="script")
+    converted = script_statements(script, "postgresql", args, connector=ep.describe())
     async with connection(ep, "script") as conn, translated_transaction(conn, ep, "script"):
         position = 0
         for number, (sql, n) in enumerate(converted, start=1):

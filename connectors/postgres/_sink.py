@@ -8,9 +8,7 @@ import asyncpg
 
 from connectors.base import BytesIn, EndpointOptions, Progress, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError
-from connectors.sqlbase import SqlSink, next_batch
-from connectors.sqltext import quote_ident
-from connectors.sqltypes import pg_ddl_type
+from connectors.sql import SqlSink, next_batch, quote_ident
 
 from ._copy import (
     copy_count,
@@ -23,6 +21,7 @@ from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
 from ._resumable import checkpoint, load_resumable, mark_loaded
 from ._source import attributes_schema
+from ._types import pg_ddl_type
 
 # --- sink -------------------------------------------------------------------------------------
 

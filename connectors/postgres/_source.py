@@ -17,12 +17,12 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import ConfigError
-from connectors.sqlbase import SqlSource
-from connectors.sqltypes import PG_STRINGIFY, pg_logical, schema_of
+from connectors.sql import SqlSource, schema_of
 
 from ._copy import copy_count, copy_options
 from ._endpoint import PostgresEndpoint, connection
 from ._errors import map_errors
+from ._types import PG_STRINGIFY, pg_logical
 
 #: Rows per RowBatch from the cursor and per executemany call: big enough to amortise the
 #: per-batch cost, small enough to keep a batch a few MB.

@@ -94,7 +94,7 @@ def sql_endpoint(ctx: AttemptContext, node_id: str, node: dict[str, Any] | None 
 
 def endpoint_for(conn: str, user: str | None, password: str | None, dbname: str | None,
                  **fields: Any) -> Any:
-    from connectors.sqlurl import parse_sql_url
+    from connectors.sql import parse_sql_url
 
     dialect = parse_sql_url(conn).dialect
     if dialect == "mysql":

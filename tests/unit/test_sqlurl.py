@@ -16,20 +16,23 @@ from connectors.mysql import (
     load_data_options,
     supports,
 )
-from connectors.postgres import PostgresEndpoint, PostgresSink, PostgresSource
-from connectors.sqltext import (
+from connectors.postgres import (
+    PostgresEndpoint,
+    PostgresSink,
+    PostgresSource,
+    pg_coercer,
+    pg_column_fits,
+)
+from connectors.sql import (
     convert_placeholders,
+    from_fields,
+    parse_datetime,
+    parse_sql_url,
     quote_qualified,
     split_qualified,
     split_statements,
-)
-from connectors.sqltypes import (
-    parse_datetime,
-    pg_coercer,
-    pg_column_fits,
     truthy,
 )
-from connectors.sqlurl import from_fields, parse_sql_url
 
 
 def test_postgres_url_with_table_and_password() -> None:

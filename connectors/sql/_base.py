@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from connectors.base import RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError, NotFoundError
-from connectors.sqlurl import Dialect, SqlUrl, from_fields
+
+from ._text import Dialect
+from ._url import SqlUrl, from_fields
 
 #: Bytes gathered from the server before one chunk is sent on (capped by the copy's chunk size).
 MAX_CHUNK = 1024 * 1024

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 from connectors.errors import ConfigError
@@ -174,3 +174,16 @@ def _has_code(statement: str, dialect: Dialect) -> bool:
         if not is_code and not (piece.startswith(("--", "/*", "#"))):
             return True
     return False
+
+
+def script_statements(script: str, dialect: Dialect, args: Sequence[object], *,
+                      connector: str) -> list[tuple[str, int]]:
+    """A SqlActivity script as (statement with the dialect's placeholders, how many ``?`` it
+    had), checked to use exactly as many ``?`` as ``args`` holds values."""
+    converted = [convert_placeholders(s, dialect) for s in split_statements(script, dialect)]
+    wanted = sum(n for _, n in converted)
+    if wanted != len(args):
+        raise ConfigError(f"the script has {wanted} '?' placeholders but {len(args)} "
+                          "scriptArgument values were given", connector=connector,
+                          operation="script")
+    return converted

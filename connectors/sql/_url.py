@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from connectors.errors import ConfigError
 from connectors.urls import redact_url
 
-Dialect = Literal["postgresql", "mysql"]
+from ._text import Dialect
 
 _SCHEMES: dict[str, tuple[Dialect, int, bool]] = {
     # scheme -> (wire protocol, default port, is Redshift)

@@ -1,4 +1,4 @@
-"""Column types of PostgreSQL and MySQL mapped to headrace's logical types, and back.
+"""PostgreSQL column types mapped to headrace's logical types, and back.
 
 Also the value coercers of the rows lane: a row that came from text (a CSV file, a
 ``scriptArgument``) holds strings, but asyncpg's binary protocol wants the Python type of the
@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import Column, ColumnType, Schema
+from connectors.base import ColumnType
+from connectors.sql import parse_bool, parse_datetime
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
@@ -45,75 +46,7 @@ def pg_ddl_type(kind: ColumnType) -> str:
     return _LOGICAL_TO_PG[kind]
 
 
-# --- MySQL / MariaDB --------------------------------------------------------------------------
-
-_LOGICAL_TO_MYSQL: dict[str, str] = {
-    "text": "LONGTEXT", "integer": "INT", "bigint": "BIGINT", "numeric": "DECIMAL(38,10)",
-    "double": "DOUBLE", "boolean": "BOOLEAN", "timestamptz": "DATETIME(6)",
-    "timestamp": "DATETIME(6)", "date": "DATE", "json": "JSON", "binary": "LONGBLOB",
-}
-
-
-def mysql_ddl_type(kind: ColumnType) -> str:
-    return _LOGICAL_TO_MYSQL[kind]
-
-
-def mysql_logical(data_type: str, column_type: str) -> ColumnType:
-    """Logical type from information_schema's ``DATA_TYPE`` and ``COLUMN_TYPE``."""
-    dt = data_type.lower()
-    if dt == "tinyint" and column_type.lower().startswith("tinyint(1)"):
-        return "boolean"
-    if dt == "bit" and column_type.lower() in ("bit(1)", "bit"):
-        return "boolean"
-    if dt in ("tinyint", "smallint", "mediumint", "int", "integer", "year"):
-        return "bigint" if "unsigned" in column_type.lower() and dt == "int" else "integer"
-    if dt in ("bigint", "bit"):
-        return "bigint"
-    if dt in ("decimal", "numeric"):
-        return "numeric"
-    if dt in ("float", "double", "real"):
-        return "double"
-    if dt == "timestamp":
-        return "timestamptz"
-    if dt == "datetime":
-        return "timestamp"
-    if dt == "date":
-        return "date"
-    if dt == "json":
-        return "json"
-    if dt in ("binary", "varbinary", "blob", "tinyblob", "mediumblob", "longblob"):
-        return "binary"
-    return "text"
-
-
-def schema_of(pairs: list[tuple[str, ColumnType]]) -> Schema:
-    return Schema(tuple(Column(name, kind) for name, kind in pairs))
-
-
 # --- value coercion ---------------------------------------------------------------------------
-
-_TRUE = frozenset({"t", "true", "1", "y", "yes", "on"})
-_FALSE = frozenset({"f", "false", "0", "n", "no", "off"})
-
-
-def parse_bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
-def parse_datetime(text: str) -> datetime:
-    s = text.strip()
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    elif len(s) > 3 and s[-3] in "+-" and s[-2:].isdigit() and ":" not in s[-3:] and (
-            len(s) < 6 or s[-6] != "-"):
-        s += ":00"  # PostgreSQL's "+00" offset form
-    return datetime.fromisoformat(s)
-
 
 def _to_int(v: Any) -> int:
     if isinstance(v, bool):
@@ -270,14 +203,3 @@ def pg_column_fits(type_name: str, values: list[Any]) -> bool:
         naive = type_name == "timestamp"
         return all((v.tzinfo is None) == naive for v in values if v is not None)
     return kinds <= _PG_FITS.get(type_name, frozenset({_NONE}))
-
-
-def truthy(value: Any) -> bool:
-    """Truth of a query's first column: NULL, 0, false and '', 'f', 'false', '0' are false."""
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "f", "false", "n", "no", "off")
-    if isinstance(value, bytes):
-        return truthy(value.decode("utf-8", "replace"))
-    return bool(value)
