@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from connectors.backoff import full_jitter
+from connectors.aws import full_jitter
 
 
 class TokenBucket:

@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
-from connectors.backoff import full_jitter
+from connectors.aws import full_jitter
 from connectors.base import BytesOut, Progress, TextFormat
 from connectors.errors import ConnectionLost, TerminalError, TransientError, single_failure
 from connectors.formats import FileJoiner, Gunzip

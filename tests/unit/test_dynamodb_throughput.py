@@ -10,7 +10,7 @@ import random
 import botocore.exceptions as bexc
 import pytest
 
-from connectors.backoff import full_jitter
+from connectors.aws import full_jitter
 from connectors.base import EndpointOptions
 from connectors.dynamodb import (
     DynamoDBTable,

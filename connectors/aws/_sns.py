@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 
-from connectors import aws
 from connectors.errors import ConfigError
+
+from ._client import client
+from ._errors import map_aws_errors
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ async def publish(topic_arn: str, subject: str, message: str, *,
                   region: str | None = None) -> str:
     """Publish ``message`` with ``subject`` to ``topic_arn``; return SNS's message id.
 
-    Raises connector errors (:func:`connectors.aws.translate`): NotFoundError (no such topic),
+    Raises connector errors (:func:`~._errors.translate`): NotFoundError (no such topic),
     AuthenticationFailed, Throttled (transient), ConfigError for something that is not an ARN.
     botocore retries transient faults itself.
     """
@@ -71,8 +73,8 @@ async def publish(topic_arn: str, subject: str, message: str, *,
         log.warning("SNS subject cut to %d characters for %s", SUBJECT_LIMIT, topic_arn)
         note = f"Subject: {' '.join(subject.split())}\n\n"
     body = fit_message(message, note)
-    with aws.map_aws_errors(_CONNECTOR, "Publish", topic_arn):
-        async with aws.client("sns", region=region or region_of(topic_arn)) as client:
+    with map_aws_errors(_CONNECTOR, "Publish", topic_arn):
+        async with client("sns", region=region or region_of(topic_arn)) as sns:
             extra = {"Subject": short} if short else {}
-            reply = await client.publish(TopicArn=topic_arn, Message=body, **extra)
+            reply = await sns.publish(TopicArn=topic_arn, Message=body, **extra)
     return str(reply["MessageId"])
