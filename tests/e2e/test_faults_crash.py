@@ -25,7 +25,7 @@ import pytest
 from connectors import aws
 from connectors.errors import NotFoundError
 from connectors.local import TEMP_MARK
-from engine.testing.faultproxy import FaultProxy
+from connectors.testing import FaultProxy
 
 pytestmark = pytest.mark.anyio
 

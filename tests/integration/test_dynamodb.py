@@ -45,8 +45,7 @@ from connectors.errors import (
     Throttled,
     root_cause,
 )
-from connectors.testing import MemorySource, check_round_trip
-from engine.testing.dynamofaults import FaultPlan, dynamo_fault_proxy
+from connectors.testing import DynamoFaultPlan, MemorySource, check_round_trip, dynamo_fault_proxy
 from tests.services import aws
 
 pytestmark = pytest.mark.anyio
@@ -367,7 +366,7 @@ async def test_unprocessed_items_and_throttles_are_resent_exactly(
     table = tables.create()
     schema = Schema((Column("id", "bigint"), Column("name", "text")))
     rows = [(i, f"row {i}") for i in range(n)]
-    plan = FaultPlan(forward_fraction=0.7, throttle_probability=0.1, seed=11)
+    plan = DynamoFaultPlan(forward_fraction=0.7, throttle_probability=0.1, seed=11)
     async with dynamo_fault_proxy(endpoint, plan) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
         sink = DynamoDBSink(DynamoDBTable(table_name=table), EndpointOptions(parallel=4),
@@ -397,7 +396,7 @@ async def test_unprocessed_items_and_throttles_are_resent_exactly(
 async def test_a_starved_batch_fails_within_its_budget(tables: Tables, endpoint: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     table = tables.create()
-    async with dynamo_fault_proxy(endpoint, FaultPlan(throttle_probability=1.0)) as proxy:
+    async with dynamo_fault_proxy(endpoint, DynamoFaultPlan(throttle_probability=1.0)) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
         sink = DynamoDBSink(DynamoDBTable(table_name=table), EndpointOptions(parallel=1),
                             retry=RetryPolicy(base_delay=0.001, max_delay=0.01, max_attempts=5))
@@ -423,7 +422,7 @@ async def test_refused_credentials_fail_fast_without_retries(tables: Tables, end
     table = tables.create()
     secret = "wrong-secret-" + secrets.token_hex(8)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    async with dynamo_fault_proxy(endpoint, FaultPlan(refuse_credentials=True)) as proxy:
+    async with dynamo_fault_proxy(endpoint, DynamoFaultPlan(refuse_credentials=True)) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
         with pytest.raises(AuthenticationFailed) as info:
             await produce(source_from_url(f"dynamodb://{table}", EndpointOptions()))

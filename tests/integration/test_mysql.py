@@ -30,12 +30,12 @@ from connectors.errors import (
 from connectors.mysql import AIOMYSQL_INTERNALS as PINNED
 from connectors.mysql import MySqlEndpoint, MySqlSink, MySqlSource
 from connectors.testing import (
+    FaultProxy,
     MemorySink,
     MemorySource,
     check_abort_leaves_nothing,
     check_clogged_sink,
 )
-from engine.testing.faultproxy import FaultProxy
 from tests.integration.sql_kit import IDS, csv_bytes
 
 pytestmark = pytest.mark.anyio

@@ -22,12 +22,12 @@ from connectors.errors import (
 )
 from connectors.postgres import PostgresEndpoint, PostgresSink, PostgresSource
 from connectors.testing import (
+    FaultProxy,
     MemorySink,
     MemorySource,
     check_abort_leaves_nothing,
     check_clogged_sink,
 )
-from engine.testing.faultproxy import FaultProxy
 from tests.integration.sql_kit import IDS, csv_bytes
 
 pytestmark = pytest.mark.anyio

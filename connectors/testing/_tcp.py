@@ -371,9 +371,9 @@ async def _serve_forever(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m engine.testing.faultproxy HOST:PORT [--port N] [--delay S] [--bandwidth B/s]
+    """python -m connectors.testing HOST:PORT [--port N] [--delay S] [--bandwidth B/s]
     [--reset-after N --direction up|down|both]"""
-    parser = argparse.ArgumentParser(prog="python -m engine.testing.faultproxy",
+    parser = argparse.ArgumentParser(prog="python -m connectors.testing",
                                      description="TCP fault proxy on 127.0.0.1 for manual tests")
     parser.add_argument("target", help="HOST:PORT of the real server")
     parser.add_argument("--port", type=int, default=0, help="listen port (default: any free)")
@@ -385,6 +385,3 @@ def main(argv: list[str] | None = None) -> None:
     with suppress(KeyboardInterrupt):
         anyio.run(_serve_forever, args)
 
-
-if __name__ == "__main__":
-    main()

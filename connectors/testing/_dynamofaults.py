@@ -7,13 +7,13 @@ requests, forwards only a seeded random share of the put requests, answering the
 request as ``UnrecognizedClientException`` (bad credentials). Everything else passes through.
 
 Rewriting bodies is fine because dynalite does not check signatures; the proxy recomputes the
-``x-amz-crc32`` header botocore verifies. :class:`FaultCounts` records what it did, so a test can
-check that every item was accepted exactly once and that the client resent exactly what it was
-told was unprocessed.
+``x-amz-crc32`` header botocore verifies. :class:`DynamoFaultCounts` records what it did, so a
+test can check that every item was accepted exactly once and that the client resent exactly what
+it was told was unprocessed.
 
 Usage::
 
-    async with dynamo_fault_proxy("http://127.0.0.1:14567", FaultPlan(seed=7)) as proxy:
+    async with dynamo_fault_proxy("http://127.0.0.1:14567", DynamoFaultPlan(seed=7)) as proxy:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = proxy.url
         ...
         assert proxy.counts.items_accepted == n
@@ -27,13 +27,20 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import h11
 from anyio.abc import SocketStream
 
-from engine.testing.httpproxy import LoopbackProxy, read_message, serving
+from ._http import LoopbackProxy, read_message, serving
+
+if TYPE_CHECKING:
+    import h11
+else:
+    try:
+        import h11
+    except ModuleNotFoundError:  # a plain install: require_h11() says what to install
+        h11 = None
 
 _JSON_TYPE = b"application/x-amz-json-1.0"
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
@@ -42,7 +49,7 @@ _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"c
 
 
 @dataclass(frozen=True)
-class FaultPlan:
+class DynamoFaultPlan:
     """What to break. ``forward_fraction`` of BatchWriteItem puts reach the server (each put
     drawn independently); ``throttle_probability`` of batches are refused whole."""
 
@@ -53,7 +60,7 @@ class FaultPlan:
 
 
 @dataclass
-class FaultCounts:
+class DynamoFaultCounts:
     requests: int = 0            # HTTP requests received
     batches: int = 0             # BatchWriteItem requests received
     items_received: int = 0      # put requests seen in them (first sends and resends)
@@ -82,10 +89,10 @@ class _Message:
 class DynamoFaultProxy(LoopbackProxy):
     """The proxy itself; see :func:`dynamo_fault_proxy` to run it."""
 
-    def __init__(self, upstream_url: str, plan: FaultPlan) -> None:
+    def __init__(self, upstream_url: str, plan: DynamoFaultPlan) -> None:
         super().__init__(upstream_url)
         self.plan = plan
-        self.counts = FaultCounts()
+        self.counts = DynamoFaultCounts()
         self._rng = random.Random(plan.seed)
 
     # -- HTTP plumbing ------------------------------------------------------------------------
@@ -215,8 +222,8 @@ async def _read_message(stream: SocketStream, conn: h11.Connection) -> _Message 
 
 
 @asynccontextmanager
-async def dynamo_fault_proxy(upstream_url: str,
-                             plan: FaultPlan | None = None) -> AsyncIterator[DynamoFaultProxy]:
+async def dynamo_fault_proxy(
+        upstream_url: str, plan: DynamoFaultPlan | None = None) -> AsyncIterator[DynamoFaultProxy]:
     """Run a :class:`DynamoFaultProxy` on an ephemeral 127.0.0.1 port for the ``with`` body."""
-    async with serving(DynamoFaultProxy(upstream_url, plan or FaultPlan())) as proxy:
+    async with serving(DynamoFaultProxy(upstream_url, plan or DynamoFaultPlan())) as proxy:
         yield proxy

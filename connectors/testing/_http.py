@@ -1,17 +1,27 @@
 """The plumbing the loopback HTTP fault proxies share: fronting only a loopback server,
 serving on an ephemeral 127.0.0.1 port for a ``with`` body, and reading one whole HTTP
-message with h11."""
+message with h11.
+
+h11 is an optional dependency (the ``testing`` extra): without it ``connectors.testing`` still
+imports, and starting an HTTP fault proxy says what to install."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
-import h11
 from anyio.abc import SocketAttribute, SocketStream
+
+if TYPE_CHECKING:
+    import h11
+else:
+    try:
+        import h11
+    except ModuleNotFoundError:  # a plain install: require_h11() says what to install
+        h11 = None
 
 #: What a closed or broken peer raises on a send or receive.
 STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
@@ -40,9 +50,17 @@ class LoopbackProxy:
 P = TypeVar("P", bound=LoopbackProxy)
 
 
+def require_h11() -> None:
+    """Fail with what to install when h11 (the ``testing`` extra) is missing."""
+    if h11 is None:
+        raise ModuleNotFoundError(
+            "the HTTP fault proxies need h11: pip install 'headrace[testing]'", name="h11")
+
+
 @asynccontextmanager
 async def serving(proxy: P) -> AsyncIterator[P]:
     """Run ``proxy`` on an ephemeral 127.0.0.1 port for the ``with`` body."""
+    require_h11()
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     proxy.port = listener.extra(SocketAttribute.local_port)
     async with listener, anyio.create_task_group() as tg:

@@ -27,14 +27,21 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
-import h11
 from anyio.abc import SocketStream
 
-from engine.testing.httpproxy import STREAM_ERRORS as _STREAM_ERRORS
-from engine.testing.httpproxy import LoopbackProxy, read_message, serving
+from ._http import STREAM_ERRORS as _STREAM_ERRORS
+from ._http import LoopbackProxy, read_message, serving
+
+if TYPE_CHECKING:
+    import h11
+else:
+    try:
+        import h11
+    except ModuleNotFoundError:  # a plain install: require_h11() says what to install
+        h11 = None
 
 Outcome = Literal["forwarded", "SlowDown", "InternalError"]
 #: Headers about this hop only: not passed on (the framing headers are kept, so h11 frames the
