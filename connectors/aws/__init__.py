@@ -28,7 +28,7 @@ from ._errors import (
     CREDENTIAL_SOURCES,
     aws_secrets,
     error_code,
-    map_aws_errors,
+    map_errors,
     scrub,
     translate,
 )
@@ -52,7 +52,7 @@ __all__ = [
     "endpoint_from_env",
     "error_code",
     "full_jitter",
-    "map_aws_errors",
+    "map_errors",
     "publish_sns",
     "region_from_env",
     "retry_count",

@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from connectors.tracing import trace_aws_client
 
-from ._errors import map_aws_errors
+from ._errors import map_errors
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 5
@@ -108,7 +108,7 @@ async def client(service: str, *, parallel: int = 4, region: str | None = None,
     sess = session()
     if region is None and not sess.get_config_variable("region"):
         region = DEFAULT_REGION
-    with map_aws_errors(service, "connect"):
+    with map_errors(service, "connect"):
         creator = sess.create_client(service, region_name=region, endpoint_url=endpoint_url,
                                      config=config)
         c = trace_aws_client(await creator.__aenter__())

@@ -15,10 +15,11 @@ from connectors.errors import (
     ConfigError,
     ConnectionLost,
     ConnectorError,
+    HeadraceError,
     NotFoundError,
-    TerminalError,
+    TerminalFault,
     Throttled,
-    TransientError,
+    TransientFault,
     Unreachable,
 )
 
@@ -119,10 +120,10 @@ def _translate(exc: BaseException, connector: str, operation: str,
         if code in _THROTTLE_CODES or (status in (429, 503) and code != "ServiceUnavailable"):
             return Throttled(text, **kw)
         if code in _TRANSIENT_CODES or status >= 500:
-            return TransientError(text, **kw)
+            return TransientFault(text, **kw)
         if code in ("PreconditionFailed", "412") or status == 412:
-            return TransientError(f"{where}the object changed while it was being read", **kw)
-        return TerminalError(text, **kw)
+            return TransientFault(f"{where}the object changed while it was being read", **kw)
+        return TerminalFault(text, **kw)
     if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
         return AuthenticationFailed(
             f"{where}no usable AWS credentials found; tried: {'; '.join(CREDENTIAL_SOURCES)}",
@@ -144,16 +145,16 @@ def _translate(exc: BaseException, connector: str, operation: str,
                   bexc.HTTPClientError | asyncio.TimeoutError | ConnectionError):
         return ConnectionLost(f"{where}{exc.__class__.__name__}: {exc}", **kw)
     if isinstance(exc, bexc.BotoCoreError):
-        return TerminalError(f"{where}{exc}", **kw)
+        return TerminalFault(f"{where}{exc}", **kw)
     return None
 
 
 @contextmanager
-def map_aws_errors(connector: str, operation: str, target: str | None = None) -> Iterator[None]:
+def map_errors(connector: str, operation: str, target: str | None = None) -> Iterator[None]:
     """Translate botocore/aiohttp exceptions raised inside into connector errors."""
     try:
         yield
-    except ConnectorError:
+    except HeadraceError:
         raise
     except Exception as exc:
         mapped = translate(exc, connector, operation, target)

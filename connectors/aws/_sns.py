@@ -15,7 +15,7 @@ import logging
 from connectors.errors import ConfigError
 
 from ._client import client
-from ._errors import map_aws_errors
+from ._errors import map_errors
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ async def publish(topic_arn: str, subject: str, message: str, *,
         log.warning("SNS subject cut to %d characters for %s", SUBJECT_LIMIT, topic_arn)
         note = f"Subject: {' '.join(subject.split())}\n\n"
     body = fit_message(message, note)
-    with map_aws_errors(_CONNECTOR, "Publish", topic_arn):
+    with map_errors(_CONNECTOR, "Publish", topic_arn):
         async with client("sns", region=region or region_of(topic_arn)) as sns:
             extra = {"Subject": short} if short else {}
             reply = await sns.publish(TopicArn=topic_arn, Message=body, **extra)

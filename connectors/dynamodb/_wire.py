@@ -26,7 +26,7 @@ import botocore.exceptions as bexc
 from botocore import xform_name
 
 from connectors import aws
-from connectors.errors import BadDataError, ConfigError, ConnectorError, TerminalError
+from connectors.errors import BadDataError, ConfigError, ConnectorError, TerminalFault
 
 _RAW_BODY: ContextVar[bytes | None] = ContextVar("headrace_dynamodb_raw_body", default=None)
 _RAW_KEY = "HeadraceRawResponse"
@@ -88,7 +88,7 @@ async def open_client(region: str | None, *, max_connections: int = 10,
     throttle is counted and the whole-batch retry budget is its own. The endpoint comes from
     the standard configuration (``AWS_ENDPOINT_URL_DYNAMODB``).
     """
-    with aws.map_aws_errors(describe, "connect"):
+    with aws.map_errors(describe, "connect"):
         async with aws.client("dynamodb", parallel=max_connections, region=region,
                               max_attempts=0) as client:
             install_wire_hooks(client)
@@ -113,7 +113,7 @@ def map_error(exc: BaseException, *, connector: str, operation: str,
                            operation=operation)
     mapped = aws.translate(exc, connector, operation, subject)
     if mapped is None:
-        return TerminalError(f"{type(exc).__name__}: {exc}", connector=connector,
+        return TerminalFault(f"{type(exc).__name__}: {exc}", connector=connector,
                              operation=operation)
     return mapped
 

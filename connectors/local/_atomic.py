@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import anyio
 
-from connectors.errors import ConnectorError, DiskFull, NotFoundError
+from connectors.errors import DiskFull, NotFoundError, TerminalFault
 
 CONNECTOR = "file"
 TEMP_MARK = ".headrace-tmp-"
@@ -42,7 +42,7 @@ def os_error(exc: OSError, path: str, operation: str, written: int | None = None
     if exc.errno == errno.ENOENT:
         return NotFoundError(f"{path}: no such file or directory", connector=CONNECTOR,
                              operation=operation)
-    return ConnectorError(f"{path}: {exc.strerror or exc}", connector=CONNECTOR,
+    return TerminalFault(f"{path}: {exc.strerror or exc}", connector=CONNECTOR,
                           operation=operation)
 
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import anyio
 
 from connectors.base import BytesOut, EndpointOptions, Progress, RangeReader, RowsOut, TextFormat
-from connectors.errors import ConnectorError, NotFoundError
+from connectors.errors import NotFoundError, TerminalFault
 from connectors.formats import FileJoiner, Gunzip, NamedFormatSource, decoder_for, is_gzip
 
 from ._atomic import CONNECTOR, Files, os_error
@@ -38,7 +38,7 @@ class _FileRanges:
         except OSError as exc:
             raise os_error(exc, self._name, "read") from exc
         if got != length:
-            raise ConnectorError(f"{self._name}: the file changed size while it was read "
+            raise TerminalFault(f"{self._name}: the file changed size while it was read "
                                  f"(byte {offset + got} of {self.size})",
                                  connector=CONNECTOR, operation="read")
         return body

@@ -17,8 +17,8 @@ from connectors.errors import (
     ConnectionLost,
     ConnectorError,
     NotFoundError,
-    TerminalError,
-    TransientError,
+    TerminalFault,
+    TransientFault,
     Unreachable,
     translated,
 )
@@ -65,7 +65,7 @@ def driver_error(exc: BaseException, where: str, operation: str, *, connecting: 
         if code in _NOT_FOUND:
             return NotFoundError(label, **kw)
         if code in _TRANSIENT:
-            return TransientError(label, **kw)
+            return TransientFault(label, **kw)
         if code in _DATA or isinstance(exc, pymysql.err.DataError | asyncmy.errors.DataError):
             m = AT_ROW.search(text)
             line = row_base + int(m.group(1)) - 1 if m else None
@@ -74,7 +74,7 @@ def driver_error(exc: BaseException, where: str, operation: str, *, connecting: 
             return err
         if isinstance(exc, pymysql.err.InterfaceError | asyncmy.errors.InterfaceError):
             return ConnectionLost(label, **kw)
-        err2 = TerminalError(label, **kw)
+        err2 = TerminalFault(label, **kw)
         err2.mysql_errno = code  # type: ignore[attr-defined]
         return err2
     if isinstance(exc, OSError | TimeoutError):

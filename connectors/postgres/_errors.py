@@ -15,8 +15,8 @@ from connectors.errors import (
     ConnectionLost,
     ConnectorError,
     NotFoundError,
-    TerminalError,
-    TransientError,
+    TerminalFault,
+    TransientFault,
     Unreachable,
     translated,
 )
@@ -43,7 +43,7 @@ def _driver_error(exc: BaseException, where: str, operation: str, *,
         if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
             return (Unreachable if connecting else ConnectionLost)(text, **kw)
         if state in ("53300", "40001", "40P01", "55P03", "53200"):
-            return TransientError(text, **kw)
+            return TransientFault(text, **kw)
         if state[:2] in ("22", "23"):
             line = column = None
             m = COPY_CONTEXT.search(getattr(exc, "context", None) or "")
@@ -57,7 +57,7 @@ def _driver_error(exc: BaseException, where: str, operation: str, *,
             err.sqlstate = state  # type: ignore[attr-defined]
             err.column_name = column  # type: ignore[attr-defined]
             return err
-        err2 = TerminalError(text, **kw)
+        err2 = TerminalFault(text, **kw)
         err2.sqlstate = state  # type: ignore[attr-defined]
         return err2
     if isinstance(exc, asyncpg.exceptions.DataError):  # client-side encoding of a value
@@ -70,7 +70,7 @@ def _driver_error(exc: BaseException, where: str, operation: str, *,
         cls = Unreachable if connecting else ConnectionLost
         return cls(f"{type(exc).__name__}: {exc}", **kw)
     if isinstance(exc, asyncpg.exceptions.InterfaceError):
-        return TerminalError(str(exc), **kw)
+        return TerminalFault(str(exc), **kw)
     return None
 
 

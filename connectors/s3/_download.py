@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 from connectors import aws
 from connectors.aws import full_jitter
 from connectors.base import BytesOut, Progress, TextFormat
-from connectors.errors import ConnectionLost, TerminalError, TransientError, single_failure
+from connectors.errors import ConnectionLost, TerminalFault, TransientError, single_failure
 from connectors.formats import FileJoiner, Gunzip
 
 from ._parallel import each_at_most
@@ -86,7 +86,7 @@ class Ranges:
         target = self._location(obj)
         while pos < end:
             try:
-                with aws.map_aws_errors(CONNECTOR, "get", target):
+                with aws.map_errors(CONNECTOR, "get", target):
                     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": obj.key,
                                               "Range": f"bytes={pos}-{end - 1}"}
                     if obj.etag:
@@ -100,7 +100,7 @@ class Ranges:
                             if not piece:
                                 break
                             if pos + len(piece) > end:
-                                raise TerminalError(
+                                raise TerminalFault(
                                     f"{target}: the server sent more than the range asked for",
                                     connector=CONNECTOR, operation="get")
                             await deliver(pos, piece)

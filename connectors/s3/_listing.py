@@ -22,7 +22,7 @@ async def iter_objects(client: Any, bucket: str, prefix: str, *,
             kwargs["MaxKeys"] = page_size
         if token:
             kwargs["ContinuationToken"] = token
-        with aws.map_aws_errors(CONNECTOR, "list", f"s3://{bucket}/{prefix}"):
+        with aws.map_errors(CONNECTOR, "list", f"s3://{bucket}/{prefix}"):
             page = await client.list_objects_v2(**kwargs)
         for item in page.get("Contents", []):
             if item["Key"].endswith("/") and item.get("Size", 0) == 0:
@@ -37,7 +37,7 @@ async def iter_objects(client: Any, bucket: str, prefix: str, *,
 
 async def any_object(client: Any, bucket: str, prefix: str) -> bool:
     """True when at least one object lies below ``prefix``."""
-    with aws.map_aws_errors(CONNECTOR, "list", f"s3://{bucket}/{prefix}"):
+    with aws.map_errors(CONNECTOR, "list", f"s3://{bucket}/{prefix}"):
         page = await client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     return bool(page.get("Contents"))
 
@@ -45,7 +45,7 @@ async def any_object(client: Any, bucket: str, prefix: str) -> bool:
 async def head(client: Any, bucket: str, key: str) -> S3Object | None:
     """The object at ``key``, or None when there is none."""
     try:
-        with aws.map_aws_errors(CONNECTOR, "head", f"s3://{bucket}/{key}"):
+        with aws.map_errors(CONNECTOR, "head", f"s3://{bucket}/{key}"):
             found = await client.head_object(Bucket=bucket, Key=key)
     except NotFoundError:
         return None
@@ -57,7 +57,7 @@ async def read_manifest(client: Any, manifest_url: str) -> AsyncIterator[S3Objec
     in manifest order. A missing ``mandatory`` entry is an error; other missing ones are skipped.
     """
     u = parse_s3_url(manifest_url)
-    with aws.map_aws_errors(CONNECTOR, "get", manifest_url):
+    with aws.map_errors(CONNECTOR, "get", manifest_url):
         resp = await client.get_object(Bucket=u.bucket, Key=u.key)
         async with resp["Body"] as body:
             raw = await body.read()

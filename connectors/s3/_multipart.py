@@ -34,13 +34,13 @@ class Multipart:
         return f"s3://{self.bucket}/{self.key}"
 
     async def create(self) -> None:
-        with aws.map_aws_errors(CONNECTOR, "create-multipart-upload", self.target):
+        with aws.map_errors(CONNECTOR, "create-multipart-upload", self.target):
             created = await self.client.create_multipart_upload(Bucket=self.bucket,
                                                                 Key=self.key)
         self.upload_id = created["UploadId"]
 
     async def send_part(self, number: int, body: io.BytesIO) -> None:
-        with aws.map_aws_errors(CONNECTOR, "upload-part", self.target):
+        with aws.map_errors(CONNECTOR, "upload-part", self.target):
             resp = await self.client.upload_part(Bucket=self.bucket, Key=self.key,
                                                  UploadId=self.upload_id, PartNumber=number,
                                                  Body=body)
@@ -57,7 +57,7 @@ class Multipart:
             "CopySourceRange": f"bytes={start}-{end - 1}"}
         if etag:
             kwargs["CopySourceIfMatch"] = etag
-        with aws.map_aws_errors(CONNECTOR, "upload-part-copy", self.target):
+        with aws.map_errors(CONNECTOR, "upload-part-copy", self.target):
             resp = await self.client.upload_part_copy(**kwargs)
         note_retries(resp, self.progress, "s3-copy")
         self.etags[number] = resp["CopyPartResult"]["ETag"]
@@ -65,7 +65,7 @@ class Multipart:
     async def complete(self, *, retry_cause: str | None = "s3-complete") -> None:
         """Make the object visible (every part must have been sent)."""
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.etags.items())]
-        with aws.map_aws_errors(CONNECTOR, "complete-multipart-upload", self.target):
+        with aws.map_errors(CONNECTOR, "complete-multipart-upload", self.target):
             resp = await self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
                 MultipartUpload={"Parts": parts})
@@ -77,7 +77,7 @@ class Multipart:
         """Remove the pending upload (and its parts); nothing after :meth:`complete`."""
         if self.upload_id is not None and not self.completed:
             upload_id, self.upload_id = self.upload_id, None
-            with aws.map_aws_errors(CONNECTOR, "abort-multipart-upload", self.target):
+            with aws.map_errors(CONNECTOR, "abort-multipart-upload", self.target):
                 await self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
                                                          UploadId=upload_id)
 

@@ -53,7 +53,7 @@ class ServerCopy:
         target = f"s3://{self.bucket}/{dest}"
         if obj.size <= self.threshold:
             async with limiter:
-                with aws.map_aws_errors(CONNECTOR, "copy-object", target):
+                with aws.map_errors(CONNECTOR, "copy-object", target):
                     kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": dest,
                                               "CopySource": source}
                     if obj.etag:

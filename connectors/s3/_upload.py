@@ -105,7 +105,7 @@ class Upload:
         if self._started:
             await self._multipart.complete()
         else:
-            with aws.map_aws_errors(CONNECTOR, "put", self.target):
+            with aws.map_errors(CONNECTOR, "put", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
                                                     Body=self._take_part())
             note_retries(resp, self._progress, "s3-complete")
@@ -127,14 +127,14 @@ async def abort_stale_uploads(client: Any, url: S3Url) -> int:
     aborted = 0
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
     while True:
-        with aws.map_aws_errors(CONNECTOR, "list-multipart-uploads", describe):
+        with aws.map_errors(CONNECTOR, "list-multipart-uploads", describe):
             page = await client.list_multipart_uploads(**kwargs)
         for upload in page.get("Uploads", []):
             name = upload["Key"][len(key):]
             ours = (upload["Key"] == key) if not url.is_prefix else (
                 "/" not in name and bool(PART_RE.match(name)))
             if ours:
-                with aws.map_aws_errors(CONNECTOR, "abort-multipart-upload", describe):
+                with aws.map_errors(CONNECTOR, "abort-multipart-upload", describe):
                     await client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
                                                         UploadId=upload["UploadId"])
                 aborted += 1
@@ -150,7 +150,7 @@ async def remove_stale_parts(client: Any, url: S3Url, keep: set[str]) -> None:
              if "/" not in obj.key[len(url.key):]
              and PART_RE.match(obj.key[len(url.key):]) and obj.key not in keep]
     for i in range(0, len(stale), 1000):
-        with aws.map_aws_errors(CONNECTOR, "delete", str(url)):
+        with aws.map_errors(CONNECTOR, "delete", str(url)):
             await client.delete_objects(
                 Bucket=url.bucket,
                 Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]], "Quiet": True})
@@ -164,7 +164,7 @@ async def upload_ranges(client: Any, url: S3Url, reader: RangeReader, progress: 
     size = reader.size
     if size <= part_size:
         body = await reader.read_at(0, size)
-        with aws.map_aws_errors(CONNECTOR, "put", str(url)):
+        with aws.map_errors(CONNECTOR, "put", str(url)):
             resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
         note_retries(resp, progress, "s3-put")
         progress.add(nbytes=size)

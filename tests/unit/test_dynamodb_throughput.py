@@ -30,6 +30,7 @@ from connectors.errors import (
     NotFoundError,
     Throttled,
     TransientError,
+    TransientFault,
     Unreachable,
 )
 
@@ -185,9 +186,9 @@ def _client_error(code: str, status: int = 400, message: str = "msg") -> bexc.Cl
     (_client_error("AccessDeniedException"), AuthenticationFailed),
     (_client_error("ProvisionedThroughputExceededException"), Throttled),
     (_client_error("ThrottlingException"), Throttled),
-    (_client_error("InternalServerError", 500), TransientError),
+    (_client_error("InternalServerError", 500), TransientFault),
     (_client_error("Whatever", 503), Throttled),
-    (_client_error("Whatever", 502), TransientError),
+    (_client_error("Whatever", 502), TransientFault),
     (_client_error("ValidationException"), ConfigError),
     (bexc.NoCredentialsError(), AuthenticationFailed),
     (bexc.NoRegionError(), ConfigError),
