@@ -7,7 +7,17 @@ from pathlib import Path
 
 import anyio
 
-from connectors.base import BytesIn, EndpointOptions, Progress, RowsIn, Source, TextFormat
+from connectors.base import (
+    BytesIn,
+    EndpointOptions,
+    Progress,
+    RangeDownloader,
+    RowsIn,
+    Source,
+    Takeover,
+    TakeoverLane,
+    TextFormat,
+)
 from connectors.formats import (
     PART_RE,
     Gzip,
@@ -42,17 +52,23 @@ class LocalSink(NamedFormatSink):
     def _part_name(self, index: int) -> str:
         return part_name(index, self._fmt, self._gzip)
 
+    async def take_over(self, source: Source, progress: Progress,
+                        lanes: frozenset[TakeoverLane]) -> Takeover | None:
+        """Direct when ``source`` is one object fetched by ranges (see :class:`TakesOver`)."""
+        if "direct" not in lanes:
+            return None
+        copied = await self.direct_copy(source, progress)
+        return None if copied is None else Takeover("direct", copied)
+
     async def direct_copy(self, source: Source, progress: Progress) -> int | None:
         """A byte-for-byte download of one object into this file by parallel ranges written
-        at their offsets (:meth:`connectors.s3.S3Source.download_into`).
+        at their offsets (a :class:`~connectors.base.RangeDownloader`).
 
-        None when that does not apply, as for :meth:`connectors.s3.S3Sink.direct_copy`
-        (only opaque bytes: data known to be records streams and is counted). The file is as
-        atomic as ever: a temp, fsynced, renamed on success."""
-        download = getattr(source, "download_into", None)
-        if download is None or self.directory or not self.opaque or \
-                not getattr(source, "opaque", False) or \
-                not same_layout(source.native_format, self._fmt):
+        None when that does not apply, as for the S3 sink's direct upload (only opaque bytes:
+        data known to be records streams and is counted). The file is as atomic as ever: a
+        temp, fsynced, renamed on success."""
+        if not isinstance(source, RangeDownloader) or self.directory or not self.opaque or \
+                not source.opaque or not same_layout(source.native_format, self._fmt):
             return None
         af: AtomicFile | None = None
 
@@ -63,7 +79,7 @@ class LocalSink(NamedFormatSink):
             return af
 
         try:
-            copied: int | None = await download(start, compressed=self._gzip,
+            copied = await source.download_into(start, compressed=self._gzip,
                                                 progress=progress)
             if af is not None:
                 await af.commit()

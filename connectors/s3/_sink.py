@@ -13,7 +13,17 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
-from connectors.base import BytesIn, EndpointOptions, Progress, RowsIn, Source, TextFormat
+from connectors.base import (
+    BytesIn,
+    EndpointOptions,
+    Progress,
+    RangeSource,
+    RowsIn,
+    Source,
+    Takeover,
+    TakeoverLane,
+    TextFormat,
+)
 from connectors.errors import single_failure
 from connectors.formats import (
     Gzip,
@@ -26,7 +36,6 @@ from connectors.formats import (
 
 from ._multipart import ABORT_TIMEOUT
 from ._server_copy import ServerCopy
-from ._source import S3Source
 from ._upload import Upload, abort_stale_uploads, remove_stale_parts, upload_ranges
 from ._url import (
     COPY_PARALLEL_FACTOR,
@@ -36,6 +45,7 @@ from ._url import (
     DEFAULT_FILE_BYTES,
     MIN_PART,
     S3Object,
+    S3Origin,
     is_gzip,
     parse_s3_url,
 )
@@ -136,7 +146,22 @@ class S3Sink(NamedFormatSink):
         await consume_rows_as_bytes(self._fmt, inp, progress, self.consume_bytes,
                                     anyio.to_thread.run_sync)
 
-    # -- direct upload of one local file ------------------------------------------------------
+    # -- the copy done here, without the copy's stages ----------------------------------------
+    async def take_over(self, source: Source, progress: Progress,
+                        lanes: frozenset[TakeoverLane]) -> Takeover | None:
+        """Server-side when ``source`` is S3 on this endpoint with our format, else direct when
+        it is one local file of opaque bytes; None to stream (see :class:`TakesOver`)."""
+        if "server-side" in lanes:
+            copied = await self.server_side_copy(source, progress)
+            if copied is not None:
+                progress.add(nbytes=copied)  # no bytes passed through here while it ran
+                return Takeover("server-side", copied)
+        if "direct" in lanes:
+            copied = await self.direct_copy(source, progress)
+            if copied is not None:
+                return Takeover("direct", copied)
+        return None
+
     async def direct_copy(self, source: Source, progress: Progress) -> int | None:
         """Upload one local file as this object, byte for byte, with parts read at their
         offsets and sent ``parallel`` at a time (no ordered stream in between).
@@ -144,12 +169,10 @@ class S3Sink(NamedFormatSink):
         None when that does not apply: a prefix destination, a directory source, a
         compression change, or data known to be records (a format was given or the names
         imply one): those stream, so their records are counted."""
-        open_ranges = getattr(source, "open_ranges", None)
-        if open_ranges is None or self.url.is_prefix or not self.opaque or \
-                not getattr(source, "opaque", False) or \
-                not same_layout(source.native_format, self._fmt):
+        if not isinstance(source, RangeSource) or self.url.is_prefix or not self.opaque or \
+                not source.opaque or not same_layout(source.native_format, self._fmt):
             return None
-        async with open_ranges(compressed=self._gzip) as reader:
+        async with source.open_ranges(compressed=self._gzip) as reader:
             if reader is None:
                 return None
             async with self.client() as client:
@@ -157,7 +180,6 @@ class S3Sink(NamedFormatSink):
                 await upload_ranges(client, self.url, reader, progress,
                                     part_size=self.part_size, parallel=self.parallel)
             return int(reader.size)
-
 
     # -- server-side copy -----------------------------------------------------------------------
     async def server_side_copy(self, source: Source, progress: Progress) -> int | None:
@@ -167,7 +189,7 @@ class S3Sink(NamedFormatSink):
         at once, shared by whole-object copies and the parts of big objects. The listing is
         read lazily and at most ``copy_parallel`` object copies are pending at a time.
         """
-        if not isinstance(source, S3Source) or source.endpoint != self.endpoint \
+        if not isinstance(source, S3Origin) or source.endpoint != self.endpoint \
                 or source.manifest_url:
             return None
         if not same_layout(source.native_format, self._fmt):

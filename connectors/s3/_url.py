@@ -6,12 +6,13 @@ defaults, whether a key is gzip, and counting the SDK's own retries into a copy'
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from connectors import aws, formats
-from connectors.base import DEFAULT_CHUNK_SIZE, Progress
+from connectors.base import DEFAULT_CHUNK_SIZE, Progress, TextFormat
 from connectors.errors import ConfigError
 
 CONNECTOR = "s3"
@@ -65,3 +66,27 @@ def is_gzip(key: str, compression: str | None) -> bool:
 def note_retries(response: dict[str, Any], progress: Progress, cause: str) -> None:
     for _ in range(aws.retry_count(response)):
         progress.retried(cause)
+
+
+@runtime_checkable
+class S3Origin(Protocol):
+    """A source whose data are S3 objects, as far as an S3 sink needs to know to have S3 copy
+    them itself (CopyObject): which store and objects, and how each is compressed and laid
+    out. :class:`~._source.S3Source` is one; the sink asks for this, not for that class."""
+
+    url: S3Url
+    #: Set when the objects are a manifest's entries (never copied server-side).
+    manifest_url: str | None
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def compression(self) -> str | None: ...
+
+    @property
+    def native_format(self) -> TextFormat: ...
+
+    def is_gzip(self, key: str) -> bool: ...
+
+    async def resolve(self, client: Any) -> tuple[str | None, AsyncIterator[S3Object]]: ...
