@@ -19,10 +19,10 @@ engine's masked messages.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -44,7 +44,7 @@ from engine.telemetry.redact import add_secrets
 
 if TYPE_CHECKING:
     from engine.activities.base import AttemptContext
-    from engine.runtime.context import PipelineRuntime
+    from engine.definition import Definition
     from engine.store.records import AttemptRecord
 
 tracer = trace.get_tracer("headrace")
@@ -89,10 +89,24 @@ def propagation_env() -> dict[str, str]:
 fail = mark_failed
 
 
-class PipelineTelemetry:
-    """Span bookkeeping for one pipeline run in this process (one per PipelineRuntime)."""
+class TracedRun(Protocol):
+    """What the spans read of a pipeline's run (the runtime's ``PipelineRuntime`` is one):
+    its id, its definition (to mask secrets) and its instances as this process knows them."""
 
-    def __init__(self, rt: PipelineRuntime) -> None:
+    @property
+    def pipeline_id(self) -> str: ...
+
+    @property
+    def definition(self) -> Definition: ...
+
+    @property
+    def instances(self) -> Mapping[str, InstanceRecord]: ...
+
+
+class PipelineTelemetry:
+    """Span bookkeeping for one pipeline run in this process (one per run)."""
+
+    def __init__(self, rt: TracedRun) -> None:
         self.rt = rt
         self.pipeline_name: str | None = None
         self._spans: dict[str, Span] = {}
