@@ -30,12 +30,10 @@ from engine.runtime.logs import log_root_from_uri
 from engine.store.records import (
     BROKEN,
     Action,
-    AttemptRecord,
     InstanceRecord,
     PipelineState,
     Status,
 )
-from engine.telemetry.spans import propagation_env
 
 log = logging.getLogger("headrace.runtime")
 
@@ -65,9 +63,7 @@ class PipelineSupervisor:
                  request_interval: float | None = 1.0,
                  window_end: datetime | None = None,
                  activation: datetime | None = None,
-                 default_log_root: Path | None = None,
-                 attempt_env: Callable[[InstanceRecord, AttemptRecord], dict[str, str]]
-                 | None = None) -> None:
+                 default_log_root: Path | None = None) -> None:
         self.rt = rt
         self.mode = mode
         self.on_status = on_status
@@ -75,7 +71,6 @@ class PipelineSupervisor:
         self.window_end = window_end
         self.activation = activation
         self.default_log_root = default_log_root or rt.log_root
-        self._attempt_env = attempt_env
         self.actors: dict[str, InstanceActor] = {}
         self.sup = Supervisor(f"pipeline {rt.pipeline_id}", on_error=self._child_failed)
         #: one event per waiter for "something changed" (several loops wait at once)
@@ -128,14 +123,6 @@ class PipelineSupervisor:
                             rec.object_id, exc)
             root = self._log_roots[rec.object_id] = log_root_from_uri(uri, self.default_log_root)
         return root
-
-    def attempt_env(self, rec: InstanceRecord, attempt: AttemptRecord) -> dict[str, str]:
-        """Environment for the attempt's child processes: ``TRACEPARENT``/``TRACESTATE`` of
-        the current span (the attempt's, while telemetry is on), then the caller's hook."""
-        env = propagation_env()
-        if self._attempt_env is not None:
-            env.update(self._attempt_env(rec, attempt))
-        return env
 
     async def cancel_preconditions_of(self, rec: InstanceRecord) -> None:
         """A node that cascade-failed: its precondition instances still pending are CANCELED."""

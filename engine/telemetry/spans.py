@@ -19,7 +19,7 @@ engine's masked messages.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -277,15 +277,15 @@ class PipelineTelemetry:
                      "timeout" if attempt.status.value == "TIMEDOUT" else _cause_type(error))
         span.end()
 
-    async def run_activity(self, ctx: AttemptContext,
-                           runner: Callable[[AttemptContext], Awaitable[None]]) -> None:
-        """Run an activity inside its span; rows, bytes, ends and exit code go on the span,
-        and a copy's volumes to the metrics."""
+    @contextmanager
+    def activity_span(self, ctx: AttemptContext) -> Iterator[Span]:
+        """The span of an activity, current while it runs; rows, bytes, ends and exit code go
+        on the span when it ends, and a copy's volumes to the metrics."""
         rec = ctx.instance
         with tracer.start_as_current_span(rec.type or "activity", record_exception=False,
                                           set_status_on_exception=False) as span:
             try:
-                await runner(ctx)
+                yield span
             except BaseException as exc:
                 if isinstance(exc, Exception):  # not a cancellation
                     fail(span, self._mask(str(exc) or type(exc).__name__),
