@@ -167,15 +167,11 @@ class PipelineSupervisor:
             return
         actor = InstanceActor(self.rt, rec, self)
         self.actors[rec.id] = actor
+        self.sup.spawn(rec.id, actor.run, on_exit=lambda: self._actor_ended(rec.id))
 
-        async def run() -> None:
-            try:
-                await actor.run()
-            finally:
-                self.actors.pop(rec.id, None)
-                self._notify()
-
-        self.sup.spawn(rec.id, run)
+    def _actor_ended(self, instance_id: str) -> None:
+        self.actors.pop(instance_id, None)
+        self._notify()
 
     async def run(self) -> None:
         await self.load()
