@@ -52,16 +52,19 @@ class Findings:
         if key in self.seen:
             return
         self.seen.add(key)
-        line = self.definition.objects[object_id].line if object_id in self.definition else None
-        self.report.error(message, object_id, field, line=line)
+        self.report.error(message, object_id, field, line=self._line(object_id))
+
+    def _line(self, object_id: str | None) -> int | None:
+        if object_id is None or object_id not in self.definition:
+            return None
+        return self.definition.objects[object_id].line
 
     def warn(self, message: str, object_id: str | None, field: str | None) -> None:
         key = (object_id, field, "w:" + message)
         if key in self.seen:
             return
         self.seen.add(key)
-        line = self.definition.objects[object_id].line if object_id in self.definition else None
-        self.report.warn(message, object_id, field, line=line)
+        self.report.warn(message, object_id, field, line=self._line(object_id))
 
     def template_problem(self, message: str, object_id: str | None, field: str | None) -> None:
         """A value that is missing only because the template's values are not given yet."""

@@ -62,7 +62,7 @@ async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
 def _alarm(rt: PipelineRuntime, inst: InstanceRecord, action_id: str) -> Alarm:
     # an alarm shared by onFail and onSuccess/onLateAction reads #{node.errorMessage}: empty
     # when the instance has no error, rather than an evaluation error that loses the alarm
-    node = rt.scope(inst, **({} if inst.error else {"errorMessage": ""}))
+    node = rt.scope(inst, None, **({} if inst.error else {"errorMessage": ""}))
     scope = ObjectScope(EvalContext(rt.definition), action_id, node.runtime, node)
 
     def text(name: str) -> str:

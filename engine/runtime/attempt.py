@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -271,7 +272,7 @@ class Attempt:
                 node_id = node.object_id
                 node_scope = rt.scope(node)
                 node_fields = rt.resolve(node.object_id, node)
-        fields = rt.resolve(rec.object_id, rec, node=node_scope, **extra)
+        fields = rt.resolve(rec.object_id, rec, node_scope, **extra)
         masked = resolve_fields(rt.definition, rec.object_id, rt.runtime_fields(rec, **extra),
                                 node_scope, mask=True, errors=[])
         secret = {k for k, v in masked.items() if v == MASK or (
@@ -296,7 +297,7 @@ async def interrupt_lost_attempts(rt: PipelineRuntime, rec: InstanceRecord) -> N
         if attempt.status == AttemptStatus.RUNNING:
             if attempt.log_path:  # its command may outlive the dead engine: stop it
                 pid_file, mark = Path(attempt.log_path) / "pid", f"{ATTEMPT_MARK}={attempt.id}"
-                if await blocking(lambda p=pid_file, m=mark: kill_orphaned_group(p, m),
+                if await blocking(partial(kill_orphaned_group, pid_file, mark),
                                   inline=rt.inline_io):
                     log.warning("%s: killed the command left running by attempt %d",
                                 rec.id, attempt.number)

@@ -110,13 +110,13 @@ class PipelineRuntime:
         values.update(extra)
         return values
 
-    def scope(self, inst: InstanceRecord, node: ObjectScope | None = None,
+    def scope(self, inst: InstanceRecord, node: ObjectScope | None = None, /,
               **extra: object) -> ObjectScope:
         return ObjectScope(EvalContext(self.definition), inst.object_id,
                            self.runtime_fields(inst, **extra), node)
 
-    def resolve(self, object_id: str, inst: InstanceRecord, *, node: ObjectScope | None = None,
-                **extra: object) -> dict[str, object]:
+    def resolve(self, object_id: str, inst: InstanceRecord, node: ObjectScope | None = None,
+                /, **extra: object) -> dict[str, object]:
         """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``."""
         return resolve_fields(self.definition, object_id, self.runtime_fields(inst, **extra),
                               node, mask=False)

@@ -99,8 +99,10 @@ class InstanceActor:
         try:
             ids = telemetry.ids_to_store(self.rec)
             if ids is not None:  # later instances link to this run, also after a restart
-                await self.rt.store.update_instance(self.rt.pipeline_id, self.rec.id, **ids)
-                self.rec.trace_id, self.rec.span_id = ids["trace_id"], ids["span_id"]
+                trace_id, span_id = ids
+                await self.rt.store.update_instance(self.rt.pipeline_id, self.rec.id,
+                                                    trace_id=trace_id, span_id=span_id)
+                self.rec.trace_id, self.rec.span_id = trace_id, span_id
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._listen)
                 try:

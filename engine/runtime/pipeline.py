@@ -310,8 +310,8 @@ class PipelineSupervisor:
                 rt.paused.add(target)
             else:
                 rt.paused.discard(target)
-            for iid, rec in rt.instances.items():
-                if rec.object_id == target:
+            for iid, inst in rt.instances.items():
+                if inst.object_id == target:
                     rt.board.poke(iid)
             self._notify()
             return f"{action.value} {target}"

@@ -165,13 +165,13 @@ class PipelineTelemetry:
             return NonRecordingSpan(ctx) if ctx is not None else None
         return self.instance_span(node)
 
-    def ids_to_store(self, rec: InstanceRecord) -> dict[str, str] | None:
-        """``trace_id``/``span_id`` fields to store for ``rec`` when its span is new."""
+    def ids_to_store(self, rec: InstanceRecord) -> tuple[str, str] | None:
+        """(trace id, span id) to store for ``rec`` when its span is new."""
         span = self._spans.get(rec.id)
         ids = hex_ids(span) if span is not None else None
         if ids is None or (rec.trace_id, rec.span_id) == ids:
             return None
-        return {"trace_id": ids[0], "span_id": ids[1]}
+        return ids
 
     def trace_id(self, rec: InstanceRecord) -> str | None:
         span = self._spans.get(rec.id)
