@@ -234,9 +234,7 @@ class Attempt:
                                                   expect=[Status.RUNNING])
         if not changed:
             return False
-        self.rec.status = status
-        for key, value in fields.items():
-            setattr(self.rec, key, value)
+        self.rec.apply(status, fields)
         self._publish()
         return True
 

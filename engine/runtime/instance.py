@@ -139,9 +139,7 @@ class InstanceActor:
         if not changed:
             await self._refresh()
             return False
-        self.rec.status = status
-        for key, value in fields.items():
-            setattr(self.rec, key, value)
+        self.rec.apply(status, fields)
         self._publish()
         return True
 

@@ -292,9 +292,7 @@ class PipelineSupervisor:
     async def _set(self, rec: InstanceRecord, status: Status, **fields: Any) -> None:
         await self.rt.store.update_instance(self.rt.pipeline_id, rec.id, status=status,
                                             **fields)
-        rec.status = status
-        for key, value in fields.items():
-            setattr(rec, key, value)
+        rec.apply(status, fields)
         self.rt.board.set(rec.id, status)
         self.status_changed(rec)
 

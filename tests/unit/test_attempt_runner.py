@@ -65,6 +65,11 @@ async def _ready(tmp_path: Path, *objects: dict[str, object],
     return rt, rec
 
 
+def _attempt(rt: PipelineRuntime, rec: InstanceRecord, tmp_path: Path, *,
+             reason: str = "unused") -> Attempt:
+    return Attempt(rt, rec, Host(tmp_path), publish=lambda: None, cancel_reason=lambda: reason)
+
+
 async def test_an_attempt_runs_and_settles_without_a_supervisor(tmp_path: Path) -> None:
     rt, rec = await _ready(tmp_path, activity("A", maximumRetries="1", retryDelay="5 minutes"),
                            object_id="A")
@@ -102,8 +107,7 @@ async def test_a_stale_attempt_is_refused_by_the_store(tmp_path: Path) -> None:
     """The instance moved on after the driver read it (another process finished it)."""
     rt, rec = await _ready(tmp_path, activity("A"), object_id="A")
     assert await rt.store.update_instance("df-attempt", rec.id, status=Status.FINISHED)
-    attempt = Attempt(rt, rec, Host(tmp_path), publish=lambda: None,
-                      cancel_reason=lambda: "unused")
+    attempt = _attempt(rt, rec, tmp_path)
     assert not await attempt.begin()
     assert rec.status == Status.WAITING_FOR_RUNNER  # untouched: the driver reads it again
     assert await rt.store.list_attempts("df-attempt", rec.id) == []
@@ -112,8 +116,7 @@ async def test_a_stale_attempt_is_refused_by_the_store(tmp_path: Path) -> None:
 
 async def test_a_cancelled_attempt_records_the_drivers_reason(tmp_path: Path) -> None:
     rt, rec = await _ready(tmp_path, activity("A"), object_id="A")
-    attempt = Attempt(rt, rec, Host(tmp_path), publish=lambda: None,
-                      cancel_reason=lambda: "the lease was lost")
+    attempt = _attempt(rt, rec, tmp_path, reason="the lease was lost")
 
     async def hangs(ctx: AttemptContext) -> None:
         await anyio.sleep_forever()
@@ -128,8 +131,7 @@ async def test_a_cancelled_attempt_records_the_drivers_reason(tmp_path: Path) ->
 
 async def test_attempt_timeout_ends_the_body_as_timedout(tmp_path: Path) -> None:
     rt, rec = await _ready(tmp_path, activity("A"), object_id="A")
-    attempt = Attempt(rt, rec, Host(tmp_path), publish=lambda: None,
-                      cancel_reason=lambda: "unused")
+    attempt = _attempt(rt, rec, tmp_path)
 
     async def slow(ctx: AttemptContext) -> None:
         await anyio.sleep(120)
@@ -181,8 +183,7 @@ async def test_a_precondition_poll_drives_one_attempt_without_a_supervisor(
         return next(answers)
 
     poll = PreconditionPoll(rt, holds_on_third, PollPlan.of(rt, rec, rt.now()))
-    attempt = Attempt(rt, rec, Host(tmp_path), publish=lambda: None,
-                      cancel_reason=lambda: "unused")
+    attempt = _attempt(rt, rec, tmp_path)
     assert await attempt.begin()
     outcome = await attempt.run(poll, None)
     assert outcome.ok and poll.failure is None and poll.checks == 3
