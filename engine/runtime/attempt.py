@@ -19,6 +19,10 @@ The life of an attempt, each step written to the store before it is acted on:
    turns the outcome into the instance's next status, recorded with the attempt's end.
 
 :func:`interrupt_lost_attempts` is the other end: attempts left RUNNING by a process that died.
+
+A driver stops an attempt by cancelling the task that runs :meth:`Attempt.run` (the instance
+actor does so for TRY_CANCEL, a Terminate action or a shutdown; a worker whose lease renewal
+failed would do the same), and says why through ``cancel_reason``.
 """
 
 from __future__ import annotations
