@@ -4,6 +4,10 @@ Inheritance (reference section 1.2): an object's fields are its own, then its ``
 then ``Default``'s. Default is the root of every chain: an object whose chain ends without a
 parent inherits Default (the arthur templates rely on fields reaching activities through two
 levels of untyped parents). Own fields override inherited ones, field by field.
+
+``"type": "Default"`` on the Default object (CloudFormation's reference example and every
+CloudFormation-managed pipeline carry it; the service accepted it) names the object, not a
+type: it is not inherited.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cached_property
 
-from engine.definition.parameters import Parameters
-from engine.definition.reader import FieldValue, RawDefinition, RawObject, Ref
+from engine.definition.parameters import Origin, Parameters
+from engine.definition.raw import FieldValue, RawDefinition, RawObject, RawValues, Ref
 from engine.definition.types import TYPES, Category, TypeSpec, category_of
 from engine.errors import Report
 
@@ -33,7 +37,7 @@ class Definition:
     @classmethod
     def build(cls, raw: RawDefinition, report: Report,
               parameter_objects: list | None = None,
-              values: dict[str, list[str]] | None = None,
+              values: RawValues | None = None,
               overrides: dict[str, list[str]] | None = None) -> Definition:
         """Combine a raw definition with separate parameter/value files and overrides.
 
@@ -41,8 +45,11 @@ class Definition:
         replaces its values, as the AWS CLI does.
         """
         params_raw = parameter_objects if parameter_objects is not None else raw.parameters
-        vals = values if values is not None else raw.values
-        params = Parameters.from_raw(params_raw, vals, report)
+        if values is None:
+            values = RawValues(raw.values, raw.value_lines, raw.source)
+        origins: dict[str, Origin] = {key: (values.source, values.lines.get(key))
+                                      for key in values.values}
+        params = Parameters.from_raw(params_raw, values.values, report, origins)
         if overrides:
             params = params.with_overrides(overrides)
         return cls(raw, params)
@@ -86,6 +93,9 @@ class Definition:
         for index, ancestor in enumerate(self.parent_chain(object_id)):
             for key, values in self.objects[ancestor].fields.items():
                 if key == "parent" and index > 0:
+                    continue
+                if key == "type" and index > 0 and ancestor == DEFAULT_ID and (
+                        values == [DEFAULT_ID]):
                     continue
                 merged.setdefault(key, values)
         self._effective[object_id] = merged
@@ -136,7 +146,7 @@ class Definition:
         and constant values of ``*`` fields (three characters or more: scrubbing shorter ones
         would garble every message). Used to scrub messages before they are shown."""
         params = self.parameters
-        out: set[str] = set()
+        out: set[str] = set(self.raw.secrets)
         for decl in params.decls.values():
             if decl.secret and decl.default:
                 out.update(decl.default)

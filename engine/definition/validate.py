@@ -16,8 +16,12 @@ Decisions where AWS is silent:
 * Fields AWS requires but headrace does not need (``role`` on SnsAlarm and the service-run
   preconditions, ``role``/``resourceRole`` on Ec2Resource, ``jdbcDriverClass``, ``runsOn`` or
   ``workerGroup`` on activities) are warnings when missing.
-* An unknown field is an error on the types headrace runs, a warning on the types it only reads
-  (EMR family) or ignores (Ec2Resource: AWS knows fields this table does not).
+* A field the type does not have is a warning with a did-you-mean (the service ran such files:
+  ``maxActiveInstances`` on a Schedule is in one of AWS's own samples), an error with
+  ``--strict``; a reference it holds must still exist. Errors are kept for what cannot run.
+* ``"type": "Default"`` on the Default object is accepted silently (CloudFormation's examples
+  carry it); configuration objects (EmrConfiguration, Property, ShellScriptConfig, the EBS
+  objects) get no warning of their own: they are never run.
 * A value of the wrong kind that holds a ``${...}`` placeholder of another templating tool is a
   warning in ``validate`` (the tool fills it before upload) and an error when strict.
 * ``#{node.x}`` in an action or precondition must resolve on every object that uses it.
@@ -70,13 +74,15 @@ for _spec in TYPES.values():
 
 
 def validate_definition(definition: Definition, *, strict: bool = False,
-                        report: Report | None = None, now: datetime | None = None) -> Report:
+                        report: Report | None = None, now: datetime | None = None,
+                        strict_fields: bool = False) -> Report:
     """Check a whole definition; returns the report (errors and warnings).
 
     ``now`` (default: the current time) decides which schedules start in the past, for the
-    cascade-with-backfill warning."""
+    cascade-with-backfill warning; ``strict_fields`` (``--strict``) makes a field the type does
+    not have an error instead of a warning."""
     report = report if report is not None else Report()
-    ctx = Findings(definition, report, strict, set(), now or datetime.now(UTC))
+    ctx = Findings(definition, report, strict, set(), now or datetime.now(UTC), strict_fields)
     _check_raw(definition.raw, ctx)
     for obj in definition:
         _check_object(obj.id, ctx)
@@ -114,10 +120,11 @@ def _check_object(object_id: str, ctx: Findings) -> None:
     type_name = obj.type
     effective_type = definition.type_of(object_id)
     spec = TYPES.get(effective_type or "")
-    if type_name is not None and type_name not in TYPES:
+    default_named = object_id == DEFAULT_ID and type_name == DEFAULT_ID
+    if type_name is not None and type_name not in TYPES and not default_named:
         ctx.error(f"unknown type {type_name!r}{suggest(type_name, TYPES)}; known types: "
                   f"{', '.join(sorted(TYPES))}", object_id, "type")
-    if object_id == DEFAULT_ID and type_name is not None:
+    if object_id == DEFAULT_ID and type_name is not None and not default_named:
         ctx.warn("the Default object should not have a type", object_id, "type")
     _check_parent(object_id, ctx)
     for name, values in obj.fields.items():
@@ -195,11 +202,8 @@ def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
             if base.startswith("my") or base.startswith("My"):
                 hint = (" (user fields start with 'my' followed by an upper-case letter or "
                         "'_', e.g. 'myComment')")
-            message = f"{spec.name} has no field {name!r}{hint}"
-            if spec.runs == "read":
-                ctx.warn(message, object_id, name)
-            else:
-                ctx.error(message, object_id, name)
+            ctx.unknown_field(f"{spec.name} has no field {name!r}{hint}", object_id, name)
+            _check_refs_exist(object_id, name, values, ctx)
             return
     else:
         fs = (spec.all_fields.get(name) if spec is not None else None) or _KIND_BY_NAME.get(name)
@@ -208,10 +212,19 @@ def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
                 ctx.warn(f"{spec.name} field {name!r} is not known to headrace and is ignored",
                          object_id, name)
                 return
-            ctx.error(f"unknown field {name!r}{suggest(name, ALL_FIELD_NAMES)} (user fields "
-                      "start with 'my', e.g. 'myComment')", object_id, name)
+            ctx.unknown_field(f"unknown field {name!r}{suggest(name, ALL_FIELD_NAMES)} (user "
+                              "fields start with 'my', e.g. 'myComment')", object_id, name)
+            _check_refs_exist(object_id, name, values, ctx)
             return
     _check_values(object_id, name, fs, values, ctx)
+
+
+def _check_refs_exist(object_id: str, name: str, values: list[FieldValue],
+                      ctx: Findings) -> None:
+    """A field headrace does not know may still refer to an object: that one must exist."""
+    for value in values:
+        if isinstance(value, Ref):
+            _check_ref_target(object_id, name, value, FieldSpec("ref"), ctx)
 
 
 def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldValue],
@@ -318,6 +331,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
     fields = definition.effective(object_id)
     if definition.objects[object_id].type is None:
         return  # an untyped object inheriting a type: checked as its children are
+    unresolved = {f for o, f in definition.raw.unresolved if o == object_id}
+    if unresolved:  # a template's value that is missing is reported as such, not as absent
+        fields = {**fields, **{f: [""] for f in unresolved if f not in fields}}
     for name in spec.required:
         if name not in fields:
             ctx.error(f"{spec.name} requires {name!r}", object_id, name)
@@ -342,7 +358,7 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
         ctx.warn(f"{spec.name} is read and validated, but its fields are ignored: headrace "
                  "does not launch Amazon EMR, so the EMR activities that run on it will fail",
                  object_id, "type")
-    elif spec.runs == "read":
+    elif spec.runs == "read" and spec.category == "activity":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
                  "Amazon EMR); running this object will fail", object_id, "type")
     if spec.runs == "ignore" and spec.category == "resource":

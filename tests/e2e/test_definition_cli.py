@@ -111,8 +111,9 @@ def test_validate_json_names_object_and_field(tmp_path: Path) -> None:
          "message": "'maximumRetries': 'lots' is not a whole number"},
         {"id": "A", "field": "dependsOn",
          "message": "'dependsOn' refers to 'Bb', which does not exist (did you mean 'B'?)"}]
+    assert all(e["file"] == str(path) for e in body["errors"])
     assert body["warnings"] == [{
-        "id": "B", "field": "command", "line": 1,
+        "file": str(path), "id": "B", "field": "command", "line": 1,
         "message": "#{myX} at character 7: 'myX' resolves to nothing (no field, no parameter "
                    "and no value of that name)"}]
 
@@ -125,7 +126,7 @@ def test_validate_parse_errors_carry_line_and_column(tmp_path: Path) -> None:
     [error] = json.loads(result.stdout)["errors"]
     assert (error["id"], error["field"], error["line"], error["column"]) == (None, None, 2, 14)
     text = headrace("validate", str(path))
-    assert text.stdout.splitlines()[0].startswith("error: line 2, column 14: ")
+    assert text.stdout.splitlines()[0].startswith(f"error: {path}, line 2, column 14: ")
 
 
 @pytest.mark.parametrize(("args", "code"), [
@@ -231,8 +232,8 @@ def test_plan_refuses_unresolved_values_that_validate_only_warns_about(tmp_path:
                       "2024-01-02T00:00:00")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert "error: object 'A', field 'command', line 1: #{mySource} at character 5: parameter " \
-           "'mySource' has no value" in lines
+    assert f"error: {path}, object 'A', field 'command', line 1: #{{mySource}} at character 5: " \
+           "parameter 'mySource' has no value" in lines
     assert lines[-1] == "definition refused: 2 error(s)"
     given_values = headrace("plan", str(path), "--start", "2024-01-01T00:00:00", "--end",
                             "2024-01-02T00:00:00", "--parameter-values", "mySource=s3://a",
