@@ -114,8 +114,10 @@ def _name_files(report: Report, source: str) -> None:
 
 def _scrub(report: Report, definition: Definition) -> None:
     """Replace any secret value that found its way into a message (defence in depth)."""
-    if not definition.secret_values():
+    secrets = sorted(definition.secret_values(), key=len, reverse=True)
+    if not secrets:
         return
-    report.errors[:] = [replace(p, message=definition.mask(p.message)) for p in report.errors]
-    report.warnings[:] = [replace(p, message=definition.mask(p.message))
+    report.errors[:] = [replace(p, message=definition.mask(p.message, secrets))
+                        for p in report.errors]
+    report.warnings[:] = [replace(p, message=definition.mask(p.message, secrets))
                           for p in report.warnings]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.definition.document import Definition
@@ -49,6 +49,8 @@ class Findings:
     seen: set[tuple[str | None, str | None, str]]
     now: datetime
     strict_fields: bool = False
+    #: objects whose parent chain is known to end (not to loop)
+    chains_that_end: set[str] = field(default_factory=set)
 
     def _line(self, object_id: str | None) -> int | None:
         obj = self.definition.objects.get(object_id) if object_id is not None else None

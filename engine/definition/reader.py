@@ -132,13 +132,16 @@ def _stamp_error(exc: ParseError, source: str) -> ParseError:
 def id_lines(text: str) -> dict[str, int]:
     """Line of the first ``"id": "X"`` for each id, to point findings at objects."""
     lines: dict[str, int] = {}
+    line, counted = 1, 0
     for m in re.finditer(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+        line += text.count("\n", counted, m.start())  # counted once, in order: linear
+        counted = m.start()
         try:
             ident = json.loads(f'"{m.group(1)}"')
         except json.JSONDecodeError:
             continue
         if isinstance(ident, str):
-            lines.setdefault(ident, text.count("\n", 0, m.start()) + 1)
+            lines.setdefault(ident, line)
     return lines
 
 
@@ -148,11 +151,17 @@ def _key_lines(text: str, data: Any) -> dict[str, int]:
     if not isinstance(values, dict):
         return id_lines(text)
     lines: dict[str, int] = {}
-    start = text.find('"values"')
-    for key in values:
-        m = re.search(re.escape(json.dumps(key)) + r"\s*:", text[max(start, 0):])
-        if m:
-            lines[key] = text.count("\n", 0, max(start, 0) + m.start()) + 1
+    start = max(text.find('"values"'), 0)
+    line, counted = text.count("\n", 0, start) + 1, start
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"\s*:', text[start:]):
+        line += text.count("\n", counted, start + m.start())
+        counted = start + m.start()
+        try:
+            key = json.loads(f'"{m.group(1)}"')
+        except json.JSONDecodeError:
+            continue
+        if key in values:
+            lines.setdefault(key, line)
     return lines
 
 

@@ -163,24 +163,26 @@ def _check_limits(object_id: str, ctx: Findings) -> None:
 
 
 def _check_parent(object_id: str, ctx: Findings) -> None:
+    """A parent chain that loops is an error on every object whose chain runs into the loop.
+    Chains known to end are remembered, so a long chain is walked once, not once per object."""
     definition = ctx.definition
+    ends = ctx.chains_that_end
     seen = [object_id]
+    on_path = {object_id}
     current = object_id
-    while True:
+    while current not in ends:
         parents = definition.objects[current].fields.get("parent", [])
-        if not parents:
-            return
-        target = parents[0]
-        if not isinstance(target, Ref):
-            return  # reported as a wrong kind by the field check
-        if target.id not in definition:
-            return  # reported by the reference check
-        if target.id in seen:
+        target = parents[0] if parents else None
+        if not isinstance(target, Ref) or target.id not in definition:
+            break  # no parent, a wrong kind or a missing reference (reported elsewhere)
+        if target.id in on_path:
             cycle = " -> ".join([*seen, target.id])
             ctx.error(f"parent chain is a cycle: {cycle}", object_id, "parent")
             return
         seen.append(target.id)
+        on_path.add(target.id)
         current = target.id
+    ends.update(seen)
 
 
 def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
