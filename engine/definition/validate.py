@@ -54,7 +54,7 @@ from engine.definition.types import (
     ref_allows,
 )
 from engine.errors import Report, ScheduleError
-from engine.schedule import parse_period, parse_timestamp
+from engine.schedule import parse_period, parse_timestamp, short
 
 __all__ = ["dependency_graph", "find_cycle", "node_referrers", "suggest", "suggest_or_list",
            "validate_definition"]
@@ -274,7 +274,7 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
         try:
             number = int(text)
         except ValueError:
-            return "error", f"{value!r} is not a whole number"
+            return "error", f"{short(value)} is not a whole number"
         if fs.maximum is not None and number > fs.maximum:
             return "error", f"{number} is above the maximum of {fs.maximum}"
         if fs.minimum is not None and number < fs.minimum:
@@ -283,15 +283,15 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
         try:
             number_f = float(text)
         except ValueError:
-            return "error", f"{value!r} is not a number"
+            return "error", f"{short(value)} is not a number"
         if fs.minimum is not None and number_f < fs.minimum:
             return "error", f"{number_f:g} is below the minimum of {fs.minimum:g}"
     elif fs.kind == "bool":
         if text.lower() not in ("true", "false"):
-            return "error", f"{value!r} is not \"true\" or \"false\""
+            return "error", f"{short(value)} is not \"true\" or \"false\""
     elif fs.kind == "enum":
         if text.lower() not in {v.lower() for v in fs.values}:
-            return "error", (f"{value!r} is not one of {', '.join(fs.values)}"
+            return "error", (f"{short(value)} is not one of {', '.join(fs.values)}"
                              f"{suggest(text, fs.values)}")
     elif fs.kind == "period":
         try:
@@ -299,7 +299,7 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
         except ScheduleError as exc:
             return "error", str(exc)
         if fs.aws_min_seconds is not None and period.min_seconds < fs.aws_min_seconds:
-            return "warning", (f"{value!r} is below AWS's minimum of "
+            return "warning", (f"{short(value)} is below AWS's minimum of "
                                f"{fs.aws_min_seconds // 60} minutes (allowed in headrace)")
     elif fs.kind == "datetime":
         try:
@@ -392,8 +392,8 @@ def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
                          ctx: Findings) -> None:
     value = fields.get("maxActiveInstances")
     if value and isinstance(value[0], str) and value[0].strip().isdigit() and (
-            int(value[0]) > MAX_ACTIVE_INSTANCES):
-        ctx.warn(f"maxActiveInstances {value[0]} is above AWS's default limit of "
+            len(value[0].strip()) > 9 or int(value[0]) > MAX_ACTIVE_INSTANCES):
+        ctx.warn(f"maxActiveInstances {value[0][:20]} is above AWS's default limit of "
                  f"{MAX_ACTIVE_INSTANCES} (adjustable; headrace allows it)", object_id,
                  "maxActiveInstances")
 
