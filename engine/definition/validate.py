@@ -271,6 +271,8 @@ def _kind_text(fs: FieldSpec) -> str:
 def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
     text = value.strip()
     if fs.kind == "int":
+        if len(text.lstrip("+-")) > 18 and text.lstrip("+-").isdigit():
+            return "error", f"{short(value)} is far too large ({len(text):,} digits)"
         try:
             number = int(text)
         except ValueError:

@@ -74,7 +74,7 @@ def _replace_a_value(data: bytes, rnd: random.Random) -> bytes | None:
     another JSON type; None when the seed is not JSON."""
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     holders: list[tuple[Any, Any]] = []
     stack = [doc]
@@ -90,7 +90,10 @@ def _replace_a_value(data: bytes, rnd: random.Random) -> bytes | None:
         return None
     holder, key = rnd.choice(holders)
     holder[key] = rnd.choice(WRONG_VALUES)
-    return json.dumps(doc).encode()
+    try:
+        return json.dumps(doc).encode()
+    except (ValueError, RecursionError):
+        return None
 
 
 def mutate(seed: bytes, rnd: random.Random, edits: int | None = None) -> bytes:
