@@ -99,6 +99,9 @@ class Resolver:
         self._condition_values: dict[str, bool] = {}
         self._evaluating: list[str] = []
         self._parameter_values: dict[str, str | list[str]] = {}
+        #: parameter -> why its value is refused (AllowedValues, AllowedPattern): reported
+        #: once for the parameter by the template reader, as CloudFormation does
+        self.invalid: dict[str, str] = {}
 
     # --- values --------------------------------------------------------------------------
 
@@ -182,7 +185,9 @@ class Resolver:
                              f"it with --template-parameters {name}=VALUE")
         if str(decl.get("NoEcho", "")).lower() == "true" and len(text.strip()) >= 3:
             self.secrets.add(text)
-        self._check_allowed(name, decl, text)
+        problem = self._check_allowed(name, decl, text)
+        if problem:
+            self.invalid[name] = problem
         value: str | list[str] = text
         if kind == "CommaDelimitedList" or kind.startswith("List<"):
             value = [item.strip() if kind.startswith("List<") else item
@@ -191,21 +196,22 @@ class Resolver:
         return value
 
     @staticmethod
-    def _check_allowed(name: str, decl: Mapping[str, Any], text: str) -> None:
+    def _check_allowed(name: str, decl: Mapping[str, Any], text: str) -> str | None:
         shown = "****" if str(decl.get("NoEcho", "")).lower() == "true" else repr(text)
         allowed = decl.get("AllowedValues")
         if isinstance(allowed, list) and allowed and text not in [str(a) for a in allowed]:
-            raise Unresolved(f"template parameter {name}: {shown} is not one of its "
-                             f"AllowedValues ({', '.join(repr(str(a)) for a in allowed)})")
+            return (f"template parameter {name}: {shown} is not one of its AllowedValues "
+                    f"({', '.join(repr(str(a)) for a in allowed)})")
         pattern = decl.get("AllowedPattern")
         if isinstance(pattern, str):
             try:
                 matched = re.fullmatch(pattern, text) is not None
             except re.error:
-                return  # a Java pattern Python cannot read: not checked
+                return None  # a Java pattern Python cannot read: not checked
             if not matched:
-                raise Unresolved(f"template parameter {name}: {shown} does not match its "
-                                 f"AllowedPattern {pattern!r}")
+                return (f"template parameter {name}: {shown} does not match its "
+                        f"AllowedPattern {pattern!r}")
+        return None
 
     # --- functions -----------------------------------------------------------------------
 

@@ -188,6 +188,8 @@ def read_template(template: Mapping[str, Any], source: str, report: Report,
     pipeline.data = {"objects": [o for o in objects if o is not None],
                      "parameterObjects": [p for p in parameters if p is not None],
                      "parameterValues": [v for v in values if v is not None]}
+    for name, problem in sorted(resolver.invalid.items()):
+        report.error(problem, line=_line(resolver.parameters.get(name)))
     unused = sorted(set(given) - resolver.used)
     if unused:
         report.warn(f"--template-parameters {', '.join(unused)}: not used by pipeline "
