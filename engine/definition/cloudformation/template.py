@@ -212,6 +212,30 @@ def _entry_id(item: Any, index: int, prop: str, reader: _Reader) -> tuple[str | 
     return ident, line
 
 
+_Entry = tuple[Mapping[str, Any], str, int | None]
+
+
+def _keyed_entries(item: Mapping[str, Any], prop: str, values: str, ident: str,
+                   line: int | None, reader: _Reader) -> list[_Entry]:
+    """The ``{Key, ...}`` entries of ``Fields`` or ``Attributes`` with their resolved key and
+    line; malformed ones are reported and skipped."""
+    out = []
+    for position, entry in enumerate(reader.items(item.get(prop, []), prop, ident, line)):
+        entry_line = _line(entry) or line
+        if not isinstance(entry, dict):
+            reader.report.error(f"{prop}[{position}] must be a mapping with Key and {values}",
+                                ident, None, line=entry_line)
+            continue
+        key = reader.text(entry.get("Key"), f"{prop}[{position}].Key", ident, None, entry_line)
+        if not key:
+            if entry.get("Key") is None:
+                reader.report.error(f"{prop}[{position}] has no Key", ident, None,
+                                    line=entry_line)
+            continue
+        out.append((entry, key, entry_line))
+    return out
+
+
 def _pipeline_object(item: Any, index: int, reader: _Reader,
                      pipeline: TemplatePipeline) -> dict[str, Any] | None:
     ident, line = _entry_id(item, index, "PipelineObjects", reader)
@@ -225,19 +249,8 @@ def _pipeline_object(item: Any, index: int, reader: _Reader,
             reader.report.warn(f"a pipeline object has Id, Name and Fields; {key!r} is ignored",
                                ident, None, line=line)
     fields: list[dict[str, str]] = []
-    entries = reader.items(item.get("Fields", []), "Fields", ident, line)
-    for position, entry in enumerate(entries):
-        entry_line = _line(entry) or line
-        if not isinstance(entry, dict):
-            reader.report.error(f"Fields[{position}] must be a mapping with Key and "
-                                "StringValue or RefValue", ident, None, line=entry_line)
-            continue
-        key = reader.text(entry.get("Key"), f"Fields[{position}].Key", ident, None, entry_line)
-        if not key:
-            if entry.get("Key") is None:
-                reader.report.error(f"Fields[{position}] has no Key", ident, None,
-                                    line=entry_line)
-            continue
+    for entry, key, entry_line in _keyed_entries(item, "Fields", "StringValue or RefValue",
+                                                 ident, line, reader):
         for extra in entry:
             if extra not in ("Key", "StringValue", "RefValue"):
                 reader.report.warn(f"a field has Key and StringValue or RefValue; {extra!r} is "
@@ -264,19 +277,12 @@ def _parameter_object(item: Any, index: int, reader: _Reader,
     if line is not None:
         pipeline.parameter_lines.setdefault(ident, line)
     attributes = []
-    entries = reader.items(item.get("Attributes", []), "Attributes", ident, line)
-    for position, entry in enumerate(entries):
-        entry_line = _line(entry) or line
-        if not isinstance(entry, dict):
-            reader.report.error(f"Attributes[{position}] must be a mapping with Key and "
-                                "StringValue", ident, None, line=entry_line)
-            continue
-        key = reader.text(entry.get("Key"), f"Attributes[{position}].Key", ident, None,
-                          entry_line)
+    for entry, key, entry_line in _keyed_entries(item, "Attributes", "StringValue", ident,
+                                                 line, reader):
         value = reader.text(entry.get("StringValue"), "StringValue", ident, key, entry_line)
-        if key and value is not None:
+        if value is not None:
             attributes.append({"key": key, "stringValue": value})
-        elif key and entry.get("StringValue") is None:
+        elif entry.get("StringValue") is None:
             reader.report.error("a parameter attribute needs a StringValue", ident, key,
                                 line=entry_line)
     return {"id": ident, "attributes": attributes}
