@@ -198,11 +198,12 @@ def located_pairs(text: str, source: str, report: Report | None = None) -> Any:
                 result[key] = value
             result.line, result.column = line, column
             return result
-        return json.decoder.JSONObject(s_and_end, strict, scan_once, object_hook, hook, memo)
+        return json.decoder.JSONObject(  # type: ignore[attr-defined]
+            s_and_end, strict, scan_once, object_hook, hook, memo)
 
     decoder = json.JSONDecoder(parse_int=JsonNumber, parse_float=JsonNumber,
                                parse_constant=_refuse_constant)
-    decoder.parse_object = parse_object  # type: ignore[assignment]
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
     decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
     try:
         return decoder.decode(text)

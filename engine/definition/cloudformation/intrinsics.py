@@ -170,7 +170,8 @@ class Resolver:
             return self._parameter_values[name]
         decl = self.parameters.get(name)
         decl = decl if isinstance(decl, dict) else {}
-        kind = decl.get("Type") if isinstance(decl.get("Type"), str) else "String"
+        declared_type = decl.get("Type")
+        kind: str = declared_type if isinstance(declared_type, str) else "String"
         self.used.add(name)
         if name in self.given:
             text = self.given[name]

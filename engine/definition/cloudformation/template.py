@@ -84,6 +84,7 @@ def choose_resource(template: Mapping[str, Any], wanted: str | None,
                                   f"{PIPELINE_TYPE} resource (its resources: {names or 'none'})",
                                   line=1, column=1)], report.warnings)
     if len(pipelines) > 1:
+        assert isinstance(resources, dict)
         lines = ", ".join(f"{lid} (line {_line(resources[lid])})"
                           if _line(resources[lid]) else lid for lid in pipelines)
         raise ParseError([Problem("error", f"the template holds {len(pipelines)} pipelines: "
@@ -219,7 +220,7 @@ def _keyed_entries(item: Mapping[str, Any], prop: str, values: str, ident: str,
                    line: int | None, reader: _Reader) -> list[_Entry]:
     """The ``{Key, ...}`` entries of ``Fields`` or ``Attributes`` with their resolved key and
     line; malformed ones are reported and skipped."""
-    out = []
+    out: list[_Entry] = []
     for position, entry in enumerate(reader.items(item.get(prop, []), prop, ident, line)):
         entry_line = _line(entry) or line
         if not isinstance(entry, dict):

@@ -14,8 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+import yaml  # type: ignore[import-untyped]
+from yaml.nodes import (  # type: ignore[import-untyped]
+    MappingNode,
+    Node,
+    ScalarNode,
+    SequenceNode,
+)
 
 from engine.definition.jsontext import MAX_JSON_DEPTH, LocatedDict, line_col
 from engine.errors import ParseError, Problem, Report
