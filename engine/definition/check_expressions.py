@@ -36,7 +36,7 @@ def check_expression(object_id: str, field: str, text: str, ctx: Findings) -> No
             continue
         severity, message = found
         if (not typed and owner == object_id and object_id != DEFAULT_ID
-                and any(object_id in definition.parent_chain(o)[1:] for o in definition.objects)):
+                and object_id in definition.parents):
             continue  # an untyped parent: names resolve in its children, which report problems
         spec = definition.spec(object_id)
         if severity == "error":
