@@ -26,7 +26,7 @@ import pymysql
 import pytest
 
 from connectors.testing import FaultProxy
-from engine.testing.crashpoints import ENV
+from engine.runtime.crashpoints import ENV
 from tests.e2e.cli_kit import HEADRACE, Cli, by_object, ref, write_definition
 
 pytestmark = pytest.mark.anyio

@@ -24,14 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 READ = ("engine", "connectors", "tests", "benchmarks")
 GRAPH = ("engine", "connectors")
 
-#: Engine circles the engine side of issue 9 (part 2) removes; nothing may be added to them, and
-#: the connectors have none.
-KNOWN_ENGINE_CIRCLES = {
-    frozenset({"engine.runtime.context", "engine.telemetry.spans"}),
-    frozenset({"engine.runtime.actions", "engine.runtime.instance", "engine.runtime.pipeline"}),
-}
-
-
 @dataclass(frozen=True)
 class Import:
     importer: str      # module name
@@ -155,11 +147,8 @@ def test_no_import_circles() -> None:
         # a package's __init__ importing its own modules counts too: importing a package runs
         # them, so a circle through a front door is a circle
         graph[imp.importer].add(imp.target)
-    circles = _circles(graph)
-    in_connectors = [sorted(c) for c in circles if any(m.startswith("connectors") for m in c)]
-    assert not in_connectors, f"import circles in connectors: {in_connectors}"
-    new = [sorted(c) for c in circles if c not in KNOWN_ENGINE_CIRCLES]
-    assert not new, f"new import circles: {new}"
+    circles = [sorted(c) for c in _circles(graph)]
+    assert not circles, f"import circles: {circles}"
 
 
 def test_connector_packages_are_entered_by_their_front_door() -> None:
