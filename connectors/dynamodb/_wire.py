@@ -76,7 +76,8 @@ async def call(client: Any, operation: str, payload: dict[str, Any] | bytes,
         reply = await getattr(client, xform_name(operation))(**(route or {}))
     finally:
         _RAW_BODY.reset(token)
-    return reply.get(_RAW_KEY, {})
+    raw: dict[str, Any] = reply.get(_RAW_KEY, {})
+    return raw
 
 
 @asynccontextmanager

@@ -38,7 +38,9 @@ def decoder_for(fmt: TextFormat, *, location: str, schema: Schema | None = None,
     cls: Any = {"csv": CsvDecoder, "tsv": DelimitedDecoder, "custom": DelimitedDecoder,
                 "regex": RegexDecoder, "jsonl": JsonLinesDecoder,
                 "dynamodb-jsonl": DynamoDbJsonDecoder}[fmt.kind]
-    return cls(fmt, location=location, schema=schema, batch_rows=batch_rows, on_bad=on_bad)
+    decoder: Decoder = cls(fmt, location=location, schema=schema, batch_rows=batch_rows,
+                           on_bad=on_bad)
+    return decoder
 
 
 def encoder_for(fmt: TextFormat) -> Encoder:
@@ -52,4 +54,5 @@ def encoder_for(fmt: TextFormat) -> Encoder:
         raise ConfigError("the RegEx format can be read but not written")
     cls: Any = {"csv": CsvEncoder, "tsv": DelimitedEncoder, "custom": DelimitedEncoder,
                 "jsonl": JsonLinesEncoder, "dynamodb-jsonl": DynamoDbJsonEncoder}[fmt.kind]
-    return cls(fmt)
+    encoder: Encoder = cls(fmt)
+    return encoder

@@ -23,6 +23,10 @@ from ._url import path_from_url
 DEFAULT_CHUNK = 1024 * 1024
 
 
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
 class _FileRanges:
     """An open file read by offset (``os.pread``) in worker threads."""
 
@@ -109,7 +113,7 @@ class LocalSource(NamedFormatSource):
             yield None
             return
         try:
-            fh = await self._files.run(open, self.path, "rb")
+            fh = await self._files.run(_open_binary, self.path)
         except OSError as exc:
             raise os_error(exc, str(self.path), "open") from exc
         try:
@@ -131,7 +135,7 @@ class LocalSource(NamedFormatSource):
 
     async def _read(self, path: Path, gunzip: Gunzip | None) -> AsyncIterator[bytes]:
         try:
-            fh = await self._files.run(open, path, "rb")
+            fh = await self._files.run(_open_binary, path)
         except OSError as exc:
             raise os_error(exc, str(path), "open") from exc
         try:

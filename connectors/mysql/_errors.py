@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager
+from typing import Any
 
 import asyncmy
 import asyncmy.errors
@@ -37,7 +38,7 @@ AT_ROW = re.compile(r"(?:\bat row|^row) (\d+)", re.IGNORECASE)  # "... at row 3"
 
 
 def _code_and_text(exc: BaseException) -> tuple[int | None, str]:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = exc.args
     if len(args) >= 2 and isinstance(args[0], int):
         return args[0], str(args[1])
     return None, str(exc)
@@ -50,7 +51,7 @@ def driver_error(exc: BaseException, where: str, operation: str, *, connecting: 
     ``row_base`` is the source row number of row 1 of the failing statement, so a server
     message "at row N" becomes the row's number in the whole input.
     """
-    kw = {"connector": where, "operation": operation}
+    kw: dict[str, Any] = {"connector": where, "operation": operation}
     if isinstance(exc, DRIVER_ERRORS):
         code, text = _code_and_text(exc)
         label = f"{text} (error {code})" if code is not None else text
@@ -69,14 +70,10 @@ def driver_error(exc: BaseException, where: str, operation: str, *, connecting: 
         if code in _DATA or isinstance(exc, pymysql.err.DataError | asyncmy.errors.DataError):
             m = AT_ROW.search(text)
             line = row_base + int(m.group(1)) - 1 if m else None
-            err = BadDataError(label, line=line, **kw)
-            err.mysql_errno = code  # type: ignore[attr-defined]
-            return err
+            return BadDataError(label, line=line, **kw)
         if isinstance(exc, pymysql.err.InterfaceError | asyncmy.errors.InterfaceError):
             return ConnectionLost(label, **kw)
-        err2 = TerminalFault(label, **kw)
-        err2.mysql_errno = code  # type: ignore[attr-defined]
-        return err2
+        return TerminalFault(label, **kw)
     if isinstance(exc, OSError | TimeoutError):
         cls = Unreachable if connecting else ConnectionLost
         return cls(f"{type(exc).__name__}: {exc}", **kw)

@@ -340,7 +340,6 @@ async def _raise_first_warning(conn: aiomysql.Connection, where: str, operation:
     line = row_base + int(m.group(1)) - 1 if m else None
     err = BadDataError(f"{message} ({level} {code}); nothing was committed", line=line,
                        connector=where, operation=operation)
-    err.mysql_errno = code  # type: ignore[attr-defined]
     raise err
 
 

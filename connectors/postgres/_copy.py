@@ -55,6 +55,11 @@ def copy_options(fmt: TextFormat, *, loading: bool) -> dict[str, Any] | None:
     return None
 
 
+def quoted(name: str) -> str:
+    """``name`` as a quoted PostgreSQL identifier."""
+    return quote_ident(name, "postgresql")
+
+
 def copy_count(status: str) -> int:
     parts = status.split()
     return int(parts[-1]) if parts and parts[-1].isdigit() else 0

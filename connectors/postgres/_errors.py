@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager
+from typing import Any
 
 import asyncpg
 
@@ -27,9 +28,9 @@ COPY_CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
 
 
 def _driver_error(exc: BaseException, where: str, operation: str, *,
-              connecting: bool = False) -> ConnectorError | None:
+                  connecting: bool = False) -> ConnectorError | None:
     """The connector error for a driver or socket exception, or None when it is not one."""
-    kw = {"connector": where, "operation": operation}
+    kw: dict[str, Any] = {"connector": where, "operation": operation}
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         # client-side errors (a link closed under the driver) carry no server message
@@ -55,7 +56,6 @@ def _driver_error(exc: BaseException, where: str, operation: str, *,
             err = BadDataError(f"{exc.message} (SQLSTATE {state}{detail})",
                                line=line, **kw)
             err.sqlstate = state  # type: ignore[attr-defined]
-            err.column_name = column  # type: ignore[attr-defined]
             return err
         err2 = TerminalFault(text, **kw)
         err2.sqlstate = state  # type: ignore[attr-defined]

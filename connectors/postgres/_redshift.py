@@ -22,9 +22,16 @@ import asyncpg
 from connectors.base import BytesIn, Progress, RowsIn, Schema, Source, TextFormat
 from connectors.copy import CopyOptions, copy
 from connectors.errors import ConfigError, NotFoundError
-from connectors.sql import next_batch, quote_ident
+from connectors.sql import next_batch
 
-from ._copy import copy_count, copy_options, copy_rows_in, copy_stream_in, table_columns
+from ._copy import (
+    copy_count,
+    copy_options,
+    copy_rows_in,
+    copy_stream_in,
+    quoted,
+    table_columns,
+)
 from ._endpoint import PostgresEndpoint, as_endpoint, connection, translated_transaction
 from ._errors import map_errors
 from ._sink import has_table
@@ -82,7 +89,6 @@ async def redshift_copy_load(target: str | PostgresEndpoint, source: Source, *,
     progress = progress if progress is not None else Progress()
     where = ep.describe()
     tbl = ep.quoted_table()
-    q = lambda name: quote_ident(name, "postgresql")  # noqa: E731
     async with connection(ep, "RedshiftCopy") as conn, \
             translated_transaction(conn, ep, "RedshiftCopy"):
         with map_errors(where, "RedshiftCopy"):
@@ -100,15 +106,15 @@ async def redshift_copy_load(target: str | PostgresEndpoint, source: Source, *,
             result = await copy(source, sink, CopyOptions(common_formats=formats))
             progress.add(rows=result.rows, nbytes=result.bytes)
 
-            collist = ", ".join(q(c) for c in cols)
+            collist = ", ".join(quoted(c) for c in cols)
             rows_from = f"({transform_sql}) AS s" if transform_sql else "staging AS s"
-            select = f"SELECT {', '.join('s.' + q(c) for c in cols)} FROM {rows_from}"
+            select = f"SELECT {', '.join('s.' + quoted(c) for c in cols)} FROM {rows_from}"
             if mode in ("KEEP_EXISTING", "OVERWRITE_EXISTING"):
                 keys = list(primary_keys or await _primary_key(conn, tbl))
                 if not keys:
                     raise ConfigError(f"insertMode {mode} needs a key: the table has no primary "
                                       "key and no primaryKeys were given", connector=where)
-                match = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
+                match = " AND ".join(f"t.{quoted(k)} = s.{quoted(k)}" for k in keys)
                 if mode == "OVERWRITE_EXISTING":
                     await conn.execute(f"DELETE FROM {tbl} AS t USING {rows_from} WHERE {match}")
                     status = await conn.execute(f"INSERT INTO {tbl} ({collist}) {select}")

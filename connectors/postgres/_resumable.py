@@ -30,7 +30,9 @@ import asyncpg
 from anyio import EndOfStream
 
 from connectors.base import Progress, RowBatch, RowsIn
-from connectors.sql import first_line, next_batch, quote_ident
+from connectors.sql import first_line, next_batch
+
+from ._copy import quoted
 
 CHECKPOINTS = "headrace_checkpoints"
 
@@ -81,10 +83,9 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
     ``copy_rows(conn, table, schema, first_batch, rest, progress)`` is the sink's binary-COPY
     writer (coercion and error mapping included). ``conn`` must not be in a transaction.
     """
-    q = lambda name: quote_ident(name, "postgresql")  # noqa: E731
-    qualified_target = f"{q(schema)}.{q(target)}" if schema else q(target)
+    qualified_target = f"{quoted(schema)}.{quoted(target)}" if schema else quoted(target)
     stage = staging_name(key)
-    qualified_stage = f"{q(schema)}.{q(stage)}" if schema else q(stage)
+    qualified_stage = f"{quoted(schema)}.{quoted(stage)}" if schema else quoted(stage)
     # held until the connection closes (the sink always closes it when the load ends)
     await conn.execute("SELECT pg_advisory_lock($1)", _lock_id(key))
     async with conn.transaction():

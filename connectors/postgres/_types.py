@@ -166,9 +166,9 @@ def pg_coercer(type_name: str) -> Callable[[Any], Any] | None:
         if v is None:
             return None
         if isinstance(v, fits) and (exact_bool or not isinstance(v, bool) or fits == (bool,)):
-            if type_name == "timestamptz" and v.tzinfo is None:
+            if type_name == "timestamptz" and isinstance(v, datetime) and v.tzinfo is None:
                 return v.replace(tzinfo=UTC)
-            if type_name == "timestamp" and v.tzinfo is not None:
+            if type_name == "timestamp" and isinstance(v, datetime) and v.tzinfo is not None:
                 return _to_timestamp(v)
             if type_name in ("date",) and isinstance(v, datetime):
                 return v.date()

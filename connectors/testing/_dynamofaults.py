@@ -48,6 +48,10 @@ _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"c
                          b"x-amz-crc32", b"proxy-connection", b"te", b"upgrade"})
 
 
+#: An answer to send: status, headers, body.
+_Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
 @dataclass(frozen=True)
 class DynamoFaultPlan:
     """What to break. ``forward_fraction`` of BatchWriteItem puts reach the server (each put
@@ -121,7 +125,7 @@ class DynamoFaultProxy(LoopbackProxy):
                     return
                 conn.start_next_cycle()
 
-    async def _forward(self, request: _Message, body: bytes) -> tuple[int, list, bytes]:
+    async def _forward(self, request: _Message, body: bytes) -> _Answer:
         conn = h11.Connection(h11.CLIENT)
         headers = [(k, v) for k, v in request.headers if k.lower() not in _HOP_BY_HOP]
         headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
@@ -140,7 +144,7 @@ class DynamoFaultProxy(LoopbackProxy):
 
     # -- faults -------------------------------------------------------------------------------
 
-    async def _answer(self, request: _Message) -> tuple[int, list, bytes]:
+    async def _answer(self, request: _Message) -> _Answer:
         self.counts.requests += 1
         if self.plan.refuse_credentials:
             self.counts.refused += 1
@@ -151,7 +155,7 @@ class DynamoFaultProxy(LoopbackProxy):
             return await self._forward(request, request.body)
         return await self._batch_write(request)
 
-    async def _batch_write(self, request: _Message) -> tuple[int, list, bytes]:
+    async def _batch_write(self, request: _Message) -> _Answer:
         payload = json.loads(request.body)
         tables: dict[str, list[dict[str, Any]]] = payload.get("RequestItems", {})
         total = sum(len(reqs) for reqs in tables.values())
@@ -201,7 +205,7 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, list, bytes]:
+def _error(status: int, code: str, message: str) -> _Answer:
     body = _dumps({"__type": _ERROR_PREFIX + code, "message": message})
     return status, [(b"content-type", _JSON_TYPE),
                     (b"x-amz-crc32", str(zlib.crc32(body)).encode())], body

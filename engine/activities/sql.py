@@ -65,7 +65,7 @@ async def redshift_copy_activity(ctx: AttemptContext) -> None:
     primary = [str(k) for k in (keys if isinstance(keys, list) else [keys])] if keys else None
     mode = (ctx.field_text("insertMode") or "").upper()
     rows = await redshift_copy_load(
-        target, source, insert_mode=mode,  # type: ignore[arg-type]
+        target, source, insert_mode=mode,
         fmt=data_format(ctx, ctx.resolve(inputs[0])) or source.native_format,
         primary_keys=primary, transform_sql=ctx.field_text("transformSql"))
     ctx.metrics.update(rows=rows, source=source.describe, destination=target.describe())
