@@ -13,14 +13,37 @@ accepts a ``connectionString`` on it as an extension, and otherwise explains wha
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from connectors.base import CSV, EndpointOptions, Sink, Source, TextFormat
 from connectors.errors import ConfigError
 from engine.activities.base import AttemptContext
 from engine.errors import RunError
 
-SQL_NODES = ("SqlDataNode", "MySqlDataNode", "RedshiftDataNode")
+NodeKind = Literal["files", "sql", "dynamodb"]
+
+#: The one dispatch from a data node's type to the kind of connector that serves it (copies,
+#: ``Exists``, staging all ask here).
+NODE_KINDS: dict[str, NodeKind] = {
+    "S3DataNode": "files",  # s3:// or, as a headrace extension, file:// and plain paths
+    "SqlDataNode": "sql", "MySqlDataNode": "sql", "RedshiftDataNode": "sql",
+    "DynamoDBDataNode": "dynamodb",
+}
+
+
+def node_kind(node: dict[str, Any]) -> NodeKind | None:
+    """The kind of connector a data node's ``type`` is served by; None for other objects."""
+    return NODE_KINDS.get(_one(node, "type") or "")
+
+
+def file_location(node: dict[str, Any]) -> tuple[str, bool] | None:
+    """(uri, is_directory) of an S3DataNode: its ``directoryPath``, else its ``filePath``;
+    None when it has neither."""
+    directory = _one(node, "directoryPath")
+    if directory:
+        return directory, True
+    file_path = _one(node, "filePath")
+    return (file_path, False) if file_path else None
 
 
 def _one(fields: dict[str, Any], name: str) -> str | None:
@@ -111,10 +134,10 @@ def _s3_like(ctx: AttemptContext, node: dict[str, Any], *, sink: bool,
     fmt = data_format(ctx, node) or CSV
     compression = _one(node, "compression")
     compression = None if compression in (None, "none") else compression
-    directory = _one(node, "directoryPath")
-    path = directory or _one(node, "filePath")
-    if path is None:
+    location = file_location(node)
+    if location is None:
         raise ConfigError("the S3DataNode has neither directoryPath nor filePath")
+    path, directory = location
     if directory and not path.endswith("/"):
         path += "/"
     if path.startswith("s3://"):
@@ -149,9 +172,10 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
           options: EndpointOptions, checkpoint_key: str | None = None) -> Source | Sink:
     node = ctx.resolve(node_id)
     node_type = _one(node, "type")
-    if node_type == "S3DataNode":
+    kind = node_kind(node)
+    if kind == "files":
         return _s3_like(ctx, node, sink=sink, options=options)
-    if node_type in SQL_NODES:
+    if kind == "sql":
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:
             return _sql_end(ep, sink=False)
@@ -160,7 +184,7 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
                 and not ep.insert_query:
             ep = ep.model_copy(update={"checkpoint_key": checkpoint_key})
         return _sql_end(ep, sink=True)
-    if node_type == "DynamoDBDataNode":
+    if kind == "dynamodb":
         from connectors.dynamodb import DynamoDBSink, DynamoDBSource, DynamoDBTable
 
         fmt = data_format(ctx, node)
