@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -123,17 +123,24 @@ class LocalSource(NamedFormatSource):
                 await self._files.run(fh.close)
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
+        async with aclosing(self._joined(fmt)) as pieces:
+            async for piece in pieces:
+                progress.add(nbytes=len(piece))
+                await out.send(piece)
+
+    async def _joined(self, fmt: TextFormat) -> AsyncGenerator[bytes, None]:
+        """Every file's bytes (decompressed by name) joined into one record stream of ``fmt``."""
         joiner = FileJoiner(fmt)
         for path in await self.files():
             joiner.start()
             gunzip = Gunzip(location=str(path)) if is_gzip(str(path), self._compression) \
                 else None
-            async for data in self._read(path, gunzip):
-                for piece in joiner.feed(data):
-                    progress.add(nbytes=len(piece))
-                    await out.send(piece)
+            async with aclosing(self._read(path, gunzip)) as chunks:
+                async for data in chunks:
+                    for piece in joiner.feed(data):
+                        yield piece
 
-    async def _read(self, path: Path, gunzip: Gunzip | None) -> AsyncIterator[bytes]:
+    async def _read(self, path: Path, gunzip: Gunzip | None) -> AsyncGenerator[bytes, None]:
         try:
             fh = await self._files.run(_open_binary, path)
         except OSError as exc:
@@ -160,15 +167,10 @@ class LocalSource(NamedFormatSource):
 
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
-        joiner = FileJoiner(self._fmt)
-        for path in await self.files():
-            joiner.start()
-            gunzip = Gunzip(location=str(path)) if is_gzip(str(path), self._compression) \
-                else None
-            async for data in self._read(path, gunzip):
-                for piece in joiner.feed(data):
-                    for batch in await self._files.run(decoder.feed, piece):
-                        await out.send(batch)
+        async with aclosing(self._joined(self._fmt)) as pieces:
+            async for piece in pieces:
+                for batch in await self._files.run(decoder.feed, piece):
+                    await out.send(batch)
         for batch in decoder.finish():
             await out.send(batch)
 

@@ -34,11 +34,12 @@ warning, naming its row.
 Every load is one transaction: end-of-stream commits; failure or cancellation rolls back (or
 closes the connection, which makes the server roll back).
 
-Inside: ``_endpoint`` (the endpoint, read and write connections), ``_errors`` (driver errors
--> connector errors), ``_columns`` (column introspection), ``_source`` and ``_lines`` (lines
-built by the server), ``_sink``, ``_infile`` (LOAD DATA fed from a stream), ``_rows`` (rows as
-LOAD DATA text), ``_csv`` (headrace's CSV made readable by LOAD DATA), ``_checkpoint`` (loads
-done once under a key), ``_scripts`` (SQL scripts and checks), ``_types`` (column types).
+Inside: ``_endpoint`` (the endpoint, read and write connections), ``_errors`` (driver errors ->
+connector errors), ``_columns`` (column introspection), ``_source`` and ``_lines`` (lines built
+by the server), ``_sink``, ``_urls`` (the URL constructors), ``_infile`` (LOAD DATA fed from a
+stream), ``_rows`` (rows as LOAD DATA text), ``_csv`` (headrace's CSV made readable by LOAD
+DATA), ``_checkpoint`` (loads done once under a key), ``_scripts`` (SQL scripts and checks),
+``_types`` (column types).
 """
 
 from ._csv import NullMarker, convertible, marked_format
@@ -48,8 +49,9 @@ from ._infile import PINNED as AIOMYSQL_INTERNALS
 from ._lines import line_select, supports
 from ._rows import encode_rows
 from ._scripts import execute_script, query_is_true, table_exists
-from ._sink import MySqlSink, load_data_options, sink_from_url
-from ._source import MySqlSource, source_from_url
+from ._sink import MySqlSink, load_data_options
+from ._source import MySqlSource
+from ._urls import sink_from_url, source_from_url
 
 __all__ = [
     "AIOMYSQL_INTERNALS",

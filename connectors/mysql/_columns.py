@@ -14,8 +14,6 @@ from ._endpoint import MySqlEndpoint
 from ._lines import Kind
 from ._types import mysql_logical
 
-# --- column introspection ---------------------------------------------------------------------
-
 # asyncmy/pymysql FIELD_TYPE codes -> rendering kind and logical type
 _FIELD_KIND: dict[int, tuple[Kind, ColumnType]] = {
     0: ("number", "numeric"), 246: ("number", "numeric"),

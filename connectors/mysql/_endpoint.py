@@ -12,16 +12,10 @@ import aiomysql
 import anyio
 import asyncmy
 import asyncmy.errors
-from pydantic import SecretStr
 
-from connectors.base import EndpointOptions
 from connectors.errors import ConfigError, connect_stage
 from connectors.sql import (
-    MAX_CHUNK,
     SqlEndpointFields,
-    SqlUrl,
-    parse_sql_url,
-    quote_ident,
     split_qualified,
 )
 
@@ -33,30 +27,15 @@ _SESSION_SQL = ("SET SESSION time_zone = '+00:00', "
                 "SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'))")
 
 
-# --- configuration ----------------------------------------------------------------------------
-
 class MySqlEndpoint(SqlEndpointFields):
     """Everything needed to reach one MySQL/MariaDB table or query (a data node or a URL)."""
 
     dialect = "mysql"
+    product = "MySQL"
     port: int = 3306
     #: Set to make a table load happen at most once under this key (the engine's instance):
-    #: see connectors._checkpoint.
+    #: see ``_checkpoint``.
     checkpoint_key: str | None = None
-
-    @classmethod
-    def from_sql_url(cls, url: SqlUrl, **fields: Any) -> MySqlEndpoint:
-        if url.dialect != "mysql":
-            raise ConfigError(f"not a MySQL URL: {url.describe()}", connector="mysql")
-        return cls(host=url.host, port=url.port, database=url.database, user=url.user,
-                   password=SecretStr(url.password) if url.password is not None else None,
-                   **{"table": url.table, **fields})
-
-    @classmethod
-    def from_url(cls, url: str, options: EndpointOptions | None = None) -> MySqlEndpoint:
-        opts = options or EndpointOptions()
-        return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
-                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
 
     def describe(self) -> str:
         """Display name without the password."""
@@ -73,11 +52,6 @@ class MySqlEndpoint(SqlEndpointFields):
         if len(parts) == 2:
             return parts[0], parts[1]
         return (self.schema_name or None), parts[0]
-
-    def quoted_table(self) -> str:
-        db, name = self.table_parts()
-        q = quote_ident(name, "mysql")
-        return f"{quote_ident(db, 'mysql')}.{q}" if db else q
 
     def _password(self) -> str:
         return self.password.get_secret_value() if self.password else ""

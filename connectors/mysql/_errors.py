@@ -12,19 +12,7 @@ import asyncmy
 import asyncmy.errors
 import pymysql.err
 
-from connectors.errors import (
-    AuthenticationFailed,
-    BadDataError,
-    ConnectionLost,
-    ConnectorError,
-    NotFoundError,
-    TerminalFault,
-    TransientFault,
-    Unreachable,
-    translated,
-)
-
-# --- errors -----------------------------------------------------------------------------------
+from connectors import errors
 
 DRIVER_ERRORS = (pymysql.err.MySQLError, asyncmy.errors.MySQLError)
 _UNREACHABLE = {2002, 2003, 2005}
@@ -45,7 +33,7 @@ def _code_and_text(exc: BaseException) -> tuple[int | None, str]:
 
 
 def driver_error(exc: BaseException, where: str, operation: str, *, connecting: bool = False,
-              row_base: int = 1) -> ConnectorError | None:
+              row_base: int = 1) -> errors.ConnectorError | None:
     """The connector error for a driver or socket exception, or None when it is not one.
 
     ``row_base`` is the source row number of row 1 of the failing statement, so a server
@@ -56,26 +44,26 @@ def driver_error(exc: BaseException, where: str, operation: str, *, connecting: 
         code, text = _code_and_text(exc)
         label = f"{text} (error {code})" if code is not None else text
         if code in _UNREACHABLE or (connecting and code in _LOST):
-            return Unreachable(label, **kw)
+            return errors.Unreachable(label, **kw)
         if code in _LOST:
-            return ConnectionLost(label, **kw)
+            return errors.ConnectionLost(label, **kw)
         if code in _AUTH:
-            return AuthenticationFailed(
+            return errors.AuthenticationFailed(
                 f"access denied (error {code}); the credentials come from the URL or the "
                 "data node's username/*password", **kw)
         if code in _NOT_FOUND:
-            return NotFoundError(label, **kw)
+            return errors.NotFoundError(label, **kw)
         if code in _TRANSIENT:
-            return TransientFault(label, **kw)
+            return errors.TransientFault(label, **kw)
         if code in _DATA or isinstance(exc, pymysql.err.DataError | asyncmy.errors.DataError):
             m = AT_ROW.search(text)
             line = row_base + int(m.group(1)) - 1 if m else None
-            return BadDataError(label, line=line, **kw)
+            return errors.BadDataError(label, line=line, **kw)
         if isinstance(exc, pymysql.err.InterfaceError | asyncmy.errors.InterfaceError):
-            return ConnectionLost(label, **kw)
-        return TerminalFault(label, **kw)
+            return errors.ConnectionLost(label, **kw)
+        return errors.TerminalFault(label, **kw)
     if isinstance(exc, OSError | TimeoutError):
-        cls = Unreachable if connecting else ConnectionLost
+        cls = errors.Unreachable if connecting else errors.ConnectionLost
         return cls(f"{type(exc).__name__}: {exc}", **kw)
     return None
 
@@ -83,4 +71,4 @@ def driver_error(exc: BaseException, where: str, operation: str, *, connecting: 
 def map_errors(where: str, operation: str, *,
                connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise driver and socket errors as :mod:`connectors.errors` (cause kept)."""
-    return translated(driver_error, where, operation, connecting=connecting)
+    return errors.translated(driver_error, where, operation, connecting=connecting)

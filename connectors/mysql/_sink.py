@@ -16,7 +16,6 @@ from connectors.base import (
     BytesIn,
     Column,
     ColumnType,
-    EndpointOptions,
     Progress,
     RowBatch,
     RowsIn,
@@ -49,8 +48,6 @@ from ._types import mysql_ddl_type
 #: Rows per multi-row INSERT of an ``insertQuery``.
 INSERT_ROWS = 1000
 
-
-# --- sink -------------------------------------------------------------------------------------
 
 def _infile_literal(text: str) -> str:
     """A quoted literal for LOAD DATA's FIELDS/LINES clauses (which take no hex literals)."""
@@ -139,8 +136,6 @@ def _infile_timestamp(var: str) -> str:
 
 class MySqlSink(SqlSink[MySqlEndpoint]):
     """Loads into a table (LOAD DATA / multi-row INSERT) or via ``insertQuery``, atomically."""
-
-    product = "MySQL"
 
     def can_consume(self, fmt: TextFormat) -> bool:
         if self.endpoint.insert_query:
@@ -383,8 +378,3 @@ def _writable(rows: list[tuple[Any, ...]], kinds: Sequence[ColumnType | None],
                                        column=c + 1) from None
         out.append(tuple(values))
     return out
-
-
-def sink_from_url(url: str, options: EndpointOptions) -> MySqlSink:
-    """``mysql://user:pw@host:port/db?table=t`` as a Sink (``options.create``)."""
-    return MySqlSink(MySqlEndpoint.from_url(url, options))

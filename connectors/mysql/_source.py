@@ -13,7 +13,6 @@ from asyncmy.cursors import SSCursor
 from connectors.base import (
     BytesOut,
     ColumnType,
-    EndpointOptions,
     Progress,
     RowBatch,
     RowsOut,
@@ -21,23 +20,16 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import ConfigError
-from connectors.sql import SqlSource
+from connectors.sql import ROWS_PER_BATCH, SqlSource
 from connectors.tracing import traced_db
 
 from ._columns import columns_schema, query_columns, table_columns
 from ._endpoint import MySqlEndpoint, reader
 from ._lines import Kind, header_line, line_select, supports
 
-#: Rows per fetch.
-ROWS_PER_BATCH = 5000
-
-
-# --- source -----------------------------------------------------------------------------------
 
 class MySqlSource(SqlSource[MySqlEndpoint]):
     """Reads a table or a ``selectQuery`` with an unbuffered (streaming) cursor."""
-
-    product = "MySQL"
 
     def can_produce(self, fmt: TextFormat) -> bool:
         return supports(fmt)
@@ -163,8 +155,3 @@ def _fix_rows(rows: Sequence[Sequence[Any]], fixes: list[tuple[int, Any]]) -> li
                 values[i] = fix(values[i])
         out.append(tuple(values))
     return out
-
-
-def source_from_url(url: str, options: EndpointOptions) -> MySqlSource:
-    """``mysql://user:pw@host:port/db?table=t`` (or ``options.query``) as a Source."""
-    return MySqlSource(MySqlEndpoint.from_url(url, options))

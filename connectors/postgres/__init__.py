@@ -11,9 +11,10 @@ A load runs in one transaction: end-of-stream commits, any failure or cancellati
 identifiers and values always bound parameters.
 
 Inside: ``_endpoint`` (the endpoint, connections, transactions), ``_errors`` (driver errors ->
-connector errors), ``_copy`` (COPY formats and loads), ``_source``, ``_sink``, ``_resumable``
-(checkpointed batch loads), ``_redshift`` (RedshiftCopyActivity's merge), ``_scripts`` (SQL
-scripts and checks), ``_types`` (column types, value coercion), ``_tracing`` (client spans).
+connector errors), ``_copy`` (COPY formats and loads), ``_source``, ``_sink``, ``_urls`` (the
+URL constructors), ``_resumable`` (checkpointed batch loads), ``_redshift``
+(RedshiftCopyActivity's merge), ``_scripts`` (SQL scripts and checks), ``_types`` (column
+types, value coercion), ``_tracing`` (client spans).
 """
 
 from ._endpoint import CONNECT_TIMEOUT, PostgresEndpoint
@@ -21,9 +22,10 @@ from ._errors import map_errors
 from ._redshift import InsertMode, redshift_copy_load
 from ._resumable import staging_name
 from ._scripts import execute_script, query_is_true, table_exists
-from ._sink import PostgresSink, sink_from_url
-from ._source import PostgresSource, source_from_url
+from ._sink import PostgresSink
+from ._source import PostgresSource
 from ._types import pg_coercer, pg_column_fits
+from ._urls import sink_from_url, source_from_url
 
 __all__ = [
     "CONNECT_TIMEOUT",

@@ -23,7 +23,6 @@ from connectors.sql import (
 from ._errors import COPY_CONTEXT
 from ._types import pg_coercer, pg_column_fits
 
-# --- formats ----------------------------------------------------------------------------------
 
 def copy_options(fmt: TextFormat, *, loading: bool) -> dict[str, Any] | None:
     """asyncpg COPY keyword options rendering ``fmt``, or None when COPY cannot."""

@@ -4,22 +4,17 @@ fields), its connections, and transactions that roll back (shielded) on failure 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import asyncpg
-from pydantic import SecretStr
 
-from connectors.base import EndpointOptions
 from connectors.errors import ConfigError, connect_stage
 from connectors.sql import (
-    MAX_CHUNK,
     SqlEndpointFields,
     SqlUrl,
-    parse_sql_url,
-    quote_ident,
     split_qualified,
 )
 
@@ -30,12 +25,11 @@ CONNECT_TIMEOUT = 10.0
 _CLEANUP_TIMEOUT = 5.0
 
 
-# --- configuration ----------------------------------------------------------------------------
-
 class PostgresEndpoint(SqlEndpointFields):
     """Everything needed to reach one PostgreSQL table or query (a data node or a URL)."""
 
     dialect = "postgresql"
+    product = "PostgreSQL"
     port: int = 5432
     redshift: bool = False
     #: Set to make a load idempotent under this key (see ``_resumable``): on the rows lane
@@ -45,20 +39,9 @@ class PostgresEndpoint(SqlEndpointFields):
     batch_rows: int = 50_000
 
     @classmethod
-    def from_sql_url(cls, url: SqlUrl, **fields: Any) -> PostgresEndpoint:
-        if url.dialect != "postgresql":
-            raise ConfigError(f"not a PostgreSQL URL: {url.describe()}", connector="postgresql")
-        return cls(host=url.host, port=url.port, database=url.database, user=url.user,
-                   password=SecretStr(url.password) if url.password is not None else None,
-                   redshift=url.redshift, **{"table": url.table, **fields})
-
-    @classmethod
-    def from_url(cls, url: str, options: EndpointOptions | None = None) -> PostgresEndpoint:
-        opts = options or EndpointOptions()
-        parsed = parse_sql_url(url)
-        return cls.from_sql_url(parsed, select_query=opts.query, create=opts.create,
-                                schema_name=parsed.params.get("schema"),
-                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+    def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:
+        """Redshift (``jdbc:redshift://``), and ``?schema=`` for an unqualified table."""
+        return {"redshift": url.redshift, "schema_name": url.params.get("schema")}
 
     def describe(self) -> str:
         """Display name without the password."""
@@ -75,11 +58,6 @@ class PostgresEndpoint(SqlEndpointFields):
             return parts[0], parts[1]
         schema = split_qualified(self.schema_name, "postgresql")[-1] if self.schema_name else None
         return schema, parts[0]
-
-    def quoted_table(self) -> str:
-        schema, name = self.table_parts()
-        q = quote_ident(name, "postgresql")
-        return f"{quote_ident(schema, 'postgresql')}.{q}" if schema else q
 
     async def connect(self, operation: str = "connect") -> asyncpg.Connection:
         with map_errors(self.describe(), connect_stage(operation), connecting=True):
@@ -106,11 +84,17 @@ async def connection(ep: PostgresEndpoint, operation: str) -> AsyncIterator[asyn
 
 
 async def _close(conn: asyncpg.Connection) -> None:
-    if conn.is_closed():
-        return
+    if not conn.is_closed():
+        await _or_terminate(conn, conn.close)
+
+
+async def _or_terminate(conn: asyncpg.Connection,
+                        cleanup: Callable[[], Awaitable[object]]) -> None:
+    """Run ``cleanup`` (close, roll back) shielded and bounded; when it fails or does not
+    finish in time, terminate the connection (the server then ends its session itself)."""
     with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True) as scope:
         try:
-            await conn.close()
+            await cleanup()
         except Exception:
             conn.terminate()
     if scope.cancelled_caught:
@@ -129,13 +113,7 @@ async def transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
     try:
         yield
     except BaseException:
-        with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True) as scope:
-            try:
-                await tr.rollback()
-            except Exception:
-                conn.terminate()
-        if scope.cancelled_caught:
-            conn.terminate()
+        await _or_terminate(conn, tr.rollback)
         raise
     await tr.commit()
 

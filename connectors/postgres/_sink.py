@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from connectors.base import BytesIn, EndpointOptions, Progress, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import BytesIn, Progress, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError
 from connectors.sql import SqlSink, next_batch, quote_ident
 
@@ -23,12 +23,9 @@ from ._resumable import checkpoint, load_resumable, mark_loaded
 from ._source import attributes_schema
 from ._types import pg_ddl_type
 
-# --- sink -------------------------------------------------------------------------------------
 
 class PostgresSink(SqlSink[PostgresEndpoint]):
     """Loads into a table (COPY) or through an ``insertQuery``, in one transaction."""
-
-    product = "PostgreSQL"
 
     def can_consume(self, fmt: TextFormat) -> bool:
         if self.endpoint.insert_query:  # needs rows
@@ -120,8 +117,3 @@ def create_table_ddl(quoted_table: str, schema: Schema) -> str:
 
 async def has_table(conn: asyncpg.Connection, quoted_table: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", quoted_table))
-
-
-def sink_from_url(url: str, options: EndpointOptions) -> PostgresSink:
-    """``postgresql://user:pw@host:port/db?table=schema.t`` as a Sink (``options.create``)."""
-    return PostgresSink(PostgresEndpoint.from_url(url, options))

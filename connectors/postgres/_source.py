@@ -9,7 +9,6 @@ from typing import Any
 
 from connectors.base import (
     BytesOut,
-    EndpointOptions,
     Progress,
     RowBatch,
     RowsOut,
@@ -17,28 +16,20 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import ConfigError
-from connectors.sql import SqlSource, schema_of
+from connectors.sql import ROWS_PER_BATCH, SqlSource, schema_of
 
 from ._copy import copy_count, copy_options
 from ._endpoint import PostgresEndpoint, connection
 from ._errors import map_errors
 from ._types import PG_STRINGIFY, pg_logical
 
-#: Rows per RowBatch from the cursor and per executemany call: big enough to amortise the
-#: per-batch cost, small enough to keep a batch a few MB.
-ROWS_PER_BATCH = 5000
-
 
 def attributes_schema(attrs: Sequence[Any]) -> Schema:
     return schema_of([(a.name, pg_logical(a.type.name)) for a in attrs])
 
 
-# --- source -----------------------------------------------------------------------------------
-
 class PostgresSource(SqlSource[PostgresEndpoint]):
     """Reads a table or a ``selectQuery``."""
-
-    product = "PostgreSQL"
 
     def can_produce(self, fmt: TextFormat) -> bool:
         return copy_options(fmt, loading=False) is not None
@@ -108,8 +99,3 @@ def _stringify(row: tuple[Any, ...], columns: list[int]) -> tuple[Any, ...]:
         if values[i] is not None:
             values[i] = str(values[i])
     return tuple(values)
-
-
-def source_from_url(url: str, options: EndpointOptions) -> PostgresSource:
-    """``postgresql://user:pw@host:port/db?table=schema.t`` (or ``options.query``) as a Source."""
-    return PostgresSource(PostgresEndpoint.from_url(url, options))

@@ -7,6 +7,7 @@ Inside: ``_url``, ``_text``, ``_base``, ``_values``.
 
 from ._base import (
     MAX_CHUNK,
+    ROWS_PER_BATCH,
     SqlEndpointFields,
     SqlSink,
     SqlSource,
@@ -29,6 +30,7 @@ from ._values import parse_bool, parse_datetime, schema_of, truthy
 
 __all__ = [
     "MAX_CHUNK",
+    "ROWS_PER_BATCH",
     "Dialect",
     "SqlEndpointFields",
     "SqlSink",

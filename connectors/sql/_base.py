@@ -11,24 +11,29 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 from anyio import EndOfStream
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from connectors.base import RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 
-from ._text import Dialect
-from ._url import SqlUrl, from_fields
+from ._text import Dialect, quote_ident
+from ._url import SqlUrl, from_fields, parse_sql_url
 
 #: Bytes gathered from the server before one chunk is sent on (capped by the copy's chunk size).
 MAX_CHUNK = 1024 * 1024
+#: Rows per fetch from a server-side cursor, and per RowBatch: big enough to amortise the
+#: per-batch cost, small enough to keep a batch a few MB.
+ROWS_PER_BATCH = 5000
 
 
 class SqlEndpointFields(BaseModel):
-    """The fields every SQL endpoint has; a subclass adds its own, its default ``port`` and
-    :meth:`from_sql_url`."""
+    """The fields every SQL endpoint has and how one is made from a URL; a subclass adds its
+    own fields, its default ``port``, :meth:`table_parts` and :meth:`describe`."""
 
     model_config = ConfigDict(frozen=True)
 
     #: The wire protocol the endpoint speaks (Redshift speaks PostgreSQL's).
     dialect: ClassVar[Dialect]
+    #: The product named in errors ("PostgreSQL", "MySQL").
+    product: ClassVar[str]
 
     host: str
     port: int
@@ -54,7 +59,34 @@ class SqlEndpointFields(BaseModel):
 
     @classmethod
     def from_sql_url(cls, url: SqlUrl, **fields: Any) -> Self:
+        """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
+        if url.dialect != cls.dialect:
+            raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
+        return cls(host=url.host, port=url.port, database=url.database, user=url.user,
+                   password=SecretStr(url.password) if url.password is not None else None,
+                   **{**cls._fields_of_url(url), "table": url.table, **fields})
+
+    @classmethod
+    def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:
+        """What else a URL of this dialect sets (its own parameters)."""
+        return {}
+
+    @classmethod
+    def from_url(cls, url: str, options: EndpointOptions | None = None) -> Self:
+        """From a URL (``?table=`` and the dialect's parameters) and a copy's options."""
+        opts = options or EndpointOptions()
+        return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+
+    def table_parts(self) -> tuple[str | None, str]:
+        """(database or schema, table), unquoted, as the server names them."""
         raise NotImplementedError
+
+    def quoted_table(self) -> str:
+        """The table as quoted identifiers (never a way to inject SQL)."""
+        container, name = self.table_parts()
+        quoted = quote_ident(name, self.dialect)
+        return f"{quote_ident(container, self.dialect)}.{quoted}" if container else quoted
 
     @classmethod
     def from_fields(cls, connection_string: str, username: str | None = None,
@@ -80,6 +112,9 @@ class SqlEndpointFields(BaseModel):
 class SqlEndpoint(Protocol):
     """The fields of a SQL endpoint the shared source and sink logic reads."""
 
+    #: The product named in errors ("PostgreSQL", "MySQL").
+    product: ClassVar[str]
+
     @property
     def table(self) -> str | None: ...
     @property
@@ -102,12 +137,10 @@ class SqlSource(Generic[E]):
 
     #: Reports the rows it moves (the copy need not scan the bytes for them).
     counts_rows = True
-    #: The product named in configuration errors ("PostgreSQL", "MySQL").
-    product = "SQL"
 
     def __init__(self, endpoint: E) -> None:
         if not endpoint.table and not endpoint.select_query:
-            raise ConfigError(f"a {self.product} source needs a table (?table=...) or a query",
+            raise ConfigError(f"a {endpoint.product} source needs a table (?table=...) or a query",
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
@@ -125,12 +158,10 @@ class SqlSink(Generic[E]):
 
     #: Reports the rows it moves (the copy need not scan the bytes for them).
     counts_rows = True
-    #: The product named in configuration errors ("PostgreSQL", "MySQL").
-    product = "SQL"
 
     def __init__(self, endpoint: E) -> None:
         if not endpoint.table and not endpoint.insert_query:
-            raise ConfigError(f"a {self.product} sink needs a table (?table=...) or an "
+            raise ConfigError(f"a {endpoint.product} sink needs a table (?table=...) or an "
                               "insertQuery", connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
