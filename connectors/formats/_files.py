@@ -118,8 +118,9 @@ class Part(Protocol):
 
 async def write_parts(fmt: TextFormat, inp: BytesIn, progress: Progress, *, location: str,
                       part_bytes: int, gzip: bool,
-                      open_part: Callable[[int], Awaitable[Part]]) -> None:
-    """Write ``inp`` as parts opened by ``open_part(index)``; a new part starts once the
+                      open_part: Callable[[str], Awaitable[Part]]) -> None:
+    """Write ``inp`` as parts opened by ``open_part(name)`` (``part-00000.csv``...: see
+    :func:`part_name`); a new part starts once the
     current one holds ``part_bytes`` (uncompressed) and a record ends, so no record spans two
     parts. Each part is finished (not committed) here."""
     enc = fmt.encoding
@@ -133,7 +134,7 @@ async def write_parts(fmt: TextFormat, inp: BytesIn, progress: Progress, *, loca
     async def write(data: bytes) -> None:
         nonlocal current, gz, opened, written
         if current is None:
-            current = await open_part(opened)
+            current = await open_part(part_name(opened, fmt, gzip))
             opened += 1
             gz = Gzip() if gzip else None
             written = 0

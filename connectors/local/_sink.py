@@ -24,7 +24,6 @@ from connectors.formats import (
     NamedFormatSink,
     consume_rows_as_bytes,
     is_gzip,
-    part_name,
     same_layout,
     write_parts,
 )
@@ -49,8 +48,6 @@ class LocalSink(NamedFormatSink):
         self.part_bytes = max(1, part_bytes)
         self._files = Files()
 
-    def _part_name(self, index: int) -> str:
-        return part_name(index, self._fmt, self._gzip)
 
     async def take_over(self, source: Source, progress: Progress,
                         lanes: frozenset[TakeoverLane]) -> Takeover | None:
@@ -104,8 +101,8 @@ class LocalSink(NamedFormatSink):
     async def _write_parts(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         parts: list[AtomicFile] = []
 
-        async def open_part(index: int) -> AtomicFile:
-            part = AtomicFile(self.path / self._part_name(index), self._files)
+        async def open_part(name: str) -> AtomicFile:
+            part = AtomicFile(self.path / name, self._files)
             parts.append(part)
             await part.open()
             return part

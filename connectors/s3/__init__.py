@@ -29,9 +29,9 @@ A single object <-> a single local file goes by parallel positioned I/O (``direc
 ``download_into``): ranged GETs written at their offsets, file parts read at theirs.
 
 Inside: ``_url`` (the URL, the object record, sizes), ``_listing``, ``_download`` (ranged
-reads), ``_multipart`` (the one multipart upload), ``_upload`` (the streaming writer, file parts,
-cleanup of killed writes), ``_server_copy``, ``_parallel`` (bounded fan-out), ``_source``,
-``_sink``, ``_transfer`` (the helpers the engine calls: checks, staging).
+reads), ``_upload`` (the one multipart upload, the streaming writer, file parts, cleanup of
+killed writes), ``_server_copy``, ``_parallel`` (bounded fan-out), ``_source``, ``_sink``,
+``_transfer`` (the helpers the engine calls: checks, staging).
 """
 
 from ._sink import S3Sink, sink_from_url

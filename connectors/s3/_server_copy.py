@@ -16,8 +16,8 @@ import anyio
 from connectors import aws
 from connectors.base import Progress
 
-from ._multipart import Multipart
 from ._parallel import each_at_most
+from ._upload import Multipart
 from ._url import CONNECTOR, MAX_PARTS, S3Object, note_retries
 
 

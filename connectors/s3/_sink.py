@@ -29,14 +29,18 @@ from connectors.formats import (
     Gzip,
     NamedFormatSink,
     consume_rows_as_bytes,
-    part_name,
     same_layout,
     write_parts,
 )
 
-from ._multipart import ABORT_TIMEOUT
 from ._server_copy import ServerCopy
-from ._upload import Upload, abort_stale_uploads, remove_stale_parts, upload_ranges
+from ._upload import (
+    ABORT_TIMEOUT,
+    Upload,
+    abort_stale_uploads,
+    remove_stale_parts,
+    upload_ranges,
+)
 from ._url import (
     COPY_PARALLEL_FACTOR,
     DEFAULT_CHUNK,
@@ -84,8 +88,6 @@ class S3Sink(NamedFormatSink):
     def client(self) -> Any:
         return aws.client("s3", parallel=self.parallel, endpoint_url=self.endpoint_url)
 
-    def _part_key(self, index: int) -> str:
-        return self.url.key + part_name(index, self._fmt, self._gzip)
 
 
     async def abort_stale_uploads(self, client: Any) -> int:
@@ -131,8 +133,8 @@ class S3Sink(NamedFormatSink):
 
     async def _write_parts(self, client: Any, fmt: TextFormat, inp: BytesIn, progress: Progress,
                            uploads: list[Upload], sem: anyio.Semaphore, tg: TaskGroup) -> None:
-        async def open_part(index: int) -> Upload:
-            upload = Upload(client, self.url.bucket, self._part_key(index),
+        async def open_part(name: str) -> Upload:
+            upload = Upload(client, self.url.bucket, self.url.key + name,
                              part_size=self.part_size, sem=sem, tg=tg, progress=progress,
                              multipart=True)
             uploads.append(upload)
