@@ -92,7 +92,7 @@ class S3Sink(NamedFormatSink):
 
     async def abort_stale_uploads(self, client: Any) -> int:
         """Abort pending multipart uploads a killed earlier write left for our key(s)
-        (see :func:`connectors.s3_upload.abort_stale_uploads`); returns how many."""
+        (see :func:`._upload.abort_stale_uploads`); returns how many."""
         return await abort_stale_uploads(client, self.url)
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
