@@ -25,7 +25,7 @@ from engine.actions.notify import Notifier, default_notifier
 from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import to_file_format
-from engine.errors import DefinitionError, HeadraceError, StoreError
+from engine.errors import DefinitionError, StoreError
 from engine.plan import (
     DEFAULT_MAX_INSTANCES,
     pipeline_is_ondemand,
@@ -337,6 +337,3 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
     finally:
         await lease.release()
 
-
-class EngineError(HeadraceError):
-    """The long-running engine could not start or keep running a pipeline."""
