@@ -17,7 +17,12 @@ from engine.runtime.context import Limits, PipelineRuntime
 from engine.runtime.pipeline import PipelineSupervisor
 from engine.runtime.runner import activate, load_version, store_dir
 from engine.schedule import format_timestamp
-from engine.service.errors import InvalidRequest, PipelineDeleted, PipelineNotFound
+from engine.service.errors import (
+    InvalidRequest,
+    ObjectNotFound,
+    PipelineDeleted,
+    PipelineNotFound,
+)
 from engine.store import (
     Action,
     AttemptStatus,
@@ -27,7 +32,7 @@ from engine.store import (
     Status,
     Store,
 )
-from engine.store.queries import instance_status_counts
+from engine.store.queries import get_instances, instance_status_counts
 from engine.store.records import utcnow
 
 #: AWS's limit: at most ten tags on a pipeline
@@ -194,7 +199,7 @@ class PipelineService:
                 raise InvalidRequest(
                     f"the pipeline would start at {format_timestamp(first)}, more than one day "
                     "in the past (a backfill of every interval since); pass --allow-backfill "
-                    "or --start-timestamp")
+                    "or --start-timestamp (API: startTimestamp)")
             warnings.extend(_cascade_backfill_warning(definition, first, now))
         activation, window_start, _ = await activate(self.store, pipeline_id, definition,
                                                      version, self.clock, start=start,
@@ -236,6 +241,7 @@ class PipelineService:
         the process that runs the pipeline through the store, else applied here. Returns one
         line per object."""
         record = await self.pipeline(pipeline_id)
+        await self._check_targets(record, object_ids, action)
         holder = await self.store.lease_holder(f"pipeline:{pipeline_id}")
         if holder is not None:
             for oid in object_ids:
@@ -250,6 +256,30 @@ class PipelineService:
         supervisor = PipelineSupervisor(rt, request_interval=None)
         await supervisor.load()
         return [await supervisor.apply(action, oid) for oid in object_ids]
+
+    async def _check_targets(self, record: PipelineRecord, object_ids: list[str],
+                             action: Action) -> None:
+        """All components (PAUSE, RESUME) or all instances (the rest), each one that exists."""
+        if not object_ids:
+            raise InvalidRequest("set-status needs at least one object id")
+        on_components = action in (Action.PAUSE, Action.RESUME)
+        wrong = [oid for oid in object_ids if oid.startswith("@") == on_components]
+        if wrong:
+            kind = "components" if on_components else "instances (ids starting with '@')"
+            raise InvalidRequest(f"{action.value} applies to {kind}; {wrong[0]!r} is not one "
+                                 "(objectIds must be all components or all instances)")
+        if on_components:
+            version = record.active_version or record.latest_version
+            body = await self.store.get_definition(record.id, version) if version else {}
+            known = {o.get("id") for o in body.get("objects", [])}
+            missing = [oid for oid in object_ids if oid not in known]
+        else:
+            found = await get_instances(self.store, record.id, object_ids)
+            missing = [oid for oid in object_ids if oid not in found]
+        if missing:
+            raise ObjectNotFound(f"pipeline {record.id} has no "
+                                 f"{'component' if on_components else 'instance'} "
+                                 f"{missing[0]!r}")
 
     # --- the run list ----------------------------------------------------------------------
 
