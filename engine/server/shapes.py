@@ -94,7 +94,7 @@ TAG = Struct({"key": TAG_KEY, "value": TAG_VALUE}, ("key", "value"))
 TAG_LIST = ListOf(TAG, 0, 10)
 ID_LIST = ListOf(ID)
 STRING_LIST = ListOf(STRING)
-OPERATOR = Struct({"type": Str(enum=("EQ", "REF_EQ", "LE", "GE", "BETWEEN")),
+OPERATOR = Struct({"type": Str(xml=False, enum=("EQ", "REF_EQ", "LE", "GE", "BETWEEN")),
                    "values": STRING_LIST})
 QUERY = Struct({"selectors": ListOf(Struct({"fieldName": STRING, "operator": OPERATOR}))})
 DEFINITION = {"pipelineId": ID, "pipelineObjects": PIPELINE_OBJECT_LIST,
@@ -132,7 +132,7 @@ INPUTS: dict[str, Struct] = {
     "SetStatus": Struct({"pipelineId": ID, "objectIds": ID_LIST, "status": STRING},
                         ("pipelineId", "objectIds", "status")),
     "SetTaskStatus": Struct({"taskId": TASK_ID,
-                             "taskStatus": Str(enum=("FINISHED", "FAILED", "FALSE")),
+                             "taskStatus": Str(xml=False, enum=("FINISHED", "FAILED", "FALSE")),
                              "errorId": STRING, "errorMessage": ERROR_MESSAGE,
                              "errorStackTrace": STRING}, ("taskId", "taskStatus")),
     "ValidatePipelineDefinition": Struct(DEFINITION, ("pipelineId", "pipelineObjects")),
