@@ -30,7 +30,13 @@ from engine.service.query import (
     store_filters,
 )
 from engine.store import AttemptRecord, InstanceRecord, PipelineRecord, Store
-from engine.store.queries import find_attempt_keys, find_instance_ids, get_attempts, get_instances
+from engine.store.queries import (
+    find_attempt_keys,
+    find_instance_ids,
+    get_attempts,
+    get_instances,
+    get_statuses,
+)
 
 ATTEMPT_SEPARATOR = "_Attempt="
 #: QueryObjects answers at most this many ids a page, whatever ``limit`` asks
@@ -139,7 +145,7 @@ class Objects:
         wanted += [k[0] for k in keys.values() if k is not None]
         instances = await get_instances(self.store, pipeline_id, wanted)
         attempts = await get_attempts(self.store, pipeline_id, list(instances))
-        waits = await get_instances(self.store, pipeline_id, sorted(
+        waits = await get_statuses(self.store, pipeline_id, sorted(
             {d for inst in instances.values() for d in inst.depends_on}))
         paused = await self.store.paused(pipeline_id) if any(
             oid in components for oid in object_ids) else set()
@@ -168,7 +174,7 @@ class Objects:
             view = ObjectView(oid, oid, "INSTANCE", self._component_fields(components, inst),
                               instance=inst, attempts=attempts.get(inst.id, []),
                               waiting_on=[d for d in inst.depends_on
-                                          if d in waits and waits[d].status.value != "FINISHED"])
+                                          if waits.get(d, "FINISHED") != "FINISHED"])
             if runtime is not None and definition is not None:
                 view.fields = resolve_fields(definition, inst.object_id,
                                              runtime.runtime_fields(inst), errors=[])

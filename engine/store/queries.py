@@ -110,6 +110,20 @@ async def get_instances(store: Store, pipeline_id: str,
     return out
 
 
+async def get_statuses(store: Store, pipeline_id: str,
+                       ids: Sequence[str]) -> dict[str, str]:
+    """The status of each instance of ``ids`` that exists (no other column read)."""
+    out: dict[str, str] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start:start + _CHUNK]
+        rows = await store.backend.query(
+            "SELECT id, status FROM hr_instances WHERE pipeline_id = ? "
+            f"AND id IN ({', '.join('?' * len(chunk))})", pipeline_id, *chunk)
+        out.update({str(r[0]): str(r[1]) for r in rows})
+    return out
+
+
 async def get_attempts(store: Store, pipeline_id: str,
                        instance_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
     """The attempts of each instance in ``instance_ids``, oldest first."""
