@@ -193,7 +193,7 @@ def delete_pipeline(pipeline_id: str, store_url: str | None, output: str) -> Non
 @output_option
 def list_pipelines(store_url: str | None, output: str) -> None:
     """List the pipelines of the store."""
-    records = with_store(store_url, lambda s: PipelineService(s).list())
+    records = with_store(store_url, lambda s: PipelineService(s).list_pipelines())
     data = {"pipelineIdList": [{"id": r.id, "name": r.name} for r in records]}
     emit(output, data, "\n".join(f"{r.id}  {r.state.value:<12} {r.name}" for r in records)
          or "no pipelines")

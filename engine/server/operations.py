@@ -108,7 +108,7 @@ async def delete_pipeline(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 @operation("ListPipelines")
 async def list_pipelines(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     start = _offset(p.get("marker"))
-    records = await ctx.pipelines.list()
+    records = await ctx.pipelines.list_pipelines()
     page = records[start:start + LIST_PAGE]
     more = start + LIST_PAGE < len(records)
     out: dict[str, Any] = {"pipelineIdList": [{"id": r.id, "name": r.name} for r in page],

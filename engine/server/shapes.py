@@ -97,7 +97,7 @@ STRING_LIST = ListOf(STRING)
 OPERATOR = Struct({"type": Str(xml=False, enum=("EQ", "REF_EQ", "LE", "GE", "BETWEEN")),
                    "values": STRING_LIST})
 QUERY = Struct({"selectors": ListOf(Struct({"fieldName": STRING, "operator": OPERATOR}))})
-DEFINITION = {"pipelineId": ID, "pipelineObjects": PIPELINE_OBJECT_LIST,
+DEFINITION: dict[str, Shape] = {"pipelineId": ID, "pipelineObjects": PIPELINE_OBJECT_LIST,
               "parameterObjects": ListOf(PARAMETER_OBJECT),
               "parameterValues": PARAMETER_VALUE_LIST}
 

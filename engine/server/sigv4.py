@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
 from engine.errors import UsageError
 from engine.server.protocol import AwsError
@@ -187,7 +187,8 @@ def verify(request: SignedRequest, credentials: CredentialSet,
     if "host" not in signed or "x-amz-date" not in signed:
         raise _bad_signature("the signed headers must include host and x-amz-date")
     digest = hashlib.sha256(request.body).hexdigest()
-    claimed = (request.headers.get("x-amz-content-sha256") or [None])[0]
+    claimed_values = request.headers.get("x-amz-content-sha256")
+    claimed = claimed_values[0] if claimed_values else None
     if claimed is not None and not hmac.compare_digest(claimed, digest):
         raise _bad_signature("X-Amz-Content-SHA256 does not match the request body")
     headers: dict[str, str] = {}

@@ -111,7 +111,7 @@ class PipelineService:
         await self.pipeline(pipeline_id)
         await self.store.delete_pipeline(pipeline_id)
 
-    async def list(self) -> list[PipelineRecord]:
+    async def list_pipelines(self) -> list[PipelineRecord]:
         return await self.store.list_pipelines()
 
     async def describe(self, pipeline_ids: list[str]) -> list[PipelineSummary]:

@@ -20,8 +20,13 @@ def sel(field: str, op: str, *values: str) -> dict[str, object]:
 
 
 @pytest.fixture
-async def objects(tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/s.db"
+
+
+@pytest.fixture
+async def objects(store_url: str):  # type: ignore[no-untyped-def]
+    async with open_store(store_url) as store:
         record = await PipelineService(store).create("q", "q")
         statuses = [Status.FINISHED, Status.WAITING_FOR_RUNNER, Status.FAILED,
                     Status.WAITING_ON_DEPENDENCIES]
@@ -76,6 +81,20 @@ async def test_selectors_filter_in_the_store(objects) -> None:  # type: ignore[n
     assert len(attempts) == 6 and all(a.endswith("_Attempt=1") for a in attempts)
     assert await ids(sel("@componentParent", "EQ", "B"), sphere="ATTEMPT") == [
         a for a in attempts if a.startswith("@B_")]
+
+
+@pytest.mark.anyio
+async def test_deleted_pipelines_are_told_apart(store_url: str) -> None:
+    from engine.service import PipelineDeleted, PipelineNotFound
+
+    async with open_store(store_url) as store:
+        service = PipelineService(store)
+        record = await service.create("d", "d")
+        await service.delete(record.id)
+        with pytest.raises(PipelineDeleted, match="deleted at"):
+            await service.pipeline(record.id)
+        with pytest.raises(PipelineNotFound):
+            await service.pipeline("df-NEVER")
 
 
 def test_malformed_selectors_are_refused() -> None:
