@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -31,6 +31,8 @@ from engine.service import (
 )
 from engine.service.pipelines import problems_by_object
 from engine.store import Action
+
+T = TypeVar("T")
 
 #: ListPipelines answers this many pipelines a page
 LIST_PAGE = 100
@@ -70,12 +72,21 @@ def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items()]
 
 
-def _offset(marker: str | None) -> int:
-    if not marker:
-        return 0
-    if not marker.isdigit():
+def _page(items: list[T], marker: str | None, size: int) -> tuple[list[T], str | None]:
+    """One page of ``items`` from the offset ``marker`` names; the next page's marker, or
+    None on the last page."""
+    if marker and not marker.isdigit():
         raise invalid_request("marker is not one this service handed out")
-    return int(marker)
+    start = int(marker or 0)
+    more = start + size < len(items)
+    return items[start:start + size], str(start + size) if more else None
+
+
+def _paged(key: str, items: list[Any], marker: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {key: items, "hasMoreResults": marker is not None}
+    if marker is not None:
+        out["marker"] = marker
+    return out
 
 
 def _timestamp(value: Any) -> datetime:
@@ -107,15 +118,8 @@ async def delete_pipeline(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 @operation("ListPipelines")
 async def list_pipelines(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    start = _offset(p.get("marker"))
-    records = await ctx.pipelines.list_pipelines()
-    page = records[start:start + LIST_PAGE]
-    more = start + LIST_PAGE < len(records)
-    out: dict[str, Any] = {"pipelineIdList": [{"id": r.id, "name": r.name} for r in page],
-                           "hasMoreResults": more}
-    if more:
-        out["marker"] = str(start + LIST_PAGE)
-    return out
+    page, marker = _page(await ctx.pipelines.list_pipelines(), p.get("marker"), LIST_PAGE)
+    return _paged("pipelineIdList", [{"id": r.id, "name": r.name} for r in page], marker)
 
 
 @operation("DescribePipelines")
@@ -241,17 +245,10 @@ async def set_status(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 @operation("DescribeObjects")
 async def describe_objects(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ids = list(p["objectIds"])
-    start = _offset(p.get("marker"))
-    page = ids[start:start + DESCRIBE_PAGE]
+    page, marker = _page(list(p["objectIds"]), p.get("marker"), DESCRIBE_PAGE)
     views = await ctx.objects.describe(p["pipelineId"], page,
                                        evaluate=bool(p.get("evaluateExpressions")))
-    more = start + DESCRIBE_PAGE < len(ids)
-    out: dict[str, Any] = {"pipelineObjects": [described(v, p["pipelineId"]) for v in views],
-                           "hasMoreResults": more}
-    if more:
-        out["marker"] = str(start + DESCRIBE_PAGE)
-    return out
+    return _paged("pipelineObjects", [described(v, p["pipelineId"]) for v in views], marker)
 
 
 @operation("QueryObjects")
@@ -259,10 +256,7 @@ async def query_objects(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     selectors = parse_selectors((p.get("query") or {}).get("selectors"))
     ids, marker = await ctx.objects.query(p["pipelineId"], p["sphere"], selectors,
                                           limit=p.get("limit"), marker=p.get("marker"))
-    out: dict[str, Any] = {"ids": ids, "hasMoreResults": marker is not None}
-    if marker is not None:
-        out["marker"] = marker
-    return out
+    return _paged("ids", ids, marker)
 
 
 @operation("EvaluateExpression")

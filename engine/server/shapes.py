@@ -149,6 +149,16 @@ def _bad_char(text: str) -> bool:
     return False
 
 
+def _bounds(low: int | None, high: int | None, size: int, where: str, what: str,
+            out: list[str]) -> None:
+    if low is not None and size < low:
+        out.append(f"Value {where} failed to satisfy constraint: Member must have {what} "
+                   f"greater than or equal to {low}")
+    if high is not None and size > high:
+        out.append(f"Value {where} failed to satisfy constraint: Member must have {what} "
+                   f"less than or equal to {high}")
+
+
 def _check(shape: Shape, value: Any, path: str, out: list[str]) -> None:
     where = f"at '{path}'" if path else "at the top level"
     if value is None:
@@ -157,12 +167,7 @@ def _check(shape: Shape, value: Any, path: str, out: list[str]) -> None:
         if not isinstance(value, str):
             out.append(f"Value {where} failed to satisfy constraint: Member must be a string")
             return
-        if shape.min is not None and len(value) < shape.min:
-            out.append(f"Value {where} failed to satisfy constraint: Member must have length "
-                       f"greater than or equal to {shape.min}")
-        if shape.max is not None and len(value) > shape.max:
-            out.append(f"Value {where} failed to satisfy constraint: Member must have length "
-                       f"less than or equal to {shape.max}")
+        _bounds(shape.min, shape.max, len(value), where, "length", out)
         if shape.xml and _bad_char(value):
             out.append(f"Value {where} failed to satisfy constraint: Member must hold only "
                        "XML characters (no control characters but tab, newline and carriage "
@@ -186,12 +191,7 @@ def _check(shape: Shape, value: Any, path: str, out: list[str]) -> None:
         if not isinstance(value, list):
             out.append(f"Value {where} failed to satisfy constraint: Member must be a list")
             return
-        if shape.min is not None and len(value) < shape.min:
-            out.append(f"Value {where} failed to satisfy constraint: Member must have at least "
-                       f"{shape.min} items")
-        if shape.max is not None and len(value) > shape.max:
-            out.append(f"Value {where} failed to satisfy constraint: Member must have at most "
-                       f"{shape.max} items")
+        _bounds(shape.min, shape.max, len(value), where, "number of items", out)
         for index, item in enumerate(value, 1):
             if item is None:
                 out.append(f"Value at '{path}.{index}.member' failed to satisfy constraint: "

@@ -94,50 +94,44 @@ async def find_attempt_keys(store: Store, pipeline_id: str, filters: Filters, *,
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
-async def get_instances(store: Store, pipeline_id: str,
-                        ids: Sequence[str]) -> dict[str, InstanceRecord]:
-    """The instances of ``ids`` that exist, by id, in as few statements as the ids allow."""
-    out: dict[str, InstanceRecord] = {}
+async def _by_ids(store: Store, select: str, pipeline_id: str, ids: Sequence[str],
+                  order: str = "") -> list[tuple[Any, ...]]:
+    """The rows ``select`` (with ``{marks}`` where the ids' placeholders go) finds for
+    ``ids``, a chunk of ids per statement."""
+    rows: list[tuple[Any, ...]] = []
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start:start + _CHUNK]
-        rows = await store.backend.query(
-            f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances WHERE pipeline_id = ? "
-            f"AND id IN ({', '.join('?' * len(chunk))})", pipeline_id, *chunk)
-        for row in rows:
-            rec = _instance(row)
-            out[rec.id] = rec
-    return out
+        rows.extend(await store.backend.query(
+            select.format(marks=", ".join("?" * len(chunk))) + order, pipeline_id, *chunk))
+    return rows
+
+
+async def get_instances(store: Store, pipeline_id: str,
+                        ids: Sequence[str]) -> dict[str, InstanceRecord]:
+    """The instances of ``ids`` that exist, by id, in as few statements as the ids allow."""
+    rows = await _by_ids(store, f"SELECT {', '.join(_INSTANCE_COLS)} FROM hr_instances WHERE "
+                         "pipeline_id = ? AND id IN ({marks})", pipeline_id, ids)
+    return {rec.id: rec for rec in map(_instance, rows)}
 
 
 async def get_statuses(store: Store, pipeline_id: str,
                        ids: Sequence[str]) -> dict[str, str]:
     """The status of each instance of ``ids`` that exists (no other column read)."""
-    out: dict[str, str] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start:start + _CHUNK]
-        rows = await store.backend.query(
-            "SELECT id, status FROM hr_instances WHERE pipeline_id = ? "
-            f"AND id IN ({', '.join('?' * len(chunk))})", pipeline_id, *chunk)
-        out.update({str(r[0]): str(r[1]) for r in rows})
-    return out
+    rows = await _by_ids(store, "SELECT id, status FROM hr_instances WHERE pipeline_id = ? "
+                         "AND id IN ({marks})", pipeline_id, ids)
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 async def get_attempts(store: Store, pipeline_id: str,
                        instance_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
     """The attempts of each instance in ``instance_ids``, oldest first."""
+    rows = await _by_ids(store, f"SELECT {', '.join(_ATTEMPT_COLS)} FROM hr_attempts WHERE "
+                         "pipeline_id = ? AND instance_id IN ({marks})", pipeline_id,
+                         instance_ids, " ORDER BY instance_id, number")
     out: dict[str, list[AttemptRecord]] = {}
-    unique = list(dict.fromkeys(instance_ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start:start + _CHUNK]
-        rows = await store.backend.query(
-            f"SELECT {', '.join(_ATTEMPT_COLS)} FROM hr_attempts WHERE pipeline_id = ? "
-            f"AND instance_id IN ({', '.join('?' * len(chunk))}) ORDER BY instance_id, number",
-            pipeline_id, *chunk)
-        for row in rows:
-            attempt = _attempt(row)
-            out.setdefault(attempt.instance_id, []).append(attempt)
+    for attempt in map(_attempt, rows):
+        out.setdefault(attempt.instance_id, []).append(attempt)
     return out
 
 

@@ -164,11 +164,14 @@ def wait_for(predicate: Any, timeout: float = 60, what: str = "") -> None:
         time.sleep(0.1)
 
 
-def fields(obj: dict[str, Any]) -> dict[str, Any]:
-    """A described object's fields as {key: value} (a repeated key: a list)."""
+def fields(obj: dict[str, Any], *, refs: bool = False) -> dict[str, Any]:
+    """A described object's fields as {key: value} (a repeated key: a list; with ``refs``,
+    a reference as ``{"ref": id}``, as in a definition file)."""
     out: dict[str, Any] = {}
     for f in obj["fields"]:
-        value = f.get("stringValue", f.get("refValue"))
+        value: Any = f.get("stringValue", f.get("refValue"))
+        if refs and "refValue" in f:
+            value = {"ref": f["refValue"]}
         if f["key"] in out:
             prior = out[f["key"]]
             out[f["key"]] = [*prior, value] if isinstance(prior, list) else [prior, value]

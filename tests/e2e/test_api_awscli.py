@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from awscli.customizations.datapipeline import translator
 
-from tests.e2e.api_kit import Server, start_server, wait_for
+from tests.e2e.api_kit import Server, fields, start_server, wait_for
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 
@@ -149,15 +149,7 @@ def _expected(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _from_wire(obj: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": obj["id"], "name": obj.get("name", obj["id"])}
-    for f in obj["fields"]:
-        value = {"ref": f["refValue"]} if "refValue" in f else f["stringValue"]
-        if f["key"] in out:
-            prior = out[f["key"]]
-            out[f["key"]] = [*prior, value] if isinstance(prior, list) else [prior, value]
-        else:
-            out[f["key"]] = value
-    return out
+    return {"id": obj["id"], "name": obj.get("name", obj["id"]), **fields(obj, refs=True)}
 
 
 @pytest.mark.parametrize("path", _strict_definitions(), ids=lambda p: p.name[:60])
