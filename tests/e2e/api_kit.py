@@ -124,11 +124,11 @@ def server_env(root: Path, store: str) -> dict[str, str]:
 
 
 def start_server(root: Path, *args: str, env: dict[str, str] | None = None,
-                 timeout: float = 60) -> Server:
-    """``headrace serve --port 0 ARGS`` on a fresh SQLite store under ``root``; waits for the
-    line that names the URL."""
+                 timeout: float = 60, store: str | None = None) -> Server:
+    """``headrace serve --port 0 ARGS`` on ``store`` (default: a fresh SQLite store under
+    ``root``); waits for the line that names the URL."""
     root.mkdir(parents=True, exist_ok=True)
-    store = f"sqlite:///{root}/store.db"
+    store = store or f"sqlite:///{root}/store.db"
     log = root / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen([HEADRACE, "serve", "--store", store, "--port", "0", *args],
