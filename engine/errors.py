@@ -26,9 +26,14 @@ class Problem:
     field: str | None = None
     line: int | None = None
     column: int | None = None
+    #: the file the finding is in (the definition, a parameter-objects or a values file);
+    #: ``--parameter-values`` when it is about a value given on the command line
+    file: str | None = None
 
     def where(self) -> str:
         parts = []
+        if self.file is not None:
+            parts.append(self.file)
         if self.object_id is not None:
             parts.append(f"object {self.object_id!r}")
         if self.field is not None:
@@ -48,6 +53,7 @@ class Problem:
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
+            "file": self.file,
             "id": self.object_id,
             "field": self.field,
             "message": self.message,
@@ -165,12 +171,14 @@ class Report:
     warnings: list[Problem] = field(default_factory=list)
 
     def error(self, message: str, object_id: str | None = None, field: str | None = None,
-              line: int | None = None, column: int | None = None) -> None:
-        self.errors.append(Problem("error", message, object_id, field, line, column))
+              line: int | None = None, column: int | None = None, *,
+              file: str | None = None) -> None:
+        self.errors.append(Problem("error", message, object_id, field, line, column, file))
 
     def warn(self, message: str, object_id: str | None = None, field: str | None = None,
-             line: int | None = None, column: int | None = None) -> None:
-        self.warnings.append(Problem("warning", message, object_id, field, line, column))
+             line: int | None = None, column: int | None = None, *,
+             file: str | None = None) -> None:
+        self.warnings.append(Problem("warning", message, object_id, field, line, column, file))
 
     def extend(self, other: Report) -> None:
         self.errors.extend(other.errors)

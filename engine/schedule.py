@@ -106,18 +106,26 @@ class Period:
         return timedelta(**{self.unit: self.amount})
 
 
+def short(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut when it is long (a value can be 10 KiB)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} chars)"
+
+
 def parse_period(text: str) -> Period:
     """Parse ``"N units"``, any case, singular or plural: ``1 Day``, ``15 Minutes``."""
     m = _PERIOD_RE.match(text)
     if not m:
         raise ScheduleError(
-            f"period {text!r} is not of the form 'N units' (units: seconds, minutes, hours, "
+            f"period {short(text)} is not of the form 'N units' (units: seconds, minutes, hours, "
             "days, weeks, months, years)")
     unit = _UNITS.get(m.group(2).lower())
     if unit is None:
         raise ScheduleError(
-            f"period {text!r} has an unknown unit {m.group(2)!r} (use seconds, minutes, hours, "
-            "days, weeks, months or years)")
+            f"period {short(text)} has an unknown unit {short(m.group(2))} (use seconds, "
+            "minutes, hours, days, weeks, months or years)")
+    digits = m.group(1).lstrip("+0") or "0"
+    if len(digits) > 12:  # beyond any date arithmetic (and Python's int-string limit)
+        raise ScheduleError(f"period {short(text)} is far too long ({len(digits)} digits)")
     amount = int(m.group(1))
     if amount <= 0:
         raise ScheduleError(f"period {text!r} must be positive")
@@ -128,9 +136,11 @@ def parse_timestamp(text: str) -> datetime:
     """Parse ``YYYY-MM-DDTHH:MM:SS`` as UTC."""
     m = _TS_RE.match(text.strip())
     if not m:
-        raise ScheduleError(f"timestamp {text!r} is not of the form YYYY-MM-DDTHH:MM:SS (UTC)")
+        raise ScheduleError(f"timestamp {short(text)} is not of the form YYYY-MM-DDTHH:MM:SS "
+                            "(UTC)")
     try:
-        return datetime(*(int(g) for g in m.groups()), tzinfo=UTC)  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise ScheduleError(f"timestamp {text!r} is not a real date and time: {exc}") from None
 

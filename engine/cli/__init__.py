@@ -53,7 +53,7 @@ class LazyGroup(click.Group):
 
 #: Options that take several values after one flag, as the AWS CLI's do
 #: (``--parameter-values a=1 b=2``); click takes one value per flag, so argv is rewritten.
-_GREEDY_OPTIONS = ("--parameter-values", "--object-ids")
+_GREEDY_OPTIONS = ("--parameter-values", "--object-ids", "--template-parameters")
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True,

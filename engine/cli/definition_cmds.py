@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.definition import Definition, LoadOptions, load
+from engine.definition import Definition, LoadOptions, load, parse_template_args
 from engine.definition.reader import is_missing_file, parse_value_args
 from engine.definition.scope import EvalContext, ObjectScope, evaluate_text, render
 from engine.definition.validate import node_referrers, suggest_or_list
@@ -38,7 +38,20 @@ MAX_PROBLEM_LINES = 20
 
 
 def parameter_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The parameter flags of ``aws datapipeline put-pipeline-definition``, plus --lenient."""
+    """The parameter flags of ``aws datapipeline put-pipeline-definition``, plus --lenient,
+    --strict and the CloudFormation template flags."""
+    func = click.option("--strict", "strict_fields", is_flag=True,
+                        help="A field the object's type does not have is an error (by default "
+                             "a warning: the service ran such definitions).")(func)
+    func = click.option("--template-parameters", "template_parameters", multiple=True,
+                        metavar="KEY=VALUE",
+                        help="For a CloudFormation template: values of its parameters, of "
+                             "other resources (keyed by logical id), Fn::GetAtt "
+                             "(LogicalId.Attribute), Fn::ImportValue (export name) and pseudo "
+                             "parameters (AWS::Region...). Several may follow one flag.")(func)
+    func = click.option("--resource", metavar="LOGICAL_ID",
+                        help="For a CloudFormation template with several "
+                             "AWS::DataPipeline::Pipeline resources: the one to read.")(func)
     func = click.option("--lenient", is_flag=True,
                         help="Accept raw newlines in strings and trailing commas (with a "
                              "warning for each).")(func)
@@ -60,6 +73,9 @@ def load_options(kwargs: dict[str, Any]) -> LoadOptions:
         parameter_values_uri=kwargs.get("parameter_values_uri"),
         parameter_values=list(kwargs.get("parameter_values") or ()),
         lenient=bool(kwargs.get("lenient")),
+        resource=kwargs.get("resource"),
+        template_parameters=list(kwargs.get("template_parameters") or ()),
+        strict_fields=bool(kwargs.get("strict_fields")),
     )
     if options.parameter_values and options.parameter_values_uri:
         raise click.UsageError("--parameter-values and --parameter-values-uri cannot be used "
@@ -69,6 +85,11 @@ def load_options(kwargs: dict[str, Any]) -> LoadOptions:
     except ParseError as exc:
         raise click.BadParameter(exc.problems[0].message,
                                  param_hint="--parameter-values") from None
+    try:
+        parse_template_args(options.template_parameters)
+    except ParseError as exc:
+        raise click.BadParameter(exc.problems[0].message,
+                                 param_hint="--template-parameters") from None
     return options
 
 
@@ -88,9 +109,10 @@ def print_problems(problems: list[Problem], stream: Any = None) -> None:
 
 
 def problem_json(problem: Problem) -> dict[str, object]:
-    """``{"id", "field", "message"}``, plus ``line`` (and ``column``) where they are known."""
-    out: dict[str, object] = {"id": problem.object_id, "field": problem.field,
-                              "message": problem.message}
+    """``{"file", "id", "field", "message"}``, plus ``line`` (and ``column``) where they are
+    known. ``file`` is the file the finding is in (``--parameter-values`` for the flag)."""
+    out: dict[str, object] = {"file": problem.file, "id": problem.object_id,
+                              "field": problem.field, "message": problem.message}
     if problem.line is not None:
         out["line"] = problem.line
         if problem.column is not None:

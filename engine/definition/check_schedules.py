@@ -24,20 +24,15 @@ def check_schedule(object_id: str, ctx: Findings) -> None:
     expressions (a template whose values are missing gets a warning)."""
     values: dict[str, str | None] = {}
     for name in ("period", "startDateTime", "startAt", "endDateTime", "occurrences"):
-        value, ok = _schedule_value(object_id, name, ctx)
-        if not ok:
-            return
-        values[name] = value
+        # each field is checked on its own: a bad period does not hide a bad start or end
+        values[name], _ = _schedule_value(object_id, name, ctx)
     period_text = values["period"]
-    if period_text is not None:
-        if period_text.strip().upper() == "ONDEMAND_PERIOD":
-            pass
+    if period_text is not None and period_text.strip().upper() != "ONDEMAND_PERIOD":
+        try:
+            period = parse_period(period_text)
+        except ScheduleError as exc:
+            ctx.error(f"{exc}", object_id, "period")
         else:
-            try:
-                period = parse_period(period_text)
-            except ScheduleError as exc:
-                ctx.error(f"{exc}", object_id, "period")
-                return
             if period.min_seconds < MIN_SCHEDULE_SECONDS:
                 ctx.error(f"period {period_text!r} is shorter than the minimum scheduling "
                           "interval of 15 minutes", object_id, "period")

@@ -4,6 +4,10 @@ Inheritance (reference section 1.2): an object's fields are its own, then its ``
 then ``Default``'s. Default is the root of every chain: an object whose chain ends without a
 parent inherits Default (the arthur templates rely on fields reaching activities through two
 levels of untyped parents). Own fields override inherited ones, field by field.
+
+``"type": "Default"`` on the Default object (CloudFormation's reference example and every
+CloudFormation-managed pipeline carry it; the service accepted it) names the object, not a
+type: it is not inherited.
 """
 
 from __future__ import annotations
@@ -11,12 +15,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cached_property
 
-from engine.definition.parameters import Parameters
-from engine.definition.reader import FieldValue, RawDefinition, RawObject, Ref
+from engine.definition.parameters import Origin, Parameters
+from engine.definition.raw import (
+    FieldValue,
+    RawDefinition,
+    RawObject,
+    RawParameter,
+    RawValues,
+    Ref,
+)
 from engine.definition.types import TYPES, Category, TypeSpec, category_of
 from engine.errors import Report
 
 DEFAULT_ID = "Default"
+
+#: What a chain passes on: field -> values, and field -> the object whose own field it is.
+_View = tuple[dict[str, list[FieldValue]], dict[str, str]]
 
 
 class Definition:
@@ -29,11 +43,15 @@ class Definition:
         for obj in raw.objects:
             self.objects.setdefault(obj.id, obj)
         self._effective: dict[str, dict[str, list[FieldValue]]] = {}
+        self._views: dict[str, _View | None] = {}
+        # Default with a parent of its own puts Default inside chains: walk those the slow way
+        self._slow_inheritance = DEFAULT_ID in self.objects and (
+            "parent" in self.objects[DEFAULT_ID].fields)
 
     @classmethod
     def build(cls, raw: RawDefinition, report: Report,
-              parameter_objects: list | None = None,
-              values: dict[str, list[str]] | None = None,
+              parameter_objects: list[RawParameter] | None = None,
+              values: RawValues | None = None,
               overrides: dict[str, list[str]] | None = None) -> Definition:
         """Combine a raw definition with separate parameter/value files and overrides.
 
@@ -41,8 +59,11 @@ class Definition:
         replaces its values, as the AWS CLI does.
         """
         params_raw = parameter_objects if parameter_objects is not None else raw.parameters
-        vals = values if values is not None else raw.values
-        params = Parameters.from_raw(params_raw, vals, report)
+        if values is None:
+            values = RawValues(raw.values, raw.value_lines, raw.source)
+        origins: dict[str, Origin] = {key: (values.source, values.lines.get(key))
+                                      for key in values.values}
+        params = Parameters.from_raw(params_raw, values.values, report, origins)
         if overrides:
             params = params.with_overrides(overrides)
         return cls(raw, params)
@@ -76,19 +97,125 @@ class Definition:
         return chain
 
     def effective(self, object_id: str) -> dict[str, list[FieldValue]]:
-        """Own fields over parent chain over Default. ``parent`` itself is not inherited."""
+        """Own fields over parent chain over Default. ``parent`` itself is not inherited.
+
+        Each object's inherited view is built once from its parent's (memoized), so a chain of
+        10,000 objects costs 10,000 small merges, not 10,000 walks of the chain; a chain that
+        loops (an error of its own) is walked the slow way."""
         cached = self._effective.get(object_id)
         if cached is not None:
             return cached
-        if object_id not in self.objects:
+        obj = self.objects.get(object_id)
+        if obj is None:
             return {}
+        view = self._view_above(object_id)
+        if view is None:
+            merged = self._effective_by_walking(object_id)
+        else:
+            merged = dict(obj.fields)
+            for key, values in view[0].items():
+                merged.setdefault(key, values)
+        self._effective[object_id] = merged
+        return merged
+
+    def owner(self, object_id: str, name: str) -> str:
+        """The object in the parent chain whose own field ``name`` is (``object_id`` when no
+        ancestor has it)."""
+        obj = self.objects.get(object_id)
+        if obj is None or name in obj.fields:
+            return object_id
+        view = self._view_above(object_id)
+        if view is None:
+            for ancestor in self.parent_chain(object_id)[1:]:
+                if name in self._inheritable(ancestor):
+                    return ancestor
+            return object_id
+        return view[1].get(name, object_id)
+
+    # --- inheritance, memoized -----------------------------------------------------------
+
+    def _parent_id(self, object_id: str) -> str | None:
+        parents = self.objects[object_id].fields.get("parent")
+        target = parents[0] if parents else None
+        if isinstance(target, Ref) and target.id in self.objects:
+            return target.id
+        return None
+
+    def _inheritable(self, object_id: str) -> dict[str, list[FieldValue]]:
+        """What an object passes on to its children: its fields but ``parent`` (and the
+        Default object's ``"type": "Default"``)."""
+        out = {k: v for k, v in self.objects[object_id].fields.items() if k != "parent"}
+        if object_id == DEFAULT_ID and out.get("type") == [DEFAULT_ID]:
+            del out["type"]
+        return out
+
+    def _view_above(self, object_id: str) -> _View | None:
+        """The fields (and their owners) ``object_id`` inherits: its parent's view, or
+        Default's fields for an object without a parent. None: walk the chain instead."""
+        if self._slow_inheritance:
+            return None
+        parent = self._parent_id(object_id)
+        if parent is not None:
+            return self._view(parent)
+        if object_id == DEFAULT_ID:
+            return {}, {}
+        return self._default_view()
+
+    def _default_view(self) -> _View:
+        if DEFAULT_ID not in self.objects:
+            return {}, {}
+        fields = self._inheritable(DEFAULT_ID)
+        return fields, dict.fromkeys(fields, DEFAULT_ID)
+
+    def _view(self, object_id: str) -> _View | None:
+        """Everything ``object_id``'s chain passes on, built from the nearest memoized
+        ancestor down; None when the chain loops."""
+        memo = self._views
+        if object_id in memo:
+            return memo[object_id]
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = object_id
+        base: _View | None
+        while True:
+            assert current is not None
+            if current in memo:
+                base = memo[current]
+                break
+            if current in on_path:  # a loop: every object on the path is walked the slow way
+                base = None
+                break
+            path.append(current)
+            on_path.add(current)
+            parent = self._parent_id(current)
+            if parent is None:
+                base = ({}, {}) if current == DEFAULT_ID else self._default_view()
+                break
+            current = parent
+        for oid in reversed(path):
+            if base is None:
+                memo[oid] = None
+                continue
+            fields = self._inheritable(oid)
+            owners = dict.fromkeys(fields, oid)
+            for key, values in base[0].items():
+                if key not in fields:
+                    fields[key] = values
+                    owners[key] = base[1][key]
+            base = (fields, owners)
+            memo[oid] = base
+        return memo[object_id]
+
+    def _effective_by_walking(self, object_id: str) -> dict[str, list[FieldValue]]:
         merged: dict[str, list[FieldValue]] = {}
         for index, ancestor in enumerate(self.parent_chain(object_id)):
             for key, values in self.objects[ancestor].fields.items():
                 if key == "parent" and index > 0:
                     continue
+                if key == "type" and index > 0 and ancestor == DEFAULT_ID and (
+                        values == [DEFAULT_ID]):
+                    continue
                 merged.setdefault(key, values)
-        self._effective[object_id] = merged
         return merged
 
     def field(self, object_id: str, name: str) -> list[FieldValue]:
@@ -114,6 +241,29 @@ class Definition:
     def of_category(self, *categories: Category) -> list[str]:
         return [oid for oid in self.objects if self.category(oid) in categories]
 
+    @cached_property
+    def parents(self) -> frozenset[str]:
+        """Objects that are the parent of another object."""
+        return frozenset(p for oid in self.objects if oid != (p := self._parent_id(oid) or oid))
+
+    @cached_property
+    def _action_referrers(self) -> dict[str, list[str]]:
+        """Action or precondition id -> the typed objects whose effective ``onFail``,
+        ``onSuccess``, ``onLateAction`` or ``precondition`` names it (in definition order)."""
+        out: dict[str, list[str]] = {}
+        for oid in self.objects:
+            if self.type_of(oid) is None:
+                continue
+            named: set[str] = set()
+            for key in ("onFail", "onSuccess", "onLateAction", "precondition"):
+                named.update(self.refs(oid, key))
+            for target in named:
+                out.setdefault(target, []).append(oid)
+        return out
+
+    def action_referrers(self, object_id: str) -> list[str]:
+        return list(self._action_referrers.get(object_id, ()))
+
     # --- pipeline-wide settings ----------------------------------------------------------
 
     @cached_property
@@ -136,7 +286,7 @@ class Definition:
         and constant values of ``*`` fields (three characters or more: scrubbing shorter ones
         would garble every message). Used to scrub messages before they are shown."""
         params = self.parameters
-        out: set[str] = set()
+        out: set[str] = set(self.raw.secrets)
         for decl in params.decls.values():
             if decl.secret and decl.default:
                 out.update(decl.default)
@@ -144,14 +294,17 @@ class Definition:
             if params.is_secret(key):
                 out.update(vals)
         for obj in self.objects.values():
-            for key, vals in obj.fields.items():
+            for key, field_values in obj.fields.items():
                 if key.startswith("*"):
-                    out.update(v for v in vals if isinstance(v, str) and "#{" not in v)
+                    out.update(v for v in field_values if isinstance(v, str) and "#{" not in v)
         return {v for v in out if len(v.strip()) >= 3}
 
-    def mask(self, text: str) -> str:
-        """``text`` with every secret of :meth:`secret_values` replaced by ``****``."""
-        for secret in sorted(self.secret_values(), key=len, reverse=True):
+    def mask(self, text: str, secrets: list[str] | None = None) -> str:
+        """``text`` with every secret of :meth:`secret_values` replaced by ``****``
+        (``secrets``: those values, longest first, when the caller masks many texts)."""
+        if secrets is None:
+            secrets = sorted(self.secret_values(), key=len, reverse=True)
+        for secret in secrets:
             text = text.replace(secret, "****")
         return text
 

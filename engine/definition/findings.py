@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.definition.document import Definition
@@ -39,29 +39,46 @@ def shown(name: str, value: str) -> str:
 
 @dataclass
 class Findings:
-    """Errors and warnings of one validation, each reported once, with the object's line."""
+    """Errors and warnings of one validation, each reported once, with the object's file and
+    line. ``strict`` (plan, run): a template's missing values are errors; ``strict_fields``
+    (``--strict``): so are fields a type does not have."""
 
     definition: Definition
     report: Report
     strict: bool
     seen: set[tuple[str | None, str | None, str]]
     now: datetime
+    strict_fields: bool = False
+    #: objects whose parent chain is known to end (not to loop)
+    chains_that_end: set[str] = field(default_factory=set)
+
+    def _line(self, object_id: str | None) -> int | None:
+        obj = self.definition.objects.get(object_id) if object_id is not None else None
+        return obj.line if obj is not None else None
 
     def error(self, message: str, object_id: str | None, field: str | None) -> None:
         key = (object_id, field, message)
         if key in self.seen:
             return
         self.seen.add(key)
-        line = self.definition.objects[object_id].line if object_id in self.definition else None
-        self.report.error(message, object_id, field, line=line)
+        self.report.error(message, object_id, field, line=self._line(object_id),
+                          file=self.definition.raw.source)
 
     def warn(self, message: str, object_id: str | None, field: str | None) -> None:
         key = (object_id, field, "w:" + message)
         if key in self.seen:
             return
         self.seen.add(key)
-        line = self.definition.objects[object_id].line if object_id in self.definition else None
-        self.report.warn(message, object_id, field, line=line)
+        self.report.warn(message, object_id, field, line=self._line(object_id),
+                         file=self.definition.raw.source)
+
+    def unknown_field(self, message: str, object_id: str | None, field: str | None) -> None:
+        """A field the type does not have: the service ran such files, so a warning, unless
+        ``--strict``."""
+        if self.strict_fields:
+            self.error(f"{message} (--strict)", object_id, field)
+        else:
+            self.warn(f"{message}; it is ignored", object_id, field)
 
     def template_problem(self, message: str, object_id: str | None, field: str | None) -> None:
         """A value that is missing only because the template's values are not given yet."""

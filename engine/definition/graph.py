@@ -8,24 +8,13 @@ from engine.definition.document import Definition
 
 def field_owner(definition: Definition, object_id: str, field: str) -> str:
     """The object in the parent chain whose own field this is."""
-    for ancestor in definition.parent_chain(object_id):
-        if field in definition.objects[ancestor].fields:
-            return ancestor
-    return object_id
+    return definition.owner(object_id, field)
 
 
 def node_referrers(definition: Definition, object_id: str) -> list[str]:
     """Objects whose effective action or precondition fields name ``object_id``: the objects
     ``#{node...}`` can stand for in an action or a precondition."""
-    out = []
-    for oid in definition.objects:
-        if definition.type_of(oid) is None:
-            continue
-        for key in ("onFail", "onSuccess", "onLateAction", "precondition"):
-            if object_id in definition.refs(oid, key):
-                out.append(oid)
-                break
-    return out
+    return definition.action_referrers(object_id)
 
 
 def dependency_graph(definition: Definition) -> dict[str, list[str]]:

@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 from engine.definition.reader import RawParameter
 from engine.errors import Report
 
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
+#: Parameter types are read in any case: the service accepted "string" (real definitions
+#: deployed through CI use it); headrace keeps the documented spelling.
+_TYPE_BY_LOWER = {t.lower(): t for t in PARAMETER_TYPES}
+#: Where a value came from: (file, line); the file is "--parameter-values" for the flag.
+Origin = tuple[str | None, int | None]
+FLAG = "--parameter-values"
 _ID_RE = re.compile(r"^\*?my[A-Z_][A-Za-z0-9_]*$|^\*?my[A-Za-z0-9_]*$")
 _KNOWN_ATTRS = {"id", "type", "description", "optional", "allowedValues", "default", "isArray",
                 "watermark", "helpText", "helpLink"}
@@ -44,6 +51,7 @@ class ParameterDecl:
     default: tuple[str, ...] | None = None
     is_array: bool = False
     line: int | None = None
+    source: str | None = None
 
     @property
     def secret(self) -> bool:
@@ -57,47 +65,52 @@ def _base(name: str) -> str:
 class Parameters:
     """Declared parameters plus supplied values, with typed lookup."""
 
-    def __init__(self, decls: list[ParameterDecl], values: dict[str, list[str]]) -> None:
+    def __init__(self, decls: list[ParameterDecl], values: dict[str, list[str]],
+                 origins: dict[str, Origin] | None = None) -> None:
         self.decls = {d.id: d for d in decls}
         self._by_base = {_base(d.id): d for d in decls}
         self.values = {k: v for k, v in values.items()}
         self._values_by_base = {_base(k): k for k in values}
+        self.origins: dict[str, Origin] = dict(origins or {})
 
     @classmethod
     def from_raw(cls, raw: list[RawParameter], values: dict[str, list[str]],
-                 report: Report) -> Parameters:
+                 report: Report, origins: dict[str, Origin] | None = None) -> Parameters:
         decls = []
         seen: set[str] = set()
         for p in raw:
+            where: _Where = {"line": p.line, "file": p.source}
             if p.id in seen:
-                report.error("parameter declared twice", p.id, "id", line=p.line)
+                report.error("parameter declared twice", p.id, "id", **where)
                 continue
             seen.add(p.id)
             if not _ID_RE.match(p.id):
                 report.error("a parameter id must start with 'my' (or '*my' for a masked "
-                             "value)", p.id, "id", line=p.line)
+                             "value)", p.id, "id", **where)
             for attr in p.attributes:
                 if attr not in _KNOWN_ATTRS and not attr.startswith("my"):
                     report.warn(f"unknown parameter attribute {attr!r} (known: "
-                                f"{', '.join(sorted(_KNOWN_ATTRS))})", p.id, attr, line=p.line)
-            ptype = p.attr("type") or "String"
-            if ptype not in PARAMETER_TYPES:
-                report.error(f"parameter type {ptype!r} is not one of "
-                             f"{', '.join(PARAMETER_TYPES)}", p.id, "type", line=p.line)
+                                f"{', '.join(sorted(_KNOWN_ATTRS))})", p.id, attr, **where)
+            given_type = p.attr("type") or "String"
+            ptype = _TYPE_BY_LOWER.get(given_type.strip().lower())
+            if ptype is None:
+                report.error(f"parameter type {given_type!r} is not one of "
+                             f"{', '.join(PARAMETER_TYPES)} (in any case)", p.id, "type",
+                             **where)
                 ptype = "String"
             for flag in ("optional", "isArray"):
                 val = p.attr(flag)
                 if val is not None and val.strip().lower() not in _BOOLS:
                     report.error(f"{flag} must be \"true\" or \"false\", got {val!r}", p.id, flag,
-                                 line=p.line)
+                                 **where)
             default = p.attributes.get("default")
             decls.append(ParameterDecl(
                 id=p.id, type=ptype, description=p.attr("description"),
                 optional=_bool(p.attr("optional")),
                 allowed_values=tuple(p.attributes.get("allowedValues", ())),
                 default=tuple(default) if default is not None else None,
-                is_array=_bool(p.attr("isArray")), line=p.line))
-        return cls(decls, values)
+                is_array=_bool(p.attr("isArray")), line=p.line, source=p.source))
+        return cls(decls, values, origins)
 
     def with_overrides(self, overrides: dict[str, list[str]]) -> Parameters:
         merged = dict(self.values)
@@ -107,7 +120,9 @@ class Parameters:
             if existing is not None:
                 merged.pop(existing, None)
             merged[key] = vals
-        return Parameters(list(self.decls.values()), merged)
+        origins = dict(self.origins)
+        origins.update({key: (FLAG, None) for key in overrides})
+        return Parameters(list(self.decls.values()), merged, origins)
 
     # --- lookup --------------------------------------------------------------------------
 
@@ -149,30 +164,48 @@ class Parameters:
         (warnings from ``validate``, errors when about to run)."""
         for decl in self.decls.values():
             vals = self.raw_value(decl.id)
+            declared: _Where = {"line": decl.line, "file": decl.source}
             if vals is None:
                 if not decl.optional:
                     msg = "required parameter has no value (give it in \"values\", " \
                           "--parameter-values or --parameter-values-uri, or add a \"default\")"
                     if missing_is_error:
-                        report.error(msg, decl.id, "value", line=decl.line)
+                        report.error(msg, decl.id, "value", **declared)
                     else:
-                        report.warn(msg, decl.id, "value", line=decl.line)
+                        report.warn(msg, decl.id, "value", **declared)
                 continue
+            given = self._origin(decl)
             if len(vals) > 1 and not decl.is_array:
                 report.error(f"{len(vals)} values given but the parameter is not isArray",
-                             decl.id, "value", line=decl.line)
+                             decl.id, "value", **given)
             for v in vals:
                 if "#{" in v:
                     continue  # an expression: checked when evaluated
                 problem = _type_problem(decl.type, v, _shown(decl, v))
                 if problem and decl.type == "AWS::S3::ObjectKey":
-                    report.warn(problem, decl.id, "value", line=decl.line)
+                    report.warn(problem, decl.id, "value", **given)
                 elif problem:
-                    report.error(problem, decl.id, "value", line=decl.line)
+                    report.error(problem, decl.id, "value", **given)
                 if decl.allowed_values and v not in decl.allowed_values:
                     report.error(f"value {_shown(decl, v)} is not one of the allowedValues "
                                  f"{', '.join(repr(a) for a in decl.allowed_values)}",
-                                 decl.id, "value", line=decl.line)
+                                 decl.id, "value", **given)
+
+    def _origin(self, decl: ParameterDecl) -> _Where:
+        """Where the value of ``decl`` was given (a values file, the flag, or its default)."""
+        key = decl.id if decl.id in self.values else self._values_by_base.get(_base(decl.id))
+        if key is not None and key in self.origins and self.raw_value(decl.id) is not None and (
+                any(v != "" for v in self.values.get(key, ()))):
+            file, line = self.origins[key]
+            return {"line": line, "file": file}
+        return {"line": decl.line, "file": decl.source}
+
+
+class _Where(TypedDict):
+    """Where a problem is, as ``Report.error`` and ``Report.warn`` take it."""
+
+    line: int | None
+    file: str | None
 
 
 def _shown(decl: ParameterDecl, value: str) -> str:

@@ -1,111 +1,99 @@
 """Read definition files as the AWS CLI reads them, into :class:`RawDefinition`.
 
-Two shapes are accepted:
+Three shapes are accepted:
 
 * the definition-file format: ``{"objects": [{"id", "name", "k": "v" | {"ref": id} | [...]}],
   "parameters": [{"id", attr: value}], "values": {id: value | [values]}}``;
-* the API wire format (boto3, CloudFormation, ``GetPipelineDefinition``): objects with
+* the API wire format (boto3, ``GetPipelineDefinition``): objects with
   ``fields: [{"key", "stringValue" | "refValue"}]``, ``parameterObjects``/``parameters`` with
-  ``attributes``, and ``parameterValues: [{"id", "stringValue"}]``.
+  ``attributes``, and ``parameterValues: [{"id", "stringValue"}]``;
+* a CloudFormation template (JSON or YAML) holding an ``AWS::DataPipeline::Pipeline``
+  resource: see :mod:`engine.definition.cloudformation`.
 
 Nothing is interpreted here beyond the shape: types, fields and references are the validator's.
-Strict JSON is required unless ``lenient``, which repairs raw control characters inside strings
-and trailing commas, with a warning (and line) for each repair.
+Strict JSON is required unless ``lenient`` (see :mod:`engine.definition.jsontext`). Every
+finding names its file.
 
-Decisions where AWS is silent: files over 10 MiB and JSON nested deeper than 64 levels are
-refused (clean errors instead of exhausting memory or the parser's stack); a key repeated in one
-JSON object warns and the last one wins (Python's and the AWS CLI's JSON reading); numbers and
-booleans are accepted as their string form with a warning; an empty list means the field is not
-set (warning); an unpaired ``\\u`` surrogate escape is refused.
+Decisions where AWS is silent: files over 10 MiB are refused before they are read; a definition
+written in YAML (``objects:`` ...) is read, with a warning that the AWS CLI reads JSON only;
+numbers and booleans are accepted as their string form with a warning; an empty list means the
+field is not set (warning); a NUL character in a value or key is refused (no field can carry it
+to a command, a database or a store).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.definition.jsontext import MAX_JSON_DEPTH, JsonNumber, line_col, parse_json
+from engine.definition.raw import FieldValue, RawDefinition, RawObject, RawParameter, Ref
 from engine.errors import ParseError, Problem, Report
 
-
-@dataclass(frozen=True)
-class Ref:
-    """A ``{"ref": id}`` field value."""
-
-    id: str
-
-    def __str__(self) -> str:
-        return f"{{ref: {self.id}}}"
-
-
-FieldValue = str | Ref
-
-
-@dataclass
-class RawObject:
-    id: str
-    name: str
-    fields: dict[str, list[FieldValue]]
-    line: int | None = None
-
-    @property
-    def type(self) -> str | None:
-        values = self.fields.get("type")
-        if values and isinstance(values[0], str):
-            return values[0]
-        return None
-
-
-@dataclass
-class RawParameter:
-    id: str
-    attributes: dict[str, list[str]]
-    line: int | None = None
-
-    def attr(self, name: str) -> str | None:
-        values = self.attributes.get(name)
-        return values[0] if values else None
-
-
-@dataclass
-class RawDefinition:
-    objects: list[RawObject] = field(default_factory=list)
-    parameters: list[RawParameter] = field(default_factory=list)
-    values: dict[str, list[str]] = field(default_factory=dict)
-    source: str = "<definition>"
-
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_JSON_DEPTH",
+    "FieldValue",
+    "RawDefinition",
+    "RawObject",
+    "RawParameter",
+    "Ref",
+    "TemplateOptions",
+    "id_lines",
+    "is_missing_file",
+    "json_kind",
+    "line_col",
+    "load_text",
+    "parse_json",
+    "parse_value_args",
+    "read_definition",
+    "read_parameter_objects",
+    "read_parameter_values",
+]
 
 #: The largest file headrace reads (decision: AWS caps a definition at 100 objects of 15,360
 #: bytes by default; 10 MiB leaves room for raised limits and still refuses a runaway file).
 MAX_FILE_BYTES = 10 * 1024 * 1024
-#: JSON nesting deeper than this is refused (a definition needs 4 levels; Python's own parser
-#: would otherwise fail with a RecursionError).
-MAX_JSON_DEPTH = 64
 
 
 def load_text(location: str, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, str]:
     """Read ``path`` or ``file://path``; return (text, display name).
 
-    A file over ``max_bytes`` is refused before it is read."""
+    A file over ``max_bytes`` is refused before it is read; text that is not UTF-8 is refused
+    with the line and column of the first bad byte."""
     path = location[len("file://"):] if location.startswith("file://") else location
     try:
         size = Path(path).stat().st_size
         if size > max_bytes:
-            raise ParseError([Problem("error", f"{path} is {size:,} bytes: headrace reads "
-                                      f"definition, parameter and values files of at most "
-                                      f"{max_bytes:,} bytes")])
-        return Path(path).read_text(encoding="utf-8"), path
+            raise ParseError([Problem("error", f"{size:,} bytes: headrace reads definition, "
+                                      f"parameter and values files of at most {max_bytes:,} "
+                                      "bytes", file=path)])
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ParseError([Problem("error", f"file not found: {path}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ParseError([Problem("error", f"{path} is not UTF-8 text: {exc.reason} at byte "
-                                  f"{exc.start}")]) from None
     except IsADirectoryError:
         raise ParseError([Problem("error", f"cannot read {path}: it is a directory")]) from None
     except OSError as exc:
         raise ParseError([Problem("error", f"cannot read {path}: {exc.strerror}")]) from None
+    except ValueError as exc:  # a NUL in the path
+        raise ParseError([Problem("error", f"cannot read {path!r}: {exc}")]) from None
+    try:
+        return data.decode("utf-8"), path
+    except UnicodeDecodeError as exc:
+        raise ParseError([_not_utf8(data, exc, path)]) from None
+
+
+def _not_utf8(data: bytes, exc: UnicodeDecodeError, path: str) -> Problem:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Problem("error", "the file is UTF-16 text (it starts with a UTF-16 byte-order "
+                       "mark): save it as UTF-8", line=1, column=1, file=path)
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    return Problem("error", f"not UTF-8 text: {exc.reason} (byte {exc.start}, 0x"
+                   f"{data[exc.start]:02x})", line=line, column=column, file=path)
 
 
 def is_missing_file(error: ParseError) -> bool:
@@ -114,145 +102,66 @@ def is_missing_file(error: ParseError) -> bool:
     return any(p.message.startswith(("file not found:", "cannot read ")) for p in error.problems)
 
 
-# --- JSON with line numbers, strict or lenient ------------------------------------------------
+class Stamped:
+    """A report whose findings are all moved to ``target`` with ``file`` set (unless they name
+    a file of their own): every finding says which file it is in."""
 
-def _line_col(text: str, pos: int) -> tuple[int, int]:
-    line = text.count("\n", 0, pos) + 1
-    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return line, col
+    def __init__(self, target: Report, source: str) -> None:
+        self.target, self.source, self.report = target, source, Report()
 
+    def __enter__(self) -> Report:
+        return self.report
 
-def _repair(text: str, source: str, report: Report) -> str:
-    """Escape raw control characters inside strings and drop trailing commas (lenient mode)."""
-    out: list[str] = []
-    in_string = False
-    escaped = False
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            elif ord(ch) < 0x20:
-                line, col = _line_col(text, i)
-                report.warn(f"{source}: raw control character {ch!r} inside a string "
-                            "(accepted by --lenient)", line=line, column=col)
-                ch = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\u{ord(ch):04x}")
-            out.append(ch)
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch == ",":
-            j = i + 1
-            while j < n and text[j] in " \t\r\n":
-                j += 1
-            if j < n and text[j] in "]}":
-                line, col = _line_col(text, i)
-                report.warn(f"{source}: trailing comma (accepted by --lenient)",
-                            line=line, column=col)
-            else:
-                out.append(ch)
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
+    def __exit__(self, *exc: object) -> None:
+        self.target.errors.extend(_with_file(p, self.source) for p in self.report.errors)
+        self.target.warnings.extend(_with_file(p, self.source) for p in self.report.warnings)
 
 
-def _no_duplicate_keys(source: str, report: Report):  # type: ignore[no-untyped-def]
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                report.warn(f"{source}: key {key!r} appears twice in one JSON object; the last "
-                            "one is used")
-            result[key] = value
-        return result
-    return hook
+def _with_file(problem: Problem, source: str) -> Problem:
+    return problem if problem.file is not None else replace(problem, file=source)
 
 
-def _too_deep(text: str) -> tuple[int, int] | None:
-    """Line and column where brackets nest deeper than :data:`MAX_JSON_DEPTH`, if they do."""
-    depth = 0
-    in_string = escaped = False
-    for pos, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return _line_col(text, pos)
-        elif ch in "]}":
-            depth -= 1
-    return None
-
-
-def parse_json(text: str, source: str, *, lenient: bool = False,
-               report: Report | None = None) -> Any:
-    """Parse JSON; on failure raise :class:`ParseError` with line and column."""
-    report = report if report is not None else Report()
-    if lenient:
-        text = _repair(text, source, report)
-    deep = _too_deep(text)
-    if deep is not None:
-        raise ParseError([Problem("error", f"{source}: JSON nested more than {MAX_JSON_DEPTH} "
-                                  "levels deep (a definition needs four)", line=deep[0],
-                                  column=deep[1])], report.warnings)
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys(source, report))
-    except json.JSONDecodeError as exc:
-        hint = ""
-        if not lenient and ("control character" in exc.msg or "Expecting property name" in exc.msg
-                            or "Expecting value" in exc.msg):
-            hint = (" (not strict JSON; --lenient accepts raw newlines in strings and trailing "
-                    "commas)")
-        raise ParseError([Problem("error", f"{source}: {exc.msg}{hint}", line=exc.lineno,
-                                  column=exc.colno)], report.warnings) from None
-    if _has_surrogate(data):
-        m = _LONE_SURROGATE.search(text)
-        line, column = _line_col(text, m.start()) if m else (None, None)
-        raise ParseError([Problem("error", f"{source}: a \\u escape is an unpaired UTF-16 "
-                                  "surrogate, which is not a character", line=line,
-                                  column=column)], report.warnings)
-    return data
-
-
-_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-                             r"|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
-
-
-def _has_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
+def _stamp_error(exc: ParseError, source: str) -> ParseError:
+    """A ParseError whose problems, and the warnings collected so far, name the file."""
+    return ParseError([_with_file(p, source) for p in exc.problems],
+                      [_with_file(p, source) for p in exc.warnings])
 
 
 # --- shapes ----------------------------------------------------------------------------------
 
-def _id_lines(text: str) -> dict[str, int]:
-    """Line of the first ``"id": "X"`` for each id, to point errors at objects."""
+def id_lines(text: str) -> dict[str, int]:
+    """Line of the first ``"id": "X"`` for each id, to point findings at objects."""
     lines: dict[str, int] = {}
+    line, counted = 1, 0
     for m in re.finditer(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+        line += text.count("\n", counted, m.start())  # counted once, in order: linear
+        counted = m.start()
         try:
             ident = json.loads(f'"{m.group(1)}"')
         except json.JSONDecodeError:
             continue
-        lines.setdefault(ident, text.count("\n", 0, m.start()) + 1)
+        if isinstance(ident, str):
+            lines.setdefault(ident, line)
+    return lines
+
+
+def _key_lines(text: str, data: Any) -> dict[str, int]:
+    """Line of each key of a values object (``{"values": {"myX": ...}}``)."""
+    values = data.get("values") if isinstance(data, dict) else None
+    if not isinstance(values, dict):
+        return id_lines(text)
+    lines: dict[str, int] = {}
+    start = max(text.find('"values"'), 0)
+    line, counted = text.count("\n", 0, start) + 1, start
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"\s*:', text[start:]):
+        line += text.count("\n", counted, start + m.start())
+        counted = start + m.start()
+        try:
+            key = json.loads(f'"{m.group(1)}"')
+        except json.JSONDecodeError:
+            continue
+        if key in values:
+            lines.setdefault(key, line)
     return lines
 
 
@@ -262,33 +171,46 @@ def _is_secret(*names: str | None) -> bool:
 
 def _scalar(value: Any, where: str, report: Report, object_id: str | None,
             key: str | None, line: int | None = None) -> str | None:
+    if isinstance(value, JsonNumber):
+        shown = "****" if _is_secret(object_id, key) else str(value)[:40]
+        more = "..." if len(value) > 40 and not _is_secret(object_id, key) else ""
+        report.warn(f"{where}: value should be a string, got the number {shown}{more}",
+                    object_id, key, line=line)
+        return str(value)
     if isinstance(value, str):
+        if "\x00" in value:
+            report.error(f"{where}: the value holds a NUL character (\\u0000), which no field "
+                         "can carry", object_id, key, line=line)
+            return None
         return value
     if isinstance(value, bool):
         shown = "****" if _is_secret(object_id, key) else f"\"{str(value).lower()}\""
         report.warn(f"{where}: value should be the string {shown}", object_id, key, line=line)
         return str(value).lower()
-    if isinstance(value, int | float):
-        if value != value or value in (float("inf"), float("-inf")):
-            report.error(f"{where}: NaN and Infinity are not values", object_id, key, line=line)
-            return None
-        shown = "****" if _is_secret(object_id, key) else str(value)
-        report.warn(f"{where}: value should be a string, got the number {shown}", object_id,
-                    key, line=line)
-        return str(value)
     report.error(f"{where}: value must be a string, a {{\"ref\": ...}} or a list of them, got "
-                 f"{_json_kind(value)}", object_id, key, line=line)
+                 f"{json_kind(value)}", object_id, key, line=line)
     return None
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, JsonNumber):
+        return "a number"
     return type(value).__name__
+
+
+def _name_problem(name: Any, what: str) -> str | None:
+    """Why a key or id cannot be used, or None."""
+    if not isinstance(name, str) or not name:
+        return f"{what} must be a non-empty string"
+    if "\x00" in name:
+        return f"{what} holds a NUL character (\\u0000)"
+    return None
 
 
 def _field_values(value: Any, object_id: str, key: str, report: Report,
@@ -297,8 +219,10 @@ def _field_values(value: Any, object_id: str, key: str, report: Report,
     out: list[FieldValue] = []
     for item in items:
         if isinstance(item, dict):
-            if set(item) == {"ref"} and isinstance(item["ref"], str) and item["ref"]:
-                out.append(Ref(item["ref"]))
+            target = item.get("ref")
+            if set(item) == {"ref"} and isinstance(target, str) and target and (
+                    "\x00" not in target):
+                out.append(Ref(target))
             else:
                 shown = "****" if _is_secret(key) else json.dumps(item)[:80]
                 report.error("a reference must be an object with the single key \"ref\" and a "
@@ -313,27 +237,50 @@ def _field_values(value: Any, object_id: str, key: str, report: Report,
     return out
 
 
-def _objects_file_format(raw: list[Any], lines: dict[str, int], report: Report) -> list[RawObject]:
+def _object_id(obj: dict[str, Any], index: int, report: Report, line: int | None) -> str | None:
+    ident = obj.get("id")
+    problem = _name_problem(ident, "\"id\"")
+    if problem is None:
+        return str(ident)
+    if ident is None:
+        report.error(f"objects[{index}] has no \"id\" (every object needs a non-empty id)",
+                     line=line)
+    else:
+        report.error(f"objects[{index}]: {problem}, got {json_kind(ident)}", line=line)
+    return None
+
+
+def _name(obj: dict[str, Any], ident: str, report: Report, line: int | None) -> str:
+    name = obj.get("name", ident)
+    if not isinstance(name, str) or isinstance(name, JsonNumber) or "\x00" in name:
+        report.error("name must be a string (without NUL characters)", ident, "name", line=line)
+        return ident
+    return name
+
+
+def _objects(raw: list[Any], lines: dict[str, int], report: Report) -> list[RawObject]:
     objects: list[RawObject] = []
     for index, obj in enumerate(raw):
         if not isinstance(obj, dict):
-            report.error(f"objects[{index}] is not a JSON object")
+            report.error(f"objects[{index}] is not a JSON object, got {json_kind(obj)}")
             continue
-        if "fields" in obj and isinstance(obj.get("fields"), list):
-            objects.append(_object_wire_format(obj, index, lines, report))
+        if isinstance(obj.get("fields"), list):
+            wire = _object_wire_format(obj, index, lines, report)
+            if wire is not None:
+                objects.append(wire)
             continue
-        ident = obj.get("id")
-        if not isinstance(ident, str) or not ident:
-            report.error(f"objects[{index}] has no \"id\" (every object needs a non-empty id)")
+        ident = _object_id(obj, index, report, None)
+        if ident is None:
             continue
         line = lines.get(ident)
-        name = obj.get("name", ident)
-        if not isinstance(name, str):
-            report.error("name must be a string", ident, "name", line=line)
-            name = ident
+        name = _name(obj, ident, report, line)
         fields: dict[str, list[FieldValue]] = {}
         for key, value in obj.items():
             if key in ("id", "name"):
+                continue
+            problem = _name_problem(key, "a field name")
+            if problem:
+                report.error(problem, ident, None, line=line)
                 continue
             if isinstance(value, list) and not value:
                 report.warn("empty list: the field is treated as not set", ident, key, line=line)
@@ -346,54 +293,60 @@ def _objects_file_format(raw: list[Any], lines: dict[str, int], report: Report) 
 
 
 def _object_wire_format(obj: dict[str, Any], index: int, lines: dict[str, int],
-                        report: Report) -> RawObject:
-    ident = obj.get("id")
-    if not isinstance(ident, str) or not ident:
-        report.error(f"objects[{index}] has no \"id\"")
-        ident = f"<objects[{index}]>"
+                        report: Report) -> RawObject | None:
+    ident = _object_id(obj, index, report, None)
+    if ident is None:
+        return None
     line = lines.get(ident)
-    name = obj.get("name", ident)
-    if not isinstance(name, str):
-        report.error("name must be a string", ident, "name", line=line)
-        name = ident
-    for key in obj:
-        if key not in ("id", "name", "fields"):
-            report.warn(f"key {key!r} is ignored: in the API wire format an object holds only "
-                        "\"id\", \"name\" and \"fields\"", ident, key, line=line)
+    name = _name(obj, ident, report, line)
+    for wire_key in obj:
+        if wire_key not in ("id", "name", "fields"):
+            report.warn(f"key {wire_key!r} is ignored: in the API wire format an object holds "
+                        "only \"id\", \"name\" and \"fields\"", ident, str(wire_key), line=line)
     fields: dict[str, list[FieldValue]] = {}
-    for position, entry in enumerate(obj.get("fields", [])):
-        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry[
-                "key"]:
-            report.error(f"fields[{position}] needs a \"key\"", ident, line=line)
+    for position, entry in enumerate(obj["fields"]):
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or _name_problem(key, "key") is not None:
+            report.error(f"fields[{position}] needs a \"key\" (a non-empty string)", ident,
+                         line=line)
             continue
-        key = entry["key"]
+        assert isinstance(key, str)
         ref_value, string_value = entry.get("refValue"), entry.get("stringValue")
-        if isinstance(ref_value, str) and ref_value and string_value is None:
+        if (isinstance(ref_value, str) and not isinstance(ref_value, JsonNumber) and ref_value
+                and string_value is None and "\x00" not in ref_value):
             fields.setdefault(key, []).append(Ref(ref_value))
         elif isinstance(string_value, str) and ref_value is None:
-            fields.setdefault(key, []).append(string_value)
+            s = _scalar(string_value, "field", report, ident, key, line)
+            if s is not None:
+                fields.setdefault(key, []).append(s)
         else:
             report.error("a field needs exactly one of a string \"stringValue\" or a non-empty "
                          "\"refValue\"", ident, key, line=line)
     return RawObject(ident, name, fields, line)
 
 
-def _parameters(raw: list[Any], lines: dict[str, int], report: Report) -> list[RawParameter]:
+def _parameters(raw: list[Any], lines: dict[str, int], report: Report,
+                source: str) -> list[RawParameter]:
     params: list[RawParameter] = []
     for index, p in enumerate(raw):
-        if not isinstance(p, dict) or not isinstance(p.get("id"), str) or not p["id"]:
-            report.error(f"parameters[{index}] has no \"id\"")
+        ident = p.get("id") if isinstance(p, dict) else None
+        if not isinstance(p, dict) or _name_problem(ident, "id") is not None:
+            report.error(f"parameters[{index}] has no \"id\" (a non-empty string)")
             continue
-        ident = p["id"]
+        assert isinstance(ident, str)
+        line = lines.get(ident)
         attrs: dict[str, list[str]] = {}
         if isinstance(p.get("attributes"), list):  # wire format
             for entry in p["attributes"]:
                 if isinstance(entry, dict) and isinstance(entry.get("key"), str) and isinstance(
                         entry.get("stringValue"), str):
-                    attrs.setdefault(entry["key"], []).append(entry["stringValue"])
+                    s = _scalar(entry["stringValue"], f"parameter attribute {entry['key']!r}",
+                                report, ident, entry["key"], line)
+                    if s is not None:
+                        attrs.setdefault(entry["key"], []).append(s)
                 else:
                     report.error("a parameter attribute needs \"key\" and \"stringValue\"",
-                                 ident, line=lines.get(ident))
+                                 ident, line=line)
         else:
             for key, value in p.items():
                 if key == "id":
@@ -401,19 +354,21 @@ def _parameters(raw: list[Any], lines: dict[str, int], report: Report) -> list[R
                 items = value if isinstance(value, list) else [value]
                 out = []
                 for item in items:
-                    s = _scalar(item, f"parameter attribute {key!r}", report, ident, key,
-                                lines.get(ident))
+                    s = _scalar(item, f"parameter attribute {key!r}", report, ident, key, line)
                     if s is not None:
                         out.append(s)
                 attrs[key] = out
-        params.append(RawParameter(ident, attrs, lines.get(ident)))
+        params.append(RawParameter(ident, attrs, line, source))
     return params
 
 
-def _values(raw: Any, report: Report, source: str) -> dict[str, list[str]]:
+def _values(raw: Any, report: Report) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(raw, dict):
         for key, value in raw.items():
+            if _name_problem(key, "a value's id") is not None:
+                report.error("a value's id must be a non-empty string without NUL characters")
+                continue
             items = value if isinstance(value, list) else [value]
             vals = []
             for item in items:
@@ -424,67 +379,165 @@ def _values(raw: Any, report: Report, source: str) -> dict[str, list[str]]:
     elif isinstance(raw, list):  # wire format parameterValues
         for index, entry in enumerate(raw):
             if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(
-                    entry.get("stringValue"), str):
-                out.setdefault(entry["id"], []).append(entry["stringValue"])
+                    entry.get("stringValue"), str) and entry["id"]:
+                s = _scalar(entry["stringValue"], f"value of {entry['id']!r}", report,
+                            entry["id"], None)
+                if s is not None:
+                    out.setdefault(entry["id"], []).append(s)
             else:
-                report.error(f"{source}: parameterValues[{index}] needs \"id\" and "
-                             "\"stringValue\"")
+                report.error(f"parameterValues[{index}] needs \"id\" and \"stringValue\"")
     else:
-        report.error(f"{source}: values must be a JSON object of id -> value")
+        report.error(f"values must be a JSON object of id -> value, got {json_kind(raw)}")
     return out
 
 
-def read_definition(text: str, source: str = "<definition>", *, lenient: bool = False,
-                    report: Report | None = None) -> RawDefinition:
-    """Parse a definition file in either format. Shape errors go to ``report``."""
-    report = report if report is not None else Report()
+# --- what the file is ------------------------------------------------------------------------
+
+def _looks_like_json(text: str) -> bool:
+    stripped = text.lstrip("\ufeff \t\r\n")
+    return stripped.startswith(("{", "["))
+
+
+def _parse(text: str, source: str, lenient: bool, report: Report) -> tuple[Any, str]:
+    """The file's data and what it is: ``json``, ``yaml`` or ``template``."""
+    from engine.definition import cloudformation
+
+    if not text.strip("\ufeff \t\r\n"):
+        raise ParseError([Problem("error", "the file is empty (a definition is a JSON object "
+                                  "with \"objects\")", line=1, column=1)], report.warnings)
+    if not _looks_like_json(text):
+        data = cloudformation.parse_yaml(text, source, report)
+        if cloudformation.is_template(data):
+            return data, "template"
+        return data, "yaml"
     data = parse_json(text, source, lenient=lenient, report=report)
+    if cloudformation.is_template(data):
+        # parsed again with the position of every object, for findings at template lines
+        return cloudformation.parse_json_template(text, source, lenient=lenient), "template"
+    return data, "json"
+
+
+class TemplateOptions:
+    """How to read a CloudFormation template: which pipeline resource, and the values of its
+    parameters, of other resources and of what only a live stack knows (``KEY=VALUE``)."""
+
+    def __init__(self, resource: str | None = None,
+                 parameters: dict[str, str] | None = None) -> None:
+        self.resource = resource
+        self.parameters = dict(parameters or {})
+
+
+def read_definition(text: str, source: str = "<definition>", *, lenient: bool = False,
+                    report: Report | None = None,
+                    template: TemplateOptions | None = None) -> RawDefinition:
+    """Parse a definition file in any accepted shape. Shape findings go to ``report``; a file
+    that cannot be read as a definition at all raises :class:`ParseError`."""
+    report = report if report is not None else Report()
+    with Stamped(report, source) as local:
+        try:
+            return _read_definition(text, source, lenient, local, template)
+        except ParseError as exc:
+            raise _stamp_error(exc, source) from None
+
+
+def _read_definition(text: str, source: str, lenient: bool, report: Report,
+                     template: TemplateOptions | None) -> RawDefinition:
+    data, kind = _parse(text, source, lenient, report)
+    lines: dict[str, int] = {}
+    param_lines: dict[str, int] = {}
+    definition = RawDefinition(source=source)
+    if kind == "template":
+        from engine.definition.cloudformation import read_template
+
+        options = template or TemplateOptions()
+        pipeline = read_template(data, source, report, options.resource, options.parameters)
+        data, lines, param_lines = pipeline.data, pipeline.lines, pipeline.parameter_lines
+        definition.secrets = pipeline.secrets
+        definition.unresolved = pipeline.unresolved
+        definition.value_lines = pipeline.value_lines
+        definition.kind = "CloudFormation template"
+    elif kind == "yaml":
+        from engine.definition.cloudformation import yaml_lines
+
+        if not isinstance(data, dict) or not ({"objects", "pipelineObjects"} & set(data)):
+            raise ParseError([Problem(
+                "error", "this is YAML, not JSON, and neither a definition (\"objects\") nor a "
+                "CloudFormation template (\"Resources\" with an AWS::DataPipeline::Pipeline)",
+                line=1, column=1)], report.warnings)
+        report.warn("the definition is YAML: headrace reads it, but the AWS CLI reads "
+                    "definitions as JSON only", line=1, column=1)
+        lines = param_lines = yaml_lines(data)
+        definition.kind = "definition (YAML)"
+    else:
+        lines = param_lines = id_lines(text)
     if not isinstance(data, dict):
-        raise ParseError([Problem("error", f"{source}: the top level must be a JSON object with "
-                                  "\"objects\"")], report.warnings)
-    lines = _id_lines(text)
+        raise ParseError([Problem("error", "the top level must be a JSON object with "
+                                  f"\"objects\", got {json_kind(data)}", line=1, column=1)],
+                         report.warnings)
     objects_raw = data.get("objects", data.get("pipelineObjects"))
     if not isinstance(objects_raw, list):
-        raise ParseError([Problem("error", f"{source}: no \"objects\" list (a definition file "
-                                  "holds {\"objects\": [...], \"parameters\": [...], "
-                                  "\"values\": {...}})")], report.warnings)
-    definition = RawDefinition(source=source)
-    definition.objects = _objects_file_format(objects_raw, lines, report)
+        raise ParseError([Problem("error", "no \"objects\" list (a definition file holds "
+                                  "{\"objects\": [...], \"parameters\": [...], \"values\": "
+                                  "{...}})", line=1, column=1)], report.warnings)
+    definition.objects = _objects(objects_raw, lines, report)
     params_raw = data.get("parameters", data.get("parameterObjects", []))
     if isinstance(params_raw, list):
-        definition.parameters = _parameters(params_raw, lines, report)
+        definition.parameters = _parameters(params_raw, param_lines, report, source)
     else:
-        report.error(f"{source}: \"parameters\" must be a list")
+        report.error(f"\"parameters\" must be a list, got {json_kind(params_raw)}")
     if "values" in data:
-        definition.values = _values(data["values"], report, source)
+        definition.values = _values(data["values"], report)
+        definition.value_lines = _key_lines(text, data) if kind == "json" else param_lines
     elif "parameterValues" in data:
-        definition.values = _values(data["parameterValues"], report, source)
+        definition.values = _values(data["parameterValues"], report)
+        definition.value_lines = definition.value_lines or param_lines
     return definition
+
+
+def _read_json_like(text: str, source: str, lenient: bool, report: Report) -> tuple[Any, str]:
+    if _looks_like_json(text):
+        return parse_json(text, source, lenient=lenient, report=report), "json"
+    from engine.definition import cloudformation
+
+    return cloudformation.parse_yaml(text, source, report), "yaml"
 
 
 def read_parameter_objects(text: str, source: str, *, lenient: bool = False,
                            report: Report | None = None) -> list[RawParameter]:
     """A ``--parameter-objects`` file: ``{"parameters": [...]}`` (or a bare list)."""
     report = report if report is not None else Report()
-    data = parse_json(text, source, lenient=lenient, report=report)
-    raw = data.get("parameters", data.get("parameterObjects")) if isinstance(data, dict) else data
-    if not isinstance(raw, list):
-        raise ParseError([Problem("error", f"{source}: expected {{\"parameters\": [...]}}")],
-                         report.warnings)
-    return _parameters(raw, _id_lines(text), report)
+    with Stamped(report, source) as local:
+        try:
+            data, _ = _read_json_like(text, source, lenient, local)
+        except ParseError as exc:
+            raise _stamp_error(exc, source) from None
+        raw = data.get("parameters", data.get("parameterObjects")) if isinstance(
+            data, dict) else data
+        if not isinstance(raw, list):
+            raise ParseError([Problem("error", "expected {\"parameters\": [...]}", line=1,
+                                      column=1, file=source)],
+                             [_with_file(w, source) for w in local.warnings])
+        return _parameters(raw, id_lines(text), local, source)
 
 
 def read_parameter_values(text: str, source: str, *, lenient: bool = False,
-                          report: Report | None = None) -> dict[str, list[str]]:
-    """A ``--parameter-values-uri`` file: ``{"values": {...}}`` (or wire-format list)."""
+                          report: Report | None = None) -> tuple[dict[str, list[str]],
+                                                                 dict[str, int]]:
+    """A ``--parameter-values-uri`` file: ``{"values": {...}}`` (or the wire-format list).
+    Returns the values and the line of each id."""
     report = report if report is not None else Report()
-    data = parse_json(text, source, lenient=lenient, report=report)
-    if isinstance(data, dict) and "values" in data:
-        return _values(data["values"], report, source)
-    if isinstance(data, dict) and "parameterValues" in data:
-        return _values(data["parameterValues"], report, source)
-    raise ParseError([Problem("error", f"{source}: expected {{\"values\": {{...}}}}")],
-                     report.warnings)
+    with Stamped(report, source) as local:
+        try:
+            data, kind = _read_json_like(text, source, lenient, local)
+        except ParseError as exc:
+            raise _stamp_error(exc, source) from None
+        lines = _key_lines(text, data) if kind == "json" else {}
+        if isinstance(data, dict) and "values" in data:
+            return _values(data["values"], local), lines
+        if isinstance(data, dict) and "parameterValues" in data:
+            return _values(data["parameterValues"], local), id_lines(text)
+        raise ParseError([Problem("error", "expected {\"values\": {...}}", line=1, column=1,
+                                  file=source)], [_with_file(w, source) for w in local.warnings])
 
 
 def parse_value_args(pairs: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
@@ -497,3 +550,4 @@ def parse_value_args(pairs: list[str] | tuple[str, ...]) -> dict[str, list[str]]
                                       f"{pair!r}")])
         out.setdefault(key, []).append(value)
     return out
+

@@ -81,6 +81,7 @@ def period(aws_min_minutes: int | None = None) -> FieldSpec:
 
 
 ACTIONS = ref("action", multi=True)
+EBS = ref("EbsConfiguration")
 
 #: Fields every object may carry.
 UNIVERSAL: dict[str, FieldSpec] = {
@@ -150,8 +151,11 @@ _TYPES: list[TypeSpec] = [
         "compression": enum("none", "gzip"), "manifestFilePath": S,
         "s3EncryptionType": enum("SERVER_SIDE_ENCRYPTION", "NONE")},
         one_of=(("filePath", "directoryPath"),)),
-    TypeSpec("SqlDataNode", "datanode", "run", {**RUNNABLE, **SQL_NODE},
-             required=("table",)),
+    TypeSpec("SqlDataNode", "datanode", "run", {
+        **RUNNABLE, **SQL_NODE, "connectionString": S, "username": S, "*password": S},
+        required=("table",),
+        note="connectionString, username and *password on the node are the legacy form "
+             "(AWS's MySQL tutorial uses them); a database reference is the current one"),
     TypeSpec("MySqlDataNode", "datanode", "run", {
         **RUNNABLE, **SQL_NODE, "connectionString": S, "username": S, "*password": S},
         required=("table",), note="deprecated by AWS in favour of SqlDataNode"),
@@ -215,8 +219,9 @@ _TYPES: list[TypeSpec] = [
         "hadoopSchedulerType": enum("PARALLEL_FAIR_SCHEDULING", "PARALLEL_CAPACITY_SCHEDULING",
                                     "DEFAULT_SCHEDULER"),
         "enableDebugging": BOOL, "masterGroupConfiguration": S, "coreGroupConfiguration": S,
-        "taskGroupConfiguration": S, "masterEbsConfiguration": S, "coreEbsConfiguration": S,
-        "taskEbsConfiguration": S, "supportedProducts": SM, "emrLogUri": S,
+        "taskGroupConfiguration": S, "masterEbsConfiguration": EBS,
+        "coreEbsConfiguration": EBS, "taskEbsConfiguration": EBS, "supportedProducts": SM,
+        "emrLogUri": S,
         "hadoopVersion": S, "installHive": S, "installPig": S}),
     TypeSpec("HttpProxy", "config", "ignore", {
         "hostname": S, "port": INT, "username": S, "*password": S, "windowsDomain": S,
@@ -280,6 +285,15 @@ _TYPES: list[TypeSpec] = [
         "configuration": ref("EmrConfiguration", multi=True)},
         required=("classification",)),
     TypeSpec("Property", "config", "read", {"key": S, "value": S}, required=("key", "value")),
+    # EBS volumes of an EmrCluster's nodes (Developer Guide, "Attach EBS volumes to cluster
+    # nodes")
+    TypeSpec("EbsConfiguration", "config", "read", {
+        "ebsOptimized": BOOL, "ebsBlockDeviceConfig": ref("EbsBlockDeviceConfig", multi=True)}),
+    TypeSpec("EbsBlockDeviceConfig", "config", "read", {
+        "volumeSpecification": ref("VolumeSpecification"), "volumesPerInstance": INT},
+        required=("volumeSpecification",)),
+    TypeSpec("VolumeSpecification", "config", "read", {
+        "sizeInGB": INT, "volumeType": S, "iops": INT}, required=("sizeInGB", "volumeType")),
 ]
 
 TYPES: dict[str, TypeSpec] = {}

@@ -16,8 +16,12 @@ Decisions where AWS is silent:
 * Fields AWS requires but headrace does not need (``role`` on SnsAlarm and the service-run
   preconditions, ``role``/``resourceRole`` on Ec2Resource, ``jdbcDriverClass``, ``runsOn`` or
   ``workerGroup`` on activities) are warnings when missing.
-* An unknown field is an error on the types headrace runs, a warning on the types it only reads
-  (EMR family) or ignores (Ec2Resource: AWS knows fields this table does not).
+* A field the type does not have is a warning with a did-you-mean (the service ran such files:
+  ``maxActiveInstances`` on a Schedule is in one of AWS's own samples), an error with
+  ``--strict``; a reference it holds must still exist. Errors are kept for what cannot run.
+* ``"type": "Default"`` on the Default object is accepted silently (CloudFormation's examples
+  carry it); configuration objects (EmrConfiguration, Property, ShellScriptConfig, the EBS
+  objects) get no warning of their own: they are never run.
 * A value of the wrong kind that holds a ``${...}`` placeholder of another templating tool is a
   warning in ``validate`` (the tool fills it before upload) and an error when strict.
 * ``#{node.x}`` in an action or precondition must resolve on every object that uses it.
@@ -50,7 +54,7 @@ from engine.definition.types import (
     ref_allows,
 )
 from engine.errors import Report, ScheduleError
-from engine.schedule import parse_period, parse_timestamp
+from engine.schedule import parse_period, parse_timestamp, short
 
 __all__ = ["dependency_graph", "find_cycle", "node_referrers", "suggest", "suggest_or_list",
            "validate_definition"]
@@ -70,13 +74,15 @@ for _spec in TYPES.values():
 
 
 def validate_definition(definition: Definition, *, strict: bool = False,
-                        report: Report | None = None, now: datetime | None = None) -> Report:
+                        report: Report | None = None, now: datetime | None = None,
+                        strict_fields: bool = False) -> Report:
     """Check a whole definition; returns the report (errors and warnings).
 
     ``now`` (default: the current time) decides which schedules start in the past, for the
-    cascade-with-backfill warning."""
+    cascade-with-backfill warning; ``strict_fields`` (``--strict``) makes a field the type does
+    not have an error instead of a warning."""
     report = report if report is not None else Report()
-    ctx = Findings(definition, report, strict, set(), now or datetime.now(UTC))
+    ctx = Findings(definition, report, strict, set(), now or datetime.now(UTC), strict_fields)
     _check_raw(definition.raw, ctx)
     for obj in definition:
         _check_object(obj.id, ctx)
@@ -114,10 +120,11 @@ def _check_object(object_id: str, ctx: Findings) -> None:
     type_name = obj.type
     effective_type = definition.type_of(object_id)
     spec = TYPES.get(effective_type or "")
-    if type_name is not None and type_name not in TYPES:
+    default_named = object_id == DEFAULT_ID and type_name == DEFAULT_ID
+    if type_name is not None and type_name not in TYPES and not default_named:
         ctx.error(f"unknown type {type_name!r}{suggest(type_name, TYPES)}; known types: "
                   f"{', '.join(sorted(TYPES))}", object_id, "type")
-    if object_id == DEFAULT_ID and type_name is not None:
+    if object_id == DEFAULT_ID and type_name is not None and not default_named:
         ctx.warn("the Default object should not have a type", object_id, "type")
     _check_parent(object_id, ctx)
     for name, values in obj.fields.items():
@@ -156,24 +163,26 @@ def _check_limits(object_id: str, ctx: Findings) -> None:
 
 
 def _check_parent(object_id: str, ctx: Findings) -> None:
+    """A parent chain that loops is an error on every object whose chain runs into the loop.
+    Chains known to end are remembered, so a long chain is walked once, not once per object."""
     definition = ctx.definition
+    ends = ctx.chains_that_end
     seen = [object_id]
+    on_path = {object_id}
     current = object_id
-    while True:
+    while current not in ends:
         parents = definition.objects[current].fields.get("parent", [])
-        if not parents:
-            return
-        target = parents[0]
-        if not isinstance(target, Ref):
-            return  # reported as a wrong kind by the field check
-        if target.id not in definition:
-            return  # reported by the reference check
-        if target.id in seen:
+        target = parents[0] if parents else None
+        if not isinstance(target, Ref) or target.id not in definition:
+            break  # no parent, a wrong kind or a missing reference (reported elsewhere)
+        if target.id in on_path:
             cycle = " -> ".join([*seen, target.id])
             ctx.error(f"parent chain is a cycle: {cycle}", object_id, "parent")
             return
         seen.append(target.id)
+        on_path.add(target.id)
         current = target.id
+    ends.update(seen)
 
 
 def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
@@ -195,11 +204,8 @@ def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
             if base.startswith("my") or base.startswith("My"):
                 hint = (" (user fields start with 'my' followed by an upper-case letter or "
                         "'_', e.g. 'myComment')")
-            message = f"{spec.name} has no field {name!r}{hint}"
-            if spec.runs == "read":
-                ctx.warn(message, object_id, name)
-            else:
-                ctx.error(message, object_id, name)
+            ctx.unknown_field(f"{spec.name} has no field {name!r}{hint}", object_id, name)
+            _check_refs_exist(object_id, name, values, ctx)
             return
     else:
         fs = (spec.all_fields.get(name) if spec is not None else None) or _KIND_BY_NAME.get(name)
@@ -208,10 +214,19 @@ def _check_own_field(object_id: str, spec: TypeSpec | None, name: str,
                 ctx.warn(f"{spec.name} field {name!r} is not known to headrace and is ignored",
                          object_id, name)
                 return
-            ctx.error(f"unknown field {name!r}{suggest(name, ALL_FIELD_NAMES)} (user fields "
-                      "start with 'my', e.g. 'myComment')", object_id, name)
+            ctx.unknown_field(f"unknown field {name!r}{suggest(name, ALL_FIELD_NAMES)} (user "
+                              "fields start with 'my', e.g. 'myComment')", object_id, name)
+            _check_refs_exist(object_id, name, values, ctx)
             return
     _check_values(object_id, name, fs, values, ctx)
+
+
+def _check_refs_exist(object_id: str, name: str, values: list[FieldValue],
+                      ctx: Findings) -> None:
+    """A field headrace does not know may still refer to an object: that one must exist."""
+    for value in values:
+        if isinstance(value, Ref):
+            _check_ref_target(object_id, name, value, FieldSpec("ref"), ctx)
 
 
 def _check_values(object_id: str, name: str, fs: FieldSpec, values: list[FieldValue],
@@ -256,10 +271,12 @@ def _kind_text(fs: FieldSpec) -> str:
 def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
     text = value.strip()
     if fs.kind == "int":
+        if len(text.lstrip("+-")) > 18 and text.lstrip("+-").isdigit():
+            return "error", f"{short(value)} is far too large ({len(text):,} digits)"
         try:
             number = int(text)
         except ValueError:
-            return "error", f"{value!r} is not a whole number"
+            return "error", f"{short(value)} is not a whole number"
         if fs.maximum is not None and number > fs.maximum:
             return "error", f"{number} is above the maximum of {fs.maximum}"
         if fs.minimum is not None and number < fs.minimum:
@@ -268,15 +285,15 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
         try:
             number_f = float(text)
         except ValueError:
-            return "error", f"{value!r} is not a number"
+            return "error", f"{short(value)} is not a number"
         if fs.minimum is not None and number_f < fs.minimum:
             return "error", f"{number_f:g} is below the minimum of {fs.minimum:g}"
     elif fs.kind == "bool":
         if text.lower() not in ("true", "false"):
-            return "error", f"{value!r} is not \"true\" or \"false\""
+            return "error", f"{short(value)} is not \"true\" or \"false\""
     elif fs.kind == "enum":
         if text.lower() not in {v.lower() for v in fs.values}:
-            return "error", (f"{value!r} is not one of {', '.join(fs.values)}"
+            return "error", (f"{short(value)} is not one of {', '.join(fs.values)}"
                              f"{suggest(text, fs.values)}")
     elif fs.kind == "period":
         try:
@@ -284,7 +301,7 @@ def _kind_problem(fs: FieldSpec, value: str) -> tuple[str, str] | None:
         except ScheduleError as exc:
             return "error", str(exc)
         if fs.aws_min_seconds is not None and period.min_seconds < fs.aws_min_seconds:
-            return "warning", (f"{value!r} is below AWS's minimum of "
+            return "warning", (f"{short(value)} is below AWS's minimum of "
                                f"{fs.aws_min_seconds // 60} minutes (allowed in headrace)")
     elif fs.kind == "datetime":
         try:
@@ -318,6 +335,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
     fields = definition.effective(object_id)
     if definition.objects[object_id].type is None:
         return  # an untyped object inheriting a type: checked as its children are
+    unresolved = {f for o, f in definition.raw.unresolved if o == object_id}
+    if unresolved:  # a template's value that is missing is reported as such, not as absent
+        fields = {**fields, **{f: [""] for f in unresolved if f not in fields}}
     for name in spec.required:
         if name not in fields:
             ctx.error(f"{spec.name} requires {name!r}", object_id, name)
@@ -342,7 +362,7 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
         ctx.warn(f"{spec.name} is read and validated, but its fields are ignored: headrace "
                  "does not launch Amazon EMR, so the EMR activities that run on it will fail",
                  object_id, "type")
-    elif spec.runs == "read":
+    elif spec.runs == "read" and spec.category == "activity":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
                  "Amazon EMR); running this object will fail", object_id, "type")
     if spec.runs == "ignore" and spec.category == "resource":
@@ -374,8 +394,8 @@ def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
                          ctx: Findings) -> None:
     value = fields.get("maxActiveInstances")
     if value and isinstance(value[0], str) and value[0].strip().isdigit() and (
-            int(value[0]) > MAX_ACTIVE_INSTANCES):
-        ctx.warn(f"maxActiveInstances {value[0]} is above AWS's default limit of "
+            len(value[0].strip()) > 9 or int(value[0]) > MAX_ACTIVE_INSTANCES):
+        ctx.warn(f"maxActiveInstances {value[0][:20]} is above AWS's default limit of "
                  f"{MAX_ACTIVE_INSTANCES} (adjustable; headrace allows it)", object_id,
                  "maxActiveInstances")
 

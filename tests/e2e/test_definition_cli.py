@@ -15,20 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conformance_table import cli_flags, verdicts
+
 HEADRACE = str(Path(sys.executable).with_name("headrace"))
+VERDICTS = verdicts()
 CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 PREFIX = "awslabs__data-pipeline-samples__samples_"
-#: companion files, as the conformance README pairs them (everything else is discovered)
-COMPANIONS = {
-    f"{PREFIX}oracle-backup_definition.json": [
-        "--parameter-objects", f"file://{CONFORMANCE}/{PREFIX}oracle-backup_parameters.json",
-        "--parameter-values-uri", f"{CONFORMANCE}/{PREFIX}oracle-backup_values.json"],
-    f"{PREFIX}dynamo-db-export_DynamoDB-export.json": [
-        "--parameter-values-uri",
-        f"file://{CONFORMANCE}/{PREFIX}dynamo-db-export_example-parameters.json"],
-}
-COMPANION_FILES = {f"{PREFIX}oracle-backup_parameters.json", f"{PREFIX}oracle-backup_values.json",
-                   f"{PREFIX}dynamo-db-export_example-parameters.json"}
 NOT_STRICT_JSON = {f"{PREFIX}OnDemandWithLamdaFunctions_ondemand.json": (4, 82)}
 
 
@@ -45,7 +37,7 @@ def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def definition_files() -> list[str]:
-    return sorted(p.name for p in CONFORMANCE.glob("*.json") if p.name not in COMPANION_FILES)
+    return sorted(n for n, v in VERDICTS.items() if v.verdict != "companion")
 
 
 def write(tmp_path: Path, doc: Any, name: str = "definition.json") -> Path:
@@ -57,25 +49,32 @@ def write(tmp_path: Path, doc: Any, name: str = "definition.json") -> Path:
 # --- the conformance directory ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", definition_files())
-def test_every_conformance_file_validates(name: str) -> None:
+def test_every_conformance_file_gets_its_verdict(name: str) -> None:
+    """Through the console script, with the flags of the conformance table: accepted files
+    exit 0 with warnings only, refused ones exit 1 with errors on the listed objects and fields;
+    every finding in --output json names its file."""
+    expected = VERDICTS[name]
     path = str(CONFORMANCE / name)
-    extra = COMPANIONS.get(name, [])
+    extra = cli_flags(expected.flags)
     if name in NOT_STRICT_JSON:
-        refused = headrace("validate", path, *extra, "--output", "json")
+        refused = headrace("validate", path, "--output", "json")
         assert refused.returncode == 1
         body = json.loads(refused.stdout)
         assert body["valid"] is False
         [error] = body["errors"]
-        assert (error["id"], error["field"]) == (None, None)
+        assert (error["file"], error["id"], error["field"]) == (path, None, None)
         assert (error["line"], error["column"]) == NOT_STRICT_JSON[name]
         assert "--lenient" in error["message"]
-        extra = [*extra, "--lenient"]
     result = headrace("validate", path, *extra, "--output", "json")
-    assert result.returncode == 0, result.stdout
     body = json.loads(result.stdout)
+    assert all({"file", "id", "field", "message"} <= set(p) and p["file"]
+               for p in body["errors"] + body["warnings"])
+    if expected.verdict == "refused":
+        assert result.returncode == 1 and body["valid"] is False
+        assert {f"{e['id']}/{e['field']}" for e in body["errors"]} == expected.errors
+        return
+    assert result.returncode == 0, result.stdout
     assert body["valid"] is True and body["errors"] == []
-    for warning in body["warnings"]:
-        assert {"id", "field", "message"} <= set(warning)
     text = headrace("validate", path, *extra)
     assert text.returncode == 0
     assert text.stdout.strip().splitlines()[-1] == f"valid ({len(body['warnings'])} warning(s))"
@@ -111,8 +110,9 @@ def test_validate_json_names_object_and_field(tmp_path: Path) -> None:
          "message": "'maximumRetries': 'lots' is not a whole number"},
         {"id": "A", "field": "dependsOn",
          "message": "'dependsOn' refers to 'Bb', which does not exist (did you mean 'B'?)"}]
+    assert all(e["file"] == str(path) for e in body["errors"])
     assert body["warnings"] == [{
-        "id": "B", "field": "command", "line": 1,
+        "file": str(path), "id": "B", "field": "command", "line": 1,
         "message": "#{myX} at character 7: 'myX' resolves to nothing (no field, no parameter "
                    "and no value of that name)"}]
 
@@ -125,7 +125,7 @@ def test_validate_parse_errors_carry_line_and_column(tmp_path: Path) -> None:
     [error] = json.loads(result.stdout)["errors"]
     assert (error["id"], error["field"], error["line"], error["column"]) == (None, None, 2, 14)
     text = headrace("validate", str(path))
-    assert text.stdout.splitlines()[0].startswith("error: line 2, column 14: ")
+    assert text.stdout.splitlines()[0].startswith(f"error: {path}, line 2, column 14: ")
 
 
 @pytest.mark.parametrize(("args", "code"), [
@@ -231,8 +231,8 @@ def test_plan_refuses_unresolved_values_that_validate_only_warns_about(tmp_path:
                       "2024-01-02T00:00:00")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert "error: object 'A', field 'command', line 1: #{mySource} at character 5: parameter " \
-           "'mySource' has no value" in lines
+    assert f"error: {path}, object 'A', field 'command', line 1: #{{mySource}} at character 5: " \
+           "parameter 'mySource' has no value" in lines
     assert lines[-1] == "definition refused: 2 error(s)"
     given_values = headrace("plan", str(path), "--start", "2024-01-01T00:00:00", "--end",
                             "2024-01-02T00:00:00", "--parameter-values", "mySource=s3://a",

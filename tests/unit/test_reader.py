@@ -250,7 +250,8 @@ def test_not_strict_json_gets_line_and_column_and_reads_with_lenient() -> None:
     definition, report = load(str(NOT_STRICT), LoadOptions(lenient=True))
     assert report.ok, report.errors
     repairs = [w for w in report.warnings if "--lenient" in w.message]
-    assert {w.message.split(": ", 1)[1] for w in repairs} == {
+    assert {w.file for w in repairs} == {str(NOT_STRICT)}
+    assert {w.message for w in repairs} == {
         "raw control character '\\n' inside a string (accepted by --lenient)",
         "trailing comma (accepted by --lenient)"}
     assert all(w.line and w.column for w in repairs)
@@ -271,7 +272,8 @@ def test_parse_errors_carry_line_and_column(text: str, line: int, column: int) -
         read_definition(text, "d.json")
     problem = info.value.problems[0]
     assert (problem.line, problem.column) == (line, column)
-    assert problem.message.startswith("d.json: ")
+    assert problem.file == "d.json"
+    assert str(problem).startswith(f"error: d.json, line {line}, column {column}: ")
 
 
 def test_lenient_repairs_only_what_it_says() -> None:
@@ -279,7 +281,8 @@ def test_lenient_repairs_only_what_it_says() -> None:
     data = parse_json('{"a": ["x", "y",],\n "b": "1\n2", "c": "q,]",}', "f", lenient=True,
                       report=report)
     assert data == {"a": ["x", "y"], "b": "1\n2", "c": "q,]"}
-    assert [(w.line, w.column, w.message.split(": ", 1)[1].split(" (")[0])
+    assert {w.file for w in report.warnings} == {"f"}
+    assert [(w.line, w.column, w.message.split(" (")[0])
             for w in report.warnings] == [
         (1, 16, "trailing comma"), (2, 9, "raw control character '\\n' inside a string"),
         (3, 15, "trailing comma")]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.definition import load
+from engine.definition import LoadOptions, load
 from engine.errors import Report
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -76,14 +76,34 @@ def test_one_of_groups_neither_and_both() -> None:
     assert got[("D", "filePath")] == "S3DataNode needs one of 'filePath', 'directoryPath'"
 
 
-def test_unknown_fields_with_did_you_mean() -> None:
-    report = check(shell("A", comand="ls", mycomment="x"), {"id": "Parent", "bogusField": "1"})
-    got = errors(report)
+def test_unknown_fields_are_warnings_with_did_you_mean() -> None:
+    report = check(shell("A", comand="ls", mycomment="x"), {"id": "Parent", "bogusField": "1"},
+                   {**SCHEDULE, "id": "S2", "maxActiveInstances": "1"})
+    assert report.ok, report.errors
+    got = warnings(report)
     assert got[("A", "comand")] == ("ShellCommandActivity has no field 'comand' (did you mean "
-                                    "'command'?)")
+                                    "'command'?); it is ignored")
     assert "user fields start with 'my' followed by an upper-case letter" in got[
         ("A", "mycomment")]
     assert got[("Parent", "bogusField")].startswith("unknown field 'bogusField'")
+    # AWS's own sample carries maxActiveInstances on a Schedule: the service ran it
+    assert got[("S2", "maxActiveInstances")] == ("Schedule has no field 'maxActiveInstances'; "
+                                                 "it is ignored")
+
+
+def test_strict_makes_unknown_fields_errors() -> None:
+    doc = {"objects": [DEFAULT, SCHEDULE, shell("A", comand="ls"),
+                       {"id": "Parent", "bogusField": "1"}]}
+    _, report = load("<test>", LoadOptions(strict_fields=True), text=json.dumps(doc), now=NOW)
+    got = errors(report)
+    assert got[("A", "comand")] == ("ShellCommandActivity has no field 'comand' (did you mean "
+                                    "'command'?) (--strict)")
+    assert ("Parent", "bogusField") in got
+
+
+def test_an_unknown_field_still_needs_its_reference_to_exist() -> None:
+    report = check(shell("A", myNote="x", bogus={"ref": "Nowhere"}))
+    assert "'bogus' refers to 'Nowhere', which does not exist" in errors(report)[("A", "bogus")]
 
 
 def test_user_fields_are_fine_anywhere() -> None:
