@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "set-status": ("engine.cli.pipeline_cmds", "set_status"),
     "logs": ("engine.cli.pipeline_cmds", "logs"),
     "engine": ("engine.cli.pipeline_cmds", "engine_cmd"),
+    "serve": ("engine.cli.serve_cmd", "serve"),
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,17 +24,10 @@ from engine.cli.definition_cmds import (
     timestamp,
 )
 from engine.cli.run_cmds import instance_json, worker_group_option
-from engine.clock import Clock
-from engine.definition import load
-from engine.definition.serialize import masked, to_file_format
 from engine.errors import HeadraceError, NotFound
-from engine.plan import resolve_fields
-from engine.runtime.context import Limits, PipelineRuntime
-from engine.runtime.pipeline import PipelineSupervisor
-from engine.runtime.runner import activate, load_version, store_dir
 from engine.schedule import format_timestamp
-from engine.store import Action, AttemptStatus, PipelineState, Status, Store, open_store
-from engine.store.records import utcnow
+from engine.service import Objects, PipelineService
+from engine.store import Action, Status, Store, open_store
 from engine.telemetry import command_telemetry
 
 T = TypeVar("T")
@@ -86,7 +78,8 @@ def _ts(value: Any) -> str | None:
 def create_pipeline(name: str, unique_id: str, description: str, store_url: str | None,
                     output: str) -> None:
     """Create an empty pipeline (state PENDING); print its id."""
-    record = with_store(store_url, lambda s: s.create_pipeline(name, unique_id, description))
+    record = with_store(store_url,
+                        lambda s: PipelineService(s).create(name, unique_id, description))
     emit(output, {"pipelineId": record.id}, record.id)
 
 
@@ -100,10 +93,11 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
                             output: str, **kwargs: Any) -> None:
     """Validate a definition and store it as the pipeline's latest version."""
     try:
-        loaded, report = load(definition, load_options(kwargs))
+        check = PipelineService.check_definition(definition, load_options(kwargs))
     except HeadraceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    report = check.report
     errors = [p.as_json() for p in report.errors]
     warnings = [p.as_json() for p in report.warnings]
     if report.errors:
@@ -114,8 +108,8 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
             print_problems(report.errors + report.warnings)
             click.echo("definition refused (nothing stored)", err=True)
         sys.exit(EXIT_FAILED)
-    version = with_store(store_url, lambda s: s.put_definition(pipeline_id,
-                                                               to_file_format(loaded)))
+    version = with_store(store_url, lambda s: PipelineService(s).put_definition(pipeline_id,
+                                                                                check))
     if output == "text":
         print_problems(report.warnings)
     emit(output, {"errored": False, "version": version, "validationErrors": [],
@@ -130,14 +124,8 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
 @store_option
 def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None) -> None:
     """Print a stored definition in the definition-file format (secrets as ****)."""
-    async def body(store: Store) -> dict[str, Any]:
-        record = await store.get_pipeline(pipeline_id)
-        version = record.latest_version if which == "latest" else record.active_version
-        if version is None:
-            raise NotFound(f"pipeline {pipeline_id} has no {which} definition")
-        return await store.get_definition(pipeline_id, version)
-
-    click.echo(json.dumps(masked(with_store(store_url, body)), indent=2))
+    body = with_store(store_url, lambda s: PipelineService(s).get_definition(pipeline_id, which))
+    click.echo(json.dumps(body, indent=2))
 
 
 @click.command("activate-pipeline")
@@ -159,59 +147,18 @@ def activate_pipeline(pipeline_id: str, start_timestamp: str | None,
     start = timestamp(start_timestamp, "--start-timestamp")
 
     async def body(store: Store) -> dict[str, Any]:
-        record = await store.get_pipeline(pipeline_id)
-        if record.latest_version is None:
-            raise HeadraceError(f"pipeline {pipeline_id} has no definition; "
-                                "put-pipeline-definition first")
-        definition = await load_version(store, pipeline_id, record.latest_version,
-                                        list(parameter_values))
-        version = record.latest_version
-        if parameter_values:
-            version = await store.put_definition(pipeline_id, to_file_format(definition))
-        clock = Clock()
-        from engine.plan import pipeline_is_ondemand, schedule_window
-
-        if pipeline_is_ondemand(definition):
-            active = await store.list_instances(pipeline_id, statuses=[
-                Status.WAITING_ON_DEPENDENCIES, Status.WAITING_FOR_RUNNER, Status.RUNNING])
-            if active:
-                raise HeadraceError(f"pipeline {pipeline_id} has an on-demand run in progress "
-                                    f"({len(active)} instances); wait for it to end")
-        else:
-            own_start, _ = schedule_window(definition, record.first_activated_at or clock.now(),
-                                           clock.now())
-            first = start or own_start
-            if first < clock.now() - timedelta(days=1) and not allow_backfill:
-                raise HeadraceError(
-                    f"the pipeline would start at {format_timestamp(first)}, more than one day "
-                    "in the past (a backfill of every interval since); pass --allow-backfill "
-                    "or --start-timestamp")
-            _warn_cascade_backfill(definition, first, clock)
-        activation, w_start, _ = await activate(store, pipeline_id, definition, version,
-                                                    clock, start=start,
-                                                    max_instances=max_instances)
-        count = len(await store.list_instances(pipeline_id))
-        return {"pipelineId": pipeline_id, "version": version,
-                "activationTime": _ts(activation), "windowStart": _ts(w_start),
-                "instances": count}
+        done = await PipelineService(store).activate(
+            pipeline_id, start=start, parameter_values=list(parameter_values),
+            allow_backfill=allow_backfill, max_instances=max_instances)
+        for warning in done.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        return {"pipelineId": pipeline_id, "version": done.version,
+                "activationTime": _ts(done.activation_time),
+                "windowStart": _ts(done.window_start), "instances": done.instances}
 
     result = with_store(store_url, body)
     emit(output, result, f"activated {pipeline_id} version {result['version']}: "
                          f"{result['instances']} instance(s) planned")
-
-
-def _warn_cascade_backfill(definition: Any, first: Any, clock: Clock) -> None:
-    if first >= clock.now():
-        return
-    for oid in definition.objects:
-        mode = definition.first(oid, "failureAndRerunMode")
-        if isinstance(mode, str) and mode.lower() == "cascade" and definition.category(oid) in (
-                "activity", "datanode"):
-            click.echo(f"warning: {oid} has 'failureAndRerunMode' set to 'cascade' and you are "
-                       f"about to create a backfill with scheduleStartTime "
-                       f"{format_timestamp(first)}. This can result in rapid creation of "
-                       "pipeline objects in case of failures.", err=True)
-            return
 
 
 @click.command("deactivate-pipeline")
@@ -224,25 +171,7 @@ def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | 
                         output: str) -> None:
     """Pause a pipeline (DEACTIVATING, then INACTIVE); activate it again to resume."""
     async def body(store: Store) -> str:
-        await store.get_pipeline(pipeline_id)
-        holder = await store.lease_holder(f"pipeline:{pipeline_id}")
-        if holder is None:
-            if cancel_active:  # left RUNNING by a process that is gone
-                for rec in await store.list_instances(pipeline_id, statuses=[Status.RUNNING]):
-                    await store.update_instance(pipeline_id, rec.id, status=Status.CANCELED,
-                                                error="the pipeline was deactivated",
-                                                actual_end=utcnow())
-                    for attempt in await store.list_attempts(pipeline_id, rec.id):
-                        if attempt.status == AttemptStatus.RUNNING:
-                            await store.update_attempt(
-                                pipeline_id, rec.id, attempt.number,
-                                status=AttemptStatus.CANCELED, ended_at=utcnow(),
-                                error="the pipeline was deactivated")
-            await store.update_pipeline(pipeline_id, state=PipelineState.INACTIVE)
-            return "INACTIVE"
-        await store.update_pipeline(pipeline_id, state=PipelineState.DEACTIVATING,
-                                    cancel_active=cancel_active)
-        return f"DEACTIVATING (the engine {holder[0]} winds it down)"
+        return await PipelineService(store).deactivate(pipeline_id, cancel_active)
 
     state = with_store(store_url, body)
     emit(output, {"pipelineId": pipeline_id, "state": state.split()[0], "detail": state},
@@ -255,7 +184,7 @@ def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | 
 @output_option
 def delete_pipeline(pipeline_id: str, store_url: str | None, output: str) -> None:
     """Delete a pipeline, its definitions and its run history."""
-    with_store(store_url, lambda s: s.delete_pipeline(pipeline_id))
+    with_store(store_url, lambda s: PipelineService(s).delete(pipeline_id))
     emit(output, {"pipelineId": pipeline_id, "deleted": True}, f"deleted {pipeline_id}")
 
 
@@ -264,7 +193,7 @@ def delete_pipeline(pipeline_id: str, store_url: str | None, output: str) -> Non
 @output_option
 def list_pipelines(store_url: str | None, output: str) -> None:
     """List the pipelines of the store."""
-    records = with_store(store_url, lambda s: s.list_pipelines())
+    records = with_store(store_url, lambda s: PipelineService(s).list_pipelines())
     data = {"pipelineIdList": [{"id": r.id, "name": r.name} for r in records]}
     emit(output, data, "\n".join(f"{r.id}  {r.state.value:<12} {r.name}" for r in records)
          or "no pipelines")
@@ -279,11 +208,8 @@ def describe_pipelines(pipeline_ids: tuple[str, ...], store_url: str | None,
     """State, versions, activation and instance counts of pipelines."""
     async def body(store: Store) -> list[dict[str, Any]]:
         out = []
-        for pid in pipeline_ids:
-            r = await store.get_pipeline(pid)
-            counts: dict[str, int] = {}
-            for inst in await store.list_instances(pid):
-                counts[inst.status.value] = counts.get(inst.status.value, 0) + 1
+        for summary in await PipelineService(store).describe(list(pipeline_ids)):
+            r, counts = summary.record, summary.counts
             out.append({"pipelineId": r.id, "name": r.name, "description": r.description,
                         "fields": {"@pipelineState": r.state.value,
                                    "@creationTime": _ts(r.created_at),
@@ -324,17 +250,8 @@ def list_runs(pipeline_id: str, status: str | None, start_interval: str | None,
     scheduled = _interval(schedule_interval, "--schedule-interval")
 
     async def body(store: Store) -> tuple[list[Any], dict[str, str | None]]:
-        await store.get_pipeline(pipeline_id)
-        rows = await store.list_instances(pipeline_id, statuses=wanted)
-        if scheduled:
-            rows = [r for r in rows if scheduled[0] <= r.scheduled_start < scheduled[1]]
-        if started:
-            rows = [r for r in rows if r.actual_start and started[0] <= r.actual_start
-                    < started[1]]
-        traces = {}
-        for a in await store.list_attempts(pipeline_id):
-            traces[a.instance_id] = a.trace_id
-        return rows, traces
+        return await PipelineService(store).list_runs(pipeline_id, statuses=wanted,
+                                                      scheduled=scheduled, started=started)
 
     rows, traces = with_store(store_url, body)
     data = [{**instance_json(r), "traceId": traces.get(r.id)} for r in rows]
@@ -383,33 +300,26 @@ def describe_objects(pipeline_id: str, object_ids: tuple[str, ...], evaluate_exp
                      store_url: str | None, output: str) -> None:
     """Instances (status, attempts with errors, trace ids and logs) or components."""
     async def body(store: Store) -> list[dict[str, Any]]:
-        record = await store.get_pipeline(pipeline_id)
-        version = record.active_version or record.latest_version
-        definition = await load_version(store, pipeline_id, version) if version else None
+        views = await Objects(store).describe(pipeline_id, list(object_ids),
+                                              evaluate=evaluate_expressions)
         out = []
-        for oid in object_ids:
-            try:
-                inst = await store.get_instance(pipeline_id, oid)
-            except NotFound:
-                if definition is None or oid not in definition:
-                    raise
-                out.append({"id": oid, "sphere": "COMPONENT",
-                            "fields": masked(to_file_format(definition))["objects"][
-                                [o.id for o in definition.raw.objects].index(oid)]})
+        for view in views:
+            if view.sphere == "COMPONENT":
+                out.append({"id": view.id, "sphere": "COMPONENT",
+                            "fields": {"id": view.id, "name": view.name, **view.fields}})
                 continue
-            attempts = await store.list_attempts(pipeline_id, oid)
-            item: dict[str, Any] = {"id": oid, "sphere": "INSTANCE", **instance_json(inst),
+            if view.instance is None or view.sphere != "INSTANCE":
+                raise NotFound(f"pipeline {pipeline_id!r} has no instance {view.id!r}")
+            item: dict[str, Any] = {"id": view.id, "sphere": "INSTANCE",
+                                    **instance_json(view.instance),
                                     "attemptList": [{
                                         "id": a.id, "status": a.status.value,
                                         "startTime": _ts(a.started_at),
                                         "endTime": _ts(a.ended_at), "exitCode": a.exit_code,
                                         "error": a.error, "traceId": a.trace_id,
-                                        "log": a.log_path} for a in attempts]}
-            if evaluate_expressions and definition is not None:
-                rt = PipelineRuntime(pipeline_id, definition, version or 1, store, Clock(),
-                                     None, Limits(), Path("."))
-                item["fields"] = resolve_fields(definition, inst.object_id,
-                                                rt.runtime_fields(inst), errors=[])
+                                        "log": a.log_path} for a in view.attempts]}
+            if view.evaluated:
+                item["fields"] = view.fields
             out.append(item)
         return out
 
@@ -436,21 +346,7 @@ def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
     act = Action(action.upper())
 
     async def body(store: Store) -> list[str]:
-        record = await store.get_pipeline(pipeline_id)
-        holder = await store.lease_holder(f"pipeline:{pipeline_id}")
-        if holder is not None:
-            for oid in object_ids:
-                await store.add_request(pipeline_id, oid, act)
-            return [f"{act.value} {oid}: sent to {holder[0]}" for oid in object_ids]
-        version = record.active_version or record.latest_version
-        if version is None:
-            raise NotFound(f"pipeline {pipeline_id} has no definition")
-        definition = await load_version(store, pipeline_id, version)
-        rt = PipelineRuntime(pipeline_id, definition, version, store, Clock(), None, Limits(),
-                             store_dir(store) / "logs")
-        supervisor = PipelineSupervisor(rt, request_interval=None)
-        await supervisor.load()
-        return [await supervisor.apply(act, oid) for oid in object_ids]
+        return await PipelineService(store).set_status(pipeline_id, list(object_ids), act)
 
     lines = with_store(store_url, body)
     emit(output, {"pipelineId": pipeline_id, "status": act.value, "results": lines},

@@ -70,6 +70,9 @@ def _schema(dialect: str) -> list[str]:
             PRIMARY KEY (pipeline_id, object_id))""",
         """CREATE TABLE IF NOT EXISTS hr_leases (
             name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+        # ids of deleted pipelines, so a later call can say "deleted" rather than "unknown"
+        """CREATE TABLE IF NOT EXISTS hr_deleted (
+            id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL)""",
     ]
 
 
@@ -195,6 +198,7 @@ class Store:
                 f"INSERT INTO hr_pipelines ({', '.join(_PIPELINE_COLS)}) VALUES "
                 f"({', '.join('?' * len(_PIPELINE_COLS))})",
                 *(_db_value(c, getattr(record, c)) for c in _PIPELINE_COLS))
+            await tx.execute("DELETE FROM hr_deleted WHERE id = ?", record.id)
             return record
 
     async def get_pipeline(self, pipeline_id: str) -> PipelineRecord:
@@ -220,6 +224,14 @@ class Store:
                 await tx.execute(f"DELETE FROM {table} WHERE pipeline_id = ?", pipeline_id)
             await tx.execute("DELETE FROM hr_leases WHERE name = ?", f"pipeline:{pipeline_id}")
             await tx.execute("DELETE FROM hr_pipelines WHERE id = ?", pipeline_id)
+            await tx.execute("INSERT INTO hr_deleted (id, deleted_at) VALUES (?, ?) "
+                             "ON CONFLICT (id) DO NOTHING", pipeline_id, to_text(utcnow()))
+
+    async def deleted_at(self, pipeline_id: str) -> datetime | None:
+        """When the pipeline was deleted, or None if it never existed (or still does)."""
+        rows = await self.backend.query("SELECT deleted_at FROM hr_deleted WHERE id = ?",
+                                        pipeline_id)
+        return from_text(rows[0][0]) if rows else None
 
     async def _update(self, table: str, where: str, where_params: tuple[Any, ...],
                       fields: dict[str, Any], tx: Transaction | None = None) -> int:

@@ -1,0 +1,78 @@
+"""``headrace serve``: the AWS Data Pipeline API (and the scheduler, unless told not to)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import anyio
+import click
+
+import engine.activities
+import engine.preconditions  # noqa: F401  (registers the precondition checks)
+from engine.cli.definition_cmds import EXIT_USAGE
+from engine.cli.pipeline_cmds import store_option
+from engine.cli.run_cmds import worker_group_option
+from engine.errors import HeadraceError
+from engine.runtime.runner import EXIT_INTERRUPTED
+from engine.telemetry import command_telemetry
+
+
+@click.command("serve")
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback unless told otherwise).")
+@click.option("--port", default=8065, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--credentials", "credentials_file", metavar="FILE",
+              help="ACCESS_KEY_ID SECRET_ACCESS_KEY a line; requests must be signed (SigV4) "
+                   "with one of them. Default: $HEADRACE_API_CREDENTIALS=ID:SECRET,...")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without authentication (only on a loopback address).")
+@click.option("--no-scheduler", is_flag=True,
+              help="Serve the API only; another process (headrace engine) runs the pipelines.")
+@click.option("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS.")
+@click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
+@click.option("--max-concurrency", default=32, show_default=True)
+@click.option("--poll-interval", default=2.0, show_default=True,
+              help="Seconds between the scheduler's looks at the store.")
+@worker_group_option
+def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
+          no_auth: bool, no_scheduler: bool, tls_cert: str | None, tls_key: str | None,
+          max_concurrency: int, poll_interval: float, worker_groups: dict[str, int],
+          **_: Any) -> None:
+    """Serve the AWS Data Pipeline API (JSON 1.1, SigV4) on HOST:PORT and run the store's
+    activated pipelines here, as `headrace engine` does (unless --no-scheduler).
+
+    boto3, the aws CLI and Terraform work against it with the endpoint URL changed. SIGTERM
+    or SIGINT stops gracefully (exit 130)."""
+    from engine.server.serve import ServeOptions, configure_logging
+    from engine.server.serve import serve as run_serve
+    from engine.server.sigv4 import configured_credentials
+
+    try:
+        options = ServeOptions(store_url, host, port,
+                               credentials=configured_credentials(credentials_file),
+                               no_auth=no_auth, scheduler=not no_scheduler, tls_cert=tls_cert,
+                               tls_key=tls_key, max_concurrency=max_concurrency,
+                               poll_interval=poll_interval, worker_groups=worker_groups)
+    except HeadraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    def ready(url: str) -> None:
+        auth = "off (--no-auth)" if no_auth else f"SigV4, {len(options.credentials or ())} key(s)"
+        role = "API only" if no_scheduler else "API and scheduler"
+        click.echo(f"headrace serve listening on {url} ({role}; auth {auth})", err=True)
+
+    configure_logging()
+    try:
+        with command_telemetry():
+            anyio.run(lambda: run_serve(options, on_ready=ready))
+    except HeadraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+COMMANDS = [serve]
