@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import click
@@ -23,6 +23,7 @@ from connectors.urls import (
     scheme_of,
     url_passwords,
 )
+from engine.cli.output import CommandFailed, output_option
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
@@ -98,9 +99,8 @@ def summary(result: CopyResult) -> dict[str, Any]:
     }
 
 
-def _fail(message: str, code: int, *urls: str) -> None:
-    click.echo(f"headrace copy: error: {redact_text(message, *urls)}", err=True)
-    sys.exit(code)
+def _fail(message: str, code: int, *urls: str) -> NoReturn:
+    raise CommandFailed(redact_text(message, *urls), code, prefix="headrace copy: error")
 
 
 @click.command("copy")
@@ -114,8 +114,7 @@ def _fail(message: str, code: int, *urls: str) -> None:
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Summary format on stdout.")
+@output_option
 def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: int,
          create: bool, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://)."""
@@ -131,16 +130,12 @@ def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: i
             result = anyio.run(_run, source, dest, options, live)
     except KeyboardInterrupt:
         _fail("interrupted", 130, source, dest)
-        return
     except ConfigError as exc:
         _fail(str(exc), 2, source, dest)
-        return
     except (ConnectorError, HeadraceError) as exc:
         _fail(str(exc), 1, source, dest)
-        return
     except OSError as exc:
         _fail(f"{exc.strerror or exc}", 1, source, dest)
-        return
     data = summary(result)
     if output == "json":
         click.echo(json.dumps(data))

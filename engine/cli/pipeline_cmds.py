@@ -17,13 +17,13 @@ import click
 import engine.activities  # registers the activities
 import engine.preconditions  # noqa: F401  (registers the precondition checks)
 from engine.cli.definition_cmds import (
-    EXIT_FAILED,
-    EXIT_USAGE,
     load_options,
     parameter_options,
     print_problems,
     timestamp,
+    window,
 )
+from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
 from engine.clock import Clock
 from engine.definition import load
@@ -47,11 +47,6 @@ def store_option(func: Callable[..., Any]) -> Callable[..., Any]:
                              "the embedded SQLite file).")(func)
 
 
-def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--output", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True)(func)
-
-
 def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
     """Run ``body`` with an open store; a HeadraceError becomes a one-line error, exit 2."""
     async def main() -> T:
@@ -61,15 +56,9 @@ def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]]) -> 
     try:
         return anyio.run(main)
     except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(str(exc), EXIT_FAILED) from None
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def emit(output: str, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
 
 
 def _ts(value: Any) -> str | None:
@@ -102,14 +91,15 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
     try:
         loaded, report = load(definition, load_options(kwargs))
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(str(exc), EXIT_FAILED) from None
     errors = [p.as_json() for p in report.errors]
     warnings = [p.as_json() for p in report.warnings]
     if report.errors:
         if output == "json":
             emit(output, {"errored": True, "validationErrors": errors,
-                          "validationWarnings": warnings}, "")
+                          "validationWarnings": warnings,
+                          "error": {"message": "definition refused (nothing stored)",
+                                    "exitCode": EXIT_FAILED, "kind": "failed"}}, "")
         else:
             print_problems(report.errors + report.warnings)
             click.echo("definition refused (nothing stored)", err=True)
@@ -128,8 +118,12 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
 @click.option("--version", "which", type=click.Choice(["latest", "active"]), default="latest",
               show_default=True)
 @store_option
-def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None) -> None:
-    """Print a stored definition in the definition-file format (secrets as ****)."""
+@output_option
+def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None,
+                            output: str) -> None:
+    """Print a stored definition in the definition-file format (secrets as ****).
+
+    The definition file is JSON either way: --output json differs only in its errors."""
     async def body(store: Store) -> dict[str, Any]:
         record = await store.get_pipeline(pipeline_id)
         version = record.latest_version if which == "latest" else record.active_version
@@ -137,7 +131,7 @@ def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None)
             raise NotFound(f"pipeline {pipeline_id} has no {which} definition")
         return await store.get_definition(pipeline_id, version)
 
-    click.echo(json.dumps(masked(with_store(store_url, body)), indent=2))
+    click.echo(json.dumps(masked(with_store(store_url, body)), indent=2))  # either --output
 
 
 @click.command("activate-pipeline")
@@ -306,7 +300,7 @@ def _interval(value: str | None, flag: str) -> tuple[Any, Any] | None:
     parts = value.split(",")
     if len(parts) != 2:
         raise click.BadParameter("expects START,END", param_hint=flag)
-    return timestamp(parts[0], flag), timestamp(parts[1], flag)
+    return window(parts[0], parts[1], f"{flag} start", f"{flag} end")
 
 
 @click.command("list-runs")
@@ -464,25 +458,36 @@ def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
 @click.option("--stream", type=click.Choice(["all", "events", "stdout", "stderr"]),
               default="all", show_default=True)
 @store_option
+@output_option
 def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
-         store_url: str | None) -> None:
-    """Show an attempt's log: the engine's events and the command's stdout and stderr."""
+         store_url: str | None, output: str) -> None:
+    """Show an attempt's log: the engine's events and the command's stdout and stderr.
+
+    --output json gives {"instanceId", "attempt", "status", "log", "streams": {name: text}}
+    (a stream the attempt never wrote is null)."""
     attempts = with_store(store_url, lambda s: s.list_attempts(pipeline_id, instance_id))
     if not attempts:
-        click.echo(f"error: no attempts of {instance_id} in {pipeline_id}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(f"no attempts of {instance_id} in {pipeline_id}", EXIT_FAILED)
     chosen = attempts[-1] if attempt is None else next(
         (a for a in attempts if a.number == attempt), None)
     if chosen is None or chosen.log_path is None:
-        click.echo(f"error: no attempt {attempt} of {instance_id}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(f"no attempt {attempt} of {instance_id}", EXIT_FAILED)
     names = ["events", "stdout", "stderr"] if stream == "all" else [stream]
+    texts: dict[str, str | None] = {}
     for name in names:
         path = Path(chosen.log_path) / name
+        texts[name] = (path.read_text(encoding="utf-8", errors="replace")
+                       if path.exists() else None)
+    if output == "json":
+        emit(output, {"pipelineId": pipeline_id, "instanceId": instance_id,
+                      "attempt": chosen.number, "status": chosen.status.value,
+                      "log": chosen.log_path, "streams": texts}, "")
+        return
+    for name, text in texts.items():
         if stream == "all":
-            click.echo(f"==> {path} <==")
-        if path.exists():
-            click.echo(path.read_text(encoding="utf-8", errors="replace"), nl=False)
+            click.echo(f"==> {Path(chosen.log_path) / name} <==")
+        if text is not None:
+            click.echo(text, nl=False)
 
 
 @click.command("engine")
@@ -491,8 +496,9 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between looks at the store for activated pipelines.")
 @worker_group_option
+@output_option
 def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float,
-               worker_groups: dict[str, int]) -> None:
+               worker_groups: dict[str, int], output: str) -> None:
     """Run the store's activated pipelines on their schedules until stopped.
 
     SIGTERM or SIGINT stops gracefully (exit 130): running attempts end INTERRUPTED and are
@@ -514,15 +520,17 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
                             return
 
                 tg.start_soon(watch)
-                click.echo(f"headrace engine running on {store.url}", err=True)
+                if output == "json":
+                    click.echo(json.dumps({"event": "started", "store": store.url}))
+                else:
+                    click.echo(f"headrace engine running on {store.url}", err=True)
                 await eng.run()
 
     try:
         with command_telemetry():
             anyio.run(main)
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
     sys.exit(130)
 
 

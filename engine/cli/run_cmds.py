@@ -12,14 +12,8 @@ import click
 
 import engine.activities
 import engine.preconditions  # noqa: F401  (registers the checks)
-from engine.cli.definition_cmds import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    load_or_exit,
-    parameter_options,
-    timestamp,
-)
+from engine.cli.definition_cmds import load_or_exit, parameter_options, window
+from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import (
     EXIT_INTERRUPTED,
@@ -111,7 +105,7 @@ def worker_group_option(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-concurrency", default=32, show_default=True,
               help="Attempts running at once in this process.")
 @worker_group_option
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def run(definition: str, start: str | None, end: str | None, store_url: str | None,
         pipeline_id: str | None, max_concurrency: int, max_instances: int, output: str,
         worker_groups: dict[str, int], **kwargs: Any) -> None:
@@ -120,7 +114,7 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
     Exit 0 when every instance FINISHED, 1 when any ended otherwise, 2 on a usage or
     definition error, 130 when interrupted (SIGINT/SIGTERM; run it again to resume).
     """
-    start_ts, end_ts = timestamp(start, "--start"), timestamp(end, "--end")
+    start_ts, end_ts = window(start, end)
     loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output)
     pid = pipeline_id or derived_pipeline_id(definition)
     live = output == "text"
@@ -144,8 +138,7 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
         with command_telemetry():
             result = anyio.run(main)
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
     _print_result(result, output)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
