@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import anyio
 import click
+from anyio.abc import TaskStatus
 
 import engine.activities  # registers the activities
 import engine.preconditions  # noqa: F401  (registers the precondition checks)
@@ -512,14 +513,15 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
             eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
                          worker_groups=worker_groups)
             async with anyio.create_task_group() as tg:
-                async def watch() -> None:
+                async def watch(*, task_status: TaskStatus[None]) -> None:
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        task_status.started()  # "running" is printed once a signal stops it
                         async for _ in signals:
                             await eng.stop()
                             tg.cancel_scope.cancel()
                             return
 
-                tg.start_soon(watch)
+                await tg.start(watch)
                 if output == "json":
                     click.echo(json.dumps({"event": "started", "store": store.url}))
                 else:
