@@ -185,28 +185,56 @@ def validate(definition: str, output: str, **kwargs: Any) -> None:
     """Check a definition like PutPipelineDefinition: exit 0 valid, 1 invalid, 2 usage.
 
     Unresolved #{myX} references and required parameters without a value are warnings here
-    (a template validates before its values exist); plan, eval and run refuse them."""
+    (a template validates before its values exist); plan, eval and run refuse them, and the
+    last line says so: "not ready to run", with the values run needs (in JSON: readyToRun,
+    runErrors, needsValues)."""
     options = load_options(kwargs)
     try:
-        _, report = load(definition, options)
+        loaded, report = load(definition, options)
     except ParseError as exc:
         _report(output, exc.problems, exc.warnings)
         sys.exit(EXIT_USAGE if is_missing_file(exc) else EXIT_FAILED)
-    _report(output, report.errors, report.warnings)
-    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+    if not report.ok:
+        _report(output, report.errors, report.warnings)
+        sys.exit(EXIT_FAILED)
+    _, as_run = load(definition, options, strict=True)
+    _report(output, report.errors, report.warnings, run_errors=as_run.errors,
+            needs=_needs_values(loaded) if as_run.errors else [])
+    sys.exit(EXIT_OK)
 
 
-def _report(output: str, errors: list[Problem], warnings: list[Problem]) -> None:
+def _needs_values(definition: Definition) -> list[str]:
+    """Ids of the required parameters that have no value (what ``run`` asks for)."""
+    params = definition.parameters
+    return sorted(d.id for d in params.decls.values()
+                  if not d.optional and params.raw_value(d.id) is None)
+
+
+def _report(output: str, errors: list[Problem], warnings: list[Problem], *,
+            run_errors: list[Problem] | None = None, needs: list[str] | None = None) -> None:
     if output == "json":
-        click.echo(json.dumps({"valid": not errors,
-                               "errors": [problem_json(p) for p in errors],
-                               "warnings": [problem_json(p) for p in warnings]}, indent=2))
+        body: dict[str, Any] = {"valid": not errors,
+                                "errors": [problem_json(p) for p in errors],
+                                "warnings": [problem_json(p) for p in warnings]}
+        if run_errors is not None:
+            body.update({"readyToRun": not run_errors,
+                         "runErrors": [problem_json(p) for p in run_errors],
+                         "needsValues": needs or []})
+        click.echo(json.dumps(body, indent=2))
         return
     print_problems(errors + warnings, sys.stdout)
     if errors:
         click.echo(f"invalid: {len(errors)} error(s), {len(warnings)} warning(s)")
-    else:
-        click.echo(f"valid ({len(warnings)} warning(s))")
+        return
+    click.echo(f"valid ({len(warnings)} warning(s))")
+    if run_errors:
+        line = (f"not ready to run: run refuses it with {len(run_errors)} error(s) (warnings "
+                "above, errors when run)")
+        if needs:
+            flags = " ".join(f"{n}=VALUE" for n in needs)
+            line += (f"; it needs a value for {', '.join(needs)}: --parameter-values {flags} "
+                     "(or --parameter-values-uri FILE)")
+        click.echo(line)
 
 
 # --- plan -------------------------------------------------------------------------------------

@@ -12,7 +12,12 @@ import click
 
 import engine.activities
 import engine.preconditions  # noqa: F401  (registers the checks)
-from engine.cli.definition_cmds import load_or_exit, parameter_options, window
+from engine.cli.definition_cmds import (
+    load_or_exit,
+    parameter_options,
+    print_problems,
+    window,
+)
 from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import (
@@ -115,7 +120,9 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
     definition error, 130 when interrupted (SIGINT/SIGTERM; run it again to resume).
     """
     start_ts, end_ts = window(start, end)
-    loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output)
+    loaded, report = load_or_exit(definition, kwargs, strict=True, output=output)
+    if output == "text":  # e.g. a value for an id nothing declares: its default is used
+        print_problems(report.warnings)
     pid = pipeline_id or derived_pipeline_id(definition)
     live = output == "text"
 
