@@ -37,6 +37,3 @@ class Clock:
 
     async def sleep_until(self, when: datetime) -> None:
         await self.sleep((when - self.now()).total_seconds())
-
-    def seconds_until(self, when: datetime) -> float:
-        return (when - self.now()).total_seconds()

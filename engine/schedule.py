@@ -139,7 +139,8 @@ def parse_timestamp(text: str) -> datetime:
         raise ScheduleError(f"timestamp {short(text)} is not of the form YYYY-MM-DDTHH:MM:SS "
                             "(UTC)")
     try:
-        return datetime(*(int(g) for g in m.groups()), tzinfo=UTC)  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise ScheduleError(f"timestamp {text!r} is not a real date and time: {exc}") from None
 

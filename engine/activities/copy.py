@@ -10,8 +10,8 @@ from connectors.base import EndpointOptions
 from connectors.copy import CopyOptions, copy
 from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import node_sink, node_source
+from engine.runtime.crashpoints import crash_point
 from engine.telemetry.metrics import queue_depth_recorder
-from engine.testing.crashpoints import crash_point
 
 #: Parallel parts / ranges / scan segments for copies run by activities.
 DEFAULT_PARALLEL = 4

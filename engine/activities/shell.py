@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -57,7 +58,7 @@ async def _run(ctx: AttemptContext, env: dict[str, str]) -> int:
 @activity("ShellCommandActivity")
 async def shell_command_activity(ctx: AttemptContext) -> None:
     env: dict[str, str] = {}
-    staged_outputs: list[tuple[Path, dict]] = []
+    staged_outputs: list[tuple[Path, dict[str, Any]]] = []
     if truthy(ctx.fields.get("stage")):
         for n, node_id in enumerate(ctx.refs("input"), start=1):
             directory = ctx.work_dir / f"input{n}"

@@ -31,10 +31,10 @@ def check_expression(object_id: str, field: str, text: str, ctx: Findings) -> No
         ctx.error(f"at character {problem.position}: {problem.message}", owner, field)
     typed = definition.type_of(object_id) is not None
     for reference in references:
-        problem = _reference_problem(object_id, reference, ctx)
-        if problem is None:
+        found = _reference_problem(object_id, reference, ctx)
+        if found is None:
             continue
-        severity, message = problem
+        severity, message = found
         if (not typed and owner == object_id and object_id != DEFAULT_ID
                 and object_id in definition.parents):
             continue  # an untyped parent: names resolve in its children, which report problems
@@ -70,7 +70,7 @@ def _reference_problem(object_id: str, reference: Reference,
         missing = [r for r in referrers if not _path_resolves(r, path[1:], definition)]
         if not missing:
             return None
-        names = set()
+        names: set[str] = set()
         for referrer in missing:
             names.update(definition.effective(referrer))
         hint = suggest(path[1], names | RUNTIME_FIELDS) or suggest_or_list(

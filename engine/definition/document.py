@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from functools import cached_property
 
 from engine.definition.parameters import Origin, Parameters
-from engine.definition.raw import FieldValue, RawDefinition, RawObject, RawValues, Ref
+from engine.definition.raw import (
+    FieldValue,
+    RawDefinition,
+    RawObject,
+    RawParameter,
+    RawValues,
+    Ref,
+)
 from engine.definition.types import TYPES, Category, TypeSpec, category_of
 from engine.errors import Report
 
@@ -43,7 +50,7 @@ class Definition:
 
     @classmethod
     def build(cls, raw: RawDefinition, report: Report,
-              parameter_objects: list | None = None,
+              parameter_objects: list[RawParameter] | None = None,
               values: RawValues | None = None,
               overrides: dict[str, list[str]] | None = None) -> Definition:
         """Combine a raw definition with separate parameter/value files and overrides.
@@ -287,9 +294,9 @@ class Definition:
             if params.is_secret(key):
                 out.update(vals)
         for obj in self.objects.values():
-            for key, vals in obj.fields.items():
+            for key, field_values in obj.fields.items():
                 if key.startswith("*"):
-                    out.update(v for v in vals if isinstance(v, str) and "#{" not in v)
+                    out.update(v for v in field_values if isinstance(v, str) and "#{" not in v)
         return {v for v in out if len(v.strip()) >= 3}
 
     def mask(self, text: str, secrets: list[str] | None = None) -> str:

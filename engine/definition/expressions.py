@@ -520,12 +520,12 @@ class _Parser:
             token = self.lex.peek()
             if token.kind != _OP or token.value not in _INFIX:
                 return left
-            bp = _INFIX[token.value]  # type: ignore[index]
+            bp = _INFIX[token.value]
             if bp <= min_bp:
                 return left
             self.lex.next()
             right = self.expression(bp)
-            left = Binary(token.value, left, right, token.pos)  # type: ignore[arg-type]
+            left = Binary(token.value, left, right, token.pos)
 
     def unary(self) -> Expr:
         token = self.lex.peek()

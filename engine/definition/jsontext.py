@@ -198,8 +198,9 @@ def located_pairs(text: str, source: str, report: Report | None = None) -> Any:
                 result[key] = value
             result.line, result.column = line, column
             return result
-        return json.decoder.JSONObject(  # type: ignore[attr-defined]
+        parsed: tuple[Any, int] = json.decoder.JSONObject(  # type: ignore[attr-defined]
             s_and_end, strict, scan_once, object_hook, hook, memo)
+        return parsed
 
     decoder = json.JSONDecoder(parse_int=JsonNumber, parse_float=JsonNumber,
                                parse_constant=_refuse_constant)

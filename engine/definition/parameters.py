@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 from engine.definition.reader import RawParameter
 from engine.errors import Report
@@ -78,7 +79,7 @@ class Parameters:
         decls = []
         seen: set[str] = set()
         for p in raw:
-            where = {"line": p.line, "file": p.source}
+            where: _Where = {"line": p.line, "file": p.source}
             if p.id in seen:
                 report.error("parameter declared twice", p.id, "id", **where)
                 continue
@@ -163,7 +164,7 @@ class Parameters:
         (warnings from ``validate``, errors when about to run)."""
         for decl in self.decls.values():
             vals = self.raw_value(decl.id)
-            declared = {"line": decl.line, "file": decl.source}
+            declared: _Where = {"line": decl.line, "file": decl.source}
             if vals is None:
                 if not decl.optional:
                     msg = "required parameter has no value (give it in \"values\", " \
@@ -190,7 +191,7 @@ class Parameters:
                                  f"{', '.join(repr(a) for a in decl.allowed_values)}",
                                  decl.id, "value", **given)
 
-    def _origin(self, decl: ParameterDecl) -> dict[str, object]:
+    def _origin(self, decl: ParameterDecl) -> _Where:
         """Where the value of ``decl`` was given (a values file, the flag, or its default)."""
         key = decl.id if decl.id in self.values else self._values_by_base.get(_base(decl.id))
         if key is not None and key in self.origins and self.raw_value(decl.id) is not None and (
@@ -198,6 +199,13 @@ class Parameters:
             file, line = self.origins[key]
             return {"line": line, "file": file}
         return {"line": decl.line, "file": decl.source}
+
+
+class _Where(TypedDict):
+    """Where a problem is, as ``Report.error`` and ``Report.warn`` take it."""
+
+    line: int | None
+    file: str | None
 
 
 def _shown(decl: ParameterDecl, value: str) -> str:

@@ -299,10 +299,10 @@ def _object_wire_format(obj: dict[str, Any], index: int, lines: dict[str, int],
         return None
     line = lines.get(ident)
     name = _name(obj, ident, report, line)
-    for key in obj:
-        if key not in ("id", "name", "fields"):
-            report.warn(f"key {key!r} is ignored: in the API wire format an object holds only "
-                        "\"id\", \"name\" and \"fields\"", ident, str(key), line=line)
+    for wire_key in obj:
+        if wire_key not in ("id", "name", "fields"):
+            report.warn(f"key {wire_key!r} is ignored: in the API wire format an object holds "
+                        "only \"id\", \"name\" and \"fields\"", ident, str(wire_key), line=line)
     fields: dict[str, list[FieldValue]] = {}
     for position, entry in enumerate(obj["fields"]):
         key = entry.get("key") if isinstance(entry, dict) else None

@@ -36,14 +36,14 @@ def to_file_format(definition: Definition) -> dict[str, Any]:
             item["default"] = (list(decl.default) if decl.is_array or len(decl.default) != 1
                                else decl.default[0])
         parameters.append(item)
-    values: dict[str, Any] = {}
+    parameter_values: dict[str, Any] = {}
     for key, vals in definition.parameters.values.items():
-        values[key] = vals[0] if len(vals) == 1 else list(vals)
+        parameter_values[key] = vals[0] if len(vals) == 1 else list(vals)
     out: dict[str, Any] = {"objects": objects}
     if parameters:
         out["parameters"] = parameters
-    if values:
-        out["values"] = values
+    if parameter_values:
+        out["values"] = parameter_values
     return out
 
 

@@ -9,18 +9,15 @@ it never changes the instance's outcome.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
 from engine.actions.notify import Alarm
 from engine.definition.scope import EvalContext, ObjectScope, render
 from engine.errors import HeadraceError
+from engine.runtime.context import PipelineRuntime
 from engine.store.records import InstanceRecord
-
-if TYPE_CHECKING:
-    from engine.runtime.context import PipelineRuntime
-    from engine.runtime.instance import InstanceActor
 
 log = logging.getLogger("headrace.actions")
 
@@ -28,8 +25,14 @@ log = logging.getLogger("headrace.actions")
 PUBLISH_TIMEOUT = 30.0
 
 
+class Terminable(Protocol):
+    """What a Terminate action ends: the instance that fired it (its actor)."""
+
+    async def terminate(self, reason: str) -> None: ...
+
+
 async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
-                       actor: InstanceActor | None = None) -> int:
+                       actor: Terminable | None = None) -> int:
     """Run every action named by ``field`` of the instance's object; returns how many ran."""
     fired = 0
     for action_id in rt.definition.refs(inst.object_id, field):
@@ -59,7 +62,7 @@ async def fire_actions(rt: PipelineRuntime, inst: InstanceRecord, field: str,
 def _alarm(rt: PipelineRuntime, inst: InstanceRecord, action_id: str) -> Alarm:
     # an alarm shared by onFail and onSuccess/onLateAction reads #{node.errorMessage}: empty
     # when the instance has no error, rather than an evaluation error that loses the alarm
-    node = rt.scope(inst, **({} if inst.error else {"errorMessage": ""}))
+    node = rt.scope(inst, None, **({} if inst.error else {"errorMessage": ""}))
     scope = ObjectScope(EvalContext(rt.definition), action_id, node.runtime, node)
 
     def text(name: str) -> str:

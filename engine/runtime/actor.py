@@ -130,19 +130,23 @@ class Supervisor:
             self._tg.cancel_scope.cancel()
 
     def spawn(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any,
-              restart: Restart = "temporary") -> Child:
-        """Start ``fn(*args)`` as a child named ``name`` (unique among live children)."""
+              restart: Restart = "temporary",
+              on_exit: Callable[[], None] | None = None) -> Child:
+        """Start ``fn(*args)`` as a child named ``name`` (unique among live children).
+        ``on_exit`` is called once the child has ended for good (returned, failed and was
+        handled, or was cancelled), after it left ``children``: a monitor for the owner."""
         if self._tg is None:
             raise RuntimeError(f"supervisor {self.name} is not running")
         if name in self.children:
             raise RuntimeError(f"supervisor {self.name} already has a child {name!r}")
         child = Child(name, restart)
         self.children[name] = child
-        self._tg.start_soon(self._run_child, child, fn, args, name=f"{self.name}/{name}")
+        self._tg.start_soon(self._run_child, child, fn, args, on_exit,
+                            name=f"{self.name}/{name}")
         return child
 
     async def _run_child(self, child: Child, fn: Callable[..., Awaitable[Any]],
-                         args: tuple[Any, ...]) -> None:
+                         args: tuple[Any, ...], on_exit: Callable[[], None] | None) -> None:
         try:
             with child.scope:
                 while True:
@@ -165,6 +169,8 @@ class Supervisor:
                     child.state = "running"
         finally:
             self.children.pop(child.name, None)
+            if on_exit is not None:
+                on_exit()
 
     def _count_restart(self, child: Child, exc: BaseException | None) -> None:
         now = anyio.current_time()

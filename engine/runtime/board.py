@@ -18,7 +18,6 @@ class StatusBoard:
     def __init__(self) -> None:
         self._status: dict[str, Status] = {}
         self._watchers: dict[str, list[anyio.Event]] = {}
-        self._any: list[anyio.Event] = []
 
     def __repr__(self) -> str:
         waiting = sum(len(v) for v in self._watchers.values())
@@ -27,19 +26,12 @@ class StatusBoard:
     def get(self, instance_id: str) -> Status | None:
         return self._status.get(instance_id)
 
-    def items(self) -> Iterable[tuple[str, Status]]:
-        return self._status.items()
-
     def set(self, instance_id: str, status: Status) -> None:
         if self._status.get(instance_id) == status:
             return
         self._status[instance_id] = status
         for event in self._watchers.pop(instance_id, ()):
             event.set()
-        if self._any:
-            events, self._any = self._any, []
-            for event in events:
-                event.set()
 
     def poke(self, instance_id: str) -> None:
         """Wake the waiters of an instance without a status change (pause, resume)."""
@@ -61,8 +53,3 @@ class StatusBoard:
                     watchers.remove(event)
                     if not watchers:
                         del self._watchers[iid]
-
-    async def wait_any_change(self) -> None:
-        event = anyio.Event()
-        self._any.append(event)
-        await event.wait()

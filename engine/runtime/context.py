@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -18,9 +18,7 @@ from engine.definition.scope import EvalContext, ObjectScope
 from engine.plan import resolve_fields
 from engine.runtime.board import StatusBoard
 from engine.store import InstanceRecord, Store
-
-if TYPE_CHECKING:
-    from engine.telemetry.spans import PipelineTelemetry
+from engine.telemetry.spans import PipelineTelemetry
 
 #: AWS's limit table: 5 active instances per object (adjustable); headrace's default for
 #: objects that do not set maxActiveInstances.
@@ -80,16 +78,14 @@ class PipelineRuntime:
     events: list[str] = field(default_factory=list)
     #: do the attempt log's file work inline instead of in threads (virtual-time tests)
     inline_io: bool = False
-    _telemetry: Any = field(default=None, repr=False)
+    _telemetry: PipelineTelemetry | None = field(default=None, repr=False)
 
     @property
     def telemetry(self) -> PipelineTelemetry:
         """The run's spans (made on first use; inert while telemetry is off)."""
         if self._telemetry is None:
-            from engine.telemetry.spans import PipelineTelemetry
-
             self._telemetry = PipelineTelemetry(self)
-        return self._telemetry  # type: ignore[no-any-return]
+        return self._telemetry
 
     def runtime_fields(self, inst: InstanceRecord, **extra: object) -> dict[str, object]:
         """The ``@`` fields an expression sees for this instance."""
@@ -114,13 +110,13 @@ class PipelineRuntime:
         values.update(extra)
         return values
 
-    def scope(self, inst: InstanceRecord, node: ObjectScope | None = None,
+    def scope(self, inst: InstanceRecord, node: ObjectScope | None = None, /,
               **extra: object) -> ObjectScope:
         return ObjectScope(EvalContext(self.definition), inst.object_id,
                            self.runtime_fields(inst, **extra), node)
 
-    def resolve(self, object_id: str, inst: InstanceRecord, *, node: ObjectScope | None = None,
-                **extra: object) -> dict[str, object]:
+    def resolve(self, object_id: str, inst: InstanceRecord, node: ObjectScope | None = None,
+                /, **extra: object) -> dict[str, object]:
         """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``."""
         return resolve_fields(self.definition, object_id, self.runtime_fields(inst, **extra),
                               node, mask=False)

@@ -30,12 +30,10 @@ from engine.runtime.logs import log_root_from_uri
 from engine.store.records import (
     BROKEN,
     Action,
-    AttemptRecord,
     InstanceRecord,
     PipelineState,
     Status,
 )
-from engine.telemetry.spans import propagation_env
 
 log = logging.getLogger("headrace.runtime")
 
@@ -65,9 +63,7 @@ class PipelineSupervisor:
                  request_interval: float | None = 1.0,
                  window_end: datetime | None = None,
                  activation: datetime | None = None,
-                 default_log_root: Path | None = None,
-                 attempt_env: Callable[[InstanceRecord, AttemptRecord], dict[str, str]]
-                 | None = None) -> None:
+                 default_log_root: Path | None = None) -> None:
         self.rt = rt
         self.mode = mode
         self.on_status = on_status
@@ -75,7 +71,6 @@ class PipelineSupervisor:
         self.window_end = window_end
         self.activation = activation
         self.default_log_root = default_log_root or rt.log_root
-        self._attempt_env = attempt_env
         self.actors: dict[str, InstanceActor] = {}
         self.sup = Supervisor(f"pipeline {rt.pipeline_id}", on_error=self._child_failed)
         #: one event per waiter for "something changed" (several loops wait at once)
@@ -129,14 +124,6 @@ class PipelineSupervisor:
             root = self._log_roots[rec.object_id] = log_root_from_uri(uri, self.default_log_root)
         return root
 
-    def attempt_env(self, rec: InstanceRecord, attempt: AttemptRecord) -> dict[str, str]:
-        """Environment for the attempt's child processes: ``TRACEPARENT``/``TRACESTATE`` of
-        the current span (the attempt's, while telemetry is on), then the caller's hook."""
-        env = propagation_env()
-        if self._attempt_env is not None:
-            env.update(self._attempt_env(rec, attempt))
-        return env
-
     async def cancel_preconditions_of(self, rec: InstanceRecord) -> None:
         """A node that cascade-failed: its precondition instances still pending are CANCELED."""
         for dep in rec.depends_on:
@@ -180,15 +167,11 @@ class PipelineSupervisor:
             return
         actor = InstanceActor(self.rt, rec, self)
         self.actors[rec.id] = actor
+        self.sup.spawn(rec.id, actor.run, on_exit=lambda: self._actor_ended(rec.id))
 
-        async def run() -> None:
-            try:
-                await actor.run()
-            finally:
-                self.actors.pop(rec.id, None)
-                self._notify()
-
-        self.sup.spawn(rec.id, run)
+    def _actor_ended(self, instance_id: str) -> None:
+        self.actors.pop(instance_id, None)
+        self._notify()
 
     async def run(self) -> None:
         await self.load()
@@ -309,9 +292,7 @@ class PipelineSupervisor:
     async def _set(self, rec: InstanceRecord, status: Status, **fields: Any) -> None:
         await self.rt.store.update_instance(self.rt.pipeline_id, rec.id, status=status,
                                             **fields)
-        rec.status = status
-        for key, value in fields.items():
-            setattr(rec, key, value)
+        rec.apply(status, fields)
         self.rt.board.set(rec.id, status)
         self.status_changed(rec)
 
@@ -327,8 +308,8 @@ class PipelineSupervisor:
                 rt.paused.add(target)
             else:
                 rt.paused.discard(target)
-            for iid, rec in rt.instances.items():
-                if rec.object_id == target:
+            for iid, inst in rt.instances.items():
+                if inst.object_id == target:
                     rt.board.poke(iid)
             self._notify()
             return f"{action.value} {target}"

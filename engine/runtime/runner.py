@@ -285,7 +285,7 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                      max_concurrency: int = 32,
                      on_status: Callable[[InstanceRecord], None] | None = None,
                      handle_signals: bool = True, log_root: Path | None = None,
-                     attempt_env: Callable | None = None, inline_io: bool = False,
+                     inline_io: bool = False,
                      on_start: Callable[[PipelineSupervisor], None] | None = None,
                      request_interval: float | None = 1.0,
                      max_instances: int = DEFAULT_MAX_INSTANCES,
@@ -310,7 +310,6 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                              owner=owner, inline_io=inline_io)
         supervisor = PipelineSupervisor(rt, mode="run", on_status=on_status,
                                         activation=activation, default_log_root=root,
-                                        attempt_env=attempt_env,
                                         request_interval=request_interval)
         if on_start is not None:
             on_start(supervisor)

@@ -7,9 +7,11 @@ PostgreSQL, and sortable).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -134,6 +136,12 @@ class InstanceRecord:
     @property
     def schedule_type_ondemand(self) -> bool:
         return self.schedule_type == "ondemand"
+
+    def apply(self, status: Status, fields: Mapping[str, Any]) -> None:
+        """Take on a status change (and its fields) that the store has accepted."""
+        self.status = status
+        for key, value in fields.items():
+            setattr(self, key, value)
 
 
 @dataclass

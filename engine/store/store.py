@@ -254,7 +254,8 @@ class Store:
                                         "AND version = ?", pipeline_id, version)
         if not rows:
             raise NotFound(f"pipeline {pipeline_id!r} has no definition version {version}")
-        return json.loads(rows[0][0])
+        body: dict[str, Any] = json.loads(rows[0][0])
+        return body
 
     # --- instances -------------------------------------------------------------------------
 

@@ -115,7 +115,6 @@ class Telemetry:
     meter_provider: MeterProvider | None = None
     span_exporters: list[GuardedSpanExporter] = field(default_factory=list)
     metric_exporters: list[GuardedMetricExporter] = field(default_factory=list)
-    installed: bool = False
 
     @property
     def failed(self) -> bool:
@@ -134,7 +133,6 @@ class Telemetry:
             trace.set_tracer_provider(self.tracer_provider)
         if self.meter_provider is not None:
             metrics.set_meter_provider(self.meter_provider)
-        self.installed = True
         return True
 
     def shutdown(self, timeout: float = FLUSH_SECONDS) -> None:

@@ -19,10 +19,10 @@ engine's masked messages.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -44,7 +44,7 @@ from engine.telemetry.redact import add_secrets
 
 if TYPE_CHECKING:
     from engine.activities.base import AttemptContext
-    from engine.runtime.context import PipelineRuntime
+    from engine.definition import Definition
     from engine.store.records import AttemptRecord
 
 tracer = trace.get_tracer("headrace")
@@ -89,10 +89,24 @@ def propagation_env() -> dict[str, str]:
 fail = mark_failed
 
 
-class PipelineTelemetry:
-    """Span bookkeeping for one pipeline run in this process (one per PipelineRuntime)."""
+class TracedRun(Protocol):
+    """What the spans read of a pipeline's run (the runtime's ``PipelineRuntime`` is one):
+    its id, its definition (to mask secrets) and its instances as this process knows them."""
 
-    def __init__(self, rt: PipelineRuntime) -> None:
+    @property
+    def pipeline_id(self) -> str: ...
+
+    @property
+    def definition(self) -> Definition: ...
+
+    @property
+    def instances(self) -> Mapping[str, InstanceRecord]: ...
+
+
+class PipelineTelemetry:
+    """Span bookkeeping for one pipeline run in this process (one per run)."""
+
+    def __init__(self, rt: TracedRun) -> None:
         self.rt = rt
         self.pipeline_name: str | None = None
         self._spans: dict[str, Span] = {}
@@ -151,13 +165,13 @@ class PipelineTelemetry:
             return NonRecordingSpan(ctx) if ctx is not None else None
         return self.instance_span(node)
 
-    def ids_to_store(self, rec: InstanceRecord) -> dict[str, str] | None:
-        """``trace_id``/``span_id`` fields to store for ``rec`` when its span is new."""
+    def ids_to_store(self, rec: InstanceRecord) -> tuple[str, str] | None:
+        """(trace id, span id) to store for ``rec`` when its span is new."""
         span = self._spans.get(rec.id)
         ids = hex_ids(span) if span is not None else None
         if ids is None or (rec.trace_id, rec.span_id) == ids:
             return None
-        return {"trace_id": ids[0], "span_id": ids[1]}
+        return ids
 
     def trace_id(self, rec: InstanceRecord) -> str | None:
         span = self._spans.get(rec.id)
@@ -263,15 +277,15 @@ class PipelineTelemetry:
                      "timeout" if attempt.status.value == "TIMEDOUT" else _cause_type(error))
         span.end()
 
-    async def run_activity(self, ctx: AttemptContext,
-                           runner: Callable[[AttemptContext], Awaitable[None]]) -> None:
-        """Run an activity inside its span; rows, bytes, ends and exit code go on the span,
-        and a copy's volumes to the metrics."""
+    @contextmanager
+    def activity_span(self, ctx: AttemptContext) -> Iterator[Span]:
+        """The span of an activity, current while it runs; rows, bytes, ends and exit code go
+        on the span when it ends, and a copy's volumes to the metrics."""
         rec = ctx.instance
         with tracer.start_as_current_span(rec.type or "activity", record_exception=False,
                                           set_status_on_exception=False) as span:
             try:
-                await runner(ctx)
+                yield span
             except BaseException as exc:
                 if isinstance(exc, Exception):  # not a cancellation
                     fail(span, self._mask(str(exc) or type(exc).__name__),

@@ -25,7 +25,7 @@ import asyncpg
 import pymysql
 import pytest
 
-from engine.testing.crashpoints import ENV
+from engine.runtime.crashpoints import ENV
 from engine.testing.faultproxy import FaultProxy
 from tests.e2e.cli_kit import HEADRACE, Cli, by_object, ref, write_definition
 

@@ -4,6 +4,7 @@ cancellation) and the repr that shows live children; on trio's MockClock."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +56,33 @@ async def test_supervisor_repr_names_live_children() -> None:
         release.set()
         await anyio.sleep(1)
         assert repr(sup) == "<Supervisor demo 0 live>"
+
+
+async def test_on_exit_is_told_once_a_child_has_ended_for_good() -> None:
+    """A monitor: after the child left ``children``, once, whether it returned, failed (its
+    error handled first) or was cancelled."""
+    events: list[tuple[str, str, bool]] = []
+
+    async def on_error(name: str, exc: BaseException) -> None:
+        events.append(("handled", name, name in sup.children))
+
+    sup = Supervisor("demo", on_error=on_error)
+
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    def exit_of(name: str) -> Callable[[], None]:
+        return lambda: events.append(("exit", name, name in sup.children))
+
+    async with sup:
+        sup.spawn("done", anyio.sleep, 1, on_exit=exit_of("done"))
+        sup.spawn("failed", fails, on_exit=exit_of("failed"))
+        child = sup.spawn("cancelled", anyio.sleep_forever, on_exit=exit_of("cancelled"))
+        await anyio.sleep(2)
+        child.cancel()
+        await anyio.sleep(1)
+    assert events == [("handled", "failed", True), ("exit", "failed", False),
+                      ("exit", "done", False), ("exit", "cancelled", False)]
 
 
 async def test_one_child_can_be_cancelled_without_its_siblings() -> None:

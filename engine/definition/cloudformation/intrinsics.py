@@ -346,7 +346,7 @@ class Resolver:
             if not (isinstance(argument, list) and len(argument) == 2):
                 raise Unresolved("Fn::Equals takes [value, value]")
             left, right = (self.resolve(a, depth + 1) for a in argument)
-            return _comparable(left) == _comparable(right)
+            return bool(_comparable(left) == _comparable(right))
         if name == "Fn::Not":
             if not (isinstance(argument, list) and len(argument) == 1):
                 raise Unresolved("Fn::Not takes [condition]")

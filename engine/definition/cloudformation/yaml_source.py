@@ -143,7 +143,7 @@ class _Walk:
         return value
 
     def mapping(self, node: MappingNode, depth: int) -> LocatedDict:
-        out = _located(LocatedDict(), node)
+        out: LocatedDict = _located(LocatedDict(), node)
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise _error("a mapping key must be a plain value, not a list or a mapping",
