@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from engine.cli.output import render_failure, wants_json
+from engine.cli.output import CommandFailed, render_failure, wants_json
 
 #: Command name -> (module, attribute). Modules are imported only when their command runs
 #: (or when help lists them all), so ``headrace run`` does not pay for ``copy``'s imports.
@@ -51,7 +51,7 @@ class LazyGroup(click.Group):
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False,
                                   **extra)
-        except click.ClickException as exc:
+        except (click.ClickException, CommandFailed) as exc:
             render_failure(exc, wants_json(argv))
             code = exc.exit_code
         except click.Abort:

@@ -29,19 +29,20 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
                              "{\"error\": {...}} on stdout).")(func)
 
 
-class CommandFailed(click.ClickException):
+class CommandFailed(Exception):
     """A command refused or failed: a message (secrets already masked) and an exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED, *, prefix: str = "error",
                  details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
+        self.message = message
         self.exit_code = exit_code
         self.prefix = prefix
         #: extra keys of the JSON form (``{"error": {..., **details}}``)
         self.details = details or {}
 
-    def show(self, file: Any = None) -> None:
-        for line in self.format_message().splitlines() or [""]:
+    def show(self) -> None:
+        for line in self.message.splitlines() or [""]:
             click.echo(f"{self.prefix}: {line}", err=True)
 
 
@@ -59,16 +60,16 @@ def wants_json(args: Sequence[str]) -> bool:
     return False
 
 
-def failure_json(exc: click.ClickException) -> dict[str, Any]:
+def failure_json(exc: click.ClickException | CommandFailed) -> dict[str, Any]:
     kind = "usage" if isinstance(exc, click.UsageError) else "failed"
-    body: dict[str, Any] = {"message": exc.format_message(), "exitCode": exc.exit_code,
-                            "kind": kind}
+    message = exc.message if isinstance(exc, CommandFailed) else exc.format_message()
+    body: dict[str, Any] = {"message": message, "exitCode": exc.exit_code, "kind": kind}
     if isinstance(exc, CommandFailed):
         body.update(exc.details)
     return {"error": body}
 
 
-def render_failure(exc: click.ClickException, as_json: bool) -> None:
+def render_failure(exc: click.ClickException | CommandFailed, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(failure_json(exc), indent=2))
     else:

@@ -127,10 +127,10 @@ def _names_read(definition: Definition) -> set[str]:
     values (``#{myX}``, ``#{myX.y}`` -> ``myX``)."""
     texts: list[str] = []
     for obj in definition.raw.objects:
-        for values in obj.fields.values():
-            texts.extend(v for v in values if isinstance(v, str) and "#{" in v)
-    for values in definition.parameters.values.values():
-        texts.extend(v for v in values if "#{" in v)
+        for field_values in obj.fields.values():
+            texts.extend(v for v in field_values if isinstance(v, str) and "#{" in v)
+    for given in definition.parameters.values.values():
+        texts.extend(v for v in given if "#{" in v)
     for decl in definition.parameters.decls.values():
         texts.extend(v for v in decl.default or () if "#{" in v)
     names: set[str] = set()
