@@ -23,6 +23,7 @@ from connectors.urls import (
     scheme_of,
     url_passwords,
 )
+from engine.cli.help import examples
 from engine.cli.output import CommandFailed, output_option
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
@@ -103,7 +104,13 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
     raise CommandFailed(redact_text(message, *urls), code, prefix="headrace copy: error")
 
 
-@click.command("copy")
+@click.command("copy", epilog=examples(
+    'headrace copy orders.csv s3://bucket/orders/ --output json',
+    "headrace copy 'postgresql://app@db:5432/shop?table=orders' orders.tsv",
+    "headrace copy s3://bucket/in.csv 'mysql://app@db/shop?table=t' --create",
+    "headrace copy dynamodb://orders export.jsonl      # DynamoDB's typed export lines",
+    'headrace copy in.csv - | gzip > out.csv.gz        # - is stdout (or stdin as SOURCE)',
+))
 @click.argument("source")
 @click.argument("dest")
 @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "jsonl", "dynamodb-jsonl"]),

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from engine.cli.help import examples
 from engine.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -177,7 +178,12 @@ def _fail(message: str, loaded: Definition | None = None, code: int = EXIT_FAILE
 
 # --- validate ---------------------------------------------------------------------------------
 
-@click.command()
+@click.command(epilog=examples(
+    'headrace validate pipeline.json',
+    'headrace validate pipeline.json --parameter-values myBucket=s3://data myDays=1 myDays=2',
+    'headrace validate pipeline.json --parameter-values-uri values.json --strict --output json',
+    'headrace validate stack.yaml --resource Nightly --template-parameters Env=prod',
+))
 @click.argument("definition")
 @parameter_options
 @output_option
@@ -239,7 +245,11 @@ def _report(output: str, errors: list[Problem], warnings: list[Problem], *,
 
 # --- plan -------------------------------------------------------------------------------------
 
-@click.command("plan")
+@click.command("plan", epilog=examples(
+    'headrace plan pipeline.json --start 2024-01-01T00:00:00 --end 2024-01-02T00:00:00',
+    'headrace plan pipeline.json --start 2024-01-01T00:00:00 --end 2024-01-08T00:00:00 \\',
+    '    --parameter-values-uri values.json --output json',
+))
 @click.argument("definition")
 @parameter_options
 @click.option("--start", required=True, metavar="TS", help="Window start, YYYY-MM-DDTHH:MM:SS.")
@@ -325,7 +335,11 @@ def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
 
 # --- eval -------------------------------------------------------------------------------------
 
-@click.command("eval")
+@click.command("eval", epilog=examples(
+    'headrace eval pipeline.json --object Copy --at 2024-01-01T00:00:00 \\',
+    '    "#{format(@scheduledStartTime,\'YYYY-MM-dd\')}"',
+    "headrace eval pipeline.json --object Copy --at 2024-01-01T00:00:00 '#{output.directoryPath}'",
+))
 @click.argument("definition")
 @click.argument("expression")
 @parameter_options

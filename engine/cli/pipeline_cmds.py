@@ -24,6 +24,7 @@ from engine.cli.definition_cmds import (
     timestamp,
     window,
 )
+from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
 from engine.clock import Clock
@@ -66,7 +67,9 @@ def _ts(value: Any) -> str | None:
     return format_timestamp(value) if value is not None else None
 
 
-@click.command("create-pipeline")
+@click.command("create-pipeline", epilog=examples(
+    'id=$(headrace create-pipeline --name nightly --unique-id nightly-v1)',
+))
 @click.option("--name", required=True)
 @click.option("--unique-id", required=True, help="Idempotency token: the same id returns the "
                                                  "same pipeline.")
@@ -80,7 +83,11 @@ def create_pipeline(name: str, unique_id: str, description: str, store_url: str 
     emit(output, {"pipelineId": record.id}, record.id)
 
 
-@click.command("put-pipeline-definition")
+@click.command("put-pipeline-definition", epilog=examples(
+    'headrace put-pipeline-definition --pipeline-id $id --pipeline-definition file://p.json',
+    'headrace put-pipeline-definition --pipeline-id $id --pipeline-definition p.json \\',
+    '    --parameter-values-uri values.json',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--pipeline-definition", "definition", required=True, metavar="FILE")
 @parameter_options
@@ -114,7 +121,10 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
          f"stored version {version} of {pipeline_id} ({len(warnings)} warning(s))")
 
 
-@click.command("get-pipeline-definition")
+@click.command("get-pipeline-definition", epilog=examples(
+    'headrace get-pipeline-definition --pipeline-id $id > stored.json',
+    'headrace get-pipeline-definition --pipeline-id $id --version active',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--version", "which", type=click.Choice(["latest", "active"]), default="latest",
               show_default=True)
@@ -135,7 +145,11 @@ def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None,
     click.echo(json.dumps(masked(with_store(store_url, body)), indent=2))  # either --output
 
 
-@click.command("activate-pipeline")
+@click.command("activate-pipeline", epilog=examples(
+    'headrace activate-pipeline --pipeline-id $id',
+    'headrace activate-pipeline --pipeline-id $id --start-timestamp 2024-06-01T00:00:00',
+    'headrace activate-pipeline --pipeline-id $id --allow-backfill   # start over a day ago',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--start-timestamp", metavar="TS",
               help="Resume from this time instead of the schedule's start.")
@@ -209,7 +223,10 @@ def _warn_cascade_backfill(definition: Any, first: Any, clock: Clock) -> None:
             return
 
 
-@click.command("deactivate-pipeline")
+@click.command("deactivate-pipeline", epilog=examples(
+    'headrace deactivate-pipeline --pipeline-id $id',
+    'headrace deactivate-pipeline --pipeline-id $id --no-cancel-active   # let running work end',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--cancel-active/--no-cancel-active", default=True, show_default=True,
               help="Cancel running instances, or let them finish.")
@@ -244,7 +261,9 @@ def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | 
          f"{pipeline_id}: {state}")
 
 
-@click.command("delete-pipeline")
+@click.command("delete-pipeline", epilog=examples(
+    'headrace delete-pipeline --pipeline-id $id',
+))
 @click.option("--pipeline-id", required=True)
 @store_option
 @output_option
@@ -254,7 +273,10 @@ def delete_pipeline(pipeline_id: str, store_url: str | None, output: str) -> Non
     emit(output, {"pipelineId": pipeline_id, "deleted": True}, f"deleted {pipeline_id}")
 
 
-@click.command("list-pipelines")
+@click.command("list-pipelines", epilog=examples(
+    'headrace list-pipelines',
+    'headrace list-pipelines --store postgresql://headrace@db/headrace --output json',
+))
 @store_option
 @output_option
 def list_pipelines(store_url: str | None, output: str) -> None:
@@ -265,7 +287,10 @@ def list_pipelines(store_url: str | None, output: str) -> None:
          or "no pipelines")
 
 
-@click.command("describe-pipelines")
+@click.command("describe-pipelines", epilog=examples(
+    'headrace describe-pipelines --pipeline-ids $id',
+    'headrace describe-pipelines --pipeline-ids df-0123456789abcdef df-fedcba9876543210',
+))
 @click.option("--pipeline-ids", "pipeline_ids", multiple=True, required=True)
 @store_option
 @output_option
@@ -304,7 +329,12 @@ def _interval(value: str | None, flag: str) -> tuple[Any, Any] | None:
     return window(parts[0], parts[1], f"{flag} start", f"{flag} end")
 
 
-@click.command("list-runs")
+@click.command("list-runs", epilog=examples(
+    'headrace list-runs --pipeline-id $id',
+    'headrace list-runs --pipeline-id $id --status failed,cascade_failed --output json',
+    'headrace list-runs --pipeline-id $id \\',
+    '    --schedule-interval 2024-01-01T00:00:00,2024-01-08T00:00:00',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--status", help="Comma-separated statuses (finished, failed, running, waiting...)")
 @click.option("--start-interval", help="START,END on @actualStartTime.")
@@ -367,7 +397,12 @@ def _statuses(text: str | None) -> list[Status] | None:
     return out
 
 
-@click.command("describe-objects")
+@click.command("describe-objects", epilog=examples(
+    'headrace describe-objects --pipeline-id $id --object-ids @Copy_2024-01-01T00:00:00',
+    'headrace describe-objects --pipeline-id $id --object-ids Copy          # the component',
+    'headrace describe-objects --pipeline-id $id --object-ids @Copy_2024-01-01T00:00:00 \\',
+    '    --evaluate-expressions',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--object-ids", "object_ids", multiple=True, required=True)
 @click.option("--evaluate-expressions", is_flag=True,
@@ -416,7 +451,10 @@ def describe_objects(pipeline_id: str, object_ids: tuple[str, ...], evaluate_exp
         click.echo(json.dumps(item, indent=2, default=str))
 
 
-@click.command("set-status")
+@click.command("set-status", epilog=examples(
+    'headrace set-status --pipeline-id $id --object-ids @Copy_2024-01-01T00:00:00 --status RERUN',
+    'headrace set-status --pipeline-id $id --object-ids Copy --status PAUSE',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--object-ids", "object_ids", multiple=True, required=True,
               help="Instance ids (RERUN, MARK_FINISHED, TRY_CANCEL) or component ids "
@@ -452,7 +490,10 @@ def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
          "\n".join(lines))
 
 
-@click.command("logs")
+@click.command("logs", epilog=examples(
+    'headrace logs @Copy_2024-01-01T00:00:00 --pipeline-id $id',
+    'headrace logs @Copy_2024-01-01T00:00:00 --pipeline-id $id --attempt 1 --stream stderr',
+))
 @click.argument("instance_id")
 @click.option("--pipeline-id", required=True)
 @click.option("--attempt", type=int, help="Attempt number (default: the last).")
@@ -491,7 +532,10 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
             click.echo(text, nl=False)
 
 
-@click.command("engine")
+@click.command("engine", epilog=examples(
+    'HEADRACE_STORE=sqlite:///srv/headrace/store.db headrace engine',
+    'headrace engine --store postgresql://headrace@db/headrace --worker-group-slots etl=4',
+))
 @store_option
 @click.option("--max-concurrency", default=32, show_default=True)
 @click.option("--poll-interval", default=2.0, show_default=True,

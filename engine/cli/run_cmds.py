@@ -18,6 +18,7 @@ from engine.cli.definition_cmds import (
     print_problems,
     window,
 )
+from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import (
@@ -96,7 +97,12 @@ def worker_group_option(func: Callable[..., Any]) -> Callable[..., Any]:
                              "runsOn resource id) is GROUP. Repeatable.")(func)
 
 
-@click.command()
+@click.command(epilog=examples(
+    "headrace run pipeline.json                         # the schedule's whole window",
+    'headrace run pipeline.json --start 2024-01-01T00:00:00 --end 2024-01-02T00:00:00',
+    'headrace run pipeline.json --parameter-values-uri values.json --output json',
+    'headrace run pipeline.json --store postgresql://headrace@db/headrace',
+))
 @click.argument("definition")
 @parameter_options
 @click.option("--start", metavar="TS", help="Window start (default: the schedule's start).")
