@@ -33,8 +33,7 @@ from engine.definition.serialize import masked, to_file_format
 from engine.errors import HeadraceError, NotFound
 from engine.plan import resolve_fields
 from engine.runtime.context import Limits, PipelineRuntime
-from engine.runtime.pipeline import PipelineSupervisor
-from engine.runtime.runner import activate, load_version, store_dir
+from engine.runtime.runner import activate, apply_actions, load_version
 from engine.schedule import format_timestamp
 from engine.store import Action, AttemptStatus, PipelineState, Status, Store, open_store
 from engine.store.records import utcnow
@@ -196,17 +195,18 @@ def activate_pipeline(pipeline_id: str, start_timestamp: str | None,
                     "in the past (a backfill of every interval since); pass --allow-backfill "
                     "or --start-timestamp")
             _warn_cascade_backfill(definition, first, clock)
+        before = len(await store.list_instances(pipeline_id))
         activation, w_start, _ = await activate(store, pipeline_id, definition, version,
                                                     clock, start=start,
                                                     max_instances=max_instances)
         count = len(await store.list_instances(pipeline_id))
         return {"pipelineId": pipeline_id, "version": version,
                 "activationTime": _ts(activation), "windowStart": _ts(w_start),
-                "instances": count}
+                "instances": count, "newInstances": count - before}
 
     result = with_store(store_url, body)
     emit(output, result, f"activated {pipeline_id} version {result['version']}: "
-                         f"{result['instances']} instance(s) planned")
+                         f"{result['instances']} instance(s), {result['newInstances']} new")
 
 
 def _warn_cascade_backfill(definition: Any, first: Any, clock: Clock) -> None:
@@ -469,21 +469,13 @@ def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
     act = Action(action.upper())
 
     async def body(store: Store) -> list[str]:
-        record = await store.get_pipeline(pipeline_id)
+        await store.get_pipeline(pipeline_id)  # NotFound for an unknown id
         holder = await store.lease_holder(f"pipeline:{pipeline_id}")
         if holder is not None:
             for oid in object_ids:
                 await store.add_request(pipeline_id, oid, act)
             return [f"{act.value} {oid}: sent to {holder[0]}" for oid in object_ids]
-        version = record.active_version or record.latest_version
-        if version is None:
-            raise NotFound(f"pipeline {pipeline_id} has no definition")
-        definition = await load_version(store, pipeline_id, version)
-        rt = PipelineRuntime(pipeline_id, definition, version, store, Clock(), None, Limits(),
-                             store_dir(store) / "logs")
-        supervisor = PipelineSupervisor(rt, request_interval=None)
-        await supervisor.load()
-        return [await supervisor.apply(act, oid) for oid in object_ids]
+        return await apply_actions(store, pipeline_id, [(act, oid) for oid in object_ids])
 
     lines = with_store(store_url, body)
     emit(output, {"pipelineId": pipeline_id, "status": act.value, "results": lines},

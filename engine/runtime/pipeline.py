@@ -325,7 +325,17 @@ class PipelineSupervisor:
                 raise ConflictError(f"instance {target} is {rec.status.value}: only an instance "
                                     "that has ended can be rerun (TRY_CANCEL it first)")
             await self.rerun(rec)
+            await self._reopen()
         return f"{action.value} {target}"
+
+    async def _reopen(self) -> None:
+        """A rerun in a pipeline whose schedule ended (FINISHED) makes it SCHEDULED again, so
+        that an engine runs it; the engine's supervisor sets FINISHED once every instance has
+        ended again. A deactivated pipeline stays as it is (activating it runs the rerun)."""
+        record = await self.rt.store.get_pipeline(self.rt.pipeline_id)
+        if record.state == PipelineState.FINISHED:
+            await self.rt.store.update_pipeline(self.rt.pipeline_id,
+                                                state=PipelineState.SCHEDULED)
 
     async def rerun(self, rec: InstanceRecord) -> None:
         """Run a finished or failed instance again; with cascade, its cascade-failed

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from engine.actions.notify import Notifier, default_notifier
 from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import to_file_format
-from engine.errors import DefinitionError, HeadraceError, StoreError
+from engine.errors import DefinitionError, HeadraceError, NotFound, StoreError
 from engine.plan import (
     DEFAULT_MAX_INSTANCES,
     pipeline_is_ondemand,
@@ -36,6 +36,7 @@ from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.pipeline import PipelineSupervisor, instance_records
 from engine.schedule import format_timestamp
 from engine.store import (
+    Action,
     InstanceRecord,
     PipelineRecord,
     PipelineState,
@@ -162,6 +163,23 @@ async def load_version(store: Store, pipeline_id: str, version: int,
     if report.errors:
         raise DefinitionError(report.errors, report.warnings)
     return definition
+
+
+async def apply_actions(store: Store, pipeline_id: str,
+                        actions: Sequence[tuple[Action, str]]) -> list[str]:
+    """Carry out SetStatus actions (RERUN, MARK_FINISHED, TRY_CANCEL, PAUSE, RESUME) on a
+    pipeline no process runs: applied to the store, for the next ``run`` or engine to carry
+    on (a rerun makes a FINISHED pipeline SCHEDULED again). One summary line per action."""
+    record = await store.get_pipeline(pipeline_id)
+    version = record.active_version or record.latest_version
+    if version is None:
+        raise NotFound(f"pipeline {pipeline_id} has no definition")
+    definition = await load_version(store, pipeline_id, version)
+    rt = PipelineRuntime(pipeline_id, definition, version, store, Clock(), None, Limits(),
+                         store_dir(store) / "logs")
+    supervisor = PipelineSupervisor(rt, request_interval=None)
+    await supervisor.load()
+    return [await supervisor.apply(action, target) for action, target in actions]
 
 
 async def activate(store: Store, pipeline_id: str, definition: Definition, version: int,

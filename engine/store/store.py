@@ -393,6 +393,12 @@ class Store:
         return [RequestRecord(r[0], r[1], r[2], Action(r[3]), from_text(r[4]))  # type: ignore[arg-type]
                 for r in sorted(rows)]
 
+    async def pipelines_with_requests(self) -> set[str]:
+        """Ids of the pipelines that have requests no process has taken yet."""
+        rows = await self.backend.query("SELECT DISTINCT pipeline_id FROM hr_requests "
+                                        "WHERE handled_at IS NULL")
+        return {r[0] for r in rows}
+
     async def set_paused(self, pipeline_id: str, object_id: str, paused: bool) -> None:
         async with self.backend.transaction() as tx:
             if paused:
