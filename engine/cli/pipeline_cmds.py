@@ -27,6 +27,7 @@ from engine.cli.definition_cmds import (
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
+from engine.cli.status_lines import configure_engine_log, engine_printer, verbosity_options
 from engine.clock import Clock
 from engine.definition import load
 from engine.definition.serialize import masked, to_file_format
@@ -533,9 +534,10 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between looks at the store for activated pipelines.")
 @worker_group_option
+@verbosity_options
 @output_option
 def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float,
-               worker_groups: dict[str, int], output: str) -> None:
+               worker_groups: dict[str, int], verbosity: int, output: str) -> None:
     """Run the store's activated pipelines on their schedules until stopped.
 
     SIGTERM or SIGINT stops gracefully (exit 130): running attempts end INTERRUPTED and are
@@ -544,10 +546,12 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
 
     from engine.runtime.engine import Engine
 
+    configure_engine_log(verbosity)
     async def main() -> None:
         async with open_store(store_url) as store:
             eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
-                         worker_groups=worker_groups)
+                         worker_groups=worker_groups,
+                         on_status=engine_printer(verbosity, output, utcnow))
             async with anyio.create_task_group() as tg:
                 async def watch(*, task_status: TaskStatus[None]) -> None:
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -20,6 +20,7 @@ from engine.cli.definition_cmds import (
 )
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
+from engine.cli.status_lines import QUIET, run_printer, verbosity_options
 from engine.errors import HeadraceError
 from engine.runtime.runner import (
     EXIT_INTERRUPTED,
@@ -30,6 +31,7 @@ from engine.runtime.runner import (
 )
 from engine.schedule import format_timestamp
 from engine.store import InstanceRecord, open_store
+from engine.store.records import utcnow
 from engine.telemetry import command_telemetry
 
 
@@ -116,10 +118,11 @@ def worker_group_option(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-concurrency", default=32, show_default=True,
               help="Attempts running at once in this process.")
 @worker_group_option
+@verbosity_options
 @output_option
 def run(definition: str, start: str | None, end: str | None, store_url: str | None,
         pipeline_id: str | None, max_concurrency: int, max_instances: int, output: str,
-        worker_groups: dict[str, int], **kwargs: Any) -> None:
+        worker_groups: dict[str, int], verbosity: int, **kwargs: Any) -> None:
     """Activate a definition and run every instance of its window here, then exit.
 
     Exit 0 when every instance FINISHED, 1 when any ended otherwise, 2 on a usage or
@@ -127,16 +130,10 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
     """
     start_ts, end_ts = window(start, end)
     loaded, report = load_or_exit(definition, kwargs, strict=True, output=output)
-    if output == "text":  # e.g. a value for an id nothing declares: its default is used
+    if output == "text" and verbosity > QUIET:  # e.g. a value for an id nothing declares
         print_problems(report.warnings)
     pid = pipeline_id or derived_pipeline_id(definition)
-    live = output == "text"
-
-    def on_status(rec: InstanceRecord) -> None:
-        if live and rec.category != "datanode":
-            click.echo(f"  {rec.id}: {rec.status.value}"
-                       + (f" ({rec.error[:120]})" if rec.error and rec.status.value in (
-                           "FAILED", "CASCADE_FAILED", "CANCELED") else ""), err=True)
+    on_status = run_printer(verbosity, utcnow) if output == "text" else None
 
     async def main() -> RunResult:
         async with open_store(store_url) as store:
