@@ -28,6 +28,7 @@ from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
 from engine.cli.status_lines import configure_engine_log, engine_printer, verbosity_options
+from engine.cli.store_option import announce_new_store, store_option
 from engine.clock import Clock
 from engine.definition import load
 from engine.definition.serialize import masked, to_file_format
@@ -43,16 +44,14 @@ from engine.telemetry import command_telemetry
 T = TypeVar("T")
 
 
-def store_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--store", "store_url", metavar="URL",
-                        help="sqlite:///path or postgresql://... (default: $HEADRACE_STORE or "
-                             "the embedded SQLite file).")(func)
-
-
-def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
-    """Run ``body`` with an open store; a HeadraceError becomes a one-line error, exit 2."""
+def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]], *,
+               create: bool = False) -> T:
+    """Run ``body`` with an open store; a HeadraceError becomes a one-line error, exit 2.
+    A SQLite store that does not exist is an error, unless ``create`` (then it is made, and
+    announced)."""
     async def main() -> T:
-        async with open_store(store_url) as store:
+        async with open_store(store_url, create=create) as store:
+            announce_new_store(store)
             return await body(store)
 
     try:
@@ -79,7 +78,8 @@ def _ts(value: Any) -> str | None:
 def create_pipeline(name: str, unique_id: str, description: str, store_url: str | None,
                     output: str) -> None:
     """Create an empty pipeline (state PENDING); print its id."""
-    record = with_store(store_url, lambda s: s.create_pipeline(name, unique_id, description))
+    record = with_store(store_url, lambda s: s.create_pipeline(name, unique_id, description),
+                        create=True)
     emit(output, {"pipelineId": record.id}, record.id)
 
 
@@ -526,7 +526,7 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
 
 
 @click.command("engine", epilog=examples(
-    'HEADRACE_STORE=sqlite:///srv/headrace/store.db headrace engine',
+    'HEADRACE_STORE=sqlite:////srv/headrace/store.db headrace engine',
     'headrace engine --store postgresql://headrace@db/headrace --worker-group-slots etl=4',
 ))
 @store_option
@@ -549,6 +549,7 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
     configure_engine_log(verbosity)
     async def main() -> None:
         async with open_store(store_url) as store:
+            announce_new_store(store)
             eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
                          worker_groups=worker_groups,
                          on_status=engine_printer(verbosity, output, utcnow))

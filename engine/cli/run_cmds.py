@@ -24,6 +24,7 @@ from engine.cli.definition_cmds import (
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
 from engine.cli.status_lines import QUIET, run_printer, verbosity_options
+from engine.cli.store_option import STORE_HELP, announce_new_store
 from engine.definition import Definition
 from engine.definition.validate import suggest_or_list
 from engine.errors import HeadraceError
@@ -37,7 +38,7 @@ from engine.runtime.runner import (
     store_dir,
 )
 from engine.schedule import format_timestamp
-from engine.store import InstanceRecord, open_store
+from engine.store import InstanceRecord, Store, open_store
 from engine.store.records import utcnow
 from engine.telemetry import command_telemetry
 
@@ -61,7 +62,22 @@ def instance_json(rec: InstanceRecord) -> dict[str, Any]:
     }
 
 
-def _print_result(result: RunResult, output: str, hint: str | None = None) -> None:
+async def _log_roots(store: Store, result: RunResult) -> list[Path]:
+    """Where this run's attempts logged: each object's ``pipelineLogUri`` (as a local
+    folder), else the folder beside the store; the root of ``<root>/<pipeline>/<object>/
+    <instance>/<attempt>``."""
+    ids = {i.id for i in result.instances}
+    roots: list[Path] = []
+    for attempt in await store.list_attempts(result.pipeline_id):
+        if attempt.instance_id in ids and attempt.log_path:
+            root = Path(attempt.log_path).parents[3]
+            if root not in roots:
+                roots.append(root)
+    return roots
+
+
+def _print_result(result: RunResult, output: str, hint: str | None = None,
+                  roots: list[Path] | None = None) -> None:
     shown = [i for i in result.instances if i.category != "datanode"]
     if output == "json":
         click.echo(json.dumps({"pipelineId": result.pipeline_id,
@@ -83,8 +99,9 @@ def _print_result(result: RunResult, output: str, hint: str | None = None) -> No
     if hint is not None:
         click.echo(hint)
     elif ran:
+        where = ", ".join(str(r) for r in roots or ())
         click.echo(f"logs: headrace logs {ran[-1].id} --pipeline-id {result.pipeline_id}"
-                   + (f" (all under {result.log_root})" if result.log_root else ""))
+                   + (f" (all under {where})" if where else ""))
 
 
 def _group_slots(ctx: click.Context, param: click.Parameter,
@@ -120,9 +137,7 @@ def worker_group_option(func: Callable[..., Any]) -> Callable[..., Any]:
 @parameter_options
 @click.option("--start", metavar="TS", help="Window start (default: the schedule's start).")
 @click.option("--end", metavar="TS", help="Window end (default: the schedule's end, or now).")
-@click.option("--store", "store_url", metavar="URL",
-              help="sqlite:///path or postgresql://... (default: $HEADRACE_STORE or "
-                   "~/.local/share/headrace/headrace.db).")
+@click.option("--store", "store_url", metavar="URL", help=STORE_HELP)
 @click.option("--pipeline-id", help="Default: df- + a hash of the definition's path.")
 @click.option("--max-instances", default=10_000, show_default=True,
               help="Refuse a window that plans more instances (a backfill guard).")
@@ -166,21 +181,24 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
                     on_status, max_concurrency=max_concurrency, max_instances=max_instances,
                     worker_groups=worker_groups)
 
-    async def main() -> RunResult:
+    async def main() -> tuple[RunResult, list[Path]]:
         async with open_store(store_url) as store:
+            if output == "text":
+                announce_new_store(store)
             name = definition.rsplit("/", 1)[-1]
             _, version = await ensure_pipeline(store, pid, name, loaded)
-            return await run_window(store, pid, loaded, version, start=start_ts, end=end_ts,
-                                    max_concurrency=max_concurrency, on_status=on_status,
-                                    max_instances=max_instances,
-                                    worker_groups=worker_groups)
+            result = await run_window(store, pid, loaded, version, start=start_ts,
+                                      end=end_ts, max_concurrency=max_concurrency,
+                                      on_status=on_status, max_instances=max_instances,
+                                      worker_groups=worker_groups)
+            return result, await _log_roots(store, result)
 
     try:
         with command_telemetry():
-            result = anyio.run(main)
+            result, roots = anyio.run(main)
     except HeadraceError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
-    _print_result(result, output)
+    _print_result(result, output, roots=roots)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if result.succeeded else EXIT_FAILED)

@@ -60,9 +60,9 @@ def derived_pipeline_id(definition_path: str) -> str:
 
 def store_dir(store: Store) -> Path:
     """A directory beside the store for logs (SQLite: the file's directory)."""
-    url = store.url
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        return Path("/" + url[len("sqlite://"):].lstrip("/")).parent
+    path = store.sqlite_path
+    if path is not None:
+        return Path(path).absolute().parent
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
                                                            "share")
     return Path(base) / "headrace"

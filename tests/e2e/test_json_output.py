@@ -51,6 +51,7 @@ def test_logs_and_get_pipeline_definition_in_json(cli: Cli, tmp_path: Path) -> N
 
 
 def test_failures_are_json_on_stdout(cli: Cli, tmp_path: Path) -> None:
+    cli("create-pipeline", "--name", "n", "--unique-id", "n")  # the store exists
     missing = cli.json("logs", "@A_2024-01-01T00:00:00", "--pipeline-id", "df-nope", check=1)
     assert missing["error"]["message"] == "no attempts of @A_2024-01-01T00:00:00 in df-nope"
     unknown = cli.json("describe-pipelines", "--pipeline-ids", "df-nope", check=1)
