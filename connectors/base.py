@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -142,10 +143,8 @@ class Source(Protocol):
     ``describe`` is a display name without secrets (used in errors, logs and spans).
     ``native_format`` is the format the data already has at rest (a file's or object's declared
     format), or None for systems that can render several (databases) or only rows (DynamoDB).
-    Optional attributes: ``counts_rows = True`` when ``produce_bytes`` reports the rows it sent
-    (the copy then does not scan the bytes for records; sinks may say the same of
-    ``consume_bytes``), and ``opaque`` for files and objects whose bytes are not known to be
-    records (no format given or implied by the name).
+    What else a source may do is declared by the capability protocols below; the copy checks
+    each with ``isinstance`` and relies on nothing else.
     """
 
     describe: str
@@ -196,27 +195,6 @@ class Sink(Protocol):
         ...
 
 
-@runtime_checkable
-class ServerSideCopier(Protocol):
-    """Optional sink capability: copy from ``source`` without the data passing through us
-    (S3 CopyObject / UploadPartCopy). Returns the bytes copied, or None when it cannot (other
-    endpoint, other format), in which case the copy streams as usual.
-    """
-
-    async def server_side_copy(self, source: Source, progress: Progress) -> int | None: ...
-
-
-@runtime_checkable
-class DirectCopier(Protocol):
-    """Optional sink capability: copy one object or file byte for byte with positioned,
-    parallel reads and writes (ranged GETs written at their offsets; a file read at offsets
-    into parallel multipart parts), as ``s5cmd cp`` does, instead of one ordered stream.
-    Returns the bytes copied, or None when it does not apply (then the copy streams as usual).
-    """
-
-    async def direct_copy(self, source: Source, progress: Progress) -> int | None: ...
-
-
 class RangeWriter(Protocol):
     """Where a direct copy writes: bytes at any offset, in any order, from several tasks."""
 
@@ -231,6 +209,102 @@ class RangeReader(Protocol):
     async def read_at(self, offset: int, length: int) -> io.BytesIO:
         """Exactly ``length`` bytes from ``offset``, in a BytesIO positioned at 0 (an upload
         body that HTTP clients send as it is, without copying it again)."""
+        ...
+
+
+# --- capabilities ---------------------------------------------------------------------------
+# What an end may do besides the six members of Source and Sink. The copy (connectors.copy)
+# checks each with isinstance, once, and relies on nothing that is not declared here.
+
+
+@runtime_checkable
+class CountsRows(Protocol):
+    """A source or sink that reports, through its Progress, the rows it moves on the bytes lane
+    (COPY's status, the rows fetched, the items written) when ``counts_rows`` is true: the copy
+    then does not scan the bytes for record separators itself."""
+
+    counts_rows: bool
+
+
+@runtime_checkable
+class Converts(Protocol):
+    """A sink that can load a format only after a byte pass of its own (MySQL's LOAD DATA and
+    headrace's CSV NULLs): the copy prefers a format the sink loads as it is."""
+
+    def converts(self, fmt: TextFormat) -> bool: ...
+
+
+@runtime_checkable
+class CreatesTable(Protocol):
+    """A sink that may create its table from the source's columns: the copy gives it the
+    source's schema (``expect_schema``) when ``needs_source_schema`` is true (the bytes lane
+    carries no columns)."""
+
+    @property
+    def needs_source_schema(self) -> bool: ...
+
+    def expect_schema(self, schema: Schema | None) -> None: ...
+
+
+@runtime_checkable
+class AdoptsColumns(Protocol):
+    """A source that names no columns of its own (a DynamoDB scan with no declared columns):
+    when ``wants_columns`` is true the copy offers it the target table's, so attributes map to
+    columns by name."""
+
+    @property
+    def wants_columns(self) -> bool: ...
+
+    def adopt_columns(self, schema: Schema) -> None: ...
+
+
+TakeoverLane = Literal["server-side", "direct"]
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """What a sink that took a copy over did: the lane and the bytes copied."""
+
+    lane: TakeoverLane
+    nbytes: int
+
+
+@runtime_checkable
+class TakesOver(Protocol):
+    """A sink that can do the whole copy itself, without the copy's stages: server-side (S3
+    CopyObject/UploadPartCopy, no data through us) or direct (one object or file byte for byte
+    by positioned parallel I/O, as ``s5cmd cp`` does). ``lanes`` says which the caller allows;
+    None means "stream it as usual". Progress counts the bytes as they land."""
+
+    async def take_over(self, source: Source, progress: Progress,
+                        lanes: frozenset[TakeoverLane]) -> Takeover | None: ...
+
+
+@runtime_checkable
+class RangeSource(Protocol):
+    """A source that is one file readable at any offset (a direct upload reads its parts at
+    their offsets). ``opaque``: its bytes are not known to be records."""
+
+    opaque: bool
+
+    def open_ranges(self, *, compressed: bool
+                    ) -> AbstractAsyncContextManager[RangeReader | None]:
+        """The file, open for reads at any offset, or None when this is not a byte-for-byte
+        copy of one file (a directory, or a file whose compression is not ``compressed``)."""
+        ...
+
+
+@runtime_checkable
+class RangeDownloader(Protocol):
+    """A source that is one object fetched by ranges in parallel (a direct download writes each
+    range at its offset). ``opaque``: its bytes are not known to be records."""
+
+    opaque: bool
+
+    async def download_into(self, start: Callable[[int], Awaitable[RangeWriter]], *,
+                            compressed: bool, progress: Progress) -> int | None:
+        """Fetch the object into ``start(size)``'s writer; None (before calling ``start``)
+        when this is not a byte-for-byte copy of one object."""
         ...
 
 

@@ -9,6 +9,7 @@ Stages are tasks in one task group joined by bounded memory object streams::
     direct:       one object or file copied byte for byte by positioned parallel I/O (ranged
                   GETs written at their offsets, a file read at offsets into parallel parts),
                   no ordered stream; byte-identical, so no records are counted
+                  (the sink is asked once, ``TakesOver.take_over``, whether it does either)
 
 Lane choice, first match wins: the sink's native format if the source can produce it; the
 source's native format if the sink can consume it; the first of ``CopyOptions.common_formats``
@@ -34,16 +35,20 @@ from connectors.base import (
     CSV,
     DYNAMODB_JSONL,
     TSV,
-    DirectCopier,
+    AdoptsColumns,
+    Converts,
+    CountsRows,
+    CreatesTable,
     Progress,
     RowBatch,
-    ServerSideCopier,
     Sink,
     Source,
+    TakeoverLane,
+    TakesOver,
     TextFormat,
     first_common_format,
 )
-from connectors.errors import BadDataError, ConfigError
+from connectors.errors import BadDataError, ConfigError, single_failure
 from connectors.formats import RecordCounter, decoder_for, encoder_for
 from connectors.tracing import copy_span, stage_span
 
@@ -73,7 +78,7 @@ class CopyOptions:
     common_formats: tuple[TextFormat, ...] = (CSV, TSV, DYNAMODB_JSONL)
     allow_server_side: bool = True
     #: Let a sink copy one file or object byte for byte by parallel positioned I/O
-    #: (:class:`~connectors.base.DirectCopier`): no rows are counted on that lane.
+    #: (:class:`~connectors.base.TakesOver`): no rows are counted on that lane.
     allow_direct: bool = True
     #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
     on_queue_depth: Callable[[str, int], None] | None = None
@@ -124,8 +129,8 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
     if native is not None and sink.can_consume(native):
         return Plan("bytes", native, native)
     # A format the sink loads as it is beats one it must convert first (``sink.converts``).
-    converts = getattr(sink, "converts", None)
-    as_is = [f for f in options.common_formats if not (converts and converts(f))]
+    converting = sink.converts if isinstance(sink, Converts) else None
+    as_is = [f for f in options.common_formats if not (converting and converting(f))]
     common = first_common_format(source, sink, as_is) or first_common_format(
         source, sink, options.common_formats)
     if common is not None:
@@ -159,7 +164,7 @@ class _ConnectorProgress(Progress):
 
 def _counts_rows(end: Source | Sink) -> bool:
     """True for a connector that reports the rows it moves on the bytes lane itself."""
-    return bool(getattr(end, "counts_rows", False))
+    return isinstance(end, CountsRows) and end.counts_rows
 
 
 class _Link(Generic[T]):
@@ -261,21 +266,14 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     started = time.perf_counter()
     retries_before = progress.retries
 
-    if options.allow_server_side and isinstance(sink, ServerSideCopier):
-        copied = await sink.server_side_copy(source, _ConnectorProgress(progress))
-        if copied is not None:
-            progress.add(nbytes=copied)
-            return CopyResult(rows=0, bytes=copied, seconds=time.perf_counter() - started,
-                              lane="server-side", format=sink.native_format,
-                              retries=progress.retries - retries_before,
-                              stages=("server-side",))
-    if options.allow_direct and isinstance(sink, DirectCopier):
+    lanes = _takeover_lanes(options)
+    if lanes and isinstance(sink, TakesOver):
         # Progress counts the bytes as they land, so the live line moves.
-        copied = await sink.direct_copy(source, _ConnectorProgress(progress, forward=True))
-        if copied is not None:
-            return CopyResult(rows=0, bytes=copied, seconds=time.perf_counter() - started,
-                              lane="direct", format=sink.native_format,
-                              retries=progress.retries - retries_before, stages=("direct",))
+        taken = await sink.take_over(source, _ConnectorProgress(progress, forward=True), lanes)
+        if taken is not None:
+            return CopyResult(rows=0, bytes=taken.nbytes, seconds=time.perf_counter() - started,
+                              lane=taken.lane, format=sink.native_format,
+                              retries=progress.retries - retries_before, stages=(taken.lane,))
 
     await _offer_target_columns(source, sink)
     chosen = plan(source, sink, options)
@@ -289,6 +287,15 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
                       peak_queue_depth={link.name: link.peak for link in runner.links})
 
 
+def _takeover_lanes(options: CopyOptions) -> frozenset[TakeoverLane]:
+    lanes: set[TakeoverLane] = set()
+    if options.allow_server_side:
+        lanes.add("server-side")
+    if options.allow_direct:
+        lanes.add("direct")
+    return frozenset(lanes)
+
+
 async def _tell_schema(source: Source, sink: Sink) -> None:
     """Give a sink that can create its table the source's columns (``expect_schema``).
 
@@ -296,20 +303,18 @@ async def _tell_schema(source: Source, sink: Sink) -> None:
     this ``--create`` failed there (PostgreSQL -> PostgreSQL). A sink that will not create
     anything says so with ``needs_source_schema`` and spares the source a lookup.
     """
-    expect = getattr(sink, "expect_schema", None)
-    if callable(expect) and getattr(sink, "needs_source_schema", True):
-        expect(await source.schema())
+    if isinstance(sink, CreatesTable) and sink.needs_source_schema:
+        sink.expect_schema(await source.schema())
 
 
 async def _offer_target_columns(source: Source, sink: Sink) -> None:
     """Give a source that names no columns of its own (a DynamoDB scan without a declared
     column list) the target table's, so attributes map to columns by name. Without this,
     ``headrace copy dynamodb://t postgresql://...?table=t`` sent one JSON ``item`` column."""
-    adopt = getattr(source, "adopt_columns", None)
-    if callable(adopt) and getattr(source, "wants_columns", False):
+    if isinstance(source, AdoptsColumns) and source.wants_columns:
         schema = await sink.schema()
         if schema is not None and len(schema):
-            adopt(schema)
+            source.adopt_columns(schema)
 
 
 class _Runner:
@@ -374,21 +379,21 @@ class _Runner:
             else:
                 links.append(self._link(a, b, count_rows=True))
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._traced, "copy read", links[0], self._source_stage, links[0])
-                idx = 0
-                if p.decode:
-                    tg.start_soon(self._traced, "copy decode", links[idx + 1],
-                                  self._decode_stage, links[idx], links[idx + 1])
-                    idx += 1
-                if p.encode:
-                    tg.start_soon(self._traced, "copy encode", links[idx + 1],
-                                  self._encode_stage, links[idx], links[idx + 1])
-                    idx += 1
-                tg.start_soon(self._traced, "copy write", links[idx], self._sink_stage,
-                              links[idx])
-        except BaseExceptionGroup as group:
-            raise root_cause(group) from None
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._traced, "copy read", links[0], self._source_stage,
+                                  links[0])
+                    idx = 0
+                    if p.decode:
+                        tg.start_soon(self._traced, "copy decode", links[idx + 1],
+                                      self._decode_stage, links[idx], links[idx + 1])
+                        idx += 1
+                    if p.encode:
+                        tg.start_soon(self._traced, "copy encode", links[idx + 1],
+                                      self._encode_stage, links[idx], links[idx + 1])
+                        idx += 1
+                    tg.start_soon(self._traced, "copy write", links[idx], self._sink_stage,
+                                  links[idx])
         finally:
             for link in links:
                 link.close()
@@ -474,26 +479,3 @@ class _Runner:
         if pending:
             await sender.send(b"".join(pending))
         await out.send.aclose()
-
-
-def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The error that caused a failed copy, out of the task group's exception group.
-
-    A stage that failed because its neighbour went away (a closed stream) is a consequence, not
-    the cause, so other errors win over ``anyio.BrokenResourceError``/``ClosedResourceError``.
-    """
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    consequences = (anyio.BrokenResourceError, anyio.ClosedResourceError)
-    for exc in leaves:
-        if not isinstance(exc, consequences):
-            return exc
-    return leaves[0] if leaves else group

@@ -1,5 +1,18 @@
-"""Errors raised by connectors.
+"""The one error hierarchy of headrace, and the errors raised by connectors.
 
+::
+
+    HeadraceError                      transient = False
+    ├── TransientError                 transient = True: a retry may help
+    │   └── ConnectionLost, Throttled, Unreachable, TransientFault        (connector errors)
+    └── TerminalError                  a retry will not help
+        ├── AuthenticationFailed, NotFoundError, BadDataError, DiskFull,
+        │   ConfigError, TerminalFault                                      (connector errors)
+        └── the engine's: DefinitionError, ExpressionError, ScheduleError, PlanError,
+            StoreError, UsageError (``engine.errors``)
+    ConnectorError (HeadraceError): the base every connector error also has (connector, operation)
+
+The base lives here, at the lowest layer, so that connectors never import the engine.
 Library exceptions (botocore, asyncpg, aiomysql, OSError) are translated into these at the
 connector boundary, keeping the original as ``__cause__``; nothing above the connectors needs to
 know the driver's exception types. Whether to retry is a property of the class (``transient``),
@@ -10,12 +23,39 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import anyio
 
 
-class ConnectorError(Exception):
-    """Base of connector errors. ``transient`` says whether a retry can help."""
+class HeadraceError(Exception):
+    """Base of every error headrace raises on purpose, in the connectors and in the engine.
+
+    ``transient`` says whether trying again can help; it belongs to the class (its family
+    below), never to a reading of the message. The engine's errors (``engine.errors``) derive
+    from these too.
+    """
 
     transient: bool = False
+
+
+class TransientError(HeadraceError):
+    """Family of the faults that may pass: a retry can help (lost connection, throttling,
+    a server too busy or restarting)."""
+
+    transient = True
+
+
+class TerminalError(HeadraceError):
+    """Family of the faults a retry will not fix (bad input, missing table, refused
+    credentials, a definition that cannot run)."""
+
+    transient = False
+
+
+class ConnectorError(HeadraceError):
+    """Base of the errors a connector raises; names the connector (its display name, never a
+    secret) and the operation. Every concrete one below is also in a family."""
 
     def __init__(self, message: str, *, connector: str | None = None,
                  operation: str | None = None) -> None:
@@ -26,37 +66,32 @@ class ConnectorError(Exception):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
-class TransientError(ConnectorError):
-    """A fault that may pass: lost connection, throttling, a truncated read, a 5xx."""
-
-    transient = True
-
-
-class ConnectionLost(TransientError):
+class ConnectionLost(ConnectorError, TransientError):
     """The connection to the server broke in the middle of an operation."""
 
 
-class Throttled(TransientError):
+class Throttled(ConnectorError, TransientError):
     """The service asked us to slow down (503 SlowDown, ProvisionedThroughputExceeded)."""
 
 
-class Unreachable(TransientError):
+class Unreachable(ConnectorError, TransientError):
     """The server could not be reached at all (connection refused, DNS failure, timeout)."""
 
 
-class TerminalError(ConnectorError):
-    """A fault that a retry will not fix."""
+class TransientFault(ConnectorError, TransientError):
+    """The server failed the operation for a reason that may pass: busy (too many connections,
+    a 5xx), a deadlock or serialization failure, an object that changed while read."""
 
 
-class AuthenticationFailed(TerminalError):
+class AuthenticationFailed(ConnectorError, TerminalError):
     """Credentials are missing or wrong; the message names the sources that were tried."""
 
 
-class NotFoundError(TerminalError):
+class NotFoundError(ConnectorError, TerminalError):
     """The bucket, key, table or database named does not exist."""
 
 
-class BadDataError(TerminalError):
+class BadDataError(ConnectorError, TerminalError):
     """A record could not be read or written: malformed, mistyped, wrong column count.
 
     ``location`` names the file (or object) and ``line``/``column`` where it was found.
@@ -64,7 +99,7 @@ class BadDataError(TerminalError):
 
     def __init__(self, message: str, *, connector: str | None = None,
                  operation: str | None = None, location: str | None = None,
-                 line: int | None = None, column: int | None = None) -> None:
+                 line: int | None = None, column: int | str | None = None) -> None:
         self.location = location
         self.line = line
         self.column = column
@@ -79,12 +114,17 @@ class BadDataError(TerminalError):
         super().__init__(full, connector=connector, operation=operation)
 
 
-class DiskFull(TerminalError):
+class DiskFull(ConnectorError, TerminalError):
     """The local disk ran out of space (ENOSPC) while writing."""
 
 
-class ConfigError(TerminalError):
+class ConfigError(ConnectorError, TerminalError):
     """A connector was configured wrongly (bad URL, unknown format option)."""
+
+
+class TerminalFault(ConnectorError, TerminalError):
+    """The server or the system refused the operation for a reason a retry will not change
+    (an SQL error, a 4xx, an I/O error on a local file)."""
 
 
 def connect_stage(operation: str) -> str:
@@ -99,10 +139,44 @@ def translated(mapper: Callable[..., ConnectorError | None], where: str, operati
     socket's error) as that connector error, cause kept; anything it does not map as it is."""
     try:
         yield
-    except ConnectorError:
+    except HeadraceError:
         raise
     except Exception as exc:
         mapped = mapper(exc, where, operation, connecting=connecting)
         if mapped is None:
             raise
         raise mapped from exc
+
+
+def root_cause(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error that caused a task group to fail (a copy, parallel parts), out of its group.
+
+    A stage that failed because its neighbour went away (a closed stream) is a consequence, not
+    the cause, so other errors win over ``anyio.BrokenResourceError``/``ClosedResourceError``.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    consequences = (anyio.BrokenResourceError, anyio.ClosedResourceError)
+    for exc in leaves:
+        if not isinstance(exc, consequences):
+            return exc
+    return leaves[0] if leaves else group
+
+
+@contextmanager
+def single_failure() -> Iterator[None]:
+    """Around a task group: re-raise its failure as the one error that caused it
+    (:func:`root_cause`), with that error's own ``__cause__`` (the driver's exception) kept."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        cause = root_cause(group)
+        raise cause from cause.__cause__

@@ -3,7 +3,8 @@
 The API is a no-op until the engine configures the SDK, so connectors never depend on the
 engine: ``headrace copy`` and ``headrace run`` configure it, library use pays almost nothing.
 Spans made here: one per AWS call (``S3.UploadPart``, ``DynamoDB.BatchWriteItem``, ...), one per
-PostgreSQL query or ``COPY``, one per MySQL read, load or script, and the copy engine's stages.
+MySQL read, load or script, and the copy engine's stages (PostgreSQL's query and ``COPY`` spans
+come from :mod:`connectors.postgres`, which owns the asyncpg connection class).
 Attribute names follow the OpenTelemetry semantic conventions (``rpc.*``, ``aws.*``, ``db.*``,
 ``server.*``, ``error.type``); headrace's own are under ``headrace.*``.
 """
@@ -11,7 +12,6 @@ Attribute names follow the OpenTelemetry semantic conventions (``rpc.*``, ``aws.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -137,61 +137,7 @@ def trace_aws_client(client: Any) -> Any:
     return client
 
 
-# --- PostgreSQL (asyncpg) ----------------------------------------------------------------------
-
-def _operation(sql: str) -> str:
-    """The statement's first keyword (``SELECT``, ``INSERT``...), ``SQL`` when empty."""
-    words = sql.lstrip(" \t\r\n(").split(None, 1)
-    return words[0].upper()[:30] if words else "SQL"
-
-
-def _pg_attributes(addr: Any, params: Any, operation: str, target: str | None,
-                   statement: str | None) -> dict[str, Any]:
-    """Span attributes of one PostgreSQL call; ``addr`` and ``params`` are asyncpg's
-    connection address and parameters (a connection's ``_addr``/``_params``, or a query log
-    record's ``conn_addr``/``conn_params``)."""
-    attrs: dict[str, Any] = {"db.system": "postgresql", "db.operation": operation,
-                             "db.operation.name": operation}
-    database = getattr(params, "database", None)
-    if database:
-        attrs["db.name"] = attrs["db.namespace"] = str(database)
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        attrs["server.address"], attrs["server.port"] = str(addr[0]), int(addr[1])
-    if target:
-        attrs["db.sql.table"] = attrs["db.collection.name"] = target
-    if statement:
-        attrs["db.query.text"] = attrs["db.statement"] = statement[:STATEMENT_LIMIT]
-    return attrs
-
-
-def _log_pg_query(record: Any) -> None:
-    """asyncpg query logger: one span per query, timed by asyncpg (called just after the
-    query, in the context of the task that ran it, so the span has the right parent)."""
-    query = str(record.query or "")
-    operation = _operation(query)
-    end = time.time_ns()
-    start = end - int((record.elapsed or 0) * 1e9)
-    span = tracer().start_span(f"{operation} postgresql", kind=SpanKind.CLIENT,
-                               start_time=start)
-    if span.is_recording():
-        span.set_attributes(_pg_attributes(record.conn_addr, record.conn_params, operation,
-                                           None, query))
-        if record.exception is not None:
-            fail_span(span, record.exception, type(record.exception).__name__)
-    span.end(end_time=end)
-
-
-def __getattr__(name: str) -> Any:
-    """``TracedConnection`` lives in :mod:`connectors.tracing_pg` (it needs asyncpg, which
-    costs ~75 ms to import: only PostgreSQL copies should pay for it)."""
-    if name == "TracedConnection":
-        from connectors.tracing_pg import TracedConnection
-
-        return TracedConnection
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# --- MySQL and other hand-made database spans --------------------------------------------------
+# --- hand-made database spans (MySQL; PostgreSQL's are in connectors.postgres) ---------
 
 @contextmanager
 def db_span(system: str, operation: str, *, endpoint: Any = None,

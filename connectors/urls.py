@@ -27,7 +27,7 @@ SCHEMES: dict[str, str] = {
 }
 
 #: ``jdbc:`` is a prefix before the real scheme (``jdbc:mysql://host/db``), as
-#: :mod:`connectors.sqlurl` reads it.
+#: :mod:`connectors.sql` reads it.
 _SCHEME_RE = re.compile(r"^(?:jdbc:)?([A-Za-z][A-Za-z0-9+.-]*)://", re.IGNORECASE)
 _JDBC = "jdbc:"
 

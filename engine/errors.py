@@ -1,17 +1,26 @@
-"""The one error hierarchy of the engine.
+"""The engine's errors, in the one hierarchy of :mod:`connectors.errors`.
 
-Every error headrace raises on purpose derives from :class:`HeadraceError`. Messages are written
-for the user: they name where the problem is (file and line, object id and field, instance and
-attempt) and what would be valid, and they never contain a secret value.
-
-Connector errors live in :mod:`connectors.errors` (connectors never import the engine); the
-engine reads their ``transient`` flag to decide whether an attempt may be retried.
+Every error headrace raises on purpose derives from :class:`HeadraceError`, which lives in the
+connectors (the lowest layer: connectors never import the engine) with its two families,
+:class:`TransientError` (a retry may help) and :class:`TerminalError`. The engine's errors are
+terminal, except :class:`RunError`, whose family is decided where it is raised (an attempt can
+fail either way). Messages are written for the user: they name where the problem is (file and
+line, object id and field, instance and attempt) and what would be valid, and they never
+contain a secret value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from connectors.errors import HeadraceError, TerminalError, TransientError
+
+__all__ = [
+    "DefinitionError", "ExpressionError", "ExpressionEvalError", "ExpressionSyntaxError",
+    "HeadraceError", "NotFound", "ParseError", "PlanError", "Problem", "Report", "RunError",
+    "ScheduleError", "Severity", "StoreError", "TerminalError", "TransientError", "UsageError",
+]
 
 Severity = Literal["error", "warning"]
 
@@ -64,15 +73,11 @@ class Problem:
         return out
 
 
-class HeadraceError(Exception):
-    """Base of every error headrace raises on purpose."""
-
-
-class UsageError(HeadraceError):
+class UsageError(TerminalError):
     """A command was called with arguments that do not fit (exit code 2)."""
 
 
-class DefinitionError(HeadraceError):
+class DefinitionError(TerminalError):
     """A definition was refused: it holds one or more errors (each a :class:`Problem`)."""
 
     def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
@@ -85,7 +90,7 @@ class ParseError(DefinitionError):
     """The definition file is not valid JSON (or not of a known shape); has line and column."""
 
 
-class ExpressionError(HeadraceError):
+class ExpressionError(TerminalError):
     """A ``#{...}`` expression could not be parsed or evaluated.
 
     ``position`` is the 0-based character offset in the field's text where the problem starts;
@@ -145,15 +150,15 @@ class RuntimeOnlyField(ExpressionEvalError):
         return RuntimeOnlyField(self.name, self.position, object_id=object_id, field=field)
 
 
-class ScheduleError(HeadraceError):
+class ScheduleError(TerminalError):
     """A schedule, period or timestamp is malformed or out of range."""
 
 
-class PlanError(HeadraceError):
+class PlanError(TerminalError):
     """Instances could not be planned for the requested window (for example a missing value)."""
 
 
-class StoreError(HeadraceError):
+class StoreError(TerminalError):
     """The state store refused an operation (unknown pipeline, bad state transition)."""
 
 
@@ -164,16 +169,13 @@ class NotFound(StoreError):
 class RunError(HeadraceError):
     """An attempt failed; the message names pipeline, object, attempt and root cause.
 
-    ``transient`` tells the attempt runner whether retrying can help.
+    ``transient`` (set where it is raised) tells the attempt runner whether retrying can help:
+    the one error of the engine whose family is not its class's.
     """
 
     def __init__(self, message: str, *, transient: bool = True) -> None:
         self.transient = transient
         super().__init__(message)
-
-
-class UnsupportedError(HeadraceError):
-    """The definition asks for something headrace reads but does not run (EMR, Hive, Pig...)."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from connectors.base import Column, RowBatch, Schema, TextFormat
@@ -82,12 +83,13 @@ class CsvDecoder(TextDecoder):
                 self._bad(f"expected {width} fields, found {len(row)}", line=first_line + start,
                           raw="".join(lines[start:prev]))
                 continue
+            fields: Sequence[str | None] = row
             if "" in row or (null and null in row):
-                row = self._apply_nulls(row, "".join(lines[start:prev]))
+                fields = self._apply_nulls(row, "".join(lines[start:prev]))
             if tainted and self._tainted("".join(lines[start:prev])):
                 self._bad_encoding(line=first_line + start, raw="".join(lines[start:prev]))
                 continue
-            rows.append(tuple(row))
+            rows.append(tuple(fields))
             row_lines.append(first_line + start)
 
     def _apply_nulls(self, row: list[str], raw: str) -> list[str | None]:
@@ -166,7 +168,7 @@ class CsvEncoder:
             if body.count(_EMPTY) != empties or body.count(_NULL) != nulls \
                     or body.count(_CR) != crs:
                 return self._slow(batch, text[:start])
-            body = body.replace(_EMPTY, self.fmt.quote * 2).replace(_NULL, "")
+            body = body.replace(_EMPTY, (self.fmt.quote or "") * 2).replace(_NULL, "")
             text = text[:start] + body.replace(_CR, "\r")
         return text
 

@@ -1,7 +1,7 @@
 """DynamoDB JSON lines: ``{"Item": {"id": {"N": "1"}, ...}}`` per line, as DynamoDB's export
 writes them.
 
-The typed-value conversions are :mod:`connectors.dynamodb_items`' (one implementation for the
+The typed-value conversions are :mod:`.dynamodb_items`' (one implementation for the
 connector and this format): ``N`` reads as ``int`` when integral, else ``Decimal``; ``B`` is
 base64 -> ``bytes``; ``SS``/``NS``/``BS`` stay Python sets (and are written back as sets);
 ``M``/``L`` become dicts/lists. A line may also hold the bare attribute map without the
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.dynamodb_items import item_to_dict, row_to_item
-
+from .dynamodb_items import item_to_dict, row_to_item
 from .jsonl import JsonLinesDecoder, JsonLinesEncoder
 
 

@@ -60,10 +60,10 @@ class SnsNotifier:
     fallback: LogNotifier
 
     async def publish(self, alarm: Alarm) -> None:
-        from connectors import sns
+        from connectors.aws import publish_sns
 
         try:
-            await sns.publish(alarm.topic_arn, alarm.subject, alarm.message)
+            await publish_sns(alarm.topic_arn, alarm.subject, alarm.message)
         except Exception as exc:  # a refused alarm must still be seen
             log.error("SNS refused alarm %s: %s; logging it instead", alarm.action_id, exc)
             await self.fallback.publish(alarm)

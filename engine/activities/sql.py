@@ -14,11 +14,11 @@ import anyio
 
 from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import (
-    _module_of,
     connection,
     data_format,
     endpoint_for,
     node_source,
+    sql_connector,
     sql_endpoint,
 )
 from engine.activities.staging import fetch_script
@@ -41,7 +41,7 @@ async def sql_activity(ctx: AttemptContext) -> None:
     ep = endpoint_for(conn, user, password, dbname)
     await ctx.log.event(f"running a script of {len(script)} characters on {ep.describe()}"
                         f" with {len(args)} argument(s)")
-    await _module_of(ep).execute_script(ep, script, args)
+    await sql_connector(ep).execute_script(ep, script, args)
 
 
 @activity("RedshiftCopyActivity")
@@ -65,7 +65,7 @@ async def redshift_copy_activity(ctx: AttemptContext) -> None:
     primary = [str(k) for k in (keys if isinstance(keys, list) else [keys])] if keys else None
     mode = (ctx.field_text("insertMode") or "").upper()
     rows = await redshift_copy_load(
-        target, source, insert_mode=mode,  # type: ignore[arg-type]
+        target, source, insert_mode=mode,
         fmt=data_format(ctx, ctx.resolve(inputs[0])) or source.native_format,
         primary_keys=primary, transform_sql=ctx.field_text("transformSql"))
     ctx.metrics.update(rows=rows, source=source.describe, destination=target.describe())

@@ -13,14 +13,37 @@ accepts a ``connectionString`` on it as an extension, and otherwise explains wha
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from connectors.base import CSV, EndpointOptions, Sink, Source, TextFormat
 from connectors.errors import ConfigError
 from engine.activities.base import AttemptContext
 from engine.errors import RunError
 
-SQL_NODES = ("SqlDataNode", "MySqlDataNode", "RedshiftDataNode")
+NodeKind = Literal["files", "sql", "dynamodb"]
+
+#: The one dispatch from a data node's type to the kind of connector that serves it (copies,
+#: ``Exists``, staging all ask here).
+NODE_KINDS: dict[str, NodeKind] = {
+    "S3DataNode": "files",  # s3:// or, as a headrace extension, file:// and plain paths
+    "SqlDataNode": "sql", "MySqlDataNode": "sql", "RedshiftDataNode": "sql",
+    "DynamoDBDataNode": "dynamodb",
+}
+
+
+def node_kind(node: dict[str, Any]) -> NodeKind | None:
+    """The kind of connector a data node's ``type`` is served by; None for other objects."""
+    return NODE_KINDS.get(_one(node, "type") or "")
+
+
+def file_location(node: dict[str, Any]) -> tuple[str, bool] | None:
+    """(uri, is_directory) of an S3DataNode: its ``directoryPath``, else its ``filePath``;
+    None when it has neither."""
+    directory = _one(node, "directoryPath")
+    if directory:
+        return directory, True
+    file_path = _one(node, "filePath")
+    return (file_path, False) if file_path else None
 
 
 def _one(fields: dict[str, Any], name: str) -> str | None:
@@ -94,7 +117,7 @@ def sql_endpoint(ctx: AttemptContext, node_id: str, node: dict[str, Any] | None 
 
 def endpoint_for(conn: str, user: str | None, password: str | None, dbname: str | None,
                  **fields: Any) -> Any:
-    from connectors.sqlurl import parse_sql_url
+    from connectors.sql import parse_sql_url
 
     dialect = parse_sql_url(conn).dialect
     if dialect == "mysql":
@@ -111,10 +134,10 @@ def _s3_like(ctx: AttemptContext, node: dict[str, Any], *, sink: bool,
     fmt = data_format(ctx, node) or CSV
     compression = _one(node, "compression")
     compression = None if compression in (None, "none") else compression
-    directory = _one(node, "directoryPath")
-    path = directory or _one(node, "filePath")
-    if path is None:
+    location = file_location(node)
+    if location is None:
         raise ConfigError("the S3DataNode has neither directoryPath nor filePath")
+    path, directory = location
     if directory and not path.endswith("/"):
         path += "/"
     if path.startswith("s3://"):
@@ -139,8 +162,8 @@ def node_source(ctx: AttemptContext, node_id: str,
 def node_sink(ctx: AttemptContext, node_id: str, options: EndpointOptions | None = None,
               *, checkpoint_key: str | None = None) -> Sink:
     """The sink for a data node. ``checkpoint_key`` makes a PostgreSQL or MySQL table load
-    happen once under that key (:mod:`connectors.pg_batched`,
-    :mod:`connectors.mysql_checkpoint`); other sinks ignore it."""
+    happen once under that key (:mod:`connectors.postgres`,
+    :mod:`connectors.mysql`); other sinks ignore it."""
     return _node(ctx, node_id, sink=True, options=options or EndpointOptions(),  # type: ignore[return-value]
                  checkpoint_key=checkpoint_key)
 
@@ -149,23 +172,24 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
           options: EndpointOptions, checkpoint_key: str | None = None) -> Source | Sink:
     node = ctx.resolve(node_id)
     node_type = _one(node, "type")
-    if node_type == "S3DataNode":
+    kind = node_kind(node)
+    if kind == "files":
         return _s3_like(ctx, node, sink=sink, options=options)
-    if node_type in SQL_NODES:
+    if kind == "sql":
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:
-            return ep.source()
+            return _sql_end(ep, sink=False)
         # endpoints that take a key (PostgreSQL, MySQL), tested without importing their driver
         if checkpoint_key and "checkpoint_key" in type(ep).model_fields \
                 and not ep.insert_query:
             ep = ep.model_copy(update={"checkpoint_key": checkpoint_key})
-        return ep.sink()
-    if node_type == "DynamoDBDataNode":
-        from connectors.dynamodb import DynamoDBTable
+        return _sql_end(ep, sink=True)
+    if kind == "dynamodb":
+        from connectors.dynamodb import DynamoDBSink, DynamoDBSource, DynamoDBTable
 
         fmt = data_format(ctx, node)
         table = DynamoDBTable.from_node(node, fmt.columns if fmt else ())
-        return table.sink(options) if sink else table.source(options)
+        return DynamoDBSink(table, options) if sink else DynamoDBSource(table, options)
     raise RunError(f"{node_id}: a {node_type or 'untyped object'} cannot be copied "
                    f"{'to' if sink else 'from'}", transient=False)
 
@@ -173,7 +197,7 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
 async def table_exists(ctx: AttemptContext, node_id: str) -> bool:
     """``Exists`` on a SQL data node: its table exists."""
     ep = sql_endpoint(ctx, node_id, ctx.node_fields if ctx.node_id == node_id else None)
-    module = _module_of(ep)
+    module = sql_connector(ep)
     return await module.table_exists(ep, ep.table)
 
 
@@ -181,10 +205,26 @@ async def query_is_true(ctx: AttemptContext, database_id: str, query: str) -> bo
     """``SqlQueryPrecondition``: the query's first row's first column is true."""
     conn, user, password, dbname = connection(ctx, database_id, {}, database_id)
     ep = endpoint_for(conn, user, password, dbname)
-    return await _module_of(ep).query_is_true(ep, query)
+    return await sql_connector(ep).query_is_true(ep, query)
 
 
-def _module_of(ep: Any) -> Any:
-    from connectors import mysql, postgres
+def _sql_end(ep: Any, *, sink: bool) -> Source | Sink:
+    """The source or sink of a PostgreSQL or MySQL endpoint (only its driver is imported)."""
+    if ep.dialect == "mysql":
+        from connectors.mysql import MySqlSink, MySqlSource
 
-    return mysql if isinstance(ep, mysql.MySqlEndpoint) else postgres
+        return MySqlSink(ep) if sink else MySqlSource(ep)
+    from connectors.postgres import PostgresSink, PostgresSource
+
+    return PostgresSink(ep) if sink else PostgresSource(ep)
+
+
+def sql_connector(ep: Any) -> Any:
+    """The connector package of a PostgreSQL or MySQL endpoint (scripts, checks)."""
+    if ep.dialect == "mysql":
+        from connectors import mysql
+
+        return mysql
+    from connectors import postgres
+
+    return postgres

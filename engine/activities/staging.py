@@ -15,28 +15,26 @@ from typing import Any
 import anyio
 
 from engine.activities.base import ActivityFailed
+from engine.activities.sql_nodes import file_location
 
 _IO = anyio.CapacityLimiter(4)
 
 
 def local_path(uri: str) -> Path | None:
-    """The local path of a ``file://`` URI or a plain path; None for remote URIs."""
-    if uri.startswith("file://"):
-        return Path(uri[len("file://"):])
-    if "://" not in uri:
-        return Path(uri)
-    return None
+    """The local path of a ``file://`` URI or a plain path (read by the connectors' one
+    ``file://`` parser); None for remote URIs."""
+    from connectors.local import path_from_url
+    from connectors.urls import scheme_of
+
+    return Path(path_from_url(uri)) if scheme_of(uri) == "file" else None
 
 
 def node_location(fields: dict[str, Any]) -> tuple[str, bool]:
     """(uri, is_directory) of an S3DataNode's evaluated fields."""
-    directory = fields.get("directoryPath")
-    if directory:
-        return str(directory), True
-    file_path = fields.get("filePath")
-    if file_path:
-        return str(file_path), False
-    raise ActivityFailed("the data node has neither directoryPath nor filePath")
+    location = file_location(fields)
+    if location is None:
+        raise ActivityFailed("the data node has neither directoryPath nor filePath")
+    return location
 
 
 async def stage_in(fields: dict[str, Any], dest: Path) -> None:

@@ -11,9 +11,9 @@ import anyio
 import click
 
 from connectors.base import DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
-from connectors.copy import CopyOptions, CopyResult, root_cause
+from connectors.copy import CopyOptions, CopyResult
 from connectors.copy import copy as run_copy
-from connectors.errors import ConfigError, ConnectorError
+from connectors.errors import ConfigError, ConnectorError, root_cause
 from connectors.formats import format_for_path, format_named
 from connectors.urls import (
     open_sink,

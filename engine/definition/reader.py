@@ -64,7 +64,9 @@ def load_text(location: str, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, s
 
     A file over ``max_bytes`` is refused before it is read; text that is not UTF-8 is refused
     with the line and column of the first bad byte."""
-    path = location[len("file://"):] if location.startswith("file://") else location
+    from connectors.local import path_from_url  # the one file:// parser; only when reading
+
+    path = path_from_url(location)
     try:
         size = Path(path).stat().st_size
         if size > max_bytes:

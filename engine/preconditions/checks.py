@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from engine.activities.base import AttemptContext, precondition
+from engine.activities.sql_nodes import file_location, node_kind
 from engine.activities.staging import local_path
 from engine.errors import RunError
 
@@ -41,15 +42,15 @@ async def uri_exists(uri: str, *, prefix: bool) -> bool:
 async def exists(ctx: AttemptContext) -> bool:
     node: dict[str, Any] = ctx.node_fields or {}
     node_type = node.get("type")
-    if node_type == "S3DataNode":
-        if node.get("directoryPath"):
-            return await uri_exists(str(node["directoryPath"]), prefix=True)
-        return await uri_exists(str(node.get("filePath")), prefix=False)
-    if node_type in ("SqlDataNode", "MySqlDataNode", "RedshiftDataNode"):
+    kind = node_kind(node)
+    if kind == "files":
+        uri, directory = file_location(node) or (str(node.get("filePath")), False)
+        return await uri_exists(uri, prefix=directory)
+    if kind == "sql":
         from engine.activities.sql_nodes import table_exists
 
         return await table_exists(ctx, ctx.node_id or "")
-    if node_type == "DynamoDBDataNode":
+    if kind == "dynamodb":
         from connectors import dynamodb
 
         return await dynamodb.table_exists(str(node.get("tableName")), node.get("region"))

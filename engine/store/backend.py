@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
+from connectors.errors import ConnectorError
 from engine.errors import StoreError
 from engine.store.trips import Trips, run_each
 
@@ -240,13 +241,16 @@ class PostgresBackend:
     async def open(self) -> None:
         import asyncpg
 
+        from connectors.postgres import map_errors
+
         if self._pool is None:
             try:
-                self._pool = await asyncpg.create_pool(self.dsn, min_size=1,
-                                                       max_size=self.max_size)
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise StoreError(f"cannot open the PostgreSQL store: {type(exc).__name__}: "
-                                 f"{_no_secret(str(exc))}") from None
+                with map_errors("PostgreSQL store", "connect", connecting=True):
+                    self._pool = await asyncpg.create_pool(self.dsn, min_size=1,
+                                                           max_size=self.max_size)
+            except ConnectorError as exc:
+                raise StoreError(f"cannot open the PostgreSQL store: {_driver_text(exc)}") \
+                    from None
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -272,20 +276,27 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:
-        import asyncpg
+        from connectors.postgres import map_errors
 
         if self._pool is None:
             raise StoreError("the store is not open")
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield _PgTx(conn)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise StoreError(f"PostgreSQL store: {type(exc).__name__}: "
-                             f"{_no_secret(str(exc))}") from exc
+            with map_errors("PostgreSQL store", "transaction"):
+                async with self._pool.acquire() as conn, conn.transaction():
+                    yield _PgTx(conn)
+        except ConnectorError as exc:
+            raise StoreError(f"PostgreSQL store: {_driver_text(exc)}") from exc
 
 
 class _RollBack(Exception):
     """Internal: a guarded batch step lost its compare-and-set."""
+
+
+def _driver_text(exc: ConnectorError) -> str:
+    """What the driver said (its exception's class and message, password masked): the
+    connector error wraps it as ``__cause__``."""
+    cause = exc.__cause__ or exc
+    return f"{type(cause).__name__}: {_no_secret(str(cause))}"
 
 
 def _no_secret(text: str) -> str:

@@ -9,7 +9,6 @@ secret key and session token, and passwords of URLs given to ``headrace copy``.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +20,6 @@ from opentelemetry.trace import Link, Status
 MASK = "****"
 #: Shorter values are not scrubbed: replacing them everywhere would garble every text.
 MIN_SECRET_LENGTH = 3
-_ENV_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -41,8 +39,11 @@ def add_secrets(values: Iterable[str]) -> None:
 
 
 def add_environment_secrets(env: Mapping[str, str] | None = None) -> None:
-    env = os.environ if env is None else env
-    add_secrets(env[name] for name in _ENV_SECRETS if env.get(name))
+    # the connectors' one list of AWS secrets; imported here, not at the top, because the AWS
+    # package loads aiobotocore (~0.2 s) and only a run with telemetry on needs it
+    from connectors.aws import aws_secrets
+
+    add_secrets(aws_secrets(env))
 
 
 def scrub(text: str) -> str:

@@ -25,7 +25,7 @@ import pytest
 from connectors import aws
 from connectors.errors import NotFoundError
 from connectors.local import TEMP_MARK
-from engine.testing.faultproxy import FaultProxy
+from connectors.testing import FaultProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -108,7 +108,7 @@ async def test_kill_mid_multipart_upload_then_rerun(s3_bucket: str, s3_endpoint:
         # torn: an upload is pending, the object does not exist
         assert [u["Key"] for u in await pending_uploads(client, s3_bucket, "out/")] == [
             f"out/{name}"]
-        with pytest.raises(NotFoundError), aws.map_aws_errors("s3", "head"):
+        with pytest.raises(NotFoundError), aws.map_errors("s3", "head"):
             await client.head_object(Bucket=s3_bucket, Key=f"out/{name}")
 
         await headrace_copy(args, s3_endpoint, tmp_path)

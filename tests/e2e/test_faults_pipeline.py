@@ -25,8 +25,8 @@ import asyncpg
 import pymysql
 import pytest
 
+from connectors.testing import FaultProxy
 from engine.runtime.crashpoints import ENV
-from engine.testing.faultproxy import FaultProxy
 from tests.e2e.cli_kit import HEADRACE, Cli, by_object, ref, write_definition
 
 pytestmark = pytest.mark.anyio

@@ -9,9 +9,10 @@ once, nothing else, and every value equal after the documented conversion for th
 * PostgreSQL / MySQL tables: the value itself (timestamps compared as instants).
 * CSV (file or S3 object): text, NULL as an unquoted empty field and '' as ``""``; numbers,
   booleans and timestamps must read back as the same value (``t``/``true``/``1`` all mean true).
-* DynamoDB from rows (``connectors/dynamodb_items.py``): a NULL column leaves the attribute out
-  (never a NULL attribute); text S, numbers N, booleans BOOL, timestamps S in ISO-8601; rows
-  decoded from CSV are text, so every value is S except the key, given the table's type (N).
+* DynamoDB from rows (``connectors/formats/dynamodb_items.py``): a NULL column leaves the
+  attribute out (never a NULL attribute); text S, numbers N, booleans BOOL, timestamps S in
+  ISO-8601; rows decoded from CSV are text, so every value is S except the key, given the
+  table's type (N).
 * DynamoDB JSON lines on S3: the export form (``{"Item": {...}}``), items exactly as stored.
 
 A DynamoDB source reads rows by its data format's column list, or, given by URL alone

@@ -27,20 +27,25 @@ from connectors.base import (
     RowBatch,
     Schema,
 )
-from connectors.copy import copy, root_cause
+from connectors.copy import copy
 from connectors.dynamodb import (
     DynamoDBSink,
     DynamoDBSource,
     DynamoDBTable,
+    RetryPolicy,
     sink_from_url,
     source_from_url,
     table_exists,
     table_has_data,
 )
-from connectors.dynamodb_throughput import RetryPolicy
-from connectors.errors import AuthenticationFailed, BadDataError, NotFoundError, Throttled
-from connectors.testing import MemorySource, check_round_trip
-from engine.testing.dynamofaults import FaultPlan, dynamo_fault_proxy
+from connectors.errors import (
+    AuthenticationFailed,
+    BadDataError,
+    NotFoundError,
+    Throttled,
+    root_cause,
+)
+from connectors.testing import DynamoFaultPlan, MemorySource, check_round_trip, dynamo_fault_proxy
 from tests.services import aws
 
 pytestmark = pytest.mark.anyio
@@ -326,7 +331,8 @@ async def test_rows_by_columns_round_trip(tables: Tables) -> None:
     rows = [(i, f"k{i % 3}", Decimal(f"{i}.25"), i / 4, i % 3 == 0, bytes([i % 256]) * 3,
              None if i % 5 == 0 else f"note {i}") for i in range(300)]
     model = DynamoDBTable(table_name=table, columns=schema.columns)
-    await check_round_trip(model.sink, model.source, rows, schema, ordered=False)
+    await check_round_trip(lambda: DynamoDBSink(model), lambda: DynamoDBSource(model), rows,
+                           schema, ordered=False)
 
 
 async def test_text_rows_get_the_tables_key_types(tables: Tables) -> None:
@@ -360,7 +366,7 @@ async def test_unprocessed_items_and_throttles_are_resent_exactly(
     table = tables.create()
     schema = Schema((Column("id", "bigint"), Column("name", "text")))
     rows = [(i, f"row {i}") for i in range(n)]
-    plan = FaultPlan(forward_fraction=0.7, throttle_probability=0.1, seed=11)
+    plan = DynamoFaultPlan(forward_fraction=0.7, throttle_probability=0.1, seed=11)
     async with dynamo_fault_proxy(endpoint, plan) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
         sink = DynamoDBSink(DynamoDBTable(table_name=table), EndpointOptions(parallel=4),
@@ -390,7 +396,7 @@ async def test_unprocessed_items_and_throttles_are_resent_exactly(
 async def test_a_starved_batch_fails_within_its_budget(tables: Tables, endpoint: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     table = tables.create()
-    async with dynamo_fault_proxy(endpoint, FaultPlan(throttle_probability=1.0)) as proxy:
+    async with dynamo_fault_proxy(endpoint, DynamoFaultPlan(throttle_probability=1.0)) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
         sink = DynamoDBSink(DynamoDBTable(table_name=table), EndpointOptions(parallel=1),
                             retry=RetryPolicy(base_delay=0.001, max_delay=0.01, max_attempts=5))
@@ -416,7 +422,7 @@ async def test_refused_credentials_fail_fast_without_retries(tables: Tables, end
     table = tables.create()
     secret = "wrong-secret-" + secrets.token_hex(8)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    async with dynamo_fault_proxy(endpoint, FaultPlan(refuse_credentials=True)) as proxy:
+    async with dynamo_fault_proxy(endpoint, DynamoFaultPlan(refuse_credentials=True)) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
         with pytest.raises(AuthenticationFailed) as info:
             await produce(source_from_url(f"dynamodb://{table}", EndpointOptions()))
@@ -468,7 +474,7 @@ async def test_items_the_server_refuses_name_their_lines(tables: Tables) -> None
 async def test_write_throughput_percent_paces_the_load(tables: Tables) -> None:
     table = tables.create(write=40)
     model = DynamoDBTable(table_name=table, write_throughput_percent=1.0)
-    sink = model.sink(EndpointOptions(parallel=2))
+    sink = DynamoDBSink(model, EndpointOptions(parallel=2))
     await consume(sink, jsonl([{"id": {"N": str(i)}} for i in range(80)]))
     assert sink.stats.items == 80
     assert sink.stats.throughput_wait > 0  # 80 units at 40/s cannot pass without waiting
@@ -480,7 +486,7 @@ async def test_read_throughput_percent_pages_and_paces_the_scan(tables: Tables) 
     n = 120
     tables.put(table, [{"id": {"N": str(i)}} for i in range(n)])
     model = DynamoDBTable(table_name=table, read_throughput_percent=0.5)
-    source = model.source(EndpointOptions(parallel=1))
+    source = DynamoDBSource(model, EndpointOptions(parallel=1))
     data = await produce(source)
     check([json.loads(line)["Item"] for line in data.splitlines()], n)
     assert source.stats.requests > 1  # small pages sized to the 1 unit/s share
@@ -490,7 +496,7 @@ async def test_read_throughput_percent_pages_and_paces_the_scan(tables: Tables) 
 async def test_on_demand_tables_are_not_paced(tables: Tables) -> None:
     table = tables.create()
     model = DynamoDBTable(table_name=table, write_throughput_percent=0.1)
-    sink = model.sink(EndpointOptions())
+    sink = DynamoDBSink(model, EndpointOptions())
     await consume(sink, jsonl([{"id": {"N": str(i)}} for i in range(60)]))
     assert sink.stats.throughput_wait == 0
 

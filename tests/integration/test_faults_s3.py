@@ -18,7 +18,7 @@ from connectors.base import CSV, Progress
 from connectors.copy import copy
 from connectors.local import LocalSink, LocalSource
 from connectors.s3 import S3Sink, S3Source
-from engine.testing.s3faults import S3FaultPlan, s3_fault_proxy
+from connectors.testing import S3FaultPlan, s3_fault_proxy
 from tests.otel_kit import recording
 
 pytestmark = pytest.mark.anyio

@@ -22,7 +22,7 @@ from connectors import postgres
 from connectors.base import EndpointOptions
 from connectors.copy import CopyOptions, copy
 from connectors.local import LocalSource
-from engine.testing.faultproxy import FaultProxy
+from connectors.testing import FaultProxy
 
 pytestmark = pytest.mark.anyio
 

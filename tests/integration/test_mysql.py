@@ -27,22 +27,22 @@ from connectors.errors import (
     TransientError,
     Unreachable,
 )
-from connectors.mysql import MySqlEndpoint
-from connectors.mysql_infile import PINNED
+from connectors.mysql import AIOMYSQL_INTERNALS as PINNED
+from connectors.mysql import MySqlEndpoint, MySqlSink, MySqlSource
 from connectors.testing import (
+    FaultProxy,
     MemorySink,
     MemorySource,
     check_abort_leaves_nothing,
     check_clogged_sink,
 )
-from engine.testing.faultproxy import FaultProxy
 from tests.integration.sql_kit import IDS, csv_bytes
 
 pytestmark = pytest.mark.anyio
 
 NULL_WORD_CSV = CSV.replace(null="NULL")
 
-#: sha256 of the aiomysql internals connectors.mysql_infile relies on (aiomysql 0.3.2).
+#: sha256 of the aiomysql internals connectors/mysql/_infile.py relies on (aiomysql 0.3.2).
 UPSTREAM = {
     "Connection._execute_command":
         "aed9c70a8d28d69930cc91d57cc8211dfbc62e6f1b4028789c297dbf7c26df52",
@@ -74,7 +74,7 @@ def test_aiomysql_internals_used_by_the_infile_hook_are_unchanged() -> None:
         cls, fn = name.split(".")
         source = inspect.getsource(getattr(getattr(aiomysql.connection, cls), fn))
         assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM[name], (
-            f"aiomysql {name} changed: re-check connectors/mysql_infile.py, then update the hash")
+            f"aiomysql {name} changed: re-check connectors/mysql/_infile.py, then update the hash")
 
 
 async def test_load_data_from_the_stream_and_read_back(mysql_database: str) -> None:
@@ -165,8 +165,8 @@ async def test_a_load_under_a_checkpoint_key_happens_once(mysql_database: str, l
     extra = {"data": csv_bytes(50), "fmt": NULL_WORD_CSV} if lane == "bytes" else {}
 
     def sink(key: str) -> Any:
-        return MySqlEndpoint.from_url(f"{mysql_database}?table=t").model_copy(
-            update={"checkpoint_key": key}).sink()
+        return MySqlSink(MySqlEndpoint.from_url(f"{mysql_database}?table=t").model_copy(
+            update={"checkpoint_key": key}))
 
     await copy(MemorySource(IDS, rows, **extra), sink("p/@Load_1/0"))
     await copy(MemorySource(IDS, rows, **extra), sink("p/@Load_1/0"))  # loads nothing
@@ -199,8 +199,8 @@ async def test_insert_query_upserts_and_create_table_sql(mysql_database: str) ->
         "create_table_sql": "CREATE TABLE t (id int PRIMARY KEY, name text)",
         "insert_query": "INSERT INTO t (id, name) VALUES (?, ?) "
                         "ON DUPLICATE KEY UPDATE name = VALUES(name)"})
-    await copy(MemorySource(IDS, [(1, "a"), (2, "100% b")]), ep.sink())
-    await copy(MemorySource(IDS, [(1, "new"), (3, "c")]), ep.sink())
+    await copy(MemorySource(IDS, [(1, "a"), (2, "100% b")]), MySqlSink(ep))
+    await copy(MemorySource(IDS, [(1, "new"), (3, "c")]), MySqlSink(ep))
     assert run(mysql_database, "SELECT * FROM t ORDER BY id") == [
         (1, "new"), (2, "100% b"), (3, "c")]
 
@@ -288,7 +288,7 @@ async def test_clogged_consumer_holds_back_the_reader(mysql_database: str) -> No
     ep = MySqlEndpoint.from_url(f"{mysql_database}?table=t").model_copy(
         update={"chunk_size": 64 * 1024})
     # bound: the stream's slots and the chunk being sent (the rest of a fetch waits unsent)
-    await check_clogged_sink(ep.source, fmt=CSV, depth=2, hold=0.3,
+    await check_clogged_sink(lambda: MySqlSource(ep), fmt=CSV, depth=2, hold=0.3,
                              max_read_ahead_bytes=4 * 64 * 1024)
 
 

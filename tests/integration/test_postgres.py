@@ -20,14 +20,14 @@ from connectors.errors import (
     TransientError,
     Unreachable,
 )
-from connectors.postgres import PostgresEndpoint
+from connectors.postgres import PostgresEndpoint, PostgresSink, PostgresSource
 from connectors.testing import (
+    FaultProxy,
     MemorySink,
     MemorySource,
     check_abort_leaves_nothing,
     check_clogged_sink,
 )
-from engine.testing.faultproxy import FaultProxy
 from tests.integration.sql_kit import IDS, csv_bytes
 
 pytestmark = pytest.mark.anyio
@@ -156,7 +156,7 @@ async def test_create_table_from_source_schema_and_create_table_sql(pg_database:
 
     ep = PostgresEndpoint.from_url(pg_database).model_copy(update={
         "table": "t2", "create_table_sql": "CREATE TABLE t2 (id bigint, name text DEFAULT 'd')"})
-    await copy(MemorySource(IDS, [(7, "seven")]), ep.sink())
+    await copy(MemorySource(IDS, [(7, "seven")]), PostgresSink(ep))
     assert await sql(pg_database, "SELECT * FROM t2") == [(7, "seven")]
 
 
@@ -189,7 +189,7 @@ async def test_insert_query_upserts(pg_database: str) -> None:
     ep = PostgresEndpoint.from_url(pg_database).model_copy(update={
         "table": "t", "insert_query": "INSERT INTO t (id, name) VALUES (?, ?) "
                                       "ON CONFLICT (id) DO UPDATE SET name = excluded.name"})
-    sink = ep.sink()
+    sink = PostgresSink(ep)
     assert not sink.can_consume(CSV)  # an insertQuery takes rows
     await copy(MemorySource(IDS, data=b"1,new\n2,two\n", fmt=CSV), sink)
     assert await sql(pg_database, "SELECT * FROM t ORDER BY id") == [
@@ -342,5 +342,5 @@ async def test_clogged_consumer_holds_back_the_reader(pg_database: str) -> None:
         update={"chunk_size": 64 * 1024})
     # bound: the stream's slots, the chunk being sent, the one being gathered, and what
     # asyncpg holds of the COPY stream while its output callback waits (about 4 chunks)
-    await check_clogged_sink(ep.source, fmt=CSV, depth=2, hold=0.3,
+    await check_clogged_sink(lambda: PostgresSource(ep), fmt=CSV, depth=2, hold=0.3,
                              max_read_ahead_bytes=8 * 64 * 1024)

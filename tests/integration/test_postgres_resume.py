@@ -19,8 +19,7 @@ import asyncpg
 import pytest
 
 from connectors.copy import copy
-from connectors.pg_batched import staging_name
-from connectors.postgres import PostgresEndpoint
+from connectors.postgres import PostgresEndpoint, PostgresSink, staging_name
 from connectors.testing import MemorySource
 from tests.integration.sql_kit import IDS
 
@@ -57,8 +56,8 @@ async def wait_for_rows_done(dsn: str, key: str, at_least: int) -> int:
 
 
 def sink_for(dsn: str, key: str) -> Any:
-    return PostgresEndpoint.from_url(f"{dsn}?table=t").model_copy(
-        update={"checkpoint_key": key, "batch_rows": 100}).sink()
+    return PostgresSink(PostgresEndpoint.from_url(f"{dsn}?table=t").model_copy(
+        update={"checkpoint_key": key, "batch_rows": 100}))
 
 
 async def check_exactly_once(dsn: str, key: str) -> None:
@@ -114,7 +113,7 @@ SCRIPT = textwrap.dedent("""
     import anyio, sys
     from connectors.base import Column, Schema
     from connectors.copy import copy
-    from connectors.postgres import PostgresEndpoint
+    from connectors.postgres import PostgresEndpoint, PostgresSink
     from connectors.testing import MemorySource
 
     async def main() -> None:
@@ -123,8 +122,8 @@ SCRIPT = textwrap.dedent("""
         rows = [(i, f"name {i}") for i in range(1000)]
         # the gate never opens: the process loads 5 batches, then hangs until it is killed
         source = MemorySource(schema, rows, batch_rows=50, gate=anyio.Event(), gate_after=11)
-        sink = PostgresEndpoint.from_url(dsn + "?table=t").model_copy(
-            update={"checkpoint_key": key, "batch_rows": 100}).sink()
+        sink = PostgresSink(PostgresEndpoint.from_url(dsn + "?table=t").model_copy(
+            update={"checkpoint_key": key, "batch_rows": 100}))
         await copy(source, sink)
 
     anyio.run(main)

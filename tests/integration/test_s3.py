@@ -408,7 +408,7 @@ class _Watermark(Progress):
 @pytest.mark.parametrize("direction", ["upload", "download"])
 async def test_cancelled_direct_copy_leaves_nothing(s3_bucket: str, s3_endpoint: str,
                                                     tmp_path: Path, direction: str) -> None:
-    from engine.testing.faultproxy import FaultProxy
+    from connectors.testing import FaultProxy
 
     data = os.urandom(16 * MiB)
     out = tmp_path / "out"

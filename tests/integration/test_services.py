@@ -216,7 +216,7 @@ def test_unknown_service_is_a_clear_error() -> None:
 async def test_fault_proxy_reset_mid_copy_leaves_postgres_without_partial_rows(
     pg_database: str,
 ) -> None:
-    from engine.testing.faultproxy import FaultProxy
+    from connectors.testing import FaultProxy
 
     parts = urllib.parse.urlsplit(pg_database)
     direct = await asyncpg.connect(pg_database)

@@ -13,8 +13,12 @@ from typing import Any
 
 import pytest
 
+from connectors.aws import SNS_MESSAGE_LIMIT as MESSAGE_LIMIT
+from connectors.aws import SNS_SUBJECT_LIMIT as SUBJECT_LIMIT
+from connectors.aws import clean_sns_subject as clean_subject
+from connectors.aws import publish_sns as publish
+from connectors.aws import sns_region_of as region_of
 from connectors.errors import ConfigError, NotFoundError
-from connectors.sns import MESSAGE_LIMIT, SUBJECT_LIMIT, clean_subject, publish, region_of
 from tests.services import aws
 
 pytestmark = pytest.mark.anyio

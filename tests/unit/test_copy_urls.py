@@ -13,9 +13,10 @@ from connectors.errors import (
     ConfigError,
     ConnectionLost,
     NotFoundError,
-    TerminalError,
+    TerminalFault,
     Throttled,
     TransientError,
+    TransientFault,
     Unreachable,
 )
 from connectors.local import LocalSink, LocalSource
@@ -123,23 +124,23 @@ def client_error(code: str, status: int, message: str = "msg") -> bexc.ClientErr
 @pytest.mark.parametrize(("exc", "kind"), [
     (client_error("SlowDown", 503), Throttled),
     (client_error("ProvisionedThroughputExceededException", 400), Throttled),
-    (client_error("InternalError", 500), TransientError),
+    (client_error("InternalError", 500), TransientFault),
     (client_error("Whatever", 503), Throttled),
-    (client_error("ServiceUnavailable", 503), TransientError),
+    (client_error("ServiceUnavailable", 503), TransientFault),
     (client_error("TooManyRequests", 429), Throttled),
     (client_error("NoSuchKey", 404), NotFoundError),
     (client_error("NoSuchBucket", 404), NotFoundError),
     (client_error("404", 404), NotFoundError),
     (client_error("SignatureDoesNotMatch", 403), AuthenticationFailed),
     (client_error("InvalidAccessKeyId", 403), AuthenticationFailed),
-    (client_error("InvalidArgument", 400), TerminalError),
+    (client_error("InvalidArgument", 400), TerminalFault),
     (bexc.NoCredentialsError(), AuthenticationFailed),
     (bexc.EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), Unreachable),
     (bexc.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"), ConnectionLost),
     (aiohttp.ClientPayloadError("Response payload is not completed"), ConnectionLost),
 ])
 def test_aws_errors_map_to_connector_errors(exc: Exception, kind: type) -> None:
-    with pytest.raises(kind) as err, aws.map_aws_errors("s3", "get", "s3://b/k"):
+    with pytest.raises(kind) as err, aws.map_errors("s3", "get", "s3://b/k"):
         raise exc
     assert err.value.__cause__ is exc
     assert type(err.value) is kind
@@ -148,20 +149,20 @@ def test_aws_errors_map_to_connector_errors(exc: Exception, kind: type) -> None:
 
 
 def test_auth_errors_name_the_credential_sources() -> None:
-    with pytest.raises(AuthenticationFailed) as err, aws.map_aws_errors("dynamodb", "scan"):
+    with pytest.raises(AuthenticationFailed) as err, aws.map_errors("dynamodb", "scan"):
         raise bexc.NoCredentialsError()
     assert "AWS_ACCESS_KEY_ID" in str(err.value) and "AWS_PROFILE" in str(err.value)
 
 
 def test_echoed_secrets_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-never-shown")
-    with pytest.raises(AuthenticationFailed) as err, aws.map_aws_errors("s3", "get"):
+    with pytest.raises(AuthenticationFailed) as err, aws.map_errors("s3", "get"):
         raise client_error("SignatureDoesNotMatch", 403, "signed with s3cr3t-never-shown")
     assert "s3cr3t-never-shown" not in str(err.value) and "signed with ***" in str(err.value)
 
 
 def test_other_exceptions_pass_through() -> None:
-    with pytest.raises(KeyError), aws.map_aws_errors("s3", "get"):
+    with pytest.raises(KeyError), aws.map_errors("s3", "get"):
         raise KeyError("x")
 
 

@@ -1,4 +1,4 @@
-"""DynamoDB item <-> row conversion (connectors.dynamodb_items)."""
+"""DynamoDB item <-> row conversion (connectors.formats.dynamodb_items)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.base import Column
-from connectors.dynamodb_items import (
+from connectors.formats import (
     ITEM_SCHEMA,
     ConversionError,
     coerce_key,

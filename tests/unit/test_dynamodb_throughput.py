@@ -10,10 +10,18 @@ import random
 import botocore.exceptions as bexc
 import pytest
 
+from connectors.aws import full_jitter
 from connectors.base import EndpointOptions
-from connectors.dynamodb import DynamoDBTable, _table_info, parse_url, sink_from_url
-from connectors.dynamodb_throughput import RetryPolicy, TokenBucket, full_jitter, throughput_rate
-from connectors.dynamodb_wire import map_error
+from connectors.dynamodb import (
+    DynamoDBTable,
+    RetryPolicy,
+    TokenBucket,
+    map_error,
+    parse_url,
+    sink_from_url,
+    table_info,
+    throughput_rate,
+)
 from connectors.errors import (
     AuthenticationFailed,
     BadDataError,
@@ -22,6 +30,7 @@ from connectors.errors import (
     NotFoundError,
     Throttled,
     TransientError,
+    TransientFault,
     Unreachable,
 )
 
@@ -145,7 +154,7 @@ def test_sink_from_url_builds_a_sink() -> None:
 
 
 def test_table_info_reads_key_order_and_capacity() -> None:
-    info = _table_info({"Table": {
+    info = table_info({"Table": {
         "TableName": "t1", "TableStatus": "ACTIVE",
         "KeySchema": [{"AttributeName": "sk", "KeyType": "RANGE"},
                       {"AttributeName": "pk", "KeyType": "HASH"}],
@@ -156,7 +165,7 @@ def test_table_info_reads_key_order_and_capacity() -> None:
     assert info.key_names == ("pk", "sk")
     assert info.key_types == {"pk": "N", "sk": "S"}
     assert (info.read_units, info.write_units) == (40, 10)
-    on_demand = _table_info({"Table": {
+    on_demand = table_info({"Table": {
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
         "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
         "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}}})
@@ -177,9 +186,9 @@ def _client_error(code: str, status: int = 400, message: str = "msg") -> bexc.Cl
     (_client_error("AccessDeniedException"), AuthenticationFailed),
     (_client_error("ProvisionedThroughputExceededException"), Throttled),
     (_client_error("ThrottlingException"), Throttled),
-    (_client_error("InternalServerError", 500), TransientError),
+    (_client_error("InternalServerError", 500), TransientFault),
     (_client_error("Whatever", 503), Throttled),
-    (_client_error("Whatever", 502), TransientError),
+    (_client_error("Whatever", 502), TransientFault),
     (_client_error("ValidationException"), ConfigError),
     (bexc.NoCredentialsError(), AuthenticationFailed),
     (bexc.NoRegionError(), ConfigError),

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from anyio.abc import SocketAttribute, SocketStream
 
-from engine.testing.faultproxy import FaultProxy
+from connectors.testing import FaultProxy
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from connectors.base import CSV, TSV, Column, RowBatch, Schema
 from connectors.errors import BadDataError
 from connectors.formats import encoder_for
-from connectors.mysql_csv import NullMarker, convertible, marked_format
+from connectors.mysql import NullMarker, convertible, marked_format
 
 
 def load_data_reading(data: bytes, sep: str = ",") -> list[tuple[str | None, ...]]:

@@ -9,23 +9,30 @@ import pytest
 
 from connectors.base import CSV, TSV, EndpointOptions, TextFormat
 from connectors.errors import ConfigError
-from connectors.mysql import MySqlEndpoint, _infile_options
-from connectors.mysql_lines import line_select, supports
-from connectors.mysql_rows import encode_rows
-from connectors.postgres import PostgresEndpoint
-from connectors.sqltext import (
+from connectors.mysql import (
+    MySqlEndpoint,
+    encode_rows,
+    line_select,
+    load_data_options,
+    supports,
+)
+from connectors.postgres import (
+    PostgresEndpoint,
+    PostgresSink,
+    PostgresSource,
+    pg_coercer,
+    pg_column_fits,
+)
+from connectors.sql import (
     convert_placeholders,
+    from_fields,
+    parse_datetime,
+    parse_sql_url,
     quote_qualified,
     split_qualified,
     split_statements,
-)
-from connectors.sqltypes import (
-    parse_datetime,
-    pg_coercer,
-    pg_column_fits,
     truthy,
 )
-from connectors.sqlurl import from_fields, parse_sql_url
 
 
 def test_postgres_url_with_table_and_password() -> None:
@@ -180,14 +187,14 @@ def test_url_options_reach_the_endpoint() -> None:
     ep = PostgresEndpoint.from_url("postgresql://u:pw@h/db", EndpointOptions(
         query="SELECT 1", create=True))
     assert (ep.select_query, ep.create, ep.table) == ("SELECT 1", True, None)
-    assert ep.source().describe.endswith("(query)")
+    assert PostgresSource(ep).describe.endswith("(query)")
     with pytest.raises(ConfigError):
-        ep.sink()  # a sink needs a table or an insertQuery
+        PostgresSink(ep)  # a sink needs a table or an insertQuery
 
 
 def test_which_formats_each_end_speaks() -> None:
-    pg_src = PostgresEndpoint.from_url("postgresql://h/db?table=t").source()
-    pg_sink = PostgresEndpoint.from_url("postgresql://h/db?table=t").sink()
+    pg_src = PostgresSource(PostgresEndpoint.from_url("postgresql://h/db?table=t"))
+    pg_sink = PostgresSink(PostgresEndpoint.from_url("postgresql://h/db?table=t"))
     for fmt in (CSV, TSV, CSV.replace(column_separator=";", null="\\N", header=True)):
         assert pg_src.can_produce(fmt) and pg_sink.can_consume(fmt)
     assert not pg_src.can_produce(TextFormat(kind="jsonl"))
@@ -196,9 +203,9 @@ def test_which_formats_each_end_speaks() -> None:
     assert pg_sink.can_consume(CSV.replace(record_separator="\r\n"))
     assert supports(CSV) and supports(TSV) and supports(CSV.replace(column_separator="::"))
     assert not supports(CSV.replace(quote=None))
-    assert _infile_options(TSV) is not None
-    assert _infile_options(CSV.replace(null="NULL")) is not None
-    assert _infile_options(CSV) is None  # NULL as an empty field: rows lane
+    assert load_data_options(TSV) is not None
+    assert load_data_options(CSV.replace(null="NULL")) is not None
+    assert load_data_options(CSV) is None  # NULL as an empty field: rows lane
 
 
 def test_server_built_line_sql_quotes_and_escapes() -> None:

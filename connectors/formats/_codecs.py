@@ -1,0 +1,58 @@
+"""The streaming codec for each format kind: ``decoder_for`` and ``encoder_for``."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from connectors.base import RowBatch, Schema, TextFormat
+from connectors.errors import ConfigError
+
+from ._decoder import DEFAULT_BATCH_ROWS, BadRowHandler
+
+
+class Decoder(Protocol):
+    schema: Schema | None
+    bad_rows: int
+
+    def feed(self, chunk: bytes) -> list[RowBatch]: ...
+
+    def finish(self) -> list[RowBatch]: ...
+
+
+class Encoder(Protocol):
+    def encode(self, batch: RowBatch) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+def decoder_for(fmt: TextFormat, *, location: str, schema: Schema | None = None,
+                batch_rows: int = DEFAULT_BATCH_ROWS,
+                on_bad: BadRowHandler | None = None) -> Decoder:
+    """A streaming decoder for ``fmt``; ``location`` (file or object name) goes in errors."""
+    from .csv import CsvDecoder
+    from .delimited import DelimitedDecoder
+    from .dynamodb_json import DynamoDbJsonDecoder
+    from .jsonl import JsonLinesDecoder
+    from .regex import RegexDecoder
+
+    cls: Any = {"csv": CsvDecoder, "tsv": DelimitedDecoder, "custom": DelimitedDecoder,
+                "regex": RegexDecoder, "jsonl": JsonLinesDecoder,
+                "dynamodb-jsonl": DynamoDbJsonDecoder}[fmt.kind]
+    decoder: Decoder = cls(fmt, location=location, schema=schema, batch_rows=batch_rows,
+                           on_bad=on_bad)
+    return decoder
+
+
+def encoder_for(fmt: TextFormat) -> Encoder:
+    """A streaming encoder for ``fmt`` (RegEx has none: it is a read-only format)."""
+    from .csv import CsvEncoder
+    from .delimited import DelimitedEncoder
+    from .dynamodb_json import DynamoDbJsonEncoder
+    from .jsonl import JsonLinesEncoder
+
+    if fmt.kind == "regex":
+        raise ConfigError("the RegEx format can be read but not written")
+    cls: Any = {"csv": CsvEncoder, "tsv": DelimitedEncoder, "custom": DelimitedEncoder,
+                "jsonl": JsonLinesEncoder, "dynamodb-jsonl": DynamoDbJsonEncoder}[fmt.kind]
+    encoder: Encoder = cls(fmt)
+    return encoder

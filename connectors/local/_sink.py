@@ -1,0 +1,135 @@
+"""Writing a local file (atomically) or a directory of parts committed together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+
+from connectors.base import (
+    BytesIn,
+    EndpointOptions,
+    Progress,
+    RangeDownloader,
+    RowsIn,
+    Source,
+    Takeover,
+    TakeoverLane,
+    TextFormat,
+)
+from connectors.formats import (
+    PART_RE,
+    Gzip,
+    NamedFormatSink,
+    consume_rows_as_bytes,
+    is_gzip,
+    same_layout,
+    write_parts,
+)
+
+from ._atomic import AtomicFile, Files, atomic_file
+from ._url import path_from_url
+
+DEFAULT_PART_BYTES = 128 * 1024 * 1024
+
+
+class LocalSink(NamedFormatSink):
+    """A local file, or a directory of parts when the path ends with ``/``."""
+
+    def __init__(self, path: str, fmt: TextFormat | None = None, *,
+                 compression: str | None = None, part_bytes: int = DEFAULT_PART_BYTES) -> None:
+        self.directory = path.endswith("/") or os.path.isdir(path)
+        self.path = Path(path)
+        self.describe = str(path)
+        self._set_format(path, fmt)
+        self._gzip = is_gzip(path, compression) if not self.directory else \
+            compression == "gzip"
+        self.part_bytes = max(1, part_bytes)
+        self._files = Files()
+
+
+    async def take_over(self, source: Source, progress: Progress,
+                        lanes: frozenset[TakeoverLane]) -> Takeover | None:
+        """Direct when ``source`` is one object fetched by ranges (see :class:`TakesOver`)."""
+        if "direct" not in lanes:
+            return None
+        copied = await self.direct_copy(source, progress)
+        return None if copied is None else Takeover("direct", copied)
+
+    async def direct_copy(self, source: Source, progress: Progress) -> int | None:
+        """A byte-for-byte download of one object into this file by parallel ranges written
+        at their offsets (a :class:`~connectors.base.RangeDownloader`).
+
+        None when that does not apply, as for the S3 sink's direct upload (only opaque bytes:
+        data known to be records streams and is counted). The file is as atomic as ever: a
+        temp, fsynced, renamed on success."""
+        if not isinstance(source, RangeDownloader) or self.directory or not self.opaque or \
+                not source.opaque or not same_layout(source.native_format, self._fmt):
+            return None
+        af: AtomicFile | None = None
+
+        async def start(size: int) -> AtomicFile:
+            nonlocal af
+            af = AtomicFile(self.path, self._files)
+            await af.open()
+            return af
+
+        try:
+            copied = await source.download_into(start, compressed=self._gzip,
+                                                progress=progress)
+            if af is not None:
+                await af.commit()
+        except BaseException:
+            if af is not None:
+                await af.abort()
+            raise
+        return copied
+
+    async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        if self.directory:
+            await self._write_parts(fmt, inp, progress)
+            return
+        gz = Gzip() if self._gzip else None
+        async with atomic_file(self.path, self._files) as f:
+            async for chunk in inp:
+                progress.add(nbytes=len(chunk))
+                await f.write(gz.feed(chunk) if gz else chunk)
+            if gz:
+                await f.write(gz.finish())
+
+    async def _write_parts(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        parts: list[AtomicFile] = []
+
+        async def open_part(name: str) -> AtomicFile:
+            part = AtomicFile(self.path / name, self._files)
+            parts.append(part)
+            await part.open()
+            return part
+
+        try:
+            await write_parts(fmt, inp, progress, location=self.describe,
+                              part_bytes=self.part_bytes, gzip=self._gzip, open_part=open_part)
+            for part in parts:
+                await part.commit()
+            keep = {p.path.name for p in parts}
+            await self._files.run(self._remove_stale_parts, keep)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for part in parts:
+                    await part.abort()
+            raise
+
+    def _remove_stale_parts(self, keep: set[str]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        for p in self.path.iterdir():
+            if PART_RE.match(p.name) and p.name not in keep and p.is_file():
+                p.unlink()
+
+    async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
+        await consume_rows_as_bytes(self._fmt, inp, progress, self.consume_bytes, self._files.run)
+
+
+def sink_from_url(url: str, options: EndpointOptions) -> LocalSink:
+    path = path_from_url(url)
+    return LocalSink(path, options.format, compression=options.compression)

@@ -1,0 +1,380 @@
+"""Loading into a MySQL table with ``LOAD DATA LOCAL INFILE`` (both lanes) or through an
+``insertQuery``, in one transaction that fails on the server's first warning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomysql
+import anyio
+
+from connectors.base import (
+    BytesIn,
+    Column,
+    ColumnType,
+    Progress,
+    RowBatch,
+    RowsIn,
+    Schema,
+    TextFormat,
+)
+from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.sql import (
+    SqlSink,
+    convert_placeholders,
+    first_line,
+    is_utf8,
+    next_batch,
+    parse_bool,
+    parse_datetime,
+    quote_ident,
+    target_columns,
+)
+from connectors.tracing import traced_db
+
+from . import _checkpoint, _csv
+from ._columns import columns_schema, has_table, table_columns
+from ._endpoint import MySqlEndpoint, reader, writer
+from ._errors import AT_ROW, DRIVER_ERRORS, driver_error
+from ._infile import STREAM_NAME, load_data_local
+from ._lines import Kind
+from ._rows import FORMAT_CLAUSE, encode_rows
+from ._types import mysql_ddl_type
+
+#: Rows per multi-row INSERT of an ``insertQuery``.
+INSERT_ROWS = 1000
+
+
+def _infile_literal(text: str) -> str:
+    """A quoted literal for LOAD DATA's FIELDS/LINES clauses (which take no hex literals)."""
+    escaped = (text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+               .replace("\r", "\\r").replace("\t", "\\t").replace("\x00", "\\0"))
+    return f"'{escaped}'"
+
+
+def load_data_options(fmt: TextFormat) -> str | None:
+    """The FIELDS/LINES clause of LOAD DATA reading ``fmt`` exactly, or None if it cannot.
+
+    LOAD DATA reads NULL as ``\\N`` (escaped formats) or as the bare word NULL (CSV with
+    ``null="NULL"``): headrace's default CSV (NULL = empty field) cannot be told apart from
+    '' by LOAD DATA, so that format goes through the rows lane.
+    """
+    if not is_utf8(fmt) or not fmt.column_separator or not fmt.record_separator:
+        return None
+    lines = f"LINES TERMINATED BY {_infile_literal(fmt.record_separator)}"
+    ignore = " IGNORE 1 LINES" if fmt.header else ""
+    if fmt.kind in ("tsv", "custom"):
+        if fmt.quote is not None or fmt.escape_char != "\\" or fmt.null != "\\N":
+            return None
+        return (f"FIELDS TERMINATED BY {_infile_literal(fmt.column_separator)} "
+                f"ESCAPED BY {_infile_literal(chr(92))} {lines}{ignore}")
+    if fmt.kind == "csv":
+        if fmt.quote is None or len(fmt.quote) != 1 or fmt.null != "NULL":
+            return None
+        if fmt.escape_char not in (None, fmt.quote):
+            return None
+        return (f"FIELDS TERMINATED BY {_infile_literal(fmt.column_separator)} OPTIONALLY ENCLOSED "
+                f"BY {_infile_literal(fmt.quote)} ESCAPED BY '' {lines}{ignore}")
+    return None
+
+
+def _infile_assignments(target: Sequence[tuple[str, Kind, ColumnType]],
+                        fmt: TextFormat) -> str:
+    """The ``(columns) SET ...`` tail of LOAD DATA.
+
+    Fields land in user variables and are converted where another database's text form differs
+    from MySQL's: PostgreSQL's ``t``/``f`` booleans, a UTC offset after a timestamp (the
+    PostgreSQL connector reads in UTC), ``\\x``-hex binary.
+    """
+    by_name = {n: (k, t) for n, k, t in target}
+    names = target_columns([c.name for c in fmt.columns], [n for n, _, _ in target])
+    fields, sets = [], []
+    for i, name in enumerate(names):
+        kind, logical = by_name[name]
+        col = quote_ident(name, "mysql")
+        var = f"@v{i}"
+        if logical == "boolean":
+            expr = (f"CASE LOWER({var}) WHEN 't' THEN 1 WHEN 'true' THEN 1 WHEN 'f' THEN 0 "
+                    f"WHEN 'false' THEN 0 ELSE {var} END")
+        elif logical in ("timestamp", "timestamptz"):
+            expr = _infile_timestamp(var)
+        elif kind == "bit":
+            expr = f"CAST({var} AS UNSIGNED)"
+        elif kind == "binary":
+            expr = (f"IF(LEFT({var}, 2) = CONCAT(CHAR(92), 'x'), UNHEX(SUBSTRING({var}, 3)), "
+                    f"CAST({var} AS BINARY))")
+        else:
+            fields.append(col)
+            continue
+        fields.append(var)
+        sets.append(f"{col} = {expr}")
+    tail = f" ({', '.join(fields)})"
+    return tail + (f" SET {', '.join(sets)}" if sets else "")
+
+
+def _infile_timestamp(var: str) -> str:
+    """SQL turning a timestamp's text into UTC for LOAD DATA: a ``+00``/``Z`` suffix is
+    dropped; another offset after the time (``+05:30``, ``-0800``, ``-08``) is applied, as
+    PostgreSQL does for timestamptz (MariaDB would otherwise truncate the text with a warning).
+    Interval arithmetic, not CONVERT_TZ, which leaves times outside TIMESTAMP's range as they are.
+    """
+    off = f"REGEXP_SUBSTR({var}, '[+-][0-9]{{2}}(:?[0-9]{{2}})?$')"
+    digits = f"REPLACE(SUBSTRING({off}, 2), ':', '')"
+    minutes = (f"(LEFT({digits}, 2) * 60 + IF(CHAR_LENGTH({digits}) = 4, RIGHT({digits}, 2), 0))"
+               f" * IF(LEFT({off}, 1) = '-', -1, 1)")
+    local = f"CAST(LEFT({var}, CHAR_LENGTH({var}) - CHAR_LENGTH({off})) AS DATETIME(6))"
+    utc = "'([+-]00(:?00)?|Z)$'"
+    return (f"CASE WHEN {var} NOT REGEXP {utc} AND "
+            f"{var} REGEXP ':[0-9]{{2}}([.][0-9]*)?[+-][0-9]{{2}}(:?[0-9]{{2}})?$' "
+            f"THEN DATE_SUB({local}, INTERVAL {minutes} MINUTE) "
+            f"ELSE REGEXP_REPLACE({var}, {utc}, '') END")
+
+
+class MySqlSink(SqlSink[MySqlEndpoint]):
+    """Loads into a table (LOAD DATA / multi-row INSERT) or via ``insertQuery``, atomically."""
+
+    def can_consume(self, fmt: TextFormat) -> bool:
+        if self.endpoint.insert_query:
+            return False
+        return load_data_options(fmt) is not None or _csv.convertible(fmt)
+
+    def converts(self, fmt: TextFormat) -> bool:
+        """True when ``fmt`` loads only after a byte pass here (headrace's CSV, whose NULL
+        LOAD DATA cannot tell from ''): a copy prefers a format LOAD DATA reads as it is."""
+        return load_data_options(fmt) is None and _csv.convertible(fmt)
+
+    async def schema(self) -> Schema | None:
+        if not self.endpoint.table:
+            return None
+        async with reader(self.endpoint, "describe") as conn:
+            try:
+                return columns_schema(await table_columns(conn, self.endpoint))
+            except NotFoundError:
+                return None
+
+    async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        marker = _csv.NullMarker(fmt, location=self.describe) \
+            if self.converts(fmt) else None
+        options = load_data_options(_csv.marked_format(fmt) if marker else fmt)
+        if options is None or self.endpoint.insert_query:
+            raise ConfigError(f"LOAD DATA cannot read this format: {fmt}",
+                              connector=self.describe)
+        hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
+        ep = self.endpoint
+        async with writer(ep, "LOAD DATA", local_infile=True) as conn:
+            await self._prepare_table(conn, hint)
+            target = await table_columns(conn, ep)
+            if not await self._claim(conn, inp):
+                return
+            assignments = _infile_assignments(target, fmt)
+            sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
+                   f"CHARACTER SET utf8mb4 {options}{assignments}")
+
+            limiter = anyio.CapacityLimiter(1)
+
+            async def chunks() -> AsyncIterator[bytes]:
+                async for chunk in inp:
+                    progress.add(nbytes=len(chunk))
+                    if marker is not None:  # in a thread: the event loop keeps reading
+                        chunk = await anyio.to_thread.run_sync(marker.feed, chunk,
+                                                               limiter=limiter)
+                    if chunk:
+                        yield chunk
+                if marker is not None:
+                    tail = marker.finish()
+                    if tail:
+                        yield tail
+
+            result = await load_data_local(conn, sql, chunks())
+            if result.warning_count:
+                await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=1)
+            await self._record(conn, result.affected_rows)
+            progress.add(rows=result.affected_rows)
+
+    async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
+        first = await next_batch(inp)
+        hint = self.source_schema or (first.schema if first else None)
+        ep = self.endpoint
+        operation = "INSERT" if ep.insert_query else "LOAD DATA"
+        async with writer(ep, operation, local_infile=not ep.insert_query) as conn:
+            await self._prepare_table(conn, hint)
+            if first is None or not await self._claim(conn, inp):
+                return
+            before = progress.rows
+            if ep.insert_query:
+                await self._insert_rows(conn, first, inp, progress)
+            else:
+                await self._load_rows(conn, first, inp, progress)
+            await self._record(conn, progress.rows - before)
+
+    async def _claim(self, conn: aiomysql.Connection, inp: BytesIn | RowsIn) -> bool:
+        """Claim the load's checkpoint key; when an earlier load committed under it, take
+        the input, load none and return False."""
+        key = self.endpoint.checkpoint_key
+        if not key:
+            return True
+        db, _ = self.endpoint.table_parts()
+        await _checkpoint.prepare(conn, db)
+        if await _checkpoint.claim(conn, db, key, self.endpoint.quoted_table()):
+            return True
+        async for _ in inp:
+            pass
+        return False
+
+    async def _record(self, conn: aiomysql.Connection, rows: int) -> None:
+        if self.endpoint.checkpoint_key:
+            db, _ = self.endpoint.table_parts()
+            await _checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows)
+
+    async def _load_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
+                         progress: Progress) -> None:
+        """Rows encoded to LOAD DATA text in Python, streamed in one LOAD DATA statement."""
+        ep = self.endpoint
+        names = list(first.schema.names)
+        if not names:
+            raise ConfigError("rows without column names cannot be loaded",
+                              connector=self.describe)
+        target = await table_columns(conn, ep)
+        names = target_columns(names, [n for n, _, _ in target])
+        kinds = [{n: t for n, _, t in target}.get(n) for n in names]
+        fmt = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\",
+                         null="\\N", columns=tuple(Column(n) for n in names))
+        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
+               f"CHARACTER SET utf8mb4 {FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
+        offset = (first.first_line or 1) - 1
+
+        async def chunks() -> AsyncIterator[bytes]:
+            number = 0
+            batch: RowBatch | None = first
+            while batch is not None:
+                base = first_line(batch, number)
+                rows = _writable(batch.rows, kinds, base)
+                width = len(names)
+                for i, row in enumerate(rows):
+                    if len(row) != width:
+                        raise BadDataError(f"expected {width} values, got {len(row)}",
+                                           line=base + i)
+                data = encode_rows(rows)
+                number += len(rows)
+                progress.add(rows=len(rows))
+                yield data
+                batch = await next_batch(inp)
+
+        result = await load_data_local(conn, sql, chunks())
+        if result.warning_count:
+            await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=offset + 1)
+
+    @traced_db("mysql", "INSERT")
+    async def _insert_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
+                           progress: Progress) -> None:
+        """``insertQuery`` through executemany, in statements of INSERT_ROWS rows."""
+        sql, _ = convert_placeholders(self.endpoint.insert_query or "", "mysql")
+        kinds = await self._target_kinds(conn, first)
+        number = 0
+        batch: RowBatch | None = first
+        async with conn.cursor() as cur:
+            while batch is not None:
+                base = first_line(batch, number)
+                rows = _writable(batch.rows, kinds, base)
+                for start in range(0, len(rows), INSERT_ROWS):
+                    part = rows[start:start + INSERT_ROWS]
+                    try:
+                        await cur.executemany(sql, part)
+                    except DRIVER_ERRORS as exc:
+                        mapped = driver_error(exc, self.describe, "INSERT", row_base=base + start)
+                        if mapped is None:
+                            raise
+                        raise mapped from exc
+                    if cur._result is not None and cur._result.warning_count:
+                        await _raise_first_warning(conn, self.describe, "INSERT",
+                                                   row_base=base + start)
+                number += len(rows)
+                progress.add(rows=len(rows))
+                batch = await next_batch(inp)
+
+    async def _target_kinds(self, conn: aiomysql.Connection,
+                            first: RowBatch) -> list[ColumnType | None]:
+        """Logical type of the target column of each value position (None when unknown)."""
+        if not self.endpoint.table:
+            return []
+        by_name = {n: t for n, _, t in await table_columns(conn, self.endpoint)}
+        return [by_name.get(n) for n in first.schema.names]
+
+    async def _prepare_table(self, conn: aiomysql.Connection, hint: Schema | None) -> None:
+        ep = self.endpoint
+        if not ep.table:
+            return
+        db, name = ep.table_parts()
+        if await has_table(conn, db, name):
+            return
+        statement = self.create_statement(hint, create_table_ddl)
+        async with conn.cursor() as cur:
+            await cur.execute(statement)
+
+
+def create_table_ddl(quoted_table: str, schema: Schema) -> str:
+    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_ddl_type(c.type)}"
+                     for c in schema.columns)
+    return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols}) DEFAULT CHARSET=utf8mb4"
+
+
+async def _raise_first_warning(conn: aiomysql.Connection, where: str, operation: str, *,
+                               row_base: int) -> None:
+    """Fail with the server's first warning (LOAD DATA LOCAL and IGNORE downgrade errors)."""
+    async with conn.cursor() as cur:
+        await cur.execute("SHOW WARNINGS LIMIT 1")
+        row = await cur.fetchone()
+    if row is None:
+        return
+    level, code, message = row[0], int(row[1]), str(row[2])
+    m = AT_ROW.search(message)
+    line = row_base + int(m.group(1)) - 1 if m else None
+    err = BadDataError(f"{message} ({level} {code}); nothing was committed", line=line,
+                       connector=where, operation=operation)
+    raise err
+
+
+def _fit_value(v: Any, logical: ColumnType | None) -> Any:
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    if isinstance(v, str) and logical in ("timestamp", "timestamptz"):
+        v = parse_datetime(v)
+    elif isinstance(v, str) and logical == "boolean":
+        return parse_bool(v)
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        return v.astimezone(UTC).replace(tzinfo=None)
+    return v
+
+
+def _writable(rows: list[tuple[Any, ...]], kinds: Sequence[ColumnType | None],
+              base: int) -> list[tuple[Any, ...]]:
+    """Make values the server reads right: aware datetimes (and ISO text with an offset) in
+    UTC, JSON as text, 't'/'f' booleans as 1/0. Columns that need nothing are left alone."""
+    if not rows:
+        return rows
+    bad = []
+    for c in range(len(rows[0])):
+        logical = kinds[c] if c < len(kinds) else None
+        types = {type(r[c]) for r in rows}
+        if types & {dict, list} or (datetime in types and any(
+                isinstance(r[c], datetime) and r[c].tzinfo is not None for r in rows)) or (
+                str in types and logical in ("timestamp", "timestamptz", "boolean")):
+            bad.append((c, logical))
+    if not bad:
+        return rows
+    out = []
+    for i, r in enumerate(rows):
+        values = list(r)
+        for c, logical in bad:
+            if values[c] is not None:
+                try:
+                    values[c] = _fit_value(values[c], logical)
+                except ValueError as exc:
+                    raise BadDataError(f"column {c + 1}: {exc}", line=base + i,
+                                       column=c + 1) from None
+        out.append(tuple(values))
+    return out

@@ -1,0 +1,160 @@
+"""Resumable PostgreSQL loads: batches into a staging table, a checkpoint per batch, a swap.
+
+One big transaction (the default sink) loses all its work when the process dies. With a
+``checkpoint_key`` the sink instead:
+
+1. creates (once) a staging table ``headrace_stage_<hash>`` shaped like the target, and a row
+   for the key in ``headrace_checkpoints`` (both committed before any data);
+2. loads the rows in batches of ``batch_rows``; each batch and the new checkpoint
+   (``rows_done``) are committed in the **same** transaction, so after a crash the checkpoint
+   says exactly which rows are in staging;
+3. at end-of-stream, in one transaction: moves every staged row into the target, drops the
+   staging table and marks the checkpoint finished. Readers of the target see all rows or
+   none.
+
+A rerun with the same key skips the first ``rows_done`` rows of its input (the sink counts
+rows, so batch boundaries need not match) and goes on from there; a rerun of a finished key
+(the process died after the swap but before the engine recorded success) reads its input and
+loads nothing. Keys are therefore per scheduled instance, as the engine names its attempts.
+Resuming needs the source to deliver rows in the same order each time (a table read by
+primary key, an ordered query, a file). An advisory lock on the key keeps two runs from
+loading the same key at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import asyncpg
+from anyio import EndOfStream
+
+from connectors.base import Progress, RowBatch, RowsIn
+from connectors.sql import first_line, next_batch
+
+from ._copy import quoted
+
+CHECKPOINTS = "headrace_checkpoints"
+
+_CHECKPOINT_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} ("
+    "key text PRIMARY KEY, target text NOT NULL, staging text NOT NULL, "
+    "rows_done bigint NOT NULL DEFAULT 0, finished boolean NOT NULL DEFAULT false, "
+    "updated_at timestamptz NOT NULL DEFAULT now())")
+
+
+def staging_name(key: str) -> str:
+    return "headrace_stage_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+async def checkpoint(conn: asyncpg.Connection, key: str) -> tuple[int, bool] | None:
+    """(rows committed under ``key``, finished) or None when the key is unknown."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", CHECKPOINTS)
+    if not exists:
+        return None
+    row = await conn.fetchrow(
+        f"SELECT rows_done, finished FROM {CHECKPOINTS} WHERE key = $1", key)
+    return None if row is None else (int(row["rows_done"]), bool(row["finished"]))
+
+
+async def mark_loaded(conn: asyncpg.Connection, *, key: str, target: str, rows: int) -> None:
+    """Record ``key`` as finished, inside the caller's transaction that loaded ``target`` in
+    one piece (the bytes lane): a rerun that finds the key finished loads nothing, so a
+    process that died after that commit and before the engine recorded it adds no
+    duplicates."""
+    await conn.execute(_CHECKPOINT_DDL)
+    await conn.execute(
+        f"INSERT INTO {CHECKPOINTS} (key, target, staging, rows_done, finished) "
+        "VALUES ($1, $2, '', $3, true) ON CONFLICT (key) DO UPDATE SET rows_done = $3, "
+        "finished = true, updated_at = now()", key, target, rows)
+
+
+async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, schema: str | None,
+                         first: RowBatch, inp: RowsIn, progress: Progress, batch_rows: int,
+                         copy_rows: Any) -> int:
+    """Load ``first`` and the rest of ``inp`` into ``schema.target``.
+
+    Returns how many input rows were skipped as already loaded by an earlier run.
+
+    ``copy_rows(conn, table, schema, first_batch, rest, progress)`` is the sink's binary-COPY
+    writer (coercion and error mapping included). ``conn`` must not be in a transaction.
+    """
+    qualified_target = f"{quoted(schema)}.{quoted(target)}" if schema else quoted(target)
+    stage = staging_name(key)
+    qualified_stage = f"{quoted(schema)}.{quoted(stage)}" if schema else quoted(stage)
+    # held until the connection closes (the sink always closes it when the load ends)
+    await conn.execute("SELECT pg_advisory_lock($1)", _lock_id(key))
+    async with conn.transaction():
+        await conn.execute(_CHECKPOINT_DDL)
+        await conn.execute(
+            f"INSERT INTO {CHECKPOINTS} (key, target, staging) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO NOTHING", key, qualified_target, qualified_stage)
+        state = await conn.fetchrow(
+            f"SELECT rows_done, finished FROM {CHECKPOINTS} WHERE key = $1", key)
+        if not state["finished"]:
+            await conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified_stage} "
+                               f"(LIKE {qualified_target} INCLUDING DEFAULTS)")
+    done = int(state["rows_done"])
+    if state["finished"]:
+        return await _drain(first, inp)
+    to_skip = skipped = done
+    pending: list[tuple[Any, ...]] = []
+    pending_first: int | None = None
+    batch: RowBatch | None = first
+    seen = 0
+
+    async def flush() -> None:
+        nonlocal pending, pending_first, done
+        if not pending:
+            return
+        rows = RowBatch(first.schema, pending, first_line=pending_first)
+        async with conn.transaction():
+            await copy_rows(conn, stage, schema, rows, _Empty(), Progress())
+            await conn.execute(f"UPDATE {CHECKPOINTS} SET rows_done = rows_done + $2, "
+                               "updated_at = now() WHERE key = $1", key, len(pending))
+        done += len(pending)
+        progress.add(rows=len(pending))
+        pending, pending_first = [], None
+
+    while batch is not None:
+        base = first_line(batch, seen)
+        rows = batch.rows
+        seen += len(rows)
+        if to_skip:
+            skip = min(to_skip, len(rows))
+            to_skip -= skip
+            rows = rows[skip:]
+            base += skip
+        for i, row in enumerate(rows):
+            if pending_first is None:
+                pending_first = base + i
+            pending.append(row)
+            if len(pending) >= batch_rows:
+                await flush()
+        batch = await next_batch(inp)
+    await flush()
+    async with conn.transaction():
+        await conn.execute(f"INSERT INTO {qualified_target} SELECT * FROM {qualified_stage}")
+        await conn.execute(f"DROP TABLE {qualified_stage}")
+        await conn.execute(f"UPDATE {CHECKPOINTS} SET finished = true, updated_at = now() "
+                           "WHERE key = $1", key)
+    return skipped
+
+
+async def _drain(first: RowBatch, inp: RowsIn) -> int:
+    """Read (and drop) the rest of the input; returns how many rows it held."""
+    count = len(first.rows)
+    async for batch in inp:
+        count += len(batch.rows)
+    return count
+
+
+class _Empty:
+    """An already finished stream (one flushed batch is copied at a time)."""
+
+    async def receive(self) -> RowBatch:
+        raise EndOfStream

@@ -1,0 +1,119 @@
+"""Loading into a PostgreSQL table (COPY) or through an ``insertQuery``, in one transaction;
+idempotent under a checkpoint key (see :mod:`._resumable`).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from connectors.base import BytesIn, Progress, RowBatch, RowsIn, Schema, TextFormat
+from connectors.errors import ConfigError
+from connectors.sql import SqlSink, next_batch, quote_ident
+
+from ._copy import (
+    copy_count,
+    copy_options,
+    copy_rows_in,
+    copy_stream_in,
+    insert_batches,
+)
+from ._endpoint import PostgresEndpoint, connection, transaction
+from ._errors import map_errors
+from ._resumable import checkpoint, load_resumable, mark_loaded
+from ._source import attributes_schema
+from ._types import pg_ddl_type
+
+
+class PostgresSink(SqlSink[PostgresEndpoint]):
+    """Loads into a table (COPY) or through an ``insertQuery``, in one transaction."""
+
+    def can_consume(self, fmt: TextFormat) -> bool:
+        if self.endpoint.insert_query:  # needs rows
+            return False
+        return copy_options(fmt, loading=True) is not None
+
+    async def schema(self) -> Schema | None:
+        if not self.endpoint.table:
+            return None
+        async with connection(self.endpoint, "describe") as conn:
+            with map_errors(self.describe, "describe"):
+                if not await has_table(conn, self.endpoint.quoted_table()):
+                    return None
+                stmt = await conn.prepare(f"SELECT * FROM {self.endpoint.quoted_table()}")
+                return attributes_schema(stmt.get_attributes())
+
+    async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        opts = copy_options(fmt, loading=True)
+        if opts is None or self.endpoint.insert_query:
+            raise ConfigError(f"COPY cannot read this format: {fmt}", connector=self.describe)
+        hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
+        key = self.endpoint.checkpoint_key
+        async with connection(self.endpoint, "COPY FROM") as conn:
+            with map_errors(self.describe, "COPY FROM"):
+                if key and await _finished(conn, key):
+                    async for _ in inp:  # loaded by an earlier run: take the input, load none
+                        pass
+                    return
+                async with transaction(conn):
+                    await self._prepare_table(conn, hint)
+                    schema, name = self.endpoint.table_parts()
+                    status = await copy_stream_in(conn, name, schema, inp, opts, progress)
+                    if key:  # in the same transaction as the rows
+                        await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
+                                          rows=copy_count(status))
+        progress.add(rows=copy_count(status))
+
+    async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
+        first = await next_batch(inp)
+        hint = self.source_schema or (first.schema if first else None)
+        if self.endpoint.checkpoint_key and not self.endpoint.insert_query:
+            await self._consume_resumable(first, inp, progress, hint)
+            return
+        async with connection(self.endpoint, "load") as conn:
+            with map_errors(self.describe, "load"):
+                async with transaction(conn):
+                    await self._prepare_table(conn, hint)
+                    if first is None:
+                        return
+                    if self.endpoint.insert_query:
+                        await insert_batches(conn, self.endpoint.insert_query, first, inp,
+                                              progress)
+                    else:
+                        schema, name = self.endpoint.table_parts()
+                        await copy_rows_in(conn, name, schema, first, inp, progress)
+
+    async def _consume_resumable(self, first: RowBatch | None, inp: RowsIn, progress: Progress,
+                                 hint: Schema | None) -> None:
+        ep = self.endpoint
+        async with connection(ep, "resumable load") as conn:
+            with map_errors(self.describe, "resumable load"):
+                async with transaction(conn):
+                    await self._prepare_table(conn, hint)
+                schema, name = ep.table_parts()
+                empty = RowBatch(hint or Schema(()), [], first_line=1)
+                await load_resumable(conn, key=ep.checkpoint_key or "", target=name,
+                                     schema=schema, first=first or empty, inp=inp,
+                                     progress=progress, batch_rows=max(1, ep.batch_rows),
+                                     copy_rows=copy_rows_in)
+
+    async def _prepare_table(self, conn: asyncpg.Connection, hint: Schema | None) -> None:
+        """Run ``createTableSql`` or create from the source schema when the table is missing."""
+        ep = self.endpoint
+        if not ep.table or await has_table(conn, ep.quoted_table()):
+            return
+        await conn.execute(self.create_statement(hint, create_table_ddl))
+
+
+async def _finished(conn: asyncpg.Connection, key: str) -> bool:
+    state = await checkpoint(conn, key)
+    return state is not None and state[1]
+
+
+def create_table_ddl(quoted_table: str, schema: Schema) -> str:
+    cols = ", ".join(f"{quote_ident(c.name, 'postgresql')} {pg_ddl_type(c.type)}"
+                     for c in schema.columns)
+    return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols})"
+
+
+async def has_table(conn: asyncpg.Connection, quoted_table: str) -> bool:
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", quoted_table))

@@ -1,0 +1,133 @@
+"""Reading S3 objects and prefixes: listing, ranged parallel GETs delivered in order, manifests;
+one object fetched into a writer by ranges at their offsets (a direct copy)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from connectors import aws
+from connectors.base import BytesOut, EndpointOptions, Progress, RangeWriter, RowsOut, TextFormat
+from connectors.errors import NotFoundError
+from connectors.formats import NamedFormatSource, decoder_for
+
+from ._download import Ranges
+from ._listing import any_object, head, iter_objects, read_manifest
+from ._url import CONNECTOR, DEFAULT_CHUNK, S3Object, is_gzip, parse_s3_url
+
+
+class S3Source(NamedFormatSource):
+    """An S3 object or prefix as a copy source."""
+
+    def __init__(self, url: str, fmt: TextFormat | None = None, *,
+                 compression: str | None = None, parallel: int = 4,
+                 chunk_size: int = DEFAULT_CHUNK, endpoint_url: str | None = None,
+                 max_range_attempts: int = 5, page_size: int | None = None,
+                 manifest_url: str | None = None) -> None:
+        self.url = parse_s3_url(url)
+        self.describe = str(self.url)
+        self._set_format(self.url.key, fmt)
+        self._compression = compression
+        is_gzip(self.url.key, compression)
+        self.parallel = max(1, parallel)
+        self.chunk_size = max(64 * 1024, chunk_size)
+        self.endpoint_url = endpoint_url
+        self.max_range_attempts = max_range_attempts
+        self.page_size = page_size
+        #: When set, the objects to read are the manifest's entries (``url`` is then only
+        #: used for its name and format).
+        self.manifest_url = manifest_url
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoint_url or aws.endpoint_from_env("s3") or "aws"
+
+    @property
+    def compression(self) -> str | None:
+        return self._compression
+
+    def is_gzip(self, key: str) -> bool:
+        return is_gzip(key, self._compression)
+
+    def client(self) -> Any:
+        return aws.client("s3", parallel=self.parallel, endpoint_url=self.endpoint_url)
+
+    @property
+    def _ranges(self) -> Ranges:
+        return Ranges(self.url.bucket, self.chunk_size, self.parallel, self.max_range_attempts)
+
+    async def resolve(self, client: Any) -> tuple[str | None, AsyncIterator[S3Object]]:
+        """(prefix or None for a single object, the objects to read)."""
+        bucket, key = self.url.bucket, self.url.key
+        if self.manifest_url:
+            return "", read_manifest(client, self.manifest_url)
+        if self.url.is_prefix:
+            return key, iter_objects(client, bucket, key, page_size=self.page_size)
+        obj = await head(client, bucket, key)
+        if obj is not None:
+            async def one() -> AsyncIterator[S3Object]:
+                yield obj
+            return None, one()
+        if await any_object(client, bucket, key + "/"):
+            return key + "/", iter_objects(client, bucket, key + "/", page_size=self.page_size)
+        raise NotFoundError(f"{self.describe}: no such object (and no objects below it)",
+                            connector=CONNECTOR, operation="read")
+
+    async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
+        async with self.client() as client:
+            _, objects = await self.resolve(client)
+            await self._ranges.stream(client, objects, fmt, out, progress, self.is_gzip)
+
+    async def download_into(self, start: Callable[[int], Awaitable[RangeWriter]], *,
+                            compressed: bool, progress: Progress) -> int | None:
+        """Fetch the one object this URL names into a writer, by ranges in parallel.
+
+        ``start(size)`` is called once the object is known and returns where the bytes go;
+        ranges of ``chunk_size`` are fetched ``parallel`` at a time and each piece is written
+        at its offset as it arrives (no ordering, so nothing waits on a slow range and only
+        the pieces being written are in memory). Returns the bytes written, or None, before
+        calling ``start``, when this is not a byte-for-byte copy of one object: a prefix or a
+        manifest, or an object whose compression is not ``compressed``.
+        """
+        if self.manifest_url or self.url.is_prefix:
+            return None
+        async with self.client() as client:
+            obj = await head(client, self.url.bucket, self.url.key)
+            if obj is None or self.is_gzip(obj.key) != compressed:
+                return None
+            writer = await start(obj.size)
+
+            async def write(offset: int, piece: bytes) -> None:
+                await writer.write_at(offset, piece)
+                progress.add(nbytes=len(piece))
+
+            await self._ranges.fetch_into(client, obj, progress, write)
+            return obj.size
+
+    async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
+        send, recv = anyio.create_memory_object_stream[bytes](2)
+
+        async def produce() -> None:
+            await self.produce_bytes(self._fmt, send, progress)
+            await send.aclose()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce)
+                async for chunk in recv:
+                    for batch in await anyio.to_thread.run_sync(decoder.feed, chunk):
+                        await out.send(batch)
+                for batch in decoder.finish():
+                    await out.send(batch)
+        finally:
+            send.close()
+            recv.close()
+
+
+def source_from_url(url: str, options: EndpointOptions) -> S3Source:
+    """The format is ``options.format``, else the name's (``.csv``...), else CSV."""
+    return S3Source(url, options.format, compression=options.compression,
+                    parallel=options.parallel, chunk_size=options.chunk_size)

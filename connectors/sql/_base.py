@@ -1,0 +1,234 @@
+"""What the SQL connectors (PostgreSQL, MySQL) share: the fields of their endpoints, the base
+of their sources (a table or a ``selectQuery``) and sinks (a table or an ``insertQuery``:
+configuration surface, the statement that makes a missing target table), which target column
+each input field goes to, and taking row batches off a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+from anyio import EndOfStream
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
+from connectors.errors import BadDataError, ConfigError, NotFoundError
+
+from ._text import Dialect, quote_ident
+from ._url import SqlUrl, from_fields, parse_sql_url
+
+#: Bytes gathered from the server before one chunk is sent on (capped by the copy's chunk size).
+MAX_CHUNK = 1024 * 1024
+#: Rows per fetch from a server-side cursor, and per RowBatch: big enough to amortise the
+#: per-batch cost, small enough to keep a batch a few MB.
+ROWS_PER_BATCH = 5000
+
+
+class SqlEndpointFields(BaseModel):
+    """The fields every SQL endpoint has and how one is made from a URL; a subclass adds its
+    own fields, its default ``port``, :meth:`table_parts` and :meth:`describe`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The wire protocol the endpoint speaks (Redshift speaks PostgreSQL's).
+    dialect: ClassVar[Dialect]
+    #: The product named in errors ("PostgreSQL", "MySQL").
+    product: ClassVar[str]
+
+    host: str
+    port: int
+    database: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    table: str | None = None
+    schema_name: str | None = None
+    select_query: str | None = None
+    insert_query: str | None = None
+    create_table_sql: str | None = None
+    create: bool = False
+    chunk_size: int = MAX_CHUNK
+
+    @field_validator("select_query")
+    @classmethod
+    def _one_statement(cls, query: str | None) -> str | None:
+        """A query is wrapped as a subquery (COPY (...), SELECT ... FROM (...)): no ';'."""
+        if query is None:
+            return None
+        query = query.strip().rstrip(";").strip()
+        return query or None
+
+    @classmethod
+    def from_sql_url(cls, url: SqlUrl, **fields: Any) -> Self:
+        """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
+        if url.dialect != cls.dialect:
+            raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
+        return cls(host=url.host, port=url.port, database=url.database, user=url.user,
+                   password=SecretStr(url.password) if url.password is not None else None,
+                   **{**cls._fields_of_url(url), "table": url.table, **fields})
+
+    @classmethod
+    def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:
+        """What else a URL of this dialect sets (its own parameters)."""
+        return {}
+
+    @classmethod
+    def from_url(cls, url: str, options: EndpointOptions | None = None) -> Self:
+        """From a URL (``?table=`` and the dialect's parameters) and a copy's options."""
+        opts = options or EndpointOptions()
+        return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+
+    def table_parts(self) -> tuple[str | None, str]:
+        """(database or schema, table), unquoted, as the server names them."""
+        raise NotImplementedError
+
+    def quoted_table(self) -> str:
+        """The table as quoted identifiers (never a way to inject SQL)."""
+        container, name = self.table_parts()
+        quoted = quote_ident(name, self.dialect)
+        return f"{quote_ident(container, self.dialect)}.{quoted}" if container else quoted
+
+    @classmethod
+    def from_fields(cls, connection_string: str, username: str | None = None,
+                    password: str | None = None, database_name: str | None = None,
+                    **fields: Any) -> Self:
+        """From a data node's or database object's fields (``connectionString``,
+        ``username``...)."""
+        return cls.from_sql_url(from_fields(connection_string, username, password,
+                                            database_name), **fields)
+
+    def _describe(self, scheme: str) -> str:
+        """``scheme://user@host:port/db`` and the table or ``(query)``, without the password."""
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        where = f"{scheme}://{user}{host}:{self.port}/{self.database or ''}"
+        if self.table:
+            where += f"?table={self.table}"
+        elif self.select_query:
+            where += " (query)"
+        return where
+
+
+class SqlEndpoint(Protocol):
+    """The fields of a SQL endpoint the shared source and sink logic reads."""
+
+    #: The product named in errors ("PostgreSQL", "MySQL").
+    product: ClassVar[str]
+
+    @property
+    def table(self) -> str | None: ...
+    @property
+    def select_query(self) -> str | None: ...
+    @property
+    def insert_query(self) -> str | None: ...
+    @property
+    def create_table_sql(self) -> str | None: ...
+    @property
+    def create(self) -> bool: ...
+    def describe(self) -> str: ...
+    def quoted_table(self) -> str: ...
+
+
+E = TypeVar("E", bound=SqlEndpoint)
+
+
+class SqlSource(Generic[E]):
+    """Base of a source that reads a table or a ``selectQuery``."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+
+    def __init__(self, endpoint: E) -> None:
+        if not endpoint.table and not endpoint.select_query:
+            raise ConfigError(f"a {endpoint.product} source needs a table (?table=...) or a query",
+                              connector=endpoint.describe())
+        self.endpoint = endpoint
+        self.describe = endpoint.describe()
+
+    @property
+    def native_format(self) -> TextFormat | None:
+        return None
+
+    def _query(self) -> str:
+        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+
+
+class SqlSink(Generic[E]):
+    """Base of a sink that loads into a table or through an ``insertQuery``."""
+
+    #: Reports the rows it moves (the copy need not scan the bytes for them).
+    counts_rows = True
+
+    def __init__(self, endpoint: E) -> None:
+        if not endpoint.table and not endpoint.insert_query:
+            raise ConfigError(f"a {endpoint.product} sink needs a table (?table=...) or an "
+                              "insertQuery", connector=endpoint.describe())
+        self.endpoint = endpoint
+        self.describe = endpoint.describe()
+        self.source_schema: Schema | None = None
+
+    def expect_schema(self, schema: Schema | None) -> None:
+        """The source's columns, used to create the table when ``create`` is set."""
+        self.source_schema = schema
+
+    @property
+    def needs_source_schema(self) -> bool:
+        """Only a sink that may create its table from the source's columns needs them."""
+        ep = self.endpoint
+        return bool(ep.table and ep.create and not ep.create_table_sql)
+
+    @property
+    def native_format(self) -> TextFormat | None:
+        return None
+
+    def create_statement(self, hint: Schema | None,
+                         ddl: Callable[[str, Schema], str]) -> str:
+        """The statement that makes the missing target table: ``createTableSql``, or one made
+        by ``ddl`` from the source's columns (``hint``) when ``create`` is set."""
+        ep = self.endpoint
+        if ep.create_table_sql:
+            return ep.create_table_sql
+        if ep.create:
+            if hint is None or not len(hint):
+                raise ConfigError("cannot create the table: the source's columns are unknown",
+                                  connector=self.describe, operation="create table")
+            return ddl(ep.quoted_table(), hint)
+        raise NotFoundError(f"table {ep.table} does not exist (give createTableSql, or "
+                            "--create to make it from the source's columns)",
+                            connector=self.describe, operation="load")
+
+
+def is_utf8(fmt: TextFormat) -> bool:
+    """True when ``fmt`` is UTF-8 text under any spelling (``UTF-8``, ``utf8mb4``...): the
+    only encoding the servers are asked to read or write."""
+    return fmt.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8mb4")
+
+
+async def next_batch(inp: RowsIn) -> RowBatch | None:
+    """The next batch of ``inp``, or None at end-of-stream."""
+    try:
+        return await inp.receive()
+    except EndOfStream:
+        return None
+
+
+def first_line(batch: RowBatch, rows_before: int) -> int:
+    """The source line number of ``batch``'s first row (counted on when the batch has none)."""
+    return batch.first_line if batch.first_line is not None else rows_before + 1
+
+
+def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
+    """The target column each input field goes to.
+
+    By name when every input name is a target column; by position when the input has no
+    names, or names the table does not have (``col1``... of a headerless CSV) but exactly as
+    many fields as the table has columns.
+    """
+    if names and all(n in target for n in names):
+        return list(names)
+    if not names or len(names) == len(target):
+        return list(target)
+    missing = [n for n in names if n not in target]
+    raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
+                       f"{list(target)}), and the input has {len(names)} fields for "
+                       f"{len(target)} columns, so they cannot be matched by position")
