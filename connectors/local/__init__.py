@@ -21,9 +21,11 @@ Blocking file calls run in worker threads through a per-connector CapacityLimite
 from ._atomic import TEMP_MARK, AtomicFile, atomic_file, write_file_atomic
 from ._sink import LocalSink, sink_from_url
 from ._source import LocalSource, source_from_url
+from ._special import STDIO
 from ._url import path_from_url
 
 __all__ = [
+    "STDIO",
     "TEMP_MARK",
     "AtomicFile",
     "LocalSink",
