@@ -26,6 +26,7 @@ from connectors.urls import (
 )
 from engine.cli.help import examples
 from engine.cli.output import CommandFailed, output_option
+from engine.cli.status_lines import configure_command_log
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
@@ -185,6 +186,7 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
                               parallel=parallel, create=create)
     sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
     live = sys.stderr.isatty() and output == "text"
+    configure_command_log("headrace copy")  # e.g. a call that could not reach S3, retried
     # as written and decoded, in the user part or a JDBC-style ``password=``: what redact_text
     # masks in messages is what telemetry scrubs
     add_secrets(p for url in (source, dest) for p in url_passwords(url))

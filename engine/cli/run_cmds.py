@@ -23,7 +23,12 @@ from engine.cli.definition_cmds import (
 )
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
-from engine.cli.status_lines import QUIET, run_printer, verbosity_options
+from engine.cli.status_lines import (
+    QUIET,
+    configure_command_log,
+    run_printer,
+    verbosity_options,
+)
 from engine.cli.store_option import STORE_HELP, announce_new_store
 from engine.definition import Definition
 from engine.definition.validate import suggest_or_list
@@ -166,6 +171,7 @@ def run(definition: str, start: str | None, end: str | None, store_url: str | No
     With --object and --at, run one instance (and, with --with-upstream, what it waits for)
     as `airflow tasks test` does: now, in a private store, its output printed at the end.
     """
+    configure_command_log("headrace", verbosity)
     at_ts = _object_flags(object_id, at, with_upstream, start, end)
     start_ts, end_ts = window(start, end)
     loaded, report = load_or_exit(definition, kwargs, strict=True, output=output)
