@@ -176,7 +176,7 @@ def test_write_target_follows_what_the_path_is(tmp_path: Path) -> None:
     import socket
 
     from connectors.errors import TerminalFault
-    from connectors.local._special import WriteTarget, write_target
+    from connectors.local import WriteTarget, write_target
 
     regular = tmp_path / "f.csv"
     regular.write_text("x")
