@@ -202,7 +202,3 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-    def raise_if_errors(self) -> None:
-        if self.errors:
-            raise DefinitionError(self.errors, self.warnings)

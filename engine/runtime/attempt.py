@@ -42,7 +42,7 @@ from opentelemetry import trace
 
 from engine.activities.base import AttemptContext, NotRunnable, Runner
 from engine.activities.process import kill_orphaned_group
-from engine.errors import HeadraceError, RunError
+from engine.errors import HeadraceError
 from engine.plan import MASK, resolve_fields
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.fields import field_int, field_period
@@ -189,19 +189,17 @@ class Attempt:
                     exit_code = ctx.metrics.get("exit_code")
             except NotRunnable as exc:
                 outcome = Outcome(False, str(exc), transient=False, status=AttemptStatus.FAILED)
-            except (RunError, HeadraceError) as exc:
-                outcome = Outcome(False, str(exc), transient=getattr(exc, "transient", False),
+            except HeadraceError as exc:
+                outcome = Outcome(False, str(exc), transient=exc.transient,
                                   status=AttemptStatus.FAILED)
             except Exception as exc:
-                transient = getattr(exc, "transient", None)
-                message = str(exc) or type(exc).__name__
-                if transient is None:  # not one of ours: a bug or an unmapped library error
-                    message = f"{type(exc).__name__}: {message}"
-                    with anyio.CancelScope(shield=True):
-                        await attempt_log.event("unexpected error:\n" + rt.definition.mask(
-                            traceback.format_exc()))
-                outcome = Outcome(False, message, transient=bool(transient) if transient is not None
-                                  else True, status=AttemptStatus.FAILED)
+                # not one of ours: a bug or an unmapped library error; retried, and its
+                # traceback kept (masked) in the attempt's log
+                message = f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"
+                with anyio.CancelScope(shield=True):
+                    await attempt_log.event("unexpected error:\n" + rt.definition.mask(
+                        traceback.format_exc()))
+                outcome = Outcome(False, message, transient=True, status=AttemptStatus.FAILED)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._cancelled()

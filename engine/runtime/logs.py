@@ -19,6 +19,7 @@ from typing import TypeVar
 import anyio
 from anyio.lowlevel import RunVar
 
+from connectors.local import path_from_url
 from engine.store.records import utcnow
 from engine.store.trips import Trips
 
@@ -123,8 +124,8 @@ def log_root_from_uri(uri: str | None, default: Path) -> Path:
     ``default/s3/<bucket>/<prefix>`` (uploaded by the S3 log shipper when configured)."""
     if not uri:
         return default
-    if uri.startswith("file://"):
-        return Path(uri[len("file://"):])
+    if uri.startswith("file:"):
+        return Path(path_from_url(uri))
     if uri.startswith("s3://"):
         return default / "s3" / uri[len("s3://"):].strip("/")
     if "://" not in uri:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import anyio
 
 from engine.activities.base import AttemptContext, Check
+from engine.errors import HeadraceError
 from engine.runtime.attempt import DEFAULT_RETRY_DELAY
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.fields import field_int, field_period
@@ -88,7 +89,7 @@ async def check_once(rt: PipelineRuntime, check: Check, ctx: AttemptContext, num
             # the attempt's log alike
             message = rt.definition.mask(str(exc) or type(exc).__name__)
             fail_span(span, message, type(exc).__qualname__)
-            if getattr(exc, "transient", True) is False:
+            if isinstance(exc, HeadraceError) and not exc.transient:
                 raise
             await ctx.log.event(f"check {number} failed: {message}")
         span.set_attribute("headrace.check.result", satisfied)

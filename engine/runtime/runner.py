@@ -25,7 +25,7 @@ from engine.actions.notify import Notifier, default_notifier
 from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import to_file_format
-from engine.errors import DefinitionError, HeadraceError, NotFound, RunError, StoreError
+from engine.errors import DefinitionError, NotFound, RunError, StoreError
 from engine.plan import (
     DEFAULT_MAX_INSTANCES,
     pipeline_is_ondemand,
@@ -471,6 +471,3 @@ class _Run:
             tg.cancel_scope.cancel()
         return rt, interrupted or rt.stopping
 
-
-class EngineError(HeadraceError):
-    """The long-running engine could not start or keep running a pipeline."""
