@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -105,6 +106,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
+    """Signal a child (unless it has exited), wait for it, kill it if it outlives 30 s; what
+    it printed (stdout, stderr) when its pipes were not taken by a :class:`Lines`."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return out or "", err or ""
 
 
 def alive(pid: int) -> bool:

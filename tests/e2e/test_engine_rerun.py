@@ -5,7 +5,6 @@ the rerun instances end, then FINISHED again."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cli_kit import Cli, ref, shell, wait_for, write_definition
+from tests.e2e.cli_kit import Cli, ref, shell, stop, wait_for, write_definition
 
 
 @pytest.fixture
@@ -23,16 +22,6 @@ def cli(tmp_path: Path) -> Cli:
 
 def start_engine(cli: Cli) -> subprocess.Popen[str]:
     return cli.spawn("engine", "--store", cli.store, "--poll-interval", "0.2")
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()
 
 
 @pytest.fixture

@@ -5,14 +5,12 @@ document on stdout (``{"error": {"message", "exitCode", "kind"}}``), never text.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from engine.cli import _COMMANDS
-from tests.e2e.cli_kit import Cli, shell, wait_for, write_definition
+from tests.e2e.cli_kit import Cli, shell, stop, write_definition
 
 
 @pytest.fixture
@@ -76,11 +74,5 @@ def test_engine_reports_in_json_lines(cli: Cli) -> None:
         first = json.loads(proc.stdout.readline())
         assert first == {"event": "started", "store": cli.store}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-    wait_for(lambda: proc.poll() is not None, what="the engine to stop")
+        stop(proc)
     assert proc.returncode == 130
