@@ -137,6 +137,19 @@ class ExpressionEvalError(ExpressionError):
     """A valid expression failed at evaluation: unknown name, wrong argument type, bad value."""
 
 
+class RuntimeOnlyField(ExpressionEvalError):
+    """An expression reads a field only a running instance has (``@attemptCount``,
+    ``@actualStartTime``, ``node.errorMessage``...) where no instance runs: ``plan`` keeps such
+    an expression as written, ``eval`` says so."""
+
+    def __init__(self, name: str, position: int | None = None, **where: str | None) -> None:
+        self.name = name
+        super().__init__(f"{name!r} is known only at run time", position, **where)
+
+    def located(self, object_id: str | None, field: str | None) -> ExpressionError:
+        return RuntimeOnlyField(self.name, self.position, object_id=object_id, field=field)
+
+
 class ScheduleError(TerminalError):
     """A schedule, period or timestamp is malformed or out of range."""
 

@@ -275,18 +275,21 @@ def _matching(intervals: list[tuple[datetime, datetime]], starts: list[datetime]
 
 def resolve_fields(definition: Definition, object_id: str, runtime: dict[str, object],
                    node: ObjectScope | None = None, *, mask: bool = True,
-                   errors: list[str] | None = None) -> dict[str, object]:
+                   errors: list[str] | None = None,
+                   placeholders: bool = False) -> dict[str, object]:
     """Every effective field of an object, evaluated in an instance's context.
 
     References come out as ``{"ref": id}``; multi-valued fields as lists; values that read a
     masked field or parameter as ``****`` (unless ``mask`` is false). Evaluation errors are
-    appended to ``errors`` (or raised as :class:`PlanError` when ``errors`` is None).
+    appended to ``errors`` (or raised as :class:`PlanError` when ``errors`` is None). With
+    ``placeholders`` (no instance runs: a plan, a waiting instance), an expression that reads a
+    runtime field ``runtime`` lacks (``#{@attemptCount}``) stays as written.
     """
     out: dict[str, object] = {}
     for name, values in sorted(definition.effective(object_id).items()):
         if name == "parent":
             continue
-        ctx = EvalContext(definition)
+        ctx = EvalContext(definition, runtime_placeholders=placeholders)
         scope = ObjectScope(ctx, object_id, runtime, node)
         rendered: list[object] = []
         try:

@@ -13,7 +13,9 @@ a retry quota). The connection pool is sized to the copy's parallelism.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,9 +23,13 @@ from typing import Any
 from aiobotocore.session import AioSession, get_session
 from botocore.config import Config
 
+from connectors.errors import ConfigError
 from connectors.tracing import trace_aws_client
 
 from ._errors import map_errors
+
+log = logging.getLogger("headrace.connectors.aws")
+_URL = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 5
@@ -69,6 +75,26 @@ def endpoint_from_env(service: str) -> str | None:
     return os.environ.get(key) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+def endpoint_variable(service: str) -> str | None:
+    """The variable :func:`endpoint_from_env` took the endpoint from, if any."""
+    for name in (f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}", "AWS_ENDPOINT_URL"):
+        if os.environ.get(name):
+            return name
+    return None
+
+
+def check_endpoint(service: str, endpoint_url: str | None = None) -> None:
+    """An endpoint must be an http(s) URL: botocore refuses ``127.0.0.1:9`` with a bare
+    ValueError deep in client creation. A :class:`ConfigError` naming where it came from."""
+    url = endpoint_url or endpoint_from_env(service)
+    if url is None or _URL.match(url):
+        return
+    where = endpoint_variable(service) if endpoint_url is None else "the endpoint"
+    raise ConfigError(f"{where}={url!r} is not a URL: an endpoint needs its scheme "
+                      f"(http://{url.split('://')[-1]} or https://...)", connector=service,
+                      operation="connect")
+
+
 def region_from_env() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
 
@@ -103,6 +129,7 @@ async def client(service: str, *, parallel: int = 4, region: str | None = None,
     ``endpoint_url`` overrides the configured endpoint (tests, fault proxies); normally leave it
     None and let ``AWS_ENDPOINT_URL_<SERVICE>`` decide.
     """
+    check_endpoint(service, endpoint_url)
     config = client_config(service, parallel=parallel, endpoint_url=endpoint_url,
                            max_attempts=max_attempts)
     sess = session()
@@ -112,6 +139,8 @@ async def client(service: str, *, parallel: int = 4, region: str | None = None,
         creator = sess.create_client(service, region_name=region, endpoint_url=endpoint_url,
                                      config=config)
         c = trace_aws_client(await creator.__aenter__())
+        # botocore's max_attempts counts the retries, not the first try
+        c.meta.events.register("needs-retry", _RetryReporter(service, max_attempts + 1))
     try:
         yield c
     except BaseException as exc:
@@ -119,6 +148,26 @@ async def client(service: str, *, parallel: int = 4, region: str | None = None,
         raise
     else:
         await creator.__aexit__(None, None, None)
+
+
+class _RetryReporter:
+    """Says on the log (stderr, for the command line) each call that could not reach the
+    service, as it happens: botocore retries connection errors with backoff (a dead endpoint
+    takes some seconds before its error), and a wait nobody is told about looks like a hang.
+    Never decides anything (returns None: botocore's own retry handler does)."""
+
+    def __init__(self, service: str, total_attempts: int) -> None:
+        self.service = service
+        self.max_attempts = total_attempts
+
+    def __call__(self, attempts: int = 0, caught_exception: BaseException | None = None,
+                 operation: Any = None, **_: Any) -> None:
+        if caught_exception is None:
+            return  # a response: throttling and 5xx retries are counted, not printed
+        name = getattr(operation, "name", "call")
+        then = "; retrying" if attempts < self.max_attempts else ""
+        log.warning("%s: %s, attempt %d of %d: %s%s", self.service, name, attempts,
+                    self.max_attempts, caught_exception, then)
 
 
 def retry_count(response: dict[str, Any]) -> int:

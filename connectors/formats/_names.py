@@ -83,10 +83,13 @@ def format_from_definition(type_name: str, fields: Mapping[str, Any]) -> TextFor
     raw_cols = fields.get("column") or ()
     columns = parse_columns([raw_cols] if isinstance(raw_cols, str) else list(raw_cols))
     escape = _single(fields, "escapeChar")
+    # ``header`` (a headrace extension; validated as a boolean): a header line, read as the
+    # column names and written from them
+    header = str(_single(fields, "header") or "").strip().lower() == "true"
     if type_name == "CSV":
-        return CSV.replace(columns=columns, escape_char=escape or None)
+        return CSV.replace(columns=columns, escape_char=escape or None, header=header)
     if type_name == "TSV":
-        return TSV.replace(columns=columns,
+        return TSV.replace(columns=columns, header=header,
                            column_separator=_single(fields, "columnSeparator") or "\t",
                            record_separator=_single(fields, "recordSeparator") or "\n",
                            escape_char=escape or "\\")

@@ -21,16 +21,20 @@ Blocking file calls run in worker threads through a per-connector CapacityLimite
 from ._atomic import TEMP_MARK, AtomicFile, atomic_file, write_file_atomic
 from ._sink import LocalSink, sink_from_url
 from ._source import LocalSource, source_from_url
+from ._special import STDIO, WriteTarget, write_target
 from ._url import path_from_url
 
 __all__ = [
+    "STDIO",
     "TEMP_MARK",
     "AtomicFile",
     "LocalSink",
     "LocalSource",
+    "WriteTarget",
     "atomic_file",
     "path_from_url",
     "sink_from_url",
     "source_from_url",
     "write_file_atomic",
+    "write_target",
 ]

@@ -28,20 +28,22 @@ from connectors.formats import (
     write_parts,
 )
 
-from ._atomic import AtomicFile, Files, atomic_file
+from ._atomic import AtomicFile, Files
+from ._special import STDIO, InPlaceFile, WriteTarget, write_target
 from ._url import path_from_url
 
 DEFAULT_PART_BYTES = 128 * 1024 * 1024
 
 
 class LocalSink(NamedFormatSink):
-    """A local file, or a directory of parts when the path ends with ``/``."""
+    """A local file, or a directory of parts when the path ends with ``/``; ``-`` is stdout,
+    and a FIFO, a device or a symlink is written through (see :mod:`._special`)."""
 
     def __init__(self, path: str, fmt: TextFormat | None = None, *,
                  compression: str | None = None, part_bytes: int = DEFAULT_PART_BYTES) -> None:
-        self.directory = path.endswith("/") or os.path.isdir(path)
+        self.directory = path != STDIO and (path.endswith("/") or os.path.isdir(path))
         self.path = Path(path)
-        self.describe = str(path)
+        self.describe = "stdout" if path == STDIO else str(path)
         self._set_format(path, fmt)
         self._gzip = is_gzip(path, compression) if not self.directory else \
             compression == "gzip"
@@ -67,11 +69,14 @@ class LocalSink(NamedFormatSink):
         if not isinstance(source, RangeDownloader) or self.directory or not self.opaque or \
                 not source.opaque or not same_layout(source.native_format, self._fmt):
             return None
+        target = await self._target()
+        if target.in_place:
+            return None  # a stream: no writes at offsets
         af: AtomicFile | None = None
 
         async def start(size: int) -> AtomicFile:
             nonlocal af
-            af = AtomicFile(self.path, self._files)
+            af = AtomicFile(target.path, self._files)
             await af.open()
             return af
 
@@ -91,12 +96,23 @@ class LocalSink(NamedFormatSink):
             await self._write_parts(fmt, inp, progress)
             return
         gz = Gzip() if self._gzip else None
-        async with atomic_file(self.path, self._files) as f:
+        target = await self._target()
+        f = InPlaceFile(target, self._files) if target.in_place else \
+            AtomicFile(target.path, self._files)
+        await f.open()
+        try:
             async for chunk in inp:
                 progress.add(nbytes=len(chunk))
                 await f.write(gz.feed(chunk) if gz else chunk)
             if gz:
                 await f.write(gz.finish())
+            await f.commit()
+        except BaseException:
+            await f.abort()
+            raise
+
+    async def _target(self) -> WriteTarget:
+        return await self._files.run(write_target, str(self.path))
 
     async def _write_parts(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         parts: list[AtomicFile] = []

@@ -17,6 +17,7 @@ from connectors.errors import NotFoundError, TerminalFault
 from connectors.formats import FileJoiner, Gunzip, NamedFormatSource, decoder_for, is_gzip
 
 from ._atomic import CONNECTOR, Files, os_error
+from ._special import STDIO, is_readable_special, open_for_reading
 from ._url import path_from_url
 
 #: Bytes per read (see :func:`source_from_url`).
@@ -24,7 +25,7 @@ DEFAULT_CHUNK = 1024 * 1024
 
 
 def _open_binary(path: Path) -> BinaryIO:
-    return open(path, "rb")
+    return open_for_reading(path)
 
 
 class _FileRanges:
@@ -70,12 +71,13 @@ class _FileRanges:
 
 
 class LocalSource(NamedFormatSource):
-    """A local file or directory as a copy source."""
+    """A local file or directory as a copy source; ``-`` is stdin, and a FIFO or a device is
+    read as one stream (see :mod:`._special`)."""
 
     def __init__(self, path: str, fmt: TextFormat | None = None, *,
                  compression: str | None = None, chunk_size: int = DEFAULT_CHUNK) -> None:
         self.path = Path(path)
-        self.describe = str(path)
+        self.describe = "stdin" if path == STDIO else str(path)
         self._set_format(path, fmt)
         self._compression = compression
         is_gzip(str(path), compression)
@@ -83,7 +85,7 @@ class LocalSource(NamedFormatSource):
         self._files = Files()
 
     def _list(self) -> list[Path]:
-        if self.path.is_file():
+        if str(self.path) == STDIO or self.path.is_file() or is_readable_special(self.path):
             return [self.path]
         if self.path.is_dir():
             found = []
@@ -108,7 +110,7 @@ class LocalSource(NamedFormatSource):
         Yields None when that is not a byte-for-byte copy: a directory, or a file whose
         compression is not ``compressed``.
         """
-        if not await self._files.run(self.path.is_file) or \
+        if str(self.path) == STDIO or not await self._files.run(self.path.is_file) or \
                 is_gzip(str(self.path), self._compression) != compressed:
             yield None
             return

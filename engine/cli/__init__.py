@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
+
+from engine.cli.output import CommandFailed, render_failure, wants_json
 
 #: Command name -> (module, attribute). Modules are imported only when their command runs
 #: (or when help lists them all), so ``headrace run`` does not pay for ``copy``'s imports.
@@ -37,7 +41,28 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use."""
+    """A click group whose commands are imported on first use, and which renders every
+    failure (a usage error, a :class:`~engine.cli.output.CommandFailed`) in the form the
+    command line's ``--output`` asks for."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                  **extra)
+        except (click.ClickException, CommandFailed) as exc:
+            render_failure(exc, wants_json(argv))
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        else:
+            code = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import resource
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import click
 
-from connectors.base import DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
+from connectors.base import CSV, DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
 from connectors.copy import CopyOptions, CopyResult
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError, root_cause
 from connectors.formats import format_for_path, format_named
+from connectors.local import STDIO
 from connectors.urls import (
     open_sink,
     open_source,
@@ -23,6 +24,9 @@ from connectors.urls import (
     scheme_of,
     url_passwords,
 )
+from engine.cli.help import examples
+from engine.cli.output import CommandFailed, output_option
+from engine.cli.status_lines import configure_command_log
 from engine.errors import HeadraceError
 from engine.telemetry import add_secrets, command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
@@ -48,11 +52,9 @@ async def _show_progress(progress: Progress) -> None:
 
 
 async def _run(source_url: str, dest_url: str, options: EndpointOptions,
-               live: bool) -> CopyResult:
+               sink_options: EndpointOptions, live: bool) -> CopyResult:
     source = open_source(source_url, options)
-    sink = open_sink(dest_url, EndpointOptions(format=options.format, parallel=options.parallel,
-                                               create=options.create,
-                                               chunk_size=options.chunk_size))
+    sink = open_sink(dest_url, sink_options)
     progress = Progress()
     copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(None))
     if not live:
@@ -85,6 +87,47 @@ def default_format(source: str, dest: str) -> TextFormat | None:
     return DYNAMODB_JSONL if implied is None or implied.kind == "jsonl" else None
 
 
+FORMAT_NAMES = ["csv", "tsv", "jsonl", "dynamodb-jsonl"]
+#: the ends a format applies to: files and S3 objects (databases have their own types)
+_TEXT_SCHEMES = ("file", "s3")
+
+
+def end_formats(source: str, dest: str, *, both: str | None = None,
+                source_format: str | None = None, dest_format: str | None = None,
+                header: bool = False) -> tuple[TextFormat | None, TextFormat | None]:
+    """The format of each end: ``--from-format``/``--to-format``, else ``--format`` (both
+    ends), else what the end implies (its extension; beside DynamoDB its typed lines, see
+    :func:`default_format`). ``header``: the CSV and TSV ends have a header line (read as the
+    column names, written from them). None leaves an end to decide for itself."""
+    implied = default_format(source, dest)
+    out: list[TextFormat | None] = []
+    for url, named in ((source, source_format or both), (dest, dest_format or both)):
+        fmt = format_named(named) if named else implied
+        if header and scheme_of(url) in _TEXT_SCHEMES:
+            base = fmt or format_for_path(url) or CSV
+            if base.kind in ("csv", "tsv"):
+                fmt = base.replace(header=True)
+        out.append(fmt)
+    return out[0], out[1]
+
+
+def contradicted_extensions(source: str, dest: str, both: str | None) -> list[str]:
+    """Ends whose extension says another format than ``--format`` (which applies to both):
+    ``copy in.csv out.txt --format tsv`` reads in.csv as TSV."""
+    if both is None:
+        return []
+    named = format_named(both)
+    found = []
+    for verb, url, flag in (("read", source, "--to-format"), ("written", dest,
+                                                             "--from-format")):
+        implied = format_for_path(url) if scheme_of(url) in _TEXT_SCHEMES else None
+        if implied is not None and implied.kind != named.kind:
+            found.append(f"{redact_url(url)} is {verb} as {both} (--format applies to both "
+                         f"ends), not as the {implied.kind} its name says; to convert, give "
+                         f"{flag} {both} instead")
+    return found
+
+
 def summary(result: CopyResult) -> dict[str, Any]:
     seconds = max(result.seconds, 1e-9)
     return {
@@ -98,63 +141,81 @@ def summary(result: CopyResult) -> dict[str, Any]:
     }
 
 
-def _fail(message: str, code: int, *urls: str) -> None:
-    click.echo(f"headrace copy: error: {redact_text(message, *urls)}", err=True)
-    sys.exit(code)
+def _fail(message: str, code: int, *urls: str) -> NoReturn:
+    raise CommandFailed(redact_text(message, *urls), code, prefix="headrace copy: error")
 
 
-@click.command("copy")
+@click.command("copy", epilog=examples(
+    'headrace copy orders.csv s3://bucket/orders/ --output json',
+    "headrace copy 'postgresql://app@db:5432/shop?table=orders' orders.tsv",
+    "headrace copy s3://bucket/in.csv 'mysql://app@db/shop?table=t' --create",
+    "headrace copy dynamodb://orders export.jsonl      # DynamoDB's typed export lines",
+    'headrace copy in.csv - | gzip > out.csv.gz        # - is stdout (or stdin as SOURCE)',
+))
 @click.argument("source")
 @click.argument("dest")
-@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "jsonl", "dynamodb-jsonl"]),
-              help="Format of file and S3 ends (default: from the extension, else csv; "
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES),
+              help="Format of both file and S3 ends (default: from the extension, else csv; "
                    "beside DynamoDB, .jsonl or no extension means dynamodb-jsonl, the typed "
                    "{\"Item\": ...} lines of DynamoDB's export).")
+@click.option("--from-format", "from_fmt", type=click.Choice(FORMAT_NAMES),
+              help="Format of SOURCE only (overrides --format there).")
+@click.option("--to-format", "to_fmt", type=click.Choice(FORMAT_NAMES),
+              help="Format of DEST only (overrides --format there).")
+@click.option("--header/--no-header", default=False, show_default=True,
+              help="CSV and TSV ends have a header line: read as the column names (the keys "
+                   "of JSON lines, the columns of a table), written from them.")
 @click.option("--query", help="SQL whose result is the source (database sources).")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Summary format on stdout.")
-def copy(source: str, dest: str, fmt: str | None, query: str | None, parallel: int,
-         create: bool, output: str) -> None:
-    """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://)."""
-    chosen = format_named(fmt) if fmt else default_format(source, dest)
-    options = EndpointOptions(format=chosen, query=query,
+@output_option
+def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
+         header: bool, query: str | None, parallel: int, create: bool, output: str) -> None:
+    """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
+
+    - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
+    device or a symlink as DEST is written through, as cat would; only a regular file is
+    written to a temp and renamed over, so nothing but DEST is ever replaced."""
+    source_format, dest_format = end_formats(source, dest, both=fmt, source_format=from_fmt,
+                                             dest_format=to_fmt, header=header)
+    if from_fmt is None and to_fmt is None:
+        for warning in contradicted_extensions(source, dest, fmt):
+            click.echo(f"headrace copy: warning: {warning}", err=True)
+    options = EndpointOptions(format=source_format, query=query,
                               parallel=parallel, create=create)
+    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
     live = sys.stderr.isatty() and output == "text"
+    configure_command_log("headrace copy")  # e.g. a call that could not reach S3, retried
     # as written and decoded, in the user part or a JDBC-style ``password=``: what redact_text
     # masks in messages is what telemetry scrubs
     add_secrets(p for url in (source, dest) for p in url_passwords(url))
     try:
         with command_telemetry():
-            result = anyio.run(_run, source, dest, options, live)
+            result = anyio.run(_run, source, dest, options, sink_options, live)
     except KeyboardInterrupt:
         _fail("interrupted", 130, source, dest)
-        return
     except ConfigError as exc:
         _fail(str(exc), 2, source, dest)
-        return
     except (ConnectorError, HeadraceError) as exc:
         _fail(str(exc), 1, source, dest)
-        return
     except OSError as exc:
         _fail(f"{exc.strerror or exc}", 1, source, dest)
-        return
     data = summary(result)
+    to_stderr = dest == STDIO  # stdout carries the data
     if output == "json":
-        click.echo(json.dumps(data))
+        click.echo(json.dumps(data), err=to_stderr)
     elif result.lane in ("direct", "server-side"):  # bytes as they are: no records counted
         click.echo(
             f"copied {data['bytes']:,} bytes from {redact_url(source)} to {redact_url(dest)} "
             f"in {result.seconds:.2f} s ({data['mbPerSecond']:,.2f} MB/s, {result.lane} "
-            "copy, byte for byte)")
+            "copy, byte for byte)", err=to_stderr)
     else:
         click.echo(
             f"copied {data['rows']:,} rows, {data['bytes']:,} bytes from {redact_url(source)} "
             f"to {redact_url(dest)} in {result.seconds:.2f} s "
             f"({data['rowsPerSecond']:,.0f} rows/s, {data['mbPerSecond']:,.2f} MB/s, "
-            f"{result.lane} lane)")
+            f"{result.lane} lane)", err=to_stderr)
 
 
 COMMANDS = [copy]

@@ -16,6 +16,15 @@ from typing import Any, NoReturn
 
 import click
 
+from engine.cli.help import examples
+from engine.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandFailed,
+    emit,
+    output_option,
+)
 from engine.definition import Definition, LoadOptions, load, parse_template_args
 from engine.definition.reader import is_missing_file, parse_value_args
 from engine.definition.scope import EvalContext, ObjectScope, evaluate_text, render
@@ -32,7 +41,6 @@ from engine.errors import (
 from engine.plan import DEFAULT_MAX_INSTANCES, Plan, plan, resolve_fields, schedule_spec
 from engine.schedule import format_timestamp, parse_timestamp
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: A plan that fails in many instances reports this many distinct problems, then a count.
 MAX_PROBLEM_LINES = 20
 
@@ -102,6 +110,18 @@ def timestamp(value: str | None, flag: str) -> datetime | None:
         raise click.BadParameter(str(exc), param_hint=flag) from None
 
 
+def window(start: str | None, end: str | None, start_flag: str = "--start",
+           end_flag: str = "--end") -> tuple[datetime | None, datetime | None]:
+    """The two ends of a window; an end not after its start is a usage error (exit 2), the
+    same on every command that takes one."""
+    start_ts, end_ts = timestamp(start, start_flag), timestamp(end, end_flag)
+    if start_ts is not None and end_ts is not None and end_ts <= start_ts:
+        raise click.BadParameter(
+            f"{format_timestamp(end_ts)} is not after {start_flag} "
+            f"{format_timestamp(start_ts)} (swapped?)", param_hint=end_flag)
+    return start_ts, end_ts
+
+
 def print_problems(problems: list[Problem], stream: Any = None) -> None:
     stream = stream or sys.stderr
     for problem in problems:
@@ -128,68 +148,108 @@ def load_or_exit(definition: str, kwargs: dict[str, Any], *, strict: bool,
     try:
         loaded, report = load(definition, options, strict=strict)
     except ParseError as exc:
-        _emit_refusal(exc.problems, exc.warnings, output)
-        sys.exit(EXIT_USAGE if is_missing_file(exc) else exit_code)
+        code = EXIT_USAGE if is_missing_file(exc) else exit_code
+        _emit_refusal(exc.problems, exc.warnings, output, code)
+        sys.exit(code)
     if report.errors:
-        _emit_refusal(report.errors, report.warnings, output)
+        _emit_refusal(report.errors, report.warnings, output, exit_code)
         sys.exit(exit_code)
     return loaded, report
 
 
-def _emit_refusal(errors: list[Problem], warnings: list[Problem], output: str) -> None:
+def _emit_refusal(errors: list[Problem], warnings: list[Problem], output: str,
+                  exit_code: int) -> None:
+    message = f"definition refused: {len(errors)} error(s)"
     if output == "json":
         click.echo(json.dumps({"valid": False, "errors": [problem_json(p) for p in errors],
-                               "warnings": [problem_json(p) for p in warnings]}, indent=2))
+                               "warnings": [problem_json(p) for p in warnings],
+                               "error": {"message": message, "exitCode": exit_code,
+                                         "kind": "failed"}}, indent=2))
     else:
         print_problems(warnings + errors)
-        click.echo(f"definition refused: {len(errors)} error(s)", err=True)
+        click.echo(message, err=True)
 
 
 def _fail(message: str, loaded: Definition | None = None, code: int = EXIT_FAILED) -> NoReturn:
-    """One line per problem on stderr (secrets scrubbed), then exit."""
-    text = loaded.mask(message) if loaded is not None else message
-    for line in text.splitlines() or [""]:
-        click.echo(f"error: {line}", err=True)
-    sys.exit(code)
+    """Refuse with ``message`` (secrets scrubbed): ``error:`` lines, or JSON under
+    ``--output json``."""
+    raise CommandFailed(loaded.mask(message) if loaded is not None else message, code)
 
 
 # --- validate ---------------------------------------------------------------------------------
 
-@click.command()
+@click.command(epilog=examples(
+    'headrace validate pipeline.json',
+    'headrace validate pipeline.json --parameter-values myBucket=s3://data myDays=1 myDays=2',
+    'headrace validate pipeline.json --parameter-values-uri values.json --strict --output json',
+    'headrace validate stack.yaml --resource Nightly --template-parameters Env=prod',
+))
 @click.argument("definition")
 @parameter_options
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def validate(definition: str, output: str, **kwargs: Any) -> None:
     """Check a definition like PutPipelineDefinition: exit 0 valid, 1 invalid, 2 usage.
 
     Unresolved #{myX} references and required parameters without a value are warnings here
-    (a template validates before its values exist); plan, eval and run refuse them."""
+    (a template validates before its values exist); plan, eval and run refuse them, and the
+    last line says so: "not ready to run", with the values run needs (in JSON: readyToRun,
+    runErrors, needsValues)."""
     options = load_options(kwargs)
     try:
-        _, report = load(definition, options)
+        loaded, report = load(definition, options)
     except ParseError as exc:
         _report(output, exc.problems, exc.warnings)
         sys.exit(EXIT_USAGE if is_missing_file(exc) else EXIT_FAILED)
-    _report(output, report.errors, report.warnings)
-    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+    if not report.ok:
+        _report(output, report.errors, report.warnings)
+        sys.exit(EXIT_FAILED)
+    _, as_run = load(definition, options, strict=True)
+    _report(output, report.errors, report.warnings, run_errors=as_run.errors,
+            needs=_needs_values(loaded) if as_run.errors else [])
+    sys.exit(EXIT_OK)
 
 
-def _report(output: str, errors: list[Problem], warnings: list[Problem]) -> None:
+def _needs_values(definition: Definition) -> list[str]:
+    """Ids of the required parameters that have no value (what ``run`` asks for)."""
+    params = definition.parameters
+    return sorted(d.id for d in params.decls.values()
+                  if not d.optional and params.raw_value(d.id) is None)
+
+
+def _report(output: str, errors: list[Problem], warnings: list[Problem], *,
+            run_errors: list[Problem] | None = None, needs: list[str] | None = None) -> None:
     if output == "json":
-        click.echo(json.dumps({"valid": not errors,
-                               "errors": [problem_json(p) for p in errors],
-                               "warnings": [problem_json(p) for p in warnings]}, indent=2))
+        body: dict[str, Any] = {"valid": not errors,
+                                "errors": [problem_json(p) for p in errors],
+                                "warnings": [problem_json(p) for p in warnings]}
+        if run_errors is not None:
+            body.update({"readyToRun": not run_errors,
+                         "runErrors": [problem_json(p) for p in run_errors],
+                         "needsValues": needs or []})
+        click.echo(json.dumps(body, indent=2))
         return
     print_problems(errors + warnings, sys.stdout)
     if errors:
         click.echo(f"invalid: {len(errors)} error(s), {len(warnings)} warning(s)")
-    else:
-        click.echo(f"valid ({len(warnings)} warning(s))")
+        return
+    click.echo(f"valid ({len(warnings)} warning(s))")
+    if run_errors:
+        line = (f"not ready to run: run refuses it with {len(run_errors)} error(s) (warnings "
+                "above, errors when run)")
+        if needs:
+            flags = " ".join(f"{n}=VALUE" for n in needs)
+            line += (f"; it needs a value for {', '.join(needs)}: --parameter-values {flags} "
+                     "(or --parameter-values-uri FILE)")
+        click.echo(line)
 
 
 # --- plan -------------------------------------------------------------------------------------
 
-@click.command("plan")
+@click.command("plan", epilog=examples(
+    'headrace plan pipeline.json --start 2024-01-01T00:00:00 --end 2024-01-02T00:00:00',
+    'headrace plan pipeline.json --start 2024-01-01T00:00:00 --end 2024-01-08T00:00:00 \\',
+    '    --parameter-values-uri values.json --output json',
+))
 @click.argument("definition")
 @parameter_options
 @click.option("--start", required=True, metavar="TS", help="Window start, YYYY-MM-DDTHH:MM:SS.")
@@ -201,17 +261,14 @@ def _report(output: str, errors: list[Problem], warnings: list[Problem]) -> None
               show_default=True,
               help="Refuse a window (a backfill) that holds more instances than this.")
 @click.option("--pipeline-id", default="df-local", show_default=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def plan_cmd(definition: str, start: str, end: str, activation_time: str | None,
              max_instances: int, pipeline_id: str, output: str, **kwargs: Any) -> None:
     """List the instances whose @scheduledStartTime is in [--start, --end), with their fields
     resolved (secrets shown as ****), sorted by (scheduledStartTime, objectId)."""
-    start_ts = timestamp(start, "--start")
-    end_ts = timestamp(end, "--end")
+    start_ts, end_ts = window(start, end)
     activation = timestamp(activation_time, "--activation-time") or start_ts
     assert start_ts is not None and end_ts is not None
-    if end_ts <= start_ts:
-        raise click.BadParameter("--end must be after --start", param_hint="--end")
     loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output,
                              exit_code=EXIT_FAILED)
     try:
@@ -249,7 +306,7 @@ def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
                                      node.runtime(planned.pipeline_id))
         errors: list[str] = []
         fields = resolve_fields(definition, inst.object_id, inst.runtime(planned.pipeline_id),
-                                node_scope, errors=errors)
+                                node_scope, errors=errors, placeholders=True)
         if not errors and inst.type:
             try:
                 typed_fields(inst.type, fields, object_id=inst.object_id)
@@ -278,7 +335,11 @@ def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
 
 # --- eval -------------------------------------------------------------------------------------
 
-@click.command("eval")
+@click.command("eval", epilog=examples(
+    'headrace eval pipeline.json --object Copy --at 2024-01-01T00:00:00 \\',
+    '    "#{format(@scheduledStartTime,\'YYYY-MM-dd\')}"',
+    "headrace eval pipeline.json --object Copy --at 2024-01-01T00:00:00 '#{output.directoryPath}'",
+))
 @click.argument("definition")
 @click.argument("expression")
 @parameter_options
@@ -286,14 +347,21 @@ def plan_rows(definition: Definition, planned: Plan) -> list[dict[str, Any]]:
 @click.option("--at", "at", required=True, metavar="TS",
               help="The instance's @scheduledStartTime.")
 @click.option("--pipeline-id", default="df-local", show_default=True)
+@output_option
 def eval_cmd(definition: str, expression: str, object_id: str, at: str, pipeline_id: str,
-             **kwargs: Any) -> None:
+             output: str, **kwargs: Any) -> None:
     """Evaluate a string holding #{...} like EvaluateExpression: as the instance of --object
     whose @scheduledStartTime is --at would. Prints the value (a list as JSON); exit 1 on an
-    error. A value that read a secret prints as ****."""
+    error. A value that read a secret prints as ****.
+
+    The instance's times, @id, @pipelineId, @componentParent and @sphere are known here;
+    fields only a running attempt has (@attemptCount, @status, @actualStartTime,
+    node.errorMessage...) are refused as "known only at run time" (plan keeps them as
+    written)."""
     start = timestamp(at, "--at")
     assert start is not None
-    loaded, _ = load_or_exit(definition, kwargs, strict=True, exit_code=EXIT_FAILED)
+    loaded, _ = load_or_exit(definition, kwargs, strict=True, output=output,
+                             exit_code=EXIT_FAILED)
     if object_id not in loaded:
         _fail(f"no object {object_id!r}{suggest_or_list(object_id, loaded.objects, 'objects')}")
     runtime = _instance_runtime(loaded, object_id, start, pipeline_id)
@@ -302,19 +370,28 @@ def eval_cmd(definition: str, expression: str, object_id: str, at: str, pipeline
     if referrers:  # an action or a precondition: node is (the first) object that uses it
         node = ObjectScope(EvalContext(loaded), referrers[0],
                            _instance_runtime(loaded, referrers[0], start, pipeline_id))
-    ctx = EvalContext(loaded)
+    ctx = EvalContext(loaded, runtime_placeholders=True)
     try:
         value = evaluate_text(expression, ObjectScope(ctx, object_id, runtime, node))
     except ExpressionError as exc:
         _fail(f"{exc}", loaded)
     except KeyError as exc:
         _fail(f"unknown name {exc.args[0]!r}", loaded)
-    if ctx.secret_used:
-        click.echo("****")
-    elif isinstance(value, list):
-        click.echo(json.dumps([render(v) for v in value]))
+    if ctx.runtime_only:
+        _fail(_runtime_only_message(ctx.runtime_only))
+    shown: str | list[str] = "****" if ctx.secret_used else (
+        [render(v) for v in value] if isinstance(value, list) else render(value))
+    if output == "json":
+        emit(output, {"objectId": object_id, "scheduledStartTime": format_timestamp(start),
+                      "value": shown, "secret": ctx.secret_used}, "")
     else:
-        click.echo(render(value))
+        click.echo(json.dumps(shown) if isinstance(shown, list) else shown)
+
+
+def _runtime_only_message(names: list[str]) -> str:
+    listed = ", ".join(repr(n) for n in names)
+    return (f"{listed} {'is' if len(names) == 1 else 'are'} known only at run time (set by "
+            "the running attempt); plan shows such expressions as written")
 
 
 def _instance_runtime(definition: Definition, object_id: str, start: datetime,
@@ -327,7 +404,8 @@ def _instance_runtime(definition: Definition, object_id: str, start: datetime,
     except (PlanError, ScheduleError):
         end = start
     return {"@scheduledStartTime": start, "@scheduledEndTime": end,
-            "@pipelineId": pipeline_id, "@id": f"@{object_id}_{format_timestamp(start)}"}
+            "@pipelineId": pipeline_id, "@id": f"@{object_id}_{format_timestamp(start)}",
+            "@sphere": "INSTANCE", "@componentParent": object_id}
 
 
 COMMANDS = [validate, plan_cmd, eval_cmd]

@@ -12,63 +12,57 @@ from typing import Any, TypeVar
 
 import anyio
 import click
+from anyio.abc import TaskStatus
 
 import engine.activities  # registers the activities
 import engine.preconditions  # noqa: F401  (registers the precondition checks)
 from engine.cli.definition_cmds import (
-    EXIT_FAILED,
-    EXIT_USAGE,
     load_options,
     parameter_options,
     print_problems,
     timestamp,
+    window,
 )
+from engine.cli.help import examples
+from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
+from engine.cli.status_lines import configure_engine_log, engine_printer, verbosity_options
+from engine.cli.store_option import announce_new_store, store_option
 from engine.errors import HeadraceError, NotFound
 from engine.schedule import format_timestamp
 from engine.service import Objects, PipelineService
 from engine.store import Action, Status, Store, open_store
+from engine.store.records import utcnow
 from engine.telemetry import command_telemetry
 
 T = TypeVar("T")
 
 
-def store_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--store", "store_url", metavar="URL",
-                        help="sqlite:///path or postgresql://... (default: $HEADRACE_STORE or "
-                             "the embedded SQLite file).")(func)
-
-
-def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--output", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True)(func)
-
-
-def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
-    """Run ``body`` with an open store; a HeadraceError becomes a one-line error, exit 2."""
+def with_store(store_url: str | None, body: Callable[[Store], Awaitable[T]], *,
+               create: bool = False) -> T:
+    """Run ``body`` with an open store; a HeadraceError becomes a one-line error, exit 2.
+    A SQLite store that does not exist is an error, unless ``create`` (then it is made, and
+    announced)."""
     async def main() -> T:
-        async with open_store(store_url) as store:
+        async with open_store(store_url, create=create) as store:
+            announce_new_store(store)
             return await body(store)
 
     try:
         return anyio.run(main)
     except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(str(exc), EXIT_FAILED) from None
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def emit(output: str, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
 
 
 def _ts(value: Any) -> str | None:
     return format_timestamp(value) if value is not None else None
 
 
-@click.command("create-pipeline")
+@click.command("create-pipeline", epilog=examples(
+    'id=$(headrace create-pipeline --name nightly --unique-id nightly-v1)',
+))
 @click.option("--name", required=True)
 @click.option("--unique-id", required=True, help="Idempotency token: the same id returns the "
                                                  "same pipeline.")
@@ -79,11 +73,16 @@ def create_pipeline(name: str, unique_id: str, description: str, store_url: str 
                     output: str) -> None:
     """Create an empty pipeline (state PENDING); print its id."""
     record = with_store(store_url,
-                        lambda s: PipelineService(s).create(name, unique_id, description))
+                        lambda s: PipelineService(s).create(name, unique_id, description),
+                        create=True)
     emit(output, {"pipelineId": record.id}, record.id)
 
 
-@click.command("put-pipeline-definition")
+@click.command("put-pipeline-definition", epilog=examples(
+    'headrace put-pipeline-definition --pipeline-id $id --pipeline-definition file://p.json',
+    'headrace put-pipeline-definition --pipeline-id $id --pipeline-definition p.json \\',
+    '    --parameter-values-uri values.json',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--pipeline-definition", "definition", required=True, metavar="FILE")
 @parameter_options
@@ -95,15 +94,16 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
     try:
         check = PipelineService.check_definition(definition, load_options(kwargs))
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(str(exc), EXIT_FAILED) from None
     report = check.report
     errors = [p.as_json() for p in report.errors]
     warnings = [p.as_json() for p in report.warnings]
     if report.errors:
         if output == "json":
             emit(output, {"errored": True, "validationErrors": errors,
-                          "validationWarnings": warnings}, "")
+                          "validationWarnings": warnings,
+                          "error": {"message": "definition refused (nothing stored)",
+                                    "exitCode": EXIT_FAILED, "kind": "failed"}}, "")
         else:
             print_problems(report.errors + report.warnings)
             click.echo("definition refused (nothing stored)", err=True)
@@ -117,18 +117,29 @@ def put_pipeline_definition(pipeline_id: str, definition: str, store_url: str | 
          f"stored version {version} of {pipeline_id} ({len(warnings)} warning(s))")
 
 
-@click.command("get-pipeline-definition")
+@click.command("get-pipeline-definition", epilog=examples(
+    'headrace get-pipeline-definition --pipeline-id $id > stored.json',
+    'headrace get-pipeline-definition --pipeline-id $id --version active',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--version", "which", type=click.Choice(["latest", "active"]), default="latest",
               show_default=True)
 @store_option
-def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None) -> None:
-    """Print a stored definition in the definition-file format (secrets as ****)."""
+@output_option
+def get_pipeline_definition(pipeline_id: str, which: str, store_url: str | None,
+                            output: str) -> None:
+    """Print a stored definition in the definition-file format (secrets as ****).
+
+    The definition file is JSON either way: --output json differs only in its errors."""
     body = with_store(store_url, lambda s: PipelineService(s).get_definition(pipeline_id, which))
-    click.echo(json.dumps(body, indent=2))
+    click.echo(json.dumps(body, indent=2))  # either --output
 
 
-@click.command("activate-pipeline")
+@click.command("activate-pipeline", epilog=examples(
+    'headrace activate-pipeline --pipeline-id $id',
+    'headrace activate-pipeline --pipeline-id $id --start-timestamp 2024-06-01T00:00:00',
+    'headrace activate-pipeline --pipeline-id $id --allow-backfill   # start over a day ago',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--start-timestamp", metavar="TS",
               help="Resume from this time instead of the schedule's start.")
@@ -154,14 +165,18 @@ def activate_pipeline(pipeline_id: str, start_timestamp: str | None,
             click.echo(f"warning: {warning}", err=True)
         return {"pipelineId": pipeline_id, "version": done.version,
                 "activationTime": _ts(done.activation_time),
-                "windowStart": _ts(done.window_start), "instances": done.instances}
+                "windowStart": _ts(done.window_start), "instances": done.instances,
+                "newInstances": done.new_instances}
 
     result = with_store(store_url, body)
     emit(output, result, f"activated {pipeline_id} version {result['version']}: "
-                         f"{result['instances']} instance(s) planned")
+                         f"{result['instances']} instance(s), {result['newInstances']} new")
 
 
-@click.command("deactivate-pipeline")
+@click.command("deactivate-pipeline", epilog=examples(
+    'headrace deactivate-pipeline --pipeline-id $id',
+    'headrace deactivate-pipeline --pipeline-id $id --no-cancel-active   # let running work end',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--cancel-active/--no-cancel-active", default=True, show_default=True,
               help="Cancel running instances, or let them finish.")
@@ -178,7 +193,9 @@ def deactivate_pipeline(pipeline_id: str, cancel_active: bool, store_url: str | 
          f"{pipeline_id}: {state}")
 
 
-@click.command("delete-pipeline")
+@click.command("delete-pipeline", epilog=examples(
+    'headrace delete-pipeline --pipeline-id $id',
+))
 @click.option("--pipeline-id", required=True)
 @store_option
 @output_option
@@ -188,7 +205,10 @@ def delete_pipeline(pipeline_id: str, store_url: str | None, output: str) -> Non
     emit(output, {"pipelineId": pipeline_id, "deleted": True}, f"deleted {pipeline_id}")
 
 
-@click.command("list-pipelines")
+@click.command("list-pipelines", epilog=examples(
+    'headrace list-pipelines',
+    'headrace list-pipelines --store postgresql://headrace@db/headrace --output json',
+))
 @store_option
 @output_option
 def list_pipelines(store_url: str | None, output: str) -> None:
@@ -199,7 +219,10 @@ def list_pipelines(store_url: str | None, output: str) -> None:
          or "no pipelines")
 
 
-@click.command("describe-pipelines")
+@click.command("describe-pipelines", epilog=examples(
+    'headrace describe-pipelines --pipeline-ids $id',
+    'headrace describe-pipelines --pipeline-ids df-0123456789abcdef df-fedcba9876543210',
+))
 @click.option("--pipeline-ids", "pipeline_ids", multiple=True, required=True)
 @store_option
 @output_option
@@ -232,10 +255,15 @@ def _interval(value: str | None, flag: str) -> tuple[Any, Any] | None:
     parts = value.split(",")
     if len(parts) != 2:
         raise click.BadParameter("expects START,END", param_hint=flag)
-    return timestamp(parts[0], flag), timestamp(parts[1], flag)
+    return window(parts[0], parts[1], f"{flag} start", f"{flag} end")
 
 
-@click.command("list-runs")
+@click.command("list-runs", epilog=examples(
+    'headrace list-runs --pipeline-id $id',
+    'headrace list-runs --pipeline-id $id --status failed,cascade_failed --output json',
+    'headrace list-runs --pipeline-id $id \\',
+    '    --schedule-interval 2024-01-01T00:00:00,2024-01-08T00:00:00',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--status", help="Comma-separated statuses (finished, failed, running, waiting...)")
 @click.option("--start-interval", help="START,END on @actualStartTime.")
@@ -289,7 +317,12 @@ def _statuses(text: str | None) -> list[Status] | None:
     return out
 
 
-@click.command("describe-objects")
+@click.command("describe-objects", epilog=examples(
+    'headrace describe-objects --pipeline-id $id --object-ids @Copy_2024-01-01T00:00:00',
+    'headrace describe-objects --pipeline-id $id --object-ids Copy          # the component',
+    'headrace describe-objects --pipeline-id $id --object-ids @Copy_2024-01-01T00:00:00 \\',
+    '    --evaluate-expressions',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--object-ids", "object_ids", multiple=True, required=True)
 @click.option("--evaluate-expressions", is_flag=True,
@@ -331,7 +364,10 @@ def describe_objects(pipeline_id: str, object_ids: tuple[str, ...], evaluate_exp
         click.echo(json.dumps(item, indent=2, default=str))
 
 
-@click.command("set-status")
+@click.command("set-status", epilog=examples(
+    'headrace set-status --pipeline-id $id --object-ids @Copy_2024-01-01T00:00:00 --status RERUN',
+    'headrace set-status --pipeline-id $id --object-ids Copy --status PAUSE',
+))
 @click.option("--pipeline-id", required=True)
 @click.option("--object-ids", "object_ids", multiple=True, required=True,
               help="Instance ids (RERUN, MARK_FINISHED, TRY_CANCEL) or component ids "
@@ -353,42 +389,61 @@ def set_status(pipeline_id: str, object_ids: tuple[str, ...], action: str,
          "\n".join(lines))
 
 
-@click.command("logs")
+@click.command("logs", epilog=examples(
+    'headrace logs @Copy_2024-01-01T00:00:00 --pipeline-id $id',
+    'headrace logs @Copy_2024-01-01T00:00:00 --pipeline-id $id --attempt 1 --stream stderr',
+))
 @click.argument("instance_id")
 @click.option("--pipeline-id", required=True)
 @click.option("--attempt", type=int, help="Attempt number (default: the last).")
 @click.option("--stream", type=click.Choice(["all", "events", "stdout", "stderr"]),
               default="all", show_default=True)
 @store_option
+@output_option
 def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
-         store_url: str | None) -> None:
-    """Show an attempt's log: the engine's events and the command's stdout and stderr."""
+         store_url: str | None, output: str) -> None:
+    """Show an attempt's log: the engine's events and the command's stdout and stderr.
+
+    --output json gives {"instanceId", "attempt", "status", "log", "streams": {name: text}}
+    (a stream the attempt never wrote is null)."""
     attempts = with_store(store_url, lambda s: s.list_attempts(pipeline_id, instance_id))
     if not attempts:
-        click.echo(f"error: no attempts of {instance_id} in {pipeline_id}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(f"no attempts of {instance_id} in {pipeline_id}", EXIT_FAILED)
     chosen = attempts[-1] if attempt is None else next(
         (a for a in attempts if a.number == attempt), None)
     if chosen is None or chosen.log_path is None:
-        click.echo(f"error: no attempt {attempt} of {instance_id}", err=True)
-        sys.exit(EXIT_FAILED)
+        raise CommandFailed(f"no attempt {attempt} of {instance_id}", EXIT_FAILED)
     names = ["events", "stdout", "stderr"] if stream == "all" else [stream]
+    texts: dict[str, str | None] = {}
     for name in names:
         path = Path(chosen.log_path) / name
+        texts[name] = (path.read_text(encoding="utf-8", errors="replace")
+                       if path.exists() else None)
+    if output == "json":
+        emit(output, {"pipelineId": pipeline_id, "instanceId": instance_id,
+                      "attempt": chosen.number, "status": chosen.status.value,
+                      "log": chosen.log_path, "streams": texts}, "")
+        return
+    for name, text in texts.items():
         if stream == "all":
-            click.echo(f"==> {path} <==")
-        if path.exists():
-            click.echo(path.read_text(encoding="utf-8", errors="replace"), nl=False)
+            click.echo(f"==> {Path(chosen.log_path) / name} <==")
+        if text is not None:
+            click.echo(text, nl=False)
 
 
-@click.command("engine")
+@click.command("engine", epilog=examples(
+    'HEADRACE_STORE=sqlite:////srv/headrace/store.db headrace engine',
+    'headrace engine --store postgresql://headrace@db/headrace --worker-group-slots etl=4',
+))
 @store_option
 @click.option("--max-concurrency", default=32, show_default=True)
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between looks at the store for activated pipelines.")
 @worker_group_option
+@verbosity_options
+@output_option
 def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float,
-               worker_groups: dict[str, int]) -> None:
+               worker_groups: dict[str, int], verbosity: int, output: str) -> None:
     """Run the store's activated pipelines on their schedules until stopped.
 
     SIGTERM or SIGINT stops gracefully (exit 130): running attempts end INTERRUPTED and are
@@ -397,28 +452,34 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
 
     from engine.runtime.engine import Engine
 
+    configure_engine_log(verbosity)
     async def main() -> None:
         async with open_store(store_url) as store:
+            announce_new_store(store)
             eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
-                         worker_groups=worker_groups)
+                         worker_groups=worker_groups,
+                         on_status=engine_printer(verbosity, output, utcnow))
             async with anyio.create_task_group() as tg:
-                async def watch() -> None:
+                async def watch(*, task_status: TaskStatus[None]) -> None:
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        task_status.started()  # "running" is printed once a signal stops it
                         async for _ in signals:
                             await eng.stop()
                             tg.cancel_scope.cancel()
                             return
 
-                tg.start_soon(watch)
-                click.echo(f"headrace engine running on {store.url}", err=True)
+                await tg.start(watch)
+                if output == "json":
+                    click.echo(json.dumps({"event": "started", "store": store.url}))
+                else:
+                    click.echo(f"headrace engine running on {store.url}", err=True)
                 await eng.run()
 
     try:
         with command_telemetry():
             anyio.run(main)
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
     sys.exit(130)
 
 

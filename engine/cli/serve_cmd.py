@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -10,15 +11,20 @@ import click
 
 import engine.activities
 import engine.preconditions  # noqa: F401  (registers the precondition checks)
-from engine.cli.definition_cmds import EXIT_USAGE
-from engine.cli.pipeline_cmds import store_option
+from engine.cli.help import examples
+from engine.cli.output import EXIT_USAGE, CommandFailed, output_option
 from engine.cli.run_cmds import worker_group_option
+from engine.cli.store_option import store_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import EXIT_INTERRUPTED
 from engine.telemetry import command_telemetry
 
 
-@click.command("serve")
+@click.command("serve", epilog=examples(
+    'HEADRACE_API_CREDENTIALS=AKIDEXAMPLE:secret headrace serve --store sqlite:///store.db',
+    'headrace serve --no-auth --port 8065                 # loopback only, no credentials',
+    'headrace serve --store postgresql://headrace@db/headrace --no-scheduler --credentials keys',
+))
 @store_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (loopback unless told otherwise).")
@@ -37,10 +43,11 @@ from engine.telemetry import command_telemetry
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between the scheduler's looks at the store.")
 @worker_group_option
+@output_option
 def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
           no_auth: bool, no_scheduler: bool, tls_cert: str | None, tls_key: str | None,
           max_concurrency: int, poll_interval: float, worker_groups: dict[str, int],
-          **_: Any) -> None:
+          output: str, **_: Any) -> None:
     """Serve the AWS Data Pipeline API (JSON 1.1, SigV4) on HOST:PORT and run the store's
     activated pipelines here, as `headrace engine` does (unless --no-scheduler).
 
@@ -57,21 +64,24 @@ def serve(store_url: str | None, host: str, port: int, credentials_file: str | N
                                tls_key=tls_key, max_concurrency=max_concurrency,
                                poll_interval=poll_interval, worker_groups=worker_groups)
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
 
     def ready(url: str) -> None:
         auth = "off (--no-auth)" if no_auth else f"SigV4, {len(options.credentials or ())} key(s)"
         role = "API only" if no_scheduler else "API and scheduler"
-        click.echo(f"headrace serve listening on {url} ({role}; auth {auth})", err=True)
+        if output == "json":
+            click.echo(json.dumps({"event": "listening", "url": url,
+                                   "scheduler": not no_scheduler, "auth": not no_auth}),
+                       nl=True)
+        else:
+            click.echo(f"headrace serve listening on {url} ({role}; auth {auth})", err=True)
 
     configure_logging()
     try:
         with command_telemetry():
             anyio.run(lambda: run_serve(options, on_ready=ready))
     except HeadraceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
     sys.exit(EXIT_INTERRUPTED)
 
 

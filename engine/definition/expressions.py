@@ -56,7 +56,7 @@ from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 from engine.definition.functions import FUNCTIONS, as_number, render, type_name
-from engine.errors import ExpressionEvalError, ExpressionSyntaxError
+from engine.errors import ExpressionEvalError, ExpressionSyntaxError, RuntimeOnlyField
 
 __all__ = [
     "Reference",
@@ -661,13 +661,20 @@ def _path_of(node: Expr) -> tuple[tuple[str, ...], int] | None:
 
 
 class Template:
-    """A parsed field text: literal parts and expressions, in order."""
+    """A parsed field text: literal parts and expressions, in order.
 
-    __slots__ = ("_parts", "text")
+    An expression that reads a field only a running instance has (the scope raises
+    :class:`RuntimeOnlyField`, as a plan's scope does) is kept as written, ``#{...}`` and all:
+    a plan shows ``attempt #{@attemptCount}`` rather than failing on it."""
 
-    def __init__(self, text: str, parts: tuple[str | Expr, ...]) -> None:
+    __slots__ = ("_parts", "_sources", "text")
+
+    def __init__(self, text: str, parts: tuple[str | Expr, ...],
+                 sources: tuple[str, ...] = ()) -> None:
         self.text = text
         self._parts = parts
+        #: the text of each part as written (``#{...}`` for an expression)
+        self._sources = sources or tuple(p if isinstance(p, str) else "" for p in parts)
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
@@ -739,30 +746,37 @@ class Template:
     def evaluate(self, scope: Scope) -> str | list[str]:
         """The field's value: a string, or a list of strings when an expression gives a list."""
         parts = self._parts
+        ctx = _Ctx(scope)
         if len(parts) == 1 and isinstance(parts[0], Expr):
-            return _as_text(parts[0].eval(_Ctx(scope)), parts[0].pos)
+            return self._part_text(0, ctx)
         if self._list_literal():
-            ctx = _Ctx(scope)
             items: list[str] = []
-            for part in parts[1::2]:
-                assert isinstance(part, Expr)
-                text = _as_text(part.eval(ctx), part.pos)
+            for index in range(1, len(parts), 2):
+                text = self._part_text(index, ctx)
                 items.extend(text if isinstance(text, list) else [text])
             return items
-        ctx = _Ctx(scope)
         pieces: list[str | list[str]] = []
         has_list = False
-        for part in parts:
+        for index, part in enumerate(parts):
             if isinstance(part, str):
                 pieces.append(part)
                 continue
-            text = _as_text(part.eval(ctx), part.pos)
+            text = self._part_text(index, ctx)
             has_list = has_list or isinstance(text, list)
             pieces.append(text)
         if not has_list:
             return "".join(pieces)  # type: ignore[arg-type]
         choices = [p if isinstance(p, list) else [p] for p in pieces]
         return ["".join(combo) for combo in itertools.product(*choices)]
+
+
+    def _part_text(self, index: int, ctx: _Ctx) -> str | list[str]:
+        part = self._parts[index]
+        assert isinstance(part, Expr)
+        try:
+            return _as_text(part.eval(ctx), part.pos)
+        except RuntimeOnlyField:
+            return self._sources[index]
 
 
 def _flatten(value: object) -> Iterator[object]:
@@ -802,17 +816,21 @@ def _render_one(value: object) -> str:
         raise ExpressionEvalError("the number is too large to write as text") from None
 
 
-def _parse_parts(text: str) -> tuple[str | Expr, ...]:
+def _parse_parts(text: str) -> tuple[tuple[str | Expr, ...], tuple[str, ...]]:
+    """The parts of ``text`` and the text each was written as."""
     parts: list[str | Expr] = []
+    sources: list[str] = []
     pos = 0
     n = len(text)
     while pos < n:
         start = text.find("#{", pos)
         if start < 0:
             parts.append(text[pos:])
+            sources.append(text[pos:])
             break
         if start > pos:
             parts.append(text[pos:start])
+            sources.append(text[pos:start])
         parser = _Parser(text, start + 2, start)
         if parser.lex.peek().kind == _CLOSE:
             raise ExpressionSyntaxError("empty expression '#{}'", start)
@@ -829,8 +847,9 @@ def _parse_parts(text: str) -> tuple[str | Expr, ...]:
                 closing.pos,
             )
         parts.append(expr)
+        sources.append(text[start:closing.end])
         pos = closing.end
-    return tuple(parts)
+    return tuple(parts), tuple(sources)
 
 
 @lru_cache(maxsize=8192)
@@ -838,7 +857,7 @@ def parse_template(text: str) -> Template:
     """Parse field text; raises ExpressionSyntaxError(message, position in ``text``)."""
     if "#{" not in text:
         return Template(text, (text,) if text else ())
-    return Template(text, _parse_parts(text))
+    return Template(text, *_parse_parts(text))
 
 
 @lru_cache(maxsize=2048)

@@ -22,8 +22,8 @@ from engine.definition.expressions import parse_template
 from engine.definition.expressions import render as render_value
 from engine.definition.parameters import typed
 from engine.definition.reader import FieldValue, Ref
-from engine.definition.types import ATTEMPT_FIELDS, is_secret_field
-from engine.errors import ExpressionEvalError, ExpressionSyntaxError
+from engine.definition.types import ATTEMPT_FIELDS, RUNTIME_FIELDS, is_secret_field
+from engine.errors import ExpressionEvalError, ExpressionSyntaxError, RuntimeOnlyField
 
 #: Runtime fields of one instance: ``{"@scheduledStartTime": datetime, "@pipelineId": str, ...}``.
 Runtime = Mapping[str, object]
@@ -51,6 +51,11 @@ class EvalContext:
     #: runtime fields of a referenced object, given the referencing instance's runtime
     runtime_of: Callable[[str, Runtime], Runtime] | None = None
     secret_used: bool = False
+    #: no instance runs (``plan``, ``eval``): a runtime field the scope was not given is
+    #: :class:`RuntimeOnlyField` (its expression kept as written), not an unknown name
+    runtime_placeholders: bool = False
+    #: the runtime-only names read so far, in order (with ``runtime_placeholders``)
+    runtime_only: list[str] = field(default_factory=list)
     _stack: list[tuple[str, str]] = field(default_factory=list)
 
     def evaluate_field(self, scope: ObjectScope, name: str, text: str) -> object:
@@ -122,6 +127,8 @@ class ObjectScope:
             raise ExpressionEvalError(
                 f"parameter {name!r} has no value (give it in \"values\", --parameter-values "
                 "or --parameter-values-uri, or give the parameter a \"default\")")
+        if name in ATTEMPT_FIELDS:
+            self._runtime_only(name)
         raise KeyError(name)
 
     def names(self) -> list[str]:
@@ -144,7 +151,16 @@ class ObjectScope:
             return self.object_id
         if name == "@name":
             return self.lookup("name")
+        if name in RUNTIME_FIELDS:
+            self._runtime_only(name)
         raise KeyError(name)
+
+    def _runtime_only(self, name: str) -> None:
+        """Raise :class:`RuntimeOnlyField` where no instance runs; return otherwise."""
+        if self.ctx.runtime_placeholders:
+            if name not in self.ctx.runtime_only:
+                self.ctx.runtime_only.append(name)
+            raise RuntimeOnlyField(name)
 
     def _parameter(self, name: str, values: tuple[str, ...]) -> object:
         params = self.ctx.definition.parameters

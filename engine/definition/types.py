@@ -260,9 +260,11 @@ _TYPES: list[TypeSpec] = [
         **DB_COMMON, "clusterId": S, "connectionString": S},
         required=("username", "*password"), one_of=(("clusterId", "connectionString"),)),
     # data formats
-    TypeSpec("CSV", "dataformat", "run", {**COLUMNS, "escapeChar": S}),
+    # ``header`` on CSV and TSV: a headrace extension (a header line of column names)
+    TypeSpec("CSV", "dataformat", "run", {**COLUMNS, "escapeChar": S, "header": BOOL}),
     TypeSpec("TSV", "dataformat", "run", {**COLUMNS, "columnSeparator": S,
-                                          "recordSeparator": S, "escapeChar": S}),
+                                          "recordSeparator": S, "escapeChar": S,
+                                          "header": BOOL}),
     TypeSpec("Custom", "dataformat", "run", {**COLUMNS, "columnSeparator": S,
                                              "recordSeparator": S},
              required=("columnSeparator",)),

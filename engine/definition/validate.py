@@ -35,12 +35,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from engine.definition.check_expressions import check_expression
+from engine.definition.check_locations import check_locations
 from engine.definition.check_schedules import (
     check_cascade_backfill,
     check_schedule,
     check_schedule_types,
 )
 from engine.definition.document import DEFAULT_ID, Definition
+from engine.definition.expressions import parse_template
 from engine.definition.findings import Findings, shown, suggest, suggest_or_list
 from engine.definition.graph import dependency_graph, find_cycle, node_referrers
 from engine.definition.reader import FieldValue, RawDefinition, Ref
@@ -53,7 +55,7 @@ from engine.definition.types import (
     is_user_field,
     ref_allows,
 )
-from engine.errors import Report, ScheduleError
+from engine.errors import ExpressionSyntaxError, Report, ScheduleError
 from engine.schedule import parse_period, parse_timestamp, short
 
 __all__ = ["dependency_graph", "find_cycle", "node_referrers", "suggest", "suggest_or_list",
@@ -90,10 +92,54 @@ def validate_definition(definition: Definition, *, strict: bool = False,
     check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
+    _check_unread_values(ctx)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
         ctx.warn(f"{len(definition.parameters.decls)} parameters: AWS allows {MAX_PARAMETERS} "
                  "per definition", None, None)
     return report
+
+
+def _check_unread_values(ctx: Findings) -> None:
+    """A value for an id that no parameter declares and no expression reads does nothing: most
+    often a typo of a declared id (``myDataDr``), whose default is then used in silence. A
+    warning with a did-you-mean (the service accepted such values; an undeclared id that an
+    expression does read is a String, as AWS's samples use it)."""
+    params = ctx.definition.parameters
+    undeclared = [key for key in params.values if params.decl(key) is None]
+    if not undeclared:
+        return
+    read = _names_read(ctx.definition)
+    declared = [d.id for d in params.decls.values()]
+    for key in undeclared:
+        if key in read or key.lstrip("*") in read or f"*{key}" in read:
+            continue
+        file, line = params.origins.get(key, (None, None))
+        hint = suggest(key, declared) or (
+            f" (declared: {', '.join(repr(d) for d in sorted(declared)[:8])})" if declared
+            else " (the definition declares no parameters)")
+        ctx.report.warn(f"a value for {key!r}, which no parameter declares and no expression "
+                        f"reads: it is not used{hint}", key, "value", line=line,
+                        file=file or ctx.definition.raw.source)
+
+
+def _names_read(definition: Definition) -> set[str]:
+    """The first name of every ``#{...}`` path in the definition's fields and parameter
+    values (``#{myX}``, ``#{myX.y}`` -> ``myX``)."""
+    texts: list[str] = []
+    for obj in definition.raw.objects:
+        for field_values in obj.fields.values():
+            texts.extend(v for v in field_values if isinstance(v, str) and "#{" in v)
+    for given in definition.parameters.values.values():
+        texts.extend(v for v in given if "#{" in v)
+    for decl in definition.parameters.decls.values():
+        texts.extend(v for v in decl.default or () if "#{" in v)
+    names: set[str] = set()
+    for text in texts:
+        try:
+            names.update(r.path[0] for r in parse_template(text).references())
+        except (ExpressionSyntaxError, RecursionError):
+            continue  # reported by the expression checks
+    return names
 
 
 # --- file-level ------------------------------------------------------------------------------
@@ -135,6 +181,7 @@ def _check_object(object_id: str, ctx: Findings) -> None:
         for value in values:
             if isinstance(value, str) and "#{" in value:
                 check_expression(object_id, name, value, ctx)
+    check_locations(object_id, ctx)
 
 
 def _check_limits(object_id: str, ctx: Findings) -> None:

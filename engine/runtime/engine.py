@@ -21,7 +21,7 @@ from engine.errors import HeadraceError, NotFound
 from engine.runtime.actor import Supervisor
 from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.pipeline import PipelineSupervisor
-from engine.runtime.runner import PipelineLease, load_version, store_dir
+from engine.runtime.runner import PipelineLease, apply_actions, load_version, store_dir
 from engine.store import InstanceRecord, PipelineRecord, PipelineState, Store
 
 log = logging.getLogger("headrace.engine")
@@ -68,6 +68,12 @@ class Engine:
                 await supervisor.stop()
             elif record.state == PipelineState.DEACTIVATING and not supervisor.deactivating:
                 self.sup.spawn(f"deactivate {pid}", self._deactivate, supervisor, record)
+        waiting = await self.store.pipelines_with_requests()
+        for pid in waiting - set(self.pipelines):
+            record = records.get(pid)
+            if record is not None and record.state == PipelineState.FINISHED:
+                await self._apply_left_requests(record)
+                records[pid] = await self.store.get_pipeline(pid)
         for pid, record in records.items():
             if record.state == PipelineState.SCHEDULED and pid not in self.pipelines:
                 lease = PipelineLease(self.store, pid, self.owner, self.clock)
@@ -78,6 +84,18 @@ class Engine:
                 await self._start(record, lease)
             elif record.state == PipelineState.DEACTIVATING and pid not in self.pipelines:
                 await self.store.update_pipeline(pid, state=PipelineState.INACTIVE)
+
+    async def _apply_left_requests(self, record: PipelineRecord) -> None:
+        """Requests sent to this pipeline's supervisor as its schedule ended (set-status saw
+        it running): carried out on the store now, so a RERUN reopens the pipeline."""
+        for request in await self.store.take_requests(record.id):
+            try:
+                [summary] = await apply_actions(self.store, record.id,
+                                                [(request.action, request.target)])
+                log.info("carried out %s", summary)
+            except HeadraceError as exc:
+                log.warning("request %s %s refused: %s", request.action.value,
+                            request.target, exc)
 
     async def _start(self, record: PipelineRecord, lease: PipelineLease) -> None:
         assert record.active_version is not None

@@ -23,7 +23,9 @@ from connectors.local import path_from_url
 from engine.store.records import utcnow
 from engine.store.trips import Trips
 
-_IO = anyio.CapacityLimiter(4)
+#: threads for log file work, per event loop (a limiter made at import binds to the first
+#: loop that uses it, and fails in the next: tests run trio and asyncio loops in turn)
+IO_THREADS = 4
 T = TypeVar("T")
 
 
@@ -38,7 +40,7 @@ async def blocking(fn: Callable[[], T], *, inline: bool = False) -> T:
     try:
         trips = _TRIPS.get()
     except LookupError:
-        trips = Trips(limiter=_IO)
+        trips = Trips(limiter=anyio.CapacityLimiter(IO_THREADS))
         _TRIPS.set(trips)
     return await trips.run(fn)
 

@@ -63,8 +63,11 @@ class PipelineSupervisor:
                  request_interval: float | None = 1.0,
                  window_end: datetime | None = None,
                  activation: datetime | None = None,
-                 default_log_root: Path | None = None) -> None:
+                 default_log_root: Path | None = None,
+                 fixed_log_root: bool = False) -> None:
         self.rt = rt
+        #: every attempt logs under ``default_log_root``, whatever ``pipelineLogUri`` says
+        self.fixed_log_root = fixed_log_root
         self.mode = mode
         self.on_status = on_status
         self.request_interval = request_interval
@@ -112,6 +115,8 @@ class PipelineSupervisor:
 
     def log_root_for(self, rec: InstanceRecord) -> Path:
         root = self._log_roots.get(rec.object_id)
+        if root is None and self.fixed_log_root:
+            root = self._log_roots[rec.object_id] = self.default_log_root
         if root is None:
             uri = None
             try:
@@ -325,7 +330,17 @@ class PipelineSupervisor:
                 raise ConflictError(f"instance {target} is {rec.status.value}: only an instance "
                                     "that has ended can be rerun (TRY_CANCEL it first)")
             await self.rerun(rec)
+            await self._reopen()
         return f"{action.value} {target}"
+
+    async def _reopen(self) -> None:
+        """A rerun in a pipeline whose schedule ended (FINISHED) makes it SCHEDULED again, so
+        that an engine runs it; the engine's supervisor sets FINISHED once every instance has
+        ended again. A deactivated pipeline stays as it is (activating it runs the rerun)."""
+        record = await self.rt.store.get_pipeline(self.rt.pipeline_id)
+        if record.state == PipelineState.FINISHED:
+            await self.rt.store.update_pipeline(self.rt.pipeline_id,
+                                                state=PipelineState.SCHEDULED)
 
     async def rerun(self, rec: InstanceRecord) -> None:
         """Run a finished or failed instance again; with cascade, its cascade-failed

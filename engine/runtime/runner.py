@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from engine.actions.notify import Notifier, default_notifier
 from engine.clock import Clock
 from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import to_file_format
-from engine.errors import DefinitionError, StoreError
+from engine.errors import DefinitionError, NotFound, RunError, StoreError
 from engine.plan import (
     DEFAULT_MAX_INSTANCES,
     pipeline_is_ondemand,
@@ -36,6 +36,7 @@ from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.pipeline import PipelineSupervisor, instance_records
 from engine.schedule import format_timestamp
 from engine.store import (
+    Action,
     InstanceRecord,
     PipelineRecord,
     PipelineState,
@@ -59,9 +60,9 @@ def derived_pipeline_id(definition_path: str) -> str:
 
 def store_dir(store: Store) -> Path:
     """A directory beside the store for logs (SQLite: the file's directory)."""
-    url = store.url
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        return Path("/" + url[len("sqlite://"):].lstrip("/")).parent
+    path = store.sqlite_path
+    if path is not None:
+        return Path(path).absolute().parent
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
                                                            "share")
     return Path(base) / "headrace"
@@ -130,6 +131,8 @@ class RunResult:
     events: list[str] = field(default_factory=list)
     #: where attempt logs go when the definition sets no pipelineLogUri
     log_root: Path | None = None
+    #: instance id -> its attempts' log directories (a run of one object: its store is gone)
+    attempt_logs: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -162,6 +165,23 @@ async def load_version(store: Store, pipeline_id: str, version: int,
     if report.errors:
         raise DefinitionError(report.errors, report.warnings)
     return definition
+
+
+async def apply_actions(store: Store, pipeline_id: str,
+                        actions: Sequence[tuple[Action, str]]) -> list[str]:
+    """Carry out SetStatus actions (RERUN, MARK_FINISHED, TRY_CANCEL, PAUSE, RESUME) on a
+    pipeline no process runs: applied to the store, for the next ``run`` or engine to carry
+    on (a rerun makes a FINISHED pipeline SCHEDULED again). One summary line per action."""
+    record = await store.get_pipeline(pipeline_id)
+    version = record.active_version or record.latest_version
+    if version is None:
+        raise NotFound(f"pipeline {pipeline_id} has no definition")
+    definition = await load_version(store, pipeline_id, version)
+    rt = PipelineRuntime(pipeline_id, definition, version, store, Clock(), None, Limits(),
+                         store_dir(store) / "logs")
+    supervisor = PipelineSupervisor(rt, request_interval=None)
+    await supervisor.load()
+    return [await supervisor.apply(action, target) for action, target in actions]
 
 
 async def activate(store: Store, pipeline_id: str, definition: Definition, version: int,
@@ -295,27 +315,150 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
     ``on_start`` receives the pipeline's supervisor before it runs (tests use it to act on
     the run); ``inline_io`` does log file work inline (virtual-time tests)."""
     clock = clock or Clock()
-    owner = process_owner()
-    lease = PipelineLease(store, pipeline_id, owner, clock)
+    lease = PipelineLease(store, pipeline_id, process_owner(), clock)
     await lease.acquire()
-    interrupted = False
     try:
         activation, start, end = await activate(store, pipeline_id, definition, version, clock,
                                                 start=start, end=end, due_only=True,
                                                 max_instances=max_instances)
-        root = log_root or store_dir(store) / "logs"
-        rt = PipelineRuntime(pipeline_id, definition, version, store, clock,
-                             notifier or default_notifier(root),
-                             Limits(max_concurrency, worker_groups), root,
-                             owner=owner, inline_io=inline_io)
-        supervisor = PipelineSupervisor(rt, mode="run", on_status=on_status,
-                                        activation=activation, default_log_root=root,
-                                        request_interval=request_interval)
+        run = _Run(store, pipeline_id, definition, version, clock, lease,
+                   log_root or store_dir(store) / "logs", notifier, max_concurrency,
+                   worker_groups, on_status, handle_signals, inline_io, request_interval)
+        rt, interrupted = await run.supervise(activation, on_start=on_start)
+        instances = await store.list_instances(pipeline_id, scheduled_from=start,
+                                               scheduled_to=end if end > start else None)
+        if pipeline_is_ondemand(definition):
+            instances = [i for i in instances if i.scheduled_start == activation]
+        if not interrupted and all(i.terminal for i in instances):
+            await store.update_pipeline(pipeline_id, state=PipelineState.FINISHED)
+        return RunResult(pipeline_id, instances, interrupted, (start, end), rt.events,
+                         run.log_root)
+    finally:
+        await lease.release()
+
+
+async def run_object(definition: Definition, pipeline_id: str, object_id: str, at: datetime,
+                     *, with_upstream: bool = False, log_root: Path,
+                     clock: Clock | None = None, max_concurrency: int = 32,
+                     on_status: Callable[[InstanceRecord], None] | None = None,
+                     handle_signals: bool = True,
+                     max_instances: int = DEFAULT_MAX_INSTANCES,
+                     worker_groups: Mapping[str, int] | None = None) -> RunResult:
+    """Run the instance of ``object_id`` whose @scheduledStartTime is ``at`` now, for
+    debugging (``headrace run DEF --object ID --at TS``, as ``airflow tasks test`` does).
+
+    Its dependencies are ignored (none is waited for, not even its preconditions), unless
+    ``with_upstream``: then every instance it waits for, transitively, runs first, from the
+    schedule's start. Nothing is recorded in the pipeline's store: the run has a private
+    in-memory one, so a later ``run`` of the pipeline is not changed by it; its attempt logs
+    go to ``log_root`` and its alarms to ``log_root/alarms.jsonl`` (never to SNS)."""
+    from engine.actions.notify import LogNotifier
+    from engine.store import open_store
+
+    clock = clock or Clock()
+    async with open_store("sqlite://:memory:") as store:
+        _, version = await ensure_pipeline(store, pipeline_id, object_id, definition)
+        rt = PipelineRuntime(pipeline_id, definition, version, store, clock, None, Limits(),
+                             log_root)
+        start = at
+        if with_upstream and not pipeline_is_ondemand(definition):
+            start = min(at, schedule_window(definition, at, at)[0])
+        planned = instance_records(rt, start, at + timedelta(seconds=1), at,
+                                   max_instances=max_instances)
+        records = _instances_of(planned, object_id, at, with_upstream)
+        now = clock.now()
+        for rec in records:
+            rec.eligible_at = min(rec.eligible_at, now)  # run now, not at the interval's time
+        await store.add_instances(records)
+        await store.update_pipeline(pipeline_id, state=PipelineState.SCHEDULED,
+                                    activated_at=now, first_activated_at=at,
+                                    active_version=version, window_start=start,
+                                    window_end=at)
+        lease = PipelineLease(store, pipeline_id, process_owner(), clock)
+        await lease.acquire()
+        try:
+            run = _Run(store, pipeline_id, definition, version, clock, lease, log_root,
+                       LogNotifier(log_root / "alarms.jsonl"), max_concurrency, worker_groups,
+                       on_status, handle_signals, False, None, fixed_log_root=True)
+            rt, interrupted = await run.supervise(at)
+            instances = await store.list_instances(pipeline_id)
+        finally:
+            await lease.release()
+        # the store goes with this call: each attempt's log directory is what stays
+        logs = {inst.id: [a.log_path for a in await store.list_attempts(pipeline_id, inst.id)
+                          if a.log_path] for inst in instances}
+    return RunResult(pipeline_id, instances, interrupted, (start, at), rt.events, log_root,
+                     attempt_logs=logs)
+
+
+def _instances_of(planned: list[InstanceRecord], object_id: str, at: datetime,
+                  with_upstream: bool) -> list[InstanceRecord]:
+    """The planned instances of ``object_id`` at ``at``, with no dependencies, or with every
+    instance they wait for (transitively, dependencies kept)."""
+    chosen = [r for r in planned if r.object_id == object_id and r.scheduled_start == at]
+    if not chosen:
+        times = sorted({r.scheduled_start for r in planned if r.object_id == object_id})
+        near = ", ".join(format_timestamp(t) for t in times[-3:])
+        raise RunError(f"{object_id} has no instance whose @scheduledStartTime is "
+                       f"{format_timestamp(at)}" + (f" (it has {near}...)" if near else
+                                                    " (it is not scheduled then)"),
+                       transient=False)
+    if not with_upstream:
+        for rec in chosen:
+            rec.depends_on = []
+        return chosen
+    by_id = {r.id: r for r in planned}
+    keep: dict[str, InstanceRecord] = {}
+    todo = list(chosen)
+    while todo:
+        rec = todo.pop()
+        if rec.id in keep:
+            continue
+        keep[rec.id] = rec
+        todo.extend(by_id[d] for d in rec.depends_on if d in by_id)  # preconditions too
+    return sorted(keep.values(), key=lambda r: (r.scheduled_start, r.id))
+
+
+@dataclass
+class _Run:
+    """One process's run of a pipeline's instances in ``store`` (the lease held), until no
+    instance can progress: what ``run_window`` and ``run_object`` share."""
+
+    store: Store
+    pipeline_id: str
+    definition: Definition
+    version: int
+    clock: Clock
+    lease: PipelineLease
+    log_root: Path
+    notifier: Notifier | None
+    max_concurrency: int
+    worker_groups: Mapping[str, int] | None
+    on_status: Callable[[InstanceRecord], None] | None
+    handle_signals: bool
+    inline_io: bool
+    request_interval: float | None
+    #: every attempt logs under ``log_root``, whatever ``pipelineLogUri`` says
+    fixed_log_root: bool = False
+
+    async def supervise(self, activation: datetime, *,
+                        on_start: Callable[[PipelineSupervisor], None] | None = None,
+                        ) -> tuple[PipelineRuntime, bool]:
+        """Run until settled; returns the runtime and whether a signal interrupted it."""
+        interrupted = False
+        rt = PipelineRuntime(self.pipeline_id, self.definition, self.version, self.store,
+                             self.clock, self.notifier or default_notifier(self.log_root),
+                             Limits(self.max_concurrency, self.worker_groups), self.log_root,
+                             owner=self.lease.owner, inline_io=self.inline_io)
+        supervisor = PipelineSupervisor(rt, mode="run", on_status=self.on_status,
+                                        activation=activation, default_log_root=self.log_root,
+                                        request_interval=self.request_interval,
+                                        fixed_log_root=self.fixed_log_root)
         if on_start is not None:
             on_start(supervisor)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lease.keep, lambda _holder: supervisor.stop())
-            if handle_signals:
+            tg.start_soon(self.lease.keep, lambda _holder: supervisor.stop())
+            if self.handle_signals:
                 async def watch_signals() -> None:
                     nonlocal interrupted
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -326,14 +469,5 @@ async def run_window(store: Store, pipeline_id: str, definition: Definition, ver
                 tg.start_soon(watch_signals)
             await supervisor.run()
             tg.cancel_scope.cancel()
-        interrupted = interrupted or rt.stopping
-        instances = await store.list_instances(pipeline_id, scheduled_from=start,
-                                               scheduled_to=end if end > start else None)
-        if pipeline_is_ondemand(definition):
-            instances = [i for i in instances if i.scheduled_start == activation]
-        if not interrupted and all(i.terminal for i in instances):
-            await store.update_pipeline(pipeline_id, state=PipelineState.FINISHED)
-        return RunResult(pipeline_id, instances, interrupted, (start, end), rt.events, root)
-    finally:
-        await lease.release()
+        return rt, interrupted or rt.stopping
 

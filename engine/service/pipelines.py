@@ -13,9 +13,7 @@ from engine.definition import Definition, LoadOptions, load
 from engine.definition.serialize import masked, to_file_format
 from engine.errors import NotFound, Problem, Report
 from engine.plan import pipeline_is_ondemand, schedule_window
-from engine.runtime.context import Limits, PipelineRuntime
-from engine.runtime.pipeline import PipelineSupervisor
-from engine.runtime.runner import activate, load_version, store_dir
+from engine.runtime.runner import activate, apply_actions, load_version
 from engine.schedule import format_timestamp
 from engine.service.errors import (
     InvalidRequest,
@@ -71,6 +69,8 @@ class Activation:
     window_start: datetime
     instances: int
     warnings: list[str] = field(default_factory=list)
+    #: instances this activation added (a re-activation adds only what was not planned yet)
+    new_instances: int = 0
 
 
 def parameter_value_args(values: list[tuple[str, str]]) -> list[str]:
@@ -201,11 +201,13 @@ class PipelineService:
                     "in the past (a backfill of every interval since); pass --allow-backfill "
                     "or --start-timestamp (API: startTimestamp)")
             warnings.extend(_cascade_backfill_warning(definition, first, now))
+        before = sum((await instance_status_counts(self.store, pipeline_id)).values())
         activation, window_start, _ = await activate(self.store, pipeline_id, definition,
                                                      version, self.clock, start=start,
                                                      max_instances=max_instances)
         count = sum((await instance_status_counts(self.store, pipeline_id)).values())
-        return Activation(pipeline_id, version, activation, window_start, count, warnings)
+        return Activation(pipeline_id, version, activation, window_start, count, warnings,
+                          new_instances=count - before)
 
     async def deactivate(self, pipeline_id: str, cancel_active: bool = True) -> str:
         """Pause a pipeline. With an engine running it: DEACTIVATING, and the engine winds it
@@ -247,15 +249,12 @@ class PipelineService:
             for oid in object_ids:
                 await self.store.add_request(pipeline_id, oid, action)
             return [f"{action.value} {oid}: sent to {holder[0]}" for oid in object_ids]
-        version = record.active_version or record.latest_version
-        if version is None:
+        if (record.active_version or record.latest_version) is None:
             raise InvalidRequest(f"pipeline {pipeline_id} has no definition")
-        definition = await load_version(self.store, pipeline_id, version)
-        rt = PipelineRuntime(pipeline_id, definition, version, self.store, self.clock, None,
-                             Limits(), store_dir(self.store) / "logs")
-        supervisor = PipelineSupervisor(rt, request_interval=None)
-        await supervisor.load()
-        return [await supervisor.apply(action, oid) for oid in object_ids]
+        # no process runs it: applied to the store (a rerun makes a FINISHED pipeline
+        # SCHEDULED again), for the next run or engine to carry on
+        return await apply_actions(self.store, pipeline_id,
+                                   [(action, oid) for oid in object_ids])
 
     async def _check_targets(self, record: PipelineRecord, object_ids: list[str],
                              action: Action) -> None:

@@ -12,7 +12,10 @@ import json
 import os
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import anyio
 
 from engine.errors import NotFound, StoreError
 from engine.store.backend import Backend, PostgresBackend, SqliteBackend, Step, Transaction
@@ -148,14 +151,31 @@ def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
 class Store:
     """Pipelines, definitions, instances and attempts in SQLite or PostgreSQL."""
 
-    def __init__(self, backend: Backend, url: str) -> None:
+    def __init__(self, backend: Backend, url: str, *, create: bool = True) -> None:
         self.backend = backend
         self.url = url
+        #: a SQLite store that does not exist yet is made (with its folder) when opened;
+        #: otherwise opening it is an error naming the path (a mistyped --store)
+        self.create = create
+        #: set by :meth:`open` when it made a new SQLite file
+        self.created = False
 
     def __repr__(self) -> str:
         return f"<Store {self.backend!r}>"
 
+    @property
+    def sqlite_path(self) -> str | None:
+        """The file of a SQLite store (None for PostgreSQL or an in-memory store)."""
+        if isinstance(self.backend, SqliteBackend) and self.backend.path != ":memory:":
+            return self.backend.path
+        return None
+
     async def open(self) -> Store:
+        path = self.sqlite_path
+        if path is not None and not await anyio.Path(path).exists():
+            if not self.create:
+                raise StoreError(_no_store(self.url, path))
+            self.created = True
         await self.backend.open()
         async with self.backend.transaction() as tx:
             for statement in _schema(self.backend.dialect):
@@ -405,6 +425,12 @@ class Store:
         return [RequestRecord(r[0], r[1], r[2], Action(r[3]), from_text(r[4]))  # type: ignore[arg-type]
                 for r in sorted(rows)]
 
+    async def pipelines_with_requests(self) -> set[str]:
+        """Ids of the pipelines that have requests no process has taken yet."""
+        rows = await self.backend.query("SELECT DISTINCT pipeline_id FROM hr_requests "
+                                        "WHERE handled_at IS NULL")
+        return {r[0] for r in rows}
+
     async def set_paused(self, pipeline_id: str, object_id: str, paused: bool) -> None:
         async with self.backend.transaction() as tx:
             if paused:
@@ -506,22 +532,44 @@ def default_store_url() -> str:
     return "sqlite:///" + os.path.join(base, "headrace", "headrace.db")
 
 
-def open_store(url: str | None = None) -> Store:
-    """A store for ``sqlite:///path``, ``sqlite://:memory:``, a plain path, or
-    ``postgresql://...``. Call ``await store.open()`` (or ``async with``)."""
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """A store for ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a plain path,
+    ``sqlite://:memory:`` or ``postgresql://...``. Call ``await store.open()`` (or ``async
+    with``). ``create`` false: a SQLite file that does not exist is refused, not made."""
     url = url or default_store_url()
     if url.startswith(("postgresql://", "postgres://")):
         return Store(PostgresBackend(url), _display(url))
-    if url.startswith("sqlite://"):
-        # sqlite:///abs/path.db, sqlite://relative.db, sqlite://:memory:
-        path = url[len("sqlite://"):]
-        if path in ("", ":memory:", "/:memory:"):
-            path = ":memory:"
-        return Store(SqliteBackend(path), url)
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        return Store(SqliteBackend(path), url, create=create)
     if "://" in url:
-        raise StoreError(f"unknown store URL {_display(url)!r} (use sqlite:///path or "
-                         "postgresql://user@host/db)")
-    return Store(SqliteBackend(url), f"sqlite:///{url}")
+        raise StoreError(f"unknown store URL {_display(url)!r} (use sqlite:///relative.db, "
+                         "sqlite:////absolute/path.db, a path, or postgresql://user@host/db)")
+    return Store(SqliteBackend(url), f"sqlite:///{url}", create=create)
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:`` URL, read as SQLAlchemy reads it (what users know):
+    ``sqlite:///x.db`` is the relative path ``x.db``, ``sqlite:////srv/x.db`` the absolute
+    ``/srv/x.db``; ``sqlite://:memory:`` (or ``sqlite://``) is in memory. Any other form
+    (``sqlite://x.db``, ``sqlite:x.db``) is refused: it could mean either."""
+    rest = url[len("sqlite:"):]
+    if rest in ("//", "//:memory:", "///:memory:"):
+        return ":memory:"
+    if not rest.startswith("///") or rest == "///":
+        raise StoreError(f"{_display(url)!r} is not a SQLite URL headrace reads: write "
+                         "sqlite:///relative/path.db or sqlite:////absolute/path.db (as "
+                         "SQLAlchemy does), or the path itself")
+    return rest[3:]
+
+
+def _no_store(url: str, path: str) -> str:
+    message = (f"no store at {path} ({_display(url)}): nothing has been run or created "
+               "there (a mistyped --store or $HEADRACE_STORE?)")
+    if url.startswith("sqlite:///") and not path.startswith("/") and Path("/" + path).exists():
+        message += (f"; a store exists at /{path}: sqlite:///{path} is a relative path, "
+                    f"sqlite:////{path} the absolute one")
+    return message
 
 
 def _display(url: str) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +108,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "")
         time.sleep(0.05)
 
 
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
+    """Signal a child (unless it has exited), wait for it, kill it if it outlives 30 s; what
+    it printed (stdout, stderr) when its pipes were not taken by a :class:`Lines`."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return out or "", err or ""
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -114,3 +130,50 @@ def alive(pid: int) -> bool:
     if stat.exists():  # a zombie has exited
         return stat.read_text().split()[2] != "Z"
     return True
+
+
+class Lines:
+    """The lines of a child's stream, read by a thread as they come, so a test can wait for
+    one with a deadline (a blocking readline would hang the test instead of failing it)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.seen: list[str] = []
+        self._stream = stream
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Once the child has exited: the rest of the stream is read, and it is closed."""
+        self._thread.join(timeout=30)
+        self._stream.close()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait(self, predicate: Callable[[str], bool], timeout: float = 30,
+             what: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self._queue.get(timeout=max(left, 0.01))
+            except queue.Empty:
+                line = ""
+            if line is None or left <= 0:
+                raise AssertionError(f"no line {what or predicate} in:\n" + "\n".join(self.seen))
+            if line:
+                self.seen.append(line)
+                if predicate(line):
+                    return line
+
+    def wait_all(self, *predicates: Callable[[str], bool], timeout: float = 30,
+                 what: str = "") -> None:
+        """Wait until each predicate has matched a line, in any order."""
+        def done(_: str) -> bool:
+            return all(any(p(seen) for seen in self.seen) for p in predicates)
+
+        if not self.seen or not done(""):
+            self.wait(done, timeout, what)

@@ -75,10 +75,19 @@ def test_every_conformance_file_gets_its_verdict(name: str) -> None:
         return
     assert result.returncode == 0, result.stdout
     assert body["valid"] is True and body["errors"] == []
+    assert body["readyToRun"] is (not body["runErrors"])
     text = headrace("validate", path, *extra)
     assert text.returncode == 0
-    assert text.stdout.strip().splitlines()[-1] == f"valid ({len(body['warnings'])} warning(s))"
-    assert all(line.startswith(("warning: ", "valid (")) for line in text.stdout.splitlines())
+    lines = text.stdout.strip().splitlines()
+    verdict = f"valid ({len(body['warnings'])} warning(s))"
+    if body["readyToRun"]:
+        assert lines[-1] == verdict
+    else:  # the last line says what run refuses, and the values it needs
+        assert lines[-2] == verdict and lines[-1].startswith(
+            f"not ready to run: run refuses it with {len(body['runErrors'])} error(s)")
+        assert all(n in lines[-1] for n in body["needsValues"])
+    assert all(line.startswith(("warning: ", "valid (", "not ready to run: "))
+               for line in lines)
 
 
 def test_lenient_repairs_are_warnings_with_line_and_column() -> None:

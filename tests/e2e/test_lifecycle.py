@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cli_kit import Cli, alive, ref, shell, wait_for, write_definition
+from tests.e2e.cli_kit import Cli, alive, ref, shell, stop, wait_for, write_definition
 
 
 @pytest.fixture
@@ -25,13 +25,7 @@ def cli(tmp_path: Path) -> Cli:
 def engine(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     proc = cli.spawn("engine", "--store", cli.store, "--poll-interval", "0.2")
     yield proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    stop(proc)
 
 
 def runs(cli: Cli, pid: str) -> dict[str, dict[str, Any]]:

@@ -292,7 +292,8 @@ def test_text_output_reports_progress_and_summary(cli: Cli, tmp_path: Path) -> N
                                   shell("B", "exit 2", maximumRetries="0"))
     result = cli("run", str(definition), check=1)
     assert "@A_2024-01-01T00:00:00: RUNNING" in result.stderr
-    assert "@B_2024-01-01T00:00:00: FAILED (command exited with code 2)" in result.stderr
+    assert ("@B_2024-01-01T00:00:00: FAILED after 1 attempt(s): command exited with code 2"
+            in result.stderr)
     summary, logs = result.stdout.strip().splitlines()[-2:]
     assert summary.endswith("1 FAILED, 1 FINISHED")
     assert logs.startswith("logs: headrace logs @B_2024-01-01T00:00:00 --pipeline-id df-")

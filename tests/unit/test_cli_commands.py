@@ -31,3 +31,15 @@ def test_no_arguments_lists_the_commands_one_line_each() -> None:
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines()
               if line.strip()]
     assert listed == sorted(_COMMANDS)
+
+
+def test_every_command_ends_its_help_with_examples_of_itself() -> None:
+    for name in sorted(_COMMANDS):
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        examples = result.output.split("\n  Examples:\n")
+        assert len(examples) == 2, f"{name} --help has no examples"
+        lines = [line.strip() for line in examples[1].splitlines() if line.strip()]
+        commands = [line for index, line in enumerate(lines)
+                    if index == 0 or not lines[index - 1].endswith("\\")]  # not continued
+        assert commands and all(f"headrace {name}" in line for line in commands), (name, lines)

@@ -60,7 +60,10 @@ def kind(problem: Problem) -> str:
              (r"accepted by --lenient", "lenient repair"),
              ("^empty list", "empty list"),
              ("has no field|is not known to headrace", "unknown field"),
-             ("in the past: activating now", "backfill")]
+             ("in the past: activating now", "backfill"),
+             ("which no parameter declares and no expression reads", "unused value"),
+             ("which headrace cannot read or write|headrace keeps logs in a local folder",
+              "unsupported scheme")]
     for pattern, name in rules:
         if re.search(pattern, problem.message):
             return name

@@ -201,3 +201,21 @@ def test_redact_url_masks_a_url_too_malformed_to_parse() -> None:
     assert "s3cret" not in shown and shown.startswith("postgresql://app:***@[db")
     assert redact_url("jdbc:mysql://h/db?user=u&password=pw&x=1") == (
         "jdbc:mysql://h/db?user=u&password=***&x=1")
+
+
+def test_end_formats_per_end_and_headers() -> None:
+    from connectors.base import CSV, DYNAMODB_JSONL, JSONL, TSV
+    from engine.cli.copy_cmd import end_formats
+
+    assert end_formats("in.csv", "out.txt") == (None, None)  # each end decides
+    assert end_formats("in.csv", "out.txt", both="tsv") == (TSV, TSV)
+    assert end_formats("in.csv", "out.txt", both="tsv", source_format="csv") == (CSV, TSV)
+    assert end_formats("in.csv", "out.jsonl", header=True) == (CSV.replace(header=True), None)
+    assert end_formats("in.tsv", "s3://b/k.tsv", header=True) == (
+        TSV.replace(header=True), TSV.replace(header=True))
+    assert end_formats("-", "-", source_format="jsonl", header=True) == (
+        JSONL, CSV.replace(header=True))
+    # a database end has its own types: a header applies to the file end only
+    assert end_formats("postgresql://h/db?table=t", "out.csv", header=True) == (
+        None, CSV.replace(header=True))
+    assert end_formats("dynamodb://t", "out.jsonl") == (DYNAMODB_JSONL, DYNAMODB_JSONL)

@@ -170,3 +170,27 @@ async def test_produce_rows_decodes_every_file(tmp_path: Path) -> None:
         got = [row for _ in range(send.statistics().current_buffer_used)
                for row in (await recv.receive()).rows]
     assert got == [("1", "a"), ("2", None), ("3", "")]
+
+
+def test_write_target_follows_what_the_path_is(tmp_path: Path) -> None:
+    import socket
+
+    from connectors.errors import TerminalFault
+    from connectors.local import WriteTarget, write_target
+
+    regular = tmp_path / "f.csv"
+    regular.write_text("x")
+    (tmp_path / "link").symlink_to(regular)
+    (tmp_path / "dangling").symlink_to(tmp_path / "sub" / "new.csv")
+    os.mkfifo(tmp_path / "fifo")
+    assert write_target("-") == WriteTarget(Path("-"), in_place=True)
+    assert write_target(str(regular)) == WriteTarget(regular, in_place=False)
+    assert write_target(str(tmp_path / "link")) == WriteTarget(regular, in_place=False)
+    assert write_target(str(tmp_path / "dangling")) == WriteTarget(
+        tmp_path / "sub" / "new.csv", in_place=False)
+    assert write_target(str(tmp_path / "fifo")) == WriteTarget(tmp_path / "fifo", in_place=True)
+    assert write_target(str(tmp_path / "absent")) == WriteTarget(tmp_path / "absent", False)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock"))
+        with pytest.raises(TerminalFault, match="not a file, a FIFO or a device"):
+            write_target(str(tmp_path / "sock"))

@@ -18,6 +18,7 @@ from engine.plan import (
     instance_id,
     pipeline_is_ondemand,
     plan,
+    resolve_fields,
     schedule_spec,
     schedule_type_of,
     schedule_window,
@@ -210,6 +211,29 @@ def test_plan_rows_have_exactly_the_issues_shape_and_resolve_fields() -> None:
     assert row["fields"]["myNote"] == "s3://b/In"
     assert row["fields"]["workerGroup"] == "wg"  # inherited from Default
     assert "parent" not in row["fields"]
+
+
+def test_plan_rows_keep_runtime_only_expressions_as_written() -> None:
+    """Only the expressions that read what a running attempt sets stay as written: in mixed
+    text, in a field read through another, and in a list; the same resolution at run time
+    (no placeholders) gets the value."""
+    definition = pipeline(
+        shell("A", command="try #{@attemptCount} of #{@componentParent} at "
+                           "#{format(@scheduledStartTime, 'HH')}", myTry="#{@attemptCount}",
+              scriptArgument=["#{myTry}", "#{format(@actualStartTime, 'HH')}", "#{@id}"]))
+    planned = plan(definition, ts("2024-02-03T00:00:00"), ts("2024-02-03T01:00:00"))
+    [row] = plan_rows(definition, planned)
+    assert row["fields"]["command"] == "try #{@attemptCount} of A at 00"
+    assert row["fields"]["myTry"] == "#{@attemptCount}"
+    assert row["fields"]["scriptArgument"] == [
+        "#{@attemptCount}", "#{format(@actualStartTime, 'HH')}", "@A_2024-02-03T00:00:00"]
+    runtime = {**planned.instances[0].runtime("df-local"), "@attemptCount": 2}
+    with pytest.raises(PlanError, match="unknown name '@actualStartTime'"):
+        resolve_fields(definition, "A", runtime)
+    runtime["@actualStartTime"] = ts("2024-02-03T05:00:00")
+    fields = resolve_fields(definition, "A", runtime)
+    assert fields["command"] == "try 2 of A at 00" and fields["myTry"] == "2"
+    assert fields["scriptArgument"] == ["2", "05", "@A_2024-02-03T00:00:00"]
 
 
 def test_plan_masks_secrets() -> None:

@@ -448,3 +448,35 @@ async def test_rerun_of_an_instance_that_has_not_ended_is_refused(tmp_path: Path
         result = await run_with(vp, body, act)
     assert refused and result.succeeded and len(script.of("A")) == 1
     await vp.store.close()
+
+
+async def test_a_rerun_left_for_a_pipeline_whose_schedule_ended_is_run_by_the_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RERUN request sent while the engine's supervisor ran, but taken by nobody before the
+    schedule ended (the pipeline FINISHED, its lease released): the engine carries it out on
+    the store, which reopens the pipeline, and then runs it to FINISHED again."""
+    from engine.runtime.engine import Engine
+    from engine.store import PipelineState
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the engine's log root
+    vp = await open_virtual(LATER, tmp_path)
+    body = pipeline(activity("A"), activity("B", dependsOn=ref("A")), **ONE)
+    with Script().install() as script:
+        assert (await vp.run(body)).succeeded
+        assert (await vp.store.get_pipeline(vp.pipeline_id)).state == PipelineState.FINISHED
+        await vp.store.add_request(vp.pipeline_id, iid("A"), Action.RERUN)
+        engine = Engine(vp.store, clock=vp.clock, poll_interval=1.0, notifier=vp.notifier)
+        with anyio.fail_after(3600):  # virtual seconds
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(engine.run)
+                while True:  # polls the store, as a user would
+                    rerun = (await vp.instance(iid("A"))).attempts == 2
+                    state = (await vp.store.get_pipeline(vp.pipeline_id)).state
+                    if rerun and state == PipelineState.FINISHED:
+                        break
+                    await anyio.sleep(1)
+                await engine.stop()
+    assert (await vp.instance(iid("A"))).status == Status.FINISHED
+    assert len(script.of("A")) == 2 and len(script.of("B")) == 1
+    assert await vp.store.pipelines_with_requests() == set()
+    await vp.store.close()

@@ -4,6 +4,7 @@ fixtures."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from engine.store import (
     Store,
     open_store,
 )
+from engine.store.store import sqlite_path
 from engine.testing.scripted import Script
 from engine.testing.virtual import activity, definition_from, pipeline, ref
 
@@ -332,3 +334,25 @@ def test_store_urls() -> None:
     assert "secret" not in pg.url and "****" in pg.url
     with pytest.raises(StoreError, match="unknown store URL 'mysql://u:\\*\\*\\*\\*@h/d'"):
         open_store("mysql://u:pw@h/d")
+
+
+def test_sqlite_urls_follow_sqlalchemy() -> None:
+    assert sqlite_path("sqlite:///x.db") == "x.db"
+    assert sqlite_path("sqlite:///data/x.db") == "data/x.db"
+    assert sqlite_path("sqlite:////srv/x.db") == "/srv/x.db"
+    assert sqlite_path("sqlite://") == sqlite_path("sqlite:///:memory:") == ":memory:"
+    for ambiguous in ("sqlite://x.db", "sqlite:x.db", "sqlite:///"):
+        with pytest.raises(StoreError, match=r"sqlite:///relative/path\.db or "):
+            sqlite_path(ambiguous)
+    assert open_store("x.db").url == "sqlite:///x.db"  # a path: the URL that means it
+
+
+async def test_a_store_that_does_not_exist_is_made_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "store.db"
+    with pytest.raises(StoreError, match=f"no store at {re.escape(str(path))} "):
+        await open_store(str(path), create=False).open()
+    assert not path.parent.exists()
+    async with open_store(str(path)) as store:
+        assert store.created and store.sqlite_path == str(path)
+    async with open_store(str(path), create=False) as store:
+        assert not store.created

@@ -407,3 +407,35 @@ def test_node_fields_must_exist_on_every_object_that_uses_the_precondition() -> 
     assert got[("Ready", "s3Key")].startswith(
         "#{node.directoryPath} at character 2: 'directoryPath' is not a field of some of the "
         "objects that use 'Ready' (A)")
+
+
+def test_location_schemes_are_checked_as_written_and_after_substitution() -> None:
+    report = check(
+        shell("A", scriptUri="hdfs://nn/run.sh", stdout="#{myOut}/out.txt",
+              input={"ref": "In"}, output={"ref": "Out"}),
+        s3("In", directoryPath="s3n://b/in"), s3("Out", directoryPath="#{*mySecretDir}/x"),
+        {"id": "Ready", "type": "S3KeyExists", "s3Key": "s3://b/#{@scheduledStartTime}"},
+        {"id": "Later", "type": "S3KeyExists", "s3Key": "#{@scheduledStartTime}/x"},
+        default={**DEFAULT, "pipelineLogUri": "gs://logs/", "precondition": {"ref": "Ready"}},
+        parameters=[{"id": "myOut"}, {"id": "*mySecretDir"}],
+        values={"myOut": "file:///var/out", "*mySecretDir": "ftp://user:hunter2@h"})
+    found = errors(report)
+    assert found[("A", "scriptUri")] == (
+        "'hdfs://nn/run.sh' has the scheme hdfs://, which headrace cannot read or write: use "
+        "s3://, file:// or a local path")
+    assert "has the scheme s3n://" in found[("In", "directoryPath")]
+    assert found[("Out", "directoryPath")].startswith("**** has the scheme ftp://")
+    assert "hunter2" not in json.dumps([p.message for p in report.errors])
+    assert ("A", "stdout") not in found  # file:// after substitution
+    assert ("Ready", "s3Key") not in found and ("Later", "s3Key") not in found
+    assert "gs://" in warnings(report)[("Default", "pipelineLogUri")]
+    assert len([p for p in report.warnings if p.field == "pipelineLogUri"]) == 1
+
+
+def test_a_value_nothing_declares_or_reads_is_a_warning() -> None:
+    report = check(shell("A", command="echo #{myUsed}"),
+                   parameters=[{"id": "myDir", "default": "/d"}],
+                   values={"myDri": "/e", "myUsed": "x"})
+    assert warnings(report) == {("myDri", "value"): (
+        "a value for 'myDri', which no parameter declares and no expression reads: it is not "
+        "used (did you mean 'myDir'?)")}
