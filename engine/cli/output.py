@@ -61,7 +61,9 @@ def wants_json(args: Sequence[str]) -> bool:
 
 
 def failure_json(exc: click.ClickException | CommandFailed) -> dict[str, Any]:
-    kind = "usage" if isinstance(exc, click.UsageError) else "failed"
+    # exit 2 is a refusal of the command line itself, whichever layer noticed it
+    kind = "usage" if isinstance(exc, click.UsageError) or exc.exit_code == EXIT_USAGE \
+        else "failed"
     message = exc.message if isinstance(exc, CommandFailed) else exc.format_message()
     body: dict[str, Any] = {"message": message, "exitCode": exc.exit_code, "kind": kind}
     if isinstance(exc, CommandFailed):
