@@ -1,0 +1,163 @@
+"""Every wait for a server is bounded (issue 10, part 2): a server that accepts the connection and
+then says nothing fails the copy in bounded time, as a transient :class:`TimedOut` naming the
+endpoint, the phase and the seconds, whichever end it is and whenever it falls silent.
+
+Each system sits behind the TCP fault proxy, whose blackhole accepts connections and forwards
+nothing: set before the copy (the connect), or once data flows (mid-stream). The endpoints get
+2 s timeouts so the suite stays fast; ``benchmarks/silent_server.py`` measures the defaults.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pymysql
+import pytest
+
+from connectors import mysql
+from connectors.base import CSV, EndpointOptions, Sink, Source
+from connectors.copy import copy
+from connectors.errors import TimedOut
+from connectors.testing import FaultProxy, MemorySink, MemorySource
+from tests.integration.sql_kit import IDS, csv_bytes
+
+pytestmark = pytest.mark.anyio
+
+#: The endpoints' connect_timeout and read_timeout in these tests.
+BOUND = 2.0
+#: What a bounded failure may take beyond its bound (the copy's own teardown, a busy machine).
+SLACK = 4.0
+NULL_WORD_CSV = CSV.replace(null="NULL")
+
+
+async def timed_out(source: Source, sink: Sink, proxy: FaultProxy, *,
+                    blackhole_when: Callable[[FaultProxy], bool] | None = None) -> TimedOut:
+    """Run the copy with ``proxy`` blackholed now (``blackhole_when`` None) or once
+    ``blackhole_when(proxy)`` holds; it must fail with TimedOut within BOUND + SLACK, not sooner
+    than BOUND after the silence began. Returns the error."""
+    if blackhole_when is None:
+        proxy.blackhole()
+    silent_since: list[float] = [time.monotonic()]
+    caught: list[TimedOut] = []
+
+    async def watch() -> None:
+        assert blackhole_when is not None
+        for _ in range(3000):  # data flows within 30 s
+            if blackhole_when(proxy):
+                break
+            await anyio.sleep(0.01)
+        proxy.blackhole()
+        silent_since[0] = time.monotonic()
+
+    async def run() -> None:
+        with pytest.raises(TimedOut) as info:
+            await copy(source, sink)
+        caught.append(info.value)
+        tg.cancel_scope.cancel()
+
+    with anyio.fail_after(BOUND * 4 + SLACK * 2):  # a hang fails the test, not the suite
+        async with anyio.create_task_group() as tg:
+            if blackhole_when is not None:
+                tg.start_soon(watch)
+            tg.start_soon(run)
+    waited = time.monotonic() - silent_since[0]
+    err = caught[0]
+    assert err.transient
+    assert BOUND * 0.9 <= waited <= BOUND + SLACK, waited
+    assert err.seconds == BOUND
+    assert f"phase {err.phase}" in str(err) and f"{BOUND:g} s" in str(err)
+    return err
+
+
+def bytes_down_past(n: int) -> Callable[[FaultProxy], bool]:
+    return lambda proxy: proxy.bytes_down > n
+
+
+def bytes_up_past(n: int) -> Callable[[FaultProxy], bool]:
+    return lambda proxy: proxy.bytes_up > n
+
+
+def assert_names_endpoint(err: TimedOut, port: int, secret: str | None = None) -> None:
+    assert f"127.0.0.1:{port}" in str(err), str(err)
+    if secret:
+        assert secret not in str(err)
+
+
+# --- MySQL ---------------------------------------------------------------------------------------
+
+def mysql_run(dsn: str, statement: str) -> list[tuple[Any, ...]]:
+    from urllib.parse import urlsplit
+
+    p = urlsplit(dsn)
+    conn = pymysql.connect(host=p.hostname, port=p.port, user=p.username or "root",
+                           database=p.path.lstrip("/"), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def mysql_via(dsn: str, proxy: FaultProxy, table: str = "t") -> str:
+    return (dsn.replace(":53306/", f":{proxy.port}/")
+            + f"?table={table}&connect_timeout={BOUND:g}&read_timeout={BOUND:g}")
+
+
+async def test_mysql_source_silent_at_connect(mysql_database: str) -> None:
+    mysql_run(mysql_database, "CREATE TABLE t (id int, name text)")
+    async with FaultProxy("127.0.0.1", 53306) as proxy:
+        source = mysql.source_from_url(mysql_via(mysql_database, proxy), EndpointOptions())
+        err = await timed_out(source, MemorySink(CSV), proxy)
+    assert (err.phase, err.setting) == ("greeting", "connect_timeout")
+    assert_names_endpoint(err, proxy.port)
+
+
+async def test_mysql_source_silent_mid_stream(mysql_database: str) -> None:
+    mysql_run(mysql_database, "CREATE TABLE t (id int, name text)")
+    mysql_run(mysql_database, "INSERT INTO t SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000")
+    async with FaultProxy("127.0.0.1", 53306) as proxy:
+        source = mysql.source_from_url(mysql_via(mysql_database, proxy), EndpointOptions())
+        out = MemorySink(CSV)
+        err = await timed_out(source, out, proxy, blackhole_when=bytes_down_past(200_000))
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert out.committed_bytes is None  # nothing half-read was handed on as complete
+
+
+async def test_mysql_sink_silent_at_connect(mysql_database: str) -> None:
+    mysql_run(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    async with FaultProxy("127.0.0.1", 53306) as proxy:
+        sink = mysql.sink_from_url(mysql_via(mysql_database, proxy), EndpointOptions())
+        source = MemorySource(IDS, data=csv_bytes(1000), fmt=NULL_WORD_CSV)
+        err = await timed_out(source, sink, proxy)
+    assert (err.phase, err.setting) == ("greeting", "connect_timeout")
+
+
+async def test_mysql_sink_silent_mid_load(mysql_database: str) -> None:
+    """The server stops taking LOAD DATA's bytes: the wait for the send buffer is bounded
+    (phase write), and nothing of the load is committed."""
+    mysql_run(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    async with FaultProxy("127.0.0.1", 53306) as proxy:
+        sink = mysql.sink_from_url(mysql_via(mysql_database, proxy), EndpointOptions())
+        source = MemorySource(IDS, data=csv_bytes(500_000), fmt=NULL_WORD_CSV)
+        err = await timed_out(source, sink, proxy, blackhole_when=bytes_up_past(300_000))
+    assert (err.phase, err.setting) == ("write", "read_timeout")
+    assert mysql_run(mysql_database, "SELECT count(*) FROM t") == [(0,)]
+
+
+async def test_mysql_timeouts_from_jdbc_properties() -> None:
+    """Connector/J's ``connectTimeout``/``socketTimeout`` (milliseconds) on a jdbc: URL set the
+    same bounds; headrace's own names (seconds) win; 0 is no bound; nonsense is refused."""
+    ep = mysql.MySqlEndpoint.from_url(
+        "jdbc:mysql://h:3306/db?connectTimeout=2500&socketTimeout=0&table=t")
+    assert (ep.connect_timeout, ep.read_timeout) == (2.5, None)
+    ep = mysql.MySqlEndpoint.from_url("mysql://h/db?connectTimeout=2500&connect_timeout=4")
+    assert ep.connect_timeout == 4
+    assert mysql.MySqlEndpoint.from_url("mysql://h/db").timeouts.read == 30
+    from connectors.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="read_timeout='soon'"):
+        mysql.MySqlEndpoint.from_url("mysql://h/db?read_timeout=soon")
