@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 import anyio
@@ -82,6 +83,41 @@ def timeouts_from_params(params: Mapping[str, str], *, base: Timeouts | None = N
                     read=found.get("read", base.read))
 
 
+#: The innermost Watch of the running task (see :func:`waiting_on_peer`).
+_CURRENT: ContextVar[Watch | None] = ContextVar("headrace_current_watch", default=None)
+
+
+def current_watch() -> Watch | None:
+    """The innermost :class:`Watch` the running task is in, if any."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def waiting_on_peer() -> Iterator[None]:
+    """Around a wait on the copy's other end (the link between its stages): the task's watch,
+    if it has one, does not count that time as the server's silence."""
+    watch = _CURRENT.get()
+    if watch is None:
+        yield
+        return
+    with watch.paused():
+        yield
+
+
+@contextmanager
+def in_phase(phase: str) -> Iterator[None]:
+    """Name the task's current wait ``phase`` (``commit``...) while inside."""
+    watch = _CURRENT.get()
+    if watch is None:
+        yield
+        return
+    before, watch.phase = watch.phase, phase
+    try:
+        yield
+    finally:
+        watch.phase = before
+
+
 class Watch:
     """A deadline of ``seconds`` from the last sign of progress (an idle timeout) around a wait
     for a server, entered as a context manager; when it passes, the wait is cancelled and
@@ -101,13 +137,23 @@ class Watch:
         self.connector = connector
         self.operation = operation
         self._scope: anyio.CancelScope | None = None
+        self._token: Token[Watch | None] | None = None
+        self._paused = 0
+        self._expired = False
+
+    @property
+    def expired(self) -> bool:
+        """True once the deadline passed: what the watch covers is being cut off (a connection
+        then is broken: close it without waiting on the server)."""
+        return self._expired or (self._scope is not None and self._scope.cancel_called)
 
     def _deadline(self) -> float:
         return math.inf if self.seconds is None else anyio.current_time() + self.seconds
 
     def alive(self) -> None:
-        """The server showed progress: its silence counts from now."""
-        if self._scope is not None and not self._scope.cancel_called:
+        """The server showed progress: its silence counts from now (callable from a
+        protocol callback too)."""
+        if self._scope is not None and not self._scope.cancel_called and not self._paused:
             self._scope.deadline = self._deadline()
 
     @contextmanager
@@ -117,10 +163,12 @@ class Watch:
         if scope is None or scope.cancel_called:
             yield
             return
+        self._paused += 1
         scope.deadline = math.inf
         try:
             yield
         finally:
+            self._paused -= 1
             self.alive()
 
     def error(self) -> TimedOut:
@@ -129,16 +177,19 @@ class Watch:
                         connector=self.connector, operation=self.operation)
 
     def __enter__(self) -> Watch:
+        self._expired = False
         self._scope = anyio.CancelScope(deadline=self._deadline())
         self._scope.__enter__()
+        self._token = _CURRENT.set(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> bool:
-        scope = self._scope
-        assert scope is not None
-        self._scope = None
-        expired = scope.cancel_called  # only the deadline cancels this scope
+        scope, token = self._scope, self._token
+        assert scope is not None and token is not None
+        self._scope = self._token = None
+        _CURRENT.reset(token)
+        expired = self._expired = scope.cancel_called  # only the deadline cancels this scope
         try:
             swallowed = bool(scope.__exit__(exc_type, exc, tb))  # type: ignore[arg-type]
         except BaseException as raised:  # a driver's own error while it was being cut off

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import asyncpg
 import pymysql
 import pytest
 
-from connectors import mysql
+from connectors import mysql, postgres
 from connectors.base import CSV, EndpointOptions, Sink, Source
 from connectors.copy import copy
 from connectors.errors import TimedOut
@@ -161,3 +162,76 @@ async def test_mysql_timeouts_from_jdbc_properties() -> None:
 
     with pytest.raises(ConfigError, match="read_timeout='soon'"):
         mysql.MySqlEndpoint.from_url("mysql://h/db?read_timeout=soon")
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+async def pg_run(dsn: str, statement: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [tuple(r) for r in await conn.fetch(statement)]
+    finally:
+        await conn.close()
+
+
+def pg_via(dsn: str, proxy: FaultProxy, table: str = "t") -> str:
+    return (dsn.replace(":55432/", f":{proxy.port}/")
+            + f"?table={table}&connect_timeout={BOUND:g}&read_timeout={BOUND:g}")
+
+
+async def test_postgres_source_silent_at_connect(pg_database: str) -> None:
+    """PostgreSQL used to fail here with an empty ``TimeoutError:``."""
+    await pg_run(pg_database, "CREATE TABLE t (id int, name text)")
+    async with FaultProxy("127.0.0.1", 55432) as proxy:
+        source = postgres.source_from_url(pg_via(pg_database, proxy), EndpointOptions())
+        err = await timed_out(source, MemorySink(CSV), proxy)
+    assert (err.phase, err.setting) == ("connect", "connect_timeout")
+    assert_names_endpoint(err, proxy.port)
+
+
+@pytest.mark.parametrize("lane", ["bytes", "rows"])
+async def test_postgres_source_silent_mid_stream(pg_database: str, lane: str) -> None:
+    await pg_run(pg_database, "CREATE TABLE t (id int, name text)")
+    await pg_run(pg_database, "INSERT INTO t SELECT i, repeat('x', 100) "
+                              "FROM generate_series(1, 100000) i")
+    async with FaultProxy("127.0.0.1", 55432) as proxy:
+        source = postgres.source_from_url(pg_via(pg_database, proxy), EndpointOptions())
+        out = MemorySink(CSV if lane == "bytes" else None)
+        err = await timed_out(source, out, proxy, blackhole_when=bytes_down_past(200_000))
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert out.committed_bytes is None and out.committed_rows is None
+
+
+async def test_postgres_sink_silent_at_connect(pg_database: str) -> None:
+    await pg_run(pg_database, "CREATE TABLE t (id bigint, name text)")
+    async with FaultProxy("127.0.0.1", 55432) as proxy:
+        sink = postgres.sink_from_url(pg_via(pg_database, proxy), EndpointOptions())
+        source = MemorySource(IDS, data=csv_bytes(1000), fmt=CSV)
+        err = await timed_out(source, sink, proxy)
+    assert (err.phase, err.setting) == ("connect", "connect_timeout")
+
+
+@pytest.mark.parametrize("lane", ["bytes", "rows"])
+async def test_postgres_sink_silent_mid_load(pg_database: str, lane: str) -> None:
+    """The server falls silent mid-load: bounded, and nothing is committed. The bytes lane is
+    one COPY whose bytes the server stops taking (phase write); the rows lane is one binary
+    COPY per batch, small enough to sit in the buffers, whose reply never comes (read)."""
+    await pg_run(pg_database, "CREATE TABLE t (id bigint, name text)")
+    async with FaultProxy("127.0.0.1", 55432) as proxy:
+        sink = postgres.sink_from_url(pg_via(pg_database, proxy), EndpointOptions())
+        if lane == "bytes":
+            source = MemorySource(IDS, data=csv_bytes(500_000), fmt=CSV)
+        else:
+            source = MemorySource(IDS, [(i, f"name {i}") for i in range(500_000)],
+                                  batch_rows=5000)
+        err = await timed_out(source, sink, proxy, blackhole_when=bytes_up_past(300_000))
+    assert (err.phase, err.setting) == ("write" if lane == "bytes" else "read", "read_timeout")
+    assert await pg_run(pg_database, "SELECT count(*) FROM t") == [(0,)]
+
+
+async def test_postgres_timeouts_from_jdbc_properties() -> None:
+    """pgJDBC's properties are in seconds; ``loginTimeout`` bounds the connect as a whole."""
+    ep = postgres.PostgresEndpoint.from_url(
+        "jdbc:postgresql://h:5432/db?loginTimeout=3&socketTimeout=45")
+    assert (ep.connect_timeout, ep.read_timeout) == (3, 45)
+    assert postgres.PostgresEndpoint.from_url("postgresql://h/db").timeouts.connect == 10
