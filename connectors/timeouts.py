@@ -16,6 +16,7 @@ transient error naming the endpoint, the phase and the seconds waited.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -156,6 +157,11 @@ class Watch:
         if self._scope is not None and not self._scope.cancel_called and not self._paused:
             self._scope.deadline = self._deadline()
 
+    def hold(self) -> None:
+        """No deadline until the next :meth:`alive` (someone else's timer bounds the wait)."""
+        if self._scope is not None and not self._scope.cancel_called:
+            self._scope.deadline = math.inf
+
     @contextmanager
     def paused(self) -> Iterator[None]:
         """No deadline inside (waiting on someone else); the silence counts anew after."""
@@ -199,3 +205,43 @@ class Watch:
         if expired and (swallowed or isinstance(exc, Exception)):
             raise self.error() from (exc if isinstance(exc, Exception) else None)
         return swallowed
+
+
+class ReportingBody(io.BytesIO):
+    """A request body (an upload's part) that tells ``on_read`` each time the HTTP client takes
+    the next piece of it to send: while a body is being sent no read timeout applies, so this
+    is how a watch tells an upload that moves from one the server stopped taking."""
+
+    on_read: Callable[[ReportingBody], None] | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if self.on_read is not None:
+            self.on_read(self)
+        return data
+
+
+@contextmanager
+def sending(body: object, timeouts: Timeouts, *, connector: str,
+            operation: str) -> Iterator[None]:
+    """Around a call that sends ``body``: while the body is being taken, a pause of
+    ``read_timeout`` between two pieces fails the call (phase ``write``); once all of it is
+    taken, the HTTP client's own read timeout bounds the reply. A body that does not report
+    (not a :class:`ReportingBody`) passes as it is."""
+    if not isinstance(body, ReportingBody):
+        yield
+        return
+    with timeouts.watch("read", "write", connector=connector, operation=operation) as watch:
+        size = len(body.getbuffer())
+
+        def taken(b: ReportingBody) -> None:
+            if b.tell() >= size:
+                watch.hold()  # all sent (or read for a checksum; a rewind re-arms it)
+            else:
+                watch.alive()
+
+        body.on_read = taken
+        try:
+            yield
+        finally:
+            body.on_read = None

@@ -18,10 +18,11 @@ import asyncpg
 import pymysql
 import pytest
 
-from connectors import mysql, postgres
+from connectors import aws, mysql, postgres
 from connectors.base import CSV, EndpointOptions, Sink, Source
 from connectors.copy import copy
 from connectors.errors import TimedOut
+from connectors.s3 import S3Sink, S3Source
 from connectors.testing import FaultProxy, MemorySink, MemorySource
 from tests.integration.sql_kit import IDS, csv_bytes
 
@@ -235,3 +236,64 @@ async def test_postgres_timeouts_from_jdbc_properties() -> None:
         "jdbc:postgresql://h:5432/db?loginTimeout=3&socketTimeout=45")
     assert (ep.connect_timeout, ep.read_timeout) == (3, 45)
     assert postgres.PostgresEndpoint.from_url("postgresql://h/db").timeouts.connect == 10
+
+
+# --- S3 ------------------------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def s3_via(proxy: FaultProxy) -> str:
+    """The proxy as an S3 endpoint, its timeouts on the URL (as AWS_ENDPOINT_URL_S3 takes)."""
+    return f"http://127.0.0.1:{proxy.port}?connect_timeout={BOUND:g}&read_timeout={BOUND:g}"
+
+
+def s3_port(s3_endpoint: str) -> int:
+    return int(s3_endpoint.rsplit(":", 1)[1])
+
+
+async def put_object(bucket: str, key: str, data: bytes) -> None:
+    async with aws.client("s3") as c:
+        await c.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+async def test_s3_source_silent_at_connect(s3_bucket: str, s3_endpoint: str) -> None:
+    """S3 used to take ~380 s here (60 s read timeout, tried again and again). The proxy
+    takes the TCP connection, so the silence is the reply's: phase read."""
+    await put_object(s3_bucket, "in/data.csv", csv_bytes(1000))
+    async with FaultProxy("127.0.0.1", s3_port(s3_endpoint)) as proxy:
+        source = S3Source(f"s3://{s3_bucket}/in/data.csv", endpoint_url=s3_via(proxy))
+        err = await timed_out(source, MemorySink(CSV), proxy)
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert proxy.connections == 1  # not tried again by the client
+
+
+async def test_s3_source_silent_mid_body(s3_bucket: str, s3_endpoint: str) -> None:
+    await put_object(s3_bucket, "in/big.csv", csv_bytes(1_000_000))
+    async with FaultProxy("127.0.0.1", s3_port(s3_endpoint)) as proxy:
+        source = S3Source(f"s3://{s3_bucket}/in/big.csv", chunk_size=4 * MiB, parallel=1,
+                          endpoint_url=s3_via(proxy))
+        out = MemorySink(CSV)
+        err = await timed_out(source, out, proxy, blackhole_when=bytes_down_past(MiB))
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert "s3://" in str(err) and out.committed_bytes is None
+
+
+async def test_s3_sink_silent_at_connect(s3_bucket: str, s3_endpoint: str) -> None:
+    async with FaultProxy("127.0.0.1", s3_port(s3_endpoint)) as proxy:
+        sink = S3Sink(f"s3://{s3_bucket}/out/", CSV, endpoint_url=s3_via(proxy))
+        err = await timed_out(MemorySource(IDS, data=csv_bytes(1000), fmt=CSV), sink, proxy)
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+
+
+async def test_s3_sink_silent_mid_upload(s3_bucket: str, s3_endpoint: str) -> None:
+    """The server stops taking a part's bytes (the HTTP client has no timeout of its own while
+    it sends a body): bounded, phase write, and no object becomes visible."""
+    async with FaultProxy("127.0.0.1", s3_port(s3_endpoint)) as proxy:
+        sink = S3Sink(f"s3://{s3_bucket}/out/", CSV, part_size=16 * MiB, parallel=1,
+                      endpoint_url=s3_via(proxy))
+        source = MemorySource(IDS, data=csv_bytes(1_500_000), fmt=CSV)
+        err = await timed_out(source, sink, proxy, blackhole_when=bytes_up_past(MiB))
+    assert (err.phase, err.setting) == ("write", "read_timeout")
+    async with aws.client("s3") as c:
+        assert (await c.list_objects_v2(Bucket=s3_bucket)).get("KeyCount") == 0
