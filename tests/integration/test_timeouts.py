@@ -9,6 +9,7 @@ nothing: set before the copy (the connect), or once data flows (mid-stream). The
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +20,14 @@ import pymysql
 import pytest
 
 from connectors import aws, mysql, postgres
-from connectors.base import CSV, EndpointOptions, Sink, Source
+from connectors.base import CSV, DYNAMODB_JSONL, EndpointOptions, Sink, Source
 from connectors.copy import copy
+from connectors.dynamodb import DynamoDBSink, DynamoDBSource, DynamoDBTable
 from connectors.errors import TimedOut
 from connectors.s3 import S3Sink, S3Source
 from connectors.testing import FaultProxy, MemorySink, MemorySource
 from tests.integration.sql_kit import IDS, csv_bytes
+from tests.services import aws as services_aws
 
 pytestmark = pytest.mark.anyio
 
@@ -297,3 +300,105 @@ async def test_s3_sink_silent_mid_upload(s3_bucket: str, s3_endpoint: str) -> No
     assert (err.phase, err.setting) == ("write", "read_timeout")
     async with aws.client("s3") as c:
         assert (await c.list_objects_v2(Bucket=s3_bucket)).get("KeyCount") == 0
+
+
+# --- DynamoDB (timeouts on AWS_ENDPOINT_URL_DYNAMODB's query) ------------------------------------
+
+def ddb_table(endpoint: str, items: int) -> str:
+    """A new table ``id``-keyed with ``items`` items of ~300 bytes; returns its name."""
+    client = services_aws.client("dynamodb", endpoint)
+    try:
+        name = f"t_{secrets.token_hex(6)}"
+        client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+        client.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 100})
+        for start in range(0, items, 25):
+            left: Any = {name: [{"PutRequest": {"Item": {"id": {"N": str(i)},
+                                                         "pad": {"S": "p" * 300}}}}
+                                for i in range(start, min(start + 25, items))]}
+            while left:
+                left = client.batch_write_item(RequestItems=left).get("UnprocessedItems")
+        return name
+    finally:
+        client.close()
+
+
+def ddb_via(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{proxy.port}"
+                       f"?connect_timeout={BOUND:g}&read_timeout={BOUND:g}")
+
+
+def port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+async def test_dynamodb_source_silent_at_connect(dynamodb_endpoint: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    table = ddb_table(dynamodb_endpoint, 10)
+    async with FaultProxy("127.0.0.1", port_of(dynamodb_endpoint)) as proxy:
+        ddb_via(monkeypatch, proxy)
+        source = DynamoDBSource(DynamoDBTable(table_name=table))
+        err = await timed_out(source, MemorySink(DYNAMODB_JSONL), proxy)
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert_names_endpoint(err, proxy.port)
+
+
+async def test_dynamodb_source_silent_mid_scan(dynamodb_endpoint: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    table = ddb_table(dynamodb_endpoint, 4000)
+    async with FaultProxy("127.0.0.1", port_of(dynamodb_endpoint)) as proxy:
+        ddb_via(monkeypatch, proxy)
+        source = DynamoDBSource(DynamoDBTable(table_name=table), EndpointOptions(parallel=1),
+                                page_limit=500)
+        out = MemorySink(DYNAMODB_JSONL)
+        err = await timed_out(source, out, proxy, blackhole_when=bytes_down_past(300_000))
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert out.committed_bytes is None
+
+
+async def test_dynamodb_sink_silent_at_connect(dynamodb_endpoint: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    table = ddb_table(dynamodb_endpoint, 0)
+    async with FaultProxy("127.0.0.1", port_of(dynamodb_endpoint)) as proxy:
+        ddb_via(monkeypatch, proxy)
+        sink = DynamoDBSink(DynamoDBTable(table_name=table))
+        source = MemorySource(IDS, [(i, f"name {i}") for i in range(100)])
+        err = await timed_out(source, sink, proxy)
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+
+
+async def test_dynamodb_sink_silent_mid_write(dynamodb_endpoint: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    table = ddb_table(dynamodb_endpoint, 0)
+    async with FaultProxy("127.0.0.1", port_of(dynamodb_endpoint)) as proxy:
+        ddb_via(monkeypatch, proxy)
+        sink = DynamoDBSink(DynamoDBTable(table_name=table), EndpointOptions(parallel=1))
+        source = MemorySource(IDS, [(i, "n" * 200) for i in range(20_000)], batch_rows=500)
+        err = await timed_out(source, sink, proxy, blackhole_when=bytes_up_past(100_000))
+    assert (err.phase, err.setting) == ("read", "read_timeout")
+    assert "BatchWriteItem" in str(err)
+
+
+# --- SNS (an SnsAlarm's publish) -----------------------------------------------------------------
+
+async def test_sns_publish_to_a_silent_endpoint_is_bounded(
+        sns_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = services_aws.client("sns", sns_endpoint)
+    try:
+        arn = client.create_topic(Name=f"t-{secrets.token_hex(4)}")["TopicArn"]
+    finally:
+        client.close()
+    async with FaultProxy("127.0.0.1", port_of(sns_endpoint)) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", f"http://127.0.0.1:{proxy.port}"
+                           f"?connect_timeout={BOUND:g}&read_timeout={BOUND:g}")
+        proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(TimedOut) as info:
+            with anyio.fail_after(BOUND * 4 + SLACK):
+                await aws.publish_sns(arn, "subject", "message")
+        waited = time.monotonic() - started
+    assert BOUND * 0.9 <= waited <= BOUND + SLACK
+    assert (info.value.phase, info.value.operation) == ("read", "Publish")
+    assert proxy.connections == 1
