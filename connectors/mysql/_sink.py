@@ -40,6 +40,7 @@ from . import _checkpoint, _csv
 from ._columns import columns_schema, has_table, table_columns
 from ._endpoint import MySqlEndpoint, reader, writer
 from ._errors import AT_ROW, DRIVER_ERRORS, driver_error
+from ._escapes import EscapeTranslator
 from ._infile import STREAM_NAME, load_data_local
 from ._lines import Kind
 from ._rows import FORMAT_CLAUSE, encode_rows
@@ -157,9 +158,13 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
                 return None
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        marker = _csv.NullMarker(fmt, location=self.describe) \
-            if self.converts(fmt) else None
-        options = load_data_options(_csv.marked_format(fmt) if marker else fmt)
+        converting = self.converts(fmt)
+        marker: _csv.NullMarker | EscapeTranslator | None = None
+        if converting:
+            marker = _csv.NullMarker(fmt, location=self.describe)
+        elif fmt.kind in ("tsv", "custom"):
+            marker = EscapeTranslator(fmt.column_separator + fmt.record_separator)
+        options = load_data_options(_csv.marked_format(fmt) if converting else fmt)
         if options is None or self.endpoint.insert_query:
             raise ConfigError(f"LOAD DATA cannot read this format: {fmt}",
                               connector=self.describe)

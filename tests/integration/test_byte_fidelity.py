@@ -1,0 +1,423 @@
+"""Every byte survives every pair of ends (issue 10, part 1).
+
+Ends: files and S3 objects in CSV, TSV and JSON lines, PostgreSQL and MySQL text columns, a
+DynamoDB table. Each copy moves one table of ``(id, v)`` rows, one row per hard value (control
+bytes 0x01-0x1F and DEL, each format's quote, escape and separator characters, backslash
+sequences, CR/LF/CRLF, NULL vs '', non-BMP and unusual Unicode), so a pair costs one copy.
+Sources are written and destinations read with the plain drivers, the SDK or hand-written text
+(never through headrace's connectors); the checker compares value by value.
+
+Where an end cannot hold a value (NUL in PostgreSQL text, invalid UTF-8 in any text column or
+string attribute), the copy must fail naming the row and the column, never rewrite the value:
+docs/compatibility.md, "Values each end can hold".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.config import Config
+
+from connectors.base import CSV, DYNAMODB_JSONL, JSONL, TSV, Column, EndpointOptions, TextFormat
+from connectors.copy import copy
+from connectors.urls import open_sink, open_source
+from tests.integration.test_copy_pairs import _quoted, empty_table, parse_csv, scan
+from tests.integration.test_sql_copy import my_connect, my_exec, pg_exec
+from tests.services import aws
+
+pytestmark = pytest.mark.anyio
+
+Values = dict[int, str | None]
+COLUMNS = (Column("id", "bigint"), Column("v", "text"))
+
+_CONTROLS = [chr(c) for c in range(1, 0x20)] + ["\x7f"]
+
+#: The fixed list of hard values, each a row of its own (ids are positions).
+HARD: list[str | None] = [
+    None, "", " ", "plain",
+    *_CONTROLS,
+    *(f"a{c}b" for c in _CONTROLS),
+    "a\x0bb\x0cc",                                    # the reported PostgreSQL -> MySQL case
+    "\\", "\\\\", "a\\", "\\a", "\\N", "N", "NULL", "null", "\\.", ".", "\\x41", "\\101",
+    "\\Z", "\\z", "\\f", "\\v", "\\b", "\\0", "\\t", "\\n", "\\r", "\\\t", "\\\n",
+    '"', '""', "'", "''", ",", ";", "|", "\t", "a,b", 'a"b', '"a"', "a\tb\\tc",
+    "\r", "\n", "\r\n", "\n\r", "a\rb", "a\nb", "a\r\nb", "end\r", "end\n", "\r\n\r\n",
+    "  lead", "trail  ", "\t lead tab",
+    "\ufeff", "\ufeffbom", "\u2028", "\u2029", "\x85", "\xa0", "\u200b", "\u202eRTL",
+    "e\u0301", "\ud7ff", "\ue000", "\ufffd", "\ufffe", "\uffff", "\U00010000",
+    "\U0001f680 rocket", "\U0010ffff", "日本語", "ünïcødé ✓",
+    "x" * 5000,
+]
+
+
+def hard_values() -> Values:
+    return dict(enumerate(HARD))
+
+
+# --- text forms, written and read here ------------------------------------------------------------
+
+def csv_text(values: Values) -> bytes:
+    """RFC 4180, every value quoted, NULL an unquoted empty field."""
+    return "".join(f'"{i}",{"" if v is None else _quoted(v)}\n' for i, v in values.items()
+                   ).encode()
+
+
+def csv_values(data: bytes) -> Values:
+    out: Values = {}
+    for record in parse_csv(data):
+        assert len(record) == 2, f"record with {len(record)} fields: {record!r}"[:200]
+        assert record[0] is not None
+        out[int(record[0])] = record[1]
+    return out
+
+
+_TSV_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_TSV_OTHER = {"\b": "b", "\f": "f", "\v": "v"}
+
+
+def _tsv_escape(value: str, style: int) -> str:
+    """PostgreSQL text-format escaping; other control bytes spelled raw, by name (``\\v``),
+    in octal or in hex depending on ``style``, since a reader must take all four."""
+    out = []
+    for ch in value:
+        if ch in _TSV_NAMED:
+            out.append(_TSV_NAMED[ch])
+        elif ord(ch) < 0x20 or ch == "\x7f":
+            spelling = style % 4
+            if spelling == 1 and ch in _TSV_OTHER:
+                out.append("\\" + _TSV_OTHER[ch])
+            elif spelling == 2:
+                out.append(f"\\{ord(ch):03o}")
+            elif spelling == 3:
+                out.append(f"\\x{ord(ch):02x}")
+            else:
+                out.append(ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def tsv_text(values: Values) -> bytes:
+    null = "\\N"
+    return "".join(f"{i}\t{null if v is None else _tsv_escape(v, i)}\n"
+                   for i, v in values.items()).encode()
+
+
+_TSV_SEQUENCE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.S)
+_TSV_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _tsv_unescape(field: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        octal, hexa, other = m.groups()
+        if octal is not None:
+            return chr(int(octal, 8))
+        if hexa is not None:
+            return chr(int(hexa, 16))
+        return _TSV_SIMPLE.get(other, other)
+    return _TSV_SEQUENCE.sub(one, field)
+
+
+def tsv_values(data: bytes) -> Values:
+    out: Values = {}
+    text = data.decode("utf-8")
+    assert text == "" or text.endswith("\n"), "TSV output does not end a record"
+    for line in text.split("\n")[:-1]:
+        fields = line.split("\t")
+        assert len(fields) == 2, f"line with {len(fields)} fields: {line!r}"[:200]
+        out[int(fields[0])] = None if fields[1] == "\\N" else _tsv_unescape(fields[1])
+    return out
+
+
+def jsonl_text(values: Values) -> bytes:
+    """One object per line; odd ids written with ``\\u`` escapes (surrogate pairs), even raw."""
+    return "".join(json.dumps({"id": i, "v": v}, ensure_ascii=bool(i % 2)) + "\n"
+                   for i, v in values.items()).encode()
+
+
+def jsonl_values(data: bytes) -> Values:
+    out: Values = {}
+    for line in data.decode("utf-8").split("\n"):
+        if line:
+            obj = json.loads(line)
+            assert set(obj) <= {"id", "v"}, f"unexpected keys in {line[:80]!r}"
+            out[int(obj["id"])] = obj.get("v")
+    return out
+
+
+@dataclass(frozen=True)
+class TextKind:
+    name: str
+    fmt: TextFormat
+    write: Callable[[Values], bytes]
+    read: Callable[[bytes], Values]
+
+
+TEXT_KINDS = {
+    "csv": TextKind("csv", CSV.replace(columns=COLUMNS), csv_text, csv_values),
+    "tsv": TextKind("tsv", TSV.replace(columns=COLUMNS), tsv_text, tsv_values),
+    "jsonl": TextKind("jsonl", JSONL.replace(columns=COLUMNS), jsonl_text, jsonl_values),
+}
+
+
+# --- the ends -------------------------------------------------------------------------------------
+
+class End:
+    """One end of a copy: seed it as a source, name it as a target, read what it holds."""
+
+    async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
+        raise NotImplementedError
+
+    async def target(self) -> tuple[str, EndpointOptions]:
+        raise NotImplementedError
+
+    async def read(self) -> Values:
+        raise NotImplementedError
+
+
+class FileEnd(End):
+    def __init__(self, kind: TextKind, folder: Path) -> None:
+        self.kind, self.folder = kind, folder
+        self.source = folder / f"in.{kind.fmt.extension}"
+        self.output = folder / f"out.{kind.fmt.extension}"
+
+    async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
+        self.source.write_bytes(self.kind.write(values))
+        return f"file://{self.source}", EndpointOptions(format=self.kind.fmt)
+
+    async def target(self) -> tuple[str, EndpointOptions]:
+        return f"file://{self.output}", EndpointOptions(format=self.kind.fmt)
+
+    async def read(self) -> Values:
+        return self.kind.read(self.output.read_bytes())
+
+
+class S3End(End):
+    def __init__(self, kind: TextKind, client: Any, bucket: str) -> None:
+        self.kind, self.client, self.bucket = kind, client, bucket
+        ext = kind.fmt.extension
+        self.key_in, self.key_out = f"in/data.{ext}", f"out/data.{ext}"
+
+    async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
+        self.client.put_object(Bucket=self.bucket, Key=self.key_in, Body=self.kind.write(values))
+        return f"s3://{self.bucket}/{self.key_in}", EndpointOptions(format=self.kind.fmt)
+
+    async def target(self) -> tuple[str, EndpointOptions]:
+        return f"s3://{self.bucket}/{self.key_out}", EndpointOptions(format=self.kind.fmt)
+
+    async def read(self) -> Values:
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key_out)["Body"].read()
+        return self.kind.read(body)
+
+
+class PostgresEnd(End):
+    DDL = "CREATE TABLE {t} (id bigint PRIMARY KEY, v text)"
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
+        await pg_exec(self.dsn, self.DDL.format(t="src"))
+        await pg_exec(self.dsn, "INSERT INTO src VALUES ($1, $2)", list(values.items()))
+        return f"{self.dsn}?table=src", EndpointOptions()
+
+    async def target(self) -> tuple[str, EndpointOptions]:
+        await pg_exec(self.dsn, self.DDL.format(t="dst"))
+        return f"{self.dsn}?table=dst", EndpointOptions()
+
+    async def read(self) -> Values:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return {r["id"]: r["v"] for r in await conn.fetch("SELECT id, v FROM dst")}
+        finally:
+            await conn.close()
+
+
+class MySqlEnd(End):
+    DDL = "CREATE TABLE {t} (id bigint PRIMARY KEY, v longtext) DEFAULT CHARSET=utf8mb4"
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
+        my_exec(self.dsn, self.DDL.format(t="src"))
+        my_exec(self.dsn, "INSERT INTO src VALUES (%s, %s)", list(values.items()))
+        return f"{self.dsn}?table=src", EndpointOptions()
+
+    async def target(self) -> tuple[str, EndpointOptions]:
+        my_exec(self.dsn, self.DDL.format(t="dst"))
+        return f"{self.dsn}?table=dst", EndpointOptions()
+
+    async def read(self) -> Values:
+        conn = my_connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id, v FROM dst")
+                return {int(i): v for i, v in cur.fetchall()}
+        finally:
+            conn.close()
+
+
+class DynamoEnd(End):
+    """A table keyed by ``id`` (N); ``v`` is an S attribute, absent for NULL."""
+
+    def __init__(self, client: Any, source_table: str, target_table: str) -> None:
+        self.client, self.source_table, self.target_table = client, source_table, target_table
+
+    async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
+        empty_table(self.client, self.source_table)
+        items = [{"id": {"N": str(i)}, **({} if v is None else {"v": {"S": v}})}
+                 for i, v in values.items()]
+        for start in range(0, len(items), 25):
+            left = {self.source_table: [{"PutRequest": {"Item": i}}
+                                        for i in items[start:start + 25]]}
+            while left:
+                left = self.client.batch_write_item(RequestItems=left).get("UnprocessedItems")
+        return (f"dynamodb://{self.source_table}",
+                EndpointOptions(format=DYNAMODB_JSONL.replace(columns=COLUMNS)))
+
+    async def target(self) -> tuple[str, EndpointOptions]:
+        empty_table(self.client, self.target_table)
+        return f"dynamodb://{self.target_table}", EndpointOptions()
+
+    async def read(self) -> Values:
+        out: Values = {}
+        for item in scan(self.client, self.target_table):
+            assert set(item) <= {"id", "v"}, f"unexpected attributes {sorted(item)}"
+            v = item.get("v")
+            if v is not None:
+                assert set(v) == {"S"}, f"item {item['id']}: v is {v} (expected S)"
+            out[int(item["id"]["N"])] = None if v is None else v["S"]
+        return out
+
+
+END_NAMES = ["file-csv", "file-tsv", "file-jsonl", "s3-csv", "s3-tsv", "s3-jsonl",
+             "pg", "mysql", "ddb"]
+
+
+def _ddb_table(endpoint: str) -> Iterator[str]:
+    client = aws.client("dynamodb", endpoint)
+    name = f"bytes_{secrets.token_hex(6)}"
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+    client.get_waiter("table_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 100})
+    try:
+        yield name
+    finally:
+        client.close()
+        patient = botocore.session.get_session().create_client(  # dynalite deletes slowly
+            "dynamodb", endpoint_url=endpoint,
+            config=Config(read_timeout=120, retries={"max_attempts": 1}))
+        try:
+            patient.delete_table(TableName=name)
+        finally:
+            patient.close()
+
+
+@pytest.fixture(scope="module")
+def ddb_source_table(dynamodb_endpoint: str) -> Iterator[str]:
+    yield from _ddb_table(dynamodb_endpoint)
+
+
+@pytest.fixture(scope="module")
+def ddb_target_table(dynamodb_endpoint: str) -> Iterator[str]:
+    yield from _ddb_table(dynamodb_endpoint)
+
+
+class Ends:
+    """Builds ends lazily, so a pair only makes the databases, buckets and tables it uses."""
+
+    def __init__(self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> None:
+        self.request, self.monkeypatch, self.tmp_path = request, monkeypatch, tmp_path
+        self.closers: list[Callable[[], None]] = []
+        self._made: dict[str, Any] = {}
+
+    def _client(self, service: str, fixture: str, variable: str) -> Any:
+        if service not in self._made:
+            endpoint = self.request.getfixturevalue(fixture)
+            self.monkeypatch.setenv(variable, endpoint)
+            client = aws.client(service, endpoint)
+            self.closers.append(client.close)
+            self._made[service] = client
+        return self._made[service]
+
+    def make(self, name: str, role: str) -> End:
+        system, _, kind = name.partition("-")
+        if system == "file":
+            folder = self.tmp_path / role
+            folder.mkdir()
+            return FileEnd(TEXT_KINDS[kind], folder)
+        if system == "s3":
+            client = self._client("s3", "s3_endpoint", "AWS_ENDPOINT_URL_S3")
+            bucket = self.request.getfixturevalue("s3_bucket")
+            end = S3End(TEXT_KINDS[kind], client, bucket)
+            end.key_in, end.key_out = f"{role}/in/data.{kind}", f"{role}/out/data.{kind}"
+            return end
+        if system == "pg":
+            return PostgresEnd(self.request.getfixturevalue("pg_database"))
+        if system == "mysql":
+            return MySqlEnd(self.request.getfixturevalue("mysql_database"))
+        client = self._client("dynamodb", "dynamodb_endpoint", "AWS_ENDPOINT_URL_DYNAMODB")
+        return DynamoEnd(client, self.request.getfixturevalue("ddb_source_table"),
+                         self.request.getfixturevalue("ddb_target_table"))
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+@pytest.fixture
+def ends(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+         tmp_path: Path) -> Iterator[Ends]:
+    made = Ends(request, monkeypatch, tmp_path)
+    yield made
+    made.close()
+
+
+def differences(want: Values, got: Values) -> list[str]:
+    """Each id lost, unexpected or changed, with both values (repr, cut short)."""
+    out = [f"lost id {i}: {want[i]!r}"[:120] for i in sorted(set(want) - set(got))]
+    out += [f"unexpected id {i}" for i in sorted(set(got) - set(want))]
+    out += [f"id {i}: sent {want[i]!r}, got {got[i]!r}"[:160]
+            for i in sorted(set(want) & set(got)) if want[i] != got[i]]
+    return out
+
+
+async def move(ends: Ends, src: str, dst: str, values: Values) -> Values:
+    """Seed ``src`` with ``values``, copy it to ``dst`` as ``headrace copy`` does, read back."""
+    source, sink = ends.make(src, "src"), ends.make(dst, "dst")
+    src_url, src_options = await source.seed(values)
+    dst_url, dst_options = await sink.target()
+    result = await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
+    # A server-side copy (S3 CopyObject) moves an object without reading its records.
+    assert result.rows == (0 if result.lane == "server-side" else len(values))
+    return await sink.read()
+
+
+PAIRS = [(s, d) for s in END_NAMES for d in END_NAMES]
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=[f"{s}-to-{d}" for s, d in PAIRS])
+async def test_every_hard_value_survives_the_pair(src: str, dst: str, ends: Ends) -> None:
+    values = hard_values()
+    got = await move(ends, src, dst, values)
+    assert differences(values, got) == []
+
+
+async def test_postgres_vertical_tab_and_form_feed_reach_mysql(ends: Ends) -> None:
+    """The reported case: ``E'a\\x0bb\\x0cc'`` arrived in MySQL as ``avbfc``."""
+    got = await move(ends, "pg", "mysql", {1: "a\x0bb\x0cc", 2: "\x0b", 3: "\x0c"})
+    assert got == {1: "a\x0bb\x0cc", 2: "\x0b", 3: "\x0c"}
