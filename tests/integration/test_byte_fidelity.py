@@ -14,14 +14,18 @@ docs/compatibility.md, "Values each end can hold".
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import botocore.session
 import pytest
 from botocore.config import Config
@@ -32,6 +36,7 @@ from connectors.urls import open_sink, open_source
 from tests.integration.test_copy_pairs import _quoted, empty_table, parse_csv, scan
 from tests.integration.test_sql_copy import my_connect, my_exec, pg_exec
 from tests.services import aws
+from tests.services.postgres import bin_dir as pg_bin_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -56,10 +61,6 @@ HARD: list[str | None] = [
     "\U0001f680 rocket", "\U0010ffff", "日本語", "ünïcødé ✓",
     "x" * 5000,
 ]
-
-
-def hard_values() -> Values:
-    return dict(enumerate(HARD))
 
 
 # --- text forms, written and read here ------------------------------------------------------------
@@ -221,24 +222,22 @@ class S3End(End):
 class PostgresEnd(End):
     DDL = "CREATE TABLE {t} (id bigint PRIMARY KEY, v text)"
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, stem: str) -> None:
+        self.dsn, self.src, self.dst = dsn, f"{stem}_src", f"{stem}_dst"
 
     async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
-        await pg_exec(self.dsn, self.DDL.format(t="src"))
-        await pg_exec(self.dsn, "INSERT INTO src VALUES ($1, $2)", list(values.items()))
-        return f"{self.dsn}?table=src", EndpointOptions()
+        await pg_exec(self.dsn, self.DDL.format(t=self.src))
+        await pg_exec(self.dsn, f"INSERT INTO {self.src} VALUES ($1, $2)", list(values.items()))
+        return f"{self.dsn}?table={self.src}", EndpointOptions()
 
     async def target(self) -> tuple[str, EndpointOptions]:
-        await pg_exec(self.dsn, self.DDL.format(t="dst"))
-        return f"{self.dsn}?table=dst", EndpointOptions()
+        await pg_exec(self.dsn, self.DDL.format(t=self.dst))
+        return f"{self.dsn}?table={self.dst}", EndpointOptions()
 
     async def read(self) -> Values:
-        import asyncpg
-
         conn = await asyncpg.connect(self.dsn)
         try:
-            return {r["id"]: r["v"] for r in await conn.fetch("SELECT id, v FROM dst")}
+            return {r["id"]: r["v"] for r in await conn.fetch(f"SELECT id, v FROM {self.dst}")}
         finally:
             await conn.close()
 
@@ -246,33 +245,36 @@ class PostgresEnd(End):
 class MySqlEnd(End):
     DDL = "CREATE TABLE {t} (id bigint PRIMARY KEY, v longtext) DEFAULT CHARSET=utf8mb4"
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, stem: str) -> None:
+        self.dsn, self.src, self.dst = dsn, f"{stem}_src", f"{stem}_dst"
 
     async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
-        my_exec(self.dsn, self.DDL.format(t="src"))
-        my_exec(self.dsn, "INSERT INTO src VALUES (%s, %s)", list(values.items()))
-        return f"{self.dsn}?table=src", EndpointOptions()
+        my_exec(self.dsn, self.DDL.format(t=self.src))
+        my_exec(self.dsn, f"INSERT INTO {self.src} VALUES (%s, %s)", list(values.items()))
+        return f"{self.dsn}?table={self.src}", EndpointOptions()
 
     async def target(self) -> tuple[str, EndpointOptions]:
-        my_exec(self.dsn, self.DDL.format(t="dst"))
-        return f"{self.dsn}?table=dst", EndpointOptions()
+        my_exec(self.dsn, self.DDL.format(t=self.dst))
+        return f"{self.dsn}?table={self.dst}", EndpointOptions()
 
     async def read(self) -> Values:
         conn = my_connect(self.dsn)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT id, v FROM dst")
+                cur.execute(f"SELECT id, v FROM {self.dst}")
                 return {int(i): v for i, v in cur.fetchall()}
         finally:
             conn.close()
 
 
 class DynamoEnd(End):
-    """A table keyed by ``id`` (N); ``v`` is an S attribute, absent for NULL."""
+    """Tables keyed by ``id`` (N); ``v`` is an S attribute, absent for NULL. The module's two
+    tables are shared: a source is emptied before it is seeded; a target is read back by the
+    copy's id range (each copy has ids of its own, ``Ends.base``), so it is never emptied."""
 
-    def __init__(self, client: Any, source_table: str, target_table: str) -> None:
+    def __init__(self, client: Any, source_table: str, target_table: str, base: int) -> None:
         self.client, self.source_table, self.target_table = client, source_table, target_table
+        self.base = base
 
     async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
         empty_table(self.client, self.source_table)
@@ -287,12 +289,13 @@ class DynamoEnd(End):
                 EndpointOptions(format=DYNAMODB_JSONL.replace(columns=COLUMNS)))
 
     async def target(self) -> tuple[str, EndpointOptions]:
-        empty_table(self.client, self.target_table)
         return f"dynamodb://{self.target_table}", EndpointOptions()
 
     async def read(self) -> Values:
         out: Values = {}
-        for item in scan(self.client, self.target_table):
+        window = {"FilterExpression": "id BETWEEN :lo AND :hi", "ExpressionAttributeValues": {
+            ":lo": {"N": str(self.base)}, ":hi": {"N": str(self.base + ID_SPAN - 1)}}}
+        for item in scan(self.client, self.target_table, **window):
             assert set(item) <= {"id", "v"}, f"unexpected attributes {sorted(item)}"
             v = item.get("v")
             if v is not None:
@@ -303,6 +306,8 @@ class DynamoEnd(End):
 
 END_NAMES = ["file-csv", "file-tsv", "file-jsonl", "s3-csv", "s3-tsv", "s3-jsonl",
              "pg", "mysql", "ddb"]
+#: Ids each copy owns (``Ends.base`` + position); the hard list and every generated table fit.
+ID_SPAN = 100_000
 
 
 def _ddb_table(endpoint: str) -> Iterator[str]:
@@ -336,14 +341,74 @@ def ddb_target_table(dynamodb_endpoint: str) -> Iterator[str]:
     yield from _ddb_table(dynamodb_endpoint)
 
 
+def _with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="module")
+def pg_module_database(pg_dsn: str) -> Iterator[str]:
+    """One database for the module (each copy has tables of its own): creating and dropping
+    one per copy cost more than the copy."""
+    name = f"bytes_{secrets.token_hex(6)}"
+
+    def run(sql: str) -> None:  # sync: the fixture may be first asked for inside a test's loop
+        subprocess.run([str(pg_bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                        pg_dsn, "-c", sql], capture_output=True, timeout=60, check=True)
+
+    run(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(pg_dsn, name)
+    finally:
+        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def mysql_module_database(mysql_dsn: str) -> Iterator[str]:
+    name = f"bytes_{secrets.token_hex(6)}"
+    my_exec(mysql_dsn, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield _with_database(mysql_dsn, name)
+    finally:
+        my_exec(mysql_dsn, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="module")
+def s3_module_bucket(s3_endpoint: str) -> Iterator[str]:
+    name = f"bytes-{secrets.token_hex(6)}"
+    client = aws.client("s3", s3_endpoint)
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+            client.delete_bucket(Bucket=name)
+        finally:
+            client.close()
+
+
+_COPIES = itertools.count(1)
+
+
 class Ends:
-    """Builds ends lazily, so a pair only makes the databases, buckets and tables it uses."""
+    """Builds ends lazily, so a copy only touches the systems it uses. Each ``Ends`` is one
+    copy: its tables, keys and ids (from ``base``) are its own."""
 
     def __init__(self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
                  tmp_path: Path) -> None:
         self.request, self.monkeypatch, self.tmp_path = request, monkeypatch, tmp_path
         self.closers: list[Callable[[], None]] = []
         self._made: dict[str, Any] = {}
+        number = next(_COPIES)
+        self.base = number * ID_SPAN
+        self.stem = f"c{number}_{secrets.token_hex(3)}"
+
+    def ids(self, values: list[str | None]) -> Values:
+        """``values`` under this copy's ids."""
+        return {self.base + i: v for i, v in enumerate(values)}
 
     def _client(self, service: str, fixture: str, variable: str) -> Any:
         if service not in self._made:
@@ -357,22 +422,25 @@ class Ends:
     def make(self, name: str, role: str) -> End:
         system, _, kind = name.partition("-")
         if system == "file":
-            folder = self.tmp_path / role
+            folder = self.tmp_path / f"{self.stem}_{role}"
             folder.mkdir()
             return FileEnd(TEXT_KINDS[kind], folder)
         if system == "s3":
             client = self._client("s3", "s3_endpoint", "AWS_ENDPOINT_URL_S3")
-            bucket = self.request.getfixturevalue("s3_bucket")
-            end = S3End(TEXT_KINDS[kind], client, bucket)
-            end.key_in, end.key_out = f"{role}/in/data.{kind}", f"{role}/out/data.{kind}"
+            end = S3End(TEXT_KINDS[kind], client,
+                        self.request.getfixturevalue("s3_module_bucket"))
+            end.key_in = f"{self.stem}/{role}/in/data.{kind}"
+            end.key_out = f"{self.stem}/{role}/out/data.{kind}"
             return end
         if system == "pg":
-            return PostgresEnd(self.request.getfixturevalue("pg_database"))
+            return PostgresEnd(self.request.getfixturevalue("pg_module_database"),
+                               f"{self.stem}_{role}")
         if system == "mysql":
-            return MySqlEnd(self.request.getfixturevalue("mysql_database"))
+            return MySqlEnd(self.request.getfixturevalue("mysql_module_database"),
+                            f"{self.stem}_{role}")
         client = self._client("dynamodb", "dynamodb_endpoint", "AWS_ENDPOINT_URL_DYNAMODB")
         return DynamoEnd(client, self.request.getfixturevalue("ddb_source_table"),
-                         self.request.getfixturevalue("ddb_target_table"))
+                         self.request.getfixturevalue("ddb_target_table"), self.base)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -412,12 +480,12 @@ PAIRS = [(s, d) for s in END_NAMES for d in END_NAMES]
 
 @pytest.mark.parametrize(("src", "dst"), PAIRS, ids=[f"{s}-to-{d}" for s, d in PAIRS])
 async def test_every_hard_value_survives_the_pair(src: str, dst: str, ends: Ends) -> None:
-    values = hard_values()
+    values = ends.ids(HARD)
     got = await move(ends, src, dst, values)
     assert differences(values, got) == []
 
 
 async def test_postgres_vertical_tab_and_form_feed_reach_mysql(ends: Ends) -> None:
     """The reported case: ``E'a\\x0bb\\x0cc'`` arrived in MySQL as ``avbfc``."""
-    got = await move(ends, "pg", "mysql", {1: "a\x0bb\x0cc", 2: "\x0b", 3: "\x0c"})
-    assert got == {1: "a\x0bb\x0cc", 2: "\x0b", 3: "\x0c"}
+    values = ends.ids(["a\x0bb\x0cc", "\x0b", "\x0c"])
+    assert await move(ends, "pg", "mysql", values) == values
