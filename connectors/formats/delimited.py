@@ -74,7 +74,7 @@ class DelimitedDecoder(TextDecoder):
                           line=first_line + i, raw=line)
                 continue
             if tainted and self._tainted(line):
-                self._bad_encoding(line=first_line + i, raw=line)
+                self._bad_encoding(line=first_line + i, raw=line, fields=fields)
                 continue
             if esc and esc in line:
                 assert unescape is not None

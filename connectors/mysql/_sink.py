@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -338,9 +339,16 @@ async def _raise_first_warning(conn: aiomysql.Connection, where: str, operation:
     level, code, message = row[0], int(row[1]), str(row[2])
     m = AT_ROW.search(message)
     line = row_base + int(m.group(1)) - 1 if m else None
+    named = _FOR_COLUMN.search(message)
     err = BadDataError(f"{message} ({level} {code}); nothing was committed", line=line,
-                       connector=where, operation=operation)
+                       column=named.group(1) if named else None, connector=where,
+                       operation=operation)
     raise err
+
+
+#: The column a warning names: "... for column `db`.`table`.`name` at row 2" (MariaDB) or
+#: "... for column 'name' at row 2" (MySQL).
+_FOR_COLUMN = re.compile(r"for column (?:`[^`]*`\.)*[`']([^`']*)[`']")
 
 
 def _fit_value(v: Any, logical: ColumnType | None) -> Any:

@@ -21,7 +21,7 @@ from connectors.sql import (
 )
 
 from ._errors import COPY_CONTEXT
-from ._nul import NulGuard
+from ._guard import TextGuard
 from ._types import pg_coercer, pg_column_fits
 
 
@@ -67,7 +67,7 @@ def copy_count(status: str) -> int:
 
 async def copy_stream_in(conn: asyncpg.Connection, table: str, schema: str | None,
                          inp: BytesIn, opts: dict[str, Any], progress: Progress, *,
-                         guard: NulGuard | None = None) -> str:
+                         guard: TextGuard | None = None) -> str:
     """``COPY table FROM STDIN`` fed from ``inp`` until end-of-stream; returns the status.
     ``guard`` sees each chunk first (and refuses a NUL naming its column)."""
 

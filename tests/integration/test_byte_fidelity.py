@@ -32,6 +32,7 @@ from botocore.config import Config
 
 from connectors.base import CSV, DYNAMODB_JSONL, JSONL, TSV, Column, EndpointOptions, TextFormat
 from connectors.copy import copy
+from connectors.errors import BadDataError
 from connectors.urls import open_sink, open_source
 from tests.integration.test_copy_pairs import _quoted, empty_table, parse_csv, scan
 from tests.integration.test_sql_copy import my_connect, my_exec, pg_exec
@@ -310,12 +311,13 @@ END_NAMES = ["file-csv", "file-tsv", "file-jsonl", "s3-csv", "s3-tsv", "s3-jsonl
 ID_SPAN = 100_000
 
 
-def _ddb_table(endpoint: str) -> Iterator[str]:
+def _ddb_table(endpoint: str, key: tuple[str, str] = ("id", "N")) -> Iterator[str]:
     client = aws.client("dynamodb", endpoint)
     name = f"bytes_{secrets.token_hex(6)}"
     client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+                        KeySchema=[{"AttributeName": key[0], "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": key[0],
+                                               "AttributeType": key[1]}])
     client.get_waiter("table_exists").wait(
         TableName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 100})
     try:
@@ -419,6 +421,9 @@ class Ends:
             self._made[service] = client
         return self._made[service]
 
+    def dynamodb(self) -> Any:
+        return self._client("dynamodb", "dynamodb_endpoint", "AWS_ENDPOINT_URL_DYNAMODB")
+
     def make(self, name: str, role: str) -> End:
         system, _, kind = name.partition("-")
         if system == "file":
@@ -438,8 +443,7 @@ class Ends:
         if system == "mysql":
             return MySqlEnd(self.request.getfixturevalue("mysql_module_database"),
                             f"{self.stem}_{role}")
-        client = self._client("dynamodb", "dynamodb_endpoint", "AWS_ENDPOINT_URL_DYNAMODB")
-        return DynamoEnd(client, self.request.getfixturevalue("ddb_source_table"),
+        return DynamoEnd(self.dynamodb(), self.request.getfixturevalue("ddb_source_table"),
                          self.request.getfixturevalue("ddb_target_table"), self.base)
 
     def close(self) -> None:
@@ -489,3 +493,102 @@ async def test_postgres_vertical_tab_and_form_feed_reach_mysql(ends: Ends) -> No
     """The reported case: ``E'a\\x0bb\\x0cc'`` arrived in MySQL as ``avbfc``."""
     values = ends.ids(["a\x0bb\x0cc", "\x0b", "\x0c"])
     assert await move(ends, "pg", "mysql", values) == values
+
+
+# --- what an end cannot hold: refused, naming the row and the column ---------------------------
+
+NOT_PG = [name for name in END_NAMES if name != "pg"]
+
+
+@pytest.mark.parametrize("src", NOT_PG)
+async def test_nul_is_refused_by_postgres_naming_row_and_column(src: str, ends: Ends) -> None:
+    """PostgreSQL text cannot hold NUL: the copy fails at the NUL's row and column ``v``, and
+    the target table holds nothing."""
+    values = ends.ids(["before", "a\x00b", "after"])
+    source, sink = ends.make(src, "src"), ends.make("pg", "dst")
+    src_url, src_options = await source.seed(values)
+    dst_url, dst_options = await sink.target()
+    with pytest.raises(BadDataError) as caught:
+        await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
+    message = str(caught.value)
+    assert "NUL" in message or "0x00" in message, message
+    assert re.search(r"\bcolumn v\b", message), message
+    # the row: its line in a text source, its place in the read order of a table
+    assert caught.value.line is not None, message
+    if src.startswith(("file", "s3")):
+        assert caught.value.line == 2, message
+    assert await sink.read() == {}
+
+
+INVALID_UTF8 = b"\xff\xfe"
+
+
+def _with_invalid_utf8(kind: TextKind, values: Values) -> bytes:
+    """``kind``'s text for ``values`` with the marker ``BAD`` replaced by invalid UTF-8."""
+    return kind.write(values).replace(b"BAD", INVALID_UTF8)
+
+
+@pytest.mark.parametrize(("src", "dst"), [
+    ("file-csv", "pg"), ("file-tsv", "pg"), ("file-jsonl", "pg"), ("s3-tsv", "pg"),
+    ("file-csv", "mysql"), ("file-tsv", "mysql"), ("s3-csv", "mysql"), ("file-jsonl", "mysql"),
+    ("file-csv", "ddb"), ("s3-tsv", "ddb"), ("file-csv", "file-tsv"), ("file-tsv", "s3-jsonl"),
+    ("s3-jsonl", "file-csv")])
+async def test_invalid_utf8_is_refused_naming_row_and_column(src: str, dst: str,
+                                                             ends: Ends) -> None:
+    """No text column or string attribute holds invalid UTF-8, and no format change may
+    guess what it meant: the copy fails naming line 2 and the column."""
+    values = ends.ids(["before", "aBADb", "after"])
+    source, sink = ends.make(src, "src"), ends.make(dst, "dst")
+    assert isinstance(source, FileEnd | S3End)
+    src_url, src_options = await source.seed(values)
+    body = _with_invalid_utf8(source.kind, values)
+    if isinstance(source, FileEnd):
+        source.source.write_bytes(body)
+    else:
+        source.client.put_object(Bucket=source.bucket, Key=source.key_in, Body=body)
+    dst_url, dst_options = await sink.target()
+    with pytest.raises(BadDataError) as caught:
+        await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
+    message = str(caught.value)
+    assert "line 2" in message, message
+    assert re.search(r"\bcolumn (v|2)\b", message), message
+    if dst in ("pg", "mysql", "ddb"):
+        assert await sink.read() == {}
+    else:
+        assert not getattr(sink, "output", Path("/nonexistent")).exists()
+
+
+async def test_same_format_file_to_s3_keeps_invalid_utf8_byte_for_byte(ends: Ends) -> None:
+    """A copy that does not change the format moves bytes, not text: what the file holds, the
+    object holds, invalid UTF-8 included (nothing decodes it, so nothing can guess)."""
+    values = ends.ids(["before", "aBADb", "after"])
+    source, sink = ends.make("file-csv", "src"), ends.make("s3-csv", "dst")
+    assert isinstance(source, FileEnd) and isinstance(sink, S3End)
+    src_url, src_options = await source.seed(values)
+    body = _with_invalid_utf8(source.kind, values)
+    source.source.write_bytes(body)
+    dst_url, dst_options = await sink.target()
+    await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
+    assert sink.client.get_object(Bucket=sink.bucket, Key=sink.key_out)["Body"].read() == body
+
+
+@pytest.fixture(scope="module")
+def ddb_text_keyed_table(dynamodb_endpoint: str) -> Iterator[str]:
+    yield from _ddb_table(dynamodb_endpoint, key=("v", "S"))
+
+
+@pytest.mark.parametrize("missing", ["", None], ids=["empty-string", "null"])
+async def test_dynamodb_refuses_an_empty_or_missing_key_naming_row_and_column(
+        missing: str | None, ends: Ends, ddb_text_keyed_table: str) -> None:
+    """DynamoDB keys cannot be empty strings and every item needs its key: a table keyed by
+    ``v`` refuses row 2 by number and column before anything is written for it."""
+    source = ends.make("file-csv", "src")
+    client = ends.dynamodb()
+    src_url, src_options = await source.seed(ends.ids(["a", missing, "c"]))
+    with pytest.raises(BadDataError) as caught:
+        await copy(open_source(src_url, src_options),
+                   open_sink(f"dynamodb://{ddb_text_keyed_table}", EndpointOptions()))
+    message = str(caught.value)
+    assert (caught.value.line, caught.value.column) == (2, "v"), message
+    held = {item["v"]["S"] for item in scan(client, ddb_text_keyed_table)}
+    assert held <= {"a", "c"}, held  # never a rewritten key

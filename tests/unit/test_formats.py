@@ -164,12 +164,12 @@ def test_wrong_column_count_names_line() -> None:
 
 
 @pytest.mark.parametrize("cut", [0, 9, 10, 11])
-def test_invalid_utf8_names_line_and_byte_column(cut: int) -> None:
+def test_invalid_utf8_names_line_column_and_byte(cut: int) -> None:
     data = b"ok,1\nbad,\xc3(x\n"  # \xc3 starts a 2-byte character that never completes
     with pytest.raises(BadDataError) as err:
         decode_all(CSV, data, [cut])
-    assert (err.value.line, err.value.column) == (2, 5)
-    assert "invalid utf-8" in str(err.value)
+    assert (err.value.line, err.value.column) == (2, "col2")  # the field: no names declared
+    assert "invalid utf-8 at byte 5 of the record" in str(err.value)
 
 
 def test_strict_csv_error_and_json_error_locations() -> None:

@@ -1,28 +1,31 @@
-"""NUL in the bytes a COPY loads: refused here, naming the line and the column.
+"""What PostgreSQL text cannot hold, refused in the bytes a COPY loads, naming line and column.
 
-PostgreSQL text values cannot hold NUL (0x00). COPY refuses one with "invalid byte sequence
-for encoding UTF8: 0x00" and the line, but not the column (the server checks the encoding of
-a whole line before it splits it into fields). This guard looks for a raw NUL in each chunk
-(one C-speed ``in`` per chunk, and a newline count to know the line) and, on the first one,
-finds its field in that line. A NUL written as an escape (``\\0``, ``\\x00``) is left to the
-server, which names only the line. Lines end at the record separator's last byte (the
-``\n`` of ``\r\n``); a CSV record whose quoted value holds a newline counts as two lines
-there, and a NUL after that newline may be given the wrong field.
+PostgreSQL text values hold UTF-8 without NUL (0x00). COPY refuses a NUL or invalid UTF-8
+with "invalid byte sequence for encoding UTF8" and the line, but not the column (the server
+checks the encoding of a whole line before it splits it into fields). This guard checks each
+chunk first (a C-speed ``in`` for NUL; ``isascii``, else an incremental UTF-8 decode, for the
+encoding; a newline count to know the line) and, at the first bad byte, finds its field in
+that line. A NUL written as an escape (``\\0``, ``\\x00``) is left to the server, which names
+only the line. Lines end at the record separator's last byte (the ``\\n`` of ``\\r\\n``); a CSV
+record whose quoted value holds a newline counts as two lines here, and a bad byte after that
+newline may be given the wrong field.
 """
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 
 from connectors.base import TextFormat
 from connectors.errors import BadDataError
 
-#: The part of a long line kept to find a NUL's field (a longer line names no column).
+#: The part of a long line kept to find a bad byte's field (a longer line names no column).
 _MAX_TAIL = 1 << 20
 
 
-class NulGuard:
-    """Check each chunk of ``fmt`` text before COPY reads it; raise at the first NUL."""
+class TextGuard:
+    """Check each chunk of ``fmt`` text before COPY reads it; raise at the first NUL or
+    invalid UTF-8."""
 
     def __init__(self, fmt: TextFormat, columns: Sequence[str], *, where: str) -> None:
         self._fmt, self._columns, self._where = fmt, list(columns), where
@@ -30,9 +33,16 @@ class NulGuard:
         self._lines = 0          # record separators seen before the current line
         self._tail = b""         # the current line's bytes so far (up to _MAX_TAIL)
         self._tail_whole = True  # False once the current line grew past _MAX_TAIL
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = 0        # bytes of a character the last chunk cut, held by the decoder
 
     def check(self, chunk: bytes) -> None:
         at = chunk.find(b"\x00")
+        problem = "NUL (0x00) cannot be stored in PostgreSQL text"
+        bad = self._first_invalid(chunk if at < 0 else chunk[:at])
+        if bad is not None:
+            at, problem = bad, (f"invalid UTF-8 (byte 0x{chunk[bad]:02x}); PostgreSQL text "
+                                "holds UTF-8 only")
         if at < 0:
             self._advance(chunk)
             return
@@ -47,9 +57,22 @@ class NulGuard:
         name = (self._columns[column] if column is not None and column < len(self._columns)
                 else None)
         raise BadDataError(
-            "NUL (0x00) cannot be stored in PostgreSQL text; nothing was committed",
-            connector=self._where, operation="COPY FROM", line=line,
+            f"{problem}; nothing was committed", connector=self._where,
+            operation="COPY FROM", line=line,
             column=name if name else (column + 1 if column is not None else None))
+
+    def _first_invalid(self, data: bytes) -> int | None:
+        """The offset in ``data`` of the first byte that is not UTF-8, or None (a character
+        cut by the chunk's end is held by the decoder and checked with the next chunk)."""
+        if data.isascii() and not self._pending:
+            return None
+        try:
+            self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            return max(0, exc.start - self._pending)
+        finally:
+            self._pending = len(self._decoder.getstate()[0])
+        return None
 
     def _advance(self, data: bytes) -> None:
         newlines = data.count(self._rs)
