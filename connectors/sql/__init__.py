@@ -2,7 +2,8 @@
 data-node fields), SQL text (identifier quoting, ``?`` placeholders, scripts split into
 statements), the base of their endpoints, sources and sinks, and values read from text.
 
-Inside: ``_url``, ``_text``, ``_base``, ``_values``.
+Inside: ``_url``, ``_secrets`` (``env:``/``file:`` references), ``_text``, ``_base``,
+``_values``.
 """
 
 from ._base import (
@@ -16,6 +17,7 @@ from ._base import (
     next_batch,
     target_columns,
 )
+from ._secrets import SecretReference, resolve_secret, secret_problem, secret_reference
 from ._text import (
     Dialect,
     convert_placeholders,
@@ -32,6 +34,7 @@ __all__ = [
     "MAX_CHUNK",
     "ROWS_PER_BATCH",
     "Dialect",
+    "SecretReference",
     "SqlEndpointFields",
     "SqlSink",
     "SqlSource",
@@ -46,8 +49,11 @@ __all__ = [
     "parse_sql_url",
     "quote_ident",
     "quote_qualified",
+    "resolve_secret",
     "schema_of",
     "script_statements",
+    "secret_problem",
+    "secret_reference",
     "split_qualified",
     "split_statements",
     "target_columns",

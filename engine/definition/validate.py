@@ -41,6 +41,7 @@ from engine.definition.check_schedules import (
     check_schedule,
     check_schedule_types,
 )
+from engine.definition.check_secrets import check_secret_references
 from engine.definition.document import DEFAULT_ID, Definition
 from engine.definition.expressions import parse_template
 from engine.definition.findings import Findings, shown, suggest, suggest_or_list
@@ -182,6 +183,7 @@ def _check_object(object_id: str, ctx: Findings) -> None:
             if isinstance(value, str) and "#{" in value:
                 check_expression(object_id, name, value, ctx)
     check_locations(object_id, ctx)
+    check_secret_references(object_id, ctx)
 
 
 def _check_limits(object_id: str, ctx: Findings) -> None:

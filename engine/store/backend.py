@@ -19,6 +19,7 @@ import anyio
 
 from connectors.errors import ConnectorError
 from engine.errors import StoreError
+from engine.owner_only import secure_store_file
 from engine.store.trips import Trips, run_each
 
 T = TypeVar("T")
@@ -108,10 +109,9 @@ class SqliteBackend:
     async def open(self) -> None:
         if self._conn is not None:
             return
-        if not self.inline:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-
         def connect() -> sqlite3.Connection:
+            if not self.inline:
+                secure_store_file(Path(self.path))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -122,7 +122,7 @@ class SqliteBackend:
 
         try:
             self._conn = connect() if self.inline else await anyio.to_thread.run_sync(connect)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         # group commit: writes and reads that arrive together share one thread trip and one
         # transaction; the lock keeps trips out of an open transaction() on this connection
