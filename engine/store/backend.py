@@ -62,6 +62,11 @@ class Backend(Protocol):
         """One read statement (atomic on its own: no explicit transaction)."""
         ...
 
+    async def compact(self, table: str) -> None:
+        """Rewrite ``table`` so the bytes of rows replaced or deleted leave the files (the
+        old, unencrypted versions of re-encrypted definitions)."""
+        ...
+
 
 # --- SQLite ----------------------------------------------------------------------------------
 
@@ -183,6 +188,16 @@ class SqliteBackend:
     async def query(self, sql: str, *params: Any) -> list[Row]:
         return await self._ride(lambda c: c.execute(sql, params).fetchall())
 
+    async def compact(self, table: str) -> None:
+        # VACUUM rebuilds the whole file without its free pages (it takes no table name);
+        # the checkpoint then empties the WAL, which held the pages as they were written
+        def vacuum(conn: sqlite3.Connection) -> None:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        async with self._lock:
+            await self.call(vacuum)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
         async with self._lock:
@@ -273,6 +288,18 @@ class PostgresBackend:
     async def query(self, sql: str, *params: Any) -> list[Row]:
         async with self.transaction() as tx:
             return await tx.fetch(sql, *params)
+
+    async def compact(self, table: str) -> None:
+        from connectors.postgres import map_errors
+
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        try:  # VACUUM cannot run in a transaction block: a connection of its own
+            with map_errors("PostgreSQL store", "vacuum"):
+                async with self._pool.acquire() as conn:
+                    await conn.execute(f"VACUUM FULL {table}")
+        except ConnectorError as exc:
+            raise StoreError(f"PostgreSQL store: {_driver_text(exc)}") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:

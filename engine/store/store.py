@@ -319,6 +319,8 @@ class Store:
                                        "= ? AND version = ? AND body = ?",
                                        (json.dumps(fresh), pipeline_id, version, text), False)])
             changed += 1
+        if changed:
+            await self.backend.compact("hr_definitions")
         return changed, len(rows)
 
     # --- instances -------------------------------------------------------------------------
