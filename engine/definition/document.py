@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from functools import cached_property
 
 from connectors.errors import ConfigError
-from connectors.sql import resolve_secret, secret_reference
+from connectors.sql import connection_passwords, resolve_secret, secret_reference
 from engine.definition.parameters import Origin, Parameters
 from engine.definition.raw import (
     FieldValue,
@@ -300,6 +300,10 @@ class Definition:
                 if key.startswith("*"):
                     out.update(v for v in field_values if isinstance(v, str) and "#{" not in v)
         out.update(_referenced_secrets(out))
+        for obj in self.objects.values():  # passwords of the named connections it uses
+            for value in obj.fields.get("connectionString", ()):
+                if isinstance(value, str) and "#{" not in value:
+                    out.update(connection_passwords(value))
         return {v for v in out if len(v.strip()) >= 3}
 
     def mask(self, text: str, secrets: list[str] | None = None) -> str:

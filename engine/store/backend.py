@@ -257,11 +257,13 @@ class PostgresBackend:
         import asyncpg
 
         from connectors.postgres import map_errors
+        from connectors.sql import connection_dsn
 
         if self._pool is None:
             try:
+                dsn = connection_dsn(self.dsn)  # postgresql://@name/db: a named connection
                 with map_errors("PostgreSQL store", "connect", connecting=True):
-                    self._pool = await asyncpg.create_pool(self.dsn, min_size=1,
+                    self._pool = await asyncpg.create_pool(dsn, min_size=1,
                                                            max_size=self.max_size)
             except ConnectorError as exc:
                 raise StoreError(f"cannot open the PostgreSQL store: {_driver_text(exc)}") \
