@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.console_kit import ARTIFACTS, Console, chromium_path
-from tests.e2e.api_kit import Server, start_server
+from tests.browser.console_kit import ARTIFACTS, TRACE_URL, Console, chromium_path
+from tests.e2e.api_kit import Server, server_env, start_server
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,12 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("console")
-    server = start_server(root, "--poll-interval", "0.2")
+    store = f"sqlite:///{root}/store.db"
+    env = {k: v for k, v in server_env(root, store).items() if not k.startswith("OTEL_")}
+    # spans are made (so attempts have trace ids) and printed to the server's own log
+    env.update({"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"})
+    server = start_server(root, "--poll-interval", "0.2", "--trace-url", TRACE_URL,
+                          env=env, store=store)
     try:
         yield server
     finally:

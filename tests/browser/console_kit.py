@@ -13,6 +13,8 @@ from tests.e2e.api_kit import KEY_ID, SECRET, Server, wire_objects
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
+#: the servers' link to a trace (a tracing UI on loopback; the tests only read the link)
+TRACE_URL = "http://127.0.0.1:16686/trace/{trace_id}"
 
 
 def chromium_path() -> str | None:

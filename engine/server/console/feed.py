@@ -2,10 +2,11 @@
 open console page.
 
 Pages subscribe (server-sent events); the feed looks at the store only while someone listens,
-once per :attr:`ChangeFeed.interval` whatever the number of pages: three small queries (the
+once per :attr:`ChangeFeed.interval` whatever the number of pages: four small queries (the
 pipelines' states, the instances changed since the last look, the instance count per
-pipeline). The engine may run in another process (``--no-scheduler``, a shared PostgreSQL
-store), so the store is the source of truth rather than this process's own actors.
+pipeline, the paused components). The engine may run in another process
+(``--no-scheduler``, a shared PostgreSQL store), so the store is the source of truth rather
+than this process's own actors.
 
 Each subscriber has a bounded buffer; one that falls behind is dropped and told to reload
 (``resync``), so a slow page never holds the feed or grows memory.
@@ -36,8 +37,9 @@ BUFFER = 64
 
 @dataclass(frozen=True)
 class Change:
-    """``kind``: ``instance`` (one instance's new status), ``pipeline`` (its state), or
-    ``planned`` (instances were added or removed: reload the grid)."""
+    """``kind``: ``instance`` (one instance's new status), ``pipeline`` (its state),
+    ``paused`` (the pipeline's paused components), or ``planned`` (instances were added or
+    removed: reload the grid)."""
 
     kind: str
     pipeline_id: str
@@ -71,6 +73,7 @@ class ChangeFeed:
         self._listening = anyio.Event()
         self._states: dict[str, str] | None = None
         self._counts: dict[str, int] | None = None
+        self._paused: dict[str, set[str]] = {}
         self._watermark: str | None = None
         #: (pipeline, instance) -> (status, updated_at) of changes inside the overlap window
         self._recent: dict[tuple[str, str], tuple[str, str]] = {}
@@ -114,11 +117,14 @@ class ChangeFeed:
         """One look: what changed since the last one (the first look only takes note)."""
         backend = self.store.backend
         self.stats.ticks += 1
-        self.stats.queries += 3
+        self.stats.queries += 4
         states = {pid: state for pid, state in await backend.query(
             "SELECT id, state FROM hr_pipelines")}
         counts = {pid: int(n) for pid, n in await backend.query(
             "SELECT pipeline_id, COUNT(*) FROM hr_instances GROUP BY pipeline_id")}
+        paused: dict[str, set[str]] = {}
+        for pid, oid in await backend.query("SELECT pipeline_id, object_id FROM hr_paused"):
+            paused.setdefault(pid, set()).add(oid)
         first = self._states is None
         if first:  # take note of where the store is; report what changes from here on
             top = await backend.query("SELECT MAX(updated_at) FROM hr_instances")
@@ -136,6 +142,10 @@ class ChangeFeed:
             for pid, state in states.items():
                 if self._states.get(pid) != state:
                     changes.append(Change("pipeline", pid, {"state": state}))
+            for pid in set(paused) | set(self._paused):
+                if paused.get(pid, set()) != self._paused.get(pid, set()):
+                    changes.append(Change("paused", pid,
+                                          {"components": sorted(paused.get(pid, set()))}))
             for pid in set(counts) | set(self._counts):
                 if counts.get(pid, 0) != self._counts.get(pid, 0):
                     changes.append(Change("planned", pid, {"instances": counts.get(pid, 0)}))
@@ -153,7 +163,7 @@ class ChangeFeed:
                 "attempts": int(attempts or 0)}))
         self._recent = recent
         self._watermark = newest
-        self._states, self._counts = states, counts
+        self._states, self._counts, self._paused = states, counts, paused
         return changes
 
     def _publish(self, changes: list[Change]) -> None:

@@ -90,6 +90,22 @@ function startLive() {
     scheduleRefresh(500);
   });
   source.addEventListener("planned", () => scheduleRefresh(500));
+  source.addEventListener("paused", (e) => {
+    const paused = new Set(JSON.parse(e.data).components);
+    for (const row of document.querySelectorAll("table.grid tr[data-component]")) {
+      const head = row.querySelector("th[scope=row]");
+      const now = paused.has(row.dataset.component);
+      head.dataset.status = now ? "PAUSED" : "";
+      let badge = head.querySelector(".badge");
+      if (now && !badge) {
+        badge = document.createElement("span");
+        badge.className = "badge";
+        badge.textContent = "PAUSED";
+        head.append(" ", badge);
+      } else if (!now && badge) badge.remove();
+    }
+    if (document.body.dataset.page === "instance") scheduleRefresh(300);
+  });
   source.addEventListener("resync", () => { source.close(); location.reload(); });
   source.onerror = () => { document.body.dataset.liveState = "reconnecting"; };
 }
