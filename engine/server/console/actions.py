@@ -15,7 +15,8 @@ from engine.server.console.guard import authenticated, read_form
 from engine.server.console.render import page
 from engine.server.console.sessions import Session
 from engine.server.console.state import console_of, context, safe_next
-from engine.service import PipelineService
+from engine.server.console.versions import roll_back
+from engine.service import InvalidRequest, PipelineService
 from engine.store import Action, Store
 from engine.store.records import TERMINAL
 
@@ -39,6 +40,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "resume": ActionSpec("Resume", "Resume", Action.RESUME, "components"),
     "activate": ActionSpec("Activate the pipeline", "Activate", targets="pipeline"),
     "deactivate": ActionSpec("Deactivate the pipeline", "Deactivate", targets="pipeline"),
+    "rollback": ActionSpec("Roll back to an earlier version", "Roll back", targets="pipeline"),
 }
 
 
@@ -62,7 +64,11 @@ async def dependants(store: Store, pipeline_id: str, roots: list[str]) -> list[s
     return sorted(out)
 
 
-def _describe(name: str, spec: ActionSpec, pipeline_id: str, targets: list[str]) -> str:
+def _describe(name: str, spec: ActionSpec, pipeline_id: str, targets: list[str],
+              version: str) -> str:
+    if name == "rollback":
+        return (f"Store version {version} of {pipeline_id} again as its latest version? "
+                "The running version does not change until you activate it.")
     if spec.targets == "pipeline":
         return f"{spec.title} {pipeline_id}?"
     count = len(targets)
@@ -71,7 +77,12 @@ def _describe(name: str, spec: ActionSpec, pipeline_id: str, targets: list[str])
 
 
 async def _carry_out(service: PipelineService, name: str, spec: ActionSpec,
-                     pipeline_id: str, targets: list[str], options: set[str]) -> str:
+                     pipeline_id: str, targets: list[str], options: set[str],
+                     version: str) -> str:
+    if name == "rollback":
+        if not version.isdigit():
+            raise InvalidRequest(f"roll back needs a version number, got {version[:40]!r}")
+        return await roll_back(service, pipeline_id, int(version))
     if name == "activate":
         done = await service.activate(pipeline_id, allow_backfill="allow_backfill" in options)
         lines = [f"activated version {done.version}: {done.new_instances} new instance(s)",
@@ -97,6 +108,7 @@ async def act(request: Request, session: Session) -> Response:
         return page("error.html", 404, **context(request, session, title="Unknown action",
                                                  message=f"no action {name!r}"))
     objects = [o for o in form.all("object_id") if o]
+    version = form.get("version")
     targets = list(objects)
     if name == "rerun-dependants":
         try:
@@ -116,14 +128,15 @@ async def act(request: Request, session: Session) -> Response:
             options.append({"name": "cancel_active", "label": "cancel running instances",
                             "checked": True})
         return page("confirm.html", **context(
-            request, session, title=spec.title, what=_describe(name, spec, pipeline_id,
-                                                               targets),
-            targets=targets, objects=targets, options=options, extra={}, button=spec.button,
+            request, session, title=spec.title,
+            what=_describe(name, spec, pipeline_id, targets, version), targets=targets,
+            objects=targets, options=options, extra={"version": version} if version else {},
+            button=spec.button,
             next_url=back, action_url=str(request.url.path)))
     chosen = {k for k, v in form.pairs if v == "yes" and k != "confirm"}
     try:
         session.notice = await _carry_out(console.pipelines, name, spec, pipeline_id,
-                                          targets, chosen)
+                                          targets, chosen, version)
     except HeadraceError as exc:
         session.error = f"{spec.title} refused: {exc}"
     return RedirectResponse(back, 303)

@@ -33,6 +33,7 @@ def console_app(console: Console) -> ASGIApp:
         Route(f"/pipelines/{pid}", pages.pipeline, methods=["GET"]),
         Route(f"/pipelines/{pid}/grid", pages.grid, methods=["GET"]),
         Route(f"/pipelines/{pid}/definitions", versions.definitions, methods=["GET"]),
+        Route(f"/pipelines/{pid}/definitions", versions.submit, methods=["POST"]),
         Route(f"/pipelines/{pid}/actions/{{action}}", actions.act, methods=["POST"]),
         Route(f"/pipelines/{pid}/instances/{{instance_id}}/attempts/{{number:int}}/log/"
               "{stream}", live.attempt_log, methods=["GET"]),
