@@ -38,9 +38,10 @@ Inside: ``_endpoint`` (the endpoint, read and write connections), ``_errors`` (d
 connector errors), ``_columns`` (column introspection), ``_source`` and ``_lines`` (lines built
 by the server), ``_sink``, ``_urls`` (the URL constructors), ``_infile`` (LOAD DATA fed from a
 stream), ``_rows`` (rows as LOAD DATA text), ``_csv`` (headrace's CSV made readable by LOAD
-DATA), ``_checkpoint`` (loads done once under a key), ``_scripts`` (SQL scripts and checks),
-``_types`` (column types), ``_watched`` (driver connections whose every wait for the server is
-bounded: ``connect_timeout``, ``read_timeout``).
+DATA), ``_escapes`` (headrace TSV's escapes rewritten as LOAD DATA's), ``_checkpoint`` (loads
+done once under a key), ``_scripts`` (SQL scripts and checks), ``_types`` (column types),
+``_watched`` (driver connections whose every wait for the server is bounded:
+``connect_timeout``, ``read_timeout``).
 """
 
 from connectors.timeouts import CONNECT_TIMEOUT
@@ -48,6 +49,7 @@ from connectors.timeouts import CONNECT_TIMEOUT
 from ._csv import NullMarker, convertible, marked_format
 from ._endpoint import MySqlEndpoint
 from ._errors import map_errors
+from ._escapes import EscapeTranslator
 from ._infile import PINNED as _INFILE_PINNED
 from ._lines import line_select, supports
 from ._rows import encode_rows
@@ -63,6 +65,7 @@ AIOMYSQL_INTERNALS = _INFILE_PINNED + _WATCHED_PINNED
 __all__ = [
     "AIOMYSQL_INTERNALS",
     "CONNECT_TIMEOUT",
+    "EscapeTranslator",
     "MySqlEndpoint",
     "MySqlSink",
     "MySqlSource",
