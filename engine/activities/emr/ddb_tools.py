@@ -23,7 +23,6 @@ from typing import Any
 from connectors.base import EndpointOptions, Sink, Source
 from connectors.copy import CopyOptions, copy
 from connectors.dynamodb import DynamoDBSink, DynamoDBSource, DynamoDBTable
-from connectors.errors import ConfigError
 from connectors.formats import EmrNullKey
 from engine.activities.base import AttemptContext
 from engine.activities.emr.ddb_backup import BackupSink, BackupSource
@@ -56,13 +55,17 @@ async def _ratio(ctx: AttemptContext, text: str | None, what: str) -> float | No
 
 
 def _region(ctx: AttemptContext, table: str) -> str | None:
-    """The region of the DynamoDBDataNode (input or output) that names ``table``, if any."""
+    """The table's region: that of the DynamoDBDataNode (input or output) naming ``table``, else
+    the ``runsOn`` EmrCluster's (the tools used the cluster's region), else the AWS default."""
     for node_id in ctx.refs("input") + ctx.refs("output"):
         node = ctx.resolve(node_id)
-        name = node.get("tableName")
-        if node.get("type") == "DynamoDBDataNode" and str(name) == table:
-            region = node.get("region")
-            return str(region) if region else None
+        if node.get("type") == "DynamoDBDataNode" and str(node.get("tableName")) == table \
+                and node.get("region"):
+            return str(node["region"])
+    for cluster_id in ctx.refs("runsOn"):
+        region = ctx.resolve(cluster_id).get("region")
+        if region:
+            return str(region)
     return None
 
 
@@ -70,11 +73,9 @@ def _table(ctx: AttemptContext, name: str, *, read: float | None = None,
            write: float | None = None) -> DynamoDBTable:
     if not name:
         raise RunError("the step names no DynamoDB table", transient=False)
-    try:
-        return DynamoDBTable(table_name=name, region=_region(ctx, name),
-                             read_throughput_percent=read, write_throughput_percent=write)
-    except ValueError as exc:
-        raise ConfigError(f"table {name!r}: {exc}", connector="dynamodb") from None
+    return DynamoDBTable.from_node({"tableName": name, "region": _region(ctx, name),
+                                    "readThroughputPercent": read,
+                                    "writeThroughputPercent": write})
 
 
 async def _copy(ctx: AttemptContext, source: Source, sink: Sink, what: str) -> None:
