@@ -14,6 +14,7 @@ import engine.preconditions  # noqa: F401  (registers the precondition checks)
 from engine.cli.help import examples
 from engine.cli.output import EXIT_USAGE, CommandFailed, output_option
 from engine.cli.run_cmds import worker_group_option
+from engine.cli.spark_options import spark_options
 from engine.cli.store_option import store_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import EXIT_INTERRUPTED
@@ -43,6 +44,7 @@ from engine.telemetry import command_telemetry
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between the scheduler's looks at the store.")
 @worker_group_option
+@spark_options
 @output_option
 def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
           no_auth: bool, no_scheduler: bool, tls_cert: str | None, tls_key: str | None,

@@ -103,3 +103,50 @@ def test_hive_script_and_command_steps() -> None:
     spark = parse_step("command-runner.jar,spark-submit,--class,org.example.Pi,app.jar,100")
     assert spark == CommandStep(["spark-submit", "--class", "org.example.Pi", "app.jar", "100"])
     assert split_step(r"a.jar,x\,y, z ") == ["a.jar", "x,y", "z"]
+
+
+def test_spark_targets_from_the_flags_variables() -> None:
+    from engine.activities.emr.spark_config import spark_target
+
+    local = spark_target("Cluster", {})
+    assert local.local and local.master.startswith("local[")
+    assert local.conf["spark.ui.enabled"] == "false"
+    assert local.conf["spark.driver.bindAddress"] == "127.0.0.1"
+    env = {"HEADRACE_SPARK_MASTER": "spark://all:7077 Big=yarn Kube=k8s://https://k:6443",
+           "HEADRACE_SPARK_CONF": "spark.executor.memory=2g\nspark.driver.memory=3g"}
+    assert spark_target("Big", env).master == "yarn"
+    assert spark_target("Kube", env).master == "k8s://https://k:6443"
+    other = spark_target("Other", env)
+    assert other.master == "spark://all:7077" and not other.local
+    assert other.conf == {"spark.executor.memory": "2g", "spark.driver.memory": "3g"}
+    tuned = spark_target(None, {"HEADRACE_SPARK_CONF": "spark.driver.memory=3g"})
+    assert tuned.conf["spark.driver.memory"] == "3g" and tuned.local
+
+
+def test_missing_or_old_java_is_named_with_the_version_needed(
+        tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.activities.emr import spark_submit
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    problem = spark_submit._java_problem.__wrapped__()
+    assert problem and "Java runtime, version 17 or newer" in problem
+    assert "openjdk-17-jre-headless" in problem
+    old = tmp_path / "jdk8" / "bin"  # type: ignore[operator]
+    old.mkdir(parents=True)
+    (old / "java").write_text('#!/bin/sh\necho \'openjdk version "1.8.0_392"\' >&2\n')
+    (old / "java").chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(old.parent))
+    problem = spark_submit._java_problem.__wrapped__()
+    assert problem and "is Java 8" in problem and "17" in problem
+
+
+def test_spark_steps_arguments() -> None:
+    from engine.activities.emr.spark_steps import spark_args
+
+    assert spark_args(parse_step("s3://b/app.jar,com.example.Main,x,y")) == [  # type: ignore[arg-type]
+        "--class", "com.example.Main", "s3://b/app.jar", "x", "y"]
+    assert spark_args(parse_step("s3://b/job.py,s3://b/in")) == ["s3://b/job.py", "s3://b/in"]  # type: ignore[arg-type]
+    assert spark_args(parse_step("command-runner.jar,spark-submit,--class,C,a.jar")) == [  # type: ignore[arg-type]
+        "--class", "C", "a.jar"]
+    assert spark_args(parse_step("command-runner.jar,/usr/bin/env,true")) is None  # type: ignore[arg-type]

@@ -7,8 +7,9 @@ A step is ``JAR,ARG1,ARG2,...`` (a ``\\,`` is a comma inside an argument). headr
   ``Db``): ``PATH,TABLE[,RATIO[,SEGMENTS]]`` -> :class:`ToolsStep`;
 * ``script-runner.jar`` running ``hive-script --run-hive-script ... --args -f SCRIPT -d NAME=VALUE
   ...``: the Hive scripts of the older DynamoDB console templates -> :class:`HiveScriptStep`;
-* ``command-runner.jar`` (``spark-submit``, or any program) and a ``.py`` or ``.jar`` application
-  given by path -> :class:`CommandStep`.
+* ``command-runner.jar`` (``spark-submit``, or any program) -> :class:`CommandStep`;
+* a ``.py`` or ``.jar`` application given by path -> :class:`ApplicationStep` (run with
+  ``spark-submit``).
 
 Anything else is :class:`UnknownStep`, refused at run time with the step in the message.
 """
@@ -73,12 +74,21 @@ class CommandStep:
 
 
 @dataclass(frozen=True)
+class ApplicationStep:
+    """A Spark application given by path (``s3://...app.py``, ``file:///...app.jar``): for a
+    jar, a first argument that is a Java class name is its main class (as ``hadoop jar``)."""
+
+    app: str
+    args: list[str]
+
+
+@dataclass(frozen=True)
 class UnknownStep:
     jar: str
     args: list[str]
 
 
-Step = ToolsStep | HiveScriptStep | CommandStep | UnknownStep
+Step = ToolsStep | HiveScriptStep | CommandStep | ApplicationStep | UnknownStep
 
 
 def _jar_name(jar: str) -> str:
@@ -115,11 +125,13 @@ def parse_step(step: str) -> Step:
         version = _TOOLS_VERSION.search(name)
         return ToolsStep(m[1].lower(), rest[0], rest[1], rest[2] or None, jar,
                          int(version[1]) if version else None, rest[3] or None)
+    if _TOOLS_JAR.search(jar):
+        return UnknownStep(jar, args)  # the tools jar with a class that is not a copy
     if name.lower() == "script-runner.jar" and (hive := _hive_step(args)) is not None:
         return hive
     if name.lower() == "command-runner.jar" and args:
         return CommandStep(args)
-    if name.lower().endswith(".py") or (name.lower().endswith(".jar") and "://" in jar
-                                         and name.lower() not in ("script-runner.jar",)):
-        return CommandStep(words)
+    if name.lower().endswith((".py", ".jar")) and name.lower() not in (
+            "script-runner.jar", "command-runner.jar"):
+        return ApplicationStep(jar, args)
     return UnknownStep(jar, args)
