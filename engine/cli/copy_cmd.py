@@ -25,11 +25,12 @@ from connectors.urls import (
     url_passwords,
 )
 from engine.cli.help import examples
+from engine.cli.log_lines import configure_command_log
 from engine.cli.output import CommandFailed, output_option
-from engine.cli.status_lines import configure_command_log
 from engine.errors import HeadraceError
-from engine.telemetry import add_secrets, command_telemetry
+from engine.telemetry.command import command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
+from engine.telemetry.redact import add_secrets
 
 _REFRESH_SECONDS = 0.25
 
