@@ -4,6 +4,7 @@ server-side cursor (rows lane).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from connectors.base import (
     RowsOut,
     Schema,
     TextFormat,
+    Total,
 )
 from connectors.errors import ConfigError
 from connectors.sql import ROWS_PER_BATCH, SqlSource, schema_of
@@ -39,6 +41,13 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
             with map_errors(self.describe, "describe"):
                 stmt = await conn.prepare(self._query())
                 return attributes_schema(stmt.get_attributes())
+
+    async def total(self) -> Total | None:
+        """The rows the planner expects the read to return (``EXPLAIN``: the table's
+        statistics scaled to its current size): an estimate."""
+        async with connection(self.endpoint, "estimate") as conn:
+            with map_errors(self.describe, "estimate"):
+                return Total(rows=await estimated_rows(conn, self._query()), estimated=True)
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         opts = copy_options(fmt, loading=False)
@@ -91,6 +100,13 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
                         await out.send(RowBatch(schema, rows, first_line=first))
                         first += len(rows)
                         progress.add(rows=len(rows))
+
+
+async def estimated_rows(conn: Any, query: str) -> int:
+    """The planner's row estimate for ``query`` (EXPLAIN runs nothing)."""
+    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}")
+    parsed = json.loads(plan) if isinstance(plan, str) else plan
+    return max(0, int(parsed[0]["Plan"]["Plan Rows"]))
 
 
 def _stringify(row: tuple[Any, ...], columns: list[int]) -> tuple[Any, ...]:
