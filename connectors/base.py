@@ -366,6 +366,9 @@ def first_common_format(source: Source, sink: Sink,
     return None
 
 
+#: The most partitions a table may be read in at once (``EndpointOptions.partitions``).
+MAX_PARTITIONS = 64
+
 #: The default S3 part and range size (see EndpointOptions.chunk_size).
 DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 
@@ -388,3 +391,6 @@ class EndpointOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     #: ``"gzip"`` or ``"none"`` for files and objects; None = from the name (``.gz``).
     compression: str | None = None
+    #: PostgreSQL and MySQL table sources: read this many key ranges at once, all in one
+    #: snapshot (1: one stream). Other sources ignore it.
+    partitions: int = 1

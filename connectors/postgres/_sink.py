@@ -19,8 +19,8 @@ from ._copy import (
 )
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
+from ._reads import attributes_schema
 from ._resumable import checkpoint, load_resumable, mark_loaded
-from ._source import attributes_schema
 from ._types import pg_ddl_type
 
 

@@ -10,7 +10,14 @@ from typing import Any, NoReturn, cast
 import anyio
 import click
 
-from connectors.base import CSV, DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
+from connectors.base import (
+    CSV,
+    DYNAMODB_JSONL,
+    MAX_PARTITIONS,
+    EndpointOptions,
+    Progress,
+    TextFormat,
+)
 from connectors.copy import CopyOptions, CopyResult
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError, root_cause
@@ -171,6 +178,10 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
+@click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=1,
+              show_default=True,
+              help="Read a PostgreSQL or MySQL table as N key ranges at once (PostgreSQL "
+                   "without a key: page ranges), all from one consistent snapshot.")
 @click.option("--progress", "progress_mode", type=click.Choice(PROGRESS_MODES), default="auto",
               show_default=True,
               help="Progress on stderr: done/total, percent and ETA where the source knows "
@@ -178,8 +189,8 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
                    "live line on a terminal (JSON lines with --output json), none otherwise.")
 @output_option
 def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
-         header: bool, query: str | None, parallel: int, create: bool, progress_mode: str,
-         output: str) -> None:
+         header: bool, query: str | None, parallel: int, create: bool, partitions: int,
+         progress_mode: str, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
 
     - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
@@ -191,7 +202,7 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
         for warning in contradicted_extensions(source, dest, fmt):
             click.echo(f"headrace copy: warning: {warning}", err=True)
     options = EndpointOptions(format=source_format, query=query,
-                              parallel=parallel, create=create)
+                              parallel=parallel, create=create, partitions=partitions)
     sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
     shown = resolve_mode(cast(ProgressMode, progress_mode), output, sys.stderr)
     progress = Progress()
