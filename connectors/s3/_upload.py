@@ -123,13 +123,16 @@ class Upload:
 
     def __init__(self, client: Any, bucket: str, key: str, *, part_size: int,
                  sem: anyio.Semaphore, tg: TaskGroup, progress: Progress,
-                 multipart: bool = False) -> None:
+                 multipart: bool = False, count_written: bool = False) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self.part_size = part_size
         self._sem = sem
         self._tg = tg
         self._progress = progress
         self._force_multipart = multipart
+        #: Report each part's bytes to ``progress`` once it is uploaded (what was written,
+        #: not what waits in the part buffers).
+        self._count_written = count_written
         self._multipart = Multipart(client, bucket, key, progress)
         self.size = 0
         #: The part being filled. Parts are built in a BytesIO that botocore and aiohttp send
@@ -178,10 +181,13 @@ class Upload:
         self._tg.start_soon(self._put_part, number, body)
 
     async def _put_part(self, number: int, body: io.BytesIO) -> None:
+        size = body.getbuffer().nbytes
         try:
             await self._multipart.send_part(number, body)
         finally:
             self._sem.release()
+        if self._count_written:
+            self._progress.add(nbytes=size)
 
     async def finish(self) -> None:
         """Send the last part when multipart (its uploads then end with the task group)."""
@@ -200,6 +206,8 @@ class Upload:
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
                                                     Body=body)
             note_retries(resp, self._progress, "s3-complete")
+            if self._count_written:
+                self._progress.add(nbytes=body.getbuffer().nbytes)
         self.completed = True
 
     async def abort(self) -> None:
