@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
-from connectors.base import Progress, RangeReader
+from connectors.base import Progress, RangeReader, check_output_fence
 from connectors.errors import ConfigError
 from connectors.formats import PART_RE
 
@@ -73,6 +73,7 @@ class Multipart:
 
     async def complete(self, *, retry_cause: str | None = "s3-complete") -> None:
         """Make the object visible (every part must have been sent)."""
+        await check_output_fence()  # a worker that lost its claim completes nothing
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.etags.items())]
         with aws.map_errors(CONNECTOR, "complete-multipart-upload", self.target):
             resp = await self.client.complete_multipart_upload(
@@ -179,6 +180,7 @@ class Upload:
         if self._started:
             await self._multipart.complete()
         else:
+            await check_output_fence()
             with aws.map_errors(CONNECTOR, "put", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
                                                     Body=self._take_part())

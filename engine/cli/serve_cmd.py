@@ -37,6 +37,9 @@ from engine.telemetry import command_telemetry
               help="Serve without authentication (only on a loopback address).")
 @click.option("--no-scheduler", is_flag=True,
               help="Serve the API only; another process (headrace engine) runs the pipelines.")
+@click.option("--scheduler-only", is_flag=True,
+              help="Run no attempt here: the work of every group (default included) waits "
+                   "for `headrace worker` processes or task runners (PollForTask).")
 @click.option("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS.")
 @click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
 @click.option("--max-concurrency", default=32, show_default=True)
@@ -45,7 +48,8 @@ from engine.telemetry import command_telemetry
 @worker_group_option
 @output_option
 def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
-          no_auth: bool, no_scheduler: bool, tls_cert: str | None, tls_key: str | None,
+          no_auth: bool, no_scheduler: bool, scheduler_only: bool, tls_cert: str | None,
+          tls_key: str | None,
           max_concurrency: int, poll_interval: float, worker_groups: dict[str, int],
           output: str, **_: Any) -> None:
     """Serve the AWS Data Pipeline API (JSON 1.1, SigV4) on HOST:PORT and run the store's
@@ -62,7 +66,8 @@ def serve(store_url: str | None, host: str, port: int, credentials_file: str | N
                                credentials=configured_credentials(credentials_file),
                                no_auth=no_auth, scheduler=not no_scheduler, tls_cert=tls_cert,
                                tls_key=tls_key, max_concurrency=max_concurrency,
-                               poll_interval=poll_interval, worker_groups=worker_groups)
+                               poll_interval=poll_interval, worker_groups=worker_groups,
+                               scheduler_only=scheduler_only)
     except HeadraceError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
 

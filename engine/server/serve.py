@@ -47,6 +47,9 @@ class ServeOptions:
     max_concurrency: int = 32
     poll_interval: float = 2.0
     worker_groups: Mapping[str, int] = field(default_factory=dict)
+    #: ``--scheduler-only``: no attempt runs here; every group's work goes to workers (and
+    #: task runners polling this API)
+    scheduler_only: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
 
 
@@ -61,6 +64,9 @@ def check_options(options: ServeOptions) -> None:
                          "it is allowed on a loopback address only (127.0.0.1, ::1)")
     if options.no_auth and options.credentials is not None:
         raise UsageError("--no-auth and credentials together: choose one")
+    if options.scheduler_only and not options.scheduler:
+        raise UsageError("--scheduler-only and --no-scheduler together: --no-scheduler runs "
+                         "no scheduler at all; choose one")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
 
@@ -105,6 +111,7 @@ async def serve(options: ServeOptions, *,
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
+    from engine.runtime.dispatch import EXECUTE_DEFAULT, EXECUTE_NONE
     from engine.runtime.engine import Engine
 
     check_options(options)
@@ -122,9 +129,12 @@ async def serve(options: ServeOptions, *,
         if options.tls_cert and options.tls_key:
             config.certfile, config.keyfile = options.tls_cert, options.tls_key
         stopping, served = anyio.Event(), anyio.Event()
+        # the default group's work runs here; a named group's waits for its workers
+        execute = EXECUTE_NONE if options.scheduler_only else EXECUTE_DEFAULT
         engine = Engine(store, max_concurrency=options.max_concurrency,
                         poll_interval=options.poll_interval,
-                        worker_groups=dict(options.worker_groups)) if options.scheduler else None
+                        worker_groups=dict(options.worker_groups),
+                        execute=execute) if options.scheduler else None
         scheme = "https" if config.ssl_enabled else "http"
         shown = f"[{options.host}]" if ":" in options.host else options.host
         url = f"{scheme}://{shown}:{bound_port}"

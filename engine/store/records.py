@@ -179,6 +179,18 @@ class AttemptRecord:
         return f"{self.instance_id}_Attempt={self.number}"
 
 
+@dataclass(frozen=True)
+class Fence:
+    """A worker's claim on one instance: the store accepts its writes only while that worker
+    still holds the instance under this lease version (the fencing token)."""
+
+    worker_id: str
+    token: int
+
+    def where(self) -> tuple[str, tuple[Any, ...]]:
+        return "worker_id = ? AND lease_version = ?", (self.worker_id, self.token)
+
+
 @dataclass
 class RequestRecord:
     """A user action waiting for the engine that runs the pipeline to carry it out."""

@@ -23,6 +23,7 @@ from engine.store.records import (
     Action,
     AttemptRecord,
     AttemptStatus,
+    Fence,
     InstanceRecord,
     PipelineRecord,
     PipelineState,
@@ -314,18 +315,22 @@ class Store:
     # --- attempts --------------------------------------------------------------------------
 
     async def start_attempt(self, instance: InstanceRecord, attempt: AttemptRecord,
-                            **instance_fields: Any) -> bool:
+                            fence: Fence | None = None, **instance_fields: Any) -> bool:
         """Record a new attempt and mark its instance RUNNING in one transaction, if the
         instance is still where the caller saw it: same status, not RUNNING, and no attempt
-        since (its attempt count is ``attempt.number - 1``)."""
+        since (its attempt count is ``attempt.number - 1``); with ``fence``, only while that
+        worker holds it under that token."""
         if instance.status == Status.RUNNING:
             return False
         fields = {"status": Status.RUNNING, "attempts": attempt.number, "updated_at": utcnow(),
                   **instance_fields}
-        update = _update_step("hr_instances",
-                              "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?",
-                              (instance.pipeline_id, instance.id, instance.status.value,
-                               attempt.number - 1), fields, guard=True)
+        where = "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?"
+        params: tuple[Any, ...] = (instance.pipeline_id, instance.id, instance.status.value,
+                                   attempt.number - 1)
+        if fence is not None:
+            fenced, fence_params = fence.where()
+            where, params = f"{where} AND {fenced}", params + fence_params
+        update = _update_step("hr_instances", where, params, fields, guard=True)
         insert = (f"INSERT INTO hr_attempts ({', '.join(_ATTEMPT_COLS)}) VALUES "
                   f"({', '.join('?' * len(_ATTEMPT_COLS))})",
                   tuple(_db_value(c, getattr(attempt, c)) for c in _ATTEMPT_COLS), False)
@@ -333,8 +338,12 @@ class Store:
         return committed
 
     async def end_attempt(self, attempt: AttemptRecord, instance_fields: dict[str, Any],
-                          *, expect: Iterable[Status] | None = None) -> bool:
-        """Record an attempt's end and its instance's new state in one transaction."""
+                          *, expect: Iterable[Status] | None = None,
+                          fence: Fence | None = None, requeue: bool = False) -> bool:
+        """Record an attempt's end and its instance's new state in one transaction. With
+        ``fence``: only while that worker holds the instance under that token (else nothing
+        is written), and the worker lets go of it: out of the queue, or back in it
+        (``requeue``: handed back for another worker)."""
         fields = {"updated_at": utcnow(), **instance_fields}
         where = "pipeline_id = ? AND id = ?"
         params: tuple[Any, ...] = (attempt.pipeline_id, attempt.instance_id)
@@ -342,14 +351,20 @@ class Store:
             values = tuple(s.value for s in expect)
             where += f" AND status IN ({', '.join('?' * len(values))})"
             params += values
-        _, counts = await self.backend.batch([
-            _update_step("hr_instances", where, params, fields),
+        if fence is not None:
+            fenced, fence_params = fence.where()
+            where, params = f"{where} AND {fenced}", params + fence_params
+            fields.update(worker_id=None, lease_until=None, cancel_reason=None)
+            if not requeue:
+                fields["queued_at"] = None
+        committed, counts = await self.backend.batch([
+            _update_step("hr_instances", where, params, fields, guard=fence is not None),
             _update_step("hr_attempts", "pipeline_id = ? AND instance_id = ? AND number = ?",
                          (attempt.pipeline_id, attempt.instance_id, attempt.number),
                          {"status": attempt.status, "ended_at": attempt.ended_at,
                           "exit_code": attempt.exit_code, "error": attempt.error,
                           "trace_id": attempt.trace_id, "log_path": attempt.log_path})])
-        return counts[0] > 0
+        return committed and counts[0] > 0
 
     async def update_attempt(self, pipeline_id: str, instance_id: str, number: int,
                              **fields: Any) -> None:
