@@ -320,18 +320,33 @@ async def interrupt_lost_attempts(rt: PipelineRuntime, rec: InstanceRecord) -> N
     now = rt.now()
     for attempt in attempts:
         if attempt.status == AttemptStatus.RUNNING:
-            if attempt.log_path:  # its command may outlive the dead engine: stop it
-                pid_file, mark = Path(attempt.log_path) / "pid", f"{ATTEMPT_MARK}={attempt.id}"
-                if await blocking(partial(kill_orphaned_group, pid_file, mark),
-                                  inline=rt.inline_io):
-                    log.warning("%s: killed the command left running by attempt %d",
-                                rec.id, attempt.number)
+            await _kill_orphan(rt, rec, attempt)
             attempt.status = AttemptStatus.INTERRUPTED
             attempt.ended_at = now
             attempt.error = "the engine stopped while this attempt ran"
             await rt.store.update_attempt(
                 rt.pipeline_id, rec.id, attempt.number,
                 status=attempt.status, ended_at=now, error=attempt.error)
+
+
+async def kill_orphans(rt: PipelineRuntime, rec: InstanceRecord) -> None:
+    """Before a worker runs ``rec`` again: the commands of its attempts that a dead or cut-off
+    worker left behind (INTERRUPTED by the reaper) are killed when they run on this host."""
+    if rec.attempts == 0:
+        return
+    for attempt in await rt.store.list_attempts(rt.pipeline_id, rec.id):
+        if attempt.status in (AttemptStatus.INTERRUPTED, AttemptStatus.RUNNING):
+            await _kill_orphan(rt, rec, attempt)
+
+
+async def _kill_orphan(rt: PipelineRuntime, rec: InstanceRecord, attempt: AttemptRecord) -> None:
+    if not attempt.log_path:
+        return
+    # its command may outlive the process that started it: stop it
+    pid_file, mark = Path(attempt.log_path) / "pid", f"{ATTEMPT_MARK}={attempt.id}"
+    if await blocking(partial(kill_orphaned_group, pid_file, mark), inline=rt.inline_io):
+        log.warning("%s: killed the command left running by attempt %d", rec.id,
+                    attempt.number)
 
 
 def _duration(delta: timedelta | None) -> str:

@@ -174,14 +174,22 @@ async def reap(store: Store) -> list[Reaped]:
     runner again, and the attempt it was running becomes INTERRUPTED (it counts)."""
     now = _now(store)
     error = "the lease of its worker lapsed (worker gone or paused); retried"
+    lock = " FOR UPDATE SKIP LOCKED" if store.backend.dialect == "postgresql" else ""
     async with store.backend.transaction() as tx:
-        rows = await tx.fetch(
-            "UPDATE hr_instances SET worker_id = NULL, lease_until = NULL, "
-            "queued_at = COALESCE(queued_at, " + now + "), status = CASE WHEN status = ? "
-            "AND category <> 'precondition' THEN ? ELSE status END, "
-            f"updated_at = ? WHERE worker_id IS NOT NULL AND lease_until <= {now} "
-            "RETURNING pipeline_id, id, worker_id, lease_version, category",
-            Status.RUNNING.value, Status.WAITING_FOR_RUNNER.value, to_text(utcnow()))
+        lapsed = await tx.fetch(
+            "SELECT pipeline_id, id, worker_id, lease_version, category FROM hr_instances "
+            f"WHERE worker_id IS NOT NULL AND lease_until <= {now}{lock}")
+        rows = []
+        for pipeline_id, instance_id, worker_id, token, category in lapsed:
+            changed = await tx.execute(
+                "UPDATE hr_instances SET worker_id = NULL, lease_until = NULL, "
+                f"queued_at = COALESCE(queued_at, {now}), status = CASE WHEN status = ? AND "
+                "category <> 'precondition' THEN ? ELSE status END, updated_at = ? WHERE "
+                "pipeline_id = ? AND id = ? AND worker_id = ? AND lease_version = ?",
+                Status.RUNNING.value, Status.WAITING_FOR_RUNNER.value, to_text(utcnow()),
+                pipeline_id, instance_id, worker_id, token)
+            if changed:
+                rows.append((pipeline_id, instance_id, worker_id, token, category))
         reaped = [Reaped(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
         activities = [(r[0], r[1]) for r in rows if r[4] != "precondition"]
         for pipeline_id, instance_id in activities:

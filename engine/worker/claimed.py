@@ -24,7 +24,7 @@ import anyio
 from connectors.base import OUTPUT_FENCE, OutputFence
 from engine.activities.base import ACTIVITIES, PRECONDITIONS, AttemptContext
 from engine.errors import RunError
-from engine.runtime.attempt import Attempt, AttemptHost, RetryPolicy
+from engine.runtime.attempt import Attempt, AttemptHost, RetryPolicy, kill_orphans
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.precondition import PollPlan, check_once
 from engine.store import queue
@@ -79,6 +79,7 @@ async def run_claimed(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> N
                             error=f"this worker cannot run objects of type {rec.type}")
         return
     policy = RetryPolicy.of(rt, rec)
+    await kill_orphans(rt, rec)
     attempt = _attempt(rt, host, claim)
     if not await attempt.begin():
         await _let_go(rt, claim)

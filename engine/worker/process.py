@@ -32,6 +32,7 @@ from anyio.abc import TaskGroup
 from engine.clock import Clock
 from engine.errors import HeadraceError, StoreError
 from engine.runtime.context import Limits, PipelineRuntime
+from engine.runtime.crashpoints import crash_point
 from engine.runtime.pipeline import PipelineSupervisor
 from engine.runtime.runner import EXIT_INTERRUPTED, load_version, store_dir
 from engine.store import Store, queue
@@ -155,6 +156,8 @@ class Worker:
                     took = anyio.current_time() - started
                     self.claim_seconds.append(took)
                     metrics.record_claim(opts.groups, took, len(claimed))
+            if claimed:
+                crash_point("worker-claimed")  # dies holding claims, before any heartbeat
             for rec in claimed:
                 claim = Claim(rec, Fence(self.id, rec.lease_version))
                 self.claims[claim.key] = claim

@@ -38,7 +38,7 @@ class PgCli(Cli):
     def worker(self, worker_id: str, *args: str, lease: float = 3.0,
                env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return self.child("worker", "--store", self.dsn, "--worker-id", worker_id,
-                          "--lease-seconds", str(lease), "--poll-interval", "0.1", *args,
+                          "--lease-seconds", str(lease), "--poll-interval", "0.1", "-v", *args,
                           env=env)
 
     def close(self) -> list[tuple[str, str]]:
