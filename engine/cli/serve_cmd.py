@@ -40,6 +40,9 @@ from engine.telemetry import command_telemetry
 @click.option("--scheduler-only", is_flag=True,
               help="Run no attempt here: the work of every group (default included) waits "
                    "for `headrace worker` processes or task runners (PollForTask).")
+@click.option("--task-poll-seconds", default=5.0, show_default=True,
+              type=click.FloatRange(0, 60),
+              help="How long PollForTask waits for work before answering that there is none.")
 @click.option("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS.")
 @click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
 @click.option("--max-concurrency", default=32, show_default=True)
@@ -48,7 +51,8 @@ from engine.telemetry import command_telemetry
 @worker_group_option
 @output_option
 def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
-          no_auth: bool, no_scheduler: bool, scheduler_only: bool, tls_cert: str | None,
+          no_auth: bool, no_scheduler: bool, scheduler_only: bool, task_poll_seconds: float,
+          tls_cert: str | None,
           tls_key: str | None,
           max_concurrency: int, poll_interval: float, worker_groups: dict[str, int],
           output: str, **_: Any) -> None:
@@ -67,7 +71,8 @@ def serve(store_url: str | None, host: str, port: int, credentials_file: str | N
                                no_auth=no_auth, scheduler=not no_scheduler, tls_cert=tls_cert,
                                tls_key=tls_key, max_concurrency=max_concurrency,
                                poll_interval=poll_interval, worker_groups=worker_groups,
-                               scheduler_only=scheduler_only)
+                               scheduler_only=scheduler_only,
+                               task_poll_seconds=task_poll_seconds)
     except HeadraceError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
 

@@ -50,6 +50,8 @@ class ServeOptions:
     #: ``--scheduler-only``: no attempt runs here; every group's work goes to workers (and
     #: task runners polling this API)
     scheduler_only: bool = False
+    #: how long PollForTask waits for work before answering that there is none
+    task_poll_seconds: float = 5.0
     max_body_bytes: int = MAX_BODY_BYTES
 
 
@@ -119,7 +121,8 @@ async def serve(options: ServeOptions, *,
     bound_port = sock.getsockname()[1]
     async with open_store(options.store_url) as store:
         state = ServerState(store, None if options.no_auth else options.credentials,
-                            max_body_bytes=options.max_body_bytes)
+                            max_body_bytes=options.max_body_bytes,
+                            task_poll_seconds=options.task_poll_seconds)
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]
         config.accesslog = None  # headrace's own access log (engine.server.app.AccessLog)
