@@ -39,6 +39,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("engine.cli.serve_cmd", "serve"),
     "worker": ("engine.cli.worker_cmds", "worker_cmd"),
     "list-workers": ("engine.cli.worker_cmds", "list_workers_cmd"),
+    "encrypt-secrets": ("engine.cli.secret_cmds", "encrypt_secrets"),
 }
 
 
