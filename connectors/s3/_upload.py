@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
-from connectors.base import Progress, RangeReader
+from connectors.base import Progress, RangeReader, check_output_fence
 from connectors.errors import ConfigError, TimedOut, root_cause
 from connectors.formats import PART_RE
 from connectors.timeouts import ReportingBody
@@ -88,6 +88,7 @@ class Multipart:
 
     async def complete(self, *, retry_cause: str | None = "s3-complete") -> None:
         """Make the object visible (every part must have been sent)."""
+        await check_output_fence()  # a worker that lost its claim completes nothing
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.etags.items())]
         with aws.map_errors(CONNECTOR, "complete-multipart-upload", self.target):
             resp = await self.client.complete_multipart_upload(
@@ -201,6 +202,7 @@ class Upload:
             await self._multipart.complete()
         else:
             body = self._take_part()
+            await check_output_fence()
             with aws.map_errors(CONNECTOR, "put", self.target), \
                     aws.sending(body, CONNECTOR, f"PutObject {self.target}"):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
