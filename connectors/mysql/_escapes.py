@@ -17,7 +17,9 @@ sequence   PostgreSQL text (headrace TSV)   LOAD DATA
 (PostgreSQL's ``COPY TO`` writes ``\\f`` and ``\\v`` for those two characters, so every
 PostgreSQL -> MySQL copy of them went through here.) This pass rewrites those five into bytes
 LOAD DATA reads as PostgreSQL meant them; everything else goes through byte for byte, and a
-chunk without a backslash is passed on as it is.
+chunk without a backslash is passed on as it is. A raw CR before a line break is part of the
+break (a file written with CRLF line ends), as headrace's TSV reader and PostgreSQL's COPY take
+it; LOAD DATA would keep it in the last value, so it is dropped here.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ class EscapeTranslator:
     def feed(self, chunk: bytes) -> bytes:
         data = self._carry + chunk if self._carry else chunk
         self._carry = b""
+        if data.endswith(b"\r"):  # it may be the CR of a CRLF the next chunk completes
+            self._carry, data = b"\r", data[:-1]
         if b"\\" not in data:
-            return data
+            return data.replace(b"\r\n", b"\n")
         out: list[bytes] = []
         last = 0
         end = len(data)
@@ -55,25 +59,25 @@ class EscapeTranslator:
             if match.end() == len(data) and _may_grow(body):
                 end = match.start()  # the next chunk may continue this sequence
                 break
-            out.append(data[last:match.start()])
+            out.append(data[last:match.start()].replace(b"\r\n", b"\n"))
             out.append(self._rewrite(body))
             last = match.end()
         else:
             if data.endswith(b"\\") and last < len(data):
                 end = len(data) - 1  # a backslash whose character is in the next chunk
-        out.append(data[last:end])
-        self._carry = data[end:]
+        out.append(data[last:end].replace(b"\r\n", b"\n"))
+        self._carry = data[end:] + self._carry
         return b"".join(out)
 
     def finish(self) -> bytes:
         """What was held back at the end (a sequence that can no longer grow)."""
         tail, self._carry = self._carry, b""
-        if not tail:
-            return b""
-        match = _SEQUENCE.fullmatch(tail)
-        if match is None:
-            return tail  # a lone trailing backslash: LOAD DATA sees what PostgreSQL would refuse
-        return self._rewrite(match.group(1))
+        out, last = [], 0
+        for match in _SEQUENCE.finditer(tail):
+            out += [tail[last:match.start()], self._rewrite(match.group(1))]
+            last = match.end()
+        out.append(tail[last:])  # a lone trailing backslash: PostgreSQL would refuse it
+        return b"".join(out)
 
     def _rewrite(self, body: bytes) -> bytes:
         first = body[:1]

@@ -625,7 +625,7 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_siz
 _HARDISH = st.sampled_from([c for c in _CONTROLS + list('\\"\',;|N.xXZfv0') if c])
 
 
-@settings(max_examples=12, deadline=None, derandomize=False,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(pair=st.sampled_from(PAIRS),
        rows=st.lists(st.one_of(st.none(), _TEXT,
@@ -645,3 +645,30 @@ async def test_generated_values_survive_a_pair(pair: tuple[str, str], rows: list
         assert differences(values, got) == []
     finally:
         made.close()
+
+
+CRLF_VALUES: list[str | None] = [None, "", "a", "b\\c", 'q"q', "tab\there", "lf\ninside",
+                                 "cr\rinside", "end"]
+
+
+@pytest.mark.parametrize("src", ["file-csv", "file-tsv"])
+@pytest.mark.parametrize("dst", ["pg", "mysql", "ddb", "file-jsonl", "s3-csv"])
+async def test_crlf_line_breaks_end_records_and_are_not_data(src: str, dst: str,
+                                                             ends: Ends) -> None:
+    """A file whose records end in CRLF (written on Windows) holds the same values as one
+    ending in LF, at every target: the CR is part of the line break, never of the last value
+    (a CR inside a value is quoted or escaped, so it stays)."""
+    values = ends.ids(CRLF_VALUES)
+    source, sink = ends.make(src, "src"), ends.make(dst, "dst")
+    assert isinstance(source, FileEnd)
+    src_url, src_options = await source.seed(values)
+    records = [source.kind.write({i: v}) for i, v in values.items()]
+    source.source.write_bytes(b"".join(r[:-1] + b"\r\n" for r in records))
+    dst_url, dst_options = await sink.target()
+    await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
+    if isinstance(sink, S3End) and sink.kind.fmt.kind == source.kind.fmt.kind:
+        # the same format: the object is the file, byte for byte, line breaks and all
+        body = sink.client.get_object(Bucket=sink.bucket, Key=sink.key_out)["Body"].read()
+        assert body == source.source.read_bytes()
+        return
+    assert differences(values, await sink.read()) == []
