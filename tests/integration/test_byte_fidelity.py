@@ -672,3 +672,29 @@ async def test_crlf_line_breaks_end_records_and_are_not_data(src: str, dst: str,
         assert body == source.source.read_bytes()
         return
     assert differences(values, await sink.read()) == []
+
+
+@pytest.mark.parametrize(("kind", "body", "want"), [
+    ("tsv", b"a\n\\.\nb\n", ["a", ".", "b"]),             # TSV's \. is an escaped full stop
+    ("csv", b"a\r\n\\.\r\nb\r\n", ["a", "\\.", "b"]),     # a CSV value, unquoted
+    ("csv", b'a\n"\\."\nb\n', ["a", "\\.", "b"]),
+])
+async def test_a_line_copy_would_take_for_its_end_marker_is_data(
+        kind: str, body: bytes, want: list[str], tmp_path: Path,
+        pg_module_database: str) -> None:
+    """``COPY FROM`` ends the data at a line holding only ``\\.`` and drops the rest with a
+    success status: such a line in a one-column file is a value, and every row arrives."""
+    path = tmp_path / f"one.{kind}"
+    path.write_bytes(body)
+    table = f"one_{secrets.token_hex(4)}"
+    await pg_exec(pg_module_database, f"CREATE TABLE {table} (v text)")
+    fmt = TEXT_KINDS[kind].fmt.replace(columns=(Column("v"),))
+    result = await copy(open_source(f"file://{path}", EndpointOptions(format=fmt)),
+                        open_sink(f"{pg_module_database}?table={table}", EndpointOptions()))
+    conn = await asyncpg.connect(pg_module_database)
+    try:
+        got = [r["v"] for r in await conn.fetch(f"SELECT v FROM {table}")]
+    finally:
+        await conn.close()
+    assert sorted(got) == sorted(want)
+    assert result.rows == len(want)
