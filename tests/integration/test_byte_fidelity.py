@@ -62,7 +62,7 @@ HARD: list[str | None] = [
     "\ufeff", "\ufeffbom", "\u2028", "\u2029", "\x85", "\xa0", "\u200b", "\u202eRTL",
     "e\u0301", "\ud7ff", "\ue000", "\ufffd", "\ufffe", "\uffff", "\U00010000",
     "\U0001f680 rocket", "\U0010ffff", "日本語", "ünïcødé ✓",
-    "x" * 5000,
+    "x" * 5000, "y" * 140_000,                        # over the csv module's field limit
 ]
 #: Values every end but PostgreSQL holds (see test_nul_is_refused_by_postgres...).
 WITH_NUL: list[str | None] = ["\x00", "a\x00b", "\x00\x00", "\x00\\0\\000\\x00"]
@@ -698,3 +698,19 @@ async def test_a_line_copy_would_take_for_its_end_marker_is_data(
         await conn.close()
     assert sorted(got) == sorted(want)
     assert result.rows == len(want)
+
+
+async def test_dynamodb_refuses_an_item_over_400_kb_naming_row_and_column(ends: Ends) -> None:
+    """An item is at most 400 KB: the row that makes a bigger one is refused by number and
+    column before the batch is sent (the service would refuse the whole batch, naming no
+    row); a 300 KB value is kept."""
+    values = ends.ids(["a", "é" * 150_000, "x" * 450_000])
+    source, sink = ends.make("file-csv", "src"), ends.make("ddb", "dst")
+    src_url, src_options = await source.seed(values)
+    dst_url, dst_options = await sink.target()
+    with pytest.raises(BadDataError) as caught:
+        await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
+    assert (caught.value.line, caught.value.column) == (3, "v"), str(caught.value)
+    assert "400 KB" in str(caught.value)
+    held = await sink.read()
+    assert all(held[i] == values[i] for i in held)  # what was written is not rewritten
