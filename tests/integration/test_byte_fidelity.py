@@ -625,7 +625,7 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_siz
 _HARDISH = st.sampled_from([c for c in _CONTROLS + list('\\"\',;|N.xXZfv0') if c])
 
 
-@settings(max_examples=8, deadline=None,
+@settings(max_examples=5, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(pair=st.sampled_from(PAIRS),
        rows=st.lists(st.one_of(st.none(), _TEXT,
