@@ -714,3 +714,29 @@ async def test_dynamodb_refuses_an_item_over_400_kb_naming_row_and_column(ends: 
     assert "400 KB" in str(caught.value)
     held = await sink.read()
     assert all(held[i] == values[i] for i in held)  # what was written is not rewritten
+
+
+#: A Custom format with an escape character: TSV's escapes, ``|`` between fields.
+PIPES = TextFormat(kind="custom", column_separator="|", quote=None, escape_char="\\",
+                   null="\\N", columns=COLUMNS)
+
+
+def pipes_text(values: Values) -> bytes:
+    null = "\\N"
+    return "".join(f"{i}|{null if v is None else _tsv_escape(v, i).replace('|', chr(92) + '|')}\n"
+                   for i, v in values.items()).encode()
+
+
+@pytest.mark.parametrize("dst", ["pg", "mysql", "ddb", "file-csv"])
+async def test_custom_format_with_escapes_keeps_every_hard_value(dst: str, ends: Ends) -> None:
+    """A Custom format's escaped separator (``\\|``) and TSV escapes reach every kind of
+    target as the value they stand for (PostgreSQL's COPY and LOAD DATA read the stream as it
+    is, after the MySQL sink's escape translation)."""
+    values = ends.ids(HARD if dst == "pg" else HARD + WITH_NUL)
+    path = ends.tmp_path / f"{ends.stem}.txt"
+    path.write_bytes(pipes_text(values))
+    sink = ends.make(dst, "dst")
+    dst_url, dst_options = await sink.target()
+    await copy(open_source(f"file://{path}", EndpointOptions(format=PIPES)),
+               open_sink(dst_url, dst_options))
+    assert differences(values, await sink.read()) == []
