@@ -6,8 +6,8 @@ TSV reads it as ``.``, an escaped full stop) or a one-column CSV file with the u
 ``\\.`` (a valid CSV value, which Python's csv module writes unquoted) lost every later row,
 with a success status. This pass rewrites such a line, in the byte stream before COPY, to what
 COPY reads as the same value: ``.`` for TSV, ``"\\."`` for CSV (COPY's own CSV output quotes it
-so). A CSV line inside a quoted value is left alone (COPY then fails loudly on the unterminated
-value; it cannot be rewritten inside quotes).
+so). A CSV line inside a quoted value is left alone (COPY reads it as data there: it is the
+marker only at the start of a record).
 
 A chunk without ``\\.`` passes as it is, apart from a line start that could still become the
 marker (at most 3 bytes), held until the next chunk.
@@ -57,7 +57,7 @@ class EndMarkerQuoter:
         if not data:
             return data
         out = data
-        if self._active and b"\\." in data:
+        if self._active and b"\\" in data and b"\\." in data:  # memchr first: fast
             out = self._rewrite(data)
         if self._track_quotes:
             self._inside = (self._inside + data.count(self._quote)) % 2 == 1

@@ -678,6 +678,7 @@ async def test_crlf_line_breaks_end_records_and_are_not_data(src: str, dst: str,
     ("tsv", b"a\n\\.\nb\n", ["a", ".", "b"]),             # TSV's \. is an escaped full stop
     ("csv", b"a\r\n\\.\r\nb\r\n", ["a", "\\.", "b"]),     # a CSV value, unquoted
     ("csv", b'a\n"\\."\nb\n', ["a", "\\.", "b"]),
+    ("csv", b'"multi\n\\.\nline"\nb\n', ["multi\n\\.\nline", "b"]),  # inside quotes
 ])
 async def test_a_line_copy_would_take_for_its_end_marker_is_data(
         kind: str, body: bytes, want: list[str], tmp_path: Path,
