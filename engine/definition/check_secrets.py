@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connectors.errors import ConfigError
-from connectors.sql import named_host, parse_sql_url, secret_problem
 from engine.definition.findings import Findings
 from engine.definition.graph import field_owner
 from engine.definition.reader import FieldValue, Ref
@@ -31,10 +30,27 @@ CONNECTION_FIELD = "connectionString"
 CREDENTIAL_FIELDS = ("username", "*password")
 
 
+def may_be_reference(text: str) -> bool:
+    """Cheap first look: only such texts can be ``env:``/``file:`` references (the
+    ``connectors.sql`` package, which reads them, loads pydantic: ``validate`` imports it only
+    when a definition needs it)."""
+    return text.startswith(("env:", "file:"))
+
+
+def may_name_connection(text: str) -> bool:
+    """Cheap first look: only such texts can name a connection (``scheme://@name``)."""
+    return "://@" in text
+
+
 def uses_named_connection(fields: Mapping[str, list[FieldValue]]) -> bool:
     """The ``connectionString`` among ``fields`` names a connection (as written)."""
-    return any(isinstance(v, str) and named_host(v) is not None
-               for v in fields.get(CONNECTION_FIELD, ()))
+    values = [v for v in fields.get(CONNECTION_FIELD, ())
+              if isinstance(v, str) and may_name_connection(v)]
+    if not values:
+        return False
+    from connectors.sql import named_host
+
+    return any(named_host(v) is not None for v in values)
 
 
 def check_secret_references(object_id: str, ctx: Findings) -> None:
@@ -52,6 +68,10 @@ def check_secret_references(object_id: str, ctx: Findings) -> None:
             if known is None:
                 continue
             text = known[0]
+            if not may_be_reference(text):
+                continue
+            from connectors.sql import secret_problem
+
             problem = secret_problem(text)
             if problem is None:
                 continue
@@ -65,7 +85,11 @@ def _check_named_connection(object_id: str, values: list[FieldValue], ctx: Findi
         if isinstance(value, Ref):
             continue
         known = text_before_run(ctx.definition, object_id, value)
-        if known is None or named_host(known[0]) is None:
+        if known is None or not may_name_connection(known[0]):
+            continue
+        from connectors.sql import named_host, parse_sql_url
+
+        if named_host(known[0]) is None:
             continue
         try:
             parse_sql_url(known[0])
