@@ -21,7 +21,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.server import shapes
@@ -199,10 +199,13 @@ class AccessLog:
                 "requestId": info.get("request_id")}))
 
 
-def build_app(state: ServerState) -> ASGIApp:
-    """The application for one store and one set of credentials."""
-    app = Starlette(routes=[Route("/", api, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])],
-                    exception_handlers={404: _not_found, 405: _not_found})
+def build_app(state: ServerState, console: ASGIApp | None = None) -> ASGIApp:
+    """The application for one store and one set of credentials; ``console``: the web
+    console's app, mounted at ``/console``."""
+    routes: list[BaseRoute] = [Route("/", api, methods=["POST"]),
+                               Route("/healthz", healthz, methods=["GET"])]
+    if console is not None:
+        routes.append(Mount("/console", app=console))
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
     app.state.server = state
     return AccessLog(app)

@@ -25,6 +25,7 @@ import anyio
 
 from engine.errors import UsageError
 from engine.server.app import MAX_BODY_BYTES, ServerState, build_app
+from engine.server.console import Console, ConsoleOptions, console_app
 from engine.server.sigv4 import CredentialSet
 from engine.store import open_store
 
@@ -48,6 +49,10 @@ class ServeOptions:
     poll_interval: float = 2.0
     worker_groups: Mapping[str, int] = field(default_factory=dict)
     max_body_bytes: int = MAX_BODY_BYTES
+    #: the web console at /console/ (False: ``--no-console``)
+    console: bool = True
+    #: the console's link to a trace: ``{trace_id}`` is replaced
+    trace_url_template: str | None = None
 
 
 def check_options(options: ServeOptions) -> None:
@@ -121,6 +126,9 @@ async def serve(options: ServeOptions, *,
         config.include_server_header = False
         if options.tls_cert and options.tls_key:
             config.certfile, config.keyfile = options.tls_cert, options.tls_key
+        console = Console(store, state.credentials, ConsoleOptions(
+            trace_url_template=options.trace_url_template,
+            secure_cookies=config.ssl_enabled)) if options.console else None
         stopping, served = anyio.Event(), anyio.Event()
         engine = Engine(store, max_concurrency=options.max_concurrency,
                         poll_interval=options.poll_interval,
@@ -137,13 +145,16 @@ async def serve(options: ServeOptions, *,
 
             async def run_server() -> None:
                 try:
-                    await hypercorn_serve(build_app(state), config,  # type: ignore[arg-type]
+                    app = build_app(state, console_app(console) if console else None)
+                    await hypercorn_serve(app, config,  # type: ignore[arg-type]
                                           shutdown_trigger=stopping.wait)
                 finally:
                     served.set()
 
             tg.start_soon(watch_signals)
             tg.start_soon(run_server)
+            if console is not None:
+                tg.start_soon(console.feed.run)
             if engine is not None:
                 tg.start_soon(engine.run)
             if on_ready is not None:
