@@ -1,6 +1,8 @@
-"""Validation of secrets given by reference: a ``*`` field whose value (after parameters are
-substituted) is ``env:NAME`` or ``file:/path`` must name a variable that is set or a file that
-can be read, here.
+"""Validation of secrets given by reference: a masked value as written (a ``*`` field's, a
+``*`` parameter's value or default) that is ``env:NAME`` or ``file:/path`` must name a
+variable that is set or a file that can be read, here. (The parameters' own are checked by
+:meth:`~engine.definition.parameters.Parameters.check_secret_references`, with this module's
+:func:`secret_problem`.)
 
 A ``connectionString`` that names a connection (``jdbc:mysql://@shop/db``) must name one that
 is defined here (``HEADRACE_CONN_SHOP`` or the connections file).
@@ -54,30 +56,29 @@ def uses_named_connection(fields: Mapping[str, list[FieldValue]]) -> bool:
 
 
 def check_secret_references(object_id: str, ctx: Findings) -> None:
-    """The references among ``object_id``'s effective ``*`` fields resolve here, and so does
-    the named connection a ``connectionString`` uses (``jdbc:postgresql://@warehouse/dw``)."""
-    for name, values in ctx.definition.effective(object_id).items():
-        if name == CONNECTION_FIELD:
-            _check_named_connection(object_id, values, ctx)
+    """The references among ``object_id``'s own ``*`` fields resolve here (each is checked on
+    the object that writes it), and so does the named connection a ``connectionString`` uses
+    (``jdbc:postgresql://@warehouse/dw``)."""
+    values = ctx.definition.effective(object_id).get(CONNECTION_FIELD)
+    if values:
+        _check_named_connection(object_id, values, ctx)
+    for name, own in ctx.definition.objects[object_id].fields.items():
         if not is_secret_field(name):
             continue
-        for value in values:
-            if isinstance(value, Ref):
-                continue
-            known = text_before_run(ctx.definition, object_id, value)
-            if known is None:
-                continue
-            text = known[0]
-            if not may_be_reference(text):
-                continue
-            from connectors.sql import secret_problem
+        for value in own:
+            if isinstance(value, str) and may_be_reference(value):
+                problem = secret_problem(value)
+                if problem is not None:
+                    ctx.template_problem(problem, object_id, name)
 
-            problem = secret_problem(text)
-            if problem is None:
-                continue
-            via = "" if value == text else " (the value of a parameter refers to it)"
-            ctx.template_problem(f"{problem}{via}",
-                                 field_owner(ctx.definition, object_id, name), name)
+
+def secret_problem(value: str) -> str | None:
+    """Why the reference ``value`` cannot be read here (None: it can, or it is none)."""
+    if not may_be_reference(value):
+        return None
+    from connectors.sql import secret_problem as problem_of
+
+    return problem_of(value)
 
 
 def _check_named_connection(object_id: str, values: list[FieldValue], ctx: Findings) -> None:
