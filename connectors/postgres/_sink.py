@@ -21,8 +21,8 @@ from ._copy import (
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
 from ._guard import TextGuard
+from ._reads import attributes_schema
 from ._resumable import checkpoint, load_resumable, mark_loaded
-from ._source import attributes_schema
 from ._types import pg_ddl_type
 
 

@@ -417,8 +417,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
                       object_id, present[1])
     if spec.runs == "read" and spec.category == "resource":
         ctx.warn(f"{spec.name} is read and validated, but its fields are ignored: headrace "
-                 "does not launch Amazon EMR, so the EMR activities that run on it will fail",
-                 object_id, "type")
+                 "does not launch Amazon EMR; the EmrActivity steps that run on it run "
+                 "natively (the DynamoDB tools, the template Hive scripts) or on Apache Spark "
+                 "(spark-submit, local unless --spark-master says where)", object_id, "type")
     elif spec.runs == "read" and spec.category == "activity":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
                  "Amazon EMR); running this object will fail", object_id, "type")

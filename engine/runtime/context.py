@@ -20,6 +20,7 @@ from engine.definition.scope import EvalContext, ObjectScope
 from engine.errors import ExpressionEvalError
 from engine.plan import resolve_fields
 from engine.runtime.board import StatusBoard
+from engine.runtime.dispatch import Dispatch
 from engine.store import InstanceRecord, Store
 from engine.telemetry.spans import PipelineTelemetry
 
@@ -92,6 +93,8 @@ class PipelineRuntime:
     events: list[str] = field(default_factory=list)
     #: do the attempt log's file work inline instead of in threads (virtual-time tests)
     inline_io: bool = False
+    #: set when some of the pipeline's work goes to worker processes through the store
+    dispatch: Dispatch | None = None
     _telemetry: PipelineTelemetry | None = field(default=None, repr=False)
 
     @property
