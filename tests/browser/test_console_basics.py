@@ -109,6 +109,8 @@ def test_the_grid_has_one_cell_per_instance_with_its_store_status(
                              ["workerGroup:local", "workerGroup", "Extract"],
                              ["workerGroup:local", "workerGroup", "Load"]]
     console.shot("pipeline")
+    console.page.click("table.grid td[data-id='@Load_2024-01-01T00:15:00'] a")
+    assert console.page.locator("h1").inner_text() == "@Load_2024-01-01T00:15:00"
 
 
 def test_an_action_without_the_csrf_token_is_refused(
