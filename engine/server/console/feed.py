@@ -120,7 +120,7 @@ class ChangeFeed:
             except Exception as exc:  # the store is down for a moment: try again next tick
                 log.warning("console feed: the store did not answer: %s", type(exc).__name__)
                 changes = []
-            self._publish(changes)
+            self.publish(changes)
             await anyio.sleep(self.interval)
 
     async def poll(self) -> list[Change]:
@@ -176,7 +176,7 @@ class ChangeFeed:
         self._states, self._counts, self._paused = states, counts, paused
         return changes
 
-    def _publish(self, changes: list[Change]) -> None:
+    def publish(self, changes: list[Change]) -> None:
         if not changes:
             return
         for subscriber in list(self._subscribers):
