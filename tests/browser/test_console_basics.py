@@ -234,3 +234,25 @@ def test_with_no_auth_there_is_no_login_but_actions_still_need_the_token(
     finally:
         context.close()
         server.stop()
+
+
+def test_open_live_pages_do_not_hold_the_server_s_stop(
+        browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    import signal
+    import time
+
+    from tests.e2e.api_kit import start_server
+
+    root = tmp_path_factory.mktemp("stop")
+    server = start_server(root, "--no-scheduler")
+    context = browser.new_context()
+    try:
+        kit = Console(server, context)
+        kit.login()
+        kit.page.wait_for_function("() => document.body.dataset.liveState === 'open'")
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM) == 130
+        assert time.monotonic() - started < 8  # not the 10 s grace for requests in flight
+    finally:
+        context.close()
+        server.stop()

@@ -70,6 +70,8 @@ class ChangeFeed:
 
     def __post_init__(self) -> None:
         self._subscribers: list[_Subscriber] = []
+        #: the server is stopping: every stream ends, so no page holds the shutdown
+        self.closed = False
         self._listening = anyio.Event()
         self._states: dict[str, str] | None = None
         self._counts: dict[str, int] | None = None
@@ -89,8 +91,11 @@ class ChangeFeed:
         when this subscriber fell behind: the page should reload."""
         send, receive = anyio.create_memory_object_stream[Change](BUFFER)
         subscriber = _Subscriber(pipeline_id, send)
-        self._subscribers.append(subscriber)
-        self._listening.set()
+        if self.closed:
+            send.close()
+        else:
+            self._subscribers.append(subscriber)
+            self._listening.set()
         try:
             yield receive
         finally:
@@ -98,6 +103,13 @@ class ChangeFeed:
                 self._subscribers.remove(subscriber)
             send.close()
             receive.close()
+
+    def close(self) -> None:
+        """End every subscriber's stream (and refuse new ones): the server is stopping."""
+        self.closed = True
+        for subscriber in self._subscribers:
+            subscriber.send.close()
+        self._subscribers.clear()
 
     async def run(self) -> None:
         """Look at the store once per interval while anyone listens; until cancelled (then
