@@ -50,6 +50,7 @@ def pipelines(server: Server) -> dict[str, str]:
 def test_a_page_asks_for_a_login_and_a_wrong_secret_is_refused(console: Console) -> None:
     console.goto("/pipelines")
     assert "/console/login" in console.page.url
+    console.shot("login")
     console.login(secret="not-the-secret")
     assert console.page.locator("p.error").inner_text() == "unknown access key or wrong secret"
     console.login(key=OTHER_KEY_ID, secret=SECRET)  # a known key with another key's secret
@@ -174,7 +175,8 @@ def test_no_secret_reaches_a_page(console: Console, server: Server,
     console.login()
     pid = pipelines["secret"]
     pages = ["/pipelines", f"/pipelines/{pid}",
-             f"/pipelines/{pid}/instances/@Quiet_2024-01-01T00:00:00"]
+             f"/pipelines/{pid}/instances/@Quiet_2024-01-01T00:00:00",
+             f"/pipelines/{pid}/definitions"]
     for path in pages:
         response = console.goto(path)
         assert response.status == 200, path
