@@ -258,3 +258,20 @@ def test_open_live_pages_do_not_hold_the_server_s_stop(
     finally:
         context.close()
         server.stop()
+
+
+def test_a_live_update_keeps_the_keyboard_focus(console: Console, server: Server) -> None:
+    pid = make_pipeline(server, "focus", [shell("Once", "echo once")],
+                        end="2024-01-01T00:15:00", unique_id="focus")
+    wait_until(lambda: all(s == "FINISHED" for s in statuses(server, pid).values()),
+               what="focus to finish")
+    console.login()
+    link = f"tr[data-pipeline='{pid}'] th a"
+    console.page.focus(link)
+    console.page.evaluate("document.querySelector('table.pipelines tbody').dataset.old = '1'")
+    server.client().set_status(pipelineId=pid, objectIds=["@Once_2024-01-01T00:00:00"],
+                               status="RERUN")
+    console.page.wait_for_function(
+        "() => !document.querySelector('table.pipelines tbody').dataset.old")  # replaced
+    focused = console.page.evaluate("document.activeElement.getAttribute('href')")
+    assert focused == console.page.get_attribute(link, "href")
