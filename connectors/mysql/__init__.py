@@ -38,13 +38,14 @@ Inside: ``_endpoint`` (the endpoint, read and write connections), ``_errors`` (d
 connector errors), ``_columns`` (column introspection), ``_source`` and ``_lines`` (lines built
 by the server), ``_sink``, ``_urls`` (the URL constructors), ``_infile`` (LOAD DATA fed from a
 stream), ``_rows`` (rows as LOAD DATA text), ``_csv`` (headrace's CSV made readable by LOAD
-DATA), ``_checkpoint`` (loads done once under a key), ``_scripts`` (SQL scripts and checks),
-``_types`` (column types).
+DATA), ``_escapes`` (headrace TSV's escapes rewritten as LOAD DATA's), ``_checkpoint`` (loads
+done once under a key), ``_scripts`` (SQL scripts and checks), ``_types`` (column types).
 """
 
 from ._csv import NullMarker, convertible, marked_format
 from ._endpoint import CONNECT_TIMEOUT, MySqlEndpoint
 from ._errors import map_errors
+from ._escapes import EscapeTranslator
 from ._infile import PINNED as AIOMYSQL_INTERNALS
 from ._lines import line_select, supports
 from ._rows import encode_rows
@@ -56,6 +57,7 @@ from ._urls import sink_from_url, source_from_url
 __all__ = [
     "AIOMYSQL_INTERNALS",
     "CONNECT_TIMEOUT",
+    "EscapeTranslator",
     "MySqlEndpoint",
     "MySqlSink",
     "MySqlSource",

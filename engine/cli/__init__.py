@@ -37,6 +37,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("engine.cli.pipeline_cmds", "logs"),
     "engine": ("engine.cli.pipeline_cmds", "engine_cmd"),
     "serve": ("engine.cli.serve_cmd", "serve"),
+    "encrypt-secrets": ("engine.cli.secret_cmds", "encrypt_secrets"),
 }
 
 

@@ -32,6 +32,14 @@ from engine.store.records import (
     to_text,
     utcnow,
 )
+from engine.store.sealing import (
+    KEY_FILE_VARIABLE,
+    Sealer,
+    each_masked,
+    load_sealer,
+    seal,
+    unseal,
+)
 
 SCHEMA_VERSION = "1"
 
@@ -151,9 +159,12 @@ def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
 class Store:
     """Pipelines, definitions, instances and attempts in SQLite or PostgreSQL."""
 
-    def __init__(self, backend: Backend, url: str, *, create: bool = True) -> None:
+    def __init__(self, backend: Backend, url: str, *, create: bool = True,
+                 sealer: Sealer | None = None) -> None:
         self.backend = backend
         self.url = url
+        #: encrypts masked values of definitions at rest (None: kept as given)
+        self.sealer = sealer
         #: a SQLite store that does not exist yet is made (with its folder) when opened;
         #: otherwise opening it is an error naming the path (a mistyped --store)
         self.create = create
@@ -276,7 +287,7 @@ class Store:
             version = (rows[0][0] or 0) + 1
             await tx.execute("INSERT INTO hr_definitions (pipeline_id, version, body, "
                              "created_at) VALUES (?, ?, ?, ?)", pipeline_id, version,
-                             json.dumps(body), to_text(utcnow()))
+                             json.dumps(seal(body, self.sealer)), to_text(utcnow()))
             await tx.execute("UPDATE hr_pipelines SET latest_version = ? WHERE id = ?",
                              version, pipeline_id)
         return version
@@ -287,7 +298,30 @@ class Store:
         if not rows:
             raise NotFound(f"pipeline {pipeline_id!r} has no definition version {version}")
         body: dict[str, Any] = json.loads(rows[0][0])
-        return body
+        return unseal(body, self.sealer, f"pipeline {pipeline_id} version {version}")
+
+    async def reseal_definitions(self) -> tuple[int, int]:
+        """Encrypt every stored definition's masked values with the newest key: those kept
+        in clear (stored before a key was set) and those encrypted with an older key.
+        Returns (definition versions rewritten, versions in all)."""
+        sealer = self.sealer
+        if sealer is None:
+            raise StoreError(f"no key to encrypt with: set ${KEY_FILE_VARIABLE}")
+        rows = await self.backend.query("SELECT pipeline_id, version, body FROM hr_definitions")
+        changed = 0
+        for pipeline_id, version, text in rows:
+            stored = json.loads(text)
+            if all(sealer.is_current(v) for v in each_masked(stored)):
+                continue
+            where = f"pipeline {pipeline_id} version {version}"
+            fresh = seal(unseal(stored, sealer, where), sealer)
+            await self.backend.batch([("UPDATE hr_definitions SET body = ? WHERE pipeline_id "
+                                       "= ? AND version = ? AND body = ?",
+                                       (json.dumps(fresh), pipeline_id, version, text), False)])
+            changed += 1
+        if changed:
+            await self.backend.compact("hr_definitions")
+        return changed, len(rows)
 
     # --- instances -------------------------------------------------------------------------
 
@@ -537,15 +571,16 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     ``sqlite://:memory:`` or ``postgresql://...``. Call ``await store.open()`` (or ``async
     with``). ``create`` false: a SQLite file that does not exist is refused, not made."""
     url = url or default_store_url()
+    sealer = load_sealer()
     if url.startswith(("postgresql://", "postgres://")):
-        return Store(PostgresBackend(url), _display(url))
+        return Store(PostgresBackend(url), _display(url), sealer=sealer)
     if url.startswith("sqlite:"):
         path = sqlite_path(url)
-        return Store(SqliteBackend(path), url, create=create)
+        return Store(SqliteBackend(path), url, create=create, sealer=sealer)
     if "://" in url:
         raise StoreError(f"unknown store URL {_display(url)!r} (use sqlite:///relative.db, "
                          "sqlite:////absolute/path.db, a path, or postgresql://user@host/db)")
-    return Store(SqliteBackend(url), f"sqlite:///{url}", create=create)
+    return Store(SqliteBackend(url), f"sqlite:///{url}", create=create, sealer=sealer)
 
 
 def sqlite_path(url: str) -> str:

@@ -14,8 +14,11 @@ from tests.browser.console_kit import ARTIFACTS, TRACE_URL, Console, chromium_pa
 from tests.e2e.api_kit import Server, server_env, start_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for the browser tests. Package scope, not session: Playwright's sync API
+    keeps an asyncio loop running in this thread while it is open, and every later test that
+    starts its own loop (anyio.run) would fail with 'another loop is running'."""
     from playwright.sync_api import sync_playwright
 
     path = chromium_path()
