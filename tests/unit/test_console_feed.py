@@ -46,8 +46,13 @@ async def pipeline(store: Store, name: str, intervals: int = 3) -> str:
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with open_store(f"sqlite:///{tmp_path}/s.db") as opened:
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/s.db"
+
+
+@pytest.fixture
+async def store(store_url: str):  # type: ignore[no-untyped-def]
+    async with open_store(store_url) as opened:
         yield opened
 
 

@@ -45,12 +45,17 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     access_key, secret = form.get("access_key").strip(), form.get("secret_key")
     target = safe_next(console.base, form.get("next"))
-    if not access_key or not console.sessions.check_secret(access_key, secret):
+    if access_key and console.sessions.locked(access_key):
+        return page("login.html", 429, **context(
+            request, None, access_key=access_key, next=target,
+            error="too many failed logins with this access key; try again in a minute"))
+    session = console.sessions.login(access_key, secret) if access_key else None
+    if session is None:
         return page("login.html", 401, **context(
             request, None, access_key=access_key, next=target,
             error="unknown access key or wrong secret"))
     response = RedirectResponse(target, 303)
-    console.set_cookie(response, console.sessions.open(access_key))
+    console.set_cookie(response, session)
     return response
 
 

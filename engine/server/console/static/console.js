@@ -26,7 +26,9 @@ function updateCell(change) {
     const link = cell.querySelector("a");
     if (link) {
       link.textContent = LETTERS[change.status] || "?";
-      link.title = link.title.replace(/: [A-Z_]+(,|$)/, `: ${change.status}$1`);
+      let title = link.title.replace(/: [A-Z_]+(,|$)/, `: ${change.status}$1`);
+      if (change.late && !/, late(,|$)/.test(title)) title = title.replace(/(: [A-Z_]+)/, "$1, late");
+      link.title = title;
     }
   }
   const own = document.body.dataset.instance;
