@@ -92,17 +92,21 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 
 def services_up(env: dict[str, str]) -> list[str]:
     """Start the loopback servers that are not running (the project's service code, as
-    ``python -m tests.services up`` does); returns the keys of those this run started."""
-    from tests.services import ServiceError, up
+    ``python -m tests.services up`` does); returns the keys of those this run started. When
+    one fails to start, those it did start are stopped again before it gives up."""
+    from tests.services import ServiceError, down, up
+    from tests.services.orchestrate import select
 
+    keys = config.SERVICES.split(",")
     _log("starting the loopback servers (tests.services up)")
     with _environ(env):
+        running = {s.key for s in select(keys) if s.running_pid() is not None}
         try:
-            started = up(config.SERVICES.split(","), log=_log).launched
+            return up(keys, log=_log).launched
         except ServiceError as exc:
+            down([k for k in keys if k not in running], log=_log)
             raise SystemExit(f"benchmarks: the servers did not start:\n{str(exc)[-2000:]}") \
                 from None
-    return started
 
 
 def services_down(keys: list[str], env: dict[str, str]) -> None:
