@@ -20,8 +20,9 @@ import asyncpg
 import pymysql
 import pytest
 
-from connectors.base import EndpointOptions, Progress
+from connectors.base import CSV, EndpointOptions, Progress
 from connectors.copy import CopyOptions, copy
+from connectors.errors import BadDataError
 from connectors.urls import open_sink, open_source
 
 pytestmark = pytest.mark.anyio
@@ -254,3 +255,39 @@ async def test_mysql_table_written_during_the_copy(mysql_database: str, tmp_path
 
     data = await _during_copy(start, readers_in, 4, change, fifo)
     checker([line.replace('"', "").split(",")[0] for line in data.decode().splitlines()], before)
+
+
+# --- loads by N streams into a staging table, swapped in at once ------------------------------
+
+
+HEADED = CSV.replace(header=True)
+
+
+async def test_pg_parallel_load_is_whole_and_atomic(pg_database: str, tmp_path: Path) -> None:
+    """Quoted newlines and a header survive the cut into runs; a bad record anywhere leaves
+    the target as it was and no staging table behind."""
+    await pg(pg_database, "CREATE TABLE t (id int PRIMARY KEY, v text)",
+             "INSERT INTO t VALUES (0, 'before')")
+    lines = ["id,v"] + [f'{i},"line {i}\nwith, a ""quote"""' if i % 97 == 0 else f"{i},v{i}"
+                        for i in range(1, 30001)]
+    good = tmp_path / "good.csv"
+    good.write_text("\n".join(lines) + "\n")
+    progress = Progress()
+    await copy(open_source(str(good), EndpointOptions(format=HEADED)),
+               open_sink(f"{pg_database}?table=t",
+                         EndpointOptions(format=HEADED, partitions=4, chunk_size=64 * 1024)),
+               CopyOptions(chunk_size=64 * 1024), progress=progress)
+    rows = await pg(pg_database, "SELECT id, v FROM t")
+    checker([r[0] for r in rows], list(range(0, 30001)))
+    assert dict(rows)[97] == 'line 97\nwith, a "quote"' and progress.rows == 30000
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,v\n" + "".join(f"{i},v\n" for i in range(40001, 60000)) + "x,oops\n"
+                   + "".join(f"{i},v\n" for i in range(60000, 70000)))
+    with pytest.raises(BadDataError, match=r"invalid input syntax"):
+        await copy(open_source(str(bad), EndpointOptions(format=HEADED)),
+                   open_sink(f"{pg_database}?table=t",
+                             EndpointOptions(format=HEADED, partitions=3)))
+    assert len(await pg(pg_database, "SELECT id FROM t")) == 30001  # untouched
+    assert await pg(pg_database, "SELECT relname FROM pg_class WHERE relname LIKE "
+                    "'headrace_load_%'") == []
