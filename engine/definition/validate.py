@@ -460,6 +460,10 @@ def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
 
 def _check_copy(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
+    if definition.first(object_id, "partitions") is not None:
+        ctx.warn("'partitions' is a headrace extension (AWS Data Pipeline has no such field; "
+                 "remove it before putting this definition on AWS); it applies to SQL table "
+                 "inputs", object_id, "partitions")
     allowed = {"S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"}
     for name in ("input", "output"):
         refs = definition.refs(object_id, name)
