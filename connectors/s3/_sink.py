@@ -111,11 +111,10 @@ class S3Sink(NamedFormatSink):
                     else:
                         up = Upload(client, self.url.bucket, self.url.key,
                                      part_size=self.part_size, sem=sem, tg=tg,
-                                     progress=progress)
+                                     progress=progress, count_written=True)
                         uploads.append(up)
                         gz = Gzip() if self._gzip else None
                         async for chunk in inp:
-                            progress.add(nbytes=len(chunk))
                             await up.write(gz.feed(chunk) if gz else chunk)
                         if gz:
                             await up.write(gz.finish())

@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
-from connectors.base import Progress, RangeReader
+from connectors.base import Progress, RangeReader, check_output_fence
 from connectors.errors import ConfigError, TimedOut, root_cause
 from connectors.formats import PART_RE
 from connectors.timeouts import ReportingBody
@@ -88,6 +88,7 @@ class Multipart:
 
     async def complete(self, *, retry_cause: str | None = "s3-complete") -> None:
         """Make the object visible (every part must have been sent)."""
+        await check_output_fence()  # a worker that lost its claim completes nothing
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.etags.items())]
         with aws.map_errors(CONNECTOR, "complete-multipart-upload", self.target):
             resp = await self.client.complete_multipart_upload(
@@ -123,13 +124,16 @@ class Upload:
 
     def __init__(self, client: Any, bucket: str, key: str, *, part_size: int,
                  sem: anyio.Semaphore, tg: TaskGroup, progress: Progress,
-                 multipart: bool = False) -> None:
+                 multipart: bool = False, count_written: bool = False) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self.part_size = part_size
         self._sem = sem
         self._tg = tg
         self._progress = progress
         self._force_multipart = multipart
+        #: Report each part's bytes to ``progress`` once it is uploaded (what was written,
+        #: not what waits in the part buffers).
+        self._count_written = count_written
         self._multipart = Multipart(client, bucket, key, progress)
         self.size = 0
         #: The part being filled. Parts are built in a BytesIO that botocore and aiohttp send
@@ -178,10 +182,13 @@ class Upload:
         self._tg.start_soon(self._put_part, number, body)
 
     async def _put_part(self, number: int, body: io.BytesIO) -> None:
+        size = body.getbuffer().nbytes
         try:
             await self._multipart.send_part(number, body)
         finally:
             self._sem.release()
+        if self._count_written:
+            self._progress.add(nbytes=size)
 
     async def finish(self) -> None:
         """Send the last part when multipart (its uploads then end with the task group)."""
@@ -195,11 +202,14 @@ class Upload:
             await self._multipart.complete()
         else:
             body = self._take_part()
+            await check_output_fence()
             with aws.map_errors(CONNECTOR, "put", self.target), \
                     aws.sending(body, CONNECTOR, "PutObject", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
                                                     Body=body)
             note_retries(resp, self._progress, "s3-complete")
+            if self._count_written:
+                self._progress.add(nbytes=body.getbuffer().nbytes)
         self.completed = True
 
     async def abort(self) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import MAX_PARTITIONS, EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
@@ -58,6 +58,9 @@ class SqlEndpointFields(BaseModel):
     @property
     def timeouts(self) -> Timeouts:
         return Timeouts(connect=self.connect_timeout, read=self.read_timeout)
+    #: Read a table as this many key (or page) ranges at once, in one snapshot (headrace's
+    #: ``--partitions`` / CopyActivity ``partitions``); 1 reads one stream.
+    partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
 
     def for_statements(self) -> Self:
         """This endpoint for running a script's statements or a check's query, which may keep
@@ -97,7 +100,8 @@ class SqlEndpointFields(BaseModel):
         """From a URL (``?table=`` and the dialect's parameters) and a copy's options."""
         opts = options or EndpointOptions()
         return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
-                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK),
+                                partitions=opts.partitions)
 
     def table_parts(self) -> tuple[str | None, str]:
         """(database or schema, table), unquoted, as the server names them."""
