@@ -509,14 +509,17 @@ async def test_postgres_vertical_tab_and_form_feed_reach_mysql(ends: Ends) -> No
 NOT_PG = [name for name in END_NAMES if name != "pg"]
 
 
-@pytest.mark.parametrize("src", NOT_PG)
+@pytest.mark.parametrize("src", [*NOT_PG, "s3-csv/partitions"])
 async def test_nul_is_refused_by_postgres_naming_row_and_column(src: str, ends: Ends) -> None:
     """PostgreSQL text cannot hold NUL: the copy fails at the NUL's row and column ``v``, and
-    the target table holds nothing."""
+    the target table holds nothing (also when ``--partitions`` loads by two COPY streams)."""
+    src, _, partitioned = src.partition("/")
     values = ends.ids(["before", "a\x00b", "after"])
     source, sink = ends.make(src, "src"), ends.make("pg", "dst")
     src_url, src_options = await source.seed(values)
     dst_url, dst_options = await sink.target()
+    if partitioned:
+        dst_options = EndpointOptions(partitions=2)
     with pytest.raises(BadDataError) as caught:
         await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
     message = str(caught.value)
@@ -680,18 +683,21 @@ async def test_crlf_line_breaks_end_records_and_are_not_data(src: str, dst: str,
     ("csv", b'a\n"\\."\nb\n', ["a", "\\.", "b"]),
     ("csv", b'"multi\n\\.\nline"\nb\n', ["multi\n\\.\nline", "b"]),  # inside quotes
 ])
+@pytest.mark.parametrize("partitions", [1, 2], ids=["one-stream", "two-streams"])
 async def test_a_line_copy_would_take_for_its_end_marker_is_data(
-        kind: str, body: bytes, want: list[str], tmp_path: Path,
+        kind: str, body: bytes, want: list[str], partitions: int, tmp_path: Path,
         pg_module_database: str) -> None:
     """``COPY FROM`` ends the data at a line holding only ``\\.`` and drops the rest with a
-    success status: such a line in a one-column file is a value, and every row arrives."""
+    success status: such a line in a one-column file is a value, and every row arrives (one
+    COPY stream, or ``--partitions``' several)."""
     path = tmp_path / f"one.{kind}"
     path.write_bytes(body)
     table = f"one_{secrets.token_hex(4)}"
     await pg_exec(pg_module_database, f"CREATE TABLE {table} (v text)")
     fmt = TEXT_KINDS[kind].fmt.replace(columns=(Column("v"),))
     result = await copy(open_source(f"file://{path}", EndpointOptions(format=fmt)),
-                        open_sink(f"{pg_module_database}?table={table}", EndpointOptions()))
+                        open_sink(f"{pg_module_database}?table={table}",
+                                  EndpointOptions(partitions=partitions)))
     conn = await asyncpg.connect(pg_module_database)
     try:
         got = [r["v"] for r in await conn.fetch(f"SELECT v FROM {table}")]
