@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_TOOLS_JAR = re.compile(r"(?:^|/)(?:emr-ddb|emr-dynamodb-tools)(?:-[\w.]*)?\.jar$", re.I)
-_TOOLS_VERSION = re.compile(r"-(\d+)(?:\.\d+)*(?:-[\w.]*)?\.jar$")
+_TOOLS_JAR = re.compile(r"(?:^|/)(?:emr-ddb|emr-dynamodb-tools)[\w.-]*\.jar$", re.I)
+_TOOLS_VERSION = re.compile(r"^(?:emr-ddb|emr-dynamodb-tools)-(\d+)\.", re.I)
 _TOOLS_CLASS = re.compile(r"^(?:org\.apache\.hadoop\.dynamodb\.tools\.)?DynamoDb(Export|Import)$",
                           re.I)
 
@@ -117,7 +117,11 @@ def _hive_step(args: list[str]) -> HiveScriptStep | None:
 
 
 def parse_step(step: str) -> Step:
-    words = split_step(step)
+    return parse_words(split_step(step))
+
+
+def parse_words(words: list[str]) -> Step:
+    """A step from its words: the jar, then its arguments."""
     jar, args = words[0], words[1:]
     name = _jar_name(jar)
     if _TOOLS_JAR.search(jar) and args and (m := _TOOLS_CLASS.match(args[0])):
