@@ -167,6 +167,6 @@ def test_the_metastore_and_staging_do_not_outlive_the_attempt(hive_run: dict[str
 
     leftovers = [p for p in hive_run["tmp"].rglob("metastore_db")] + \
         [p for p in hive_run["tmp"].rglob("hive") if p.is_dir() and any(p.iterdir())] + \
-        [p for p in Path(tempfile.gettempdir()).glob("headrace-metastore-*")
+        [p for p in Path(tempfile.gettempdir()).glob("headrace-hive-*")
          if p.stat().st_mtime >= hive_run["started"]]
     assert not leftovers

@@ -181,3 +181,11 @@ def test_a_snapshot_tools_jar_is_recognised_as_a_hadoop_activity_jar() -> None:
     step = parse_words([jar, "org.apache.hadoop.dynamodb.tools.DynamoDBExport", "s3://b/t", "T",
                         "0.25"])
     assert isinstance(step, ToolsStep) and step.version == 4 and step.operation == "export"
+
+
+def test_script_runner_steps_run_their_script() -> None:
+    from engine.activities.emr.steps import ScriptStep
+
+    step = parse_step("s3://elasticmapreduce/libs/script-runner/script-runner.jar,"
+                      "s3://b/mysql_create_table.sh,host,db")
+    assert step == ScriptStep("s3://b/mysql_create_table.sh", ["host", "db"])

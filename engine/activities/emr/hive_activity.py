@@ -3,8 +3,8 @@
 The script (``hiveScript``, or ``scriptUri`` fetched as ShellCommandActivity fetches one) gets
 its variables replaced (:mod:`.hive_script`: ``scriptVariable``, ``${input1}``...), is split
 into statements and run by :mod:`.hive_driver` through ``spark-submit`` on the master the
-``runsOn`` EmrCluster maps to, with a Derby metastore and a warehouse of its own in a
-temporary directory, removed after the attempt. With ``stage`` (true by default, as on AWS)
+``runsOn`` EmrCluster maps to, with a Derby metastore, a warehouse and the staged tables in a
+temporary directory of its own, removed after the attempt. With ``stage`` (true by default)
 the data nodes are the tables ``input1``..., ``output1``... (:mod:`.hive_tables`): inputs
 staged in before, outputs staged out after the script succeeded. ``stage: false`` runs the
 script as written, without them.
@@ -43,8 +43,7 @@ DRIVER = Path(__file__).with_name("hive_driver.py")
 
 
 def _hive_conf(target: SparkTarget, metastore: Path) -> SparkTarget:
-    """``target`` with a private Derby metastore and warehouse below ``metastore`` (a directory
-    whose path has no ``:`` or ``=``, which a Derby URL cannot hold; attempt directories do)."""
+    """``target`` with a private Derby metastore and warehouse below ``metastore``."""
     conf = dict(target.conf)
     conf.update({
         "spark.sql.catalogImplementation": "hive",
@@ -89,19 +88,15 @@ async def run_hive(ctx: AttemptContext, statements: list[str], tables: list[Hive
     await anyio.to_thread.run_sync(spec.write_text, json.dumps(
         {"name": f"headrace {ctx.instance.object_id}", "tables": ddls,
          "statements": statements}))
-    metastore = Path(await anyio.to_thread.run_sync(
-        lambda: tempfile.mkdtemp(prefix="headrace-metastore-")))
-    try:
-        with tracer.start_as_current_span(f"{what} on Spark", record_exception=False) as span:
-            result = await submit(ctx, [str(DRIVER), str(spec)], _hive_conf(target, metastore),
-                                  env=propagation_env(), what=what)
-            if result.app_id:
-                span.set_attribute("headrace.spark.app_id", result.app_id)
-                await ctx.log.event(f"{what}: Spark application {result.app_id}")
-    finally:
-        await _cleanup(metastore)
+    with tracer.start_as_current_span(f"{what} on Spark", record_exception=False) as span:
+        result = await submit(ctx, [str(DRIVER), str(spec)], _hive_conf(target, root),
+                              env=propagation_env(), what=what)
+        if result.app_id:
+            span.set_attribute("headrace.spark.app_id", result.app_id)
+            await ctx.log.event(f"{what}: Spark application {result.app_id}")
     if result.exit_code != 0:
-        tail = (await ctx.log.tail(ctx.log.stderr, 60_000)).strip().splitlines()
+        tail = ((await ctx.log.tail(ctx.log.stderr, 60_000)) + "\n"
+                + (await ctx.log.tail(ctx.log.stdout, 4000))).strip().splitlines()
         reason = next((line for line in reversed(tail) if line.startswith("headrace:")),
                       tail[-1] if tail else "")
         raise ActivityFailed(f"{what}: the script failed (exit {result.exit_code}): "
@@ -117,10 +112,15 @@ async def _cleanup(root: Path) -> None:
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(root, ignore_errors=True))
 
 
+async def _new_root() -> Path:
+    """A private temporary directory for one attempt's tables and metastore: its path has no
+    ``:`` or ``=`` (attempt directories do: a Hadoop path and a Derby URL cannot hold them)."""
+    return Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix="headrace-hive-")))
+
+
 @activity("HiveActivity")
 async def hive_activity(ctx: AttemptContext) -> None:
-    root = ctx.work_dir / "hive"
-    await anyio.to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
+    root = await _new_root()
     try:
         stage = ctx.fields.get("stage") is None or truthy(ctx.fields.get("stage"))
         tables = tables_of(ctx, root / "tables") if stage else []
@@ -178,8 +178,7 @@ async def _backup_copy(ctx: AttemptContext, source: HiveTable, target: HiveTable
 
 @activity("HiveCopyActivity")
 async def hive_copy_activity(ctx: AttemptContext) -> None:
-    root = ctx.work_dir / "hive"
-    await anyio.to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
+    root = await _new_root()
     try:
         tables = tables_of(ctx, root / "tables")
         inputs = [t for t in tables if not t.is_output]
