@@ -23,7 +23,12 @@ from engine.definition.expressions import render as render_value
 from engine.definition.parameters import typed
 from engine.definition.reader import FieldValue, Ref
 from engine.definition.types import ATTEMPT_FIELDS, RUNTIME_FIELDS, is_secret_field
-from engine.errors import ExpressionEvalError, ExpressionSyntaxError, RuntimeOnlyField
+from engine.errors import (
+    ExpressionError,
+    ExpressionEvalError,
+    ExpressionSyntaxError,
+    RuntimeOnlyField,
+)
 
 #: Runtime fields of one instance: ``{"@scheduledStartTime": datetime, "@pipelineId": str, ...}``.
 Runtime = Mapping[str, object]
@@ -43,6 +48,26 @@ def evaluate_text(text: str, scope: ObjectScope) -> str | list[str]:
                                     0) from None
 
 
+def text_before_run(definition: Definition, object_id: str,
+                    value: str) -> tuple[str, bool] | None:
+    """``value`` of a field of ``object_id`` as validation can know it: its parameters
+    substituted, what only a running instance knows (``#{@scheduledStartTime}``) kept as
+    written. Returns (text, whether a masked value took part); None when it cannot be
+    evaluated before the run (an error the expression checks report, a parameter without a
+    value, a runtime field at its start)."""
+    if "#{" not in value:
+        return value, False
+    evaluation = EvalContext(definition, runtime_placeholders=True)
+    try:
+        result = evaluate_text(value, ObjectScope(evaluation, object_id))
+    except (ExpressionError, KeyError, RecursionError):
+        return None
+    text = result[0] if isinstance(result, list) and result else result
+    if not isinstance(text, str) or text.startswith("#{"):
+        return None
+    return text, evaluation.secret_used
+
+
 @dataclass
 class EvalContext:
     """State shared by the scopes of one evaluation."""
@@ -54,6 +79,10 @@ class EvalContext:
     #: no instance runs (``plan``, ``eval``): a runtime field the scope was not given is
     #: :class:`RuntimeOnlyField` (its expression kept as written), not an unknown name
     runtime_placeholders: bool = False
+    #: an attempt's evaluation (unmasked): reads the secret a masked value as written names
+    #: (``env:NAME``, ``file:/path``); None everywhere else, where masked values are shown
+    #: as ``****`` anyway and a reference stays as written
+    read_secret: Callable[[str], str] | None = None
     #: the runtime-only names read so far, in order (with ``runtime_placeholders``)
     runtime_only: list[str] = field(default_factory=list)
     _stack: list[tuple[str, str]] = field(default_factory=list)
@@ -168,11 +197,12 @@ class ObjectScope:
             self.ctx.secret_used = True
         decl = params.decl(name)
         items: list[object] = []
+        read = self.ctx.read_secret if params.is_secret(name) else None
         for value in values:
             if "#{" in value:
                 items.append(self.ctx.evaluate_field(self, f"<parameter {name}>", value))
             else:
-                items.append(typed(decl, value))
+                items.append(typed(decl, read(value) if read else value))
         if (decl is not None and decl.is_array) or len(items) != 1:
             return _flatten(items)
         return items[0]
@@ -190,6 +220,8 @@ class ObjectScope:
             return self.scope_of(value.id)
         if "#{" in value:
             return self.ctx.evaluate_field(self, name, value)
+        if self.ctx.read_secret is not None and is_secret_field(name):
+            return self.ctx.read_secret(value)
         return value
 
     def scope_of(self, object_id: str) -> ObjectScope:

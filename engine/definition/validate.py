@@ -41,6 +41,12 @@ from engine.definition.check_schedules import (
     check_schedule,
     check_schedule_types,
 )
+from engine.definition.check_secrets import (
+    CREDENTIAL_FIELDS,
+    check_secret_references,
+    secret_problem,
+    uses_named_connection,
+)
 from engine.definition.document import DEFAULT_ID, Definition
 from engine.definition.expressions import parse_template
 from engine.definition.findings import Findings, shown, suggest, suggest_or_list
@@ -93,6 +99,8 @@ def validate_definition(definition: Definition, *, strict: bool = False,
     check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
+    definition.parameters.check_secret_references(report, secret_problem,
+                                                  missing_is_error=strict)
     _check_unread_values(ctx)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
         ctx.warn(f"{len(definition.parameters.decls)} parameters: AWS allows {MAX_PARAMETERS} "
@@ -183,6 +191,7 @@ def _check_object(object_id: str, ctx: Findings) -> None:
             if isinstance(value, str) and "#{" in value:
                 check_expression(object_id, name, value, ctx)
     check_locations(object_id, ctx)
+    check_secret_references(object_id, ctx)
 
 
 def _check_limits(object_id: str, ctx: Findings) -> None:
@@ -386,8 +395,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
     unresolved = {f for o, f in definition.raw.unresolved if o == object_id}
     if unresolved:  # a template's value that is missing is reported as such, not as absent
         fields = {**fields, **{f: [""] for f in unresolved if f not in fields}}
+    named = uses_named_connection(fields)
     for name in spec.required:
-        if name not in fields:
+        if name not in fields and not (named and name in CREDENTIAL_FIELDS):
             ctx.error(f"{spec.name} requires {name!r}", object_id, name)
     for name in spec.aws_only_required:
         if name not in fields:
@@ -454,6 +464,10 @@ def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
 
 def _check_copy(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
+    if definition.first(object_id, "partitions") is not None:
+        ctx.warn("'partitions' is a headrace extension (AWS Data Pipeline has no such field; "
+                 "remove it before putting this definition on AWS); it applies to SQL table "
+                 "inputs", object_id, "partitions")
     allowed = {"S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"}
     for name in ("input", "output"):
         refs = definition.refs(object_id, name)

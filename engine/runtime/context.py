@@ -12,17 +12,32 @@ from typing import Any
 
 import anyio
 
+from connectors.errors import ConfigError
+from connectors.sql import resolve_secret
 from engine.clock import Clock
 from engine.definition import Definition
 from engine.definition.scope import EvalContext, ObjectScope
+from engine.errors import ExpressionEvalError
 from engine.plan import resolve_fields
 from engine.runtime.board import StatusBoard
+from engine.runtime.dispatch import Dispatch
 from engine.store import InstanceRecord, Store
 from engine.telemetry.spans import PipelineTelemetry
 
 #: AWS's limit table: 5 active instances per object (adjustable); headrace's default for
 #: objects that do not set maxActiveInstances.
 DEFAULT_MAX_ACTIVE_INSTANCES = 5
+
+
+def read_secret(value: str) -> str:
+    """The secret a masked value as written stands for: a reference (``env:NAME``,
+    ``file:/path``) read now (a rotated file is read afresh by the next attempt), anything else
+    as it is. One that cannot be read is an evaluation error: the attempt fails, not retried,
+    naming the object and the field, and the variable or file (never a value)."""
+    try:
+        return resolve_secret(value)
+    except ConfigError as exc:
+        raise ExpressionEvalError(exc.message) from None
 
 
 def process_owner() -> str:
@@ -78,6 +93,8 @@ class PipelineRuntime:
     events: list[str] = field(default_factory=list)
     #: do the attempt log's file work inline instead of in threads (virtual-time tests)
     inline_io: bool = False
+    #: set when some of the pipeline's work goes to worker processes through the store
+    dispatch: Dispatch | None = None
     _telemetry: PipelineTelemetry | None = field(default=None, repr=False)
 
     @property
@@ -117,9 +134,11 @@ class PipelineRuntime:
 
     def resolve(self, object_id: str, inst: InstanceRecord, node: ObjectScope | None = None,
                 /, **extra: object) -> dict[str, object]:
-        """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``."""
+        """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``, the
+        secrets given by reference (``env:NAME``, ``file:/path``) read wherever a masked value
+        is read."""
         return resolve_fields(self.definition, object_id, self.runtime_fields(inst, **extra),
-                              node, mask=False)
+                              node, mask=False, read_secret=read_secret)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -22,14 +22,13 @@ from hypothesis import strategies as st
 from engine.server import shapes
 from tests.e2e.api_kit import HEADRACE, KEY_ID, SECRET, Server, server_env, start_server
 
-OPERATIONS_SERVED = sorted(set(shapes.INPUTS) - {"PollForTask", "ReportTaskProgress",
-                                                 "SetTaskStatus",
-                                                 "ReportTaskRunnerHeartbeat"})
+OPERATIONS_SERVED = sorted(shapes.INPUTS)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("serve-bad"), "--no-scheduler")
+    srv = start_server(tmp_path_factory.mktemp("serve-bad"), "--no-scheduler",
+                       "--task-poll-seconds", "0")
     yield srv
     srv.stop()
     assert "Traceback" not in srv.log_text()
@@ -74,15 +73,21 @@ def test_authentication_errors(server: Server) -> None:
     status, body, raw = server.raw("{}", headers={"Authorization": "Bearer nonsense"},
                                    sign=False)
     assert _aws_error(status, body, raw) == "IncompleteSignatureException"
-    # unauthenticated requests to other paths reach nothing either
-    for path in ("/console/", "/nope"):
-        import urllib.error
-        import urllib.request
+    # unauthenticated requests to other paths reach nothing either: the console wants its
+    # login (401 to a client that is not a browser), anything else is not served
+    import urllib.error
+    import urllib.request
 
+    for path, code in (("/console/", 401), ("/console/pipelines", 401), ("/nope", 404)):
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(f"{server.url}{path}", timeout=10)
-        assert exc.value.code == 404
-        assert json.loads(exc.value.read())["__type"] == "UnknownOperationException"
+        assert exc.value.code == code, path
+        text = exc.value.read()
+        exc.value.close()
+        if code == 404:
+            assert json.loads(text)["__type"] == "UnknownOperationException"
+        else:
+            assert b"log in first" in text
 
 
 def _tampered(server: Server) -> tuple[int, dict[str, Any], bytes]:
@@ -114,8 +119,12 @@ def _tampered(server: Server) -> tuple[int, dict[str, Any], bytes]:
     (b"{}", "DataPipeline.Explode", "UnknownOperationException"),
     (b"{}", "DynamoDB_20120810.ListTables", "UnknownOperationException"),
     (b"{}", None, "UnknownOperationException"),
-    (b"{}", "DataPipeline.PollForTask", "UnknownOperationException"),
-    (b"{}", "DataPipeline.SetTaskStatus", "UnknownOperationException"),
+    (b"{}", "DataPipeline.PollForTask", "InvalidRequestException"),
+    (b"{}", "DataPipeline.SetTaskStatus", "InvalidRequestException"),
+    (b'{"taskId": "not-one-of-ours"}', "DataPipeline.ReportTaskProgress",
+     "TaskNotFoundException"),
+    (b'{"taskId": "eyJ4IjogMX0", "taskStatus": "FINISHED"}', "DataPipeline.SetTaskStatus",
+     "TaskNotFoundException"),
     (b"{}", "DataPipeline.CreatePipeline", "InvalidRequestException"),
     (b'{"name": 5, "uniqueId": "u"}', "DataPipeline.CreatePipeline", "InvalidRequestException"),
     (b'{"name": "", "uniqueId": "u"}', "DataPipeline.CreatePipeline",
