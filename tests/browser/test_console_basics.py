@@ -260,7 +260,8 @@ def test_open_live_pages_do_not_hold_the_server_s_stop(
         server.stop()
 
 
-def test_a_live_update_keeps_the_keyboard_focus(console: Console, server: Server) -> None:
+def test_a_live_row_update_costs_no_request_and_keeps_the_focus(
+        console: Console, server: Server) -> None:
     pid = make_pipeline(server, "focus", [shell("Once", "echo once")],
                         end="2024-01-01T00:15:00", unique_id="focus")
     wait_until(lambda: all(s == "FINISHED" for s in statuses(server, pid).values()),
@@ -268,10 +269,14 @@ def test_a_live_update_keeps_the_keyboard_focus(console: Console, server: Server
     console.login()
     link = f"tr[data-pipeline='{pid}'] th a"
     console.page.focus(link)
-    console.page.evaluate("document.querySelector('table.pipelines tbody').dataset.old = '1'")
+    counts = f"tr[data-pipeline='{pid}'] td.counts span"
+    console.page.evaluate(f"document.querySelector(\"{counts}\").dataset.old = '1'")
+    requests_before = len(console.requests)
     server.client().set_status(pipelineId=pid, objectIds=["@Once_2024-01-01T00:00:00"],
                                status="RERUN")
+    # the row is redrawn from the server's summary event, in place
     console.page.wait_for_function(
-        "() => !document.querySelector('table.pipelines tbody').dataset.old")  # replaced
+        f"() => !document.querySelector(\"{counts}\").dataset.old")
     focused = console.page.evaluate("document.activeElement.getAttribute('href')")
     assert focused == console.page.get_attribute(link, "href")
+    assert console.requests[requests_before:] == []  # no page fetched anything for it

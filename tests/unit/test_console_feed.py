@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.server.console.feed import BUFFER, ChangeFeed
+from engine.server.console.feed import BUFFER, COALESCE, ChangeFeed
 from engine.service import PipelineService
 from engine.service.overview import Overview
 from engine.store import InstanceRecord, Status, Store, open_store
@@ -65,11 +65,21 @@ async def test_one_look_serves_every_page_and_each_gets_its_pipeline(store: Stor
         assert await feed.poll() == []  # the first look takes note only
         await store.update_instance(first, "@B_2024-01-01T00:00:00", status=Status.RUNNING)
         changes = await feed.poll()
-        assert [(c.kind, c.pipeline_id, c.data["id"], c.data["status"]) for c in changes] == [
-            ("instance", first, "@B_2024-01-01T00:00:00", "RUNNING")]
+        assert [(c.kind, c.pipeline_id, c.data.get("id"), c.data.get("status"))
+                for c in changes] == [
+            ("instance", first, "@B_2024-01-01T00:00:00", "RUNNING"),
+            ("summary", first, None, None)]  # the pipelines page's row, worked out once
+        assert changes[1].data["counts"] == {"FINISHED": 3, "RUNNING": 1,
+                                             "WAITING_ON_DEPENDENCIES": 2}
+        assert [h["status"] for h in changes[1].data["recent"]] == [
+            "RUNNING", "WAITING_ON_DEPENDENCIES", "WAITING_ON_DEPENDENCIES"]
         feed.publish(changes)
         assert (await mine.receive()).data["status"] == "RUNNING"
-        assert (await every.receive()).data["id"] == "@B_2024-01-01T00:00:00"
+        assert (await every.receive()).kind == "summary"  # the pipelines page: rows only
+        with pytest.raises(anyio.WouldBlock):
+            every.receive_nowait()
+        with pytest.raises(anyio.WouldBlock):
+            mine.receive_nowait()  # a pipeline's page gets no row summary
         with pytest.raises(anyio.WouldBlock):
             other.receive_nowait()
         # seen once: the next look inside the overlap window does not repeat it
@@ -78,7 +88,9 @@ async def test_one_look_serves_every_page_and_each_gets_its_pipeline(store: Stor
         await store.set_paused(second, "A", True)
         kinds = {(c.kind, c.pipeline_id) for c in await feed.poll()}
         assert kinds == {("pipeline", second), ("paused", second)}
-    assert feed.stats.queries == 4 * feed.stats.ticks  # per look, whatever the pages
+    # per look, whatever the number of pages; and four per row summary
+    assert feed.stats.summaries == 1
+    assert feed.stats.queries == 4 * feed.stats.ticks + 4 * feed.stats.summaries
 
 
 @pytest.mark.anyio
@@ -123,3 +135,25 @@ async def test_the_grid_and_the_overview_read_the_store(store: Store) -> None:
     assert overview.counts == {"FINISHED": 2, "WAITING_ON_DEPENDENCIES": 4, "RUNNING": 1,
                                "FAILED": 1}
     assert overview.failing == 1
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_changes_is_one_reload_and_the_overview_gets_rows_only(
+        store: Store) -> None:
+    pid = await pipeline(store, "burst", intervals=COALESCE + 1)
+    feed = ChangeFeed(store)
+    with feed.subscribe(pid) as page, feed.subscribe(None) as overview:
+        await feed.poll()
+        for inst in await store.list_instances(pid, statuses=[Status.WAITING_ON_DEPENDENCIES]):
+            await store.update_instance(pid, inst.id, status=Status.RUNNING)
+        changes = await feed.poll()
+        assert [c.kind for c in changes] == ["planned", "summary"]
+        assert changes[0].data == {"changed": COALESCE + 1}
+        feed.publish(changes)
+        assert (await page.receive()).kind == "planned"  # the grid reloads once
+        with pytest.raises(anyio.WouldBlock):
+            page.receive_nowait()
+        row = await overview.receive()  # the pipelines page: the row, nothing else
+        assert row.kind == "summary" and row.data["counts"]["RUNNING"] == COALESCE + 1
+        with pytest.raises(anyio.WouldBlock):
+            overview.receive_nowait()

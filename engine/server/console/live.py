@@ -139,7 +139,8 @@ async def attempt_log(request: Request, session: Session) -> Response:
                         alive = await attempt_running()
                         await anyio.sleep(LOG_TAIL_INTERVAL)
                         continue
-                    if change.kind == "instance" and change.data.get("id") == instance_id:
-                        alive = await attempt_running()
+                    if change.kind == "planned" or (change.kind == "instance"
+                                                    and change.data.get("id") == instance_id):
+                        alive = await attempt_running()  # (a burst comes as "planned")
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
