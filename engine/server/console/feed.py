@@ -41,7 +41,9 @@ MAX_SUMMARIES = 50
 
 @dataclass(frozen=True)
 class Change:
-    """``kind``: ``instance`` (one instance's new status), ``pipeline`` (its state),
+    """``kind``: ``instances`` (the new statuses of a pipeline's instances changed since the
+    last look: ``{"changes": [{id, component, status, late, attempts}]}``), ``pipeline`` (its
+    state),
     ``paused`` (the pipeline's paused components), ``planned`` (instances were added or
     removed: reload the grid), or ``summary`` (the pipeline's row of the pipelines page, sent
     to the pages that follow every pipeline)."""
@@ -54,10 +56,10 @@ class Change:
 #: what a page that follows every pipeline (the pipelines page) is sent
 OVERVIEW_KINDS = frozenset({"summary", "pipeline"})
 #: what a pipeline's own pages are sent
-PIPELINE_KINDS = frozenset({"instance", "pipeline", "paused", "planned"})
+PIPELINE_KINDS = frozenset({"instances", "pipeline", "paused", "planned"})
 #: more instance changes than this in one pipeline in one look are sent as one ``planned``
-#: (reload the grid), so a burst (an activation, a backfill) never overflows a page's buffer
-COALESCE = BUFFER // 2
+#: (reload the grid) rather than listed
+BATCH_MAX = 500
 
 
 @dataclass
@@ -203,13 +205,13 @@ class ChangeFeed:
             changes.append(Change("instance", pid, {
                 "id": iid, "component": oid, "status": status, "late": bool(late),
                 "attempts": int(attempts or 0)}))
-        changes = _coalesced(changes)
+        changes = _batched(changes)
         self._recent = recent
         self._watermark = newest
         self._states, self._counts, self._paused = states, counts, paused
         if any(sub.pipeline_id is None for sub in self._subscribers):
             # the pipelines page's rows: worked out here once for every page that shows them
-            touched = sorted({c.pipeline_id for c in changes if c.kind in ("instance",
+            touched = sorted({c.pipeline_id for c in changes if c.kind in ("instances",
                                                                             "planned")})
             for pid in touched[:MAX_SUMMARIES]:
                 self.stats.queries += 4
@@ -240,16 +242,21 @@ class ChangeFeed:
                     break
 
 
-def _coalesced(changes: list[Change]) -> list[Change]:
-    """More than :data:`COALESCE` instance changes of one pipeline become one ``planned``."""
-    per_pipeline: dict[str, int] = {}
+def _batched(changes: list[Change]) -> list[Change]:
+    """One look's instance changes of a pipeline as one ``instances`` event (one slot of a
+    page's buffer however many there are); more than :data:`BATCH_MAX` as one ``planned``
+    (reload the grid) instead of a message larger than the grid itself."""
+    batches: dict[str, list[dict[str, Any]]] = {}
+    rest: list[Change] = []
     for change in changes:
         if change.kind == "instance":
-            per_pipeline[change.pipeline_id] = per_pipeline.get(change.pipeline_id, 0) + 1
-    bursts = {pid for pid, n in per_pipeline.items() if n > COALESCE}
-    if not bursts:
-        return changes
-    kept = [c for c in changes if not (c.kind in ("instance", "planned")
-                                       and c.pipeline_id in bursts)]
-    return kept + [Change("planned", pid, {"changed": per_pipeline[pid]})
-                   for pid in sorted(bursts)]
+            batches.setdefault(change.pipeline_id, []).append(change.data)
+        else:
+            rest.append(change)
+    for pid, items in batches.items():
+        if len(items) > BATCH_MAX:
+            if not any(c.kind == "planned" and c.pipeline_id == pid for c in rest):
+                rest.append(Change("planned", pid, {"changed": len(items)}))
+        else:
+            rest.append(Change("instances", pid, {"changes": items}))
+    return rest

@@ -143,8 +143,8 @@ function startLive() {
   const source = new EventSource(url);
   source.addEventListener("hello", () => { document.body.dataset.liveState = "open"; });
   const onPipelines = document.body.dataset.page === "pipelines";
-  source.addEventListener("instance", (e) => {
-    if (!onPipelines) updateCell(JSON.parse(e.data));
+  source.addEventListener("instances", (e) => {
+    for (const change of JSON.parse(e.data).changes) updateCell(change);
   });
   // the pipelines page: the server sends each changed pipeline's row, worked out once for
   // every open page, so a change costs no page a request
@@ -161,7 +161,9 @@ function startLive() {
     if (state) { state.textContent = change.state; state.dataset.state = change.state; }
     scheduleRefresh(500);
   });
-  source.addEventListener("planned", () => { if (!onPipelines) scheduleRefresh(500); });
+  // instances added, removed or too many changed at once: fetch the grid again, at a moment
+  // of its own for each page, so a hundred open pages do not all ask in the same second
+  source.addEventListener("planned", () => scheduleRefresh(500 + Math.random() * 4500));
   source.addEventListener("paused", (e) => {
     const paused = new Set(JSON.parse(e.data).components);
     for (const row of document.querySelectorAll("table.grid tr[data-component]")) {
