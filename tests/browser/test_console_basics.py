@@ -231,6 +231,12 @@ def test_with_no_auth_there_is_no_login_but_actions_still_need_the_token(
         kit.goto("/pipelines")
         assert kit.page.url.endswith("/console/pipelines")  # no login page
         assert kit.page.locator(f"tr[data-pipeline='{pid}']").count() == 1
+        # a pipeline with no definition yet: its pages say so rather than fail
+        assert kit.goto(f"/pipelines/{pid}").status == 200
+        assert kit.page.inner_text("#grid-summary").startswith("0 of 0 instance(s)")
+        assert kit.goto(f"/pipelines/{pid}/definitions").status == 200
+        assert kit.page.inner_text("#latest-version") == "none"
+        assert kit.goto("/pipelines/df-NOSUCHPIPELINE0000").status == 404
         status = kit.page.evaluate("""async url => (await fetch(url, {method: "POST",
             headers: {"Content-Type": "application/x-www-form-urlencoded"},
             body: "confirm=yes"})).status""", f"/console/pipelines/{pid}/actions/deactivate")
