@@ -43,6 +43,7 @@ from ._url import (
     connection_passwords,
     from_fields,
     parse_sql_url,
+    with_properties,
 )
 from ._values import parse_bool, parse_datetime, schema_of, truthy
 
@@ -82,4 +83,5 @@ __all__ = [
     "target_columns",
     "truthy",
     "variable_for",
+    "with_properties",
 ]

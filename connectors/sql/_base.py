@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import MAX_PARTITIONS, EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
@@ -34,6 +35,9 @@ class SqlEndpointFields(BaseModel):
     dialect: ClassVar[Dialect]
     #: The product named in errors ("PostgreSQL", "MySQL").
     product: ClassVar[str]
+    #: The JDBC driver's names for the timeouts, with their unit (seconds per unit), read from
+    #: a ``jdbc:`` URL's query or the database's ``jdbcProperties`` as well.
+    jdbc_timeouts: ClassVar[dict[str, tuple[str, float]]] = {}
 
     host: str
     port: int
@@ -47,6 +51,24 @@ class SqlEndpointFields(BaseModel):
     create_table_sql: str | None = None
     create: bool = False
     chunk_size: int = MAX_CHUNK
+    #: Seconds (None: no bound of the connector's own); see :mod:`connectors.timeouts`.
+    connect_timeout: float | None = CONNECT_TIMEOUT
+    read_timeout: float | None = READ_TIMEOUT
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_timeout, read=self.read_timeout)
+    #: Read a table as this many key (or page) ranges at once, in one snapshot (headrace's
+    #: ``--partitions`` / CopyActivity ``partitions``); 1 reads one stream.
+    partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
+
+    def for_statements(self) -> Self:
+        """This endpoint for running a script's statements or a check's query, which may keep
+        the server busy and silent for minutes: ``read_timeout`` only where the endpoint sets
+        it (the attempt's ``attemptTimeout`` bounds the rest); ``connect_timeout`` as ever."""
+        if "read_timeout" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"read_timeout": None})
 
     @field_validator("select_query")
     @classmethod
@@ -62,9 +84,11 @@ class SqlEndpointFields(BaseModel):
         """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
         if url.dialect != cls.dialect:
             raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
+        given = settings_in(url.params, aliases=cls.jdbc_timeouts, where=url.describe())
+        timeouts = {f"{which}_timeout": seconds for which, seconds in given.items()}
         return cls(host=url.host, port=url.port, database=url.database, user=url.user,
                    password=SecretStr(url.password) if url.password is not None else None,
-                   **{**cls._fields_of_url(url), "table": url.table, **fields})
+                   **{**cls._fields_of_url(url), "table": url.table, **timeouts, **fields})
 
     @classmethod
     def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:
@@ -76,7 +100,8 @@ class SqlEndpointFields(BaseModel):
         """From a URL (``?table=`` and the dialect's parameters) and a copy's options."""
         opts = options or EndpointOptions()
         return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
-                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK),
+                                partitions=opts.partitions)
 
     def table_parts(self) -> tuple[str | None, str]:
         """(database or schema, table), unquoted, as the server names them."""

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import resource
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import anyio
 import click
 
-from connectors.base import CSV, DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
+from connectors.base import (
+    CSV,
+    DYNAMODB_JSONL,
+    MAX_PARTITIONS,
+    EndpointOptions,
+    Progress,
+    TextFormat,
+)
 from connectors.copy import CopyOptions, CopyResult
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError, root_cause
@@ -24,14 +31,20 @@ from connectors.urls import (
     scheme_of,
     url_passwords,
 )
+from engine.cli.copy_progress import (
+    PROGRESS_MODES,
+    ProgressDisplay,
+    ProgressMode,
+    figures,
+    resolve_mode,
+)
 from engine.cli.help import examples
+from engine.cli.log_lines import configure_command_log
 from engine.cli.output import CommandFailed, output_option
-from engine.cli.status_lines import configure_command_log
 from engine.errors import HeadraceError
-from engine.telemetry import add_secrets, command_telemetry
+from engine.telemetry.command import command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
-
-_REFRESH_SECONDS = 0.25
+from engine.telemetry.redact import add_secrets
 
 
 def _peak_rss_bytes() -> int:
@@ -39,34 +52,24 @@ def _peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-async def _show_progress(progress: Progress) -> None:
-    """A live line on stderr (rows, bytes, rate, elapsed) until cancelled."""
-    from tqdm import tqdm
-
-    with tqdm(file=sys.stderr, unit=" rows", unit_scale=True, dynamic_ncols=True,
-              leave=False) as bar:
-        while True:
-            bar.update(progress.rows - bar.n)
-            bar.set_postfix_str(f"{progress.bytes / 1e6:,.1f} MB", refresh=True)
-            await anyio.sleep(_REFRESH_SECONDS)
-
-
 async def _run(source_url: str, dest_url: str, options: EndpointOptions,
-               sink_options: EndpointOptions, live: bool) -> CopyResult:
+               sink_options: EndpointOptions, shown: ProgressMode,
+               progress: Progress) -> CopyResult:
     source = open_source(source_url, options)
     sink = open_sink(dest_url, sink_options)
-    progress = Progress()
     copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(None))
-    if not live:
+    if shown == "none":
         result = await run_copy(source, sink, copy_options, progress=progress)
     else:
+        display = ProgressDisplay(progress, shown)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_show_progress, progress)
+                tg.start_soon(display.run)
                 result = await run_copy(source, sink, copy_options, progress=progress)
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise root_cause(group) from None
+        display.finish()
     record_copy(None, source.describe, sink.describe, rows=result.rows, nbytes=result.bytes,
                 seconds=result.seconds, lane=result.lane, retries=result.retries)
     return result
@@ -128,8 +131,13 @@ def contradicted_extensions(source: str, dest: str, both: str | None) -> list[st
     return found
 
 
-def summary(result: CopyResult) -> dict[str, Any]:
+def summary(result: CopyResult, progress: Progress | None = None) -> dict[str, Any]:
+    """The ``--output json`` summary; with the copy's ``progress``, also its final figures
+    (``total``, ``percent``, ``bytesRead``, ``bytesWritten``, ``partitions``)."""
     seconds = max(result.seconds, 1e-9)
+    extra = {} if progress is None else {
+        k: v for k, v in figures(progress, result.seconds, done=True).items()
+        if k not in ("rows", "seconds", "etaSeconds")}
     return {
         "rows": result.rows,
         "bytes": result.bytes,
@@ -138,6 +146,7 @@ def summary(result: CopyResult) -> dict[str, Any]:
         "mbPerSecond": round(result.bytes / 1e6 / seconds, 3),
         "peakRssBytes": _peak_rss_bytes(),
         "lane": result.lane,
+        **extra,
     }
 
 
@@ -165,7 +174,10 @@ def named_end(name: str, table: str, query: str | None) -> str:
     from connectors.sql import find_connection
 
     scheme = scheme_of(find_connection(name).url)
-    if table == STDIO and query is not None:
+    if table == STDIO:
+        if query is None:
+            raise ConfigError(f"the end of connection {name!r} is a table; - (no table) only "
+                              "for a source read with --query")
         return f"{scheme}://@{name}"
     return f"{scheme}://@{name}?table={quote(table, safe='.')}"
 
@@ -200,10 +212,22 @@ def named_end(name: str, table: str, query: str | None) -> str:
                    "the connections file; - with --query).")
 @click.option("--dest-conn", metavar="NAME",
               help="DEST is a table of the named connection NAME.")
+@click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=1,
+              show_default=True,
+              help="Read a PostgreSQL or MySQL table as N key ranges at once (PostgreSQL "
+                   "without a key: page ranges), all from one consistent snapshot; load a "
+                   "PostgreSQL table by N COPY streams into a staging table swapped in at "
+                   "once.")
+@click.option("--progress", "progress_mode", type=click.Choice(PROGRESS_MODES), default="auto",
+              show_default=True,
+              help="Progress on stderr: done/total, percent and ETA where the source knows "
+                   "its size (files, S3) or estimates its rows (tables, marked ~). auto: a "
+                   "live line on a terminal (JSON lines with --output json), none otherwise.")
 @output_option
 def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
          header: bool, query: str | None, parallel: int, create: bool,
-         source_conn: str | None, dest_conn: str | None, output: str) -> None:
+         source_conn: str | None, dest_conn: str | None, partitions: int,
+         progress_mode: str, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
 
     - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
@@ -224,16 +248,18 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
         for warning in contradicted_extensions(source, dest, fmt):
             click.echo(f"headrace copy: warning: {warning}", err=True)
     options = EndpointOptions(format=source_format, query=query,
-                              parallel=parallel, create=create)
-    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
-    live = sys.stderr.isatty() and output == "text"
+                              parallel=parallel, create=create, partitions=partitions)
+    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create,
+                                   partitions=partitions)
+    shown = resolve_mode(cast(ProgressMode, progress_mode), output, sys.stderr)
+    progress = Progress()
     configure_command_log("headrace copy")  # e.g. a call that could not reach S3, retried
     # as written and decoded, in the user part or a JDBC-style ``password=``: what redact_text
     # masks in messages is what telemetry scrubs
     add_secrets(_secrets_of((source, dest)))
     try:
         with command_telemetry():
-            result = anyio.run(_run, source, dest, options, sink_options, live)
+            result = anyio.run(_run, source, dest, options, sink_options, shown, progress)
     except KeyboardInterrupt:
         _fail("interrupted", 130, source, dest)
     except ConfigError as exc:
@@ -242,7 +268,7 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
         _fail(str(exc), 1, source, dest)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}", 1, source, dest)
-    data = summary(result)
+    data = summary(result, progress)
     to_stderr = dest == STDIO  # stdout carries the data
     if output == "json":
         click.echo(json.dumps(data), err=to_stderr)

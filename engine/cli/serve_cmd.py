@@ -14,6 +14,7 @@ import engine.preconditions  # noqa: F401  (registers the precondition checks)
 from engine.cli.help import examples
 from engine.cli.output import EXIT_USAGE, CommandFailed, output_option
 from engine.cli.run_cmds import worker_group_option
+from engine.cli.spark_options import spark_options
 from engine.cli.store_option import store_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import EXIT_INTERRUPTED
@@ -37,6 +38,12 @@ from engine.telemetry import command_telemetry
               help="Serve without authentication (only on a loopback address).")
 @click.option("--no-scheduler", is_flag=True,
               help="Serve the API only; another process (headrace engine) runs the pipelines.")
+@click.option("--scheduler-only", is_flag=True,
+              help="Run no attempt here: the work of every group (default included) waits "
+                   "for `headrace worker` processes or task runners (PollForTask).")
+@click.option("--task-poll-seconds", default=5.0, show_default=True,
+              type=click.FloatRange(0, 60),
+              help="How long PollForTask waits for work before answering that there is none.")
 @click.option("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS.")
 @click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
 @click.option("--max-concurrency", default=32, show_default=True)
@@ -49,11 +56,13 @@ from engine.telemetry import command_telemetry
                    "Default: $HEADRACE_CONSOLE_TRACE_URL.")
 @click.option("--no-console", is_flag=True, help="Do not serve the web console at /console/.")
 @worker_group_option
+@spark_options
 @output_option
 def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
-          no_auth: bool, no_scheduler: bool, tls_cert: str | None, tls_key: str | None,
-          max_concurrency: int, poll_interval: float, trace_url_template: str | None,
-          no_console: bool, worker_groups: dict[str, int], output: str, **_: Any) -> None:
+          no_auth: bool, no_scheduler: bool, scheduler_only: bool, task_poll_seconds: float,
+          tls_cert: str | None, tls_key: str | None, max_concurrency: int,
+          poll_interval: float, trace_url_template: str | None, no_console: bool,
+          worker_groups: dict[str, int], output: str, **_: Any) -> None:
     """Serve the AWS Data Pipeline API (JSON 1.1, SigV4) on HOST:PORT and run the store's
     activated pipelines here, as `headrace engine` does (unless --no-scheduler).
 
@@ -69,6 +78,8 @@ def serve(store_url: str | None, host: str, port: int, credentials_file: str | N
                                no_auth=no_auth, scheduler=not no_scheduler, tls_cert=tls_cert,
                                tls_key=tls_key, max_concurrency=max_concurrency,
                                poll_interval=poll_interval, worker_groups=worker_groups,
+                               scheduler_only=scheduler_only,
+                               task_poll_seconds=task_poll_seconds,
                                console=not no_console, trace_url_template=trace_url_template)
     except HeadraceError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+#: The most partitions a CopyActivity may read its input in (connectors' MAX_PARTITIONS).
+MAX_PARTITIONS = 64
+
 Kind = Literal["string", "int", "float", "bool", "period", "datetime", "enum", "ref", "any"]
 Category = Literal[
     "datanode", "activity", "precondition", "database", "dataformat", "action", "resource",
@@ -169,7 +172,9 @@ _TYPES: list[TypeSpec] = [
         "schemaName": S, "primaryKeys": SM},
         required=("database", "tableName")),
     # activities
-    TypeSpec("CopyActivity", "activity", "run", {**RUNNABLE, **IO},
+    # ``partitions``: a headrace extension (an SQL table input read as N key ranges at once)
+    TypeSpec("CopyActivity", "activity", "run", {
+        **RUNNABLE, **IO, "partitions": FieldSpec("int", minimum=1, maximum=MAX_PARTITIONS)},
              required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,
@@ -184,7 +189,7 @@ _TYPES: list[TypeSpec] = [
         "insertMode": enum("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND"),
         "commandOptions": SM, "transformSql": S, "queue": S},
         required=("insertMode",)),
-    TypeSpec("EmrActivity", "activity", "read", {
+    TypeSpec("EmrActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "step": SM, "preStepCommand": SM, "postStepCommand": SM,
         "actionOnResourceFailure": S, "actionOnTaskFailure": S}),
     TypeSpec("HadoopActivity", "activity", "read", {

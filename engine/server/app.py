@@ -45,6 +45,7 @@ from engine.server.sigv4 import (
     verify,
 )
 from engine.service import Objects, PipelineService
+from engine.service.tasks import TaskRunners
 from engine.store import Store
 
 log = logging.getLogger("headrace.server")
@@ -64,10 +65,13 @@ class ServerState:
     checks: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
     pipelines: PipelineService = field(init=False)
     objects: Objects = field(init=False)
+    task_poll_seconds: float = 5.0
+    tasks: TaskRunners = field(init=False)
 
     def __post_init__(self) -> None:
         self.pipelines = PipelineService(self.store)
         self.objects = Objects(self.store)
+        self.tasks = TaskRunners(self.store, poll_wait=self.task_poll_seconds)
 
 
 def _aws_response(error: AwsError, request_id: str) -> Response:
@@ -126,7 +130,8 @@ async def api(request: Request) -> Response:
         found = shapes.problems(operation, params)
         if found:
             raise invalid_request(shapes.message(found))
-        ctx = Context(state.pipelines, state.objects, info.get("principal"), state.checks)
+        ctx = Context(state.pipelines, state.objects, info.get("principal"), state.checks,
+                      state.tasks)
         result = await handler(ctx, params)
     except Exception as exc:  # every failure becomes AWS's error shape
         error = aws_error_of(exc, request_id)

@@ -48,6 +48,11 @@ class ServeOptions:
     max_concurrency: int = 32
     poll_interval: float = 2.0
     worker_groups: Mapping[str, int] = field(default_factory=dict)
+    #: ``--scheduler-only``: no attempt runs here; every group's work goes to workers (and
+    #: task runners polling this API)
+    scheduler_only: bool = False
+    #: how long PollForTask waits for work before answering that there is none
+    task_poll_seconds: float = 5.0
     max_body_bytes: int = MAX_BODY_BYTES
     #: the web console at /console/ (False: ``--no-console``)
     console: bool = True
@@ -66,6 +71,9 @@ def check_options(options: ServeOptions) -> None:
                          "it is allowed on a loopback address only (127.0.0.1, ::1)")
     if options.no_auth and options.credentials is not None:
         raise UsageError("--no-auth and credentials together: choose one")
+    if options.scheduler_only and not options.scheduler:
+        raise UsageError("--scheduler-only and --no-scheduler together: --no-scheduler runs "
+                         "no scheduler at all; choose one")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
 
@@ -110,6 +118,7 @@ async def serve(options: ServeOptions, *,
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
+    from engine.runtime.dispatch import EXECUTE_DEFAULT, EXECUTE_NONE
     from engine.runtime.engine import Engine
 
     check_options(options)
@@ -117,7 +126,8 @@ async def serve(options: ServeOptions, *,
     bound_port = sock.getsockname()[1]
     async with open_store(options.store_url) as store:
         state = ServerState(store, None if options.no_auth else options.credentials,
-                            max_body_bytes=options.max_body_bytes)
+                            max_body_bytes=options.max_body_bytes,
+                            task_poll_seconds=options.task_poll_seconds)
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]
         config.accesslog = None  # headrace's own access log (engine.server.app.AccessLog)
@@ -130,9 +140,12 @@ async def serve(options: ServeOptions, *,
             trace_url_template=options.trace_url_template,
             secure_cookies=config.ssl_enabled)) if options.console else None
         stopping, served = anyio.Event(), anyio.Event()
+        # the default group's work runs here; a named group's waits for its workers
+        execute = EXECUTE_NONE if options.scheduler_only else EXECUTE_DEFAULT
         engine = Engine(store, max_concurrency=options.max_concurrency,
                         poll_interval=options.poll_interval,
-                        worker_groups=dict(options.worker_groups)) if options.scheduler else None
+                        worker_groups=dict(options.worker_groups),
+                        execute=execute) if options.scheduler else None
         scheme = "https" if config.ssl_enabled else "http"
         shown = f"[{options.host}]" if ":" in options.host else options.host
         url = f"{scheme}://{shown}:{bound_port}"
