@@ -13,7 +13,7 @@ from tests.e2e.api_kit import Server
 
 def shell(object_id: str, command: str, **fields: Any) -> dict[str, Any]:
     return {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
-            "workerGroup": "local", "command": command, "maximumRetries": "0", **fields}
+            "command": command, "maximumRetries": "0", **fields}
 
 
 def pipeline_state(server: Server, pid: str) -> str:

@@ -19,7 +19,7 @@ DB_SECRET = "Pa55-w0rd-that-must-never-show"
 
 def shell(object_id: str, command: str, **fields: Any) -> dict[str, Any]:
     return {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
-            "workerGroup": "local", "command": command, **fields}
+            "command": command, **fields}
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +108,7 @@ def test_the_grid_has_one_cell_per_instance_with_its_store_status(
     edges = console.page.eval_on_selector_all(
         "#graph path.edge", "es => es.map(e => [e.dataset.from, e.dataset.kind, e.dataset.to])")
     assert edges == [["Extract", "dependsOn", "Load"]]
-    group = console.page.locator("#graph g.cluster")  # the worker group: a box around both
-    assert group.get_attribute("data-id") == "workerGroup:local"
-    assert group.get_attribute("data-members") == "2"
+    assert console.page.locator("#graph g.cluster").count() == 0  # no worker group
     console.shot("pipeline")
     console.page.click("table.grid td[data-id='@Load_2024-01-01T00:15:00'] a")
     assert console.page.locator("h1").inner_text() == "@Load_2024-01-01T00:15:00"
@@ -199,8 +197,10 @@ def test_the_server_listens_on_loopback_by_default(server: Server) -> None:
 
 def test_a_graph_of_100_objects_is_laid_out_without_overlaps(
         console: Console, server: Server) -> None:
-    steps = [shell(f"Step{i:03d}", "true", **({"dependsOn": {"ref": f"Step{(i - 1) // 3:03d}"}}
-                                              if i else {})) for i in range(100)]
+    # a worker group each: the ones of one group are drawn in a box around them
+    steps = [shell(f"Step{i:03d}", "true", workerGroup="etl" if i % 2 else "reports",
+                   **({"dependsOn": {"ref": f"Step{(i - 1) // 3:03d}"}} if i else {}))
+             for i in range(100)]
     pid = make_pipeline(server, "hundred", steps, activate=False, unique_id="hundred")
     console.login()
     console.goto(f"/pipelines/{pid}")
@@ -212,7 +212,9 @@ def test_a_graph_of_100_objects_is_laid_out_without_overlaps(
         for x2, y2, w2, h2 in boxes[i + 1:]:
             assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, "nodes overlap"
     assert console.page.locator("#graph path.edge").count() == 99
-    assert console.page.get_attribute("#graph g.cluster", "data-members") == "100"
+    groups = console.page.eval_on_selector_all(
+        "#graph g.cluster", "gs => gs.map(g => [g.dataset.id, g.dataset.members])")
+    assert sorted(groups) == [["workerGroup:etl", "50"], ["workerGroup:reports", "50"]]
     console.shot("graph-100")
 
 
