@@ -21,6 +21,7 @@ import dataclasses
 import io
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -368,6 +369,33 @@ def first_common_format(source: Source, sink: Sink,
 
 #: The most partitions a table may be read in at once (``EndpointOptions.partitions``).
 MAX_PARTITIONS = 64
+@dataclass(frozen=True)
+class OutputFence:
+    """Set (in :data:`OUTPUT_FENCE`) by a worker process around an attempt it holds under a
+    lease: sinks call :func:`check_output_fence` just before an output becomes visible (an S3
+    object completed, a file renamed into place), and the SQL loads record ``token`` in
+    their checkpoint row inside the load's own transaction, so that a holder with an older
+    token (its lease lapsed, another worker took over) cannot commit."""
+
+    Check = Callable[[], Awaitable[None]]
+
+    #: the lease version (fencing token) of the claim
+    token: int
+    #: raises when the claim no longer holds
+    check: Check
+
+
+#: the fence of the attempt this task runs for (None: not a worker's attempt)
+OUTPUT_FENCE: ContextVar[OutputFence | None] = ContextVar("headrace_output_fence",
+                                                          default=None)
+
+
+async def check_output_fence() -> None:
+    """Raise (the worker's error) when the worker running this output lost its claim."""
+    fence = OUTPUT_FENCE.get()
+    if fence is not None:
+        await fence.check()
+
 
 #: The default S3 part and range size (see EndpointOptions.chunk_size).
 DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024

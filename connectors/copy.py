@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from connectors.base import (
@@ -54,6 +54,7 @@ from connectors.base import (
 )
 from connectors.errors import BadDataError, ConfigError, single_failure
 from connectors.formats import RecordCounter, decoder_for, encoder_for
+from connectors.timeouts import waiting_on_peer
 from connectors.tracing import copy_span, stage_span
 
 log = logging.getLogger("headrace.copy")
@@ -209,6 +210,9 @@ class _Link(Generic[T]):
     def sender(self) -> _CountingSend[T]:
         return _CountingSend(self)
 
+    def receiver(self) -> _PeerReceive[T]:
+        return _PeerReceive(self.recv)
+
     def observe(self, item: Any) -> None:
         self.items += 1
         if isinstance(item, RowBatch):
@@ -240,11 +244,27 @@ class _CountingSend(ObjectSendStream[T]):
         self._link = link
 
     async def send(self, item: T) -> None:
-        await self._link.send.send(item)
+        with waiting_on_peer():  # a full link is the consumer's time, not the server's
+            await self._link.send.send(item)
         self._link.observe(item)
 
     async def aclose(self) -> None:
         """Closing is the copy's job (only after the producer returned); ignored here."""
+
+
+class _PeerReceive(ObjectReceiveStream[T]):
+    """What the sink stage reads from: the link's receive side, where waiting for the producer
+    does not count as the sink's server being silent (:mod:`connectors.timeouts`)."""
+
+    def __init__(self, recv: MemoryObjectReceiveStream[T]) -> None:
+        self._recv = recv
+
+    async def receive(self) -> T:
+        with waiting_on_peer():
+            return await self._recv.receive()
+
+    async def aclose(self) -> None:
+        await self._recv.aclose()
 
 
 class _BadRows:
@@ -472,9 +492,9 @@ class _Runner:
         with inp.recv:
             fmt = self.plan.consume
             if fmt is not None:
-                await self.sink.consume_bytes(fmt, inp.recv, self.sink_progress)
+                await self.sink.consume_bytes(fmt, inp.receiver(), self.sink_progress)
             else:
-                await self.sink.consume_rows(inp.recv, self.sink_progress)
+                await self.sink.consume_rows(inp.receiver(), self.sink_progress)
 
     async def _decode_stage(self, inp: _Link[bytes], out: _Link[RowBatch]) -> None:
         assert self.plan.produce is not None

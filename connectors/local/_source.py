@@ -23,6 +23,7 @@ from connectors.base import (
 )
 from connectors.errors import NotFoundError, TerminalFault
 from connectors.formats import FileJoiner, Gunzip, NamedFormatSource, decoder_for, is_gzip
+from connectors.timeouts import ReportingBody
 
 from ._atomic import CONNECTOR, Files, os_error
 from ._special import STDIO, is_readable_special, open_for_reading
@@ -57,8 +58,9 @@ class _FileRanges:
         return body
 
     def _read_into(self, offset: int, length: int) -> tuple[io.BytesIO, int]:
-        """Read straight into the BytesIO's own buffer (no intermediate bytes object)."""
-        body = io.BytesIO()
+        """Read straight into the BytesIO's own buffer (no intermediate bytes object); one that
+        reports its reads, so an upload of it that stalls is bounded."""
+        body = ReportingBody()
         if length:
             body.seek(length - 1)
             body.write(b"\0")  # sizes the buffer

@@ -33,9 +33,10 @@ from connectors.base import BytesIn, Progress, TextFormat
 from connectors.errors import single_failure
 from connectors.formats import Framer
 
-from ._copy import copy_count, quoted
+from ._copy import copy_count, quoted, table_columns
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
+from ._guard import TextGuard
 
 STAGING_PREFIX = "headrace_load_"
 _DROP_TIMEOUT = 5.0
@@ -64,7 +65,10 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
                 await conn.execute(f"CREATE UNLOGGED TABLE {stage} "
                                    f"(LIKE {target} INCLUDING DEFAULTS)")
         try:
-            rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress)
+            columns = [n for n, _ in await table_columns(conn, stage_name, schema)]
+            guard = TextGuard(fmt, columns, where=describe)  # in the input's order, as one
+            rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress,
+                                     guard)
             with map_errors(describe, "swap in"):
                 async with transaction(conn):
                     await conn.execute(f"INSERT INTO {target} SELECT * FROM {stage}")
@@ -78,7 +82,7 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
 
 async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, stage: str,
                       fmt: TextFormat, opts: dict[str, Any], inp: BytesIn,
-                      progress: Progress) -> int:
+                      progress: Progress, guard: TextGuard | None) -> int:
     n = ep.partitions
     streams = [anyio.create_memory_object_stream[bytes](2) for _ in range(n)]
     counts = [0] * n
@@ -102,6 +106,8 @@ async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, s
         turn = 0
         try:
             async for chunk in inp:
+                if guard is not None:
+                    guard.check(chunk)
                 progress.add(nbytes=len(chunk))
                 run = framer.feed(chunk)
                 if run:

@@ -17,9 +17,11 @@ from ._copy import (
     copy_rows_in,
     copy_stream_in,
     insert_batches,
+    table_columns,
 )
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
+from ._guard import TextGuard
 from ._parallel_load import load_in_parallel
 from ._reads import attributes_schema
 from ._resumable import checkpoint, load_resumable, mark_loaded
@@ -66,7 +68,10 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                 async with transaction(conn):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
-                    status = await copy_stream_in(conn, name, schema, inp, opts, progress)
+                    columns = [n for n, _ in await table_columns(conn, name, schema)]
+                    guard = TextGuard(fmt, columns, where=self.describe)
+                    status = await copy_stream_in(conn, name, schema, inp, opts, progress,
+                                                  guard=guard)
                     if key:  # in the same transaction as the rows
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
                                           rows=copy_count(status))

@@ -35,8 +35,8 @@ from connectors.formats import (
 
 from ._server_copy import ServerCopy
 from ._upload import (
-    ABORT_TIMEOUT,
     Upload,
+    abort_bound,
     abort_stale_uploads,
     remove_stale_parts,
     upload_ranges,
@@ -124,7 +124,7 @@ class S3Sink(NamedFormatSink):
                 if self.url.is_prefix:
                     await remove_stale_parts(client, self.url, {u.key for u in uploads})
             except BaseException:
-                with anyio.move_on_after(ABORT_TIMEOUT, shield=True):
+                with anyio.move_on_after(abort_bound(), shield=True):
                     for up in uploads:
                         with contextlib.suppress(Exception):
                             await up.abort()

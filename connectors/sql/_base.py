@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.base import MAX_PARTITIONS, EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, timeouts_from_params
 
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
@@ -34,6 +35,9 @@ class SqlEndpointFields(BaseModel):
     dialect: ClassVar[Dialect]
     #: The product named in errors ("PostgreSQL", "MySQL").
     product: ClassVar[str]
+    #: The JDBC driver's names for the timeouts, with their unit (seconds per unit), read from
+    #: a ``jdbc:`` URL's query or the database's ``jdbcProperties`` as well.
+    jdbc_timeouts: ClassVar[dict[str, tuple[str, float]]] = {}
 
     host: str
     port: int
@@ -47,6 +51,13 @@ class SqlEndpointFields(BaseModel):
     create_table_sql: str | None = None
     create: bool = False
     chunk_size: int = MAX_CHUNK
+    #: Seconds (None: no bound of the connector's own); see :mod:`connectors.timeouts`.
+    connect_timeout: float | None = CONNECT_TIMEOUT
+    read_timeout: float | None = READ_TIMEOUT
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_timeout, read=self.read_timeout)
     #: Read a table as this many key (or page) ranges at once, in one snapshot (headrace's
     #: ``--partitions`` / CopyActivity ``partitions``); 1 reads one stream.
     partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
@@ -65,9 +76,13 @@ class SqlEndpointFields(BaseModel):
         """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
         if url.dialect != cls.dialect:
             raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
+        timeouts = timeouts_from_params(url.params, aliases=cls.jdbc_timeouts,
+                                        where=url.describe())
         return cls(host=url.host, port=url.port, database=url.database, user=url.user,
                    password=SecretStr(url.password) if url.password is not None else None,
-                   **{**cls._fields_of_url(url), "table": url.table, **fields})
+                   **{**cls._fields_of_url(url), "table": url.table,
+                      "connect_timeout": timeouts.connect, "read_timeout": timeouts.read,
+                      **fields})
 
     @classmethod
     def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:

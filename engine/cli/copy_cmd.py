@@ -151,7 +151,32 @@ def summary(result: CopyResult, progress: Progress | None = None) -> dict[str, A
 
 
 def _fail(message: str, code: int, *urls: str) -> NoReturn:
-    raise CommandFailed(redact_text(message, *urls), code, prefix="headrace copy: error")
+    text = redact_text(message, *urls)
+    for secret in _secrets_of(urls):
+        text = text.replace(secret, "***")
+    raise CommandFailed(text, code, prefix="headrace copy: error")
+
+
+def _secrets_of(urls: tuple[str, ...]) -> list[str]:
+    """The passwords ``urls`` carry or name (through a named connection), as written and
+    decoded: what messages and spans must not show."""
+    from connectors.sql import connection_passwords
+
+    found = {p for url in urls for p in (*url_passwords(url), *connection_passwords(url))}
+    return sorted(found, key=len, reverse=True)
+
+
+def named_end(name: str, table: str, query: str | None) -> str:
+    """The URL of ``--source-conn``/``--dest-conn NAME``: the table ``table`` of the named
+    connection (``-`` with ``--query``: its rows, no table)."""
+    from urllib.parse import quote
+
+    from connectors.sql import find_connection
+
+    scheme = scheme_of(find_connection(name).url)
+    if table == STDIO and query is not None:
+        return f"{scheme}://@{name}"
+    return f"{scheme}://@{name}?table={quote(table, safe='.')}"
 
 
 @click.command("copy", epilog=examples(
@@ -159,6 +184,7 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
     "headrace copy 'postgresql://app@db:5432/shop?table=orders' orders.tsv",
     "headrace copy s3://bucket/in.csv 'mysql://app@db/shop?table=t' --create",
     "headrace copy dynamodb://orders export.jsonl      # DynamoDB's typed export lines",
+    "headrace copy --source-conn warehouse public.orders orders.csv   # a named connection",
     'headrace copy in.csv - | gzip > out.csv.gz        # - is stdout (or stdin as SOURCE)',
 ))
 @click.argument("source")
@@ -178,6 +204,11 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
+@click.option("--source-conn", metavar="NAME",
+              help="SOURCE is a table of the named connection NAME (HEADRACE_CONN_NAME or "
+                   "the connections file; - with --query).")
+@click.option("--dest-conn", metavar="NAME",
+              help="DEST is a table of the named connection NAME.")
 @click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=1,
               show_default=True,
               help="Read a PostgreSQL or MySQL table as N key ranges at once (PostgreSQL "
@@ -191,13 +222,23 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
                    "live line on a terminal (JSON lines with --output json), none otherwise.")
 @output_option
 def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
-         header: bool, query: str | None, parallel: int, create: bool, partitions: int,
+         header: bool, query: str | None, parallel: int, create: bool,
+         source_conn: str | None, dest_conn: str | None, partitions: int,
          progress_mode: str, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
 
     - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
     device or a symlink as DEST is written through, as cat would; only a regular file is
-    written to a temp and renamed over, so nothing but DEST is ever replaced."""
+    written to a temp and renamed over, so nothing but DEST is ever replaced.
+
+    A database may be a named connection, its password kept out of the command line:
+    postgresql://@NAME/db?table=t, or --source-conn NAME / --dest-conn NAME with SOURCE or
+    DEST a table."""
+    try:
+        source = named_end(source_conn, source, query) if source_conn else source
+        dest = named_end(dest_conn, dest, None) if dest_conn else dest
+    except ConfigError as exc:
+        _fail(str(exc), 2)
     source_format, dest_format = end_formats(source, dest, both=fmt, source_format=from_fmt,
                                              dest_format=to_fmt, header=header)
     if from_fmt is None and to_fmt is None:
@@ -212,7 +253,7 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
     configure_command_log("headrace copy")  # e.g. a call that could not reach S3, retried
     # as written and decoded, in the user part or a JDBC-style ``password=``: what redact_text
     # masks in messages is what telemetry scrubs
-    add_secrets(p for url in (source, dest) for p in url_passwords(url))
+    add_secrets(_secrets_of((source, dest)))
     try:
         with command_telemetry():
             result = anyio.run(_run, source, dest, options, sink_options, shown, progress)
