@@ -37,6 +37,7 @@ from ._copy import copy_count, quoted, table_columns
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
 from ._guard import TextGuard
+from ._marker import EndMarkerQuoter
 
 STAGING_PREFIX = "headrace_load_"
 _DROP_TIMEOUT = 5.0
@@ -57,11 +58,10 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
                 await prepare(conn)
                 await conn.execute(f"CREATE UNLOGGED TABLE {stage} "
                                    f"(LIKE {target} INCLUDING DEFAULTS)")
+                columns = [n for n, _ in await table_columns(conn, stage_name, schema)]
         try:
-            columns = [n for n, _ in await table_columns(conn, stage_name, schema)]
-            guard = TextGuard(fmt, columns, where=describe)  # in the input's order, as one
             rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress,
-                                     guard)
+                                     columns)
             with map_errors(describe, "swap in"):
                 async with transaction(conn):
                     await conn.execute(f"INSERT INTO {target} SELECT * FROM {stage}")
@@ -75,7 +75,7 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
 
 async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, stage: str,
                       fmt: TextFormat, opts: dict[str, Any], inp: BytesIn,
-                      progress: Progress, guard: TextGuard | None) -> int:
+                      progress: Progress, columns: list[str]) -> int:
     n = ep.partitions
     streams = [anyio.create_memory_object_stream[bytes](2) for _ in range(n)]
     counts = [0] * n
@@ -94,15 +94,25 @@ async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, s
                                                           source=pieces(), **own)
         counts[i] = copy_count(str(status))
 
-    async def guarded(chunk: bytes) -> bytes:
-        if guard is not None:
-            guard.check(chunk)
+    # The whole stream, in order, passes the end-marker rewrite and the NUL / UTF-8 guard
+    # (as one COPY stream's does) before it is cut: line numbers are the input's.
+    marker = EndMarkerQuoter(fmt)
+    guard = TextGuard(fmt, columns, where=describe)
+
+    async def checked(chunk: bytes) -> bytes:
+        chunk = marker.feed(chunk)
+        guard.check(chunk)
         return chunk
+
+    def last() -> bytes:
+        tail = marker.finish()
+        guard.check(tail)
+        return tail
 
     with single_failure():
         async with anyio.create_task_group() as tg:
             for i, (_, recv) in enumerate(streams):
                 tg.start_soon(load, i, recv)
             tg.start_soon(deal_records, inp, [send for send, _ in streams],
-                          record_framer(fmt, describe), progress, guarded)
+                          record_framer(fmt, describe), progress, checked, last)
     return sum(counts)

@@ -21,7 +21,6 @@ from ._copy import (
 )
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
-from ._guard import TextGuard
 from ._parallel_load import load_in_parallel
 from ._reads import attributes_schema
 from ._resumable import checkpoint, load_resumable, mark_loaded
@@ -69,9 +68,9 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
                     columns = [n for n, _ in await table_columns(conn, name, schema)]
-                    guard = TextGuard(fmt, columns, where=self.describe)
                     status = await copy_stream_in(conn, name, schema, inp, opts, progress,
-                                                  guard=guard)
+                                                  fmt=fmt, columns=columns,
+                                                  where=self.describe)
                     if key:  # in the same transaction as the rows
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
                                           rows=copy_count(status))

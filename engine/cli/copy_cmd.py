@@ -181,7 +181,10 @@ def named_end(name: str, table: str, query: str | None) -> str:
     from connectors.sql import find_connection
 
     scheme = scheme_of(find_connection(name).url)
-    if table == STDIO and query is not None:
+    if table == STDIO:
+        if query is None:
+            raise ConfigError(f"the end of connection {name!r} is a table; - (no table) only "
+                              "for a source read with --query")
         return f"{scheme}://@{name}"
     return f"{scheme}://@{name}?table={quote(table, safe='.')}"
 

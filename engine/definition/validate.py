@@ -44,6 +44,7 @@ from engine.definition.check_schedules import (
 from engine.definition.check_secrets import (
     CREDENTIAL_FIELDS,
     check_secret_references,
+    secret_problem,
     uses_named_connection,
 )
 from engine.definition.document import DEFAULT_ID, Definition
@@ -97,6 +98,8 @@ def validate_definition(definition: Definition, *, strict: bool = False,
     check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
+    definition.parameters.check_secret_references(report, secret_problem,
+                                                  missing_is_error=strict)
     _check_unread_values(ctx)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
         ctx.warn(f"{len(definition.parameters.decls)} parameters: AWS allows {MAX_PARAMETERS} "
