@@ -259,7 +259,7 @@ def _measure(args: argparse.Namespace, env: dict[str, str], started: float) -> i
     if (args.partitions or ("no" if quick else "yes")) == "yes":
         values = [int(v) for v in args.partition_values.split(",") if v.strip()]
         results["partitions"] = []
-        for part in partitions.build(rows):
+        for part in partitions.build(rows, env):
             _log(f"partitions {part.name}: native pipe and --partitions {values}")
             results["partitions"].append(asdict(partitions.run_partitions(part, values, env,
                                                                           runs)))
