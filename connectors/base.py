@@ -35,8 +35,16 @@ ColumnType = Literal[
 
 @dataclass(frozen=True)
 class Column:
+    """One column. ``precision``/``scale`` are a ``numeric``'s when the source declares them
+    (None: unconstrained); ``bits`` narrows an ``integer`` (8, 16) or a ``double`` (32) when
+    the source's type is narrower than the logical one. Columnar formats (Parquet) and
+    ``--create`` keep them; the text formats ignore them."""
+
     name: str
     type: ColumnType = "text"
+    precision: int | None = None
+    scale: int | None = None
+    bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class Schema:
         return len(self.columns)
 
 
-FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl"]
+FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl", "parquet"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ class TextFormat:
     TSV is PostgreSQL's text format: tab separated, backslash escapes, NULL as ``\\N``.
     ``dynamodb-jsonl`` is one ``{"Item": {...typed attribute values...}}`` per line, as
     DynamoDB's own export to S3 writes.
+
+    ``parquet`` is not text at all but rides the same type (a headrace extension): row groups
+    compressed with ``parquet_compression`` (zstd, snappy or none). It is written from rows by
+    an encoder like any format, but read only by the file-like ends themselves (a Parquet file
+    is read from its footer, not as a stream), so no source can produce it as bytes.
     """
 
     kind: FormatKind = "csv"
@@ -75,20 +88,22 @@ class TextFormat:
     regex: str | None = None
     columns: tuple[Column, ...] = ()
     encoding: str = "utf-8"
+    parquet_compression: str = "zstd"
 
     def replace(self, **changes: Any) -> TextFormat:
         return dataclasses.replace(self, **changes)
 
     @property
     def extension(self) -> str:
-        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json"}.get(
-            self.kind, "txt")
+        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json",
+                "parquet": "parquet"}.get(self.kind, "txt")
 
 
 CSV = TextFormat()
 TSV = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\", null="\\N")
 JSONL = TextFormat(kind="jsonl", column_separator="", quote=None)
 DYNAMODB_JSONL = TextFormat(kind="dynamodb-jsonl", column_separator="", quote=None)
+PARQUET = TextFormat(kind="parquet", column_separator="", quote=None)
 
 
 @dataclass

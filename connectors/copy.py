@@ -49,7 +49,7 @@ from connectors.base import (
     first_common_format,
 )
 from connectors.errors import BadDataError, ConfigError, single_failure
-from connectors.formats import RecordCounter, decoder_for, encoder_for
+from connectors.formats import RecordCounter, WantsSchema, decoder_for, encoder_for
 from connectors.tracing import copy_span, stage_span
 
 Lane = Literal["bytes", "rows", "server-side", "direct"]
@@ -126,6 +126,8 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
     if target is not None and source.can_produce(target):
         return Plan("bytes", target, target)
     native = source.native_format
+    if native is not None and not source.can_produce(native):
+        native = None  # read only as rows (Parquet files: from their footers)
     if native is not None and sink.can_consume(native):
         return Plan("bytes", native, native)
     # A format the sink loads as it is beats one it must convert first (``sink.converts``).
@@ -458,6 +460,8 @@ class _Runner:
     async def _encode_stage(self, inp: _Link[RowBatch], out: _Link[bytes]) -> None:
         assert self.plan.consume is not None
         encoder = encoder_for(self.plan.consume)
+        if isinstance(encoder, WantsSchema):
+            encoder.expect_schema(await self.source.schema())
         limiter = anyio.CapacityLimiter(1)
         target = max(1, self.options.chunk_size)
         sender = out.sender()

@@ -13,10 +13,11 @@ from a file name, ``--format``, a definition's data format object), record frami
 counting, gzip, what the file-like ends share (``_files``: a format from the name, files joined
 into one record stream, directories written as parts cut at record boundaries) and DynamoDB's
 typed attribute values (``dynamodb_items``: the dynamodb-jsonl format and the DynamoDB
-connector read and write them the same way).
+connector read and write them the same way). ``parquet``: the Parquet encoder, types and the
+row reader the file-like ends use (pyarrow, imported only when a Parquet end runs).
 """
 
-from ._codecs import Decoder, Encoder, decoder_for, encoder_for
+from ._codecs import Decoder, Encoder, WantsSchema, decoder_for, encoder_for
 from ._decoder import DEFAULT_BATCH_ROWS, BadRowHandler, generic_schema
 from ._files import (
     PART_RE,
@@ -57,6 +58,13 @@ from .dynamodb_items import (
     row_to_item,
     to_attribute,
 )
+from .parquet import (
+    ParquetEncoder,
+    ParquetInput,
+    RangeFile,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -75,7 +83,11 @@ __all__ = [
     "NamedFormat",
     "NamedFormatSink",
     "NamedFormatSource",
+    "ParquetEncoder",
+    "ParquetInput",
+    "RangeFile",
     "RecordCounter",
+    "WantsSchema",
     "attribute_type",
     "coerce_key",
     "consume_rows_as_bytes",
@@ -97,6 +109,8 @@ __all__ = [
     "parse_columns",
     "parse_number",
     "part_name",
+    "produce_parquet_rows",
+    "read_parquet_schema",
     "row_to_item",
     "same_layout",
     "to_attribute",

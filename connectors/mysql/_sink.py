@@ -43,7 +43,7 @@ from ._errors import AT_ROW, DRIVER_ERRORS, driver_error
 from ._infile import STREAM_NAME, load_data_local
 from ._lines import Kind
 from ._rows import FORMAT_CLAUSE, encode_rows
-from ._types import mysql_ddl_type
+from ._types import mysql_column_ddl_type
 
 #: Rows per multi-row INSERT of an ``insertQuery``.
 INSERT_ROWS = 1000
@@ -317,7 +317,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
 
 
 def create_table_ddl(quoted_table: str, schema: Schema) -> str:
-    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_ddl_type(c.type)}"
+    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_column_ddl_type(c)}"
                      for c in schema.columns)
     return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols}) DEFAULT CHARSET=utf8mb4"
 

@@ -23,7 +23,7 @@ from connectors.errors import ConfigError
 from connectors.sql import ROWS_PER_BATCH, SqlSource
 from connectors.tracing import traced_db
 
-from ._columns import columns_schema, query_columns, table_columns
+from ._columns import columns_schema, query_columns, table_columns, table_schema
 from ._endpoint import MySqlEndpoint, reader
 from ._lines import Kind, header_line, line_select, supports
 
@@ -39,9 +39,15 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             return await query_columns(conn, self.endpoint.select_query)
         return await table_columns(conn, self.endpoint)
 
+    async def _schema(self, conn: Any,
+                      columns: list[tuple[str, Kind, ColumnType]]) -> Schema:
+        if self.endpoint.select_query:
+            return columns_schema(columns)
+        return await table_schema(conn, self.endpoint)
+
     async def schema(self) -> Schema | None:
         async with reader(self.endpoint, "describe") as conn:
-            return columns_schema(await self._columns(conn))
+            return await self._schema(conn, await self._columns(conn))
 
     @traced_db("mysql", "SELECT")
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
@@ -82,7 +88,7 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
         async with reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
-            schema = columns_schema(columns)
+            schema = await self._schema(conn, columns)
             fixes = _row_fixes(columns)
             number = 1
             cur = conn.cursor(SSCursor)  # see produce_bytes: never drained on failure

@@ -21,7 +21,7 @@ from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
 from ._resumable import checkpoint, load_resumable, mark_loaded
 from ._source import attributes_schema
-from ._types import pg_ddl_type
+from ._types import pg_column_ddl_type
 
 
 class PostgresSink(SqlSink[PostgresEndpoint]):
@@ -110,7 +110,7 @@ async def _finished(conn: asyncpg.Connection, key: str) -> bool:
 
 
 def create_table_ddl(quoted_table: str, schema: Schema) -> str:
-    cols = ", ".join(f"{quote_ident(c.name, 'postgresql')} {pg_ddl_type(c.type)}"
+    cols = ", ".join(f"{quote_ident(c.name, 'postgresql')} {pg_column_ddl_type(c)}"
                      for c in schema.columns)
     return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols})"
 

@@ -4,6 +4,7 @@ server-side cursor (rows lane).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,32 @@ from ._types import PG_STRINGIFY, pg_logical
 
 
 def attributes_schema(attrs: Sequence[Any]) -> Schema:
-    return schema_of([(a.name, pg_logical(a.type.name)) for a in attrs])
+    schema = schema_of([(a.name, pg_logical(a.type.name)) for a in attrs])
+    narrow = {"int2": 16, "float4": 32}
+    if not any(a.type.name in narrow for a in attrs):
+        return schema
+    return Schema(tuple(dataclasses.replace(c, bits=narrow.get(a.type.name))
+                        for c, a in zip(schema.columns, attrs, strict=True)))
+
+
+async def with_numeric_scales(conn: Any, endpoint: PostgresEndpoint, schema: Schema) -> Schema:
+    """``schema`` with the precision and scale of a table's ``numeric(p, s)`` columns (from
+    the catalog's type modifiers; a query's result carries none, so it keeps ``numeric``)."""
+    if endpoint.select_query or not any(c.type == "numeric" for c in schema.columns):
+        return schema
+    rows = await conn.fetch(
+        "SELECT attname, atttypmod FROM pg_attribute WHERE attrelid = $1::regclass "
+        "AND attnum > 0 AND NOT attisdropped", endpoint.quoted_table())
+    mods = {r["attname"]: int(r["atttypmod"]) for r in rows}
+    columns = []
+    for c in schema.columns:
+        mod = mods.get(c.name, -1)
+        if c.type == "numeric" and mod >= 4:
+            precision, scale = ((mod - 4) >> 16) & 0xFFFF, (mod - 4) & 0xFFFF
+            if scale <= precision:  # PostgreSQL 15's negative scales stay unconstrained
+                c = dataclasses.replace(c, precision=precision, scale=scale)
+        columns.append(c)
+    return Schema(tuple(columns))
 
 
 class PostgresSource(SqlSource[PostgresEndpoint]):
@@ -38,7 +64,8 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
         async with connection(self.endpoint, "describe") as conn:
             with map_errors(self.describe, "describe"):
                 stmt = await conn.prepare(self._query())
-                return attributes_schema(stmt.get_attributes())
+                return await with_numeric_scales(conn, self.endpoint,
+                                                 attributes_schema(stmt.get_attributes()))
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         opts = copy_options(fmt, loading=False)
@@ -80,7 +107,8 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
                 async with conn.transaction(readonly=True):
                     stmt = await conn.prepare(self._query())
                     attrs = stmt.get_attributes()
-                    schema = attributes_schema(attrs)
+                    schema = await with_numeric_scales(conn, self.endpoint,
+                                                       attributes_schema(attrs))
                     stringify = [i for i, a in enumerate(attrs) if a.type.name in PG_STRINGIFY]
                     cursor = await stmt.cursor()
                     first = 1

@@ -87,7 +87,7 @@ def default_format(source: str, dest: str) -> TextFormat | None:
     return DYNAMODB_JSONL if implied is None or implied.kind == "jsonl" else None
 
 
-FORMAT_NAMES = ["csv", "tsv", "jsonl", "dynamodb-jsonl"]
+FORMAT_NAMES = ["csv", "tsv", "jsonl", "dynamodb-jsonl", "parquet"]
 #: the ends a format applies to: files and S3 objects (databases have their own types)
 _TEXT_SCHEMES = ("file", "s3")
 
@@ -128,6 +128,16 @@ def contradicted_extensions(source: str, dest: str, both: str | None) -> list[st
     return found
 
 
+def with_parquet_compression(dest: str, fmt: TextFormat | None,
+                             compression: str) -> TextFormat:
+    """DEST's format with ``--parquet-compression``; an error unless DEST is Parquet."""
+    implied = fmt or (format_for_path(dest) if scheme_of(dest) in _TEXT_SCHEMES else None)
+    if implied is None or implied.kind != "parquet":
+        raise click.UsageError("--parquet-compression applies to a Parquet DEST (--format "
+                               "parquet, --to-format parquet or a .parquet name)")
+    return implied.replace(parquet_compression=compression)
+
+
 def summary(result: CopyResult) -> dict[str, Any]:
     seconds = max(result.seconds, 1e-9)
     return {
@@ -150,6 +160,7 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
     "headrace copy 'postgresql://app@db:5432/shop?table=orders' orders.tsv",
     "headrace copy s3://bucket/in.csv 'mysql://app@db/shop?table=t' --create",
     "headrace copy dynamodb://orders export.jsonl      # DynamoDB's typed export lines",
+    "headrace copy 'postgresql://app@db/shop?table=t' s3://bucket/t/ --format parquet",
     'headrace copy in.csv - | gzip > out.csv.gz        # - is stdout (or stdin as SOURCE)',
 ))
 @click.argument("source")
@@ -165,13 +176,16 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
 @click.option("--header/--no-header", default=False, show_default=True,
               help="CSV and TSV ends have a header line: read as the column names (the keys "
                    "of JSON lines, the columns of a table), written from them.")
+@click.option("--parquet-compression", type=click.Choice(["zstd", "snappy", "none"]),
+              help="Compression of a Parquet DEST's row groups (default: zstd).")
 @click.option("--query", help="SQL whose result is the source (database sources).")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
 @output_option
 def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
-         header: bool, query: str | None, parallel: int, create: bool, output: str) -> None:
+         header: bool, parquet_compression: str | None, query: str | None, parallel: int,
+         create: bool, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
 
     - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
@@ -179,6 +193,8 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
     written to a temp and renamed over, so nothing but DEST is ever replaced."""
     source_format, dest_format = end_formats(source, dest, both=fmt, source_format=from_fmt,
                                              dest_format=to_fmt, header=header)
+    if parquet_compression is not None:
+        dest_format = with_parquet_compression(dest, dest_format, parquet_compression)
     if from_fmt is None and to_fmt is None:
         for warning in contradicted_extensions(source, dest, fmt):
             click.echo(f"headrace copy: warning: {warning}", err=True)

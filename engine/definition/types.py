@@ -271,6 +271,10 @@ _TYPES: list[TypeSpec] = [
     TypeSpec("RegEx", "dataformat", "run", {**COLUMNS, "inputRegEx": S, "outputFormat": S}),
     TypeSpec("DynamoDBDataFormat", "dataformat", "run", dict(COLUMNS)),
     TypeSpec("DynamoDBExportDataFormat", "dataformat", "run", dict(COLUMNS)),
+    TypeSpec("ParquetDataFormat", "dataformat", "run", {
+        **COLUMNS, "compression": enum("zstd", "snappy", "none")}, extension=True,
+        note="headrace extension: Parquet files (pyarrow, the headrace[parquet] extra); "
+             "row groups compressed with zstd (the default), snappy or none"),
     # actions
     TypeSpec("SnsAlarm", "action", "run", {
         "topicArn": S, "subject": S, "message": S, "role": S, "node": ref(), "region": S},
