@@ -25,7 +25,8 @@ def cli(tmp_path: Path) -> Cli:
 def engine(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     proc = cli.spawn("engine", "--store", cli.store, "--poll-interval", "0.2")
     yield proc
-    stop(proc)
+    _, err = stop(proc)
+    print(f"engine stderr (exit {proc.returncode}):\n{err}")  # pytest shows it on a failure
 
 
 def runs(cli: Cli, pid: str) -> dict[str, dict[str, Any]]:
@@ -118,15 +119,18 @@ def test_deactivate_cancel_active_cancels_running_work(cli: Cli, tmp_path: Path,
 
 def test_deactivate_without_cancel_lets_running_finish_then_reactivate_resumes(
         cli: Cli, tmp_path: Path, engine: subprocess.Popen[str]) -> None:
-    started = tmp_path / "started"
+    started, release = tmp_path / "started", tmp_path / "release"
     definition = write_definition(
         tmp_path / "p.json",
-        shell("Slow", f"touch {started}; sleep 2"),
+        # Slow holds until the test lets it go, after the deactivation was asked for: the
+        # order is the test's, not a race against how fast the CLI starts
+        shell("Slow", f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done"),
         shell("Next", f"echo next >> {tmp_path}/next", dependsOn=ref("Slow")))
     pid = new_pipeline(cli, definition)
     cli("activate-pipeline", "--pipeline-id", pid, "--allow-backfill")
     wait_for(started.exists, timeout=30, what="Slow to start")
     cli("deactivate-pipeline", "--pipeline-id", pid, "--no-cancel-active")
+    release.touch()
     wait_for(lambda: _state(cli, pid) == "INACTIVE", timeout=30, what="INACTIVE")
     state = runs(cli, pid)
     assert state["Slow"]["status"] == "FINISHED"  # allowed to finish
