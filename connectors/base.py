@@ -273,6 +273,27 @@ class AdoptsColumns(Protocol):
     def adopt_columns(self, schema: Schema) -> None: ...
 
 
+#: What a verifying sink calls before it commits: ``check(rows, checksum)`` with its own
+#: figures; it raises when they differ from the source's (see :mod:`connectors.verify`).
+VerifyCheck = Callable[[int, str], Awaitable[None]]
+
+
+@runtime_checkable
+class VerifiesLoad(Protocol):
+    """A sink that can compute what it stored before it commits (``--verify``).
+
+    ``verify_kind`` says which figures: ``"rows"`` (a count and the order-free checksum of
+    the rows, by a query over what the load wrote) or ``"bytes"`` (the records and SHA-256 of
+    the bytes stored). The copy computes the source's side and hands the comparison to
+    :meth:`verify_with`; the sink calls it after the load and before it commits, so a
+    mismatch rolls back (or leaves the upload or temp file uncompleted)."""
+
+    @property
+    def verify_kind(self) -> Literal["rows", "bytes"]: ...
+
+    def verify_with(self, check: VerifyCheck) -> None: ...
+
+
 TakeoverLane = Literal["server-side", "direct"]
 
 

@@ -46,11 +46,13 @@ from connectors.base import (
     TakeoverLane,
     TakesOver,
     TextFormat,
+    VerifiesLoad,
     first_common_format,
 )
-from connectors.errors import BadDataError, ConfigError, single_failure
-from connectors.formats import RecordCounter, WantsSchema, decoder_for, encoder_for
+from connectors.errors import BadDataError, ConfigError, TerminalFault, single_failure
+from connectors.formats import Decoder, RecordCounter, WantsSchema, decoder_for, encoder_for
 from connectors.tracing import copy_span, stage_span
+from connectors.verify import Figures, RowChecksum, Verification, VerifyFailed
 
 Lane = Literal["bytes", "rows", "server-side", "direct"]
 T = TypeVar("T")
@@ -82,6 +84,9 @@ class CopyOptions:
     allow_direct: bool = True
     #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
     on_queue_depth: Callable[[str, int], None] | None = None
+    #: ``--verify``: compare rows and a content checksum of both ends before the sink commits
+    #: (:mod:`connectors.verify`); the sink must be :class:`~connectors.base.VerifiesLoad`.
+    verify: bool = False
 
 
 @dataclass
@@ -96,6 +101,8 @@ class CopyResult:
     stages: tuple[str, ...] = ()
     #: Highest number of items seen buffered on each link (``"source->decode"``, ...).
     peak_queue_depth: dict[str, int] = field(default_factory=dict)
+    #: Both ends' figures when the copy was verified.
+    verify: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -187,12 +194,16 @@ class _Link(Generic[T]):
         self._count_rows = count_rows
         self._counter = counter
         self._on_depth = on_depth
+        #: Sees every item sent (``--verify``'s source side).
+        self.tap: Callable[[Any], None] | None = None
 
     def sender(self) -> _CountingSend[T]:
         return _CountingSend(self)
 
     def observe(self, item: Any) -> None:
         self.items += 1
+        if self.tap is not None:
+            self.tap(item)
         if isinstance(item, RowBatch):
             n = len(item.rows)
             self.rows += n
@@ -268,7 +279,7 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     started = time.perf_counter()
     retries_before = progress.retries
 
-    lanes = _takeover_lanes(options)
+    lanes = _takeover_lanes(options) if not options.verify else frozenset()
     if lanes and isinstance(sink, TakesOver):
         # Progress counts the bytes as they land, so the live line moves.
         taken = await sink.take_over(source, _ConnectorProgress(progress, forward=True), lanes)
@@ -281,12 +292,75 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     chosen = plan(source, sink, options)
     await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
+    verifier = await _Verifier.start(source, sink, chosen) if options.verify else None
+    runner.verifier = verifier
     await runner.run()
     rows, nbytes = runner.totals()
     return CopyResult(rows=rows, bytes=nbytes, seconds=time.perf_counter() - started,
                       lane=chosen.lane, format=chosen.format, bad_rows=runner.bad_rows,
                       retries=progress.retries - retries_before, stages=runner.stage_names,
-                      peak_queue_depth={link.name: link.peak for link in runner.links})
+                      peak_queue_depth={link.name: link.peak for link in runner.links},
+                      verify=verifier.result() if verifier is not None else None)
+
+
+class _Verifier:
+    """The source's side of ``--verify`` and the comparison the sink calls before commit.
+
+    Rows are summed as they leave the source (a bytes lane's records decoded here for it),
+    read as the destination's columns (its table's, or the source's when it will be created
+    from them), so that ``"12.50"`` from a CSV and ``12.5`` from a numeric agree."""
+
+    def __init__(self, sink: Sink, kind: str, summer: RowChecksum,
+                 decoder: Decoder | None) -> None:
+        self.where = sink.describe
+        self.kind = kind
+        self.summer = summer
+        self.decoder = decoder
+        self.verification: Verification | None = None
+        self.rows_out = 0
+
+    @classmethod
+    async def start(cls, source: Source, sink: Sink, chosen: Plan) -> _Verifier:
+        if not isinstance(sink, VerifiesLoad):
+            raise ConfigError(f"{sink.describe}: --verify is not supported for this "
+                              "destination")
+        dest = await sink.schema() if sink.verify_kind == "rows" else None
+        if dest is None:
+            dest = await source.schema()
+        decoder = None
+        if chosen.lane == "bytes" and chosen.produce is not None and \
+                sink.verify_kind == "rows":
+            decoder = decoder_for(chosen.produce, location=source.describe,
+                                  schema=await source.schema())
+        verifier = cls(sink, sink.verify_kind, RowChecksum(dest), decoder)
+        sink.verify_with(verifier.check)
+        return verifier
+
+    def observe(self, item: Any) -> None:
+        """Each item leaving the source: a batch of rows, or bytes to decode."""
+        if isinstance(item, RowBatch):
+            self.summer.add(item)
+            self.rows_out += len(item.rows)
+        elif self.decoder is not None:
+            for batch in self.decoder.feed(item):
+                self.summer.add(batch)
+
+    def source_done(self) -> None:
+        if self.decoder is not None:
+            for batch in self.decoder.finish():
+                self.summer.add(batch)
+
+    async def check(self, rows: int, checksum: str) -> None:
+        source = self.summer.figures()
+        self.verification = Verification(source, Figures(rows, checksum))
+        if not self.verification.ok:
+            raise VerifyFailed(self.where, self.verification)
+
+    def result(self) -> Verification:
+        if self.verification is None:
+            raise TerminalFault(f"{self.where}: --verify: the destination loaded without "
+                                "verifying (a load an earlier run committed)")
+        return self.verification
 
 
 def _takeover_lanes(options: CopyOptions) -> frozenset[TakeoverLane]:
@@ -337,6 +411,7 @@ class _Runner:
         self.sink_progress = _ConnectorProgress(
             progress, forward_rows=self.connector_counts and not from_source)
         self.links: list[_Link[Any]] = []
+        self.verifier: _Verifier | None = None
         self.bad_rows = 0
         self._bad: _BadRows | None = None
         names = ["source"]
@@ -414,10 +489,15 @@ class _Runner:
 
     async def _source_stage(self, out: _Link[Any]) -> None:
         fmt = self.plan.produce
+        verifier = self.verifier
+        if verifier is not None and verifier.kind == "rows" and not self.plan.decode:
+            out.tap = verifier.observe  # rows, or the bytes lane's records
         if fmt is not None:
             await self.source.produce_bytes(fmt, out.sender(), self.src_progress)
         else:
             await self.source.produce_rows(out.sender(), self.src_progress)
+        if verifier is not None and out.tap is not None:
+            verifier.source_done()
         await out.send.aclose()
 
     async def _sink_stage(self, inp: _Link[Any]) -> None:
@@ -437,6 +517,8 @@ class _Runner:
         decoder = decoder_for(self.plan.produce, location=self.source.describe, schema=schema,
                               batch_rows=opts.batch_rows, on_bad=bad)
         limiter = anyio.CapacityLimiter(1)
+        if self.verifier is not None and self.verifier.kind == "rows":
+            out.tap = self.verifier.observe  # the source's records, as rows
         sender = out.sender()
         with inp.recv:
             async for chunk in inp.recv:

@@ -25,6 +25,7 @@ from connectors.base import (
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 from connectors.sql import (
     SqlSink,
+    aligned_schema,
     convert_placeholders,
     first_line,
     is_utf8,
@@ -35,6 +36,7 @@ from connectors.sql import (
     target_columns,
 )
 from connectors.tracing import traced_db
+from connectors.verify import RowChecksum
 
 from . import _checkpoint, _csv
 from ._columns import columns_schema, has_table, table_columns
@@ -170,6 +172,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             target = await table_columns(conn, ep)
             if not await self._claim(conn, inp):
                 return
+            before = await self._verify_sum(conn, None)
             assignments = _infile_assignments(target, fmt)
             sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
                    f"CHARACTER SET utf8mb4 {options}{assignments}")
@@ -192,6 +195,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             result = await load_data_local(conn, sql, chunks())
             if result.warning_count:
                 await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=1)
+            await self._verify_load(conn, None, before)
             await self._record(conn, result.affected_rows)
             progress.add(rows=result.affected_rows)
 
@@ -203,13 +207,51 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         async with writer(ep, operation, local_infile=not ep.insert_query) as conn:
             await self._prepare_table(conn, hint)
             if first is None or not await self._claim(conn, inp):
+                if first is None:
+                    await self._verify_load(conn, None, await self._verify_sum(conn, None))
                 return
+            names = first.schema.names
+            sums = await self._verify_sum(conn, names)
             before = progress.rows
             if ep.insert_query:
                 await self._insert_rows(conn, first, inp, progress)
             else:
                 await self._load_rows(conn, first, inp, progress)
+            await self._verify_load(conn, names, sums)
             await self._record(conn, progress.rows - before)
+
+    async def _verify_sum(self, conn: aiomysql.Connection,
+                          names: Sequence[str] | None) -> RowChecksum | None:
+        """``--verify``: the checksum of the target's rows in this transaction's snapshot.
+
+        Taken before the load and again after it, in one REPEATABLE READ transaction (the
+        InnoDB default): what the load wrote is the difference, since the sum is order-free
+        and subtractable, and other sessions' commits meanwhile are not in the snapshot. It
+        reads the whole table twice, the price of verifying into a table with rows."""
+        if self.verify_check is None:
+            return None
+        ep = self.endpoint
+        if not ep.table:
+            raise ConfigError("--verify needs a target table (an insertQuery's rows cannot be "
+                              "read back)", connector=self.describe)
+        target = Schema(tuple(Column(n, t) for n, _, t in await table_columns(conn, ep)))
+        columns = aligned_schema(names or target.names, target)
+        select = ", ".join(quote_ident(c.name, "mysql") for c in columns.columns)
+        summer = RowChecksum(columns)
+        async with conn.cursor(aiomysql.SSCursor) as cur:
+            await cur.execute(f"SELECT {select} FROM {ep.quoted_table()}")
+            while rows := await cur.fetchmany(5000):
+                summer.add_rows(rows)
+        return summer
+
+    async def _verify_load(self, conn: aiomysql.Connection, names: Sequence[str] | None,
+                           before: RowChecksum | None) -> None:
+        check = self.verify_check
+        if check is None or before is None:
+            return
+        after = await self._verify_sum(conn, names)
+        assert after is not None
+        await check(*after.minus(before))
 
     async def _claim(self, conn: aiomysql.Connection, inp: BytesIn | RowsIn) -> bool:
         """Claim the load's checkpoint key; when an earlier load committed under it, take

@@ -4,11 +4,14 @@ idempotent under a checkpoint key (see :mod:`._resumable`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError
-from connectors.sql import SqlSink, next_batch, quote_ident
+from connectors.sql import SqlSink, aligned_schema, next_batch, quote_ident
+from connectors.verify import RowChecksum
 
 from ._copy import (
     copy_count,
@@ -58,6 +61,7 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
                     status = await copy_stream_in(conn, name, schema, inp, opts, progress)
+                    await self._verify_load(conn, None)
                     if key:  # in the same transaction as the rows
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
                                           rows=copy_count(status))
@@ -66,21 +70,33 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
         first = await next_batch(inp)
         hint = self.source_schema or (first.schema if first else None)
-        if self.endpoint.checkpoint_key and not self.endpoint.insert_query:
+        key = self.endpoint.checkpoint_key if not self.endpoint.insert_query else None
+        if key and self.verify_check is None:
             await self._consume_resumable(first, inp, progress, hint)
             return
+        # A verified load goes in one transaction, so it is verified as a whole (under a
+        # checkpoint key too: marked loaded in that transaction, as a COPY of bytes is).
         async with connection(self.endpoint, "load") as conn:
             with map_errors(self.describe, "load"):
+                if key and await _finished(conn, key):
+                    async for _ in inp:  # loaded by an earlier run: take the input, load none
+                        pass
+                    return
                 async with transaction(conn):
                     await self._prepare_table(conn, hint)
                     if first is None:
+                        await self._verify_load(conn, None)
                         return
                     if self.endpoint.insert_query:
                         await insert_batches(conn, self.endpoint.insert_query, first, inp,
                                               progress)
                     else:
                         schema, name = self.endpoint.table_parts()
-                        await copy_rows_in(conn, name, schema, first, inp, progress)
+                        status = await copy_rows_in(conn, name, schema, first, inp, progress)
+                    await self._verify_load(conn, first.schema.names)
+                    if key:
+                        await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
+                                          rows=copy_count(status))
 
     async def _consume_resumable(self, first: RowBatch | None, inp: RowsIn, progress: Progress,
                                  hint: Schema | None) -> None:
@@ -95,6 +111,29 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                                      schema=schema, first=first or empty, inp=inp,
                                      progress=progress, batch_rows=max(1, ep.batch_rows),
                                      copy_rows=copy_rows_in)
+
+    async def _verify_load(self, conn: asyncpg.Connection,
+                           names: Sequence[str] | None) -> None:
+        """``--verify``: the rows this transaction wrote (their ``xmin`` is its id), read back
+        and summed as the source's were, before the commit (see :mod:`connectors.verify`)."""
+        check = self.verify_check
+        if check is None:
+            return
+        if not self.endpoint.table:
+            raise ConfigError("--verify needs a target table (an insertQuery's rows cannot be "
+                              "read back)", connector=self.describe)
+        table = self.endpoint.quoted_table()
+        stmt = await conn.prepare(f"SELECT * FROM {table}")
+        target = attributes_schema(stmt.get_attributes())
+        columns = aligned_schema(names or target.names, target)
+        select = ", ".join(quote_ident(c.name, "postgresql") for c in columns.columns)
+        summer = RowChecksum(columns)
+        query = await conn.prepare(
+            f"SELECT {select} FROM {table} WHERE xmin = pg_current_xact_id()::xid")
+        cursor = await query.cursor()
+        while records := await cursor.fetch(5000):
+            summer.add_rows(records)
+        await check(summer.rows, summer.checksum())
 
     async def _prepare_table(self, conn: asyncpg.Connection, hint: Schema | None) -> None:
         """Run ``createTableSql`` or create from the source schema when the table is missing."""

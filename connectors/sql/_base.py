@@ -6,12 +6,12 @@ each input field goes to, and taking row batches off a stream."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat, VerifyCheck
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 
 from ._text import Dialect, quote_ident
@@ -166,6 +166,16 @@ class SqlSink(Generic[E]):
         self.endpoint = endpoint
         self.describe = endpoint.describe()
         self.source_schema: Schema | None = None
+        #: Set by ``--verify``: called with the rows the load wrote, before commit.
+        self.verify_check: VerifyCheck | None = None
+
+    verify_kind: Literal["rows", "bytes"] = "rows"
+
+    def verify_with(self, check: VerifyCheck) -> None:
+        """Verify the load before committing (see :class:`~connectors.base.VerifiesLoad`).
+        Loads under a checkpoint key that go in resumable batches cannot be verified as a
+        whole inside one transaction; they refuse instead."""
+        self.verify_check = check
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns, used to create the table when ``create`` is set."""
@@ -232,3 +242,10 @@ def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
     raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
                        f"{list(target)}), and the input has {len(names)} fields for "
                        f"{len(target)} columns, so they cannot be matched by position")
+
+
+def aligned_schema(names: Sequence[str], target: Schema) -> Schema:
+    """The target's columns in the order the input's fields go to them (:func:`target_columns`):
+    what a verify reads back, and the types the source's side reads its values as."""
+    by_name = {c.name: c for c in target.columns}
+    return Schema(tuple(by_name[n] for n in target_columns(names, target.names)))

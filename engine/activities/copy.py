@@ -30,8 +30,13 @@ async def copy_activity(ctx: AttemptContext) -> None:
     # PostgreSQL load of rows resumes from its last committed batch.
     sink = node_sink(ctx, outputs[0], options, checkpoint_key=ctx.run_key or None)
     await ctx.log.event(f"copy {source.describe} -> {sink.describe}")
+    verify = str(ctx.fields.get("verify") or "").strip().lower() == "true"
     result = await copy(source, sink, CopyOptions(
-        on_queue_depth=queue_depth_recorder(ctx.pipeline_id)))
+        on_queue_depth=queue_depth_recorder(ctx.pipeline_id), verify=verify))
+    if result.verify is not None:
+        v = result.verify.as_json()
+        await ctx.log.event(f"verified: {v['sourceRows']} rows, checksum "
+                            f"{v['sourceChecksum']} at both ends")
     crash_point("copy-committed")
     ctx.metrics.update(rows=result.rows, bytes=result.bytes, lane=result.lane,
                        seconds=result.seconds, retries=result.retries,

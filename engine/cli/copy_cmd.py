@@ -52,11 +52,11 @@ async def _show_progress(progress: Progress) -> None:
 
 
 async def _run(source_url: str, dest_url: str, options: EndpointOptions,
-               sink_options: EndpointOptions, live: bool) -> CopyResult:
+               sink_options: EndpointOptions, live: bool, verify: bool = False) -> CopyResult:
     source = open_source(source_url, options)
     sink = open_sink(dest_url, sink_options)
     progress = Progress()
-    copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(None))
+    copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(None), verify=verify)
     if not live:
         result = await run_copy(source, sink, copy_options, progress=progress)
     else:
@@ -148,6 +148,7 @@ def summary(result: CopyResult) -> dict[str, Any]:
         "mbPerSecond": round(result.bytes / 1e6 / seconds, 3),
         "peakRssBytes": _peak_rss_bytes(),
         "lane": result.lane,
+        **({"verify": result.verify.as_json()} if result.verify is not None else {}),
     }
 
 
@@ -182,10 +183,13 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
+@click.option("--verify", is_flag=True,
+              help="Compare the rows and a content checksum of both ends before the "
+                   "destination commits; a mismatch fails the copy and leaves no output.")
 @output_option
 def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
          header: bool, parquet_compression: str | None, query: str | None, parallel: int,
-         create: bool, output: str) -> None:
+         create: bool, verify: bool, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
 
     - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
@@ -208,7 +212,7 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
     add_secrets(p for url in (source, dest) for p in url_passwords(url))
     try:
         with command_telemetry():
-            result = anyio.run(_run, source, dest, options, sink_options, live)
+            result = anyio.run(_run, source, dest, options, sink_options, live, verify)
     except KeyboardInterrupt:
         _fail("interrupted", 130, source, dest)
     except ConfigError as exc:
@@ -227,6 +231,10 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
             f"in {result.seconds:.2f} s ({data['mbPerSecond']:,.2f} MB/s, {result.lane} "
             "copy, byte for byte)", err=to_stderr)
     else:
+        if result.verify is not None:
+            v = result.verify
+            click.echo(f"verified: {v.source.rows:,} rows, checksum {v.source.checksum} at "
+                       "both ends", err=to_stderr)
         click.echo(
             f"copied {data['rows']:,} rows, {data['bytes']:,} bytes from {redact_url(source)} "
             f"to {redact_url(dest)} in {result.seconds:.2f} s "

@@ -169,7 +169,8 @@ _TYPES: list[TypeSpec] = [
         "schemaName": S, "primaryKeys": SM},
         required=("database", "tableName")),
     # activities
-    TypeSpec("CopyActivity", "activity", "run", {**RUNNABLE, **IO},
+    # ``verify`` (a headrace extension): compare both ends' rows and checksums before commit
+    TypeSpec("CopyActivity", "activity", "run", {**RUNNABLE, **IO, "verify": BOOL},
              required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,
