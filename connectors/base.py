@@ -273,9 +273,13 @@ class AdoptsColumns(Protocol):
     def adopt_columns(self, schema: Schema) -> None: ...
 
 
-#: What a verifying sink calls before it commits: ``check(rows, checksum)`` with its own
-#: figures; it raises when they differ from the source's (see :mod:`connectors.verify`).
-VerifyCheck = Callable[[int, str], Awaitable[None]]
+class VerifyCheck(Protocol):
+    """What a verifying sink calls before it commits, with the figures of what it stored;
+    it raises when they differ from the source's (see :mod:`connectors.verify`). ``sent`` is
+    a bytes sink's checksum of the bytes as it wrote them (the copy's side of the pair)."""
+
+    def __call__(self, rows: int, checksum: str, sent: str | None = None) -> Awaitable[None]:
+        ...
 
 
 @runtime_checkable
@@ -292,6 +296,21 @@ class VerifiesLoad(Protocol):
     def verify_kind(self) -> Literal["rows", "bytes"]: ...
 
     def verify_with(self, check: VerifyCheck) -> None: ...
+
+
+@runtime_checkable
+class CommitsWatermark(Protocol):
+    """A sink that commits an incremental copy's state with the rows, in the load's own
+    transaction (PostgreSQL, MySQL: the ``headrace_checkpoints`` row), and can merge rows by
+    key (upsert) instead of appending them."""
+
+    merge_keys: tuple[str, ...]
+
+    def commit_watermark(self, key: str, state: Callable[[], str]) -> None: ...
+
+    async def stored_watermark(self, key: str) -> str | None:
+        """The state last committed under ``key``, or None."""
+        ...
 
 
 TakeoverLane = Literal["server-side", "direct"]

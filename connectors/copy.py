@@ -49,10 +49,16 @@ from connectors.base import (
     VerifiesLoad,
     first_common_format,
 )
-from connectors.errors import BadDataError, ConfigError, TerminalFault, single_failure
-from connectors.formats import Decoder, RecordCounter, WantsSchema, decoder_for, encoder_for
+from connectors.errors import BadDataError, ConfigError, TerminalError, single_failure
+from connectors.formats import (
+    Decoder,
+    RecordCounter,
+    RowChecksum,
+    WantsSchema,
+    decoder_for,
+    encoder_for,
+)
 from connectors.tracing import copy_span, stage_span
-from connectors.verify import Figures, RowChecksum, Verification, VerifyFailed
 
 Lane = Literal["bytes", "rows", "server-side", "direct"]
 T = TypeVar("T")
@@ -87,6 +93,40 @@ class CopyOptions:
     #: ``--verify``: compare rows and a content checksum of both ends before the sink commits
     #: (:mod:`connectors.verify`); the sink must be :class:`~connectors.base.VerifiesLoad`.
     verify: bool = False
+
+
+@dataclass(frozen=True)
+class Figures:
+    rows: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Both ends' figures; ``--output json``'s ``"verify"`` object."""
+
+    source: Figures
+    dest: Figures
+
+    @property
+    def ok(self) -> bool:
+        return self.source == self.dest
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sourceRows": self.source.rows, "destRows": self.dest.rows,
+                "sourceChecksum": self.source.checksum, "destChecksum": self.dest.checksum,
+                "ok": self.ok}
+
+
+class VerifyFailed(TerminalError):
+    """The destination does not hold what the source sent; nothing was committed."""
+
+    def __init__(self, where: str, verification: Verification) -> None:
+        s, d = verification.source, verification.dest
+        super().__init__(f"{where}: verify failed: the source sent {s.rows} rows (checksum "
+                         f"{s.checksum}), the destination holds {d.rows} (checksum "
+                         f"{d.checksum}); nothing was committed")
+        self.verification = verification
 
 
 @dataclass
@@ -292,7 +332,8 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     chosen = plan(source, sink, options)
     await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
-    verifier = await _Verifier.start(source, sink, chosen) if options.verify else None
+    verifier = await _Verifier.start(source, sink, chosen, progress) \
+        if options.verify else None
     runner.verifier = verifier
     await runner.run()
     rows, nbytes = runner.totals()
@@ -311,8 +352,9 @@ class _Verifier:
     from them), so that ``"12.50"`` from a CSV and ``12.5`` from a numeric agree."""
 
     def __init__(self, sink: Sink, kind: str, summer: RowChecksum,
-                 decoder: Decoder | None) -> None:
+                 decoder: Decoder | None, progress: Progress) -> None:
         self.where = sink.describe
+        self.progress = progress
         self.kind = kind
         self.summer = summer
         self.decoder = decoder
@@ -320,7 +362,8 @@ class _Verifier:
         self.rows_out = 0
 
     @classmethod
-    async def start(cls, source: Source, sink: Sink, chosen: Plan) -> _Verifier:
+    async def start(cls, source: Source, sink: Sink, chosen: Plan,
+                    progress: Progress) -> _Verifier:
         if not isinstance(sink, VerifiesLoad):
             raise ConfigError(f"{sink.describe}: --verify is not supported for this "
                               "destination")
@@ -332,7 +375,7 @@ class _Verifier:
                 sink.verify_kind == "rows":
             decoder = decoder_for(chosen.produce, location=source.describe,
                                   schema=await source.schema())
-        verifier = cls(sink, sink.verify_kind, RowChecksum(dest), decoder)
+        verifier = cls(sink, sink.verify_kind, RowChecksum(dest), decoder, progress)
         sink.verify_with(verifier.check)
         return verifier
 
@@ -350,16 +393,19 @@ class _Verifier:
             for batch in self.decoder.finish():
                 self.summer.add(batch)
 
-    async def check(self, rows: int, checksum: str) -> None:
-        source = self.summer.figures()
+    async def check(self, rows: int, checksum: str, sent: str | None = None) -> None:
+        # a bytes sink: the records the copy moved, and the bytes as the sink wrote them
+        if self.kind == "rows":
+            source = Figures(self.summer.rows, self.summer.checksum())
+        else:
+            source = Figures(self.progress.rows, sent or "")
         self.verification = Verification(source, Figures(rows, checksum))
         if not self.verification.ok:
             raise VerifyFailed(self.where, self.verification)
 
-    def result(self) -> Verification:
-        if self.verification is None:
-            raise TerminalFault(f"{self.where}: --verify: the destination loaded without "
-                                "verifying (a load an earlier run committed)")
+    def result(self) -> Verification | None:
+        """None when the sink loaded nothing to verify: a load an earlier attempt committed
+        (and verified before it did) under the same checkpoint key."""
         return self.verification
 
 

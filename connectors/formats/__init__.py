@@ -38,6 +38,7 @@ from ._names import (
     parse_columns,
     same_layout,
 )
+from .checksums import RowChecksum
 from .compression import Gunzip, Gzip
 from .counting import RecordCounter, count_records
 from .dynamodb_items import (
@@ -62,6 +63,7 @@ from .parquet import (
     ParquetEncoder,
     ParquetInput,
     RangeFile,
+    parquet_row_count,
     produce_parquet_rows,
     read_parquet_schema,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "ParquetInput",
     "RangeFile",
     "RecordCounter",
+    "RowChecksum",
     "WantsSchema",
     "attribute_type",
     "coerce_key",
@@ -106,6 +109,7 @@ __all__ = [
     "item_plain_json",
     "item_to_dict",
     "item_to_row",
+    "parquet_row_count",
     "parse_columns",
     "parse_number",
     "part_name",

@@ -424,3 +424,12 @@ async def produce_parquet_rows(files: AsyncIterator[ParquetInput], out: RowsOut,
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(reader.close, limiter=limiter)
+
+
+def parquet_row_count(path: str) -> int:
+    """The rows a Parquet file's footer says it holds (blocking: call it in a thread)."""
+    _, pq = _pyarrow()
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, ValueError) as exc:
+        raise BadDataError(f"{path}: not a readable Parquet file: {exc}") from None

@@ -23,6 +23,7 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.formats import RowChecksum
 from connectors.sql import (
     SqlSink,
     aligned_schema,
@@ -36,7 +37,6 @@ from connectors.sql import (
     target_columns,
 )
 from connectors.tracing import traced_db
-from connectors.verify import RowChecksum
 
 from . import _checkpoint, _csv
 from ._columns import columns_schema, has_table, table_columns
@@ -206,9 +206,15 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         operation = "INSERT" if ep.insert_query else "LOAD DATA"
         async with writer(ep, operation, local_infile=not ep.insert_query) as conn:
             await self._prepare_table(conn, hint)
+            db, _ = ep.table_parts()
+            if self.watermark is not None:
+                await _checkpoint.prepare_watermark(conn, db)
+            if self.merge_keys:
+                await self._check_merge_key(conn)
             if first is None or not await self._claim(conn, inp):
                 if first is None:
                     await self._verify_load(conn, None, await self._verify_sum(conn, None))
+                    await self._save_watermark(conn)
                 return
             names = first.schema.names
             sums = await self._verify_sum(conn, names)
@@ -219,6 +225,39 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
                 await self._load_rows(conn, first, inp, progress)
             await self._verify_load(conn, names, sums)
             await self._record(conn, progress.rows - before)
+            await self._save_watermark(conn)
+
+    async def stored_watermark(self, key: str) -> str | None:
+        db, _ = self.endpoint.table_parts()
+        async with reader(self.endpoint, "read watermark") as conn:
+            return await _checkpoint.read_watermark(conn, db, key)
+
+    async def _save_watermark(self, conn: aiomysql.Connection) -> None:
+        if self.watermark is not None:
+            key, state = self.watermark
+            db, _ = self.endpoint.table_parts()
+            await _checkpoint.save_watermark(conn, db, key, self.endpoint.quoted_table(),
+                                             state())
+
+    async def _check_merge_key(self, conn: aiomysql.Connection) -> None:
+        """A merge is LOAD DATA ... REPLACE, which matches rows by a unique key: the target
+        must have one on exactly the merge key's columns."""
+        ep = self.endpoint
+        if ep.insert_query:
+            raise ConfigError("a merge loads a table, not an insertQuery",
+                              connector=self.describe)
+        db, name = ep.table_parts()
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT INDEX_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM "
+                "information_schema.STATISTICS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+                "AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME", (db, name))
+            unique = [set(str(r[1]).split(",")) for r in await cur.fetchall()]
+        if set(self.merge_keys) not in unique:
+            raise ConfigError(f"a merge into {ep.table} matches rows by a unique key on "
+                              f"({', '.join(self.merge_keys)}), which the table does not "
+                              "have; add a PRIMARY KEY or UNIQUE index on those columns",
+                              connector=self.describe)
 
     async def _verify_sum(self, conn: aiomysql.Connection,
                           names: Sequence[str] | None) -> RowChecksum | None:
@@ -285,8 +324,10 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         kinds = [{n: t for n, _, t in target}.get(n) for n in names]
         fmt = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\",
                          null="\\N", columns=tuple(Column(n) for n in names))
-        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
-               f"CHARACTER SET utf8mb4 {FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
+        replace = "REPLACE " if self.merge_keys else ""  # a merge: the new row wins
+        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' {replace}INTO TABLE "
+               f"{ep.quoted_table()} CHARACTER SET utf8mb4 "
+               f"{FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
         offset = (first.first_line or 1) - 1
 
         async def chunks() -> AsyncIterator[bytes]:

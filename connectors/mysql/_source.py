@@ -39,6 +39,18 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             return await query_columns(conn, self.endpoint.select_query)
         return await table_columns(conn, self.endpoint)
 
+    async def primary_key(self) -> tuple[str, ...]:
+        """The table's primary key columns, in key order (empty: none, or a query)."""
+        if self.endpoint.select_query:
+            return ()
+        db, name = self.endpoint.table_parts()
+        async with reader(self.endpoint, "describe") as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                "TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s AND "
+                "CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db, name))
+            return tuple(r[0] for r in await cur.fetchall())
+
     async def _schema(self, conn: Any,
                       columns: list[tuple[str, Kind, ColumnType]]) -> Schema:
         if self.endpoint.select_query:

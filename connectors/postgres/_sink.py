@@ -10,8 +10,8 @@ import asyncpg
 
 from connectors.base import BytesIn, Progress, RowBatch, RowsIn, Schema, TextFormat
 from connectors.errors import ConfigError
-from connectors.sql import SqlSink, aligned_schema, next_batch, quote_ident
-from connectors.verify import RowChecksum
+from connectors.formats import RowChecksum
+from connectors.sql import SqlSink, aligned_schema, next_batch, quote_ident, target_columns
 
 from ._copy import (
     copy_count,
@@ -19,10 +19,17 @@ from ._copy import (
     copy_rows_in,
     copy_stream_in,
     insert_batches,
+    table_columns,
 )
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
-from ._resumable import checkpoint, load_resumable, mark_loaded
+from ._resumable import (
+    checkpoint,
+    load_resumable,
+    mark_loaded,
+    read_watermark,
+    save_watermark,
+)
 from ._source import attributes_schema
 from ._types import pg_column_ddl_type
 
@@ -71,11 +78,13 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
         first = await next_batch(inp)
         hint = self.source_schema or (first.schema if first else None)
         key = self.endpoint.checkpoint_key if not self.endpoint.insert_query else None
-        if key and self.verify_check is None:
+        if key and self.verify_check is None and self.watermark is None \
+                and not self.merge_keys:
             await self._consume_resumable(first, inp, progress, hint)
             return
-        # A verified load goes in one transaction, so it is verified as a whole (under a
-        # checkpoint key too: marked loaded in that transaction, as a COPY of bytes is).
+        # A verified or incremental load goes in one transaction, so it is verified as a
+        # whole and its watermark commits with it (under a checkpoint key too: marked loaded
+        # in that transaction, as a COPY of bytes is).
         async with connection(self.endpoint, "load") as conn:
             with map_errors(self.describe, "load"):
                 if key and await _finished(conn, key):
@@ -86,8 +95,12 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                     await self._prepare_table(conn, hint)
                     if first is None:
                         await self._verify_load(conn, None)
+                        await self._save_watermark(conn)
                         return
-                    if self.endpoint.insert_query:
+                    status = "COPY 0"
+                    if self.merge_keys:
+                        status = await self._merge_rows(conn, first, inp, progress)
+                    elif self.endpoint.insert_query:
                         await insert_batches(conn, self.endpoint.insert_query, first, inp,
                                               progress)
                     else:
@@ -97,6 +110,7 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                     if key:
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),
                                           rows=copy_count(status))
+                    await self._save_watermark(conn)
 
     async def _consume_resumable(self, first: RowBatch | None, inp: RowsIn, progress: Progress,
                                  hint: Schema | None) -> None:
@@ -111,6 +125,46 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                                      schema=schema, first=first or empty, inp=inp,
                                      progress=progress, batch_rows=max(1, ep.batch_rows),
                                      copy_rows=copy_rows_in)
+
+    async def stored_watermark(self, key: str) -> str | None:
+        async with connection(self.endpoint, "read watermark") as conn:
+            with map_errors(self.describe, "read watermark"):
+                return await read_watermark(conn, key)
+
+    async def _save_watermark(self, conn: asyncpg.Connection) -> None:
+        if self.watermark is not None:
+            key, state = self.watermark
+            await save_watermark(conn, key=key, target=self.endpoint.quoted_table(),
+                                 state=state())
+
+    async def _merge_rows(self, conn: asyncpg.Connection, first: RowBatch, inp: RowsIn,
+                          progress: Progress) -> str:
+        """Upsert by ``merge_keys``: the rows go to a temp table, then update the target's
+        rows with their key and insert the others (no unique index needed on the target)."""
+        ep = self.endpoint
+        table = ep.quoted_table()
+        schema, name = ep.table_parts()
+        target = [n for n, _ in await table_columns(conn, name, schema)]
+        columns = target_columns(first.schema.names, target)
+        missing = [k for k in self.merge_keys if k not in columns]
+        if missing:
+            raise ConfigError(f"merge key columns {missing} are not loaded into {ep.table}",
+                              connector=self.describe)
+        stage = "headrace_merge_stage"
+        await conn.execute(f"CREATE TEMP TABLE {stage} (LIKE {table} INCLUDING DEFAULTS) "
+                           "ON COMMIT DROP")
+        status = await copy_rows_in(conn, stage, None, first, inp, progress)
+        q = [quote_ident(c, "postgresql") for c in columns]
+        on = " AND ".join(f"t.{quote_ident(k, 'postgresql')} = s.{quote_ident(k, 'postgresql')}"
+                          for k in self.merge_keys)
+        sets = ", ".join(f"{c} = s.{c}" for c, n in zip(q, columns, strict=True)
+                         if n not in self.merge_keys)
+        if sets:
+            await conn.execute(f"UPDATE {table} AS t SET {sets} FROM {stage} AS s WHERE {on}")
+        await conn.execute(
+            f"INSERT INTO {table} ({', '.join(q)}) SELECT {', '.join('s.' + c for c in q)} "
+            f"FROM {stage} AS s WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {on})")
+        return status
 
     async def _verify_load(self, conn: asyncpg.Connection,
                            names: Sequence[str] | None) -> None:

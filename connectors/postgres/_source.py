@@ -67,6 +67,19 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
                 return await with_numeric_scales(conn, self.endpoint,
                                                  attributes_schema(stmt.get_attributes()))
 
+    async def primary_key(self) -> tuple[str, ...]:
+        """The table's primary key columns, in key order (empty: none, or a query)."""
+        if not self.endpoint.table:
+            return ()
+        async with connection(self.endpoint, "describe") as conn:
+            with map_errors(self.describe, "describe"):
+                rows = await conn.fetch(
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON "
+                    "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indrelid = $1::regclass AND i.indisprimary "
+                    "ORDER BY array_position(i.indkey, a.attnum)", self.endpoint.quoted_table())
+        return tuple(r["attname"] for r in rows)
+
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         opts = copy_options(fmt, loading=False)
         if opts is None:
@@ -88,9 +101,8 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
 
         async with connection(self.endpoint, "COPY TO") as conn:
             with map_errors(self.describe, "COPY TO"):
-                if self.endpoint.select_query:
-                    status = await conn.copy_from_query(self.endpoint.select_query,
-                                                        output=take, **opts)
+                if self.endpoint.select_query or self.where is not None:
+                    status = await conn.copy_from_query(self._query(), output=take, **opts)
                 else:
                     schema, name = self.endpoint.table_parts()
                     status = await conn.copy_from_table(name, schema_name=schema,

@@ -17,6 +17,13 @@ from ._base import (
     next_batch,
     target_columns,
 )
+from ._incremental import (
+    IncrementalSource,
+    IncrementSpec,
+    Watermark,
+    check_column,
+    condition,
+)
 from ._text import (
     Dialect,
     convert_placeholders,
@@ -33,11 +40,16 @@ __all__ = [
     "MAX_CHUNK",
     "ROWS_PER_BATCH",
     "Dialect",
+    "IncrementSpec",
+    "IncrementalSource",
     "SqlEndpointFields",
     "SqlSink",
     "SqlSource",
     "SqlUrl",
+    "Watermark",
     "aligned_schema",
+    "check_column",
+    "condition",
     "convert_placeholders",
     "first_line",
     "from_fields",

@@ -144,12 +144,24 @@ class SqlSource(Generic[E]):
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
+        #: A condition on the table's rows (an incremental copy's ``column > watermark``).
+        self.where: str | None = None
 
     @property
     def native_format(self) -> TextFormat | None:
         return None
 
+    def restrict(self, where: str | None) -> None:
+        """Read only the table's rows where ``where`` holds (SQL made by the caller from
+        quoted names and literals; see :mod:`connectors.incremental`)."""
+        if where is not None and not self.endpoint.table:
+            raise ConfigError("an incremental copy reads a table, not a query",
+                              connector=self.describe)
+        self.where = where
+
     def _query(self) -> str:
+        if self.where is not None:
+            return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
         return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
 
 
@@ -168,6 +180,15 @@ class SqlSink(Generic[E]):
         self.source_schema: Schema | None = None
         #: Set by ``--verify``: called with the rows the load wrote, before commit.
         self.verify_check: VerifyCheck | None = None
+        #: ``--key`` of an incremental copy: rows replace the target's rows with their key
+        #: (upsert) instead of being appended.
+        self.merge_keys: tuple[str, ...] = ()
+        #: An incremental copy's (copy key, state maker): the state is written in the
+        #: load's transaction (the ``headrace_checkpoints`` row), after the last row.
+        self.watermark: tuple[str, Callable[[], str]] | None = None
+
+    def commit_watermark(self, key: str, state: Callable[[], str]) -> None:
+        self.watermark = (key, state)
 
     verify_kind: Literal["rows", "bytes"] = "rows"
 

@@ -1,4 +1,4 @@
-"""``--verify``: what a copy read and what its destination holds, compared before commit.
+"""Content checksums for ``--verify``: what a copy read and what its destination holds.
 
 Two kinds of figures, by the destination:
 
@@ -15,66 +15,24 @@ Two kinds of figures, by the destination:
   object's stored checksum (S3: the MD5 the server computed of each part, as its ETag, against
   ours). The rows are the records the sink wrote.
 
-A mismatch raises :class:`VerifyFailed` naming both figures; the sink is still inside its
-transaction (or before completing its upload, or before its rename), so nothing is left.
+The copy compares the two (``connectors.copy``); a mismatch fails it naming both figures while
+the sink is still inside its transaction (or before completing its upload, or its rename).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any
 
 from connectors.base import ColumnType, RowBatch, Schema
-from connectors.errors import TerminalError
 
-FigureKind = Literal["rows", "bytes"]
 _MASK = (1 << 64) - 1
 _NULL = "\x00N"
 _TRUE = frozenset({"t", "true", "1", "y", "yes", "on"})
-
-
-@dataclass(frozen=True)
-class Figures:
-    rows: int
-    checksum: str
-
-
-@dataclass(frozen=True)
-class Verification:
-    """Both ends' figures; ``--output json``'s ``"verify"`` object."""
-
-    source: Figures
-    dest: Figures
-
-    @property
-    def ok(self) -> bool:
-        return self.source == self.dest
-
-    def as_json(self) -> dict[str, Any]:
-        return {"sourceRows": self.source.rows, "destRows": self.dest.rows,
-                "sourceChecksum": self.source.checksum, "destChecksum": self.dest.checksum,
-                "ok": self.ok}
-
-
-class VerifyFailed(TerminalError):
-    """The destination does not hold what the source sent; nothing was committed."""
-
-    def __init__(self, where: str, verification: Verification) -> None:
-        s, d = verification.source, verification.dest
-        super().__init__(f"{where}: verify failed: the source sent {s.rows} rows (checksum "
-                         f"{s.checksum}), the destination holds {d.rows} (checksum "
-                         f"{d.checksum}); nothing was committed")
-        self.verification = verification
-
-
-#: What a verifying sink calls before it commits: its own figures in, an error out when they
-#: differ from the source's (the copy's side of the comparison).
-Check = Callable[[Figures], Awaitable[None]]
 
 
 # --- canonical rows ---------------------------------------------------------------------------
@@ -169,33 +127,6 @@ class RowChecksum:
     def checksum(self) -> str:
         return f"{self._sum:016x}"
 
-    def figures(self) -> Figures:
-        return Figures(self.rows, self.checksum())
-
     def minus(self, earlier: RowChecksum) -> tuple[int, str]:
         """(rows, checksum) of what was added since ``earlier`` (a sum is subtractable)."""
         return self.rows - earlier.rows, f"{(self._sum - earlier._sum) & _MASK:016x}"
-
-
-class ByteChecksum:
-    """SHA-256 and record count of the bytes a sink wrote (records: separators seen)."""
-
-    def __init__(self, record_separator: bytes | None) -> None:
-        self._hash = hashlib.sha256()
-        self._sep = record_separator
-        self.records = 0
-        self._ends_clean = True
-
-    def add(self, data: bytes) -> None:
-        if not data:
-            return
-        self._hash.update(data)
-        if self._sep:
-            self.records += data.count(self._sep)
-            self._ends_clean = data.endswith(self._sep)
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-    def count(self) -> int:
-        return self.records + (0 if self._ends_clean else 1)
