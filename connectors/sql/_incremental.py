@@ -260,15 +260,15 @@ class IncrementalSource:
             kept.append(row)
             self._advance(value, key)
         self.state.rows += len(kept)
+        self._prune()
         return RowBatch(batch.schema, kept, first_line=batch.first_line)
 
     def _advance(self, value: Any, key: str | None) -> None:
         state = self.state
         if state.value is None or value > state.value:
             state.value = value
-            self._prune()
         if key is not None and not self.spec.merge and value >= self._near_bound():
-            state.near[key] = value
+            state.near[key] = value  # pruned once per batch, when the bound has moved
 
     def _near_bound(self) -> Any:
         value = self.state.value
@@ -276,7 +276,9 @@ class IncrementalSource:
 
     def _prune(self) -> None:
         """Keep only the keys a later read can meet again (at or inside the look-back)."""
-        bound = self._near_bound()
         near = self.state.near
-        if near and min(near.values()) < bound:
+        if not near:
+            return
+        bound = self._near_bound()
+        if min(near.values()) < bound:
             self.state.near = {k: v for k, v in near.items() if v >= bound}

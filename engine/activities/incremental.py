@@ -112,3 +112,27 @@ async def run_incremental(source: Source, sink: Sink, spec: IncrementSpec, key: 
         sink.commit_watermark(key, reader.state.to_json)
     result = await copy(reader, sink, options, progress)
     return IncrementalResult(result, previous, reader.state, reader.skipped)
+
+
+async def describe_copies(store_url: str | None, key: str | None) -> list[dict[str, Any]]:
+    """The store's incremental copies (``headrace describe-copy``); with ``key``, that one
+    with every run."""
+    from engine.errors import NotFound
+    from engine.store import open_store
+
+    async with open_store(store_url, create=False) as store:
+        records = [r for r in await store.list_copies() if key is None or r.copy_key == key]
+        if key is not None and not records:
+            raise NotFound(f"no incremental copy {key!r} in this store")
+        out = []
+        for r in records:
+            entry: dict[str, Any] = {
+                "copyKey": r.copy_key, "source": r.source, "dest": r.dest,
+                "column": r.column, "watermark": Watermark.from_json(r.state).display,
+                "rowsMoved": r.rows_moved, "runs": r.runs, "updatedAt": r.updated_at}
+            if key is not None:
+                entry["history"] = [
+                    {"run": run, "rowsMoved": rows, "watermark": mark, "finishedAt": at}
+                    for run, rows, mark, at in await store.copy_runs(r.copy_key)]
+            out.append(entry)
+    return out
