@@ -19,12 +19,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 
+from connectors.sql import IncrementSpec
+from connectors.urls import open_sink, open_source, redact_url
+from engine.activities.incremental import copy_key, run_incremental
 from tests.e2e.cli_kit import Cli
 from tests.integration.test_sql_copy import my_connect, my_exec
 from tests.services import aws
@@ -286,33 +291,66 @@ def sources(pg_database: str) -> Iterator[str]:
     yield pg_database
 
 
+def increment(src: str, dest: str, key: tuple[str, ...] = (),
+              lookback: timedelta | None = None) -> int:
+    """One increment in this process (what ``headrace copy --incremental ts`` runs, under
+    the same copy key, so it continues from the CLI's runs and they from it)."""
+    spec = IncrementSpec("ts", key, lookback)
+    name = copy_key(redact_url(src), redact_url(dest), "ts")
+
+    async def run() -> int:
+        done = await run_incremental(open_source(src), open_sink(dest), spec, name,
+                                     stored=None)
+        return done.result.rows
+
+    return anyio.run(run)
+
+
+def wait_for_load(dsn: str, table: str, timeout: float = 30) -> bool:
+    """True once another session is running a COPY into ``table`` (the load is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pg(dsn, "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+              "state = 'active' AND query ILIKE $1", f"COPY%{table}%"):
+            time.sleep(0.2)  # some rows in
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_twenty_increments_with_writers_and_a_kill(cli: Cli, sources: str,
                                                    mysql_database: str) -> None:
+    """20 increments while three writers run (inserts, late commits, updates); the 11th is
+    a big one, and a ``headrace copy`` of it is killed with SIGKILL while it loads; the
+    increment run after it continues from the last committed watermark."""
     dsn = sources
     my_exec(mysql_database, "CREATE TABLE m_copy (id bigint PRIMARY KEY, ts datetime(6), "
             "v text)")
-    append = (f"{dsn}?table=a", f"{dsn}?table=a_copy", "--lookback", "5s")
-    merges = [(f"{dsn}?table=m", f"{dsn}?table=m_copy", "--key", "id"),
-              (f"{dsn}?table=m", f"{mysql_database}?table=m_copy", "--key", "id")]
+    append = (f"{dsn}?table=a", f"{dsn}?table=a_copy")
+    window = timedelta(seconds=5)
+    merges = [(f"{dsn}?table=m", f"{dsn}?table=m_copy"),
+              (f"{dsn}?table=m", f"{mysql_database}?table=m_copy")]
     killed = 0
     with Writers(dsn):
         for n in range(20):
             if n == 10:  # a big increment, killed while it loads
                 pg(dsn, "INSERT INTO a (ts, v) SELECT clock_timestamp(), repeat('x', 200) "
                    "FROM generate_series(1, 200000)")
-                proc = cli.spawn("copy", *append[:2], "--incremental", "ts", *append[2:])
-                time.sleep(1.5)
+                before = len(ids(dsn, "a_copy"))
+                proc = cli.spawn("copy", *append, "--incremental", "ts", "--lookback", "5s")
+                assert wait_for_load(dsn, "a_copy"), "the copy never started loading"
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate()
                 killed = proc.returncode
-            inc(cli, append[0], append[1], *append[2:])
-            src, dest, *flags = merges[n % 2]  # PostgreSQL and MySQL by turns
-            inc(cli, src, dest, *flags)
+                assert len(ids(dsn, "a_copy")) == before  # killed before its commit
+            increment(*append, lookback=window)
+            increment(*merges[n % 2], key=("id",))  # PostgreSQL and MySQL by turns
+            time.sleep(0.2)
     assert killed == -signal.SIGKILL
     # writers stopped: one last increment takes what they wrote last
-    inc(cli, append[0], append[1], *append[2:])
-    for src, dest, *flags in merges:
-        inc(cli, src, dest, *flags)
+    increment(*append, lookback=window)
+    for merge in merges:
+        increment(*merge, key=("id",))
     source = ids(dsn, "a")
     assert len(source) > 200000
     assert ids(dsn, "a_copy") == source  # every row exactly once
