@@ -6,8 +6,8 @@ The lane (bytes straight through, or rows with a codec) is the copy engine's cho
 
 from __future__ import annotations
 
-from connectors.base import EndpointOptions
-from connectors.copy import CopyOptions, copy
+from connectors.base import EndpointOptions, Sink, Source
+from connectors.copy import CopyOptions, CopyResult, copy
 from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import node_sink, node_source
 from engine.runtime.crashpoints import crash_point
@@ -31,8 +31,13 @@ async def copy_activity(ctx: AttemptContext) -> None:
     sink = node_sink(ctx, outputs[0], options, checkpoint_key=ctx.run_key or None)
     await ctx.log.event(f"copy {source.describe} -> {sink.describe}")
     verify = str(ctx.fields.get("verify") or "").strip().lower() == "true"
-    result = await copy(source, sink, CopyOptions(
-        on_queue_depth=queue_depth_recorder(ctx.pipeline_id), verify=verify))
+    copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(ctx.pipeline_id),
+                               verify=verify)
+    column = ctx.field_text("incrementalColumn")
+    if column:
+        result = await _incremental(ctx, source, sink, column, copy_options)
+    else:
+        result = await copy(source, sink, copy_options)
     if result.verify is not None:
         v = result.verify.as_json()
         await ctx.log.event(f"verified: {v['sourceRows']} rows, checksum "
@@ -43,3 +48,28 @@ async def copy_activity(ctx: AttemptContext) -> None:
                        source=source.describe, destination=sink.describe)
     await ctx.log.event(f"copied {result.rows} rows, {result.bytes} bytes in "
                         f"{result.seconds:.2f} s ({result.lane} lane)")
+
+
+async def _incremental(ctx: AttemptContext, source: Source, sink: Sink, column: str,
+                       options: CopyOptions) -> CopyResult:
+    """``incrementalColumn``: the activity's watermark (keyed by the pipeline and the
+    activity) lives in the target's ``headrace_checkpoints`` row, committed with the rows,
+    so only PostgreSQL and MySQL outputs keep one here."""
+    from connectors.base import CommitsWatermark
+    from connectors.sql import IncrementSpec
+    from engine.activities.incremental import activity_key, parse_lookback, run_incremental
+
+    if not isinstance(sink, CommitsWatermark):
+        raise ActivityFailed(f"incrementalColumn: {sink.describe} keeps no watermark; an "
+                             "incremental CopyActivity writes a PostgreSQL or MySQL table",
+                             transient=False)
+    spec = IncrementSpec(column, tuple(ctx.field_list("incrementalKey")),
+                         parse_lookback(ctx.field_text("lookback")))
+    key = activity_key(ctx.pipeline_id, ctx.instance.object_id)
+    done = await run_incremental(source, sink, spec, key, stored=None, options=options)
+    await ctx.log.event(f"incremental by {column}: watermark "
+                        f"{done.previous.display if done.previous else '(none)'} -> "
+                        f"{done.state.display}, {done.result.rows} rows "
+                        f"({done.skipped} re-read and skipped by key)")
+    ctx.metrics.update(watermark=done.state.display)
+    return done.result

@@ -169,9 +169,11 @@ _TYPES: list[TypeSpec] = [
         "schemaName": S, "primaryKeys": SM},
         required=("database", "tableName")),
     # activities
-    # ``verify`` (a headrace extension): compare both ends' rows and checksums before commit
-    TypeSpec("CopyActivity", "activity", "run", {**RUNNABLE, **IO, "verify": BOOL},
-             required=("input", "output")),
+    # headrace extensions: ``verify`` (compare both ends' rows and checksums before commit);
+    # ``incrementalColumn`` with ``incrementalKey`` and ``lookback`` (an incremental copy)
+    TypeSpec("CopyActivity", "activity", "run", {
+        **RUNNABLE, **IO, "verify": BOOL, "incrementalColumn": S, "incrementalKey": SM,
+        "lookback": S}, required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,
         "scriptArgument": SM, "queue": S},

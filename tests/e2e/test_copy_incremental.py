@@ -358,3 +358,40 @@ def test_twenty_increments_with_writers_and_a_kill(cli: Cli, sources: str,
     assert dict(pg(dsn, "SELECT id, v FROM m_copy")) == want
     assert len(pg(dsn, "SELECT id FROM m_copy")) == len(want)
     assert dict(my(mysql_database, "SELECT id, v FROM m_copy")) == want
+
+
+def test_a_copy_activity_copies_incrementally(cli: Cli, pg_database: str,
+                                              tmp_path: Path) -> None:
+    """``incrementalColumn`` on a CopyActivity: each scheduled run continues from the
+    activity's watermark, kept in the target's checkpoint row."""
+    from urllib.parse import urlsplit
+
+    from tests.e2e.cli_kit import ref, write_definition
+
+    pg(pg_database, SOURCE)
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
+    parts = urlsplit(pg_database)
+    objects = (
+        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
+         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+         "*password": "unused"},
+        {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "s"},
+        {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "d"},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Out"), "incrementalColumn": "ts", "lookback": "10 minutes",
+         "workerGroup": "local"})
+    first = write_definition(tmp_path / "p.json", *objects)
+    assert [i["status"] for i in cli.run(first)["instances"]] == ["FINISHED"]
+    pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 00:45+00', 'late'), "
+       "(52, '2024-01-01 02:00+00', 'new')")
+    later = write_definition(tmp_path / "p.json", *objects, start="2024-01-01T00:15:00",
+                             end="2024-01-01T00:30:00")
+    assert [i["status"] for i in cli.run(later)["instances"]] == ["FINISHED"]
+    assert ids(pg_database, "d") == Counter(range(1, 53))
+    marks = pg(pg_database, "SELECT key, watermark FROM headrace_checkpoints "
+               "WHERE key LIKE 'activity:%'")
+    assert len(marks) == 1 and marks[0][0].endswith("/Load")
+    assert json.loads(marks[0][1])["value"] == "2024-01-01T02:00:00+00:00"
