@@ -21,6 +21,7 @@ import dataclasses
 import io
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -122,6 +123,17 @@ class RowBatch:
         return len(self.rows)
 
 
+@dataclass(frozen=True)
+class Total:
+    """What a source knows of its size before reading it: ``bytes`` (a file's or an object's
+    size: exact) or ``rows`` (a table's row count as the planner estimates it: ``estimated``).
+    """
+
+    rows: int | None = None
+    bytes: int | None = None
+    estimated: bool = False
+
+
 @dataclass
 class Progress:
     """Counters a copy's stages update as data passes; read by the progress line and spans.
@@ -129,12 +141,22 @@ class Progress:
     :func:`connectors.copy.copy` counts rows and bytes itself where its stages meet, and hands
     each connector its own Progress: a connector may call :meth:`add` freely (nothing is counted
     twice), and its :meth:`retried` calls reach the caller's Progress live.
+
+    On the caller's Progress the copy also keeps ``read`` (bytes the source delivered, the
+    measure of a size ``total``), ``written`` (bytes the sink wrote: handed to its file,
+    server or finished upload part, not what waits in buffers), ``total`` (when the source
+    knows it, see :class:`KnowsTotal`) and ``parts`` (one Progress per partition of a
+    partitioned read, opened by the source with :meth:`open_part`).
     """
 
     rows: int = 0
     bytes: int = 0
     retries: int = 0
     retry_causes: dict[str, int] = field(default_factory=dict)
+    read: int = 0
+    written: int = 0
+    total: Total | None = None
+    parts: list[Progress] = field(default_factory=list)
 
     def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
         self.rows += rows
@@ -143,6 +165,25 @@ class Progress:
     def retried(self, cause: str) -> None:
         self.retries += 1
         self.retry_causes[cause] = self.retry_causes.get(cause, 0) + 1
+
+    def open_part(self, total: Total | None = None) -> Progress:
+        """A tally for one partition of the input (its own rows, bytes and total), listed in
+        ``parts``; the source still counts everything on this Progress as well."""
+        part = Progress(total=total)
+        self.parts.append(part)
+        return part
+
+    def fraction(self) -> float | None:
+        """How much of ``total`` is done (0..1), or None without a usable total: rows done of
+        the rows expected, else bytes read of the size (an estimate may be passed: capped)."""
+        total = self.total
+        if total is None:
+            return None
+        if total.rows:
+            return min(1.0, self.rows / total.rows)
+        if total.bytes:
+            return min(1.0, self.read / total.bytes)
+        return None
 
 
 BytesOut = ObjectSendStream[bytes]
@@ -313,6 +354,15 @@ class CommitsWatermark(Protocol):
         ...
 
 
+@runtime_checkable
+class KnowsTotal(Protocol):
+    """A source that can say how much it holds before it is read (a file's size, an object's,
+    a table's estimated rows), for the progress line's percent and ETA. Best effort: the copy
+    asks while it runs and ignores a failure or a None."""
+
+    async def total(self) -> Total | None: ...
+
+
 TakeoverLane = Literal["server-side", "direct"]
 
 
@@ -372,6 +422,36 @@ def first_common_format(source: Source, sink: Sink,
     return None
 
 
+#: The most partitions a table may be read in at once (``EndpointOptions.partitions``).
+MAX_PARTITIONS = 64
+@dataclass(frozen=True)
+class OutputFence:
+    """Set (in :data:`OUTPUT_FENCE`) by a worker process around an attempt it holds under a
+    lease: sinks call :func:`check_output_fence` just before an output becomes visible (an S3
+    object completed, a file renamed into place), and the SQL loads record ``token`` in
+    their checkpoint row inside the load's own transaction, so that a holder with an older
+    token (its lease lapsed, another worker took over) cannot commit."""
+
+    Check = Callable[[], Awaitable[None]]
+
+    #: the lease version (fencing token) of the claim
+    token: int
+    #: raises when the claim no longer holds
+    check: Check
+
+
+#: the fence of the attempt this task runs for (None: not a worker's attempt)
+OUTPUT_FENCE: ContextVar[OutputFence | None] = ContextVar("headrace_output_fence",
+                                                          default=None)
+
+
+async def check_output_fence() -> None:
+    """Raise (the worker's error) when the worker running this output lost its claim."""
+    fence = OUTPUT_FENCE.get()
+    if fence is not None:
+        await fence.check()
+
+
 #: The default S3 part and range size (see EndpointOptions.chunk_size).
 DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 
@@ -394,3 +474,6 @@ class EndpointOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     #: ``"gzip"`` or ``"none"`` for files and objects; None = from the name (``.gz``).
     compression: str | None = None
+    #: PostgreSQL and MySQL table sources: read this many key ranges at once, all in one
+    #: snapshot (1: one stream). Other sources ignore it.
+    partitions: int = 1

@@ -22,13 +22,15 @@ failure the task group cancels every stage and sinks abort. Codec work runs in a
 from __future__ import annotations
 
 import itertools
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from connectors.base import (
@@ -39,6 +41,7 @@ from connectors.base import (
     Converts,
     CountsRows,
     CreatesTable,
+    KnowsTotal,
     Progress,
     RowBatch,
     Sink,
@@ -46,6 +49,7 @@ from connectors.base import (
     TakeoverLane,
     TakesOver,
     TextFormat,
+    Total,
     VerifiesLoad,
     first_common_format,
 )
@@ -58,7 +62,10 @@ from connectors.formats import (
     decoder_for,
     encoder_for,
 )
+from connectors.timeouts import waiting_on_peer
 from connectors.tracing import copy_span, stage_span
+
+log = logging.getLogger("headrace.copy")
 
 Lane = Literal["bytes", "rows", "server-side", "direct"]
 T = TypeVar("T")
@@ -191,24 +198,38 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
 
 class _ConnectorProgress(Progress):
     """A connector's own counters; retries also reach the copy's caller, and so do rows
-    (``forward_rows``) and bytes (``forward``) where the copy does not count them itself."""
+    (``forward_rows``) and bytes (``forward``) where the copy does not count them itself.
+    The bytes a source reports are the caller's ``read``, a sink's its ``written`` (with
+    ``forward``, one end does the whole copy: both). Partitions open on the caller's."""
 
     def __init__(self, parent: Progress, *, forward: bool = False,
-                 forward_rows: bool = False) -> None:
+                 forward_rows: bool = False, end: Literal["source", "sink"] = "source") -> None:
         super().__init__()
         self._parent = parent
         self._forward_rows = forward or forward_rows
         self._forward_bytes = forward
+        self._end = end
 
     def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
         super().add(rows=rows, nbytes=nbytes)
+        parent = self._parent
         if self._forward_rows or self._forward_bytes:
-            self._parent.add(rows=rows if self._forward_rows else 0,
-                             nbytes=nbytes if self._forward_bytes else 0)
+            parent.add(rows=rows if self._forward_rows else 0,
+                       nbytes=nbytes if self._forward_bytes else 0)
+        if self._forward_bytes:
+            parent.read += nbytes
+            parent.written += nbytes
+        elif self._end == "source":
+            parent.read += nbytes
+        else:
+            parent.written += nbytes
 
     def retried(self, cause: str) -> None:
         super().retried(cause)
         self._parent.retried(cause)
+
+    def open_part(self, total: Total | None = None) -> Progress:
+        return self._parent.open_part(total)
 
 
 def _counts_rows(end: Source | Sink) -> bool:
@@ -239,6 +260,9 @@ class _Link(Generic[T]):
 
     def sender(self) -> _CountingSend[T]:
         return _CountingSend(self)
+
+    def receiver(self) -> _PeerReceive[T]:
+        return _PeerReceive(self.recv)
 
     def observe(self, item: Any) -> None:
         self.items += 1
@@ -273,11 +297,27 @@ class _CountingSend(ObjectSendStream[T]):
         self._link = link
 
     async def send(self, item: T) -> None:
-        await self._link.send.send(item)
+        with waiting_on_peer():  # a full link is the consumer's time, not the server's
+            await self._link.send.send(item)
         self._link.observe(item)
 
     async def aclose(self) -> None:
         """Closing is the copy's job (only after the producer returned); ignored here."""
+
+
+class _PeerReceive(ObjectReceiveStream[T]):
+    """What the sink stage reads from: the link's receive side, where waiting for the producer
+    does not count as the sink's server being silent (:mod:`connectors.timeouts`)."""
+
+    def __init__(self, recv: MemoryObjectReceiveStream[T]) -> None:
+        self._recv = recv
+
+    async def receive(self) -> T:
+        with waiting_on_peer():
+            return await self._recv.receive()
+
+    async def aclose(self) -> None:
+        await self._recv.aclose()
 
 
 class _BadRows:
@@ -319,6 +359,36 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     started = time.perf_counter()
     retries_before = progress.retries
 
+    async with _learning_total(source, progress):
+        return await _run_lanes(source, sink, options, progress, started, retries_before)
+
+
+@asynccontextmanager
+async def _learning_total(source: Source, progress: Progress) -> AsyncIterator[None]:
+    """While the body runs, ask a source that knows its size (:class:`KnowsTotal`) for it,
+    into ``progress.total``: in a task of its own, so the first byte does not wait for it, and
+    cancelled when the copy ends. Best effort: a failure leaves the total unknown."""
+    if not isinstance(source, KnowsTotal) or progress.total is not None:
+        yield
+        return
+
+    async def learn() -> None:
+        try:
+            progress.total = await source.total()
+        except Exception as exc:  # only for the progress line: never fails the copy
+            log.debug("%s: total unknown: %s", source.describe, exc)
+
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(learn)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def _run_lanes(source: Source, sink: Sink, options: CopyOptions, progress: Progress,
+                     started: float, retries_before: int) -> CopyResult:
     lanes = _takeover_lanes(options) if not options.verify else frozenset()
     if lanes and isinstance(sink, TakesOver):
         # Progress counts the bytes as they land, so the live line moves.
@@ -455,7 +525,7 @@ class _Runner:
         from_source = self.connector_counts and _counts_rows(source)
         self.src_progress = _ConnectorProgress(progress, forward_rows=from_source)
         self.sink_progress = _ConnectorProgress(
-            progress, forward_rows=self.connector_counts and not from_source)
+            progress, forward_rows=self.connector_counts and not from_source, end="sink")
         self.links: list[_Link[Any]] = []
         self.verifier: _Verifier | None = None
         self.bad_rows = 0
@@ -550,9 +620,9 @@ class _Runner:
         with inp.recv:
             fmt = self.plan.consume
             if fmt is not None:
-                await self.sink.consume_bytes(fmt, inp.recv, self.sink_progress)
+                await self.sink.consume_bytes(fmt, inp.receiver(), self.sink_progress)
             else:
-                await self.sink.consume_rows(inp.recv, self.sink_progress)
+                await self.sink.consume_rows(inp.receiver(), self.sink_progress)
 
     async def _decode_stage(self, inp: _Link[bytes], out: _Link[RowBatch]) -> None:
         assert self.plan.produce is not None

@@ -67,9 +67,10 @@ class _Batcher:
         try:
             key = item_key(item, self.key_names)
         except ConversionError as exc:
-            raise BadDataError(f"{exc} (key: {', '.join(self.key_names)})",
+            raise BadDataError(f"{exc.reason} (key: {', '.join(self.key_names)})",
                                connector=self.describe, operation="BatchWriteItem",
-                               location=self.describe, line=origin) from None
+                               location=self.describe, line=origin,
+                               column=exc.path or None) from None
         if not self._items:
             self._first = origin
         self._last = origin

@@ -13,8 +13,10 @@ from a file name, ``--format``, a definition's data format object), record frami
 counting, gzip, what the file-like ends share (``_files``: a format from the name, files joined
 into one record stream, directories written as parts cut at record boundaries) and DynamoDB's
 typed attribute values (``dynamodb_items``: the dynamodb-jsonl format and the DynamoDB
-connector read and write them the same way). ``parquet``: the Parquet encoder, types and the
-row reader the file-like ends use (pyarrow, imported only when a Parquet end runs).
+connector read and write them the same way), and the item lines, manifest and layout names of
+the EMR DynamoDB tools' backups (``emr_dynamodb``, its names prefixed ``emr_`` here).
+``parquet``: the Parquet encoder, types and the row reader the file-like ends use (pyarrow,
+imported only when a Parquet end runs).
 """
 
 from ._codecs import Decoder, Encoder, WantsSchema, decoder_for, encoder_for
@@ -59,6 +61,15 @@ from .dynamodb_items import (
     row_to_item,
     to_attribute,
 )
+from .emr_dynamodb import ITEMS_PER_FILE as EMR_ITEMS_PER_FILE
+from .emr_dynamodb import MANIFEST_NAME as EMR_MANIFEST_NAME
+from .emr_dynamodb import SUCCESS_NAME as EMR_SUCCESS_NAME
+from .emr_dynamodb import NullKey as EmrNullKey
+from .emr_dynamodb import hive_line as emr_hive_line
+from .emr_dynamodb import manifest_entries as emr_manifest_entries
+from .emr_dynamodb import manifest_text as emr_manifest_text
+from .emr_dynamodb import parse_line as parse_emr_line
+from .emr_dynamodb import tools_line as emr_tools_line
 from .parquet import (
     ParquetEncoder,
     ParquetInput,
@@ -70,12 +81,16 @@ from .parquet import (
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "EMR_ITEMS_PER_FILE",
+    "EMR_MANIFEST_NAME",
+    "EMR_SUCCESS_NAME",
     "ITEM_COLUMN",
     "ITEM_SCHEMA",
     "PART_RE",
     "BadRowHandler",
     "ConversionError",
     "Decoder",
+    "EmrNullKey",
     "Encoder",
     "FileJoiner",
     "Framer",
@@ -97,6 +112,10 @@ __all__ = [
     "count_records",
     "decoder_for",
     "dict_to_item",
+    "emr_hive_line",
+    "emr_manifest_entries",
+    "emr_manifest_text",
+    "emr_tools_line",
     "encoder_for",
     "format_for_path",
     "format_from_definition",
@@ -111,6 +130,7 @@ __all__ = [
     "item_to_row",
     "parquet_row_count",
     "parse_columns",
+    "parse_emr_line",
     "parse_number",
     "part_name",
     "produce_parquet_rows",

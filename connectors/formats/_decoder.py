@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connectors.base import Column, RowBatch, Schema, TextFormat
@@ -70,7 +70,8 @@ class TextDecoder:
         self.schema = generic_schema(width)
         return self.schema
 
-    def _bad(self, message: str, *, line: int, raw: str, column: int | None = None) -> None:
+    def _bad(self, message: str, *, line: int, raw: str,
+             column: int | str | None = None) -> None:
         """Reject one record: raise, or hand it to the bad-row handler."""
         err = BadDataError(f"{message}: {snippet(raw)}", location=self.location, line=line,
                            column=column)
@@ -79,10 +80,21 @@ class TextDecoder:
         self.bad_rows += 1
         self.on_bad(err, raw.encode(self.fmt.encoding, "surrogateescape"))
 
-    def _bad_encoding(self, *, line: int, raw: str) -> None:
+    def _bad_encoding(self, *, line: int, raw: str, fields: Sequence[Any] = ()) -> None:
+        """Reject a record holding bytes that are not text in the format's encoding, naming
+        the field that holds them (the first of ``fields``, the record's values, with a lone
+        surrogate) and their byte offset in the record."""
         m = _SURROGATE.search(raw)
-        col = len(raw[:m.start()].encode(self.fmt.encoding, "surrogateescape")) + 1 if m else None
-        self._bad(f"invalid {self.fmt.encoding}", line=line, raw=raw, column=col)
+        offset = len(raw[:m.start()].encode(self.fmt.encoding, "surrogateescape")) + 1 if m \
+            else None
+        column: int | str | None = None
+        for i, value in enumerate(fields):
+            if isinstance(value, str) and _SURROGATE.search(value):
+                names = self.schema.names if self.schema is not None else ()
+                column = names[i] if i < len(names) else i + 1
+                break
+        at = f" at byte {offset} of the record" if offset else ""
+        self._bad(f"invalid {self.fmt.encoding}{at}", line=line, raw=raw, column=column)
 
     @staticmethod
     def _tainted(text: str) -> bool:
@@ -91,8 +103,10 @@ class TextDecoder:
     # -- internals ----------------------------------------------------------------------------
     def _parse_run(self, run: bytes) -> None:
         first = self._framer.advance(run)
+        # Lenient always: a record with invalid bytes reaches _parse, which knows its fields
+        # and hands it to _bad_encoding (raising there unless bad rows are routed aside).
         text, tainted = decode_text(run, self.fmt.encoding, location=self.location,
-                                    first_line=first, lenient=self.on_bad is not None)
+                                    first_line=first, lenient=True)
         self._parse(text, first, tainted)
 
     def _take(self, *, final: bool) -> list[RowBatch]:

@@ -87,7 +87,8 @@ class CsvDecoder(TextDecoder):
             if "" in row or (null and null in row):
                 fields = self._apply_nulls(row, "".join(lines[start:prev]))
             if tainted and self._tainted("".join(lines[start:prev])):
-                self._bad_encoding(line=first_line + start, raw="".join(lines[start:prev]))
+                self._bad_encoding(line=first_line + start, raw="".join(lines[start:prev]),
+                                   fields=row)
                 continue
             rows.append(tuple(fields))
             row_lines.append(first_line + start)

@@ -2,9 +2,12 @@
 
 TSV: records end with the record separator, fields are split by the column separator, a
 backslash escapes (``\\t \\n \\r \\b \\f \\v \\\\``, octal ``\\NNN``, hex ``\\xHH``; any other
-escaped character stands for itself) and ``\\N`` is NULL. Custom (``escape_char`` None) has no
-escapes at all: a value holding a separator cannot be written and is refused with its column.
-Escaping works a column at a time on one joined string (C speed), not value by value.
+escaped character stands for itself) and ``\\N`` is NULL. Octal and hex escapes are bytes, as
+in PostgreSQL: a field's text is the UTF-8 they make with the rest (``\\xc3\\xa9`` is é), and
+escaped bytes that are not UTF-8 are refused like invalid UTF-8 in the file. Custom
+(``escape_char`` None) has no escapes at all: a value holding a separator cannot be written
+and is refused with its column. Escaping works a column at a time on one joined string (C
+speed), not value by value.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .values import text_columns
 
 _SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _JOIN = "\x00"
+#: An escaped byte that is not part of a UTF-8 character (left as its surrogate escape).
+_BYTE_ESCAPE = re.compile("[\udc80-\udcff]")
 
 
 class DelimitedDecoder(TextDecoder):
@@ -32,12 +37,20 @@ class DelimitedDecoder(TextDecoder):
             if esc else None)
 
     def _unescape_match(self, m: re.Match[str]) -> str:
+        """One escape. Octal and hex give a *byte*, as in PostgreSQL (``\\xc3\\xa9`` is é):
+        one above 0x7F comes back as its surrogate escape, for :meth:`_unescape` to decode."""
         octal, hexa, other = m.groups()
-        if octal is not None:
-            return chr(int(octal, 8))
-        if hexa is not None:
-            return chr(int(hexa, 16))
+        if octal is not None or hexa is not None:
+            value = int(octal, 8) & 0xFF if octal is not None else int(hexa, 16)
+            return chr(value) if value < 0x80 else chr(0xDC00 + value)
         return _SIMPLE.get(other, other)
+
+    def _unescape(self, field: str) -> str:
+        assert self._unescape_re is not None
+        text = self._unescape_re.sub(self._unescape_match, field)
+        if _BYTE_ESCAPE.search(text):  # escaped bytes: the field's text is their UTF-8
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+        return text
 
     def _split_escaped(self, line: str) -> list[str]:
         """Split on separators that are not escaped (``\\|`` is a literal ``|``)."""
@@ -74,13 +87,15 @@ class DelimitedDecoder(TextDecoder):
                           line=first_line + i, raw=line)
                 continue
             if tainted and self._tainted(line):
-                self._bad_encoding(line=first_line + i, raw=line)
+                self._bad_encoding(line=first_line + i, raw=line, fields=fields)
                 continue
             if esc and esc in line:
                 assert unescape is not None
-                fields = [None if f == null else
-                          (unescape.sub(self._unescape_match, f) if esc in f else f)
+                fields = [None if f == null else (self._unescape(f) if esc in f else f)
                           for f in fields]
+                if _BYTE_ESCAPE.search("".join(f for f in fields if f)):
+                    self._bad_encoding(line=first_line + i, raw=line, fields=fields)
+                    continue
             elif null in fields:
                 fields = [None if f == null else f for f in fields]
             rows.append(tuple(fields))

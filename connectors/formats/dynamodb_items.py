@@ -332,6 +332,9 @@ def item_key(item: Mapping[str, Any], key_names: Sequence[str]) -> tuple[tuple[s
         kind, payload = attribute_type(av)
         if kind not in ("S", "N", "B"):
             raise ConversionError(f"a key attribute must be S, N or B, got {kind}", name)
+        if kind in ("S", "B") and payload == "":
+            raise ConversionError("a key attribute cannot be empty (DynamoDB refuses an empty "
+                                  "string or binary key)", name)
         if kind == "N":
             payload = _canonical_number(payload)  # "1", "1.0" and "1E0" are the same key
         key.append((kind, payload))

@@ -40,6 +40,19 @@ class JsonLinesDecoder(TextDecoder):
     def _values(self, obj: dict[str, Any]) -> dict[str, Any]:
         return obj
 
+    def _fields_of(self, line: str) -> list[Any]:
+        """A record's values by column, for naming the one with invalid bytes (none when the
+        record is not an object of the columns)."""
+        try:
+            parsed: Any = self._loads(line)
+            obj = self._values(parsed) if isinstance(parsed, dict) else None
+        except (ValueError, KeyError, TypeError):
+            return []
+        if obj is None:
+            return []
+        names = self.schema.names if self.schema is not None else tuple(obj)
+        return [obj.get(k) for k in names]
+
     def _parse(self, text: str, first_line: int, tainted: bool) -> None:
         rows, row_lines = self._rows, self._row_lines
         for i, line in enumerate(text.split("\n")):
@@ -47,7 +60,7 @@ class JsonLinesDecoder(TextDecoder):
                 continue
             lineno = first_line + i
             if tainted and self._tainted(line):
-                self._bad_encoding(line=lineno, raw=line)
+                self._bad_encoding(line=lineno, raw=line, fields=self._fields_of(line))
                 continue
             obj = self._object(line, lineno)
             if obj is None:

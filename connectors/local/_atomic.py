@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import anyio
 
+from connectors.base import check_output_fence
 from connectors.errors import DiskFull, NotFoundError, TerminalFault
 
 CONNECTOR = "file"
@@ -184,6 +185,7 @@ class AtomicFile:
     async def commit(self) -> None:
         if self._fh is not None:
             await self.finish()
+        await check_output_fence()  # a worker that lost its claim renames nothing into place
         try:
             await self._files.run(self._rename)
         except OSError as exc:

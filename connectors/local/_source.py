@@ -21,6 +21,7 @@ from connectors.base import (
     RowsOut,
     Schema,
     TextFormat,
+    Total,
 )
 from connectors.errors import NotFoundError, TerminalFault
 from connectors.formats import (
@@ -33,6 +34,7 @@ from connectors.formats import (
     produce_parquet_rows,
     read_parquet_schema,
 )
+from connectors.timeouts import ReportingBody
 
 from ._atomic import CONNECTOR, Files, os_error
 from ._special import STDIO, is_readable_special, open_for_reading
@@ -67,8 +69,9 @@ class _FileRanges:
         return body
 
     def _read_into(self, offset: int, length: int) -> tuple[io.BytesIO, int]:
-        """Read straight into the BytesIO's own buffer (no intermediate bytes object)."""
-        body = io.BytesIO()
+        """Read straight into the BytesIO's own buffer (no intermediate bytes object); one that
+        reports its reads, so an upload of it that stalls is bounded."""
+        body = ReportingBody()
         if length:
             body.seek(length - 1)
             body.write(b"\0")  # sizes the buffer
@@ -116,6 +119,21 @@ class LocalSource(NamedFormatSource):
             return sorted(found, key=lambda p: p.relative_to(self.path).as_posix())
         raise NotFoundError(f"{self.path}: no such file or directory", connector=CONNECTOR,
                             operation="read")
+
+    async def total(self) -> Total | None:
+        """The bytes to read: the sizes of the regular files (none for stdin, a FIFO or a
+        device, or when a file is decompressed, as its size is not what is read)."""
+        if str(self.path) == STDIO:
+            return None
+
+        def size() -> int | None:
+            paths = self._list()
+            if any(is_gzip(str(p), self._compression) or not p.is_file() for p in paths):
+                return None
+            return sum(p.stat().st_size for p in paths)
+
+        nbytes = await self._files.run(size)
+        return None if nbytes is None else Total(bytes=nbytes)
 
     async def files(self) -> list[Path]:
         """The files this source reads, in order."""

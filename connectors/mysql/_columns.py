@@ -102,3 +102,15 @@ async def has_table(conn: Any, db: str | None, name: str) -> bool:
         await cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
                           "COALESCE(%s, DATABASE()) AND TABLE_NAME = %s", (db, name))
         return await cur.fetchone() is not None
+
+
+async def estimated_rows(conn: Any, ep: MySqlEndpoint) -> int | None:
+    """The table's row count as the server keeps it (``TABLE_ROWS``: exact for MyISAM, the
+    statistics' estimate for InnoDB), None when unknown."""
+    db, name = ep.table_parts()
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s", (db, name))
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])

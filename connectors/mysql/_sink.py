@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ from . import _checkpoint, _csv
 from ._columns import columns_schema, has_table, table_columns
 from ._endpoint import MySqlEndpoint, reader, writer
 from ._errors import AT_ROW, DRIVER_ERRORS, driver_error
+from ._escapes import EscapeTranslator
 from ._infile import STREAM_NAME, load_data_local
 from ._lines import Kind
 from ._rows import FORMAT_CLAUSE, encode_rows
@@ -159,9 +161,13 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
                 return None
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        marker = _csv.NullMarker(fmt, location=self.describe) \
-            if self.converts(fmt) else None
-        options = load_data_options(_csv.marked_format(fmt) if marker else fmt)
+        converting = self.converts(fmt)
+        marker: _csv.NullMarker | EscapeTranslator | None = None
+        if converting:
+            marker = _csv.NullMarker(fmt, location=self.describe)
+        elif fmt.kind in ("tsv", "custom"):
+            marker = EscapeTranslator(fmt.column_separator + fmt.record_separator)
+        options = load_data_options(_csv.marked_format(fmt) if converting else fmt)
         if options is None or self.endpoint.insert_query:
             raise ConfigError(f"LOAD DATA cannot read this format: {fmt}",
                               connector=self.describe)
@@ -416,9 +422,16 @@ async def _raise_first_warning(conn: aiomysql.Connection, where: str, operation:
     level, code, message = row[0], int(row[1]), str(row[2])
     m = AT_ROW.search(message)
     line = row_base + int(m.group(1)) - 1 if m else None
+    named = _FOR_COLUMN.search(message)
     err = BadDataError(f"{message} ({level} {code}); nothing was committed", line=line,
-                       connector=where, operation=operation)
+                       column=named.group(1) if named else None, connector=where,
+                       operation=operation)
     raise err
+
+
+#: The column a warning names: "... for column `db`.`table`.`name` at row 2" (MariaDB) or
+#: "... for column 'name' at row 2" (MySQL).
+_FOR_COLUMN = re.compile(r"for column (?:`[^`]*`\.)*[`']([^`']*)[`']")
 
 
 def _fit_value(v: Any, logical: ColumnType | None) -> Any:

@@ -18,12 +18,19 @@ from connectors.base import (
     RowsOut,
     Schema,
     TextFormat,
+    Total,
 )
 from connectors.errors import ConfigError
 from connectors.sql import ROWS_PER_BATCH, SqlSource
 from connectors.tracing import traced_db
 
-from ._columns import columns_schema, query_columns, table_columns, table_schema
+from ._columns import (
+    columns_schema,
+    estimated_rows,
+    query_columns,
+    table_columns,
+    table_schema,
+)
 from ._endpoint import MySqlEndpoint, reader
 from ._lines import Kind, header_line, line_select, supports
 
@@ -60,6 +67,14 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
     async def schema(self) -> Schema | None:
         async with reader(self.endpoint, "describe") as conn:
             return await self._schema(conn, await self._columns(conn))
+
+    async def total(self) -> Total | None:
+        """A table's estimated rows (a query's: unknown)."""
+        if self.endpoint.select_query:
+            return None
+        async with reader(self.endpoint, "estimate") as conn:
+            rows = await estimated_rows(conn, self.endpoint)
+        return None if rows is None else Total(rows=rows, estimated=True)
 
     @traced_db("mysql", "SELECT")
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:

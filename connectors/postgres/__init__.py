@@ -11,13 +11,17 @@ A load runs in one transaction: end-of-stream commits, any failure or cancellati
 identifiers and values always bound parameters.
 
 Inside: ``_endpoint`` (the endpoint, connections, transactions), ``_errors`` (driver errors ->
-connector errors), ``_copy`` (COPY formats and loads), ``_source``, ``_sink``, ``_urls`` (the
+connector errors), ``_copy`` (COPY formats and loads), ``_guard``
+(NUL and invalid UTF-8 refused naming the column), ``_source``, ``_sink``, ``_urls`` (the
 URL constructors), ``_resumable`` (checkpointed batch loads), ``_redshift``
 (RedshiftCopyActivity's merge), ``_scripts`` (SQL scripts and checks), ``_types`` (column
-types, value coercion), ``_tracing`` (client spans).
+types, value coercion), ``_tracing`` (client spans), ``_watched`` (a connection's silences
+bounded by ``read_timeout``).
 """
 
-from ._endpoint import CONNECT_TIMEOUT, PostgresEndpoint
+from connectors.timeouts import CONNECT_TIMEOUT
+
+from ._endpoint import PostgresEndpoint
 from ._errors import map_errors
 from ._redshift import InsertMode, redshift_copy_load
 from ._resumable import staging_name

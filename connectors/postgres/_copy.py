@@ -21,6 +21,7 @@ from connectors.sql import (
 )
 
 from ._errors import COPY_CONTEXT
+from ._guard import TextGuard
 from ._types import pg_coercer, pg_column_fits
 
 
@@ -65,12 +66,16 @@ def copy_count(status: str) -> int:
 
 
 async def copy_stream_in(conn: asyncpg.Connection, table: str, schema: str | None,
-                         inp: BytesIn, opts: dict[str, Any], progress: Progress) -> str:
-    """``COPY table FROM STDIN`` fed from ``inp`` until end-of-stream; returns the status."""
+                         inp: BytesIn, opts: dict[str, Any], progress: Progress, *,
+                         guard: TextGuard | None = None) -> str:
+    """``COPY table FROM STDIN`` fed from ``inp`` until end-of-stream; returns the status.
+    ``guard`` sees each chunk first (and refuses a NUL naming its column)."""
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in inp:
             progress.add(nbytes=len(chunk))
+            if guard is not None:
+                guard.check(chunk)
             yield chunk
 
     return str(await conn.copy_to_table(table, schema_name=schema, source=chunks(), **opts))

@@ -19,17 +19,28 @@ loads nothing. Keys are therefore per scheduled instance, as the engine names it
 Resuming needs the source to deliver rows in the same order each time (a table read by
 primary key, an ordered query, a file). An advisory lock on the key keeps two runs from
 loading the same key at once.
+
+Under a worker's lease (:data:`connectors.base.OUTPUT_FENCE`), the checkpoint row also holds
+the fencing token of the latest claim that loads the key: a load registers its token first
+(refused if a newer one is there), and every batch and the final swap commit only while the
+row still holds that token, in the same transaction. A holder whose lease lapsed and was
+claimed again therefore cannot commit. The new holder does not wait for a stale holder's
+advisory lock (it may be paused indefinitely): it ends that session, which rolls back
+whatever the stale holder had open.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
+import anyio
 import asyncpg
 from anyio import EndOfStream
 
-from connectors.base import Progress, RowBatch, RowsIn
+from connectors.base import OUTPUT_FENCE, Progress, RowBatch, RowsIn
+from connectors.errors import TerminalFault
 from connectors.sql import first_line, next_batch
 
 from ._copy import quoted
@@ -40,7 +51,64 @@ _CHECKPOINT_DDL = (
     f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} ("
     "key text PRIMARY KEY, target text NOT NULL, staging text NOT NULL, "
     "rows_done bigint NOT NULL DEFAULT 0, finished boolean NOT NULL DEFAULT false, "
-    "updated_at timestamptz NOT NULL DEFAULT now())")
+    "updated_at timestamptz NOT NULL DEFAULT now(), fence bigint)")
+#: the fencing token column, added to a checkpoint table made before it existed
+_FENCE_DDL = f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS fence bigint"
+#: how long a load waits for another session's lock on its key before ending that session
+#: (only under a worker's lease, where the other session is a holder whose lease lapsed)
+STALE_LOCK_WAIT = 2.0
+
+log = logging.getLogger("headrace.postgres")
+
+
+class FencedOut(TerminalFault):
+    """A newer claim on the instance loads this key: this holder must not commit."""
+
+
+def _token() -> int | None:
+    fence = OUTPUT_FENCE.get()
+    return fence.token if fence is not None else None
+
+
+async def _ensure_table(conn: asyncpg.Connection) -> None:
+    await conn.execute(_CHECKPOINT_DDL)
+    await conn.execute(_FENCE_DDL)
+
+
+async def _still_ours(conn: asyncpg.Connection, key: str, token: int | None) -> None:
+    """Inside the caller's transaction: the checkpoint row holds ``token`` (row locked until
+    the commit, so no newer token can be registered in between)."""
+    if token is None:
+        return
+    held = await conn.fetchval(f"SELECT fence FROM {CHECKPOINTS} WHERE key = $1 FOR UPDATE",
+                               key)
+    if held != token:
+        raise FencedOut(f"the load of {key} is now done under lease version {held}, not "
+                        f"{token}: this worker's lease lapsed; not committed")
+
+
+async def _lock_key(conn: asyncpg.Connection, key: str, token: int | None) -> None:
+    """The key's advisory lock (held until the connection closes). Under a lease, a session
+    still holding it after :data:`STALE_LOCK_WAIT` belongs to a holder whose lease lapsed:
+    its session is ended so that this load can go on."""
+    lock = _lock_id(key)
+    if token is None:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock)
+        return
+    waited = 0.0
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock):
+        if waited >= STALE_LOCK_WAIT:
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                "objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1 AND "
+                "pid <> pg_backend_pid()", lock)
+            for row in pids:
+                log.warning("load %s: ending session %s, a stale holder of its lock (this "
+                            "load holds lease version %d)", key, row["pid"], token)
+                await conn.execute("SELECT pg_terminate_backend($1)", row["pid"])
+            waited = 0.0
+        await anyio.sleep(0.2)
+        waited += 0.2
 
 
 def staging_name(key: str) -> str:
@@ -66,11 +134,16 @@ async def mark_loaded(conn: asyncpg.Connection, *, key: str, target: str, rows: 
     one piece (the bytes lane): a rerun that finds the key finished loads nothing, so a
     process that died after that commit and before the engine recorded it adds no
     duplicates."""
-    await conn.execute(_CHECKPOINT_DDL)
-    await conn.execute(
-        f"INSERT INTO {CHECKPOINTS} (key, target, staging, rows_done, finished) "
-        "VALUES ($1, $2, '', $3, true) ON CONFLICT (key) DO UPDATE SET rows_done = $3, "
-        "finished = true, updated_at = now()", key, target, rows)
+    await _ensure_table(conn)
+    token = _token()
+    done = await conn.fetchval(
+        f"INSERT INTO {CHECKPOINTS} (key, target, staging, rows_done, finished, fence) "
+        "VALUES ($1, $2, '', $3, true, $4) ON CONFLICT (key) DO UPDATE SET rows_done = $3, "
+        f"finished = true, updated_at = now(), fence = $4 WHERE $4::bigint IS NULL OR "
+        f"COALESCE({CHECKPOINTS}.fence, 0) <= $4 RETURNING key", key, target, rows, token)
+    if done is None:
+        raise FencedOut(f"the load of {key} is done under a newer lease than {token}: this "
+                        "worker's lease lapsed; not committed")
 
 
 async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, schema: str | None,
@@ -86,13 +159,21 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
     qualified_target = f"{quoted(schema)}.{quoted(target)}" if schema else quoted(target)
     stage = staging_name(key)
     qualified_stage = f"{quoted(schema)}.{quoted(stage)}" if schema else quoted(stage)
+    token = _token()
     # held until the connection closes (the sink always closes it when the load ends)
-    await conn.execute("SELECT pg_advisory_lock($1)", _lock_id(key))
+    await _lock_key(conn, key, token)
     async with conn.transaction():
-        await conn.execute(_CHECKPOINT_DDL)
+        await _ensure_table(conn)
         await conn.execute(
             f"INSERT INTO {CHECKPOINTS} (key, target, staging) VALUES ($1, $2, $3) "
             "ON CONFLICT (key) DO NOTHING", key, qualified_target, qualified_stage)
+        if token is not None:  # register this claim's token: older holders can commit no more
+            registered = await conn.fetchval(
+                f"UPDATE {CHECKPOINTS} SET fence = $2 WHERE key = $1 AND "
+                "COALESCE(fence, 0) <= $2 RETURNING key", key, token)
+            if registered is None:
+                raise FencedOut(f"the load of {key} is done under a newer lease than "
+                                f"{token}: this worker's lease lapsed; not loading")
         state = await conn.fetchrow(
             f"SELECT rows_done, finished FROM {CHECKPOINTS} WHERE key = $1", key)
         if not state["finished"]:
@@ -113,6 +194,7 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
             return
         rows = RowBatch(first.schema, pending, first_line=pending_first)
         async with conn.transaction():
+            await _still_ours(conn, key, token)
             await copy_rows(conn, stage, schema, rows, _Empty(), Progress())
             await conn.execute(f"UPDATE {CHECKPOINTS} SET rows_done = rows_done + $2, "
                                "updated_at = now() WHERE key = $1", key, len(pending))
@@ -138,6 +220,7 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
         batch = await next_batch(inp)
     await flush()
     async with conn.transaction():
+        await _still_ours(conn, key, token)
         await conn.execute(f"INSERT INTO {qualified_target} SELECT * FROM {qualified_stage}")
         await conn.execute(f"DROP TABLE {qualified_stage}")
         await conn.execute(f"UPDATE {CHECKPOINTS} SET finished = true, updated_at = now() "

@@ -23,6 +23,8 @@ from ._copy import (
 )
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
+from ._guard import TextGuard
+from ._reads import attributes_schema
 from ._resumable import (
     checkpoint,
     load_resumable,
@@ -30,7 +32,6 @@ from ._resumable import (
     read_watermark,
     save_watermark,
 )
-from ._source import attributes_schema
 from ._types import pg_column_ddl_type
 
 
@@ -67,7 +68,10 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                 async with transaction(conn):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
-                    status = await copy_stream_in(conn, name, schema, inp, opts, progress)
+                    columns = [n for n, _ in await table_columns(conn, name, schema)]
+                    guard = TextGuard(fmt, columns, where=self.describe)
+                    status = await copy_stream_in(conn, name, schema, inp, opts, progress,
+                                                  guard=guard)
                     await self._verify_load(conn, None)
                     if key:  # in the same transaction as the rows
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),

@@ -38,8 +38,8 @@ from connectors.formats import (
 
 from ._server_copy import ServerCopy
 from ._upload import (
-    ABORT_TIMEOUT,
     Upload,
+    abort_bound,
     abort_stale_uploads,
     remove_stale_parts,
     upload_ranges,
@@ -140,12 +140,11 @@ class S3Sink(NamedFormatSink):
                     else:
                         up = Upload(client, self.url.bucket, self.url.key,
                                      part_size=self.part_size, sem=sem, tg=tg,
-                                     progress=progress)
+                                     progress=progress, count_written=True)
                         up.verify = counter is not None
                         uploads.append(up)
                         gz = Gzip() if self._gzip else None
                         async for chunk in inp:
-                            progress.add(nbytes=len(chunk))
                             await up.write(gz.feed(chunk) if gz else chunk)
                         if gz:
                             await up.write(gz.finish())
@@ -157,7 +156,7 @@ class S3Sink(NamedFormatSink):
                 if self.url.is_prefix:
                     await remove_stale_parts(client, self.url, {u.key for u in uploads})
             except BaseException:
-                with anyio.move_on_after(ABORT_TIMEOUT, shield=True):
+                with anyio.move_on_after(abort_bound(), shield=True):
                     for up in uploads:
                         with contextlib.suppress(Exception):
                             await up.abort()

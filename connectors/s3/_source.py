@@ -17,6 +17,7 @@ from connectors.base import (
     RowsOut,
     Schema,
     TextFormat,
+    Total,
 )
 from connectors.errors import NotFoundError
 from connectors.formats import (
@@ -31,6 +32,9 @@ from connectors.formats import (
 from ._download import Ranges
 from ._listing import any_object, head, iter_objects, read_manifest
 from ._url import CONNECTOR, DEFAULT_CHUNK, S3Object, is_gzip, parse_s3_url
+
+#: A prefix of more objects than this has no total on the progress line.
+TOTAL_MAX_OBJECTS = 10_000
 
 
 class S3Source(NamedFormatSource):
@@ -89,6 +93,21 @@ class S3Source(NamedFormatSource):
             return key + "/", iter_objects(client, bucket, key + "/", page_size=self.page_size)
         raise NotFoundError(f"{self.describe}: no such object (and no objects below it)",
                             connector=CONNECTOR, operation="read")
+
+    async def total(self) -> Total | None:
+        """The bytes to read: the object's size, or the sizes of the first
+        ``TOTAL_MAX_OBJECTS`` objects of a prefix (more: unknown, rather than listing a big
+        prefix twice). None for a manifest or when an object is decompressed."""
+        if self.manifest_url:
+            return None
+        async with self.client() as client:
+            _, objects = await self.resolve(client)
+            nbytes = 0
+            for count, obj in enumerate([o async for o in _first(objects, TOTAL_MAX_OBJECTS)]):
+                if self.is_gzip(obj.key) or count >= TOTAL_MAX_OBJECTS:
+                    return None
+                nbytes += obj.size
+            return Total(bytes=nbytes)
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         async with self.client() as client:
@@ -189,6 +208,16 @@ class S3Source(NamedFormatSource):
         finally:
             send.close()
             recv.close()
+
+
+async def _first(objects: AsyncIterator[S3Object], limit: int) -> AsyncIterator[S3Object]:
+    """The first ``limit + 1`` objects (one more says there are more than ``limit``)."""
+    count = 0
+    async for obj in objects:
+        yield obj
+        count += 1
+        if count > limit:
+            return
 
 
 def source_from_url(url: str, options: EndpointOptions) -> S3Source:

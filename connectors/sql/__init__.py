@@ -2,7 +2,8 @@
 data-node fields), SQL text (identifier quoting, ``?`` placeholders, scripts split into
 statements), the base of their endpoints, sources and sinks, and values read from text.
 
-Inside: ``_url``, ``_text``, ``_base``, ``_values``.
+Inside: ``_url``, ``_connections`` (named connections), ``_secrets`` (``env:``/``file:``
+references), ``_text``, ``_base``, ``_values``.
 """
 
 from ._base import (
@@ -17,6 +18,16 @@ from ._base import (
     next_batch,
     target_columns,
 )
+from ._connections import (
+    FILE_VARIABLE as CONNECTIONS_FILE_VARIABLE,
+)
+from ._connections import (
+    Connection,
+    connections_file,
+    find_connection,
+    named_host,
+    variable_for,
+)
 from ._incremental import (
     IncrementalSource,
     IncrementSpec,
@@ -24,6 +35,7 @@ from ._incremental import (
     check_column,
     condition,
 )
+from ._secrets import SecretReference, resolve_secret, secret_problem, secret_reference
 from ._text import (
     Dialect,
     convert_placeholders,
@@ -33,15 +45,25 @@ from ._text import (
     split_qualified,
     split_statements,
 )
-from ._url import SqlUrl, from_fields, parse_sql_url
+from ._url import (
+    SqlUrl,
+    connection_dsn,
+    connection_passwords,
+    from_fields,
+    parse_sql_url,
+    with_properties,
+)
 from ._values import parse_bool, parse_datetime, schema_of, truthy
 
 __all__ = [
+    "CONNECTIONS_FILE_VARIABLE",
     "MAX_CHUNK",
     "ROWS_PER_BATCH",
+    "Connection",
     "Dialect",
     "IncrementSpec",
     "IncrementalSource",
+    "SecretReference",
     "SqlEndpointFields",
     "SqlSink",
     "SqlSource",
@@ -50,20 +72,30 @@ __all__ = [
     "aligned_schema",
     "check_column",
     "condition",
+    "connection_dsn",
+    "connection_passwords",
+    "connections_file",
     "convert_placeholders",
+    "find_connection",
     "first_line",
     "from_fields",
     "is_utf8",
+    "named_host",
     "next_batch",
     "parse_bool",
     "parse_datetime",
     "parse_sql_url",
     "quote_ident",
     "quote_qualified",
+    "resolve_secret",
     "schema_of",
     "script_statements",
+    "secret_problem",
+    "secret_reference",
     "split_qualified",
     "split_statements",
     "target_columns",
     "truthy",
+    "variable_for",
+    "with_properties",
 ]

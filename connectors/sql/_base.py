@@ -9,10 +9,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat, VerifyCheck
+from connectors.base import (
+    MAX_PARTITIONS,
+    EndpointOptions,
+    RowBatch,
+    RowsIn,
+    Schema,
+    TextFormat,
+    VerifyCheck,
+)
 from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, timeouts_from_params
 
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
@@ -34,6 +43,9 @@ class SqlEndpointFields(BaseModel):
     dialect: ClassVar[Dialect]
     #: The product named in errors ("PostgreSQL", "MySQL").
     product: ClassVar[str]
+    #: The JDBC driver's names for the timeouts, with their unit (seconds per unit), read from
+    #: a ``jdbc:`` URL's query or the database's ``jdbcProperties`` as well.
+    jdbc_timeouts: ClassVar[dict[str, tuple[str, float]]] = {}
 
     host: str
     port: int
@@ -47,6 +59,16 @@ class SqlEndpointFields(BaseModel):
     create_table_sql: str | None = None
     create: bool = False
     chunk_size: int = MAX_CHUNK
+    #: Seconds (None: no bound of the connector's own); see :mod:`connectors.timeouts`.
+    connect_timeout: float | None = CONNECT_TIMEOUT
+    read_timeout: float | None = READ_TIMEOUT
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_timeout, read=self.read_timeout)
+    #: Read a table as this many key (or page) ranges at once, in one snapshot (headrace's
+    #: ``--partitions`` / CopyActivity ``partitions``); 1 reads one stream.
+    partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
 
     @field_validator("select_query")
     @classmethod
@@ -62,9 +84,13 @@ class SqlEndpointFields(BaseModel):
         """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
         if url.dialect != cls.dialect:
             raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
+        timeouts = timeouts_from_params(url.params, aliases=cls.jdbc_timeouts,
+                                        where=url.describe())
         return cls(host=url.host, port=url.port, database=url.database, user=url.user,
                    password=SecretStr(url.password) if url.password is not None else None,
-                   **{**cls._fields_of_url(url), "table": url.table, **fields})
+                   **{**cls._fields_of_url(url), "table": url.table,
+                      "connect_timeout": timeouts.connect, "read_timeout": timeouts.read,
+                      **fields})
 
     @classmethod
     def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:
@@ -76,7 +102,8 @@ class SqlEndpointFields(BaseModel):
         """From a URL (``?table=`` and the dialect's parameters) and a copy's options."""
         opts = options or EndpointOptions()
         return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
-                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK),
+                                partitions=opts.partitions)
 
     def table_parts(self) -> tuple[str | None, str]:
         """(database or schema, table), unquoted, as the server names them."""

@@ -17,12 +17,14 @@ spans built from a :class:`SqlUrl` never show it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from connectors.errors import ConfigError
 from connectors.urls import redact_url
 
+from ._connections import find_connection, named_host, split_named, tail_parts
 from ._text import Dialect
 
 _SCHEMES: dict[str, tuple[Dialect, int, bool]] = {
@@ -70,11 +72,81 @@ class SqlUrl:
 
 
 def parse_sql_url(url: str) -> SqlUrl:
-    """Parse a ``postgresql://``, ``mysql://`` or ``jdbc:...`` URL.
+    """Parse a ``postgresql://``, ``mysql://`` or ``jdbc:...`` URL; one that names a connection
+    in place of its host (``postgresql://@warehouse/db``) takes it from there.
 
     Raises :class:`ConfigError` (without echoing a password) when the URL is not one of those.
     """
     text = url.strip()
+    if named_host(text) is not None:
+        return _from_connection(text)
+    return _parse_plain(text)
+
+
+def _from_connection(url: str) -> SqlUrl:
+    """``scheme://@name/db?x=y``: the connection ``name``, with the database and parameters
+    the URL gives."""
+    _, scheme, name, tail = split_named(url)
+    shown = f"{scheme}://@{name}"
+    wanted = _SCHEMES.get(scheme.lower())
+    if wanted is None:
+        known = ", ".join(f"{s}://" for s in _SCHEMES)
+        raise ConfigError(f"{shown}: named connections are for databases ({known}); S3 and "
+                          "DynamoDB take their endpoint and credentials from the AWS "
+                          "configuration (AWS_PROFILE, AWS_ENDPOINT_URL_S3...)", connector="sql")
+    connection = find_connection(name)
+    about = f"connection {name!r} ({connection.origin})"
+    if named_host(connection.url) is not None:
+        raise ConfigError(f"{about}: its url names another connection", connector="sql")
+    try:
+        base = _parse_plain(connection.url)
+    except ConfigError as exc:
+        raise ConfigError(f"{about}: {exc.message}", connector="sql") from None
+    if base.dialect != wanted[0]:
+        raise ConfigError(f"{shown}: {about} is a {base.dialect} connection, not {scheme}",
+                          connector=base.dialect)
+    database, query = tail_parts(tail)
+    given = dict(parse_qsl(query, keep_blank_values=True))
+    if _CREDENTIAL_PARAMS & set(given):
+        raise ConfigError(f"{shown}: the connection gives the user and password; the URL may "
+                          "not", connector=base.dialect)
+    return base.replace(
+        database=database or base.database, params={**base.params, **given},
+        user=connection.user or base.user,
+        password=connection.password if connection.password is not None else base.password,
+        redshift=base.redshift or wanted[2])
+
+
+def connection_passwords(url: str) -> list[str]:
+    """The password of the named connection ``url`` uses (none when it names none, or when it
+    cannot be resolved): what messages and spans must never show."""
+    if named_host(url.strip()) is None:
+        return []
+    try:
+        password = parse_sql_url(url).password
+    except ConfigError:
+        return []
+    return [password] if password else []
+
+
+def connection_dsn(url: str) -> str:
+    """``url`` itself, or for one that names a connection the full URL it stands for,
+    password included: for a driver, never for display."""
+    if named_host(url.strip()) is None:
+        return url
+    parsed = parse_sql_url(url)
+    scheme = "redshift" if parsed.redshift else parsed.dialect
+    user = quote(parsed.user or "", safe="")
+    secret = f":{quote(parsed.password, safe='')}" if parsed.password is not None else ""
+    userinfo = f"{user}{secret}@" if user or secret else ""
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    db = f"/{quote(parsed.database, safe='')}" if parsed.database else ""
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
+                     for k, v in parsed.params.items())
+    return f"{scheme}://{userinfo}{host}:{parsed.port}{db}" + (f"?{query}" if query else "")
+
+
+def _parse_plain(text: str) -> SqlUrl:
     shown = redact_url(text)
     jdbc = text.lower().startswith("jdbc:")
     if jdbc:
@@ -122,3 +194,27 @@ def from_fields(connection_string: str, username: str | None = None,
     if database_name:
         changes["database"] = database_name
     return parsed.replace(**changes) if changes else parsed
+
+
+#: Driver properties a database object's ``jdbcProperties`` may set that headrace honours: the
+#: timeouts (their unit is the dialect's JDBC driver's; see the endpoints' ``jdbc_timeouts``).
+TIMEOUT_PROPERTIES = frozenset({"connectTimeout", "socketTimeout", "loginTimeout",
+                                "connect_timeout", "read_timeout"})
+
+
+def with_properties(connection_string: str, properties: Iterable[str]) -> str:
+    """``connection_string`` with the timeout properties among ``properties`` (``key=value``
+    entries, as ``jdbcProperties`` holds them) added to its query, unless it sets them itself.
+    Other properties are left to the JDBC world (headrace has no use for them)."""
+    _, _, query = connection_string.partition("?")
+    present = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    extra = {}
+    for entry in properties:
+        key, sep, value = entry.partition("=")
+        key = key.strip()
+        if sep and key in TIMEOUT_PROPERTIES and key not in present:
+            extra[key] = value.strip()
+    if not extra:
+        return connection_string
+    joiner = "&" if "?" in connection_string else "?"
+    return connection_string + joiner + urlencode(extra)

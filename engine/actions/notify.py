@@ -16,6 +16,7 @@ from typing import Protocol
 
 import anyio
 
+from engine.owner_only import make_private_dirs
 from engine.store.records import utcnow
 
 log = logging.getLogger("headrace.alarms")
@@ -48,7 +49,7 @@ class LogNotifier:
         log.warning("alarm %s for %s: %s", alarm.action_id, alarm.node, alarm.subject)
 
         def write() -> None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line)
 

@@ -38,6 +38,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("engine.cli.pipeline_cmds", "logs"),
     "engine": ("engine.cli.pipeline_cmds", "engine_cmd"),
     "serve": ("engine.cli.serve_cmd", "serve"),
+    "worker": ("engine.cli.worker_cmds", "worker_cmd"),
+    "list-workers": ("engine.cli.worker_cmds", "list_workers_cmd"),
+    "encrypt-secrets": ("engine.cli.secret_cmds", "encrypt_secrets"),
 }
 
 

@@ -7,12 +7,19 @@ import os
 import resource
 import sys
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import anyio
 import click
 
-from connectors.base import CSV, DYNAMODB_JSONL, EndpointOptions, Progress, TextFormat
+from connectors.base import (
+    CSV,
+    DYNAMODB_JSONL,
+    MAX_PARTITIONS,
+    EndpointOptions,
+    Progress,
+    TextFormat,
+)
 from connectors.copy import CopyOptions, CopyResult
 from connectors.copy import copy as run_copy
 from connectors.errors import ConfigError, ConnectorError, root_cause
@@ -26,32 +33,26 @@ from connectors.urls import (
     scheme_of,
     url_passwords,
 )
+from engine.cli.copy_progress import (
+    PROGRESS_MODES,
+    ProgressDisplay,
+    ProgressMode,
+    figures,
+    resolve_mode,
+)
 from engine.cli.help import examples
+from engine.cli.log_lines import configure_command_log
 from engine.cli.output import CommandFailed, output_option
-from engine.cli.status_lines import configure_command_log
 from engine.cli.store_option import store_option
 from engine.errors import HeadraceError
-from engine.telemetry import add_secrets, command_telemetry
+from engine.telemetry.command import command_telemetry
 from engine.telemetry.metrics import queue_depth_recorder, record_copy
-
-_REFRESH_SECONDS = 0.25
+from engine.telemetry.redact import add_secrets
 
 
 def _peak_rss_bytes() -> int:
     # ru_maxrss is in KiB on Linux.
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-async def _show_progress(progress: Progress) -> None:
-    """A live line on stderr (rows, bytes, rate, elapsed) until cancelled."""
-    from tqdm import tqdm
-
-    with tqdm(file=sys.stderr, unit=" rows", unit_scale=True, dynamic_ncols=True,
-              leave=False) as bar:
-        while True:
-            bar.update(progress.rows - bar.n)
-            bar.set_postfix_str(f"{progress.bytes / 1e6:,.1f} MB", refresh=True)
-            await anyio.sleep(_REFRESH_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,9 @@ async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
 
 
 async def _run(source_url: str, dest_url: str, options: EndpointOptions,
-               sink_options: EndpointOptions, live: bool, verify: bool = False,
-               inc: Increments | None = None) -> tuple[CopyResult, dict[str, Any] | None]:
-    progress = Progress()
+               sink_options: EndpointOptions, shown: ProgressMode, progress: Progress,
+               verify: bool = False, inc: Increments | None = None,
+               ) -> tuple[CopyResult, dict[str, Any] | None]:
     copy_options = CopyOptions(on_queue_depth=queue_depth_recorder(None), verify=verify)
 
     async def one_copy() -> tuple[CopyResult, dict[str, Any] | None]:
@@ -118,19 +119,21 @@ async def _run(source_url: str, dest_url: str, options: EndpointOptions,
         sink = open_sink(dest_url, sink_options)
         return await run_copy(source, sink, copy_options, progress=progress), None
 
-    if not live:
+    if shown == "none":
         result, increment = await one_copy()
     else:
+        display = ProgressDisplay(progress, shown)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_show_progress, progress)
+                tg.start_soon(display.run)
                 result, increment = await one_copy()
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise root_cause(group) from None
-    source_name, sink_name = redact_url(source_url), redact_url(dest_url)
-    record_copy(None, source_name, sink_name, rows=result.rows, nbytes=result.bytes,
-                seconds=result.seconds, lane=result.lane, retries=result.retries)
+        display.finish()
+    record_copy(None, redact_url(source_url), redact_url(dest_url), rows=result.rows,
+                nbytes=result.bytes, seconds=result.seconds, lane=result.lane,
+                retries=result.retries)
     return result, increment
 
 
@@ -200,8 +203,13 @@ def with_parquet_compression(dest: str, fmt: TextFormat | None,
     return implied.replace(parquet_compression=compression)
 
 
-def summary(result: CopyResult) -> dict[str, Any]:
+def summary(result: CopyResult, progress: Progress | None = None) -> dict[str, Any]:
+    """The ``--output json`` summary; with the copy's ``progress``, also its final figures
+    (``total``, ``percent``, ``bytesRead``, ``bytesWritten``, ``partitions``)."""
     seconds = max(result.seconds, 1e-9)
+    extra = {} if progress is None else {
+        k: v for k, v in figures(progress, result.seconds, done=True).items()
+        if k not in ("rows", "seconds", "etaSeconds")}
     return {
         "rows": result.rows,
         "bytes": result.bytes,
@@ -210,12 +218,38 @@ def summary(result: CopyResult) -> dict[str, Any]:
         "mbPerSecond": round(result.bytes / 1e6 / seconds, 3),
         "peakRssBytes": _peak_rss_bytes(),
         "lane": result.lane,
+        **extra,
         **({"verify": result.verify.as_json()} if result.verify is not None else {}),
     }
 
 
 def _fail(message: str, code: int, *urls: str) -> NoReturn:
-    raise CommandFailed(redact_text(message, *urls), code, prefix="headrace copy: error")
+    text = redact_text(message, *urls)
+    for secret in _secrets_of(urls):
+        text = text.replace(secret, "***")
+    raise CommandFailed(text, code, prefix="headrace copy: error")
+
+
+def _secrets_of(urls: tuple[str, ...]) -> list[str]:
+    """The passwords ``urls`` carry or name (through a named connection), as written and
+    decoded: what messages and spans must not show."""
+    from connectors.sql import connection_passwords
+
+    found = {p for url in urls for p in (*url_passwords(url), *connection_passwords(url))}
+    return sorted(found, key=len, reverse=True)
+
+
+def named_end(name: str, table: str, query: str | None) -> str:
+    """The URL of ``--source-conn``/``--dest-conn NAME``: the table ``table`` of the named
+    connection (``-`` with ``--query``: its rows, no table)."""
+    from urllib.parse import quote
+
+    from connectors.sql import find_connection
+
+    scheme = scheme_of(find_connection(name).url)
+    if table == STDIO and query is not None:
+        return f"{scheme}://@{name}"
+    return f"{scheme}://@{name}?table={quote(table, safe='.')}"
 
 
 @click.command("copy", epilog=examples(
@@ -223,7 +257,10 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
     "headrace copy 'postgresql://app@db:5432/shop?table=orders' orders.tsv",
     "headrace copy s3://bucket/in.csv 'mysql://app@db/shop?table=t' --create",
     "headrace copy dynamodb://orders export.jsonl      # DynamoDB's typed export lines",
+    "headrace copy --source-conn warehouse public.orders orders.csv   # a named connection",
     "headrace copy 'postgresql://app@db/shop?table=t' s3://bucket/t/ --format parquet",
+    "headrace copy 'postgresql://app@db/shop?table=t' 'mysql://app@dw/shop?table=t' "
+    "--incremental updated_at --key id",
     'headrace copy in.csv - | gzip > out.csv.gz        # - is stdout (or stdin as SOURCE)',
 ))
 @click.argument("source")
@@ -245,6 +282,20 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight, scan segments, writers.")
 @click.option("--create", is_flag=True, help="Create the destination table when missing.")
+@click.option("--source-conn", metavar="NAME",
+              help="SOURCE is a table of the named connection NAME (HEADRACE_CONN_NAME or "
+                   "the connections file; - with --query).")
+@click.option("--dest-conn", metavar="NAME",
+              help="DEST is a table of the named connection NAME.")
+@click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=1,
+              show_default=True,
+              help="Read a PostgreSQL or MySQL table as N key ranges at once (PostgreSQL "
+                   "without a key: page ranges), all from one consistent snapshot.")
+@click.option("--progress", "progress_mode", type=click.Choice(PROGRESS_MODES), default="auto",
+              show_default=True,
+              help="Progress on stderr: done/total, percent and ETA where the source knows "
+                   "its size (files, S3) or estimates its rows (tables, marked ~). auto: a "
+                   "live line on a terminal (JSON lines with --output json), none otherwise.")
 @click.option("--incremental", "incremental", metavar="COLUMN",
               help="Copy only the rows past this column's last committed watermark (a "
                    "PostgreSQL or MySQL table source); rerunning continues from it.")
@@ -261,37 +312,48 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
 @output_option
 def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: str | None,
          header: bool, parquet_compression: str | None, query: str | None, parallel: int,
-         create: bool, incremental: str | None, key: str | None, lookback: str | None,
+         create: bool, source_conn: str | None, dest_conn: str | None, partitions: int,
+         progress_mode: str, incremental: str | None, key: str | None, lookback: str | None,
          verify: bool, output: str) -> None:
     """Copy SOURCE to DEST (paths, file://, s3://, postgresql://, mysql://, dynamodb://).
 
     - is stdin as SOURCE and stdout as DEST (then the summary goes to stderr). A FIFO, a
     device or a symlink as DEST is written through, as cat would; only a regular file is
-    written to a temp and renamed over, so nothing but DEST is ever replaced."""
+    written to a temp and renamed over, so nothing but DEST is ever replaced.
+
+    A database may be a named connection, its password kept out of the command line:
+    postgresql://@NAME/db?table=t, or --source-conn NAME / --dest-conn NAME with SOURCE or
+    DEST a table."""
+    try:
+        source = named_end(source_conn, source, query) if source_conn else source
+        dest = named_end(dest_conn, dest, None) if dest_conn else dest
+    except ConfigError as exc:
+        _fail(str(exc), 2)
     source_format, dest_format = end_formats(source, dest, both=fmt, source_format=from_fmt,
                                              dest_format=to_fmt, header=header)
     if parquet_compression is not None:
         dest_format = with_parquet_compression(dest, dest_format, parquet_compression)
-    if from_fmt is None and to_fmt is None:
-        for warning in contradicted_extensions(source, dest, fmt):
-            click.echo(f"headrace copy: warning: {warning}", err=True)
-    options = EndpointOptions(format=source_format, query=query,
-                              parallel=parallel, create=create)
-    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
     if (key or lookback) and not incremental:
         raise click.UsageError("--key and --lookback go with --incremental COLUMN")
     increments = Increments(incremental, tuple(k.strip() for k in (key or "").split(",")
                                                if k.strip()), lookback) \
         if incremental else None
-    live = sys.stderr.isatty() and output == "text"
+    if from_fmt is None and to_fmt is None:
+        for warning in contradicted_extensions(source, dest, fmt):
+            click.echo(f"headrace copy: warning: {warning}", err=True)
+    options = EndpointOptions(format=source_format, query=query,
+                              parallel=parallel, create=create, partitions=partitions)
+    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
+    shown = resolve_mode(cast(ProgressMode, progress_mode), output, sys.stderr)
+    progress = Progress()
     configure_command_log("headrace copy")  # e.g. a call that could not reach S3, retried
     # as written and decoded, in the user part or a JDBC-style ``password=``: what redact_text
     # masks in messages is what telemetry scrubs
-    add_secrets(p for url in (source, dest) for p in url_passwords(url))
+    add_secrets(_secrets_of((source, dest)))
     try:
         with command_telemetry():
-            result, increment = anyio.run(_run, source, dest, options, sink_options, live,
-                                          verify, increments)
+            result, increment = anyio.run(_run, source, dest, options, sink_options, shown,
+                                          progress, verify, increments)
     except KeyboardInterrupt:
         _fail("interrupted", 130, source, dest)
     except ConfigError as exc:
@@ -300,7 +362,7 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
         _fail(str(exc), 1, source, dest)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}", 1, source, dest)
-    data = summary(result)
+    data = summary(result, progress)
     if increment is not None:
         data["incremental"] = increment
     to_stderr = dest == STDIO  # stdout carries the data

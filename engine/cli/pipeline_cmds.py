@@ -26,13 +26,14 @@ from engine.cli.definition_cmds import (
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
+from engine.cli.spark_options import spark_options
 from engine.cli.status_lines import configure_engine_log, engine_printer, verbosity_options
 from engine.cli.store_option import announce_new_store, store_option
 from engine.errors import HeadraceError, NotFound
 from engine.schedule import format_timestamp
 from engine.service import Objects, PipelineService
 from engine.store import Action, Status, Store, open_store
-from engine.store.records import utcnow
+from engine.store.records import AttemptRecord, utcnow
 from engine.telemetry import command_telemetry
 
 T = TypeVar("T")
@@ -277,12 +278,14 @@ def list_runs(pipeline_id: str, status: str | None, start_interval: str | None,
     started = _interval(start_interval, "--start-interval")
     scheduled = _interval(schedule_interval, "--schedule-interval")
 
-    async def body(store: Store) -> tuple[list[Any], dict[str, str | None]]:
+    async def body(store: Store) -> tuple[list[Any], dict[str, AttemptRecord]]:
         return await PipelineService(store).list_runs(pipeline_id, statuses=wanted,
                                                       scheduled=scheduled, started=started)
 
-    rows, traces = with_store(store_url, body)
-    data = [{**instance_json(r), "traceId": traces.get(r.id)} for r in rows]
+    rows, latest = with_store(store_url, body)
+    traces = {iid: a.trace_id for iid, a in latest.items()}
+    data = [{**instance_json(r), "traceId": traces.get(r.id),
+             "workerId": latest[r.id].worker_id if r.id in latest else None} for r in rows]
     lines = [f"{'Name':<30} {'Scheduled Start':<20} {'Status':<24} {'Started':<20} "
              f"{'Ended':<20} {'Attempts':<8} Trace"]
     for r in rows:
@@ -345,11 +348,14 @@ def describe_objects(pipeline_id: str, object_ids: tuple[str, ...], evaluate_exp
                 raise NotFound(f"pipeline {pipeline_id!r} has no instance {view.id!r}")
             item: dict[str, Any] = {"id": view.id, "sphere": "INSTANCE",
                                     **instance_json(view.instance),
+                                    "workerId": (view.attempts[-1].worker_id
+                                                 if view.attempts else None),
                                     "attemptList": [{
                                         "id": a.id, "status": a.status.value,
                                         "startTime": _ts(a.started_at),
                                         "endTime": _ts(a.ended_at), "exitCode": a.exit_code,
                                         "error": a.error, "traceId": a.trace_id,
+                                        "workerId": a.worker_id,
                                         "log": a.log_path} for a in view.attempts]}
             if view.evaluated:
                 item["fields"] = view.fields
@@ -439,26 +445,38 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
 @click.option("--max-concurrency", default=32, show_default=True)
 @click.option("--poll-interval", default=2.0, show_default=True,
               help="Seconds between looks at the store for activated pipelines.")
+@click.option("--scheduler-only", is_flag=True,
+              help="Plan, evaluate dependencies, fire actions and lateness; queue every "
+                   "attempt for `headrace worker` processes on the same (PostgreSQL) store.")
 @worker_group_option
+@spark_options
 @verbosity_options
 @output_option
 def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float,
-               worker_groups: dict[str, int], verbosity: int, output: str) -> None:
+               scheduler_only: bool, worker_groups: dict[str, int], verbosity: int,
+               output: str, **_: Any) -> None:
     """Run the store's activated pipelines on their schedules until stopped.
 
     SIGTERM or SIGINT stops gracefully (exit 130): running attempts end INTERRUPTED and are
-    retried when an engine runs the pipeline again."""
+    retried when an engine runs the pipeline again. With --scheduler-only the attempts run in
+    worker processes, which carry on when this engine stops."""
     import signal
 
+    from engine.runtime.dispatch import EXECUTE_ALL, EXECUTE_NONE
     from engine.runtime.engine import Engine
+    from engine.worker.process import refuse_sqlite
 
     configure_engine_log(verbosity)
     async def main() -> None:
-        async with open_store(store_url) as store:
+        store = open_store(store_url)
+        if scheduler_only:
+            refuse_sqlite(store, "headrace engine --scheduler-only")
+        async with store:
             announce_new_store(store)
             eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
                          worker_groups=worker_groups,
-                         on_status=engine_printer(verbosity, output, utcnow))
+                         on_status=engine_printer(verbosity, output, utcnow),
+                         execute=EXECUTE_NONE if scheduler_only else EXECUTE_ALL)
             async with anyio.create_task_group() as tg:
                 async def watch(*, task_status: TaskStatus[None]) -> None:
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

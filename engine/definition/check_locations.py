@@ -20,8 +20,7 @@ import re
 from engine.definition.findings import Findings, shown
 from engine.definition.graph import field_owner
 from engine.definition.reader import Ref
-from engine.definition.scope import EvalContext, ObjectScope, evaluate_text
-from engine.errors import ExpressionError
+from engine.definition.scope import text_before_run
 
 #: Fields, by type, that hold a location a run reads or writes.
 LOCATION_FIELDS: dict[str, tuple[str, ...]] = {
@@ -70,16 +69,12 @@ def _scheme_of(object_id: str, name: str, value: str,
                ctx: Findings) -> tuple[str, str, bool] | None:
     """(scheme, the text it was read from, whether a secret took part), or None when the
     text has no scheme or its start is not known before the run."""
-    if "#{" not in value or not value.startswith("#{"):
+    if not value.startswith("#{"):  # the scheme, if any, is written out
         match = _SCHEME.match(value)
         return (match.group(1), value, False) if match else None
-    evaluation = EvalContext(ctx.definition, runtime_placeholders=True)
-    try:
-        result = evaluate_text(value, ObjectScope(evaluation, object_id))
-    except (ExpressionError, KeyError, RecursionError):
-        return None  # reported by the expression checks, or known only when it runs
-    text = result[0] if isinstance(result, list) and result else result
-    if not isinstance(text, str) or text.startswith("#{"):
+    known = text_before_run(ctx.definition, object_id, value)
+    if known is None:
         return None
+    text, secret = known
     match = _SCHEME.match(text)
-    return (match.group(1), text, evaluation.secret_used) if match else None
+    return (match.group(1), text, secret) if match else None

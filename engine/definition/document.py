@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cached_property
 
+from connectors.errors import ConfigError
+from connectors.sql import connection_passwords, resolve_secret, secret_reference
 from engine.definition.parameters import Origin, Parameters
 from engine.definition.raw import (
     FieldValue,
@@ -297,6 +299,11 @@ class Definition:
             for key, field_values in obj.fields.items():
                 if key.startswith("*"):
                     out.update(v for v in field_values if isinstance(v, str) and "#{" not in v)
+        out.update(_referenced_secrets(out))
+        for obj in self.objects.values():  # passwords of the named connections it uses
+            for value in obj.fields.get("connectionString", ()):
+                if isinstance(value, str) and "#{" not in value:
+                    out.update(connection_passwords(value))
         return {v for v in out if len(v.strip()) >= 3}
 
     def mask(self, text: str, secrets: list[str] | None = None) -> str:
@@ -316,3 +323,17 @@ class Definition:
                 if any(isinstance(v, Ref) and v.id == object_id for v in values):
                     out.append((obj.id, key))
         return out
+
+
+def _referenced_secrets(values: set[str]) -> set[str]:
+    """The secrets that the references among ``values`` (``env:NAME``, ``file:/path``) name,
+    as they read now: masked wherever the definition's own secrets are."""
+    found = set()
+    for value in values:
+        if secret_reference(value) is None:
+            continue
+        try:
+            found.add(resolve_secret(value))
+        except ConfigError:
+            continue  # nothing to mask: the run refuses it, naming the reference
+    return found

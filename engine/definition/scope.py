@@ -23,7 +23,12 @@ from engine.definition.expressions import render as render_value
 from engine.definition.parameters import typed
 from engine.definition.reader import FieldValue, Ref
 from engine.definition.types import ATTEMPT_FIELDS, RUNTIME_FIELDS, is_secret_field
-from engine.errors import ExpressionEvalError, ExpressionSyntaxError, RuntimeOnlyField
+from engine.errors import (
+    ExpressionError,
+    ExpressionEvalError,
+    ExpressionSyntaxError,
+    RuntimeOnlyField,
+)
 
 #: Runtime fields of one instance: ``{"@scheduledStartTime": datetime, "@pipelineId": str, ...}``.
 Runtime = Mapping[str, object]
@@ -41,6 +46,26 @@ def evaluate_text(text: str, scope: ObjectScope) -> str | list[str]:
     except RecursionError:
         raise ExpressionSyntaxError("the expression is nested too deeply to evaluate",
                                     0) from None
+
+
+def text_before_run(definition: Definition, object_id: str,
+                    value: str) -> tuple[str, bool] | None:
+    """``value`` of a field of ``object_id`` as validation can know it: its parameters
+    substituted, what only a running instance knows (``#{@scheduledStartTime}``) kept as
+    written. Returns (text, whether a masked value took part); None when it cannot be
+    evaluated before the run (an error the expression checks report, a parameter without a
+    value, a runtime field at its start)."""
+    if "#{" not in value:
+        return value, False
+    evaluation = EvalContext(definition, runtime_placeholders=True)
+    try:
+        result = evaluate_text(value, ObjectScope(evaluation, object_id))
+    except (ExpressionError, KeyError, RecursionError):
+        return None
+    text = result[0] if isinstance(result, list) and result else result
+    if not isinstance(text, str) or text.startswith("#{"):
+        return None
+    return text, evaluation.secret_used
 
 
 @dataclass

@@ -48,7 +48,8 @@ def to_file_format(definition: Definition) -> dict[str, Any]:
 
 
 def masked(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy with ``*`` fields and the values of ``*`` parameters shown as ``****``."""
+    """A copy with ``*`` fields and the values and defaults of ``*`` parameters shown as
+    ``****``."""
     secret_params = {p["id"] for p in body.get("parameters", []) if p["id"].startswith("*")}
     secret_params |= {k for k in body.get("values", {}) if k.startswith("*")}
     bases = {s.lstrip("*") for s in secret_params}
@@ -62,4 +63,8 @@ def masked(body: dict[str, Any]) -> dict[str, Any]:
     out["objects"] = objects
     if "values" in body:
         out["values"] = values
+    if "parameters" in body:
+        out["parameters"] = [
+            {**p, "default": "****"} if p["id"] in secret_params and "default" in p else p
+            for p in body["parameters"]]
     return out

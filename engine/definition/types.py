@@ -187,7 +187,7 @@ _TYPES: list[TypeSpec] = [
         "insertMode": enum("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND"),
         "commandOptions": SM, "transformSql": S, "queue": S},
         required=("insertMode",)),
-    TypeSpec("EmrActivity", "activity", "read", {
+    TypeSpec("EmrActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "step": SM, "preStepCommand": SM, "postStepCommand": SM,
         "actionOnResourceFailure": S, "actionOnTaskFailure": S}),
     TypeSpec("HadoopActivity", "activity", "read", {

@@ -41,6 +41,11 @@ from engine.definition.check_schedules import (
     check_schedule,
     check_schedule_types,
 )
+from engine.definition.check_secrets import (
+    CREDENTIAL_FIELDS,
+    check_secret_references,
+    uses_named_connection,
+)
 from engine.definition.document import DEFAULT_ID, Definition
 from engine.definition.expressions import parse_template
 from engine.definition.findings import Findings, shown, suggest, suggest_or_list
@@ -182,6 +187,7 @@ def _check_object(object_id: str, ctx: Findings) -> None:
             if isinstance(value, str) and "#{" in value:
                 check_expression(object_id, name, value, ctx)
     check_locations(object_id, ctx)
+    check_secret_references(object_id, ctx)
 
 
 def _check_limits(object_id: str, ctx: Findings) -> None:
@@ -385,8 +391,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
     unresolved = {f for o, f in definition.raw.unresolved if o == object_id}
     if unresolved:  # a template's value that is missing is reported as such, not as absent
         fields = {**fields, **{f: [""] for f in unresolved if f not in fields}}
+    named = uses_named_connection(fields)
     for name in spec.required:
-        if name not in fields:
+        if name not in fields and not (named and name in CREDENTIAL_FIELDS):
             ctx.error(f"{spec.name} requires {name!r}", object_id, name)
     for name in spec.aws_only_required:
         if name not in fields:
@@ -407,8 +414,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
                       object_id, present[1])
     if spec.runs == "read" and spec.category == "resource":
         ctx.warn(f"{spec.name} is read and validated, but its fields are ignored: headrace "
-                 "does not launch Amazon EMR, so the EMR activities that run on it will fail",
-                 object_id, "type")
+                 "does not launch Amazon EMR; the EmrActivity steps that run on it run "
+                 "natively (the DynamoDB tools, the template Hive scripts) or on Apache Spark "
+                 "(spark-submit, local unless --spark-master says where)", object_id, "type")
     elif spec.runs == "read" and spec.category == "activity":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
                  "Amazon EMR); running this object will fail", object_id, "type")

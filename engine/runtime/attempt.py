@@ -47,13 +47,15 @@ from engine.plan import MASK, resolve_fields
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.fields import field_int, field_period
 from engine.runtime.logs import AttemptLog, blocking
-from engine.store.records import AttemptRecord, AttemptStatus, InstanceRecord, Status
+from engine.store.records import AttemptRecord, AttemptStatus, Fence, InstanceRecord, Status
 from engine.telemetry.spans import propagation_env
 
 log = logging.getLogger("headrace.runtime")
 
 #: environment variable naming the attempt in every process an attempt starts
 ATTEMPT_MARK = "HEADRACE_ATTEMPT_ID"
+#: environment variable naming the worker process that runs the attempt (worker mode only)
+WORKER_MARK = "HEADRACE_WORKER_ID"
 DEFAULT_MAXIMUM_RETRIES = 2  # [old-docs] 3 tries in all
 DEFAULT_RETRY_DELAY = timedelta(minutes=10)  # [old-docs]
 
@@ -122,23 +124,34 @@ def run_key(pipeline_id: str, activation: datetime | None, rec: InstanceRecord) 
 class Attempt:
     """The next attempt of ``rec``. ``publish`` is called after each change of ``rec`` that
     the store accepted; ``cancel_reason`` says why, when the attempt is cancelled while the
-    engine is not stopping."""
+    engine is not stopping.
+
+    A worker process passes its ``fence`` (its claim on the instance): then every write of
+    the attempt is accepted only while the claim holds, and ``existing`` continues an attempt
+    recorded by an earlier claim (a precondition polled one check per claim). When the worker
+    learns that it lost the claim it sets ``lost`` and cancels the attempt: nothing more is
+    written for it (its new holder owns the instance)."""
 
     def __init__(self, rt: PipelineRuntime, rec: InstanceRecord, host: AttemptHost, *,
-                 publish: Callable[[], None], cancel_reason: Callable[[], str]) -> None:
+                 publish: Callable[[], None], cancel_reason: Callable[[], str],
+                 fence: Fence | None = None, existing: AttemptRecord | None = None) -> None:
         self.rt = rt
         self.rec = rec
         self.host = host
+        self.fence = fence
+        self.lost = False
         self._publish = publish
         self._cancel_reason = cancel_reason
         now = rt.now()
-        number = rec.attempts + 1
+        number = existing.number if existing is not None else rec.attempts + 1
         self.number = number
         self.log = AttemptLog(host.log_root_for(rec), rt.pipeline_id, rec.object_id, rec.id,
                               f"{rec.id}_Attempt={number}", inline=rt.inline_io)
-        self.record = AttemptRecord(rt.pipeline_id, rec.id, number, started_at=now,
-                                    host=rt.owner, log_path=str(self.log.dir),
-                                    trace_id=rt.telemetry.trace_id(rec))
+        self.record = existing or AttemptRecord(
+            rt.pipeline_id, rec.id, number, started_at=now, host=rt.owner,
+            log_path=str(self.log.dir), trace_id=rt.telemetry.trace_id(rec),
+            worker_id=fence.worker_id if fence else None,
+            lease_version=fence.token if fence else None)
 
     def __repr__(self) -> str:
         return f"<Attempt {self.record.id} {self.record.status.value}>"
@@ -148,7 +161,7 @@ class Attempt:
         saw it (somebody else moved it on)."""
         rec, now = self.rec, self.record.started_at
         started = await self.rt.store.start_attempt(
-            rec, self.record, actual_start=rec.actual_start or now, retry_at=None)
+            rec, self.record, self.fence, actual_start=rec.actual_start or now, retry_at=None)
         if not started:
             return False
         rec.status = Status.RUNNING
@@ -167,8 +180,9 @@ class Attempt:
 
         return await self.run(body, limit)
 
-    async def run(self, body: Body, limit: timedelta | None) -> Outcome:
-        """Run ``body`` once, within ``limit``; the attempt record holds the result."""
+    async def run(self, body: Body, limit: timedelta | None, *, last: bool = True) -> Outcome:
+        """Run ``body`` once, within ``limit``; the attempt record holds the result. ``last``
+        false: one step of an attempt that goes on in a later claim (no end is logged)."""
         rt, rec, attempt, attempt_log = self.rt, self.rec, self.record, self.log
         outcome = Outcome(True)
         exit_code: int | None = None
@@ -212,6 +226,9 @@ class Attempt:
         attempt.error = outcome.error
         attempt.exit_code = outcome.exit_code = exit_code
         rt.telemetry.end_attempt(span, rec, attempt, outcome.error)
+        if not last:
+            attempt.status, attempt.ended_at = AttemptStatus.RUNNING, None
+            return outcome
         with anyio.CancelScope(shield=True):
             await attempt_log.event(f"attempt {self.number} ended {attempt.status.value}"
                                     + (f" (exit code {exit_code})" if exit_code is not None
@@ -233,7 +250,7 @@ class Attempt:
         """Record the attempt's end and the instance's new status and fields together,
         provided the instance is still RUNNING; False when it is not."""
         changed = await self.rt.store.end_attempt(self.record, {"status": status, **fields},
-                                                  expect=[Status.RUNNING])
+                                                  expect=[Status.RUNNING], fence=self.fence)
         if not changed:
             return False
         self.rec.apply(status, fields)
@@ -243,13 +260,17 @@ class Attempt:
     async def _cancelled(self) -> None:
         rt, attempt, now = self.rt, self.record, self.rt.now()
         attempt.ended_at = now
+        if self.lost:
+            await self.log.event("attempt abandoned: this worker lost its lease on the "
+                                 "instance (another worker holds it now); nothing recorded")
+            return
         if rt.stopping:
             attempt.status = AttemptStatus.INTERRUPTED
             attempt.error = "the engine was stopped; the instance will be retried"
             await self.log.event("attempt interrupted by shutdown")
             changed = await rt.store.end_attempt(
                 attempt, {"status": Status.WAITING_FOR_RUNNER, "error": attempt.error},
-                expect=[Status.RUNNING])
+                expect=[Status.RUNNING], fence=self.fence, requeue=True)
             if changed:
                 self.rec.status = Status.WAITING_FOR_RUNNER
                 self._publish()
@@ -258,6 +279,9 @@ class Attempt:
         reason = self._cancel_reason()
         attempt.error = reason
         await self.log.event(f"attempt canceled: {reason}")
+        if self.fence is not None:  # a worker ends the instance too: its scheduler asked
+            await self.end(Status.CANCELED, error=reason, actual_end=now)
+            return
         await rt.store.update_attempt(rt.pipeline_id, self.rec.id, attempt.number,
                                       status=attempt.status, ended_at=now, error=reason)
 
@@ -282,7 +306,8 @@ class Attempt:
             fields=fields, resolve=lambda oid: rt.resolve(oid, rec, **extra),
             scope=rt.scope(rec, node_scope, **extra), log=self.log,
             work_dir=self.log.work_dir,  # made by the log's open()
-            clock=rt.clock, env={**propagation_env(), ATTEMPT_MARK: attempt.id},
+            clock=rt.clock, env={**propagation_env(), ATTEMPT_MARK: attempt.id,
+                                 **({WORKER_MARK: self.fence.worker_id} if self.fence else {})},
             node_id=node_id, node_fields=node_fields, secret_fields=secret,
             run_key=run_key(rt.pipeline_id, self.host.activation, rec))
 
@@ -295,18 +320,33 @@ async def interrupt_lost_attempts(rt: PipelineRuntime, rec: InstanceRecord) -> N
     now = rt.now()
     for attempt in attempts:
         if attempt.status == AttemptStatus.RUNNING:
-            if attempt.log_path:  # its command may outlive the dead engine: stop it
-                pid_file, mark = Path(attempt.log_path) / "pid", f"{ATTEMPT_MARK}={attempt.id}"
-                if await blocking(partial(kill_orphaned_group, pid_file, mark),
-                                  inline=rt.inline_io):
-                    log.warning("%s: killed the command left running by attempt %d",
-                                rec.id, attempt.number)
+            await _kill_orphan(rt, rec, attempt)
             attempt.status = AttemptStatus.INTERRUPTED
             attempt.ended_at = now
             attempt.error = "the engine stopped while this attempt ran"
             await rt.store.update_attempt(
                 rt.pipeline_id, rec.id, attempt.number,
                 status=attempt.status, ended_at=now, error=attempt.error)
+
+
+async def kill_orphans(rt: PipelineRuntime, rec: InstanceRecord) -> None:
+    """Before a worker runs ``rec`` again: the commands of its attempts that a dead or cut-off
+    worker left behind (INTERRUPTED by the reaper) are killed when they run on this host."""
+    if rec.attempts == 0:
+        return
+    for attempt in await rt.store.list_attempts(rt.pipeline_id, rec.id):
+        if attempt.status in (AttemptStatus.INTERRUPTED, AttemptStatus.RUNNING):
+            await _kill_orphan(rt, rec, attempt)
+
+
+async def _kill_orphan(rt: PipelineRuntime, rec: InstanceRecord, attempt: AttemptRecord) -> None:
+    if not attempt.log_path:
+        return
+    # its command may outlive the process that started it: stop it
+    pid_file, mark = Path(attempt.log_path) / "pid", f"{ATTEMPT_MARK}={attempt.id}"
+    if await blocking(partial(kill_orphaned_group, pid_file, mark), inline=rt.inline_io):
+        log.warning("%s: killed the command left running by attempt %d", rec.id,
+                    attempt.number)
 
 
 def _duration(delta: timedelta | None) -> str:

@@ -12,17 +12,40 @@ from typing import Any
 
 import anyio
 
+from connectors.errors import ConfigError
+from connectors.sql import resolve_secret
 from engine.clock import Clock
 from engine.definition import Definition
 from engine.definition.scope import EvalContext, ObjectScope
+from engine.definition.types import is_secret_field
+from engine.errors import RunError
 from engine.plan import resolve_fields
 from engine.runtime.board import StatusBoard
+from engine.runtime.dispatch import Dispatch
 from engine.store import InstanceRecord, Store
 from engine.telemetry.spans import PipelineTelemetry
 
 #: AWS's limit table: 5 active instances per object (adjustable); headrace's default for
 #: objects that do not set maxActiveInstances.
 DEFAULT_MAX_ACTIVE_INSTANCES = 5
+
+
+def with_secrets_read(object_id: str, fields: dict[str, object]) -> dict[str, object]:
+    """``fields`` with each ``*`` field that is a reference replaced by the secret it names,
+    read now (a rotated file is read afresh by the next attempt). One that cannot be read fails
+    the attempt, not retried, naming the object, the field and the variable or file."""
+    for name, value in fields.items():
+        if not is_secret_field(name):
+            continue
+        try:
+            if isinstance(value, str):
+                fields[name] = resolve_secret(value)
+            elif isinstance(value, list):
+                fields[name] = [resolve_secret(v) if isinstance(v, str) else v for v in value]
+        except ConfigError as exc:
+            raise RunError(f"object {object_id!r}, field {name!r}: {exc.message}",
+                           transient=False) from None
+    return fields
 
 
 def process_owner() -> str:
@@ -78,6 +101,8 @@ class PipelineRuntime:
     events: list[str] = field(default_factory=list)
     #: do the attempt log's file work inline instead of in threads (virtual-time tests)
     inline_io: bool = False
+    #: set when some of the pipeline's work goes to worker processes through the store
+    dispatch: Dispatch | None = None
     _telemetry: PipelineTelemetry | None = field(default=None, repr=False)
 
     @property
@@ -117,9 +142,10 @@ class PipelineRuntime:
 
     def resolve(self, object_id: str, inst: InstanceRecord, node: ObjectScope | None = None,
                 /, **extra: object) -> dict[str, object]:
-        """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``."""
-        return resolve_fields(self.definition, object_id, self.runtime_fields(inst, **extra),
-                              node, mask=False)
+        """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``, the
+        secrets given by reference (``env:NAME``, ``file:/path``) read."""
+        return with_secrets_read(object_id, resolve_fields(
+            self.definition, object_id, self.runtime_fields(inst, **extra), node, mask=False))
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -20,9 +20,12 @@ from engine.clock import Clock
 from engine.errors import HeadraceError, NotFound
 from engine.runtime.actor import Supervisor
 from engine.runtime.context import Limits, PipelineRuntime, process_owner
+from engine.runtime.dispatch import EXECUTE_ALL, Dispatch
 from engine.runtime.pipeline import PipelineSupervisor
 from engine.runtime.runner import PipelineLease, apply_actions, load_version, store_dir
 from engine.store import InstanceRecord, PipelineRecord, PipelineState, Store
+from engine.store.queue import queue_depths, reap
+from engine.telemetry import metrics
 
 log = logging.getLogger("headrace.engine")
 
@@ -31,8 +34,12 @@ class Engine:
     def __init__(self, store: Store, *, clock: Clock | None = None, max_concurrency: int = 32,
                  poll_interval: float = 2.0, notifier: Notifier | None = None,
                  on_status: Callable[[InstanceRecord], None] | None = None,
-                 worker_groups: Mapping[str, int] | None = None) -> None:
+                 worker_groups: Mapping[str, int] | None = None,
+                 execute: str = EXECUTE_ALL, reap_interval: float = 2.0) -> None:
         self.store = store
+        #: which work this process runs itself (the rest goes to workers through the store)
+        self.execute = execute
+        self.reap_interval = reap_interval
         self.clock = clock or Clock()
         self.limits = Limits(max_concurrency, worker_groups)
         self.poll_interval = poll_interval
@@ -48,6 +55,8 @@ class Engine:
 
     async def run(self) -> None:
         async with self.sup:
+            if self.execute != EXECUTE_ALL:
+                self.sup.spawn("reaper", self._reap, restart="permanent")
             while True:
                 try:
                     await self._reconcile()
@@ -85,6 +94,21 @@ class Engine:
             elif record.state == PipelineState.DEACTIVATING and pid not in self.pipelines:
                 await self.store.update_pipeline(pid, state=PipelineState.INACTIVE)
 
+    async def _reap(self) -> None:
+        """Put the instances of workers whose lease lapsed back in the queue (every scheduler
+        and worker does this; the statement is idempotent)."""
+        while True:
+            try:
+                for gone in await reap(self.store):
+                    log.warning("%s: the lease of worker %s lapsed (lease version %d); "
+                                "queued again", gone.instance_id, gone.worker_id,
+                                gone.lease_version)
+                if metrics.enabled():
+                    metrics.record_queue_depths(await queue_depths(self.store))
+            except HeadraceError as exc:
+                log.error("reaper: %s", exc)
+            await anyio.sleep(self.reap_interval)
+
     async def _apply_left_requests(self, record: PipelineRecord) -> None:
         """Requests sent to this pipeline's supervisor as its schedule ended (set-status saw
         it running): carried out on the store now, so a RERUN reopens the pipeline."""
@@ -108,6 +132,8 @@ class Engine:
         rt = PipelineRuntime(record.id, definition, record.active_version, self.store,
                              self.clock, self.notifier, self.limits, self.root,
                              owner=self.owner)
+        if self.execute != EXECUTE_ALL:
+            rt.dispatch = Dispatch(self.store, record.id, self.execute)
         supervisor = PipelineSupervisor(rt, mode="engine", on_status=self.on_status,
                                         window_end=record.window_end,
                                         activation=record.first_activated_at,

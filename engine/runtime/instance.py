@@ -161,7 +161,7 @@ class InstanceActor:
         # parse) fails the instance; caught inside the task group, where it is raised, so it
         # does not arrive wrapped in an exception group
         try:
-            if self.rec.status == Status.RUNNING:
+            if self.rec.status == Status.RUNNING and not self._handed_over():
                 await self._recover_interrupted()
             if self.rec.terminal:
                 return
@@ -199,6 +199,11 @@ class InstanceActor:
             self.rt.telemetry.dependencies_met(self.rec, self._waits_for())
             if not await self._set(Status.WAITING_FOR_RUNNER):
                 return
+        group = worker_group(self.rt, self.rec)
+        if self.rt.dispatch is not None and self.rt.dispatch.remote(group):
+            if self.rec.status in (Status.WAITING_FOR_RUNNER, Status.RUNNING):
+                await self._run_remote(group)
+            return
         if self.rec.status != Status.WAITING_FOR_RUNNER:
             return
         if self.rec.category == "precondition":
@@ -278,21 +283,80 @@ class InstanceActor:
         await interrupt_lost_attempts(self.rt, self.rec)
         await self._set(Status.WAITING_FOR_RUNNER, error="interrupted: retrying")
 
-    async def _run_attempts(self) -> None:
+    def _unrunnable(self) -> str | None:
+        """Why this process (and so any worker) cannot run the instance's type, if so."""
+        if self.rec.category == "precondition":
+            if self.rec.type in PRECONDITIONS:
+                return None
+            return f"headrace cannot check preconditions of type {self.rec.type}"
+        if self.rec.type in ACTIVITIES:
+            return None
         spec = TYPES.get(self.rec.type)
-        runner = ACTIVITIES.get(self.rec.type)
-        if runner is None:
-            why = (f"{self.rec.type} needs Amazon EMR; headrace reads and validates it but "
-                   "does not run it") if spec is not None and spec.runs == "read" else (
-                f"headrace cannot run objects of type {self.rec.type or '(untyped)'}")
-            await self._fail_now(why)
-            return
-        policy = RetryPolicy.of(self.rt, self.rec)
+        return (f"{self.rec.type} needs Amazon EMR; headrace reads and validates it but "
+                "does not run it") if spec is not None and spec.runs == "read" else (
+            f"headrace cannot run objects of type {self.rec.type or '(untyped)'}")
+
+    async def _component_slot(self) -> anyio.CapacityLimiter:
+        """The ``maxActiveInstances`` limiter of the instance's component (with strict
+        chronological order when it is 1)."""
         size = field_int(self.rt, self.rec, "maxActiveInstances",
                          DEFAULT_MAX_ACTIVE_INSTANCES) or 1
-        component = self.rt.limits.component(self.rec.object_id, size)
         if size == 1:
             await self._wait_for_earlier_instances()
+        return self.rt.limits.component(self.rec.object_id, size)
+
+    def _handed_over(self) -> bool:
+        """The instance is in the workers' queue or held by one (this scheduler waits)."""
+        return self.rt.dispatch is not None and (
+            self.rec.queued_at is not None or self.rec.worker_id is not None)
+
+    async def _run_remote(self, group: str | None) -> None:
+        """The instance's attempts run in worker processes: queue it, wait for it to come
+        back, retry after ``retryDelay`` as the worker recorded, fire the actions at the end."""
+        assert self.rt.dispatch is not None
+        why = self._unrunnable()
+        if why is not None:
+            await self._fail_now(why)
+            return
+        activity = self.rec.category != "precondition"
+        component = await self._component_slot() if activity else None
+        while True:
+            if self.rec.status == Status.WAITING_FOR_RUNNER and self.rec.retry_at is not None:
+                await self.rt.clock.sleep_until(self.rec.retry_at)
+            await self.host.gate()
+            async with component or nullcontext():
+                fresh = await self._hand_over(group)
+            self._adopt(fresh)
+            if fresh.status in (Status.WAITING_FOR_RUNNER, Status.RUNNING):
+                if fresh.status == Status.RUNNING and not self._handed_over():
+                    await self._recover_interrupted()  # came back running: its worker is gone
+                continue
+            if fresh.status in (Status.FINISHED, Status.FAILED, Status.TIMEDOUT):
+                await fire_actions(self.rt, self.rec, "onSuccess" if fresh.status ==
+                                   Status.FINISHED else "onFail", self)
+            return
+
+    async def _hand_over(self, group: str | None) -> InstanceRecord:
+        dispatch = self.rt.dispatch
+        assert dispatch is not None
+        try:
+            return await dispatch.hand_over(self.rec, group)
+        except anyio.get_cancelled_exc_class():
+            # stopping: the workers carry on, the next scheduler waits for what they do;
+            # a user action: the work is taken back before the action is applied
+            if not self.rt.stopping:
+                with anyio.CancelScope(shield=True):
+                    self._adopt(await dispatch.take_back(self.rec, self._cancel_reason()))
+            raise
+
+    async def _run_attempts(self) -> None:
+        why = self._unrunnable()
+        runner = ACTIVITIES.get(self.rec.type)
+        if why is not None or runner is None:
+            await self._fail_now(why or "not runnable")
+            return
+        policy = RetryPolicy.of(self.rt, self.rec)
+        component = await self._component_slot()
         while True:
             if self.rec.retry_at is not None:
                 await self.rt.clock.sleep_until(self.rec.retry_at)

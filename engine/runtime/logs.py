@@ -3,6 +3,8 @@
 Each attempt directory holds ``stdout`` and ``stderr`` of a shell command and ``events``, the
 engine's own lines about the attempt (start, command, exit, error). The root is the object's
 ``pipelineLogUri`` when it is a ``file://`` URI or a path, else ``logs/`` beside the store.
+The folders are owner-only (:mod:`engine.owner_only`): a root headrace creates, and every
+folder below the root, which it tightens when it finds one looser.
 
 File work runs in a worker thread, or inline when ``inline`` is set: virtual-time tests need
 that, because a loop that waits on a thread looks idle to trio's autojumping ``MockClock``,
@@ -20,6 +22,7 @@ import anyio
 from anyio.lowlevel import RunVar
 
 from connectors.local import path_from_url
+from engine.owner_only import make_private_dirs
 from engine.store.records import utcnow
 from engine.store.trips import Trips
 
@@ -57,6 +60,7 @@ class AttemptLog:
     def __init__(self, root: Path, pipeline_id: str, component_id: str, instance_id: str,
                  attempt_id: str, *, inline: bool = False) -> None:
         self.inline = inline
+        self.root = root
         self.dir = (root / safe_name(pipeline_id) / safe_name(component_id)
                     / safe_name(instance_id) / safe_name(attempt_id))
         self.stdout = self.dir / "stdout"
@@ -76,7 +80,7 @@ class AttemptLog:
         line = _line(first_event) if first_event else None
 
         def make() -> None:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.work_dir, below=self.root)
             if line:
                 with self.events.open("a", encoding="utf-8") as f:
                     f.write(line)
@@ -88,7 +92,8 @@ class AttemptLog:
         line = _line(message)
 
         def write() -> None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            if not self.dir.is_dir():
+                make_private_dirs(self.dir, below=self.root)
             with self.events.open("a", encoding="utf-8") as f:
                 f.write(line)
 

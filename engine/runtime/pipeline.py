@@ -196,6 +196,8 @@ class PipelineSupervisor:
                 self.spawn(rec)
             if self.request_interval is not None:
                 self.sup.spawn("requests", self._poll_requests, restart="transient")
+            if self.rt.dispatch is not None:
+                self.sup.spawn("dispatch", self.rt.dispatch.poll, restart="transient")
             if self.mode == "engine" and self.window_end is None:
                 self.sup.spawn("planner", self._plan_ahead, restart="transient")
             if self.mode == "run":
@@ -217,12 +219,18 @@ class PipelineSupervisor:
         them finish; then stop. Waiting instances stay in the store for re-activation."""
         self.deactivating = True
         self._notify()
+        dispatch = self.rt.dispatch
+        if dispatch is not None:  # nothing new for the workers; what they hold goes on
+            await dispatch.withdraw_all()
+        out = dispatch.out if dispatch is not None else set()
         if cancel_active:
             for actor in list(self.actors.values()):
-                if actor.rec.status == Status.RUNNING:
+                if actor.rec.status == Status.RUNNING or actor.rec.id in out:
                     await actor.send(Cancel("the pipeline was deactivated"))
-        while any(a.rec.status == Status.RUNNING for a in self.actors.values()):
-            await self._wait_change()
+        while any(a.rec.status == Status.RUNNING for a in self.actors.values()) or (
+                dispatch is not None and dispatch.out):
+            with anyio.move_on_after(1.0):  # a handed-over instance comes back by a poll
+                await self._wait_change()
         await self.stop()
 
     async def gate(self) -> None:

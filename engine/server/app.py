@@ -21,7 +21,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.server import shapes
@@ -45,6 +45,7 @@ from engine.server.sigv4 import (
     verify,
 )
 from engine.service import Objects, PipelineService
+from engine.service.tasks import TaskRunners
 from engine.store import Store
 
 log = logging.getLogger("headrace.server")
@@ -64,10 +65,13 @@ class ServerState:
     checks: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
     pipelines: PipelineService = field(init=False)
     objects: Objects = field(init=False)
+    task_poll_seconds: float = 5.0
+    tasks: TaskRunners = field(init=False)
 
     def __post_init__(self) -> None:
         self.pipelines = PipelineService(self.store)
         self.objects = Objects(self.store)
+        self.tasks = TaskRunners(self.store, poll_wait=self.task_poll_seconds)
 
 
 def _aws_response(error: AwsError, request_id: str) -> Response:
@@ -126,7 +130,8 @@ async def api(request: Request) -> Response:
         found = shapes.problems(operation, params)
         if found:
             raise invalid_request(shapes.message(found))
-        ctx = Context(state.pipelines, state.objects, info.get("principal"), state.checks)
+        ctx = Context(state.pipelines, state.objects, info.get("principal"), state.checks,
+                      state.tasks)
         result = await handler(ctx, params)
     except Exception as exc:  # every failure becomes AWS's error shape
         error = aws_error_of(exc, request_id)
@@ -199,10 +204,13 @@ class AccessLog:
                 "requestId": info.get("request_id")}))
 
 
-def build_app(state: ServerState) -> ASGIApp:
-    """The application for one store and one set of credentials."""
-    app = Starlette(routes=[Route("/", api, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])],
-                    exception_handlers={404: _not_found, 405: _not_found})
+def build_app(state: ServerState, console: ASGIApp | None = None) -> ASGIApp:
+    """The application for one store and one set of credentials; ``console``: the web
+    console's app, mounted at ``/console``."""
+    routes: list[BaseRoute] = [Route("/", api, methods=["POST"]),
+                               Route("/healthz", healthz, methods=["GET"])]
+    if console is not None:
+        routes.append(Mount("/console", app=console))
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
     app.state.server = state
     return AccessLog(app)

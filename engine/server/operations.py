@@ -3,10 +3,8 @@ into the response shape of the service model. What a verb means is decided in
 ``engine.service``; nothing here touches the store.
 
 :data:`OPERATIONS` maps the operation name to its handler. The Task Runner verbs
-(PollForTask, ReportTaskProgress, SetTaskStatus, ReportTaskRunnerHeartbeat) are not in it yet:
-they need the worker leasing of issue 14, and until a handler is registered for them they get
-``UnknownOperationException`` like any operation this server does not serve. Their input
-shapes are already in :mod:`engine.server.shapes`, so adding one is a handler and a line here.
+(PollForTask, ReportTaskProgress, SetTaskStatus, ReportTaskRunnerHeartbeat) go to
+:class:`engine.service.tasks.TaskRunners`, on the same leasing as ``headrace worker``.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import anyio
 from engine.errors import ParseError, Problem, Report, ScheduleError
 from engine.schedule import parse_timestamp
 from engine.server.protocol import invalid_request
-from engine.server.wire import definition_text, described, to_wire
+from engine.server.wire import definition_text, described, object_fields, to_wire
 from engine.service import (
     DefinitionCheck,
     Objects,
@@ -30,6 +28,7 @@ from engine.service import (
     parse_selectors,
 )
 from engine.service.pipelines import problems_by_object
+from engine.service.tasks import TaskRunners
 from engine.store import Action
 
 T = TypeVar("T")
@@ -51,6 +50,7 @@ class Context:
     principal: str | None
     #: definition checks are CPU work: at most this many at once, off the event loop
     checks: anyio.CapacityLimiter
+    tasks: TaskRunners
 
 
 Handler = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -263,3 +263,35 @@ async def query_objects(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 async def evaluate_expression(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     value = await ctx.objects.evaluate(p["pipelineId"], p["objectId"], p["expression"])
     return {"evaluatedExpression": value}
+
+
+# --- task runners --------------------------------------------------------------------------
+
+@operation("PollForTask")
+async def poll_for_task(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    task = await ctx.tasks.poll(p["workerGroup"], p.get("hostname"))
+    if task is None:
+        return {}
+    objects = {oid: {"id": obj["id"], "name": obj["name"],
+                     "fields": object_fields(obj["fields"])}
+               for oid, obj in task.objects.items()}
+    return {"taskObject": {"taskId": task.task_id, "pipelineId": task.pipeline_id,
+                           "attemptId": task.attempt_id, "objects": objects}}
+
+
+@operation("ReportTaskProgress")
+async def report_task_progress(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    return {"canceled": await ctx.tasks.progress(p["taskId"])}
+
+
+@operation("SetTaskStatus")
+async def set_task_status(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    await ctx.tasks.set_status(p["taskId"], p["taskStatus"], p.get("errorId"),
+                               p.get("errorMessage"))
+    return {}
+
+
+@operation("ReportTaskRunnerHeartbeat")
+async def report_task_runner_heartbeat(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    await ctx.tasks.heartbeat(p["taskrunnerId"], p.get("workerGroup"), p.get("hostname"))
+    return {"terminate": False}

@@ -13,7 +13,12 @@ import json
 from typing import Any
 
 from engine.errors import DefinitionError, HeadraceError, NotFound, StoreError
-from engine.service.errors import InvalidRequest, PipelineDeleted, PipelineNotFound
+from engine.service.errors import (
+    InvalidRequest,
+    PipelineDeleted,
+    PipelineNotFound,
+    TaskNotFound,
+)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 #: also accepted on requests (some clients send the plain JSON type)
@@ -52,6 +57,8 @@ def aws_error_of(exc: BaseException, request_id: str) -> AwsError:
     """The AWS error for an exception an operation raised."""
     if isinstance(exc, AwsError):
         return exc
+    if isinstance(exc, TaskNotFound):
+        return AwsError("TaskNotFoundException", str(exc))
     if isinstance(exc, PipelineDeleted):
         return AwsError("PipelineDeletedException", str(exc))
     if isinstance(exc, PipelineNotFound):

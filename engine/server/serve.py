@@ -25,6 +25,7 @@ import anyio
 
 from engine.errors import UsageError
 from engine.server.app import MAX_BODY_BYTES, ServerState, build_app
+from engine.server.console import Console, ConsoleOptions, console_app
 from engine.server.sigv4 import CredentialSet
 from engine.store import open_store
 
@@ -47,7 +48,16 @@ class ServeOptions:
     max_concurrency: int = 32
     poll_interval: float = 2.0
     worker_groups: Mapping[str, int] = field(default_factory=dict)
+    #: ``--scheduler-only``: no attempt runs here; every group's work goes to workers (and
+    #: task runners polling this API)
+    scheduler_only: bool = False
+    #: how long PollForTask waits for work before answering that there is none
+    task_poll_seconds: float = 5.0
     max_body_bytes: int = MAX_BODY_BYTES
+    #: the web console at /console/ (False: ``--no-console``)
+    console: bool = True
+    #: the console's link to a trace: ``{trace_id}`` is replaced
+    trace_url_template: str | None = None
 
 
 def check_options(options: ServeOptions) -> None:
@@ -61,6 +71,9 @@ def check_options(options: ServeOptions) -> None:
                          "it is allowed on a loopback address only (127.0.0.1, ::1)")
     if options.no_auth and options.credentials is not None:
         raise UsageError("--no-auth and credentials together: choose one")
+    if options.scheduler_only and not options.scheduler:
+        raise UsageError("--scheduler-only and --no-scheduler together: --no-scheduler runs "
+                         "no scheduler at all; choose one")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
 
@@ -105,6 +118,7 @@ async def serve(options: ServeOptions, *,
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
+    from engine.runtime.dispatch import EXECUTE_DEFAULT, EXECUTE_NONE
     from engine.runtime.engine import Engine
 
     check_options(options)
@@ -112,7 +126,8 @@ async def serve(options: ServeOptions, *,
     bound_port = sock.getsockname()[1]
     async with open_store(options.store_url) as store:
         state = ServerState(store, None if options.no_auth else options.credentials,
-                            max_body_bytes=options.max_body_bytes)
+                            max_body_bytes=options.max_body_bytes,
+                            task_poll_seconds=options.task_poll_seconds)
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]
         config.accesslog = None  # headrace's own access log (engine.server.app.AccessLog)
@@ -121,10 +136,16 @@ async def serve(options: ServeOptions, *,
         config.include_server_header = False
         if options.tls_cert and options.tls_key:
             config.certfile, config.keyfile = options.tls_cert, options.tls_key
+        console = Console(store, state.credentials, ConsoleOptions(
+            trace_url_template=options.trace_url_template,
+            secure_cookies=config.ssl_enabled)) if options.console else None
         stopping, served = anyio.Event(), anyio.Event()
+        # the default group's work runs here; a named group's waits for its workers
+        execute = EXECUTE_NONE if options.scheduler_only else EXECUTE_DEFAULT
         engine = Engine(store, max_concurrency=options.max_concurrency,
                         poll_interval=options.poll_interval,
-                        worker_groups=dict(options.worker_groups)) if options.scheduler else None
+                        worker_groups=dict(options.worker_groups),
+                        execute=execute) if options.scheduler else None
         scheme = "https" if config.ssl_enabled else "http"
         shown = f"[{options.host}]" if ":" in options.host else options.host
         url = f"{scheme}://{shown}:{bound_port}"
@@ -137,13 +158,16 @@ async def serve(options: ServeOptions, *,
 
             async def run_server() -> None:
                 try:
-                    await hypercorn_serve(build_app(state), config,  # type: ignore[arg-type]
+                    app = build_app(state, console_app(console) if console else None)
+                    await hypercorn_serve(app, config,  # type: ignore[arg-type]
                                           shutdown_trigger=stopping.wait)
                 finally:
                     served.set()
 
             tg.start_soon(watch_signals)
             tg.start_soon(run_server)
+            if console is not None:
+                tg.start_soon(console.feed.run)
             if engine is not None:
                 tg.start_soon(engine.run)
             if on_ready is not None:

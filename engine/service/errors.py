@@ -20,3 +20,7 @@ class PipelineDeleted(NotFound):
 
 class ObjectNotFound(NotFound):
     """The pipeline has no component, instance or attempt of that id."""
+
+
+class TaskNotFound(NotFound):
+    """No task of that id is held (never handed out, ended, or its lease lapsed)."""

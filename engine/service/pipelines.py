@@ -23,6 +23,7 @@ from engine.service.errors import (
 )
 from engine.store import (
     Action,
+    AttemptRecord,
     AttemptStatus,
     InstanceRecord,
     PipelineRecord,
@@ -285,9 +286,9 @@ class PipelineService:
     async def list_runs(self, pipeline_id: str, *, statuses: list[Status] | None = None,
                         scheduled: tuple[datetime, datetime] | None = None,
                         started: tuple[datetime, datetime] | None = None,
-                        ) -> tuple[list[InstanceRecord], dict[str, str | None]]:
-        """The instances (optionally filtered; intervals half-open) and the trace id of each
-        one's latest attempt."""
+                        ) -> tuple[list[InstanceRecord], dict[str, AttemptRecord]]:
+        """The instances (optionally filtered; intervals half-open) and each one's latest
+        attempt (its trace id, the worker that ran it)."""
         await self.pipeline(pipeline_id)
         rows = await self.store.list_instances(pipeline_id, statuses=statuses)
         if scheduled:
@@ -295,10 +296,10 @@ class PipelineService:
         if started:
             rows = [r for r in rows if r.actual_start and started[0] <= r.actual_start
                     < started[1]]
-        traces: dict[str, str | None] = {}
+        latest: dict[str, AttemptRecord] = {}
         for attempt in await self.store.list_attempts(pipeline_id):
-            traces[attempt.instance_id] = attempt.trace_id
-        return rows, traces
+            latest[attempt.instance_id] = attempt
+        return rows, latest
 
 
 def _cascade_backfill_warning(definition: Definition, first: datetime,

@@ -19,6 +19,7 @@ import anyio
 
 from connectors.errors import ConnectorError
 from engine.errors import StoreError
+from engine.owner_only import secure_store_file
 from engine.store.trips import Trips, run_each
 
 T = TypeVar("T")
@@ -59,6 +60,11 @@ class Backend(Protocol):
 
     async def query(self, sql: str, *params: Any) -> list[Row]:
         """One read statement (atomic on its own: no explicit transaction)."""
+        ...
+
+    async def compact(self, table: str) -> None:
+        """Rewrite ``table`` so the bytes of rows replaced or deleted leave the files (the
+        old, unencrypted versions of re-encrypted definitions)."""
         ...
 
 
@@ -108,10 +114,9 @@ class SqliteBackend:
     async def open(self) -> None:
         if self._conn is not None:
             return
-        if not self.inline:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-
         def connect() -> sqlite3.Connection:
+            if not self.inline:
+                secure_store_file(Path(self.path))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -122,7 +127,7 @@ class SqliteBackend:
 
         try:
             self._conn = connect() if self.inline else await anyio.to_thread.run_sync(connect)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         # group commit: writes and reads that arrive together share one thread trip and one
         # transaction; the lock keeps trips out of an open transaction() on this connection
@@ -183,6 +188,16 @@ class SqliteBackend:
     async def query(self, sql: str, *params: Any) -> list[Row]:
         return await self._ride(lambda c: c.execute(sql, params).fetchall())
 
+    async def compact(self, table: str) -> None:
+        # VACUUM rebuilds the whole file without its free pages (it takes no table name);
+        # the checkpoint then empties the WAL, which held the pages as they were written
+        def vacuum(conn: sqlite3.Connection) -> None:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        async with self._lock:
+            await self.call(vacuum)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
         async with self._lock:
@@ -242,11 +257,13 @@ class PostgresBackend:
         import asyncpg
 
         from connectors.postgres import map_errors
+        from connectors.sql import connection_dsn
 
         if self._pool is None:
             try:
+                dsn = connection_dsn(self.dsn)  # postgresql://@name/db: a named connection
                 with map_errors("PostgreSQL store", "connect", connecting=True):
-                    self._pool = await asyncpg.create_pool(self.dsn, min_size=1,
+                    self._pool = await asyncpg.create_pool(dsn, min_size=1,
                                                            max_size=self.max_size)
             except ConnectorError as exc:
                 raise StoreError(f"cannot open the PostgreSQL store: {_driver_text(exc)}") \
@@ -273,6 +290,18 @@ class PostgresBackend:
     async def query(self, sql: str, *params: Any) -> list[Row]:
         async with self.transaction() as tx:
             return await tx.fetch(sql, *params)
+
+    async def compact(self, table: str) -> None:
+        from connectors.postgres import map_errors
+
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        try:  # VACUUM cannot run in a transaction block: a connection of its own
+            with map_errors("PostgreSQL store", "vacuum"):
+                async with self._pool.acquire() as conn:
+                    await conn.execute(f"VACUUM FULL {table}")
+        except ConnectorError as exc:
+            raise StoreError(f"PostgreSQL store: {_driver_text(exc)}") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:

@@ -128,6 +128,19 @@ class InstanceRecord:
     #: the span of the instance's latest run (hex ids), for links from later instances
     trace_id: str | None = None
     span_id: str | None = None
+    #: ``workerGroup`` (or the ``runsOn`` resource id); None: the ``default`` group
+    worker_group: str | None = None
+    #: queued for a worker since (database time, epoch seconds); None: not queued
+    queued_at: float | None = None
+    #: the worker holding the instance's lease, and when that lease lapses (database time)
+    worker_id: str | None = None
+    lease_until: float | None = None
+    #: the fencing token: incremented by every claim
+    lease_version: int = 0
+    #: TRY_CANCEL asked while a worker held the instance: the worker stops the attempt
+    cancel_reason: str | None = None
+    #: checks made so far by the running attempt of a precondition polled by workers
+    checks: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -157,10 +170,25 @@ class AttemptRecord:
     trace_id: str | None = None
     log_path: str | None = None
     host: str | None = None
+    #: the worker process that ran it, under which lease version (None: an engine's own)
+    worker_id: str | None = None
+    lease_version: int | None = None
 
     @property
     def id(self) -> str:
         return f"{self.instance_id}_Attempt={self.number}"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A worker's claim on one instance: the store accepts its writes only while that worker
+    still holds the instance under this lease version (the fencing token)."""
+
+    worker_id: str
+    token: int
+
+    def where(self) -> tuple[str, tuple[Any, ...]]:
+        return "worker_id = ? AND lease_version = ?", (self.worker_id, self.token)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from engine.store.records import (
     Action,
     AttemptRecord,
     AttemptStatus,
+    Fence,
     InstanceRecord,
     PipelineRecord,
     PipelineState,
@@ -33,61 +34,15 @@ from engine.store.records import (
     to_text,
     utcnow,
 )
-
-SCHEMA_VERSION = "1"
-
-
-def _schema(dialect: str) -> list[str]:
-    serial = ("BIGSERIAL PRIMARY KEY" if dialect == "postgresql"
-              else "INTEGER PRIMARY KEY AUTOINCREMENT")
-    return [
-        "CREATE TABLE IF NOT EXISTS hr_meta (key TEXT PRIMARY KEY, value TEXT)",
-        """CREATE TABLE IF NOT EXISTS hr_pipelines (
-            id TEXT PRIMARY KEY, name TEXT NOT NULL, unique_id TEXT NOT NULL UNIQUE,
-            description TEXT, state TEXT NOT NULL, created_at TEXT, latest_version INTEGER,
-            active_version INTEGER, activated_at TEXT, first_activated_at TEXT,
-            window_start TEXT, window_end TEXT, tags TEXT, cancel_active INTEGER)""",
-        """CREATE TABLE IF NOT EXISTS hr_definitions (
-            pipeline_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
-            created_at TEXT, PRIMARY KEY (pipeline_id, version))""",
-        """CREATE TABLE IF NOT EXISTS hr_instances (
-            pipeline_id TEXT NOT NULL, id TEXT NOT NULL, object_id TEXT NOT NULL,
-            type TEXT, category TEXT, scheduled_start TEXT, scheduled_end TEXT,
-            eligible_at TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-            actual_start TEXT, actual_end TEXT, error TEXT, node TEXT, depends_on TEXT,
-            version INTEGER, late_fired INTEGER NOT NULL DEFAULT 0, cascade_failed_on TEXT,
-            lease_owner TEXT, lease_expires TEXT, retry_at TEXT, updated_at TEXT,
-            attempt_base INTEGER NOT NULL DEFAULT 0, schedule_type TEXT,
-            trace_id TEXT, span_id TEXT,
-            PRIMARY KEY (pipeline_id, id))""",
-        "CREATE INDEX IF NOT EXISTS hr_instances_status ON hr_instances (pipeline_id, status)",
-        """CREATE TABLE IF NOT EXISTS hr_attempts (
-            pipeline_id TEXT NOT NULL, instance_id TEXT NOT NULL, number INTEGER NOT NULL,
-            status TEXT NOT NULL, started_at TEXT, ended_at TEXT, exit_code INTEGER,
-            error TEXT, trace_id TEXT, log_path TEXT, host TEXT,
-            PRIMARY KEY (pipeline_id, instance_id, number))""",
-        f"""CREATE TABLE IF NOT EXISTS hr_requests (
-            id {serial}, pipeline_id TEXT NOT NULL, target TEXT NOT NULL,
-            action TEXT NOT NULL, created_at TEXT NOT NULL, handled_at TEXT)""",
-        """CREATE TABLE IF NOT EXISTS hr_paused (
-            pipeline_id TEXT NOT NULL, object_id TEXT NOT NULL,
-            PRIMARY KEY (pipeline_id, object_id))""",
-        """CREATE TABLE IF NOT EXISTS hr_leases (
-            name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL)""",
-        # ids of deleted pipelines, so a later call can say "deleted" rather than "unknown"
-        """CREATE TABLE IF NOT EXISTS hr_deleted (
-            id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL)""",
-        # incremental copies: the committed watermark (authoritative for file and S3
-        # outputs; a copy of the target's own checkpoint row for SQL ones) and each run
-        """CREATE TABLE IF NOT EXISTS hr_copies (
-            copy_key TEXT PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL,
-            column_name TEXT NOT NULL, state TEXT NOT NULL, runs INTEGER NOT NULL,
-            rows_moved INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
-        """CREATE TABLE IF NOT EXISTS hr_copy_runs (
-            copy_key TEXT NOT NULL, run INTEGER NOT NULL, rows_moved INTEGER NOT NULL,
-            watermark TEXT, finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))""",
-    ]
-
+from engine.store.schema import migrate
+from engine.store.sealing import (
+    KEY_FILE_VARIABLE,
+    Sealer,
+    each_masked,
+    load_sealer,
+    seal,
+    unseal,
+)
 
 _PIPELINE_COLS = ("id", "name", "unique_id", "description", "state", "created_at",
                   "latest_version", "active_version", "activated_at", "first_activated_at",
@@ -96,9 +51,12 @@ _INSTANCE_COLS = ("pipeline_id", "id", "object_id", "type", "category", "schedul
                   "scheduled_end", "eligible_at", "status", "attempts", "actual_start",
                   "actual_end", "error", "node", "depends_on", "version", "late_fired",
                   "cascade_failed_on", "lease_owner", "lease_expires", "retry_at",
-                  "updated_at", "attempt_base", "schedule_type", "trace_id", "span_id")
+                  "updated_at", "attempt_base", "schedule_type", "trace_id", "span_id",
+                  "worker_group", "queued_at", "worker_id", "lease_until", "lease_version",
+                  "cancel_reason", "checks")
 _ATTEMPT_COLS = ("pipeline_id", "instance_id", "number", "status", "started_at", "ended_at",
-                 "exit_code", "error", "trace_id", "log_path", "host")
+                 "exit_code", "error", "trace_id", "log_path", "host", "worker_id",
+                 "lease_version")
 _TIME_FIELDS = {"created_at", "activated_at", "first_activated_at", "window_start",
                 "window_end", "scheduled_start", "scheduled_end", "eligible_at", "actual_start",
                 "actual_end", "lease_expires", "retry_at", "updated_at", "started_at",
@@ -146,7 +104,10 @@ def _instance(row: tuple[Any, ...]) -> InstanceRecord:
         lease_expires=from_text(d["lease_expires"]), retry_at=from_text(d["retry_at"]),
         updated_at=from_text(d["updated_at"]), attempt_base=d["attempt_base"] or 0,
         schedule_type=d["schedule_type"] or "cron", trace_id=d["trace_id"],
-        span_id=d["span_id"])
+        span_id=d["span_id"], worker_group=d["worker_group"], queued_at=d["queued_at"],
+        worker_id=d["worker_id"], lease_until=d["lease_until"],
+        lease_version=d["lease_version"] or 0, cancel_reason=d["cancel_reason"],
+        checks=d["checks"] or 0)
 
 
 def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
@@ -155,20 +116,27 @@ def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
         pipeline_id=d["pipeline_id"], instance_id=d["instance_id"], number=d["number"],
         status=AttemptStatus(d["status"]), started_at=from_text(d["started_at"]),
         ended_at=from_text(d["ended_at"]), exit_code=d["exit_code"], error=d["error"],
-        trace_id=d["trace_id"], log_path=d["log_path"], host=d["host"])
+        trace_id=d["trace_id"], log_path=d["log_path"], host=d["host"],
+        worker_id=d["worker_id"], lease_version=d["lease_version"])
 
 
 class Store:
     """Pipelines, definitions, instances and attempts in SQLite or PostgreSQL."""
 
-    def __init__(self, backend: Backend, url: str, *, create: bool = True) -> None:
+    def __init__(self, backend: Backend, url: str, *, create: bool = True,
+                 sealer: Sealer | None = None) -> None:
         self.backend = backend
         self.url = url
+        #: encrypts masked values of definitions at rest (None: kept as given)
+        self.sealer = sealer
         #: a SQLite store that does not exist yet is made (with its folder) when opened;
         #: otherwise opening it is an error naming the path (a mistyped --store)
         self.create = create
         #: set by :meth:`open` when it made a new SQLite file
         self.created = False
+        #: set by :meth:`open`: the schema version the store had (None: it was new)
+        self.found_version: int | None = None
+        self._has_copy_tables = False
 
     def __repr__(self) -> str:
         return f"<Store {self.backend!r}>"
@@ -187,17 +155,12 @@ class Store:
                 raise StoreError(_no_store(self.url, path))
             self.created = True
         await self.backend.open()
-        async with self.backend.transaction() as tx:
-            for statement in _schema(self.backend.dialect):
-                await tx.execute(statement)
-            await _add_columns(tx, self.backend.dialect)
-            rows = await tx.fetch("SELECT value FROM hr_meta WHERE key = 'schema'")
-            if not rows:
-                await tx.execute("INSERT INTO hr_meta (key, value) VALUES ('schema', ?)",
-                                 SCHEMA_VERSION)
-            elif rows[0][0] != SCHEMA_VERSION:
-                raise StoreError(f"the store has schema version {rows[0][0]}, this headrace "
-                                 f"reads version {SCHEMA_VERSION}")
+        try:
+            async with self.backend.transaction() as tx:
+                self.found_version = await migrate(tx, self.backend.dialect, self.url)
+        except BaseException:
+            await self.backend.close()
+            raise
         return self
 
     async def close(self) -> None:
@@ -286,7 +249,7 @@ class Store:
             version = (rows[0][0] or 0) + 1
             await tx.execute("INSERT INTO hr_definitions (pipeline_id, version, body, "
                              "created_at) VALUES (?, ?, ?, ?)", pipeline_id, version,
-                             json.dumps(body), to_text(utcnow()))
+                             json.dumps(seal(body, self.sealer)), to_text(utcnow()))
             await tx.execute("UPDATE hr_pipelines SET latest_version = ? WHERE id = ?",
                              version, pipeline_id)
         return version
@@ -297,7 +260,30 @@ class Store:
         if not rows:
             raise NotFound(f"pipeline {pipeline_id!r} has no definition version {version}")
         body: dict[str, Any] = json.loads(rows[0][0])
-        return body
+        return unseal(body, self.sealer, f"pipeline {pipeline_id} version {version}")
+
+    async def reseal_definitions(self) -> tuple[int, int]:
+        """Encrypt every stored definition's masked values with the newest key: those kept
+        in clear (stored before a key was set) and those encrypted with an older key.
+        Returns (definition versions rewritten, versions in all)."""
+        sealer = self.sealer
+        if sealer is None:
+            raise StoreError(f"no key to encrypt with: set ${KEY_FILE_VARIABLE}")
+        rows = await self.backend.query("SELECT pipeline_id, version, body FROM hr_definitions")
+        changed = 0
+        for pipeline_id, version, text in rows:
+            stored = json.loads(text)
+            if all(sealer.is_current(v) for v in each_masked(stored)):
+                continue
+            where = f"pipeline {pipeline_id} version {version}"
+            fresh = seal(unseal(stored, sealer, where), sealer)
+            await self.backend.batch([("UPDATE hr_definitions SET body = ? WHERE pipeline_id "
+                                       "= ? AND version = ? AND body = ?",
+                                       (json.dumps(fresh), pipeline_id, version, text), False)])
+            changed += 1
+        if changed:
+            await self.backend.compact("hr_definitions")
+        return changed, len(rows)
 
     # --- instances -------------------------------------------------------------------------
 
@@ -365,18 +351,22 @@ class Store:
     # --- attempts --------------------------------------------------------------------------
 
     async def start_attempt(self, instance: InstanceRecord, attempt: AttemptRecord,
-                            **instance_fields: Any) -> bool:
+                            fence: Fence | None = None, **instance_fields: Any) -> bool:
         """Record a new attempt and mark its instance RUNNING in one transaction, if the
         instance is still where the caller saw it: same status, not RUNNING, and no attempt
-        since (its attempt count is ``attempt.number - 1``)."""
+        since (its attempt count is ``attempt.number - 1``); with ``fence``, only while that
+        worker holds it under that token."""
         if instance.status == Status.RUNNING:
             return False
         fields = {"status": Status.RUNNING, "attempts": attempt.number, "updated_at": utcnow(),
                   **instance_fields}
-        update = _update_step("hr_instances",
-                              "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?",
-                              (instance.pipeline_id, instance.id, instance.status.value,
-                               attempt.number - 1), fields, guard=True)
+        where = "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?"
+        params: tuple[Any, ...] = (instance.pipeline_id, instance.id, instance.status.value,
+                                   attempt.number - 1)
+        if fence is not None:
+            fenced, fence_params = fence.where()
+            where, params = f"{where} AND {fenced}", params + fence_params
+        update = _update_step("hr_instances", where, params, fields, guard=True)
         insert = (f"INSERT INTO hr_attempts ({', '.join(_ATTEMPT_COLS)}) VALUES "
                   f"({', '.join('?' * len(_ATTEMPT_COLS))})",
                   tuple(_db_value(c, getattr(attempt, c)) for c in _ATTEMPT_COLS), False)
@@ -384,8 +374,12 @@ class Store:
         return committed
 
     async def end_attempt(self, attempt: AttemptRecord, instance_fields: dict[str, Any],
-                          *, expect: Iterable[Status] | None = None) -> bool:
-        """Record an attempt's end and its instance's new state in one transaction."""
+                          *, expect: Iterable[Status] | None = None,
+                          fence: Fence | None = None, requeue: bool = False) -> bool:
+        """Record an attempt's end and its instance's new state in one transaction. With
+        ``fence``: only while that worker holds the instance under that token (else nothing
+        is written), and the worker lets go of it: out of the queue, or back in it
+        (``requeue``: handed back for another worker)."""
         fields = {"updated_at": utcnow(), **instance_fields}
         where = "pipeline_id = ? AND id = ?"
         params: tuple[Any, ...] = (attempt.pipeline_id, attempt.instance_id)
@@ -393,14 +387,20 @@ class Store:
             values = tuple(s.value for s in expect)
             where += f" AND status IN ({', '.join('?' * len(values))})"
             params += values
-        _, counts = await self.backend.batch([
-            _update_step("hr_instances", where, params, fields),
+        if fence is not None:
+            fenced, fence_params = fence.where()
+            where, params = f"{where} AND {fenced}", params + fence_params
+            fields.update(worker_id=None, lease_until=None, cancel_reason=None)
+            if not requeue:
+                fields["queued_at"] = None
+        committed, counts = await self.backend.batch([
+            _update_step("hr_instances", where, params, fields, guard=fence is not None),
             _update_step("hr_attempts", "pipeline_id = ? AND instance_id = ? AND number = ?",
                          (attempt.pipeline_id, attempt.instance_id, attempt.number),
                          {"status": attempt.status, "ended_at": attempt.ended_at,
                           "exit_code": attempt.exit_code, "error": attempt.error,
                           "trace_id": attempt.trace_id, "log_path": attempt.log_path})])
-        return counts[0] > 0
+        return committed and counts[0] > 0
 
     async def update_attempt(self, pipeline_id: str, instance_id: str, number: int,
                              **fields: Any) -> None:
@@ -496,13 +496,25 @@ class Store:
 
     # --- incremental copies -----------------------------------------------------------------
 
+    async def _copy_tables(self) -> None:
+        """The incremental copies' tables, made on first use (additive: a store of any
+        version gains them without a schema change, and older readers ignore them)."""
+        if self._has_copy_tables:
+            return
+        async with self.backend.transaction() as tx:
+            for statement in _COPY_TABLES:
+                await tx.execute(statement)
+        self._has_copy_tables = True
+
     async def copy_state(self, copy_key: str) -> CopyRecord | None:
+        await self._copy_tables()
         rows = await self.backend.query(
             "SELECT copy_key, source, dest, column_name, state, runs, rows_moved, updated_at "
             "FROM hr_copies WHERE copy_key = ?", copy_key)
         return CopyRecord(*rows[0]) if rows else None
 
     async def list_copies(self) -> list[CopyRecord]:
+        await self._copy_tables()
         rows = await self.backend.query(
             "SELECT copy_key, source, dest, column_name, state, runs, rows_moved, updated_at "
             "FROM hr_copies ORDER BY updated_at DESC")
@@ -510,6 +522,7 @@ class Store:
 
     async def copy_runs(self, copy_key: str) -> list[tuple[int, int, str | None, str]]:
         """(run, rows moved, watermark, finished at) of one copy, oldest first."""
+        await self._copy_tables()
         rows = await self.backend.query(
             "SELECT run, rows_moved, watermark, finished_at FROM hr_copy_runs "
             "WHERE copy_key = ? ORDER BY run", copy_key)
@@ -518,6 +531,7 @@ class Store:
     async def record_copy_run(self, copy_key: str, *, source: str, dest: str, column: str,
                               state: str, rows: int, watermark: str | None) -> int:
         """Commit an incremental copy's new state and note the run; returns its number."""
+        await self._copy_tables()
         now = to_text(utcnow())
         async with self.backend.transaction() as tx:
             found = await tx.fetch("SELECT runs FROM hr_copies WHERE copy_key = ?", copy_key)
@@ -538,6 +552,19 @@ class Store:
         return run
 
 
+#: Incremental copies: the committed watermark (authoritative for file and S3 outputs; a copy
+#: of the target's own checkpoint row for SQL ones) and each run.
+_COPY_TABLES = (
+    """CREATE TABLE IF NOT EXISTS hr_copies (
+        copy_key TEXT PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL,
+        column_name TEXT NOT NULL, state TEXT NOT NULL, runs INTEGER NOT NULL,
+        rows_moved INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS hr_copy_runs (
+        copy_key TEXT NOT NULL, run INTEGER NOT NULL, rows_moved INTEGER NOT NULL,
+        watermark TEXT, finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))""",
+)
+
+
 @dataclass(frozen=True)
 class CopyRecord:
     """One incremental copy in the store (``headrace describe-copy``)."""
@@ -550,25 +577,6 @@ class CopyRecord:
     runs: int
     rows_moved: int
     updated_at: str
-
-
-#: Columns added after a table was first released: (table, column, type). Added in place to a
-#: store made by an earlier headrace (additive: older readers ignore them).
-_ADDED_COLUMNS = (("hr_instances", "trace_id", "TEXT"), ("hr_instances", "span_id", "TEXT"))
-
-
-async def _add_columns(tx: Transaction, dialect: str) -> None:
-    for table, column, kind in _ADDED_COLUMNS:
-        # looked up first: ALTER TABLE locks the table even when the column is there
-        if dialect == "postgresql":
-            rows = await tx.fetch("SELECT column_name FROM information_schema.columns WHERE "
-                                  "table_schema = current_schema() AND table_name = ?", table)
-        else:
-            rows = await tx.fetch(f"SELECT name FROM pragma_table_info('{table}')")
-        if column not in {r[0] for r in rows}:
-            await tx.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
-                             if dialect == "postgresql" else
-                             f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def _update_step(table: str, where: str, where_params: tuple[Any, ...],
@@ -605,15 +613,16 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     ``sqlite://:memory:`` or ``postgresql://...``. Call ``await store.open()`` (or ``async
     with``). ``create`` false: a SQLite file that does not exist is refused, not made."""
     url = url or default_store_url()
+    sealer = load_sealer()
     if url.startswith(("postgresql://", "postgres://")):
-        return Store(PostgresBackend(url), _display(url))
+        return Store(PostgresBackend(url), _display(url), sealer=sealer)
     if url.startswith("sqlite:"):
         path = sqlite_path(url)
-        return Store(SqliteBackend(path), url, create=create)
+        return Store(SqliteBackend(path), url, create=create, sealer=sealer)
     if "://" in url:
         raise StoreError(f"unknown store URL {_display(url)!r} (use sqlite:///relative.db, "
                          "sqlite:////absolute/path.db, a path, or postgresql://user@host/db)")
-    return Store(SqliteBackend(url), f"sqlite:///{url}", create=create)
+    return Store(SqliteBackend(url), f"sqlite:///{url}", create=create, sealer=sealer)
 
 
 def sqlite_path(url: str) -> str:

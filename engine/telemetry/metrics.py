@@ -7,11 +7,11 @@ unbounded cardinality reaches a metric.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
 
 from connectors.urls import scheme_of
 
@@ -45,10 +45,24 @@ LATENESS = _meter.create_histogram(
     description="How long after its scheduled start an instance's first attempt started")
 LATE = _meter.create_counter("headrace.late_instances", unit="{instance}",
                              description="Instances that passed lateAfterTimeout unstarted")
+WORK_QUEUE_DEPTH = _meter.create_histogram(
+    "headrace.worker.queue_depth", unit="{instance}",
+    description="Queued, unclaimed instances of a worker group (headrace.worker.group), as "
+                "the reaper of a scheduler last counted them")
+CLAIM_LATENCY = _meter.create_histogram(
+    "headrace.worker.claim_latency", unit="s",
+    description="Time of one claim statement of a worker (headrace.worker.claimed: whether "
+                "it took any instance)")
+LEASE_RENEWALS = _meter.create_counter(
+    "headrace.worker.lease_renewals", unit="{lease}",
+    description="Leases on instances renewed by worker heartbeats")
 
 
 def enabled() -> bool:
-    return isinstance(metrics.get_meter_provider(), MeterProvider)
+    """True once an SDK meter provider is installed. The SDK is not imported to find out:
+    no SDK module loaded means no SDK provider (``headrace copy`` starts faster without it)."""
+    sdk = sys.modules.get("opentelemetry.sdk.metrics")
+    return sdk is not None and isinstance(metrics.get_meter_provider(), sdk.MeterProvider)
 
 
 def copy_path(source: str, destination: str) -> str:
@@ -85,3 +99,18 @@ def queue_depth_recorder(pipeline_id: str | None) -> Callable[[str, int], None] 
         QUEUE_DEPTH.record(depth, attrs)
 
     return record
+
+
+def record_claim(groups: Sequence[str], seconds: float, claimed: int) -> None:
+    CLAIM_LATENCY.record(seconds, {"headrace.worker.groups": ",".join(sorted(groups)),
+                                   "headrace.worker.claimed": claimed > 0})
+
+
+def record_renewals(count: int) -> None:
+    if count:
+        LEASE_RENEWALS.add(count)
+
+
+def record_queue_depths(depths: dict[str, int]) -> None:
+    for group, depth in depths.items():
+        WORK_QUEUE_DEPTH.record(depth, {"headrace.worker.group": group})

@@ -268,6 +268,8 @@ class PipelineTelemetry:
                            "headrace.attempt.status": attempt.status.value})
         if span.is_recording():
             span.set_attribute("headrace.attempt.status", attempt.status.value)
+            if attempt.worker_id:  # run by a worker process (headrace worker)
+                span.set_attribute("headrace.worker.id", attempt.worker_id)
             if attempt.exit_code is not None:
                 span.set_attribute("process.exit.code", attempt.exit_code)
             if attempt.status.value == "FINISHED":

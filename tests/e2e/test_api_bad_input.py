@@ -22,14 +22,13 @@ from hypothesis import strategies as st
 from engine.server import shapes
 from tests.e2e.api_kit import HEADRACE, KEY_ID, SECRET, Server, server_env, start_server
 
-OPERATIONS_SERVED = sorted(set(shapes.INPUTS) - {"PollForTask", "ReportTaskProgress",
-                                                 "SetTaskStatus",
-                                                 "ReportTaskRunnerHeartbeat"})
+OPERATIONS_SERVED = sorted(shapes.INPUTS)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("serve-bad"), "--no-scheduler")
+    srv = start_server(tmp_path_factory.mktemp("serve-bad"), "--no-scheduler",
+                       "--task-poll-seconds", "0")
     yield srv
     srv.stop()
     assert "Traceback" not in srv.log_text()
@@ -114,8 +113,12 @@ def _tampered(server: Server) -> tuple[int, dict[str, Any], bytes]:
     (b"{}", "DataPipeline.Explode", "UnknownOperationException"),
     (b"{}", "DynamoDB_20120810.ListTables", "UnknownOperationException"),
     (b"{}", None, "UnknownOperationException"),
-    (b"{}", "DataPipeline.PollForTask", "UnknownOperationException"),
-    (b"{}", "DataPipeline.SetTaskStatus", "UnknownOperationException"),
+    (b"{}", "DataPipeline.PollForTask", "InvalidRequestException"),
+    (b"{}", "DataPipeline.SetTaskStatus", "InvalidRequestException"),
+    (b'{"taskId": "not-one-of-ours"}', "DataPipeline.ReportTaskProgress",
+     "TaskNotFoundException"),
+    (b'{"taskId": "eyJ4IjogMX0", "taskStatus": "FINISHED"}', "DataPipeline.SetTaskStatus",
+     "TaskNotFoundException"),
     (b"{}", "DataPipeline.CreatePipeline", "InvalidRequestException"),
     (b'{"name": 5, "uniqueId": "u"}', "DataPipeline.CreatePipeline", "InvalidRequestException"),
     (b'{"name": "", "uniqueId": "u"}', "DataPipeline.CreatePipeline",

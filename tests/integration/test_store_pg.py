@@ -25,6 +25,11 @@ from tests.unit.test_store import (  # noqa: F401  (collected here against Postg
     test_start_and_end_attempt_are_conditional,
     test_update_pipeline_round_trips_fields,
 )
+from tests.unit.test_store_schema import (  # noqa: F401  (the upgrade, on PostgreSQL)
+    test_a_newer_store_is_refused_untouched,
+    test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data,
+    test_two_processes_upgrading_at_once_upgrade_once,
+)
 
 pytestmark = pytest.mark.anyio
 

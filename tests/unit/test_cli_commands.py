@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from engine.cli import _COMMANDS, cli
 
 MODULES = ("engine.cli.definition_cmds", "engine.cli.run_cmds", "engine.cli.pipeline_cmds",
-           "engine.cli.copy_cmd", "engine.cli.serve_cmd")
+           "engine.cli.copy_cmd", "engine.cli.serve_cmd", "engine.cli.secret_cmds",
+           "engine.cli.worker_cmds")
 
 
 def test_every_command_of_every_module_is_in_the_table() -> None:

@@ -164,12 +164,12 @@ def test_wrong_column_count_names_line() -> None:
 
 
 @pytest.mark.parametrize("cut", [0, 9, 10, 11])
-def test_invalid_utf8_names_line_and_byte_column(cut: int) -> None:
+def test_invalid_utf8_names_line_column_and_byte(cut: int) -> None:
     data = b"ok,1\nbad,\xc3(x\n"  # \xc3 starts a 2-byte character that never completes
     with pytest.raises(BadDataError) as err:
         decode_all(CSV, data, [cut])
-    assert (err.value.line, err.value.column) == (2, 5)
-    assert "invalid utf-8" in str(err.value)
+    assert (err.value.line, err.value.column) == (2, "col2")  # the field: no names declared
+    assert "invalid utf-8 at byte 5 of the record" in str(err.value)
 
 
 def test_strict_csv_error_and_json_error_locations() -> None:
@@ -231,3 +231,14 @@ def test_format_helpers() -> None:
         parse_columns(["x WIBBLE"])
     with pytest.raises(ConfigError, match="columnSeparator"):
         format_from_definition("Custom", {})
+
+
+def test_tsv_octal_and_hex_escapes_are_bytes_as_in_postgres() -> None:
+    """``\\xc3\\xa9`` is é (PostgreSQL reads the bytes so, and the MySQL sink passes them on
+    as bytes), not the two characters U+00C3 U+00A9; escaped bytes that make no UTF-8 are
+    refused, naming the field."""
+    got, _ = decode_all(TSV, b"1\t\\xc3\\xa9\\303\\251\\x41\\101\\x7f\n")
+    assert got == [("1", "\u00e9\u00e9AA\x7f")]
+    with pytest.raises(BadDataError) as err:
+        decode_all(TSV, b"1\tok\n2\ta\\xffb\n")
+    assert (err.value.line, err.value.column) == (2, "col2")

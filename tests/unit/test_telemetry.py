@@ -222,8 +222,10 @@ async def test_a_store_made_before_the_span_columns_gets_them_added(tmp_path: Pa
     path = tmp_path / "old.db"
     async with open_store(f"sqlite:///{path}"):
         pass
-    # make it look like a store from before: hr_instances without trace_id and span_id
+    # make it look like a store from before: hr_instances without trace_id and span_id (a
+    # schema version 1 store, as those were)
     con = sqlite3.connect(path)
+    con.execute("UPDATE hr_meta SET value = '1' WHERE key = 'schema'")
     con.execute("ALTER TABLE hr_instances DROP COLUMN trace_id")
     con.execute("ALTER TABLE hr_instances DROP COLUMN span_id")
     con.commit()
