@@ -128,8 +128,9 @@ class Builder:
     # -- the paths -------------------------------------------------------------------------
     def all(self) -> list[BenchPath]:
         return [self.pg_s3(), self.pg_parquet(), self.s3_pg(), self.mysql_s3(),
-                self.s3_mysql(), self.pg_mysql(), self.mysql_pg(), self.s3_s3_big(), self.s3_s3_small(), self.file_s3(),
-                self.s3_file(), self.ddb_s3(), self.s3_ddb()]
+                self.s3_mysql(), self.pg_mysql(), self.mysql_pg(), self.s3_s3_big(),
+                self.s3_s3_small(), self.file_s3(), self.s3_file(), self.ddb_s3(),
+                self.s3_ddb()]
 
     def pg_s3(self) -> BenchPath:
         p = BenchPath("pg-s3", "PostgreSQL -> S3 CSV", self.rows, self.csv_bytes)
