@@ -12,6 +12,10 @@ Two settings, in seconds, per endpoint:
 ``0`` means no bound of the connector's own (the attempt's ``attemptTimeout`` still bounds the
 whole attempt). A silent server therefore fails an attempt within about 30 s by default, as a
 transient error naming the endpoint, the phase and the seconds waited.
+
+One exception: the statements of a SqlActivity script or a SQL precondition may rightly keep the
+server busy (and silent) for minutes, so there ``read_timeout`` applies only when the endpoint
+sets it (:meth:`connectors.sql.SqlEndpointFields.for_statements`).
 """
 
 from __future__ import annotations
@@ -66,12 +70,13 @@ def seconds_setting(text: str, name: str, *, scale: float = 1.0,
     return value or None
 
 
-def timeouts_from_params(params: Mapping[str, str], *, base: Timeouts | None = None,
-                         aliases: Mapping[str, tuple[str, float]] | None = None,
-                         where: str | None = None) -> Timeouts:
-    """``base`` (the defaults) changed by ``connect_timeout``/``read_timeout`` in ``params`` and
-    by ``aliases``: other names of the two (a JDBC driver's property) with their unit, as
-    ``{name: ("connect" | "read", seconds per unit)}``. The headrace names win."""
+def settings_in(params: Mapping[str, str], *,
+                aliases: Mapping[str, tuple[str, float]] | None = None,
+                where: str | None = None) -> dict[str, float | None]:
+    """The timeouts ``params`` set, as ``{"connect": s, "read": s}`` (only those given):
+    ``connect_timeout``/``read_timeout`` and ``aliases``, other names of the two (a JDBC
+    driver's property) with their unit, as ``{name: ("connect" | "read", seconds per unit)}``.
+    The headrace names win."""
     found: dict[str, float | None] = {}
     for name, (which, scale) in (aliases or {}).items():
         if name in params:
@@ -79,7 +84,15 @@ def timeouts_from_params(params: Mapping[str, str], *, base: Timeouts | None = N
     for which, name in (("connect", CONNECT_PARAM), ("read", READ_PARAM)):
         if name in params:
             found[which] = seconds_setting(params[name], name, where=where)
-    base = base or Timeouts()
+    return found
+
+
+def timeouts_from_params(params: Mapping[str, str], *,
+                         aliases: Mapping[str, tuple[str, float]] | None = None,
+                         where: str | None = None) -> Timeouts:
+    """The defaults changed by what ``params`` set (:func:`settings_in`)."""
+    found = settings_in(params, aliases=aliases, where=where)
+    base = Timeouts()
     return Timeouts(connect=found.get("connect", base.connect),
                     read=found.get("read", base.read))
 

@@ -1,5 +1,6 @@
 """Loading into a PostgreSQL table (COPY) or through an ``insertQuery``, in one transaction;
-idempotent under a checkpoint key (see :mod:`._resumable`).
+idempotent under a checkpoint key (see :mod:`._resumable`); by N COPY streams into a staging
+table swapped in at once with ``partitions`` (see :mod:`._parallel_load`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ._copy import (
 )
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
-from ._guard import TextGuard
+from ._parallel_load import load_in_parallel
 from ._reads import attributes_schema
 from ._resumable import (
     checkpoint,
@@ -59,6 +60,13 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
             raise ConfigError(f"COPY cannot read this format: {fmt}", connector=self.describe)
         hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
         key = self.endpoint.checkpoint_key
+        if self.endpoint.partitions > 1 and not key:
+            async def prepare(conn: asyncpg.Connection) -> None:
+                await self._prepare_table(conn, hint)
+
+            progress.add(rows=await load_in_parallel(self.endpoint, self.describe, fmt, opts,
+                                                     inp, progress, prepare))
+            return
         async with connection(self.endpoint, "COPY FROM") as conn:
             with map_errors(self.describe, "COPY FROM"):
                 if key and await _finished(conn, key):
@@ -69,9 +77,9 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
                     await self._prepare_table(conn, hint)
                     schema, name = self.endpoint.table_parts()
                     columns = [n for n, _ in await table_columns(conn, name, schema)]
-                    guard = TextGuard(fmt, columns, where=self.describe)
                     status = await copy_stream_in(conn, name, schema, inp, opts, progress,
-                                                  guard=guard)
+                                                  fmt=fmt, columns=columns,
+                                                  where=self.describe)
                     await self._verify_load(conn, None)
                     if key:  # in the same transaction as the rows
                         await mark_loaded(conn, key=key, target=self.endpoint.quoted_table(),

@@ -21,7 +21,7 @@ from connectors.base import (
     VerifyCheck,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError
-from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, timeouts_from_params
+from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
@@ -70,6 +70,14 @@ class SqlEndpointFields(BaseModel):
     #: ``--partitions`` / CopyActivity ``partitions``); 1 reads one stream.
     partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
 
+    def for_statements(self) -> Self:
+        """This endpoint for running a script's statements or a check's query, which may keep
+        the server busy and silent for minutes: ``read_timeout`` only where the endpoint sets
+        it (the attempt's ``attemptTimeout`` bounds the rest); ``connect_timeout`` as ever."""
+        if "read_timeout" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"read_timeout": None})
+
     @field_validator("select_query")
     @classmethod
     def _one_statement(cls, query: str | None) -> str | None:
@@ -84,13 +92,11 @@ class SqlEndpointFields(BaseModel):
         """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
         if url.dialect != cls.dialect:
             raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
-        timeouts = timeouts_from_params(url.params, aliases=cls.jdbc_timeouts,
-                                        where=url.describe())
+        given = settings_in(url.params, aliases=cls.jdbc_timeouts, where=url.describe())
+        timeouts = {f"{which}_timeout": seconds for which, seconds in given.items()}
         return cls(host=url.host, port=url.port, database=url.database, user=url.user,
                    password=SecretStr(url.password) if url.password is not None else None,
-                   **{**cls._fields_of_url(url), "table": url.table,
-                      "connect_timeout": timeouts.connect, "read_timeout": timeouts.read,
-                      **fields})
+                   **{**cls._fields_of_url(url), "table": url.table, **timeouts, **fields})
 
     @classmethod
     def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:

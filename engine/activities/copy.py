@@ -6,7 +6,7 @@ The lane (bytes straight through, or rows with a codec) is the copy engine's cho
 
 from __future__ import annotations
 
-from connectors.base import EndpointOptions, Sink, Source
+from connectors.base import MAX_PARTITIONS, EndpointOptions, Sink, Source
 from connectors.copy import CopyOptions, CopyResult, copy
 from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import node_sink, node_source
@@ -23,7 +23,7 @@ async def copy_activity(ctx: AttemptContext) -> None:
     if len(inputs) != 1 or len(outputs) != 1:
         raise ActivityFailed("CopyActivity needs exactly one input and one output",
                              transient=False)
-    options = EndpointOptions(parallel=DEFAULT_PARALLEL)
+    options = EndpointOptions(parallel=DEFAULT_PARALLEL, partitions=_partitions(ctx))
     source = node_source(ctx, inputs[0], options)
     # A PostgreSQL or MySQL table load is keyed by the instance's run (ctx.run_key): one
     # whose load committed before the engine could record it loads nothing again, and a
@@ -48,6 +48,22 @@ async def copy_activity(ctx: AttemptContext) -> None:
                        source=source.describe, destination=sink.describe)
     await ctx.log.event(f"copied {result.rows} rows, {result.bytes} bytes in "
                         f"{result.seconds:.2f} s ({result.lane} lane)")
+
+
+def _partitions(ctx: AttemptContext) -> int:
+    """``partitions`` (a headrace extension, validated as an int of 1..MAX_PARTITIONS; checked
+    again here on the evaluated value)."""
+    text = ctx.field_text("partitions")
+    if text is None or not text.strip():
+        return 1
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise ActivityFailed(f"partitions: {text!r} is not a whole number from 1 to "
+                             f"{MAX_PARTITIONS}", transient=False)
+    return value
 
 
 async def _incremental(ctx: AttemptContext, source: Source, sink: Sink, column: str,

@@ -189,6 +189,8 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
     if kind == "sql":
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:
+            if options.partitions > 1:
+                ep = ep.model_copy(update={"partitions": options.partitions})
             return _sql_end(ep, sink=False)
         # endpoints that take a key (PostgreSQL, MySQL), tested without importing their driver
         if checkpoint_key and "checkpoint_key" in type(ep).model_fields \

@@ -247,7 +247,10 @@ def named_end(name: str, table: str, query: str | None) -> str:
     from connectors.sql import find_connection
 
     scheme = scheme_of(find_connection(name).url)
-    if table == STDIO and query is not None:
+    if table == STDIO:
+        if query is None:
+            raise ConfigError(f"the end of connection {name!r} is a table; - (no table) only "
+                              "for a source read with --query")
         return f"{scheme}://@{name}"
     return f"{scheme}://@{name}?table={quote(table, safe='.')}"
 
@@ -290,7 +293,9 @@ def named_end(name: str, table: str, query: str | None) -> str:
 @click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=1,
               show_default=True,
               help="Read a PostgreSQL or MySQL table as N key ranges at once (PostgreSQL "
-                   "without a key: page ranges), all from one consistent snapshot.")
+                   "without a key: page ranges), all from one consistent snapshot; load a "
+                   "PostgreSQL table by N COPY streams into a staging table swapped in at "
+                   "once.")
 @click.option("--progress", "progress_mode", type=click.Choice(PROGRESS_MODES), default="auto",
               show_default=True,
               help="Progress on stderr: done/total, percent and ETA where the source knows "
@@ -343,7 +348,8 @@ def copy(source: str, dest: str, fmt: str | None, from_fmt: str | None, to_fmt: 
             click.echo(f"headrace copy: warning: {warning}", err=True)
     options = EndpointOptions(format=source_format, query=query,
                               parallel=parallel, create=create, partitions=partitions)
-    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create)
+    sink_options = EndpointOptions(format=dest_format, parallel=parallel, create=create,
+                                   partitions=partitions)
     shown = resolve_mode(cast(ProgressMode, progress_mode), output, sys.stderr)
     progress = Progress()
     configure_command_log("headrace copy")  # e.g. a call that could not reach S3, retried

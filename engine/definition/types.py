@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+#: The most partitions a CopyActivity may read its input in (connectors' MAX_PARTITIONS).
+MAX_PARTITIONS = 64
+
 Kind = Literal["string", "int", "float", "bool", "period", "datetime", "enum", "ref", "any"]
 Category = Literal[
     "datanode", "activity", "precondition", "database", "dataformat", "action", "resource",
@@ -169,11 +172,13 @@ _TYPES: list[TypeSpec] = [
         "schemaName": S, "primaryKeys": SM},
         required=("database", "tableName")),
     # activities
-    # headrace extensions: ``verify`` (compare both ends' rows and checksums before commit);
-    # ``incrementalColumn`` with ``incrementalKey`` and ``lookback`` (an incremental copy)
+    # headrace extensions: ``partitions`` (an SQL table input read as N key ranges at once);
+    # ``verify`` (compare both ends' rows and checksums before commit); ``incrementalColumn``
+    # with ``incrementalKey`` and ``lookback`` (an incremental copy)
     TypeSpec("CopyActivity", "activity", "run", {
-        **RUNNABLE, **IO, "verify": BOOL, "incrementalColumn": S, "incrementalKey": SM,
-        "lookback": S}, required=("input", "output")),
+        **RUNNABLE, **IO, "partitions": FieldSpec("int", minimum=1, maximum=MAX_PARTITIONS),
+        "verify": BOOL, "incrementalColumn": S, "incrementalKey": SM, "lookback": S},
+             required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,
         "scriptArgument": SM, "queue": S},

@@ -44,6 +44,7 @@ from engine.definition.check_schedules import (
 from engine.definition.check_secrets import (
     CREDENTIAL_FIELDS,
     check_secret_references,
+    secret_problem,
     uses_named_connection,
 )
 from engine.definition.document import DEFAULT_ID, Definition
@@ -97,6 +98,8 @@ def validate_definition(definition: Definition, *, strict: bool = False,
     check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
+    definition.parameters.check_secret_references(report, secret_problem,
+                                                  missing_is_error=strict)
     _check_unread_values(ctx)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
         ctx.warn(f"{len(definition.parameters.decls)} parameters: AWS allows {MAX_PARAMETERS} "
@@ -457,6 +460,10 @@ def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
 
 def _check_copy(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
+    if definition.first(object_id, "partitions") is not None:
+        ctx.warn("'partitions' is a headrace extension (AWS Data Pipeline has no such field; "
+                 "remove it before putting this definition on AWS); it applies to SQL table "
+                 "inputs", object_id, "partitions")
     allowed = {"S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"}
     for name in ("input", "output"):
         refs = definition.refs(object_id, name)

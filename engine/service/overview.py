@@ -64,7 +64,8 @@ class GridRow:
     category: str
     type: str
     paused: bool
-    cells: dict[datetime, Cell]
+    #: by the interval's start as the store writes it (:func:`engine.store.records.to_text`)
+    cells: dict[str, Cell]
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Grid:
     #: instances of the pipeline in all (the grid may show only the latest intervals)
     total: int
     shown: int
+    #: the intervals' starts as the store writes them: the keys of each row's cells
+    keys: list[str] = field(default_factory=list)
 
 
 def _worse(a: str, b: str) -> str:
@@ -166,7 +169,7 @@ class Overview:
         paused = await self.store.paused(pipeline_id)
         rows: dict[str, GridRow] = {}
         if not starts:
-            return Grid([], [], total, 0)
+            return Grid([], [], total, 0, [])
         found = await self.store.backend.query(
             "SELECT id, object_id, category, type, scheduled_start, status, late_fired, "
             "attempts, error, depends_on FROM hr_instances WHERE pipeline_id = ? AND "
@@ -181,7 +184,7 @@ class Overview:
             cell = Cell(iid, status, bool(late), int(attempts or 0), error)
             if status == Status.WAITING_ON_DEPENDENCIES and deps:
                 waits[iid] = json.loads(deps)
-            row.cells[from_text(start) or starts[0]] = cell
+            row.cells[start] = cell
         unknown = sorted({d for ds in waits.values() for d in ds if d not in statuses})
         if unknown:
             for iid, status in (await self.store.backend.query(
@@ -197,4 +200,4 @@ class Overview:
         ordered = sorted(rows.values(), key=lambda r: (rank.get(r.category, 3),
                                                        order.get(r.component, 1 << 30),
                                                        r.component))
-        return Grid(starts, ordered, total, len(found))
+        return Grid(starts, ordered, total, len(found), [to_text(t) or "" for t in starts])

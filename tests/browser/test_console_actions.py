@@ -120,7 +120,8 @@ def test_evaluated_fields_pause_resume_and_mark_finished(
     pid = make_pipeline(server, "fields", [
         shell("Stamp", "echo day #{format(@scheduledStartTime,'YYYY-MM-dd')}"),
         shell("Hold", f"while [ ! -f {gate} ]; do sleep 0.1; done"),
-        shell("Blocked", "echo blocked", dependsOn={"ref": "Hold"}),
+        shell("Blocked", "echo blocked", dependsOn={"ref": "Hold"},
+              lateAfterTimeout="1 hour"),  # of a 2024 interval: late at once, not started
     ], end="2024-01-01T00:15:00", unique_id="fields")
     stamp, blocked = "@Stamp_2024-01-01T00:00:00", "@Blocked_2024-01-01T00:00:00"
     wait_until(lambda: statuses(server, pid).get(stamp) == "FINISHED", what="Stamp to end")
@@ -133,6 +134,16 @@ def test_evaluated_fields_pause_resume_and_mark_finished(
         "WAITING_ON_DEPENDENCIES")
     waits = console.page.locator("dd ul.plain li").all_inner_texts()
     assert waits == ["@Hold_2024-01-01T00:00:00"]
+    console.goto(f"/pipelines/{pid}")
+    late_cell = f"td.is-late[data-id='{blocked}']"
+    console.page.wait_for_selector(late_cell)  # marked late, live if it happened meanwhile
+    console.goto(f"/pipelines/{pid}")
+    assert console.page.get_attribute(f"{late_cell} a", "title") == (
+        "Blocked 2024-01-01T00:00:00: WAITING_ON_DEPENDENCIES, late, waiting on "
+        "@Hold_2024-01-01T00:00:00")
+    console.goto("/pipelines")
+    assert "late: 1" in console.page.inner_text(f"tr[data-pipeline='{pid}'] td.counts")
+    console.goto(f"/pipelines/{pid}/instances/{blocked}")
     confirm(console, "pause")
     console.page.wait_for_selector("tr[data-component='Blocked'] th[data-status='PAUSED']")
     console.goto(f"/pipelines/{pid}/instances/{blocked}")

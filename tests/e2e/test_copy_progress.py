@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
@@ -176,3 +177,39 @@ def test_an_estimate_passed_is_capped_and_parts_are_listed() -> None:
          "total": {"rows": 500, "bytes": None, "estimated": True}, "percent": 50.0},
         {"partition": 1, "rows": 0, "bytesRead": 0, "total": None, "percent": None}]
     assert line(fig).endswith("[p0 50% p1 0]")
+
+
+# --- CopyActivity's partitions (a headrace extension) ----------------------------------------
+
+
+def test_copy_activity_partitions_validated_and_run(pg_table: str, tmp_path: Path) -> None:
+    from tests.e2e.cli_kit import Cli, by_object, ref, write_definition
+
+    parts = urlsplit(pg_table.split("?")[0])
+    out = tmp_path / "out"
+
+    def definition(partitions: str) -> Path:
+        return write_definition(
+            tmp_path / f"p{partitions}.json",
+            {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+             "connectionString": f"jdbc:postgresql://{parts.netloc}{parts.path}",
+             "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+             "*password": "unused"},
+            {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
+             "table": "t"},
+            {"id": "Out", "name": "Out", "type": "S3DataNode",
+             "directoryPath": f"file://{out}"},
+            {"id": "Copy", "name": "Copy", "type": "CopyActivity", "input": ref("In"),
+             "output": ref("Out"), "partitions": partitions})
+
+    cli = Cli(tmp_path)
+    bad = cli.json("validate", str(definition("0")), check=None)
+    assert "partitions" in json.dumps(bad) and "minimum" in json.dumps(bad)
+    good = cli.json("validate", str(definition("3")), check=None)
+    assert "headrace extension" in json.dumps(good)
+
+    result = cli.run(definition("3"))
+    assert by_object(result)["Copy"]["status"] == "FINISHED", result
+    ids = [line.split(",")[0] for f in sorted(out.rglob("*")) if f.is_file()
+           for line in f.read_text().splitlines()]
+    assert sorted(map(int, ids)) == list(range(ROWS))  # nothing lost or duplicated

@@ -402,3 +402,24 @@ async def test_sns_publish_to_a_silent_endpoint_is_bounded(
     assert BOUND * 0.9 <= waited <= BOUND + SLACK
     assert (info.value.phase, info.value.operation) == ("read", "Publish")
     assert proxy.connections == 1
+
+
+# --- SqlActivity scripts: a statement may rightly run long ---------------------------------------
+
+async def test_script_statements_are_bounded_only_where_the_endpoint_says(
+        pg_database: str, mysql_database: str) -> None:
+    """A script's statement keeps the server busy and silent while it runs: the default
+    read_timeout does not cut it off (attemptTimeout bounds the attempt), an explicit one
+    does, and the connect stays bounded either way."""
+    pg = postgres.PostgresEndpoint.from_url(pg_database)
+    assert (pg.for_statements().read_timeout, pg.for_statements().connect_timeout) == (None, 10)
+    explicit = postgres.PostgresEndpoint.from_url(f"{pg_database}?read_timeout=1")
+    assert explicit.for_statements().read_timeout == 1
+    started = time.monotonic()
+    with pytest.raises(TimedOut) as info:
+        await postgres.execute_script(explicit, "SELECT pg_sleep(3)")
+    assert info.value.phase == "read" and time.monotonic() - started < 2.5
+    assert mysql.MySqlEndpoint.from_url(mysql_database).for_statements().read_timeout is None
+    my = mysql.MySqlEndpoint.from_url(f"{mysql_database}?read_timeout=1")
+    with pytest.raises(TimedOut):
+        await mysql.execute_script(my, "SELECT SLEEP(3)")

@@ -80,8 +80,9 @@ async def events(request: Request, session: Session) -> Response:
                 with anyio.move_on_after(HEARTBEAT) as idle:
                     try:
                         change = await changes.receive()
-                    except anyio.EndOfStream:
-                        yield sse("resync", {})
+                    except anyio.EndOfStream:  # fell behind, or the server is stopping
+                        if not console.feed.closed:
+                            yield sse("resync", {})
                         return
                 if idle.cancelled_caught:
                     yield b": heartbeat\n\n"
@@ -133,6 +134,8 @@ async def attempt_log(request: Request, session: Session) -> Response:
                     try:
                         change = await changes.receive()
                     except anyio.EndOfStream:  # fell behind the feed: ask, then wait
+                        if console.feed.closed:  # the server is stopping
+                            return
                         alive = await attempt_running()
                         await anyio.sleep(LOG_TAIL_INTERVAL)
                         continue

@@ -26,7 +26,9 @@ function updateCell(change) {
     const link = cell.querySelector("a");
     if (link) {
       link.textContent = LETTERS[change.status] || "?";
-      link.title = link.title.replace(/: [A-Z_]+(,|$)/, `: ${change.status}$1`);
+      let title = link.title.replace(/: [A-Z_]+(,|$)/, `: ${change.status}$1`);
+      if (change.late && !/, late(,|$)/.test(title)) title = title.replace(/(: [A-Z_]+)/, "$1, late");
+      link.title = title;
     }
   }
   const own = document.body.dataset.instance;
@@ -37,6 +39,23 @@ function updateCell(change) {
       badge.textContent = change.status;
       scheduleRefresh(800);  // new attempt rows, times and errors
     }
+  }
+}
+
+// Replace a part of the page; a keyboard user's focus inside it moves to the same link or
+// control in the new part, so a live update never throws them back to the top.
+function swapKeepingFocus(now, next) {
+  const focused = document.activeElement;
+  let key = null;
+  if (focused && now.contains(focused)) {
+    key = focused.id ? `#${CSS.escape(focused.id)}`
+      : focused.getAttribute("href") ? `[href="${CSS.escape(focused.getAttribute("href"))}"]`
+      : null;
+  }
+  now.replaceWith(next);
+  if (key) {
+    const again = next.querySelector(key);
+    if (again) again.focus({ preventScroll: true });
   }
 }
 
@@ -56,7 +75,13 @@ async function refreshParts() {
   try {
     if (page === "pipeline" && gridUrl) {
       const response = await fetch(gridUrl, { headers: { Accept: "text/html" } });
-      if (response.ok) document.getElementById("grid-host").innerHTML = await response.text();
+      if (response.ok) {
+        const host = document.getElementById("grid-host");
+        const next = document.createElement("div");
+        next.id = "grid-host";
+        next.innerHTML = await response.text();
+        swapKeepingFocus(host, next);
+      }
     } else if (page === "pipelines" || page === "instance") {
       const response = await fetch(location.href, { headers: { Accept: "text/html" } });
       if (!response.ok) return;
@@ -65,7 +90,7 @@ async function refreshParts() {
         : ["dl.facts", "table.attempts", ".actions"];
       for (const sel of selectors) {
         const now = document.querySelector(sel), next = fresh.querySelector(sel);
-        if (now && next) now.replaceWith(next);
+        if (now && next) swapKeepingFocus(now, next);
       }
     }
   } catch (err) {
