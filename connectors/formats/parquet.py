@@ -271,7 +271,11 @@ class ParquetEncoder:
             return b""
         pa, _ = _pyarrow()
         if self._writer is None:
-            self._open(batch.schema)
+            # the source's own schema when it names the same columns: it may know more
+            # (a table's numeric precision, which a partitioned read's batches do not carry)
+            hint = self._hint
+            same = hint is not None and hint.names == batch.schema.names
+            self._open(hint if same and hint is not None else batch.schema)
         width = len(self._schema)
         if len(batch.rows[0]) != width:
             raise BadDataError(f"{self._location}: a row has {len(batch.rows[0])} fields, the "

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import json
+import secrets
 import signal
 import threading
 import time
@@ -146,11 +147,12 @@ def test_merge_keeps_the_latest_version(cli: Cli, pg_database: str, mysql_databa
     my_exec(mysql_database, "CREATE TABLE d (id bigint PRIMARY KEY, ts datetime(6), v text)")
     my_exec(mysql_database, "CREATE TABLE nokey (id bigint, ts datetime(6), v text)")
     ddb = aws.client("dynamodb", dynamodb_endpoint)
-    ddb.create_table(TableName="incr", BillingMode="PAY_PER_REQUEST",
+    table = f"incr-{secrets.token_hex(4)}"  # the DynamoDB server outlives the test
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
     src = f"{pg_database}?table=s"
-    dests = [f"{pg_database}?table=d", f"{mysql_database}?table=d", "dynamodb://incr"]
+    dests = [f"{pg_database}?table=d", f"{mysql_database}?table=d", f"dynamodb://{table}"]
     for dest in dests:
         assert inc(cli, src, dest, "--key", "id")["incremental"]["rowsMoved"] == 50
     pg(pg_database, "UPDATE s SET v = v || ' new', ts = ts + interval '2 hours' "
@@ -162,7 +164,8 @@ def test_merge_keeps_the_latest_version(cli: Cli, pg_database: str, mysql_databa
     assert dict(pg(pg_database, "SELECT id, v FROM d")) == want
     assert len(pg(pg_database, "SELECT id FROM d")) == 51
     assert dict(my(mysql_database, "SELECT id, v FROM d")) == want
-    items = ddb.scan(TableName="incr")["Items"]
+    items = ddb.scan(TableName=table)["Items"]
+    ddb.delete_table(TableName=table)
     assert {int(i["id"]["N"]): i["v"]["S"] for i in items} == want
     refused = cli("copy", src, f"{mysql_database}?table=nokey", "--incremental", "ts",
                   "--key", "id", check=2)
