@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,10 +34,11 @@ import anyio
 from connectors.base import Column, ColumnType, Progress, RowBatch, RowsOut, Schema, TextFormat
 from connectors.errors import BadDataError, ConfigError
 
-#: A row group is written once this many rows are buffered...
-ROW_GROUP_ROWS = 128 * 1024
+#: A row group is written once this many rows are buffered (64 Ki rows / 16 MiB: a 500,000-row
+#: copy peaked at 259 MB RSS with 128 Ki / 32 MiB, at 212 MB with these; benchmarks/README.md)...
+ROW_GROUP_ROWS = 64 * 1024
 #: ... or this many bytes of Arrow data, whichever comes first.
-ROW_GROUP_BYTES = 32 * 1024 * 1024
+ROW_GROUP_BYTES = 16 * 1024 * 1024
 #: The compressions ``parquet_compression`` may name.
 COMPRESSIONS = ("zstd", "snappy", "none")
 #: Field metadata naming the logical type of a column stored as text (json, numeric).
@@ -43,7 +46,15 @@ TYPE_KEY = b"headrace.type"
 
 
 def _pyarrow() -> tuple[Any, Any]:
-    """(pyarrow, pyarrow.parquet), or a clear error when the extra is not installed."""
+    """(pyarrow, pyarrow.parquet), or a clear error when the extra is not installed.
+
+    Arrow's buffers come from the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says
+    otherwise (pyarrow reads it when it loads, so it is set before the first import):
+    pyarrow's default, mimalloc, kept the freed row groups' pages, and a 500,000-row
+    PostgreSQL -> Parquet copy peaked at 212 MB RSS against 175 MB (benchmarks/README.md);
+    ``set_memory_pool`` after the import did not give that back."""
+    if "pyarrow" not in sys.modules and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
