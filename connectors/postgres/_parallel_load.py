@@ -33,9 +33,11 @@ from connectors.base import BytesIn, Progress, TextFormat
 from connectors.errors import single_failure
 from connectors.formats import Framer
 
-from ._copy import copy_count, quoted
+from ._copy import copy_count, quoted, table_columns
 from ._endpoint import PostgresEndpoint, connection, transaction
 from ._errors import map_errors
+from ._guard import TextGuard
+from ._marker import EndMarkerQuoter
 
 STAGING_PREFIX = "headrace_load_"
 _DROP_TIMEOUT = 5.0
@@ -63,8 +65,10 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
                 await prepare(conn)
                 await conn.execute(f"CREATE UNLOGGED TABLE {stage} "
                                    f"(LIKE {target} INCLUDING DEFAULTS)")
+                columns = [n for n, _ in await table_columns(conn, stage_name, schema)]
         try:
-            rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress)
+            rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress,
+                                     columns)
             with map_errors(describe, "swap in"):
                 async with transaction(conn):
                     await conn.execute(f"INSERT INTO {target} SELECT * FROM {stage}")
@@ -78,7 +82,7 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
 
 async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, stage: str,
                       fmt: TextFormat, opts: dict[str, Any], inp: BytesIn,
-                      progress: Progress) -> int:
+                      progress: Progress, columns: list[str]) -> int:
     n = ep.partitions
     streams = [anyio.create_memory_object_stream[bytes](2) for _ in range(n)]
     counts = [0] * n
@@ -98,16 +102,24 @@ async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, s
         counts[i] = copy_count(str(status))
 
     async def deal(sends: list[MemoryObjectSendStream[bytes]]) -> None:
+        # The whole stream, in order, passes the end-marker rewrite and the NUL / UTF-8 guard
+        # (as one COPY stream's does) before it is cut: line numbers are the input's.
         framer = _framer(fmt, describe)
+        marker = EndMarkerQuoter(fmt)
+        guard = TextGuard(fmt, columns, where=describe)
         turn = 0
         try:
             async for chunk in inp:
                 progress.add(nbytes=len(chunk))
+                chunk = marker.feed(chunk)
+                guard.check(chunk)
                 run = framer.feed(chunk)
                 if run:
                     await sends[turn].send(run)
                     turn = (turn + 1) % n
-            tail = framer.finish()
+            last = marker.finish()
+            guard.check(last)
+            tail = framer.feed(last) + framer.finish() if last else framer.finish()
             if tail:
                 await sends[turn].send(tail)
         finally:

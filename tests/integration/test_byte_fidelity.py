@@ -232,13 +232,14 @@ class S3End(End):
 class PostgresEnd(End):
     DDL = "CREATE TABLE {t} (id bigint PRIMARY KEY, v text)"
 
-    def __init__(self, dsn: str, stem: str) -> None:
+    def __init__(self, dsn: str, stem: str, partitions: int = 1) -> None:
         self.dsn, self.src, self.dst = dsn, f"{stem}_src", f"{stem}_dst"
+        self.partitions = partitions
 
     async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
         await pg_exec(self.dsn, self.DDL.format(t=self.src))
         await pg_exec(self.dsn, f"INSERT INTO {self.src} VALUES ($1, $2)", list(values.items()))
-        return f"{self.dsn}?table={self.src}", EndpointOptions()
+        return f"{self.dsn}?table={self.src}", EndpointOptions(partitions=self.partitions)
 
     async def target(self) -> tuple[str, EndpointOptions]:
         await pg_exec(self.dsn, self.DDL.format(t=self.dst))
@@ -255,13 +256,14 @@ class PostgresEnd(End):
 class MySqlEnd(End):
     DDL = "CREATE TABLE {t} (id bigint PRIMARY KEY, v longtext) DEFAULT CHARSET=utf8mb4"
 
-    def __init__(self, dsn: str, stem: str) -> None:
+    def __init__(self, dsn: str, stem: str, partitions: int = 1) -> None:
         self.dsn, self.src, self.dst = dsn, f"{stem}_src", f"{stem}_dst"
+        self.partitions = partitions
 
     async def seed(self, values: Values) -> tuple[str, EndpointOptions]:
         my_exec(self.dsn, self.DDL.format(t=self.src))
         my_exec(self.dsn, f"INSERT INTO {self.src} VALUES (%s, %s)", list(values.items()))
-        return f"{self.dsn}?table={self.src}", EndpointOptions()
+        return f"{self.dsn}?table={self.src}", EndpointOptions(partitions=self.partitions)
 
     async def target(self) -> tuple[str, EndpointOptions]:
         my_exec(self.dsn, self.DDL.format(t=self.dst))
@@ -446,12 +448,13 @@ class Ends:
             end.key_in = f"{self.stem}/{role}/in/data.{kind}"
             end.key_out = f"{self.stem}/{role}/out/data.{kind}"
             return end
+        parts = 3 if kind == "parts" else 1  # "pg-parts": a table read in 3 parts at once
         if system == "pg":
             return PostgresEnd(self.request.getfixturevalue("pg_module_database"),
-                               f"{self.stem}_{role}")
+                               f"{self.stem}_{role}", parts)
         if system == "mysql":
             return MySqlEnd(self.request.getfixturevalue("mysql_module_database"),
-                            f"{self.stem}_{role}")
+                            f"{self.stem}_{role}", parts)
         return DynamoEnd(self.dynamodb(), self.request.getfixturevalue("ddb_source_table"),
                          self.request.getfixturevalue("ddb_target_table"), self.base)
 
@@ -498,6 +501,20 @@ async def test_every_hard_value_survives_the_pair(src: str, dst: str, ends: Ends
     assert differences(values, got) == []
 
 
+PARTITIONED = [("pg-parts", "mysql"), ("pg-parts", "file-tsv"), ("mysql-parts", "pg"),
+               ("mysql-parts", "s3-csv"), ("mysql-parts", "ddb")]
+
+
+@pytest.mark.parametrize(("src", "dst"), PARTITIONED,
+                         ids=[f"{s}-to-{d}" for s, d in PARTITIONED])
+async def test_a_table_read_in_parts_keeps_every_hard_value(src: str, dst: str,
+                                                            ends: Ends) -> None:
+    """``--partitions`` on a table source: parts read at once, the same values arrive."""
+    values = ends.ids(HARD if "pg" in (src[:2], dst) else HARD + WITH_NUL)
+    got = await move(ends, src, dst, values)
+    assert differences(values, got) == []
+
+
 async def test_postgres_vertical_tab_and_form_feed_reach_mysql(ends: Ends) -> None:
     """The reported case: ``E'a\\x0bb\\x0cc'`` arrived in MySQL as ``avbfc``."""
     values = ends.ids(["a\x0bb\x0cc", "\x0b", "\x0c"])
@@ -509,14 +526,17 @@ async def test_postgres_vertical_tab_and_form_feed_reach_mysql(ends: Ends) -> No
 NOT_PG = [name for name in END_NAMES if name != "pg"]
 
 
-@pytest.mark.parametrize("src", NOT_PG)
+@pytest.mark.parametrize("src", [*NOT_PG, "s3-csv/partitions"])
 async def test_nul_is_refused_by_postgres_naming_row_and_column(src: str, ends: Ends) -> None:
     """PostgreSQL text cannot hold NUL: the copy fails at the NUL's row and column ``v``, and
-    the target table holds nothing."""
+    the target table holds nothing (also when ``--partitions`` loads by two COPY streams)."""
+    src, _, partitioned = src.partition("/")
     values = ends.ids(["before", "a\x00b", "after"])
     source, sink = ends.make(src, "src"), ends.make("pg", "dst")
     src_url, src_options = await source.seed(values)
     dst_url, dst_options = await sink.target()
+    if partitioned:
+        dst_options = EndpointOptions(partitions=2)
     with pytest.raises(BadDataError) as caught:
         await copy(open_source(src_url, src_options), open_sink(dst_url, dst_options))
     message = str(caught.value)
@@ -680,18 +700,21 @@ async def test_crlf_line_breaks_end_records_and_are_not_data(src: str, dst: str,
     ("csv", b'a\n"\\."\nb\n', ["a", "\\.", "b"]),
     ("csv", b'"multi\n\\.\nline"\nb\n', ["multi\n\\.\nline", "b"]),  # inside quotes
 ])
+@pytest.mark.parametrize("partitions", [1, 2], ids=["one-stream", "two-streams"])
 async def test_a_line_copy_would_take_for_its_end_marker_is_data(
-        kind: str, body: bytes, want: list[str], tmp_path: Path,
+        kind: str, body: bytes, want: list[str], partitions: int, tmp_path: Path,
         pg_module_database: str) -> None:
     """``COPY FROM`` ends the data at a line holding only ``\\.`` and drops the rest with a
-    success status: such a line in a one-column file is a value, and every row arrives."""
+    success status: such a line in a one-column file is a value, and every row arrives (one
+    COPY stream, or ``--partitions``' several)."""
     path = tmp_path / f"one.{kind}"
     path.write_bytes(body)
     table = f"one_{secrets.token_hex(4)}"
     await pg_exec(pg_module_database, f"CREATE TABLE {table} (v text)")
     fmt = TEXT_KINDS[kind].fmt.replace(columns=(Column("v"),))
     result = await copy(open_source(f"file://{path}", EndpointOptions(format=fmt)),
-                        open_sink(f"{pg_module_database}?table={table}", EndpointOptions()))
+                        open_sink(f"{pg_module_database}?table={table}",
+                                  EndpointOptions(partitions=partitions)))
     conn = await asyncpg.connect(pg_module_database)
     try:
         got = [r["v"] for r in await conn.fetch(f"SELECT v FROM {table}")]
