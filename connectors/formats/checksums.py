@@ -30,6 +30,8 @@ from typing import Any
 
 from connectors.base import ColumnType, RowBatch, Schema
 
+from .values import parse_datetime
+
 _MASK = (1 << 64) - 1
 _NULL = "\x00N"
 _TRUE = frozenset({"t", "true", "1", "y", "yes", "on"})
@@ -77,8 +79,6 @@ def _value_text(v: Any) -> str:
 def _from_text(text: str, kind: ColumnType) -> Any:
     """A value read from text as a column of ``kind`` would store it (the text itself when
     it does not read as one: the load would have failed on it anyway)."""
-    from connectors.sql import parse_datetime
-
     s = text.strip()
     try:
         if kind in ("integer", "bigint", "numeric", "double"):
