@@ -52,7 +52,9 @@ async def _fresh_database(admin_dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def _fill(dsn: str, instances: int) -> str:
+async def fill_queue(dsn: str, instances: int, command: str = "true") -> str:
+    """A pipeline of one ShellCommandActivity running ``command``, with ``instances``
+    instances in the store, ready and queued for the default group. Its id."""
     from engine.service import PipelineService
     from engine.store import InstanceRecord, Status, open_store
     from engine.store.queue import DEFAULT_GROUP
@@ -64,7 +66,7 @@ async def _fill(dsn: str, instances: int) -> str:
              "schedule": {"ref": "S"}},
             {"id": "S", "name": "S", "type": "Schedule", "period": "15 minutes",
              "startDateTime": "2020-01-01T00:00:00"},
-            {"id": "A", "name": "A", "type": "ShellCommandActivity", "command": "true",
+            {"id": "A", "name": "A", "type": "ShellCommandActivity", "command": command,
              "maximumRetries": "0"}]}
         version = await store.put_definition(record.id, body)
         await store.update_pipeline(record.id, active_version=version,
@@ -128,7 +130,7 @@ def _peak_rss_kib(pid: int) -> int:
 async def _one(admin_dsn: str, workers: int, instances: int, slots: int,
                samples: int) -> dict[str, Any]:
     dsn = await _fresh_database(admin_dsn, f"bench_workers_{workers}")
-    pid = await _fill(dsn, instances)
+    pid = await fill_queue(dsn, instances)
     p50, p99 = await _claim_latency(dsn, samples)
     await asyncio.sleep(1.0)  # the statistics collector catches up
     before = await _counters(dsn)
