@@ -216,8 +216,8 @@ class _NoRetryOfTimeouts:
             phase, which = ("commit" if name in _COMMITS else "read"), "read"
         else:
             return
-        raise self.timeouts.watch(which, phase, connector=f"{self.service} ({url or 'AWS'})",
-                                  operation=name).error() from caught_exception
+        raise self.timeouts.watch(which, phase, connector=self.service,
+                                  operation=name).error(url or None) from caught_exception
 
 
 class _RetryReporter:

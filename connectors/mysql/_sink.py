@@ -27,8 +27,10 @@ from connectors.base import (
     TextFormat,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError, single_failure
+from connectors.formats import RowChecksum
 from connectors.sql import (
     SqlSink,
+    aligned_schema,
     convert_placeholders,
     deal_records,
     first_line,
@@ -50,7 +52,7 @@ from ._escapes import EscapeTranslator
 from ._infile import STREAM_NAME, load_data_local
 from ._lines import Kind
 from ._rows import FORMAT_CLAUSE, encode_rows
-from ._types import mysql_ddl_type
+from ._types import mysql_column_ddl_type
 
 #: Rows per multi-row INSERT of an ``insertQuery``.
 INSERT_ROWS = 1000
@@ -184,6 +186,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             target = await table_columns(conn, ep)
             if not await self._claim(conn, inp):
                 return
+            before = await self._verify_sum(conn, None)
             assignments = _infile_assignments(target, fmt)
             sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
                    f"CHARACTER SET utf8mb4 {options}{assignments}")
@@ -206,6 +209,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             result = await load_data_local(conn, sql, chunks())
             if result.warning_count:
                 await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=1)
+            await self._verify_load(conn, None, before)
             await self._record(conn, result.affected_rows)
             progress.add(rows=result.affected_rows)
 
@@ -216,14 +220,91 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         operation = "INSERT" if ep.insert_query else "LOAD DATA"
         async with writer(ep, operation, local_infile=not ep.insert_query) as conn:
             await self._prepare_table(conn, hint)
+            db, _ = ep.table_parts()
+            if self.watermark is not None:
+                await _checkpoint.prepare_watermark(conn, db)
+            if self.merge_keys:
+                await self._check_merge_key(conn)
             if first is None or not await self._claim(conn, inp):
+                if first is None:
+                    await self._verify_load(conn, None, await self._verify_sum(conn, None))
+                    await self._save_watermark(conn)
                 return
+            names = first.schema.names
+            sums = await self._verify_sum(conn, names)
             before = progress.rows
             if ep.insert_query:
                 await self._insert_rows(conn, first, inp, progress)
             else:
                 await self._load_rows(conn, first, inp, progress)
+            await self._verify_load(conn, names, sums)
             await self._record(conn, progress.rows - before)
+            await self._save_watermark(conn)
+
+    async def stored_watermark(self, key: str) -> str | None:
+        db, _ = self.endpoint.table_parts()
+        async with reader(self.endpoint, "read watermark") as conn:
+            return await _checkpoint.read_watermark(conn, db, key)
+
+    async def _save_watermark(self, conn: aiomysql.Connection) -> None:
+        if self.watermark is not None:
+            key, state = self.watermark
+            db, _ = self.endpoint.table_parts()
+            await _checkpoint.save_watermark(conn, db, key, self.endpoint.quoted_table(),
+                                             state())
+
+    async def _check_merge_key(self, conn: aiomysql.Connection) -> None:
+        """A merge is LOAD DATA ... REPLACE, which matches rows by a unique key: the target
+        must have one on exactly the merge key's columns."""
+        ep = self.endpoint
+        if ep.insert_query:
+            raise ConfigError("a merge loads a table, not an insertQuery",
+                              connector=self.describe)
+        db, name = ep.table_parts()
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT INDEX_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM "
+                "information_schema.STATISTICS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+                "AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME", (db, name))
+            unique = [set(str(r[1]).split(",")) for r in await cur.fetchall()]
+        if set(self.merge_keys) not in unique:
+            raise ConfigError(f"a merge into {ep.table} matches rows by a unique key on "
+                              f"({', '.join(self.merge_keys)}), which the table does not "
+                              "have; add a PRIMARY KEY or UNIQUE index on those columns",
+                              connector=self.describe)
+
+    async def _verify_sum(self, conn: aiomysql.Connection,
+                          names: Sequence[str] | None) -> RowChecksum | None:
+        """``--verify``: the checksum of the target's rows in this transaction's snapshot.
+
+        Taken before the load and again after it, in one REPEATABLE READ transaction (the
+        InnoDB default): what the load wrote is the difference, since the sum is order-free
+        and subtractable, and other sessions' commits meanwhile are not in the snapshot. It
+        reads the whole table twice, the price of verifying into a table with rows."""
+        if self.verify_check is None:
+            return None
+        ep = self.endpoint
+        if not ep.table:
+            raise ConfigError("--verify needs a target table (an insertQuery's rows cannot be "
+                              "read back)", connector=self.describe)
+        target = Schema(tuple(Column(n, t) for n, _, t in await table_columns(conn, ep)))
+        columns = aligned_schema(names or target.names, target)
+        select = ", ".join(quote_ident(c.name, "mysql") for c in columns.columns)
+        summer = RowChecksum(columns)
+        async with conn.cursor(aiomysql.SSCursor) as cur:
+            await cur.execute(f"SELECT {select} FROM {ep.quoted_table()}")
+            while rows := await cur.fetchmany(5000):
+                summer.add_rows(rows)
+        return summer
+
+    async def _verify_load(self, conn: aiomysql.Connection, names: Sequence[str] | None,
+                           before: RowChecksum | None) -> None:
+        check = self.verify_check
+        if check is None or before is None:
+            return
+        after = await self._verify_sum(conn, names)
+        assert after is not None
+        await check(*after.minus(before))
 
     async def _claim(self, conn: aiomysql.Connection, inp: BytesIn | RowsIn) -> bool:
         """Claim the load's checkpoint key; when an earlier load committed under it, take
@@ -257,8 +338,10 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         kinds = [{n: t for n, _, t in target}.get(n) for n in names]
         fmt = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\",
                          null="\\N", columns=tuple(Column(n) for n in names))
-        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
-               f"CHARACTER SET utf8mb4 {FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
+        replace = "REPLACE " if self.merge_keys else ""  # a merge: the new row wins
+        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' {replace}INTO TABLE "
+               f"{ep.quoted_table()} CHARACTER SET utf8mb4 "
+               f"{FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
         offset = (first.first_line or 1) - 1
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -397,7 +480,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
 
 
 def create_table_ddl(quoted_table: str, schema: Schema) -> str:
-    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_ddl_type(c.type)}"
+    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_column_ddl_type(c)}"
                      for c in schema.columns)
     return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols}) DEFAULT CHARSET=utf8mb4"
 

@@ -13,6 +13,7 @@ from ._base import (
     SqlEndpointFields,
     SqlSink,
     SqlSource,
+    aligned_schema,
     first_line,
     is_utf8,
     next_batch,
@@ -29,6 +30,13 @@ from ._connections import (
     variable_for,
 )
 from ._deal import deal_records, record_framer
+from ._incremental import (
+    IncrementalSource,
+    IncrementSpec,
+    Watermark,
+    check_column,
+    condition,
+)
 from ._secrets import SecretReference, resolve_secret, secret_problem, secret_reference
 from ._text import (
     Dialect,
@@ -55,11 +63,17 @@ __all__ = [
     "ROWS_PER_BATCH",
     "Connection",
     "Dialect",
+    "IncrementSpec",
+    "IncrementalSource",
     "SecretReference",
     "SqlEndpointFields",
     "SqlSink",
     "SqlSource",
     "SqlUrl",
+    "Watermark",
+    "aligned_schema",
+    "check_column",
+    "condition",
     "connection_dsn",
     "connection_passwords",
     "connections_file",
