@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiomysql
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from connectors.base import (
     BytesIn,
@@ -23,18 +26,20 @@ from connectors.base import (
     Schema,
     TextFormat,
 )
-from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.errors import BadDataError, ConfigError, NotFoundError, single_failure
 from connectors.formats import RowChecksum
 from connectors.sql import (
     SqlSink,
     aligned_schema,
     convert_placeholders,
+    deal_records,
     first_line,
     is_utf8,
     next_batch,
     parse_bool,
     parse_datetime,
     quote_ident,
+    record_framer,
     target_columns,
 )
 from connectors.tracing import traced_db
@@ -173,6 +178,9 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
                               connector=self.describe)
         hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
         ep = self.endpoint
+        if ep.partitions > 1 and not ep.checkpoint_key:
+            await self._load_in_parallel(fmt, converting, marker, inp, progress, hint)
+            return
         async with writer(ep, "LOAD DATA", local_infile=True) as conn:
             await self._prepare_table(conn, hint)
             target = await table_columns(conn, ep)
@@ -392,6 +400,72 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             return []
         by_name = {n: t for n, _, t in await table_columns(conn, self.endpoint)}
         return [by_name.get(n) for n in first.schema.names]
+
+    async def _load_in_parallel(self, fmt: TextFormat, converting: bool,
+                                marker: _csv.NullMarker | EscapeTranslator | None,
+                                inp: BytesIn, progress: Progress,
+                                hint: Schema | None) -> None:
+        """``partitions`` LOAD DATA streams into a staging table, then one transaction.
+
+        A staging table ``headrace_load_<random>`` (``CREATE TABLE ... LIKE`` the target) takes
+        the input, cut at record boundaries and dealt round robin to N loaders, each its own
+        connection and transaction (the header only to the first). When all committed, one
+        transaction moves the rows into the target (``INSERT ... SELECT``); the staging table
+        is then dropped (MySQL's DDL commits, so that is a statement of its own). On failure
+        it is dropped and the target is untouched."""
+        ep = self.endpoint
+        db, _ = ep.table_parts()
+        stage_name = f"headrace_load_{secrets.token_hex(6)}"
+        stage = (f"{quote_ident(db, 'mysql')}." if db else "") + quote_ident(stage_name, "mysql")
+        async with writer(ep, "parallel load") as conn:
+            await self._prepare_table(conn, hint)
+            target = await table_columns(conn, ep)
+            async with conn.cursor() as cur:
+                await cur.execute(f"CREATE TABLE {stage} LIKE {ep.quoted_table()}")
+        marked = _csv.marked_format(fmt) if converting else fmt
+        assignments = _infile_assignments(target, fmt)
+        n = ep.partitions
+        counts = [0] * n
+
+        async def load(i: int, recv: MemoryObjectReceiveStream[bytes]) -> None:
+            options = load_data_options(marked.replace(header=marked.header and i == 0))
+            sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {stage} "
+                   f"CHARACTER SET utf8mb4 {options}{assignments}")
+
+            async def pieces() -> AsyncIterator[bytes]:
+                async for piece in recv:
+                    yield piece
+
+            with recv:
+                async with writer(ep, "LOAD DATA", local_infile=True) as c:
+                    result = await load_data_local(c, sql, pieces())
+                    if result.warning_count:
+                        await _raise_first_warning(c, self.describe, "LOAD DATA", row_base=1)
+            counts[i] = result.affected_rows
+
+        limiter = anyio.CapacityLimiter(1)
+
+        async def mark(chunk: bytes) -> bytes:
+            assert marker is not None
+            return await anyio.to_thread.run_sync(marker.feed, chunk, limiter=limiter)
+
+        try:
+            streams = [anyio.create_memory_object_stream[bytes](2) for _ in range(n)]
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    for i, (_, recv) in enumerate(streams):
+                        tg.start_soon(load, i, recv)
+                    tg.start_soon(deal_records, inp, [send for send, _ in streams],
+                                  record_framer(marked, self.describe), progress,
+                                  mark if marker is not None else None,
+                                  marker.finish if marker is not None else None)
+            async with writer(ep, "swap in") as conn, conn.cursor() as cur:
+                await cur.execute(f"INSERT INTO {ep.quoted_table()} SELECT * FROM {stage}")
+        finally:
+            with anyio.move_on_after(5, shield=True), contextlib.suppress(Exception):
+                async with writer(ep, "drop staging") as conn, conn.cursor() as cur:
+                    await cur.execute(f"DROP TABLE IF EXISTS {stage}")
+        progress.add(rows=sum(counts))
 
     async def _prepare_table(self, conn: aiomysql.Connection, hint: Schema | None) -> None:
         ep = self.endpoint

@@ -66,7 +66,7 @@ class Multipart:
 
     async def send_part(self, number: int, body: io.BytesIO) -> None:
         with aws.map_errors(CONNECTOR, "upload-part", self.target), \
-                aws.sending(body, CONNECTOR, f"UploadPart {self.target}"):
+                aws.sending(body, CONNECTOR, "UploadPart", self.target):
             resp = await self.client.upload_part(Bucket=self.bucket, Key=self.key,
                                                  UploadId=self.upload_id, PartNumber=number,
                                                  Body=body)
@@ -216,7 +216,7 @@ class Upload:
                     self._single_md5 or hashlib.md5(body.getbuffer()).digest()).decode()
             await check_output_fence()
             with aws.map_errors(CONNECTOR, "put", self.target), \
-                    aws.sending(body, CONNECTOR, f"PutObject {self.target}"):
+                    aws.sending(body, CONNECTOR, "PutObject", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
                                                     Body=body, **extra)
             note_retries(resp, self._progress, "s3-complete")
@@ -297,7 +297,7 @@ async def upload_ranges(client: Any, url: S3Url, reader: RangeReader, progress: 
     if size <= part_size:
         body = await reader.read_at(0, size)
         with aws.map_errors(CONNECTOR, "put", str(url)), \
-                aws.sending(body, CONNECTOR, f"PutObject {url}"):
+                aws.sending(body, CONNECTOR, "PutObject", str(url)):
             resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
         note_retries(resp, progress, "s3-put")
         progress.add(nbytes=size)

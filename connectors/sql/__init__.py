@@ -2,7 +2,8 @@
 data-node fields), SQL text (identifier quoting, ``?`` placeholders, scripts split into
 statements), the base of their endpoints, sources and sinks, and values read from text.
 
-Inside: ``_url``, ``_connections`` (named connections), ``_secrets`` (``env:``/``file:``
+Inside: ``_url``, ``_connections`` (named connections), ``_deal`` (one stream dealt to
+parallel loaders), ``_secrets`` (``env:``/``file:``
 references), ``_text``, ``_base``, ``_values``.
 """
 
@@ -28,6 +29,7 @@ from ._connections import (
     named_host,
     variable_for,
 )
+from ._deal import deal_records, record_framer
 from ._incremental import (
     IncrementalSource,
     IncrementSpec,
@@ -76,6 +78,7 @@ __all__ = [
     "connection_passwords",
     "connections_file",
     "convert_placeholders",
+    "deal_records",
     "find_connection",
     "first_line",
     "from_fields",
@@ -87,6 +90,7 @@ __all__ = [
     "parse_sql_url",
     "quote_ident",
     "quote_qualified",
+    "record_framer",
     "resolve_secret",
     "schema_of",
     "script_statements",

@@ -230,12 +230,19 @@ def _fail(message: str, code: int, *urls: str) -> NoReturn:
     raise CommandFailed(text, code, prefix="headrace copy: error")
 
 
+#: the schemes whose URLs may name a connection (``postgresql://@name``)
+_SQL_SCHEMES = ("postgresql", "postgres", "redshift", "mysql", "mariadb")
+
+
 def _secrets_of(urls: tuple[str, ...]) -> list[str]:
     """The passwords ``urls`` carry or name (through a named connection), as written and
     decoded: what messages and spans must not show."""
-    from connectors.sql import connection_passwords
+    found = {p for url in urls for p in url_passwords(url)}
+    sql_urls = [url for url in urls if scheme_of(url) in _SQL_SCHEMES]
+    if sql_urls:  # only database URLs name connections (connectors.sql loads pydantic)
+        from connectors.sql import connection_passwords
 
-    found = {p for url in urls for p in (*url_passwords(url), *connection_passwords(url))}
+        found.update(p for url in sql_urls for p in connection_passwords(url))
     return sorted(found, key=len, reverse=True)
 
 

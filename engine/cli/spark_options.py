@@ -1,8 +1,8 @@
 """``--spark-master`` and ``--spark-conf``: where the Spark applications of EMR steps run.
 
-On ``run``, ``engine`` and ``serve``. They set ``HEADRACE_SPARK_MASTER`` / ``HEADRACE_SPARK_CONF``
-for the process (see :mod:`engine.activities.emr.spark_config`), so the flag and the variable
-mean the same everywhere.
+On ``run``, ``engine``, ``serve`` and ``worker``. They set ``HEADRACE_SPARK_MASTER`` /
+``HEADRACE_SPARK_CONF`` for the process (see :mod:`engine.activities.emr.spark_config`), so the
+flag and the variable mean the same everywhere.
 """
 
 from __future__ import annotations

@@ -195,14 +195,14 @@ _TYPES: list[TypeSpec] = [
     TypeSpec("EmrActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "step": SM, "preStepCommand": SM, "postStepCommand": SM,
         "actionOnResourceFailure": S, "actionOnTaskFailure": S}),
-    TypeSpec("HadoopActivity", "activity", "read", {
+    TypeSpec("HadoopActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "jarUri": S, "mainClass": S, "argument": SM},
         required=("jarUri",)),
-    TypeSpec("HiveActivity", "activity", "read", {
+    TypeSpec("HiveActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "hiveScript": S, "scriptUri": S, "scriptVariable": SM,
         "stage": BOOL},
         one_of=(("hiveScript", "scriptUri"),)),
-    TypeSpec("HiveCopyActivity", "activity", "read", {
+    TypeSpec("HiveCopyActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "filterSql": S, "generatedScriptsPath": S}),
     TypeSpec("PigActivity", "activity", "read", {
         **RUNNABLE, **EMR_COMMON, "script": S, "scriptUri": S, "scriptVariable": SM,
@@ -359,12 +359,21 @@ def ref_allows(spec: FieldSpec, target_type: str | None) -> bool:
     return target_type in spec.targets or category_of(target_type) in spec.targets
 
 
+#: Why PigActivity is refused, at ``validate`` and at run time.
+PIG_REFUSAL = ("Apache Pig is not available to headrace (no package it can install ships it), "
+               "so PigActivity cannot run here: rewrite the script as a HiveActivity (Spark "
+               "SQL, which headrace runs) or as a PySpark step (EmrActivity with "
+               "command-runner.jar,spark-submit), or keep this pipeline on AWS")
+
+
 def unsupported_reason(type_name: str | None) -> str | None:
     """Why headrace will not run an object of this type, or None when it runs it (or the type
     is unknown, which validation reports). For the runtime's refusal message."""
     spec = TYPES.get(type_name or "")
     if spec is None or spec.runs != "read" or spec.category != "activity":
         return None
+    if spec.name == "PigActivity":
+        return PIG_REFUSAL
     return (f"{spec.name} needs Amazon EMR (a Hadoop cluster): headrace reads and validates it "
             "but does not run it; replace it with a ShellCommandActivity, SqlActivity or "
             "CopyActivity, or keep this pipeline on AWS")

@@ -54,6 +54,7 @@ from engine.definition.graph import dependency_graph, find_cycle, node_referrers
 from engine.definition.reader import FieldValue, RawDefinition, Ref
 from engine.definition.types import (
     ALL_FIELD_NAMES,
+    PIG_REFUSAL,
     TYPES,
     FieldSpec,
     TypeSpec,
@@ -420,6 +421,9 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
                  "does not launch Amazon EMR; the EmrActivity steps that run on it run "
                  "natively (the DynamoDB tools, the template Hive scripts) or on Apache Spark "
                  "(spark-submit, local unless --spark-master says where)", object_id, "type")
+    elif spec.name == "PigActivity":
+        ctx.warn(f"PigActivity is read and validated, but running it will fail: {PIG_REFUSAL}",
+                 object_id, "type")
     elif spec.runs == "read" and spec.category == "activity":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
                  "Amazon EMR); running this object will fail", object_id, "type")

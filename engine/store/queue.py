@@ -141,6 +141,18 @@ async def renew_one(store: Store, pipeline_id: str, instance_id: str, fence: Fen
         if rows else None
 
 
+async def update_held(store: Store, pipeline_id: str, instance_id: str, fence: Fence,
+                      **fields: Any) -> bool:
+    """Change fields of an instance the holder of ``fence`` keeps holding."""
+    where, params = fence.where()
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    values = [_db_value(k, v) for k, v in fields.items()]
+    _, counts = await store.backend.batch([(
+        f"UPDATE hr_instances SET {sets} WHERE pipeline_id = ? AND id = ? AND {where}",
+        (*values, pipeline_id, instance_id, *params), False)])
+    return counts[0] > 0
+
+
 async def holds(store: Store, pipeline_id: str, instance_id: str, fence: Fence) -> bool:
     """Whether ``fence`` still holds the instance with a lease that has not lapsed (checked
     before an output is made visible)."""

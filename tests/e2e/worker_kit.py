@@ -64,7 +64,7 @@ class PgCli(Cli):
         seen: list[dict[str, Any]] = []
 
         def done() -> bool:
-            seen[:] = [r for r in self.runs(pid) if r["objectId"] != "S"]
+            seen[:] = [r for r in self.runs(pid) if not str(r["type"]).endswith("DataNode")]
             ended = [r for r in seen if r["status"] in ("FINISHED", "FAILED", "CANCELED")]
             return len(ended) >= count
 

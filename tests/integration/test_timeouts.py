@@ -268,7 +268,8 @@ async def test_s3_source_silent_at_connect(s3_bucket: str, s3_endpoint: str) -> 
         source = S3Source(f"s3://{s3_bucket}/in/data.csv", endpoint_url=s3_via(proxy))
         err = await timed_out(source, MemorySink(CSV), proxy)
     assert (err.phase, err.setting) == ("read", "read_timeout")
-    assert proxy.connections == 1  # not tried again by the client
+    # one for the read, one for the progress line's size lookup: neither tried again
+    assert proxy.connections <= 2
 
 
 async def test_s3_source_silent_mid_body(s3_bucket: str, s3_endpoint: str) -> None:

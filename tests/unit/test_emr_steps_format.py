@@ -150,3 +150,42 @@ def test_spark_steps_arguments() -> None:
     assert spark_args(parse_step("command-runner.jar,spark-submit,--class,C,a.jar")) == [  # type: ignore[arg-type]
         "--class", "C", "a.jar"]
     assert spark_args(parse_step("command-runner.jar,/usr/bin/env,true")) is None  # type: ignore[arg-type]
+
+
+def test_hive_scripts_split_and_substitute() -> None:
+    from engine.activities.emr.hive_script import (
+        script_variables,
+        split_statements,
+        substitute,
+    )
+
+    text = ("-- a comment; not a statement\nSET x=1;\nSELECT ';' AS semi, \"a;b\", `c;d` "
+            "FROM ${input1} WHERE d > '${DAY}' -- trailing\n;\n\n INSERT INTO ${hivevar:out} "
+            "SELECT ${UNKNOWN};")
+    variables = {"input1": "input1", "DAY": "2024-01-01", "out": "output1"}
+    assert split_statements(substitute(text, variables)) == [
+        "SET x=1",
+        "SELECT ';' AS semi, \"a;b\", `c;d` FROM input1 WHERE d > '2024-01-01'",
+        "INSERT INTO output1 SELECT ${UNKNOWN}",
+    ]
+    assert script_variables(["A=1", "B=x=y"]) == {"A": "1", "B": "x=y"}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        script_variables(["novalue"])
+
+
+def test_a_snapshot_tools_jar_is_recognised_as_a_hadoop_activity_jar() -> None:
+    from engine.activities.emr.steps import parse_words
+
+    jar = ("s3://dynamodb-dpl-ap-northeast-1/emr-ddb-storage-handler/4.11.0/"
+           "emr-dynamodb-tools-4.11.0-SNAPSHOT-jar-with-dependencies.jar")
+    step = parse_words([jar, "org.apache.hadoop.dynamodb.tools.DynamoDBExport", "s3://b/t", "T",
+                        "0.25"])
+    assert isinstance(step, ToolsStep) and step.version == 4 and step.operation == "export"
+
+
+def test_script_runner_steps_run_their_script() -> None:
+    from engine.activities.emr.steps import ScriptStep
+
+    step = parse_step("s3://elasticmapreduce/libs/script-runner/script-runner.jar,"
+                      "s3://b/mysql_create_table.sh,host,db")
+    assert step == ScriptStep("s3://b/mysql_create_table.sh", ["host", "db"])

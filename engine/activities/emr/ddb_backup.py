@@ -75,6 +75,23 @@ def _display_url(url: str) -> str:
     return _local_dir(url).resolve().as_uri()
 
 
+class _Lines:
+    """DynamoDB export lines, iterated as their items (parsed where they are iterated)."""
+
+    def __init__(self, lines: list[bytes], first: int, where: str) -> None:
+        self.lines, self.first, self.where = lines, first, where
+
+    def __iter__(self) -> Iterator[Any]:
+        for offset, line in enumerate(self.lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)["Item"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BadDataError(f"not a DynamoDB export line: {exc}", location=self.where,
+                                   line=self.first + offset) from None
+
+
 class BackupSink:
     """Writes a backup directory (see the module docstring); commits at end of stream."""
 
@@ -169,29 +186,18 @@ class BackupSink:
             raise ConfigError(f"a backup directory takes DynamoDB export lines, not {f.kind}")
 
         async def batches() -> Any:
+            # lines are parsed in the writer's thread (_write_items), not on the event loop
             pending = b""
             line_no = 0
             async for chunk in inp:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                items = []
-                for line in lines:
-                    line_no += 1
-                    if line.strip():
-                        items.append(self._item_of(line, line_no))
-                yield items
+                yield _Lines(lines, line_no, self.describe)
+                line_no += len(lines)
             if pending.strip():
-                yield [self._item_of(pending, line_no + 1)]
+                yield _Lines([pending], line_no, self.describe)
 
         await self._load(batches(), progress)
-
-    def _item_of(self, line: bytes, line_no: int) -> Any:
-        try:
-            record = json.loads(line)
-            return record["Item"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadDataError(f"not a DynamoDB export line: {exc}", location=self.describe,
-                               line=line_no) from None
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:
         async def batches() -> Any:

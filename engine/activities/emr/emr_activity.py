@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from engine.activities.base import ActivityFailed, AttemptContext, NotRunnable, activity
 from engine.activities.emr.ddb_tools import run_hive_script_step, run_tools_step
-from engine.activities.emr.spark_steps import run_program_step, run_spark_step, spark_args
+from engine.activities.emr.spark_steps import (
+    run_program_step,
+    run_script_step,
+    run_spark_step,
+    spark_args,
+)
 from engine.activities.emr.steps import (
     ApplicationStep,
     CommandStep,
     HiveScriptStep,
+    ScriptStep,
     Step,
     ToolsStep,
     UnknownStep,
@@ -35,8 +41,9 @@ def _refusal(step: Step, text: str) -> str | None:
     if isinstance(step, UnknownStep):
         return (f"step {_shown(text)!r}: headrace runs the EMR DynamoDB tools "
                 "(DynamoDbExport/DynamoDbImport), the DynamoDB template Hive scripts, "
-                "command-runner.jar steps (spark-submit or a program) and Spark applications "
-                "given by a .py or .jar path; this step is none of them")
+                "script-runner.jar scripts, command-runner.jar steps (spark-submit or a "
+                "program) and Spark applications given by a .py or .jar path; this step is "
+                "none of them")
     return None
 
 
@@ -81,6 +88,8 @@ async def _run_step(ctx: AttemptContext, step: Step, number: int) -> None:
             await run_tools_step(ctx, step)
         elif isinstance(step, HiveScriptStep):
             await run_hive_script_step(ctx, step)
+        elif isinstance(step, ScriptStep):
+            await run_script_step(ctx, step, number, propagation_env())
         elif isinstance(step, CommandStep | ApplicationStep):
             args = spark_args(step)
             env = propagation_env()

@@ -1,8 +1,7 @@
 """Where Spark runs: the master and the configuration a ``spark-submit`` gets.
 
-``--spark-master`` and ``--spark-conf`` (on ``run``, ``engine`` and ``serve``) set the two
-variables below for the process, so every activity of it (and a worker started beside it)
-reads them the same way:
+``--spark-master`` and ``--spark-conf`` (on ``run``, ``engine``, ``serve`` and ``worker``) set
+the two variables below for the process, so every activity of it reads them the same way:
 
 * ``HEADRACE_SPARK_MASTER``: ``URL`` for every EmrCluster, and/or ``CLUSTER_ID=URL`` for one,
   several separated by spaces (``spark://host:7077``, ``yarn``, ``k8s://https://host:6443``,

@@ -5,20 +5,25 @@ A Spark step goes to the master the ``runsOn`` EmrCluster maps to (:mod:`.spark_
 local mode its ``s3://`` arguments are staged (:mod:`.s3_staging`). A non-zero exit fails the
 attempt (retryable, as an EMR step failure was), with the last line of the driver's stderr.
 Another program run by ``command-runner.jar`` runs here as it is, with its arguments (no shell),
-as EMR ran it on the master node.
+as EMR ran it on the master node; a ``script-runner.jar`` script is fetched and run likewise.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import tempfile
+from pathlib import Path
+
+import anyio
 
 from engine.activities.base import ActivityFailed, AttemptContext, NotRunnable
 from engine.activities.emr.s3_staging import stage_arguments
 from engine.activities.emr.spark_config import spark_target
 from engine.activities.emr.spark_submit import submit
-from engine.activities.emr.steps import ApplicationStep, CommandStep
+from engine.activities.emr.steps import ApplicationStep, CommandStep, ScriptStep
 from engine.activities.process import run_process
+from engine.activities.staging import fetch_script
 
 _JAVA_CLASS = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$")
 
@@ -52,7 +57,11 @@ async def run_spark_step(ctx: AttemptContext, args: list[str], number: int,
     target = spark_target(cluster_of(ctx))
     staged = None
     if target.local:
-        staged = await stage_arguments(args, ctx.work_dir / f"step{number}-staging")
+        # a private temporary directory: attempt directories' names hold ':' and '=', which
+        # Hadoop paths cannot
+        root = Path(await anyio.to_thread.run_sync(
+            lambda: tempfile.mkdtemp(prefix=f"headrace-step{number}-")))
+        staged = await stage_arguments(args, root)
         args = staged.args
         for url in staged.inputs:
             await ctx.log.event(f"{what}: staged input {url}")
@@ -70,6 +79,25 @@ async def run_spark_step(ctx: AttemptContext, args: list[str], number: int,
     finally:
         if staged is not None:
             await staged.cleanup()
+
+
+async def run_script_step(ctx: AttemptContext, step: ScriptStep, number: int,
+                          env: dict[str, str]) -> None:
+    """``script-runner.jar``: the script fetched (``s3://`` or local) and run with its
+    arguments (by its ``#!``, else bash)."""
+    script = await fetch_script(step.script, ctx.work_dir / f"step{number}-script")
+    head = await anyio.to_thread.run_sync(lambda: script.read_bytes()[:2])
+    argv = [str(script)] if head == b"#!" else [shutil.which("bash") or "/bin/sh", str(script)]
+
+    async def started(pid: int) -> None:
+        await ctx.log.process_started(pid, f"step {number}: running {step.script} "
+                                           f"(process group {pid})")
+
+    code = await run_process([*argv, *step.args], stdout=ctx.log.stdout, stderr=ctx.log.stderr,
+                             cwd=ctx.work_dir, env={**ctx.env, **env}, started=started)
+    if code != 0:
+        raise ActivityFailed(f"step {number}: {step.script} exited with code {code}"
+                             f"{await _tail(ctx)}")
 
 
 async def run_program_step(ctx: AttemptContext, step: CommandStep, number: int,

@@ -7,6 +7,7 @@ A step is ``JAR,ARG1,ARG2,...`` (a ``\\,`` is a comma inside an argument). headr
   ``Db``): ``PATH,TABLE[,RATIO[,SEGMENTS]]`` -> :class:`ToolsStep`;
 * ``script-runner.jar`` running ``hive-script --run-hive-script ... --args -f SCRIPT -d NAME=VALUE
   ...``: the Hive scripts of the older DynamoDB console templates -> :class:`HiveScriptStep`;
+* ``script-runner.jar`` running any other script -> :class:`ScriptStep`;
 * ``command-runner.jar`` (``spark-submit``, or any program) -> :class:`CommandStep`;
 * a ``.py`` or ``.jar`` application given by path -> :class:`ApplicationStep` (run with
   ``spark-submit``).
@@ -19,8 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_TOOLS_JAR = re.compile(r"(?:^|/)(?:emr-ddb|emr-dynamodb-tools)(?:-[\w.]*)?\.jar$", re.I)
-_TOOLS_VERSION = re.compile(r"-(\d+)(?:\.\d+)*(?:-[\w.]*)?\.jar$")
+_TOOLS_JAR = re.compile(r"(?:^|/)(?:emr-ddb|emr-dynamodb-tools)[\w.-]*\.jar$", re.I)
+_TOOLS_VERSION = re.compile(r"^(?:emr-ddb|emr-dynamodb-tools)-(\d+)\.", re.I)
 _TOOLS_CLASS = re.compile(r"^(?:org\.apache\.hadoop\.dynamodb\.tools\.)?DynamoDb(Export|Import)$",
                           re.I)
 
@@ -67,6 +68,15 @@ class HiveScriptStep:
 
 
 @dataclass(frozen=True)
+class ScriptStep:
+    """``script-runner.jar,SCRIPT_URI,ARGS...``: a script (``s3://`` or local) run with its
+    arguments, as EMR's script runner did on the master node."""
+
+    script: str
+    args: list[str]
+
+
+@dataclass(frozen=True)
 class CommandStep:
     """A program (``command-runner.jar``) or an application path to run, with its arguments."""
 
@@ -88,7 +98,7 @@ class UnknownStep:
     args: list[str]
 
 
-Step = ToolsStep | HiveScriptStep | CommandStep | ApplicationStep | UnknownStep
+Step = ToolsStep | HiveScriptStep | ScriptStep | CommandStep | ApplicationStep | UnknownStep
 
 
 def _jar_name(jar: str) -> str:
@@ -117,7 +127,11 @@ def _hive_step(args: list[str]) -> HiveScriptStep | None:
 
 
 def parse_step(step: str) -> Step:
-    words = split_step(step)
+    return parse_words(split_step(step))
+
+
+def parse_words(words: list[str]) -> Step:
+    """A step from its words: the jar, then its arguments."""
     jar, args = words[0], words[1:]
     name = _jar_name(jar)
     if _TOOLS_JAR.search(jar) and args and (m := _TOOLS_CLASS.match(args[0])):
@@ -129,6 +143,8 @@ def parse_step(step: str) -> Step:
         return UnknownStep(jar, args)  # the tools jar with a class that is not a copy
     if name.lower() == "script-runner.jar" and (hive := _hive_step(args)) is not None:
         return hive
+    if name.lower() == "script-runner.jar" and args and "--run-hive-script" not in args:
+        return ScriptStep(args[0], args[1:])
     if name.lower() == "command-runner.jar" and args:
         return CommandStep(args)
     if name.lower().endswith((".py", ".jar")) and name.lower() not in (
