@@ -77,8 +77,6 @@ def _value_text(v: Any) -> str:
 def _from_text(text: str, kind: ColumnType) -> Any:
     """A value read from text as a column of ``kind`` would store it (the text itself when
     it does not read as one: the load would have failed on it anyway)."""
-    from connectors.sql import parse_datetime
-
     s = text.strip()
     try:
         if kind in ("integer", "bigint", "numeric", "double"):
@@ -86,7 +84,7 @@ def _from_text(text: str, kind: ColumnType) -> Any:
         if kind == "boolean":
             return s.lower() in _TRUE
         if kind in ("timestamptz", "timestamp"):
-            return parse_datetime(s)
+            return datetime.fromisoformat(s)  # (3.11: "Z", "+00" and a space all read)
         if kind == "date":
             return date.fromisoformat(s[:10])
         if kind == "json":
