@@ -414,11 +414,14 @@ def describe_copy(copy_key: str | None, store_url: str | None, output: str) -> N
     """Incremental copies: each one's watermark, rows moved and runs (COPY_KEY: one copy,
     with every run)."""
     from engine.activities.incremental import describe_copies
+    from engine.errors import NotFound
 
     try:
         copies = anyio.run(describe_copies, store_url, copy_key)
-    except HeadraceError as exc:
+    except NotFound as exc:  # the copy asked for is not in the store
         raise CommandFailed(str(exc), 1, prefix="headrace describe-copy: error") from None
+    except HeadraceError as exc:  # no such store (a mistyped --store): a usage error
+        raise CommandFailed(str(exc), 2, prefix="headrace describe-copy: error") from None
     if output == "json":
         click.echo(json.dumps({"copies": copies}))
         return
