@@ -30,8 +30,6 @@ from typing import Any
 
 from connectors.base import ColumnType, RowBatch, Schema
 
-from .values import parse_datetime
-
 _MASK = (1 << 64) - 1
 _NULL = "\x00N"
 _TRUE = frozenset({"t", "true", "1", "y", "yes", "on"})
