@@ -231,12 +231,16 @@ def open_streams(port: int, cookie: str, pipeline_id: str, clients: int,
         conn.request("GET", f"/console/events?pipeline={pipeline_id}",
                      headers={"Cookie": cookie, "Accept": "text/event-stream"})
         response = conn.getresponse()
+        batch = False
         while not stop.is_set():
             line = response.fp.readline()
             if not line:
                 break
-            if line.startswith(b"event: instance"):
-                counts[n] += 1
+            if line.startswith(b"event: "):
+                batch = line.strip() == b"event: instances"
+            elif batch and line.startswith(b"data: "):
+                counts[n] += len(json.loads(line[6:])["changes"])
+                batch = False
         conn.close()
 
     for n in range(clients):

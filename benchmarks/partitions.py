@@ -1,10 +1,13 @@
-"""Partitioned reads (``headrace copy --partitions N``) against the single native pipe.
+"""Partitioned reads and loads (``headrace copy --partitions N``) against the single native
+pipe.
 
-For PostgreSQL -> S3 and MySQL -> S3, every round runs the native pipe once and ``headrace
-copy --partitions N`` once per N (the order flips every round), and records for each: wall
-seconds, CPU seconds of the whole process (rows per CPU-second, as peers report it), peak RSS
-and the load on the source while it ran, sampled every 0.2 s from a separate connection:
-the most connections the copy held at once and its longest open transaction.
+For PostgreSQL -> S3 and MySQL -> S3 (reads) and S3 -> PostgreSQL and S3 -> MySQL (loads by
+N streams into a staging table; the target is emptied before every run), every round runs
+the native pipe once and ``headrace copy --partitions N`` once per N (the order flips every
+round), and records for each: wall seconds, CPU seconds of the whole process (rows per
+CPU-second, as peers report it), peak RSS and the load on the database while it ran,
+sampled every 0.2 s from a separate connection: the most connections the copy held at once
+and its longest open transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,37 +67,56 @@ class PartitionRun:
     name: str
     source: str
     native: str  # the native pipe (bash script)
-    sampler: list[str]
+    sampler: list[str]  # the load sampler's query (on the database end)
     rows: int
     nbytes: int
+    dest: str | None = None  # None: a fresh S3 object per N
+    setup: Callable[[], None] | None = None  # before every run (outside the timing)
     points: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build(rows: int) -> list[PartitionRun]:
+def build(rows: int, env: dict[str, str], *, loads: bool = True) -> list[PartitionRun]:
     src = data.src_table(rows)
     csv = data.csv_path(rows).stat().st_size
     s5 = f"{shlex.quote(config.tool('s5cmd'))} --endpoint-url {config.S3_ENDPOINT}"
     psql = f"{shlex.quote(config.tool('psql'))} -X -q"  # PG* variables: the benchmark env
     maria = (f"{shlex.quote(config.tool('mariadb'))} -h {config.HOST} -P {config.MYSQL_PORT} "
              f"-uroot --database={config.MYSQL_DB}")
+    pg_load = [*shlex.split(psql), "-At", "-F", " ", "-c", _PG_LOAD]
+    my_load = [*shlex.split(maria), "-N", "-B", "-e", _MY_LOAD.format(db=config.MYSQL_DB)]
+    csv_url = config.s3_url(data.csv_key(rows))
+    local = config.CACHE / "out" / "native-part-download.csv"
+    load_runs = [
+        PartitionRun("S3 CSV -> PostgreSQL", csv_url,
+                     f"{s5} cat {csv_url} | {psql} -c '\\copy dst_pg FROM STDIN CSV'",
+                     pg_load, rows, csv, config.pg_url("dst_pg"),
+                     lambda: data.reset_pg_table("dst_pg", env)),
+        PartitionRun("S3 CSV -> MySQL", csv_url,
+                     f"{s5} cp {csv_url} {local} && {maria} --local-infile=1 -e "
+                     + shlex.quote(f"LOAD DATA LOCAL INFILE '{local}' INTO TABLE dst_my "
+                                   f"CHARACTER SET utf8mb4 {data.MYSQL_CSV_LOAD}")
+                     + f" && rm -f {local}",
+                     my_load, rows, csv, config.mysql_url("dst_my"),
+                     lambda: data.reset_mysql_table("dst_my", env)),
+    ] if loads else []
     return [
         PartitionRun("PostgreSQL -> S3 CSV", config.pg_url(src),
                      f"{psql} -c '\\copy {src} TO STDOUT CSV' | "
                      f"{s5} pipe {config.s3_url('out/native-part-pg.csv')}",
-                     [*shlex.split(psql), "-At", "-F", " ", "-c", _PG_LOAD], rows, csv),
+                     pg_load, rows, csv),
         PartitionRun("MySQL -> S3 CSV", config.mysql_url(src),
                      f"{maria} --quick --batch -N -e 'SELECT * FROM {src}' | "
                      f"{s5} pipe {config.s3_url('out/native-part-my.tsv')}",
-                     [*shlex.split(maria), "-N", "-B", "-e",
-                      _MY_LOAD.format(db=config.MYSQL_DB)], rows, csv),
+                     my_load, rows, csv),
+        *load_runs,
     ]
 
 
 def _argv(part: PartitionRun, value: int) -> list[str]:
     if value == NATIVE:
         return ["bash", "-o", "pipefail", "-c", part.native]
-    return [config.HEADRACE, "copy", part.source, config.s3_url(f"out/part-{value}.csv"),
-            "--partitions", str(value)]
+    dest = part.dest or config.s3_url(f"out/part-{value}.csv")
+    return [config.HEADRACE, "copy", part.source, dest, "--partitions", str(value)]
 
 
 def run_partitions(part: PartitionRun, values: list[int], env: dict[str, str],
@@ -107,6 +130,8 @@ def run_partitions(part: PartitionRun, values: list[int], env: dict[str, str],
             if value in errors:
                 continue
             try:
+                if part.setup is not None:
+                    part.setup()
                 with LoadSampler(part.sampler, env) as load:
                     m = run(_argv(part, value), env, timeout=1800)
             except (CommandFailed, RuntimeError) as exc:

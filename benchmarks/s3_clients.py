@@ -50,7 +50,7 @@ async def _each(parallel: int, items: list[Any], fn: Any) -> None:
 
 
 async def copy_many(client: str, src: str, dst: str, count: int) -> None:
-    keys = [f"{src}{i:05d}.bin" for i in range(count)]
+    keys = [f"{src}obj-{i:05d}.bin" for i in range(count)]  # as benchmarks.data names them
     if client == "obstore":
         import obstore
 

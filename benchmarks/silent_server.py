@@ -257,7 +257,7 @@ async def native(name: str, cap: float) -> dict[str, Any] | None:
         elif name == "postgres":
             argv = [tool, retarget(dsn, proxy.port), "-c", "SELECT 1"]
         else:
-            argv = [tool, "--endpoint-url", f"http://127.0.0.1:{proxy.port}", "ls", "s3://"]
+            argv = [tool, "--endpoint-url", f"http://127.0.0.1:{proxy.port}", "ls"]
         started = time.monotonic()
         with anyio.move_on_after(cap) as scope:
             await anyio.run_process(argv, check=False)

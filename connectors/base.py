@@ -36,8 +36,16 @@ ColumnType = Literal[
 
 @dataclass(frozen=True)
 class Column:
+    """One column. ``precision``/``scale`` are a ``numeric``'s when the source declares them
+    (None: unconstrained); ``bits`` narrows an ``integer`` (8, 16) or a ``double`` (32) when
+    the source's type is narrower than the logical one. Columnar formats (Parquet) and
+    ``--create`` keep them; the text formats ignore them."""
+
     name: str
     type: ColumnType = "text"
+    precision: int | None = None
+    scale: int | None = None
+    bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Schema:
         return len(self.columns)
 
 
-FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl"]
+FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl", "parquet"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,11 @@ class TextFormat:
     TSV is PostgreSQL's text format: tab separated, backslash escapes, NULL as ``\\N``.
     ``dynamodb-jsonl`` is one ``{"Item": {...typed attribute values...}}`` per line, as
     DynamoDB's own export to S3 writes.
+
+    ``parquet`` is not text at all but rides the same type (a headrace extension): row groups
+    compressed with ``parquet_compression`` (zstd, snappy or none). It is written from rows by
+    an encoder like any format, but read only by the file-like ends themselves (a Parquet file
+    is read from its footer, not as a stream), so no source can produce it as bytes.
     """
 
     kind: FormatKind = "csv"
@@ -76,20 +89,22 @@ class TextFormat:
     regex: str | None = None
     columns: tuple[Column, ...] = ()
     encoding: str = "utf-8"
+    parquet_compression: str = "zstd"
 
     def replace(self, **changes: Any) -> TextFormat:
         return dataclasses.replace(self, **changes)
 
     @property
     def extension(self) -> str:
-        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json"}.get(
-            self.kind, "txt")
+        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json",
+                "parquet": "parquet"}.get(self.kind, "txt")
 
 
 CSV = TextFormat()
 TSV = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\", null="\\N")
 JSONL = TextFormat(kind="jsonl", column_separator="", quote=None)
 DYNAMODB_JSONL = TextFormat(kind="dynamodb-jsonl", column_separator="", quote=None)
+PARQUET = TextFormat(kind="parquet", column_separator="", quote=None)
 
 
 @dataclass
@@ -297,6 +312,46 @@ class AdoptsColumns(Protocol):
     def wants_columns(self) -> bool: ...
 
     def adopt_columns(self, schema: Schema) -> None: ...
+
+
+class VerifyCheck(Protocol):
+    """What a verifying sink calls before it commits, with the figures of what it stored;
+    it raises when they differ from the source's (see :mod:`connectors.verify`). ``sent`` is
+    a bytes sink's checksum of the bytes as it wrote them (the copy's side of the pair)."""
+
+    def __call__(self, rows: int, checksum: str, sent: str | None = None) -> Awaitable[None]:
+        ...
+
+
+@runtime_checkable
+class VerifiesLoad(Protocol):
+    """A sink that can compute what it stored before it commits (``--verify``).
+
+    ``verify_kind`` says which figures: ``"rows"`` (a count and the order-free checksum of
+    the rows, by a query over what the load wrote) or ``"bytes"`` (the records and SHA-256 of
+    the bytes stored). The copy computes the source's side and hands the comparison to
+    :meth:`verify_with`; the sink calls it after the load and before it commits, so a
+    mismatch rolls back (or leaves the upload or temp file uncompleted)."""
+
+    @property
+    def verify_kind(self) -> Literal["rows", "bytes"]: ...
+
+    def verify_with(self, check: VerifyCheck) -> None: ...
+
+
+@runtime_checkable
+class CommitsWatermark(Protocol):
+    """A sink that commits an incremental copy's state with the rows, in the load's own
+    transaction (PostgreSQL, MySQL: the ``headrace_checkpoints`` row), and can merge rows by
+    key (upsert) instead of appending them."""
+
+    merge_keys: tuple[str, ...]
+
+    def commit_watermark(self, key: str, state: Callable[[], str]) -> None: ...
+
+    async def stored_watermark(self, key: str) -> str | None:
+        """The state last committed under ``key``, or None."""
+        ...
 
 
 @runtime_checkable

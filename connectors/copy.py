@@ -50,10 +50,18 @@ from connectors.base import (
     TakesOver,
     TextFormat,
     Total,
+    VerifiesLoad,
     first_common_format,
 )
-from connectors.errors import BadDataError, ConfigError, single_failure
-from connectors.formats import RecordCounter, decoder_for, encoder_for
+from connectors.errors import BadDataError, ConfigError, TerminalError, single_failure
+from connectors.formats import (
+    Decoder,
+    RecordCounter,
+    RowChecksum,
+    WantsSchema,
+    decoder_for,
+    encoder_for,
+)
 from connectors.timeouts import waiting_on_peer
 from connectors.tracing import copy_span, stage_span
 
@@ -89,6 +97,43 @@ class CopyOptions:
     allow_direct: bool = True
     #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
     on_queue_depth: Callable[[str, int], None] | None = None
+    #: ``--verify``: compare rows and a content checksum of both ends before the sink commits
+    #: (:mod:`connectors.verify`); the sink must be :class:`~connectors.base.VerifiesLoad`.
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class Figures:
+    rows: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Both ends' figures; ``--output json``'s ``"verify"`` object."""
+
+    source: Figures
+    dest: Figures
+
+    @property
+    def ok(self) -> bool:
+        return self.source == self.dest
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sourceRows": self.source.rows, "destRows": self.dest.rows,
+                "sourceChecksum": self.source.checksum, "destChecksum": self.dest.checksum,
+                "ok": self.ok}
+
+
+class VerifyFailed(TerminalError):
+    """The destination does not hold what the source sent; nothing was committed."""
+
+    def __init__(self, where: str, verification: Verification) -> None:
+        s, d = verification.source, verification.dest
+        super().__init__(f"{where}: verify failed: the source sent {s.rows} rows (checksum "
+                         f"{s.checksum}), the destination holds {d.rows} (checksum "
+                         f"{d.checksum}); nothing was committed")
+        self.verification = verification
 
 
 @dataclass
@@ -103,6 +148,8 @@ class CopyResult:
     stages: tuple[str, ...] = ()
     #: Highest number of items seen buffered on each link (``"source->decode"``, ...).
     peak_queue_depth: dict[str, int] = field(default_factory=dict)
+    #: Both ends' figures when the copy was verified.
+    verify: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +180,8 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
     if target is not None and source.can_produce(target):
         return Plan("bytes", target, target)
     native = source.native_format
+    if native is not None and not source.can_produce(native):
+        native = None  # read only as rows (Parquet files: from their footers)
     if native is not None and sink.can_consume(native):
         return Plan("bytes", native, native)
     # A format the sink loads as it is beats one it must convert first (``sink.converts``).
@@ -206,6 +255,8 @@ class _Link(Generic[T]):
         self._count_rows = count_rows
         self._counter = counter
         self._on_depth = on_depth
+        #: Sees every item sent (``--verify``'s source side).
+        self.tap: Callable[[Any], None] | None = None
 
     def sender(self) -> _CountingSend[T]:
         return _CountingSend(self)
@@ -215,6 +266,8 @@ class _Link(Generic[T]):
 
     def observe(self, item: Any) -> None:
         self.items += 1
+        if self.tap is not None:
+            self.tap(item)
         if isinstance(item, RowBatch):
             n = len(item.rows)
             self.rows += n
@@ -336,7 +389,7 @@ async def _learning_total(source: Source, progress: Progress) -> AsyncIterator[N
 
 async def _run_lanes(source: Source, sink: Sink, options: CopyOptions, progress: Progress,
                      started: float, retries_before: int) -> CopyResult:
-    lanes = _takeover_lanes(options)
+    lanes = _takeover_lanes(options) if not options.verify else frozenset()
     if lanes and isinstance(sink, TakesOver):
         # Progress counts the bytes as they land, so the live line moves.
         taken = await sink.take_over(source, _ConnectorProgress(progress, forward=True), lanes)
@@ -349,12 +402,81 @@ async def _run_lanes(source: Source, sink: Sink, options: CopyOptions, progress:
     chosen = plan(source, sink, options)
     await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
+    verifier = await _Verifier.start(source, sink, chosen, progress) \
+        if options.verify else None
+    runner.verifier = verifier
     await runner.run()
     rows, nbytes = runner.totals()
     return CopyResult(rows=rows, bytes=nbytes, seconds=time.perf_counter() - started,
                       lane=chosen.lane, format=chosen.format, bad_rows=runner.bad_rows,
                       retries=progress.retries - retries_before, stages=runner.stage_names,
-                      peak_queue_depth={link.name: link.peak for link in runner.links})
+                      peak_queue_depth={link.name: link.peak for link in runner.links},
+                      verify=verifier.result() if verifier is not None else None)
+
+
+class _Verifier:
+    """The source's side of ``--verify`` and the comparison the sink calls before commit.
+
+    Rows are summed as they leave the source (a bytes lane's records decoded here for it),
+    read as the destination's columns (its table's, or the source's when it will be created
+    from them), so that ``"12.50"`` from a CSV and ``12.5`` from a numeric agree."""
+
+    def __init__(self, sink: Sink, kind: str, summer: RowChecksum,
+                 decoder: Decoder | None, progress: Progress) -> None:
+        self.where = sink.describe
+        self.progress = progress
+        self.kind = kind
+        self.summer = summer
+        self.decoder = decoder
+        self.verification: Verification | None = None
+        self.rows_out = 0
+
+    @classmethod
+    async def start(cls, source: Source, sink: Sink, chosen: Plan,
+                    progress: Progress) -> _Verifier:
+        if not isinstance(sink, VerifiesLoad):
+            raise ConfigError(f"{sink.describe}: --verify is not supported for this "
+                              "destination")
+        dest = await sink.schema() if sink.verify_kind == "rows" else None
+        if dest is None:
+            dest = await source.schema()
+        decoder = None
+        if chosen.lane == "bytes" and chosen.produce is not None and \
+                sink.verify_kind == "rows":
+            decoder = decoder_for(chosen.produce, location=source.describe,
+                                  schema=await source.schema())
+        verifier = cls(sink, sink.verify_kind, RowChecksum(dest), decoder, progress)
+        sink.verify_with(verifier.check)
+        return verifier
+
+    def observe(self, item: Any) -> None:
+        """Each item leaving the source: a batch of rows, or bytes to decode."""
+        if isinstance(item, RowBatch):
+            self.summer.add(item)
+            self.rows_out += len(item.rows)
+        elif self.decoder is not None:
+            for batch in self.decoder.feed(item):
+                self.summer.add(batch)
+
+    def source_done(self) -> None:
+        if self.decoder is not None:
+            for batch in self.decoder.finish():
+                self.summer.add(batch)
+
+    async def check(self, rows: int, checksum: str, sent: str | None = None) -> None:
+        # a bytes sink: the records the copy moved, and the bytes as the sink wrote them
+        if self.kind == "rows":
+            source = Figures(self.summer.rows, self.summer.checksum())
+        else:
+            source = Figures(self.progress.rows, sent or "")
+        self.verification = Verification(source, Figures(rows, checksum))
+        if not self.verification.ok:
+            raise VerifyFailed(self.where, self.verification)
+
+    def result(self) -> Verification | None:
+        """None when the sink loaded nothing to verify: a load an earlier attempt committed
+        (and verified before it did) under the same checkpoint key."""
+        return self.verification
 
 
 def _takeover_lanes(options: CopyOptions) -> frozenset[TakeoverLane]:
@@ -405,6 +527,7 @@ class _Runner:
         self.sink_progress = _ConnectorProgress(
             progress, forward_rows=self.connector_counts and not from_source, end="sink")
         self.links: list[_Link[Any]] = []
+        self.verifier: _Verifier | None = None
         self.bad_rows = 0
         self._bad: _BadRows | None = None
         names = ["source"]
@@ -482,10 +605,15 @@ class _Runner:
 
     async def _source_stage(self, out: _Link[Any]) -> None:
         fmt = self.plan.produce
+        verifier = self.verifier
+        if verifier is not None and verifier.kind == "rows" and not self.plan.decode:
+            out.tap = verifier.observe  # rows, or the bytes lane's records
         if fmt is not None:
             await self.source.produce_bytes(fmt, out.sender(), self.src_progress)
         else:
             await self.source.produce_rows(out.sender(), self.src_progress)
+        if verifier is not None and out.tap is not None:
+            verifier.source_done()
         await out.send.aclose()
 
     async def _sink_stage(self, inp: _Link[Any]) -> None:
@@ -505,6 +633,8 @@ class _Runner:
         decoder = decoder_for(self.plan.produce, location=self.source.describe, schema=schema,
                               batch_rows=opts.batch_rows, on_bad=bad)
         limiter = anyio.CapacityLimiter(1)
+        if self.verifier is not None and self.verifier.kind == "rows":
+            out.tap = self.verifier.observe  # the source's records, as rows
         sender = out.sender()
         with inp.recv:
             async for chunk in inp.recv:
@@ -528,6 +658,8 @@ class _Runner:
     async def _encode_stage(self, inp: _Link[RowBatch], out: _Link[bytes]) -> None:
         assert self.plan.consume is not None
         encoder = encoder_for(self.plan.consume)
+        if isinstance(encoder, WantsSchema):
+            encoder.expect_schema(await self.source.schema())
         limiter = anyio.CapacityLimiter(1)
         target = max(1, self.options.chunk_size)
         sender = out.sender()

@@ -88,16 +88,19 @@ class TimedOut(ConnectorError, TransientError):
 
     ``phase`` is what was being waited for (``connect``, ``greeting``, ``auth``, ``session``,
     ``read``, ``write``, ``commit``), ``seconds`` how long, ``setting`` the endpoint setting
-    that bounds it (``connect_timeout``, ``read_timeout``), so the message says what to raise.
+    that bounds it (``connect_timeout``, ``read_timeout``), so the message says what to raise;
+    ``subject`` (the object, the endpoint) goes before it.
     """
 
     def __init__(self, *, phase: str, seconds: float, setting: str,
-                 connector: str | None = None, operation: str | None = None) -> None:
+                 connector: str | None = None, operation: str | None = None,
+                 subject: str | None = None) -> None:
         self.phase = phase
         self.seconds = seconds
         self.setting = setting
-        super().__init__(f"timed out in phase {phase}: no answer from the server for "
-                         f"{seconds:g} s ({setting}={seconds:g})",
+        text = (f"timed out in phase {phase}: no answer from the server for {seconds:g} s "
+                f"({setting}={seconds:g})")
+        super().__init__(f"{subject}: {text}" if subject else text,
                          connector=connector, operation=operation)
 
 

@@ -154,6 +154,8 @@ class Watch:
         self._token: Token[Watch | None] | None = None
         self._paused = 0
         self._expired = False
+        #: Named in the error before the timeout's own words (the object, the endpoint).
+        self.subject: str | None = None
 
     @property
     def expired(self) -> bool:
@@ -190,10 +192,11 @@ class Watch:
             self._paused -= 1
             self.alive()
 
-    def error(self) -> TimedOut:
+    def error(self, subject: str | None = None) -> TimedOut:
         phase = self.phase() if callable(self.phase) else self.phase
         return TimedOut(phase=phase, seconds=self.seconds or 0.0, setting=self.setting,
-                        connector=self.connector, operation=self.operation)
+                        connector=self.connector, operation=self.operation,
+                        subject=subject or self.subject)
 
     def __enter__(self) -> Watch:
         self._expired = False
@@ -235,8 +238,8 @@ class ReportingBody(io.BytesIO):
 
 
 @contextmanager
-def sending(body: object, timeouts: Timeouts, *, connector: str,
-            operation: str) -> Iterator[None]:
+def sending(body: object, timeouts: Timeouts, *, connector: str, operation: str,
+            subject: str | None = None) -> Iterator[None]:
     """Around a call that sends ``body``: while the body is being taken, a pause of
     ``read_timeout`` between two pieces fails the call (phase ``write``); once all of it is
     taken, the HTTP client's own read timeout bounds the reply. A body that does not report
@@ -244,7 +247,9 @@ def sending(body: object, timeouts: Timeouts, *, connector: str,
     if not isinstance(body, ReportingBody):
         yield
         return
-    with timeouts.watch("read", "write", connector=connector, operation=operation) as watch:
+    watch = timeouts.watch("read", "write", connector=connector, operation=operation)
+    watch.subject = subject
+    with watch:
         size = len(body.getbuffer())
 
         def taken(b: ReportingBody) -> None:

@@ -38,14 +38,11 @@ def using(bounds: ClientBounds) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-def where(connector: str) -> str:
-    """``connector`` and the endpoint it talks to, for an error's first words."""
-    return f"{connector} ({current().endpoint})"
-
-
 @contextmanager
-def sending(body: object, connector: str, operation: str) -> Iterator[None]:
-    """:func:`connectors.timeouts.sending` with the running client's timeouts."""
-    with sending_body(body, current().timeouts, connector=where(connector),
-                      operation=operation):
+def sending(body: object, connector: str, operation: str, target: str) -> Iterator[None]:
+    """:func:`connectors.timeouts.sending` with the running client's timeouts; its error names
+    ``target`` and the endpoint."""
+    bounds = current()
+    with sending_body(body, bounds.timeouts, connector=connector, operation=operation,
+                      subject=f"{target} (endpoint {bounds.endpoint})"):
         yield

@@ -140,9 +140,11 @@ def _translate(exc: BaseException, connector: str, operation: str,
         return ConfigError(f"{where}{exc}", **kw)
     if isinstance(exc, bexc.ConnectTimeoutError | bexc.ReadTimeoutError):
         which = "connect" if isinstance(exc, bexc.ConnectTimeoutError) else "read"
-        return _bounds.current().timeouts.watch(
-            which, which, connector=_bounds.where(connector),
-            operation=f"{operation} {target}" if target else operation).error()
+        bounds = _bounds.current()
+        subject = f"{target} (endpoint {bounds.endpoint})" if target \
+            else f"endpoint {bounds.endpoint}"
+        return bounds.timeouts.watch(which, which, connector=connector,
+                                     operation=operation).error(subject)
     if isinstance(exc, bexc.EndpointConnectionError | aiohttp.ClientConnectorError):
         return Unreachable(f"{where}{exc}", **kw)
     if isinstance(exc, bexc.ConnectionClosedError |

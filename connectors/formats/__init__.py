@@ -15,9 +15,11 @@ into one record stream, directories written as parts cut at record boundaries) a
 typed attribute values (``dynamodb_items``: the dynamodb-jsonl format and the DynamoDB
 connector read and write them the same way), and the item lines, manifest and layout names of
 the EMR DynamoDB tools' backups (``emr_dynamodb``, its names prefixed ``emr_`` here).
+``parquet``: the Parquet encoder, types and the row reader the file-like ends use (pyarrow,
+imported only when a Parquet end runs).
 """
 
-from ._codecs import Decoder, Encoder, decoder_for, encoder_for
+from ._codecs import Decoder, Encoder, WantsSchema, decoder_for, encoder_for
 from ._decoder import DEFAULT_BATCH_ROWS, BadRowHandler, generic_schema
 from ._files import (
     PART_RE,
@@ -38,6 +40,7 @@ from ._names import (
     parse_columns,
     same_layout,
 )
+from .checksums import RowChecksum
 from .compression import Gunzip, Gzip
 from .counting import RecordCounter, count_records
 from .dynamodb_items import (
@@ -68,6 +71,15 @@ from .emr_dynamodb import manifest_entries as emr_manifest_entries
 from .emr_dynamodb import manifest_text as emr_manifest_text
 from .emr_dynamodb import parse_line as parse_emr_line
 from .emr_dynamodb import tools_line as emr_tools_line
+from .parquet import (
+    ParquetEncoder,
+    ParquetInput,
+    RangeFile,
+    parquet_row_count,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
+from .values import parse_datetime
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -90,7 +102,12 @@ __all__ = [
     "NamedFormat",
     "NamedFormatSink",
     "NamedFormatSource",
+    "ParquetEncoder",
+    "ParquetInput",
+    "RangeFile",
     "RecordCounter",
+    "RowChecksum",
+    "WantsSchema",
     "attribute_type",
     "coerce_key",
     "consume_rows_as_bytes",
@@ -114,10 +131,14 @@ __all__ = [
     "item_to_dict",
     "item_to_row",
     "oversized_attribute",
+    "parquet_row_count",
     "parse_columns",
+    "parse_datetime",
     "parse_emr_line",
     "parse_number",
     "part_name",
+    "produce_parquet_rows",
+    "read_parquet_schema",
     "row_to_item",
     "same_layout",
     "to_attribute",

@@ -3,6 +3,7 @@ stream (gzip decompressed by name), or one file at any offset for a direct copy.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -18,11 +19,21 @@ from connectors.base import (
     Progress,
     RangeReader,
     RowsOut,
+    Schema,
     TextFormat,
     Total,
 )
 from connectors.errors import NotFoundError, TerminalFault
-from connectors.formats import FileJoiner, Gunzip, NamedFormatSource, decoder_for, is_gzip
+from connectors.formats import (
+    FileJoiner,
+    Gunzip,
+    NamedFormatSource,
+    ParquetInput,
+    decoder_for,
+    is_gzip,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
 from connectors.timeouts import ReportingBody
 
 from ._atomic import CONNECTOR, Files, os_error
@@ -192,7 +203,22 @@ class LocalSource(NamedFormatSource):
             with anyio.CancelScope(shield=True):
                 await self._files.run(fh.close)
 
+    async def schema(self) -> Schema | None:
+        if self._fmt.kind == "parquet" and not self._fmt.columns:
+            paths = await self.files()
+            if not paths:
+                return None
+            return await read_parquet_schema(str(paths[0]), lambda: str(paths[0]))
+        return await super().schema()
+
+    async def _parquet_files(self) -> AsyncIterator[ParquetInput]:
+        for path in await self.files():
+            yield str(path), functools.partial(str, path)
+
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        if self._fmt.kind == "parquet":
+            await produce_parquet_rows(self._parquet_files(), out, progress)
+            return
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
         async with aclosing(self._joined(self._fmt)) as pieces:
             async for piece in pieces:

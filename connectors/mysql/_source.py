@@ -22,7 +22,13 @@ from connectors.errors import ConfigError
 from connectors.sql import SqlSource
 from connectors.tracing import traced_db
 
-from ._columns import columns_schema, estimated_rows, query_columns, table_columns
+from ._columns import (
+    columns_schema,
+    estimated_rows,
+    query_columns,
+    table_columns,
+    table_schema,
+)
 from ._endpoint import MySqlEndpoint, reader
 from ._fetch import fetch_gated, fix_rows, row_fixes
 from ._lines import Kind, header_line, line_select, supports
@@ -56,9 +62,27 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             return await query_columns(conn, self.endpoint.select_query)
         return await table_columns(conn, self.endpoint)
 
+    async def primary_key(self) -> tuple[str, ...]:
+        """The table's primary key columns, in key order (empty: none, or a query)."""
+        if self.endpoint.select_query:
+            return ()
+        db, name = self.endpoint.table_parts()
+        async with reader(self.endpoint, "describe") as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                "TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s AND "
+                "CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db, name))
+            return tuple(r[0] for r in await cur.fetchall())
+
+    async def _schema(self, conn: Any,
+                      columns: list[tuple[str, Kind, ColumnType]]) -> Schema:
+        if self.endpoint.select_query:
+            return columns_schema(columns)
+        return await table_schema(conn, self.endpoint)
+
     async def schema(self) -> Schema | None:
         async with reader(self.endpoint, "describe") as conn:
-            return columns_schema(await self._columns(conn))
+            return await self._schema(conn, await self._columns(conn))
 
     async def total(self) -> Total | None:
         """A table's estimated rows (a query's: unknown)."""
@@ -113,7 +137,7 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             return
         async with reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
-            schema = columns_schema(columns)
+            schema = await self._schema(conn, columns)
             fixes = row_fixes(columns)
             number = 1
             cur = conn.cursor(SSCursor)  # see produce_bytes: never drained on failure

@@ -27,11 +27,12 @@ from typing import Any
 
 import anyio
 import asyncpg
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from connectors.base import BytesIn, Progress, TextFormat
 from connectors.errors import single_failure
-from connectors.formats import Framer
+from connectors.sql import deal_records, record_framer
+from connectors.timeouts import waiting_on_peer
 
 from ._copy import copy_count, quoted, table_columns
 from ._endpoint import PostgresEndpoint, connection, transaction
@@ -41,13 +42,6 @@ from ._marker import EndMarkerQuoter
 
 STAGING_PREFIX = "headrace_load_"
 _DROP_TIMEOUT = 5.0
-
-
-def _framer(fmt: TextFormat, location: str) -> Framer:
-    enc = fmt.encoding
-    quote = fmt.quote.encode(enc) if (fmt.kind == "csv" and fmt.quote) else None
-    escape = fmt.escape_char.encode(enc) if (quote and fmt.escape_char) else None
-    return Framer(fmt.record_separator.encode(enc), quote, escape, location=location)
 
 
 async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
@@ -67,8 +61,9 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
                                    f"(LIKE {target} INCLUDING DEFAULTS)")
                 columns = [n for n, _ in await table_columns(conn, stage_name, schema)]
         try:
-            rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress,
-                                     columns)
+            with waiting_on_peer():  # this connection idles while the loaders (watched) work
+                rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp,
+                                         progress, columns)
             with map_errors(describe, "swap in"):
                 async with transaction(conn):
                     await conn.execute(f"INSERT INTO {target} SELECT * FROM {stage}")
@@ -89,7 +84,12 @@ async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, s
 
     async def load(i: int, recv: MemoryObjectReceiveStream[bytes]) -> None:
         async def pieces() -> AsyncIterator[bytes]:
-            async for piece in recv:
+            while True:
+                with waiting_on_peer():  # the dealer, and the copy's input behind it
+                    try:
+                        piece = await recv.receive()
+                    except anyio.EndOfStream:
+                        return
                 yield piece
 
         own = {**opts, "header": bool(opts.get("header")) and i == 0}
@@ -101,34 +101,25 @@ async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, s
                                                           source=pieces(), **own)
         counts[i] = copy_count(str(status))
 
-    async def deal(sends: list[MemoryObjectSendStream[bytes]]) -> None:
-        # The whole stream, in order, passes the end-marker rewrite and the NUL / UTF-8 guard
-        # (as one COPY stream's does) before it is cut: line numbers are the input's.
-        framer = _framer(fmt, describe)
-        marker = EndMarkerQuoter(fmt)
-        guard = TextGuard(fmt, columns, where=describe)
-        turn = 0
-        try:
-            async for chunk in inp:
-                progress.add(nbytes=len(chunk))
-                chunk = marker.feed(chunk)
-                guard.check(chunk)
-                run = framer.feed(chunk)
-                if run:
-                    await sends[turn].send(run)
-                    turn = (turn + 1) % n
-            last = marker.finish()
-            guard.check(last)
-            tail = framer.feed(last) + framer.finish() if last else framer.finish()
-            if tail:
-                await sends[turn].send(tail)
-        finally:
-            for send in sends:
-                send.close()
+    # The whole stream, in order, passes the end-marker rewrite and the NUL / UTF-8 guard
+    # (as one COPY stream's does) before it is cut: line numbers are the input's.
+    marker = EndMarkerQuoter(fmt)
+    guard = TextGuard(fmt, columns, where=describe)
+
+    async def checked(chunk: bytes) -> bytes:
+        chunk = marker.feed(chunk)
+        guard.check(chunk)
+        return chunk
+
+    def last() -> bytes:
+        tail = marker.finish()
+        guard.check(tail)
+        return tail
 
     with single_failure():
         async with anyio.create_task_group() as tg:
             for i, (_, recv) in enumerate(streams):
                 tg.start_soon(load, i, recv)
-            tg.start_soon(deal, [send for send, _ in streams])
+            tg.start_soon(deal_records, inp, [send for send, _ in streams],
+                          record_framer(fmt, describe), progress, checked, last)
     return sum(counts)

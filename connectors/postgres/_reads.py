@@ -3,6 +3,7 @@ planner's row estimate, and sending a query's rows as batches from a server-side
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,33 @@ from ._types import PG_STRINGIFY, pg_logical
 
 
 def attributes_schema(attrs: Sequence[Any]) -> Schema:
-    return schema_of([(a.name, pg_logical(a.type.name)) for a in attrs])
+    schema = schema_of([(a.name, pg_logical(a.type.name)) for a in attrs])
+    narrow = {"int2": 16, "float4": 32}
+    if not any(a.type.name in narrow for a in attrs):
+        return schema
+    return Schema(tuple(dataclasses.replace(c, bits=narrow.get(a.type.name))
+                        for c, a in zip(schema.columns, attrs, strict=True)))
+
+
+async def with_numeric_scales(conn: asyncpg.Connection, table: str | None,
+                              schema: Schema) -> Schema:
+    """``schema`` with the precision and scale of ``table``'s ``numeric(p, s)`` columns (from
+    the catalog's type modifiers; a query's result carries none, so it keeps ``numeric``)."""
+    if table is None or not any(c.type == "numeric" for c in schema.columns):
+        return schema
+    rows = await conn.fetch(
+        "SELECT attname, atttypmod FROM pg_attribute WHERE attrelid = $1::regclass "
+        "AND attnum > 0 AND NOT attisdropped", table)
+    mods = {r["attname"]: int(r["atttypmod"]) for r in rows}
+    columns = []
+    for c in schema.columns:
+        mod = mods.get(c.name, -1)
+        if c.type == "numeric" and mod >= 4:
+            precision, scale = ((mod - 4) >> 16) & 0xFFFF, (mod - 4) & 0xFFFF
+            if scale <= precision:  # PostgreSQL 15's negative scales stay unconstrained
+                c = dataclasses.replace(c, precision=precision, scale=scale)
+        columns.append(c)
+    return Schema(tuple(columns))
 
 
 async def estimated_rows(conn: asyncpg.Connection, query: str, *args: Any) -> int:
@@ -28,12 +55,13 @@ async def estimated_rows(conn: asyncpg.Connection, query: str, *args: Any) -> in
 
 
 async def send_rows(conn: asyncpg.Connection, query: str, args: Sequence[Any], out: RowsOut,
-                    progress: Progress, line: list[int]) -> None:
+                    progress: Progress, line: list[int], *, table: str | None = None) -> None:
     """``query``'s rows as batches into ``out``, inside the caller's transaction.
-    ``line[0]`` is the next batch's first record number (shared by parts read at once)."""
+    ``line[0]`` is the next batch's first record number (shared by parts read at once);
+    ``table``: the rows are that table's, and their schema keeps its numeric precisions."""
     stmt = await conn.prepare(query)
     attrs = stmt.get_attributes()
-    schema = attributes_schema(attrs)
+    schema = await with_numeric_scales(conn, table, attributes_schema(attrs))
     stringify = [i for i, a in enumerate(attrs) if a.type.name in PG_STRINGIFY]
     cursor = await stmt.cursor(*args)
     while records := await cursor.fetch(ROWS_PER_BATCH):

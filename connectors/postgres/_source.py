@@ -12,7 +12,7 @@ from ._copy import copy_count, copy_options
 from ._endpoint import PostgresEndpoint, connection
 from ._errors import map_errors
 from ._partitions import read_partitioned
-from ._reads import attributes_schema, estimated_rows, send_rows
+from ._reads import attributes_schema, estimated_rows, send_rows, with_numeric_scales
 
 
 class PostgresSource(SqlSource[PostgresEndpoint]):
@@ -21,7 +21,8 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
     @property
     def _partitioned(self) -> bool:
         """Read as ``partitions`` parts at once (a table only; see :mod:`._partitions`)."""
-        return self.endpoint.partitions > 1 and not self.endpoint.select_query
+        return self.endpoint.partitions > 1 and not self.endpoint.select_query and \
+            self.where is None
 
     def can_produce(self, fmt: TextFormat) -> bool:
         return copy_options(fmt, loading=False) is not None
@@ -30,7 +31,25 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
         async with connection(self.endpoint, "describe") as conn:
             with map_errors(self.describe, "describe"):
                 stmt = await conn.prepare(self._query())
-                return attributes_schema(stmt.get_attributes())
+                return await with_numeric_scales(conn, self._table(),
+                                                 attributes_schema(stmt.get_attributes()))
+
+    def _table(self) -> str | None:
+        """The table whose catalog types (numeric precision) the result keeps, if any."""
+        return None if self.endpoint.select_query else self.endpoint.quoted_table()
+
+    async def primary_key(self) -> tuple[str, ...]:
+        """The table's primary key columns, in key order (empty: none, or a query)."""
+        if not self.endpoint.table:
+            return ()
+        async with connection(self.endpoint, "describe") as conn:
+            with map_errors(self.describe, "describe"):
+                rows = await conn.fetch(
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON "
+                    "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indrelid = $1::regclass AND i.indisprimary "
+                    "ORDER BY array_position(i.indkey, a.attnum)", self.endpoint.quoted_table())
+        return tuple(r["attname"] for r in rows)
 
     async def total(self) -> Total | None:
         """The rows the planner expects the read to return (``EXPLAIN``: the table's
@@ -64,9 +83,8 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
 
         async with connection(self.endpoint, "COPY TO") as conn:
             with map_errors(self.describe, "COPY TO"):
-                if self.endpoint.select_query:
-                    status = await conn.copy_from_query(self.endpoint.select_query,
-                                                        output=take, **opts)
+                if self.endpoint.select_query or self.where is not None:
+                    status = await conn.copy_from_query(self._query(), output=take, **opts)
                 else:
                     schema, name = self.endpoint.table_parts()
                     status = await conn.copy_from_table(name, schema_name=schema,
@@ -85,4 +103,5 @@ class PostgresSource(SqlSource[PostgresEndpoint]):
         async with connection(self.endpoint, "SELECT") as conn:
             with map_errors(self.describe, "SELECT"):
                 async with conn.transaction(readonly=True):
-                    await send_rows(conn, self._query(), (), out, progress, [1])
+                    await send_rows(conn, self._query(), (), out, progress, [1],
+                                    table=self._table())

@@ -15,11 +15,19 @@ from connectors.base import (
     Progress,
     RangeWriter,
     RowsOut,
+    Schema,
     TextFormat,
     Total,
 )
 from connectors.errors import NotFoundError
-from connectors.formats import NamedFormatSource, decoder_for
+from connectors.formats import (
+    NamedFormatSource,
+    ParquetInput,
+    RangeFile,
+    decoder_for,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
 
 from ._download import Ranges
 from ._listing import any_object, head, iter_objects, read_manifest
@@ -132,7 +140,56 @@ class S3Source(NamedFormatSource):
             await self._ranges.fetch_into(client, obj, progress, write)
             return obj.size
 
+    async def schema(self) -> Schema | None:
+        if self._fmt.kind == "parquet" and not self._fmt.columns:
+            async with self.client() as client:
+                _, objects = await self.resolve(client)
+                async for obj in objects:
+                    opener = self._parquet_opener(client, obj, Progress())
+                    return await read_parquet_schema(self._ranges_location(obj), opener)
+            return None
+        return await super().schema()
+
+    def _ranges_location(self, obj: S3Object) -> str:
+        return f"s3://{obj.bucket or self.url.bucket}/{obj.key}"
+
+    def _parquet_opener(self, client: Any, obj: S3Object,
+                        progress: Progress) -> Callable[[], RangeFile]:
+        """A file over ``obj`` for pyarrow (in a worker thread): each read a ranged GET."""
+        ranges = self._ranges
+
+        async def read_at(offset: int, length: int) -> bytes:
+            pieces: list[bytes] = []
+
+            async def take(_offset: int, piece: bytes) -> None:
+                pieces.append(piece)
+
+            await ranges.read(client, obj, offset, offset + length, progress, take)
+            data = b"".join(pieces)
+            progress.add(nbytes=len(data))
+            return data
+
+        # pyarrow reads from threads of its own, not only the worker thread it was called
+        # in, so the way back to this event loop is named explicitly
+        token = anyio.lowlevel.current_token()
+
+        def sync_read(offset: int, length: int) -> bytes:
+            return anyio.from_thread.run(read_at, offset, length, token=token)
+
+        return lambda: RangeFile(obj.size, sync_read)
+
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        if self._fmt.kind == "parquet":
+            async with self.client() as client:
+                _, objects = await self.resolve(client)
+
+                async def files() -> AsyncIterator[ParquetInput]:
+                    async for obj in objects:
+                        yield (self._ranges_location(obj),
+                               self._parquet_opener(client, obj, progress))
+
+                await produce_parquet_rows(files(), out, progress)
+            return
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
         send, recv = anyio.create_memory_object_stream[bytes](2)
 

@@ -8,7 +8,9 @@ An object becomes visible only when its upload completes; a failed upload is abo
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import sys
 from typing import Any
@@ -64,7 +66,7 @@ class Multipart:
 
     async def send_part(self, number: int, body: io.BytesIO) -> None:
         with aws.map_errors(CONNECTOR, "upload-part", self.target), \
-                aws.sending(body, CONNECTOR, f"UploadPart {self.target}"):
+                aws.sending(body, CONNECTOR, "UploadPart", self.target):
             resp = await self.client.upload_part(Bucket=self.bucket, Key=self.key,
                                                  UploadId=self.upload_id, PartNumber=number,
                                                  Body=body)
@@ -142,6 +144,10 @@ class Upload:
         self._buf: io.BytesIO = ReportingBody()  # an upload stalled mid-body is bounded
         self._next_part = 1
         self.completed = False
+        #: ``--verify``: the MD5 of each part as sent (S3 returns each part's MD5 as its ETag)
+        self.verify = False
+        self._md5s: dict[int, bytes] = {}
+        self._single_md5: bytes | None = None
 
     @property
     def target(self) -> str:
@@ -179,6 +185,8 @@ class Upload:
         except BaseException:
             self._sem.release()
             raise
+        if self.verify:
+            self._md5s[number] = hashlib.md5(body.getbuffer()).digest()
         self._tg.start_soon(self._put_part, number, body)
 
     async def _put_part(self, number: int, body: io.BytesIO) -> None:
@@ -202,11 +210,15 @@ class Upload:
             await self._multipart.complete()
         else:
             body = self._take_part()
+            extra: dict[str, Any] = {}
+            if self.verify:  # S3 refuses a body whose MD5 is not this: nothing is stored
+                extra["ContentMD5"] = base64.b64encode(
+                    self._single_md5 or hashlib.md5(body.getbuffer()).digest()).decode()
             await check_output_fence()
             with aws.map_errors(CONNECTOR, "put", self.target), \
-                    aws.sending(body, CONNECTOR, f"PutObject {self.target}"):
+                    aws.sending(body, CONNECTOR, "PutObject", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
-                                                    Body=body)
+                                                    Body=body, **extra)
             note_retries(resp, self._progress, "s3-complete")
             if self._count_written:
                 self._progress.add(nbytes=body.getbuffer().nbytes)
@@ -215,6 +227,25 @@ class Upload:
     async def abort(self) -> None:
         if not self.completed:
             await self._multipart.abort()
+
+    def etags(self) -> tuple[str, str]:
+        """(the ETag of what we sent, the ETag S3 computed of what it stored), for
+        ``--verify``, once every part was sent and before :meth:`complete`: a multipart
+        object's is the MD5 of its parts' MD5s and ``-N``. A single PutObject is sent with
+        its MD5 (``Content-MD5``), which S3 checks before it stores anything."""
+        if not self._started:
+            self._single_md5 = hashlib.md5(self._buf.getbuffer()).digest()
+            ours = self._single_md5.hex()
+            return ours, ours
+        numbers = sorted(self._md5s)
+        ours = hashlib.md5(b"".join(self._md5s[n] for n in numbers)).hexdigest()
+        try:
+            stored = b"".join(bytes.fromhex(self._multipart.etags[n].strip('"'))
+                              for n in numbers)
+            theirs = hashlib.md5(stored).hexdigest()
+        except (KeyError, ValueError):
+            theirs = "unknown"  # an ETag that is no MD5 (SSE-KMS): nothing to compare
+        return f"{ours}-{len(numbers)}", f"{theirs}-{len(numbers)}"
 
 
 async def abort_stale_uploads(client: Any, url: S3Url) -> int:
@@ -266,7 +297,7 @@ async def upload_ranges(client: Any, url: S3Url, reader: RangeReader, progress: 
     if size <= part_size:
         body = await reader.read_at(0, size)
         with aws.map_errors(CONNECTOR, "put", str(url)), \
-                aws.sending(body, CONNECTOR, f"PutObject {url}"):
+                aws.sending(body, CONNECTOR, "PutObject", str(url)):
             resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
         note_retries(resp, progress, "s3-put")
         progress.add(nbytes=size)

@@ -6,12 +6,20 @@ each input field goes to, and taking row batches off a stream."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import MAX_PARTITIONS, EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import (
+    MAX_PARTITIONS,
+    EndpointOptions,
+    RowBatch,
+    RowsIn,
+    Schema,
+    TextFormat,
+    VerifyCheck,
+)
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
@@ -169,12 +177,24 @@ class SqlSource(Generic[E]):
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
+        #: A condition on the table's rows (an incremental copy's ``column > watermark``).
+        self.where: str | None = None
 
     @property
     def native_format(self) -> TextFormat | None:
         return None
 
+    def restrict(self, where: str | None) -> None:
+        """Read only the table's rows where ``where`` holds (SQL made by the caller from
+        quoted names and literals; see :mod:`connectors.incremental`)."""
+        if where is not None and not self.endpoint.table:
+            raise ConfigError("an incremental copy reads a table, not a query",
+                              connector=self.describe)
+        self.where = where
+
     def _query(self) -> str:
+        if self.where is not None:
+            return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
         return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
 
 
@@ -191,6 +211,25 @@ class SqlSink(Generic[E]):
         self.endpoint = endpoint
         self.describe = endpoint.describe()
         self.source_schema: Schema | None = None
+        #: Set by ``--verify``: called with the rows the load wrote, before commit.
+        self.verify_check: VerifyCheck | None = None
+        #: ``--key`` of an incremental copy: rows replace the target's rows with their key
+        #: (upsert) instead of being appended.
+        self.merge_keys: tuple[str, ...] = ()
+        #: An incremental copy's (copy key, state maker): the state is written in the
+        #: load's transaction (the ``headrace_checkpoints`` row), after the last row.
+        self.watermark: tuple[str, Callable[[], str]] | None = None
+
+    def commit_watermark(self, key: str, state: Callable[[], str]) -> None:
+        self.watermark = (key, state)
+
+    verify_kind: Literal["rows", "bytes"] = "rows"
+
+    def verify_with(self, check: VerifyCheck) -> None:
+        """Verify the load before committing (see :class:`~connectors.base.VerifiesLoad`).
+        Loads under a checkpoint key that go in resumable batches cannot be verified as a
+        whole inside one transaction; they refuse instead."""
+        self.verify_check = check
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns, used to create the table when ``create`` is set."""
@@ -257,3 +296,10 @@ def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
     raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
                        f"{list(target)}), and the input has {len(names)} fields for "
                        f"{len(target)} columns, so they cannot be matched by position")
+
+
+def aligned_schema(names: Sequence[str], target: Schema) -> Schema:
+    """The target's columns in the order the input's fields go to them (:func:`target_columns`):
+    what a verify reads back, and the types the source's side reads its values as."""
+    by_name = {c.name: c for c in target.columns}
+    return Schema(tuple(by_name[n] for n in target_columns(names, target.names)))

@@ -172,9 +172,12 @@ _TYPES: list[TypeSpec] = [
         "schemaName": S, "primaryKeys": SM},
         required=("database", "tableName")),
     # activities
-    # ``partitions``: a headrace extension (an SQL table input read as N key ranges at once)
+    # headrace extensions: ``partitions`` (an SQL table input read as N key ranges at once);
+    # ``verify`` (compare both ends' rows and checksums before commit); ``incrementalColumn``
+    # with ``incrementalKey`` and ``lookback`` (an incremental copy)
     TypeSpec("CopyActivity", "activity", "run", {
-        **RUNNABLE, **IO, "partitions": FieldSpec("int", minimum=1, maximum=MAX_PARTITIONS)},
+        **RUNNABLE, **IO, "partitions": FieldSpec("int", minimum=1, maximum=MAX_PARTITIONS),
+        "verify": BOOL, "incrementalColumn": S, "incrementalKey": SM, "lookback": S},
              required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,
@@ -276,6 +279,10 @@ _TYPES: list[TypeSpec] = [
     TypeSpec("RegEx", "dataformat", "run", {**COLUMNS, "inputRegEx": S, "outputFormat": S}),
     TypeSpec("DynamoDBDataFormat", "dataformat", "run", dict(COLUMNS)),
     TypeSpec("DynamoDBExportDataFormat", "dataformat", "run", dict(COLUMNS)),
+    TypeSpec("ParquetDataFormat", "dataformat", "run", {
+        **COLUMNS, "compression": enum("zstd", "snappy", "none")}, extension=True,
+        note="headrace extension: Parquet files (pyarrow, the headrace[parquet] extra); "
+             "row groups compressed with zstd (the default), snappy or none"),
     # actions
     TypeSpec("SnsAlarm", "action", "run", {
         "topicArn": S, "subject": S, "message": S, "role": S, "node": ref(), "region": S},

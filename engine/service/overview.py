@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.store import PipelineRecord, Status, Store
+from engine.store.queries import instance_status_counts
 from engine.store.records import BROKEN, from_text, to_text
 
 #: how bad a status is for an interval's summary colour: the worst instance decides
@@ -132,6 +133,19 @@ class Overview:
                                         describe_schedule(body),
                                         await self._recent(record.id), late.get(record.id, 0)))
         return out
+
+    async def summary(self, pipeline_id: str) -> dict[str, Any]:
+        """A pipeline's row of the pipelines page as JSON (counts, late, failing, the latest
+        intervals): what a live page needs to redraw the row (four queries)."""
+        counts = await instance_status_counts(self.store, pipeline_id)
+        late = await self.store.backend.query(
+            "SELECT COUNT(*) FROM hr_instances WHERE pipeline_id = ? AND late_fired <> 0",
+            pipeline_id)
+        return {"counts": counts, "late": int(late[0][0]) if late else 0,
+                "failing": sum(counts.get(s.value, 0) for s in BROKEN),
+                "recent": [{"start": h.start.strftime("%Y-%m-%dT%H:%M:%S"),
+                            "status": h.status, "late": h.late}
+                           for h in await self._recent(pipeline_id)]}
 
     async def _recent(self, pipeline_id: str) -> list[IntervalHealth]:
         starts = await self._latest_starts(pipeline_id, RECENT_INTERVALS)

@@ -8,21 +8,23 @@ block, so tests can run the engine in virtual time).
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, TransientError
 from engine.errors import StoreError
 from engine.owner_only import secure_store_file
 from engine.store.trips import Trips, run_each
 
 T = TypeVar("T")
+log = logging.getLogger("headrace.store")
 Row = tuple[Any, ...]
 
 
@@ -59,7 +61,8 @@ class Backend(Protocol):
         ...
 
     async def query(self, sql: str, *params: Any) -> list[Row]:
-        """One read statement (atomic on its own: no explicit transaction)."""
+        """One statement (atomic on its own: no explicit transaction): a read, or a single
+        ``UPDATE ... RETURNING``."""
         ...
 
     async def compact(self, table: str) -> None:
@@ -276,20 +279,60 @@ class PostgresBackend:
                 await pool.close()
 
     async def batch(self, steps: Sequence[Step]) -> tuple[bool, list[int]]:
-        counts: list[int] = []
-        try:
-            async with self.transaction() as tx:
-                for sql, params, guard in steps:
-                    counts.append(await tx.execute(sql, *params))
-                    if guard and counts[-1] == 0:
-                        raise _RollBack
-        except _RollBack:
-            return False, counts
-        return True, counts
+        if len(steps) == 1:  # one statement is atomic on its own: no BEGIN/COMMIT trips
+            sql, params, guard = steps[0]
+
+            async def single() -> tuple[bool, list[int]]:
+                count = await self._on_connection(lambda c: _PgTx(c).execute(sql, *params))
+                return not (guard and count == 0), [count]
+
+            return await self._reconnecting(single)
+
+        async def once() -> tuple[bool, list[int]]:
+            counts: list[int] = []
+            try:
+                async with self.transaction() as tx:
+                    for sql, params, guard in steps:
+                        counts.append(await tx.execute(sql, *params))
+                        if guard and counts[-1] == 0:
+                            raise _RollBack
+            except _RollBack:
+                return False, counts
+            return True, counts
+
+        return await self._reconnecting(once)
 
     async def query(self, sql: str, *params: Any) -> list[Row]:
-        async with self.transaction() as tx:
-            return await tx.fetch(sql, *params)
+        return await self._reconnecting(
+            lambda: self._on_connection(lambda c: _PgTx(c).fetch(sql, *params)))
+
+    async def _on_connection(self, call: Callable[[Any], Awaitable[T]]) -> T:
+        """One statement on a pooled connection, outside any explicit transaction."""
+        from connectors.postgres import map_errors
+
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        try:
+            with map_errors("PostgreSQL store", "statement"):
+                async with self._pool.acquire() as conn:
+                    return await call(conn)
+        except ConnectorError as exc:
+            raise StoreError(f"PostgreSQL store: {_driver_text(exc)}") from exc
+
+    async def _reconnecting(self, once: Callable[[], Awaitable[T]]) -> T:
+        """Run ``once`` again on a fresh connection when the connection was lost (the server
+        restarted, a network reset): the pool drops the broken one. A batch whose commit
+        was lost on the way may run twice; the store's batches are compare-and-set (a
+        second run changes nothing) or idempotent, so that is safe."""
+        for delay in RECONNECT_DELAYS:
+            try:
+                return await once()
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, TransientError):
+                    raise
+                log.warning("PostgreSQL store: %s; trying again in %g s", exc, delay)
+            await anyio.sleep(delay)
+        return await once()
 
     async def compact(self, table: str) -> None:
         from connectors.postgres import map_errors
@@ -315,6 +358,14 @@ class PostgresBackend:
                     yield _PgTx(conn)
         except ConnectorError as exc:
             raise StoreError(f"PostgreSQL store: {_driver_text(exc)}") from exc
+
+
+#: waits before each new try of a statement whose connection was lost (then a last try)
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+async def _no_reset(conn: Any) -> None:
+    del conn
 
 
 class _RollBack(Exception):

@@ -24,7 +24,13 @@ import anyio
 from connectors.base import OUTPUT_FENCE, OutputFence
 from engine.activities.base import ACTIVITIES, PRECONDITIONS, AttemptContext
 from engine.errors import RunError
-from engine.runtime.attempt import Attempt, AttemptHost, RetryPolicy, kill_orphans
+from engine.runtime.attempt import (
+    Attempt,
+    AttemptHost,
+    RetryPolicy,
+    interrupt_lost_attempts,
+    kill_orphans,
+)
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.precondition import PollPlan, check_once
 from engine.store import queue
@@ -79,6 +85,12 @@ async def run_claimed(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> N
                             error=f"this worker cannot run objects of type {rec.type}")
         return
     policy = RetryPolicy.of(rt, rec)
+    if rec.status == Status.RUNNING:  # its last holder let go without ending its attempt
+        await interrupt_lost_attempts(rt, rec)
+        if not await queue.update_held(rt.store, rec.pipeline_id, rec.id, claim.fence,
+                                       status=Status.WAITING_FOR_RUNNER):
+            return
+        rec.status = Status.WAITING_FOR_RUNNER
     await kill_orphans(rt, rec)
     attempt = _attempt(rt, host, claim)
     if not await attempt.begin():
@@ -91,9 +103,9 @@ async def run_claimed(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> N
         OUTPUT_FENCE.reset(token)
     _, recorded = await attempt.settle(policy, outcome)
     if not recorded:
-        log.error("%s: the outcome of attempt %d was not recorded: this worker no longer "
-                  "holds the instance (lease version %d)", rec.id, attempt.number,
-                  claim.fence.token)
+        log.error("worker %s lost the lease on %s (lease version %d): the outcome of attempt "
+                  "%d is not recorded", claim.fence.worker_id, rec.id, claim.fence.token,
+                  attempt.number)
 
 
 async def _one_check(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> None:

@@ -13,7 +13,7 @@ from tests.e2e.api_kit import Server
 
 def shell(object_id: str, command: str, **fields: Any) -> dict[str, Any]:
     return {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
-            "workerGroup": "local", "command": command, "maximumRetries": "0", **fields}
+            "command": command, "maximumRetries": "0", **fields}
 
 
 def pipeline_state(server: Server, pid: str) -> str:
@@ -141,6 +141,8 @@ def test_evaluated_fields_pause_resume_and_mark_finished(
     assert console.page.get_attribute(f"{late_cell} a", "title") == (
         "Blocked 2024-01-01T00:00:00: WAITING_ON_DEPENDENCIES, late, waiting on "
         "@Hold_2024-01-01T00:00:00")
+    console.page.wait_for_selector("#graph svg a.node")
+    console.shot("pipeline-live")
     console.goto("/pipelines")
     assert "late: 1" in console.page.inner_text(f"tr[data-pipeline='{pid}'] td.counts")
     console.goto(f"/pipelines/{pid}/instances/{blocked}")
@@ -171,3 +173,28 @@ def test_deactivate_then_activate(console: Console, server: Server) -> None:
     assert "activated version 1" in console.page.locator("p.notice").inner_text()
     wait_until(lambda: pipeline_state(server, pid) in ("SCHEDULED", "FINISHED"),
                what="active again")
+
+
+def test_the_grid_shows_failures_and_what_they_cascade_to(console: Console,
+                                                          server: Server) -> None:
+    minute = "#{format(@scheduledStartTime,'mm')}"
+    pid = make_pipeline(server, "nightly-etl", [
+        shell("Extract", f"[ {minute} != 30 ]"),  # fails in the :30 intervals
+        shell("Transform", "echo t", dependsOn={"ref": "Extract"}),
+        shell("Load", "echo l", dependsOn={"ref": "Transform"}),
+        shell("Report", "echo r", dependsOn={"ref": "Load"}),
+    ], end="2024-01-01T02:00:00", unique_id="nightly-etl")
+    settled = ("FINISHED", "FAILED", "CASCADE_FAILED")
+    wait_until(lambda: len(statuses(server, pid)) == 32 and all(
+        s in settled for s in statuses(server, pid).values()), what="the day to settle")
+    console.login()
+    console.goto(f"/pipelines/{pid}")
+    grid = console.grid()
+    assert grid == statuses(server, pid)
+    for iid, status in grid.items():
+        at_half_past = iid.endswith(":30:00")
+        expected = ("FAILED" if iid.startswith("@Extract") else "CASCADE_FAILED") \
+            if at_half_past else "FINISHED"
+        assert status == expected, iid
+    console.page.wait_for_selector("#graph svg a.node")
+    console.shot("pipeline-failures")

@@ -28,10 +28,11 @@ def test_every_command_takes_output_json_and_fails_in_json(cli: Cli, command: st
     body = json.loads(result.stdout)
     assert body["error"]["kind"] == "usage" and body["error"]["exitCode"] == 2
     # the commands without a required argument refuse what they lack here instead: serve an
-    # API credential, worker a shared store, list-workers a store that exists
+    # API credential, worker a shared store, list-workers and describe-copy a store that exists
     missing = {"serve": "no credentials: ",
                "worker": "headrace worker needs a store that several processes share",
-               "list-workers": "no store at "}.get(command, "Missing ")
+               "list-workers": "no store at ",
+               "describe-copy": "no store at "}.get(command, "Missing ")
     assert body["error"]["message"].startswith(missing)
     assert result.stderr == ""
 

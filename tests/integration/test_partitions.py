@@ -291,3 +291,31 @@ async def test_pg_parallel_load_is_whole_and_atomic(pg_database: str, tmp_path: 
     assert len(await pg(pg_database, "SELECT id FROM t")) == 30001  # untouched
     assert await pg(pg_database, "SELECT relname FROM pg_class WHERE relname LIKE "
                     "'headrace_load_%'") == []
+
+
+async def test_mysql_parallel_load_is_whole_and_atomic(mysql_database: str,
+                                                       tmp_path: Path) -> None:
+    my(mysql_database, "CREATE TABLE t (id int PRIMARY KEY, v text)",
+       "INSERT INTO t VALUES (0, 'before')")
+    lines = ["id,v"] + [f'{i},"line {i}\nwith, a ""quote"""' if i % 97 == 0 else f"{i},v{i}"
+                        for i in range(1, 20001)]
+    good = tmp_path / "good.csv"
+    good.write_text("\n".join(lines) + "\n")
+    progress = Progress()
+    await copy(open_source(str(good), EndpointOptions(format=HEADED)),
+               open_sink(f"{mysql_database}?table=t",
+                         EndpointOptions(format=HEADED, partitions=4)),
+               CopyOptions(chunk_size=64 * 1024), progress=progress)
+    rows = my(mysql_database, "SELECT id, v FROM t")
+    checker([r[0] for r in rows], list(range(0, 20001)))
+    assert dict(rows)[97] == 'line 97\nwith, a "quote"' and progress.rows == 20000
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,v\n" + "".join(f"{i},v\n" for i in range(40001, 60000)) + "x,oops\n"
+                   + "".join(f"{i},v\n" for i in range(60000, 70000)))
+    with pytest.raises(BadDataError, match=r"Incorrect integer|nothing was committed"):
+        await copy(open_source(str(bad), EndpointOptions(format=HEADED)),
+                   open_sink(f"{mysql_database}?table=t",
+                             EndpointOptions(format=HEADED, partitions=3)))
+    assert len(my(mysql_database, "SELECT id FROM t")) == 20001  # untouched
+    assert my(mysql_database, "SHOW TABLES LIKE 'headrace_load_%'") == []

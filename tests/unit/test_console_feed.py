@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.server.console.feed import BUFFER, ChangeFeed
+from engine.server.console.feed import BATCH_MAX, BUFFER, ChangeFeed
 from engine.service import PipelineService
 from engine.service.overview import Overview
 from engine.store import InstanceRecord, Status, Store, open_store
@@ -65,11 +65,22 @@ async def test_one_look_serves_every_page_and_each_gets_its_pipeline(store: Stor
         assert await feed.poll() == []  # the first look takes note only
         await store.update_instance(first, "@B_2024-01-01T00:00:00", status=Status.RUNNING)
         changes = await feed.poll()
-        assert [(c.kind, c.pipeline_id, c.data["id"], c.data["status"]) for c in changes] == [
-            ("instance", first, "@B_2024-01-01T00:00:00", "RUNNING")]
+        assert [(c.kind, c.pipeline_id) for c in changes] == [
+            ("instances", first), ("summary", first)]  # the page's, and the pipelines row
+        assert changes[0].data["changes"] == [{
+            "id": "@B_2024-01-01T00:00:00", "component": "B", "status": "RUNNING",
+            "late": False, "attempts": 0}]
+        assert changes[1].data["counts"] == {"FINISHED": 3, "RUNNING": 1,
+                                             "WAITING_ON_DEPENDENCIES": 2}
+        assert [h["status"] for h in changes[1].data["recent"]] == [
+            "RUNNING", "WAITING_ON_DEPENDENCIES", "WAITING_ON_DEPENDENCIES"]
         feed.publish(changes)
-        assert (await mine.receive()).data["status"] == "RUNNING"
-        assert (await every.receive()).data["id"] == "@B_2024-01-01T00:00:00"
+        assert (await mine.receive()).data["changes"][0]["status"] == "RUNNING"
+        assert (await every.receive()).kind == "summary"  # the pipelines page: rows only
+        with pytest.raises(anyio.WouldBlock):
+            every.receive_nowait()
+        with pytest.raises(anyio.WouldBlock):
+            mine.receive_nowait()  # a pipeline's page gets no row summary
         with pytest.raises(anyio.WouldBlock):
             other.receive_nowait()
         # seen once: the next look inside the overlap window does not repeat it
@@ -78,7 +89,9 @@ async def test_one_look_serves_every_page_and_each_gets_its_pipeline(store: Stor
         await store.set_paused(second, "A", True)
         kinds = {(c.kind, c.pipeline_id) for c in await feed.poll()}
         assert kinds == {("pipeline", second), ("paused", second)}
-    assert feed.stats.queries == 4 * feed.stats.ticks  # per look, whatever the pages
+    # per look, whatever the number of pages; and four per row summary
+    assert feed.stats.summaries == 1
+    assert feed.stats.queries == 4 * feed.stats.ticks + 4 * feed.stats.summaries
 
 
 @pytest.mark.anyio
@@ -123,3 +136,30 @@ async def test_the_grid_and_the_overview_read_the_store(store: Store) -> None:
     assert overview.counts == {"FINISHED": 2, "WAITING_ON_DEPENDENCIES": 4, "RUNNING": 1,
                                "FAILED": 1}
     assert overview.failing == 1
+
+
+@pytest.mark.anyio
+async def test_a_look_s_changes_are_one_event_and_a_huge_burst_a_reload(store: Store) -> None:
+    pid = await pipeline(store, "burst", intervals=BATCH_MAX + 41)
+    feed = ChangeFeed(store)
+    waiting = await store.list_instances(pid, statuses=[Status.WAITING_ON_DEPENDENCIES])
+    with feed.subscribe(pid) as page, feed.subscribe(None) as overview:
+        await feed.poll()
+        for inst in waiting[:40]:
+            await store.update_instance(pid, inst.id, status=Status.RUNNING)
+        changes = await feed.poll()
+        assert [c.kind for c in changes] == ["instances", "summary"]
+        assert len(changes[0].data["changes"]) == 40  # one slot of a page's buffer
+        feed.publish(changes)
+        assert len((await page.receive()).data["changes"]) == 40
+        row = await overview.receive()  # the pipelines page: the row, nothing else
+        assert row.kind == "summary" and row.data["counts"]["RUNNING"] == 40
+        for inst in waiting[40:]:
+            await store.update_instance(pid, inst.id, status=Status.RUNNING)
+        changes = await feed.poll()
+        assert [c.kind for c in changes] == ["planned", "summary"]
+        assert changes[0].data == {"changed": BATCH_MAX + 1}
+        feed.publish(changes)
+        assert (await page.receive()).kind == "planned"  # the grid reloads once
+        with pytest.raises(anyio.WouldBlock):
+            page.receive_nowait()

@@ -59,6 +59,45 @@ function swapKeepingFocus(now, next) {
   }
 }
 
+// Redraw one row of the pipelines page from a "summary" event: counts, flags, intervals.
+function updateRow(summary) {
+  const row = document.querySelector(`tr[data-pipeline="${CSS.escape(summary.pipeline)}"]`);
+  if (!row) return;
+  row.classList.toggle("failing", summary.failing > 0);
+  row.classList.toggle("late", summary.late > 0);
+  const counts = row.querySelector("td.counts");
+  if (counts) {
+    counts.replaceChildren();
+    for (const status of Object.keys(summary.counts).sort()) {
+      const span = document.createElement("span");
+      span.className = `count s-${status}`;
+      span.dataset.status = status;
+      span.textContent = `${status} ${summary.counts[status]}`;
+      counts.append(span, " ");
+    }
+    for (const [name, n] of [["failing", summary.failing], ["late", summary.late]]) {
+      if (!n) continue;
+      const flag = document.createElement("strong");
+      flag.className = "flag";
+      flag.textContent = `${name}: ${n}`;
+      counts.append(flag);
+    }
+  }
+  const health = row.querySelector("ol.health");
+  if (health) {
+    health.replaceChildren();
+    health.setAttribute("aria-label", `latest ${summary.recent.length} intervals`);
+    for (const h of summary.recent) {
+      const item = document.createElement("li");
+      item.className = `cell s-${h.status}${h.late ? " is-late" : ""}`;
+      item.dataset.status = h.status;
+      item.title = `${h.start}: ${h.status}${h.late ? " (late)" : ""}`;
+      item.textContent = LETTERS[h.status] || "?";
+      health.append(item);
+    }
+  }
+}
+
 let refreshTimer = null;
 function scheduleRefresh(delay) {
   if (refreshTimer) return;
@@ -103,18 +142,28 @@ function startLive() {
   if (!url || !window.EventSource) return;
   const source = new EventSource(url);
   source.addEventListener("hello", () => { document.body.dataset.liveState = "open"; });
-  source.addEventListener("instance", (e) => {
-    const change = JSON.parse(e.data);
-    if (document.body.dataset.page === "pipelines") scheduleRefresh(1000);
-    else updateCell(change);
+  const onPipelines = document.body.dataset.page === "pipelines";
+  source.addEventListener("instances", (e) => {
+    for (const change of JSON.parse(e.data).changes) updateCell(change);
   });
+  // the pipelines page: the server sends each changed pipeline's row, worked out once for
+  // every open page, so a change costs no page a request
+  source.addEventListener("summary", (e) => updateRow(JSON.parse(e.data)));
   source.addEventListener("pipeline", (e) => {
     const change = JSON.parse(e.data);
+    if (onPipelines) {
+      const cell = document.querySelector(`tr[data-pipeline="${CSS.escape(change.pipeline)}"] td.state`);
+      if (cell) { cell.textContent = change.state; cell.dataset.state = change.state; }
+      else scheduleRefresh(500);  // a pipeline this page does not list yet
+      return;
+    }
     const state = document.getElementById("pipeline-state");
     if (state) { state.textContent = change.state; state.dataset.state = change.state; }
     scheduleRefresh(500);
   });
-  source.addEventListener("planned", () => scheduleRefresh(500));
+  // instances added, removed or too many changed at once: fetch the grid again, at a moment
+  // of its own for each page, so a hundred open pages do not all ask in the same second
+  source.addEventListener("planned", () => scheduleRefresh(500 + Math.random() * 4500));
   source.addEventListener("paused", (e) => {
     const paused = new Set(JSON.parse(e.data).components);
     for (const row of document.querySelectorAll("table.grid tr[data-component]")) {

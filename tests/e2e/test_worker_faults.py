@@ -1,0 +1,216 @@
+"""Worker processes under faults (issue 14), on a real PostgreSQL and the TCP fault proxy:
+a worker paused past its lease mid-load is fenced off, clocks ten minutes off take nothing
+early, a store connection reset under a worker runs nothing twice, a scheduler-only engine's
+work is carried on by a second one, and kill -9 mid PostgreSQL -> PostgreSQL copy loads once.
+The checker (nothing lost, duplicated or unexpected) runs on every data case."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import pytest
+
+from connectors.testing import FaultProxy
+from tests.e2e.cli_kit import ref
+from tests.e2e.test_faults_pipeline import pg_connection, pg_sql, wait_until
+from tests.e2e.worker_kit import PgCli, definition, shell_step
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+N = 20_000
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def cli(tmp_path: Path, pg_database: str) -> AsyncIterator[PgCli]:
+    kit = PgCli(tmp_path, dsn=pg_database)
+    yield kit
+    for out, err in await anyio.to_thread.run_sync(kit.close):
+        print(out, err)  # shown when a test fails
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """A blocking CLI call in a thread: the fault proxy runs on this test's event loop."""
+    return await anyio.to_thread.run_sync(lambda: fn(*args))
+
+
+def checker(ids: list[int], n: int = N) -> None:
+    seen = Counter(ids)
+    assert set(range(n)) - set(seen) == set()  # lost
+    assert {i for i, c in seen.items() if c > 1} == set()  # duplicated
+    assert set(seen) - set(range(n)) == set()  # unexpected
+
+
+async def copy_setup(dsn: str, tmp_path: Path, target_port: int) -> Path:
+    """src (N rows) -> t through the database at ``target_port`` (the slow proxy)."""
+    await pg_sql(dsn, "CREATE TABLE src AS SELECT g AS id, 'name ' || g AS name "
+                      f"FROM generate_series(0, {N - 1}) g")
+    await pg_sql(dsn, "CREATE TABLE t (id bigint, name text)")
+    port = urlsplit(dsn).port or 5432
+    return definition(
+        tmp_path / "p.json",
+        {"id": "Direct", "name": "Direct", "type": "JdbcDatabase",
+         "connectionString": pg_connection(dsn, port), "username": "postgres",
+         "*password": "unused"},
+        {"id": "Slow", "name": "Slow", "type": "JdbcDatabase",
+         "connectionString": pg_connection(dsn, target_port), "username": "postgres",
+         "*password": "unused"},
+        {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Direct"),
+         "table": "src"},
+        {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Slow"),
+         "table": "t"},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Out"), "maximumRetries": "2", "retryDelay": "1 seconds"})
+
+
+async def loaded_ids(dsn: str) -> list[int]:
+    return [int(r[0]) for r in await pg_sql(dsn, "SELECT id FROM t")]
+
+
+async def test_a_worker_paused_past_its_lease_mid_load_is_fenced_off(
+        cli: PgCli, pg_database: str, tmp_path: Path) -> None:
+    """SIGSTOP w1 during its load, past its lease: w2 takes over and finishes; SIGCONT w1:
+    its commit is refused by the fencing token, it logs that it lost the lease and cancels
+    itself; the table holds each row once."""
+    port = urlsplit(pg_database).port or 5432
+    async with FaultProxy("127.0.0.1", port) as proxy:
+        path = await copy_setup(pg_database, tmp_path, proxy.port)
+        proxy.bandwidth(256 * 1024, direction="up")
+        pid = await off_loop(cli.new_pipeline, path)
+        cli.scheduler()
+        first = cli.worker("w1", lease=3.0)
+        await wait_until(lambda: proxy.bytes_up > 100_000, "w1's load under way")
+        first.send_signal(signal.SIGSTOP)
+        try:
+            cli.worker("w2", lease=3.0)
+            [run] = await off_loop(cli.wait_finished, pid, 1, 120)
+            assert run["status"] == "FINISHED" and run["workerId"] == "w2", run
+        finally:
+            first.send_signal(signal.SIGCONT)
+        checker(await loaded_ids(pg_database))
+        # w1 resumes: it must notice, and commit nothing
+        await anyio.sleep(4)
+        first.send_signal(signal.SIGTERM)
+        _, err = await off_loop(first.communicate, None, 60)
+        assert "w1 lost the lease on @Load_2024-01-01T00:00:00" in err, err
+        checker(await loaded_ids(pg_database))
+        [fence] = await pg_sql(pg_database, "SELECT fence, finished FROM headrace_checkpoints")
+        assert fence == (2, True)
+    attempts = (await off_loop(cli.json, "describe-objects", "--store", cli.dsn,
+                               "--pipeline-id", pid, "--object-ids",
+                               "@Load_2024-01-01T00:00:00"))["pipelineObjects"][0][
+        "attemptList"]
+    assert [(a["status"], a["workerId"]) for a in attempts] == [
+        ("INTERRUPTED", "w1"), ("FINISHED", "w2")]
+
+
+async def test_kill_9_mid_postgres_to_postgres_copy_loads_once_elsewhere(
+        cli: PgCli, pg_database: str, tmp_path: Path) -> None:
+    port = urlsplit(pg_database).port or 5432
+    async with FaultProxy("127.0.0.1", port) as proxy:
+        path = await copy_setup(pg_database, tmp_path, proxy.port)
+        proxy.bandwidth(256 * 1024, direction="up")
+        pid = await off_loop(cli.new_pipeline, path)
+        cli.scheduler()
+        first = cli.worker("w1", lease=3.0)
+        await wait_until(lambda: proxy.bytes_up > 100_000, "w1's load under way")
+        first.kill()
+        await off_loop(first.wait, 30)
+        proxy.heal()
+        cli.worker("w2", lease=3.0)
+        [run] = await off_loop(cli.wait_finished, pid, 1, 120)
+    assert run["status"] == "FINISHED" and run["workerId"] == "w2"
+    checker(await loaded_ids(pg_database))
+
+
+async def test_clocks_ten_minutes_off_neither_steal_nor_lose_work(
+        cli: PgCli, tmp_path: Path) -> None:
+    """Two workers whose wall clocks are ten minutes ahead and behind (the injectable offset):
+    leases are in database time, so a step that outlives several leases keeps its worker,
+    and every instance runs once."""
+    out = tmp_path / "out"
+    out.mkdir()
+    path = definition(tmp_path / "p.json", shell_step(
+        "Step", f"sleep 12; echo $HEADRACE_WORKER_ID >> {out}/#{{@scheduledStartTime}}.txt",
+        maxActiveInstances="10"), instances=6)
+    pid = await off_loop(cli.new_pipeline, path)
+    cli.scheduler()
+    cli.worker("ahead", "--slots", "3", lease=5.0,
+               env={"HEADRACE_CLOCK_OFFSET_SECONDS": "600"})
+    cli.worker("behind", "--slots", "3", lease=5.0,
+               env={"HEADRACE_CLOCK_OFFSET_SECONDS": "-600"})
+    runs = await off_loop(cli.wait_finished, pid, 6, 120)
+    assert Counter(r["status"] for r in runs) == {"FINISHED": 6}
+    assert all(r["attempts"] == 1 for r in runs), runs  # no takeover, no retry
+    files = sorted(out.iterdir())
+    assert len(files) == 6 and all(len(f.read_text().splitlines()) == 1 for f in files)
+    assert {f.read_text().strip() for f in files} == {"ahead", "behind"}
+    # the offsets were in effect: each worker recorded its start by its own (wrong) clock
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for r in runs:
+        started = datetime.fromisoformat(r["actualStartTime"])
+        if r["workerId"] == "ahead":
+            assert started > now + timedelta(minutes=8), r
+        else:
+            assert started < now - timedelta(minutes=8), r
+
+
+async def test_a_store_connection_reset_under_a_worker_runs_nothing_twice(
+        cli: PgCli, pg_database: str, tmp_path: Path) -> None:
+    """The worker reaches the store through the fault proxy, which resets every connection
+    twice while 30 instances run: the worker reconnects and each instance runs once."""
+    out = tmp_path / "out"
+    out.mkdir()
+    path = definition(tmp_path / "p.json", shell_step(
+        "Step", f"sleep 0.3; echo ran >> {out}/#{{@scheduledStartTime}}.txt",
+        maxActiveInstances="30", maximumRetries="0"), instances=30)
+    pid = await off_loop(cli.new_pipeline, path)
+    cli.scheduler()
+    parts = urlsplit(pg_database)
+    async with FaultProxy("127.0.0.1", parts.port or 5432) as proxy:
+        proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+        cli.child("worker", "--store", proxied, "--worker-id", "w1", "--lease-seconds", "5",
+                  "--poll-interval", "0.1", "--slots", "4", "-v")
+        for _ in range(2):
+            await wait_until(lambda: (out.exists() and len(list(out.iterdir())) >= 5),
+                             "some instances to run")
+            proxy.disconnect_all()
+            await anyio.sleep(1.0)
+        runs = await off_loop(cli.wait_finished, pid, 30, 180)
+        assert proxy.resets > 0
+    assert Counter(r["status"] for r in runs) == {"FINISHED": 30}, runs
+    files = list(out.iterdir())
+    assert len(files) == 30 and all(f.read_text() == "ran\n" for f in files)
+
+
+async def test_a_second_scheduler_carries_on_when_the_first_dies(
+        cli: PgCli, tmp_path: Path) -> None:
+    """kill -9 the scheduler-only engine while its pipeline's instances are queued and
+    running; a second one takes the pipeline over (its lease) and the rest still runs, each
+    instance once: work in the workers' hands is not recovered as lost."""
+    out = tmp_path / "out"
+    out.mkdir()
+    path = definition(tmp_path / "p.json", shell_step(
+        "Step", f"sleep 1; echo ran >> {out}/#{{@scheduledStartTime}}.txt",
+        maxActiveInstances="2"), instances=8)
+    pid = await off_loop(cli.new_pipeline, path)
+    first = cli.scheduler()
+    cli.worker("w1", "--slots", "2", lease=3.0)
+    await wait_until(lambda: len(list(out.iterdir())) >= 2, "some instances to run")
+    first.kill()
+    await off_loop(first.wait, 30)
+    died = time.monotonic()
+    cli.scheduler()
+    runs = await off_loop(cli.wait_finished, pid, 8, 120)
+    assert time.monotonic() - died < 90
+    assert Counter(r["status"] for r in runs) == {"FINISHED": 8}
+    files = list(out.iterdir())
+    assert len(files) == 8 and all(f.read_text() == "ran\n" for f in files)
