@@ -3,7 +3,8 @@
 Starts the loopback servers (``python -m tests.services up``), generates the data once per size
 (cached), runs every path several times alternating headrace and the native baseline, then the
 peers, the engine overhead, the memory check (N/5 and N rows) and the knob sweeps, and prints
-the tables. ``--quick`` is a small version that finishes in under two minutes.
+the tables. ``--quick`` is a small version that finishes in under two minutes. The servers this
+run started are stopped at the end (also after a failure) unless ``--keep-servers``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import config, data, overhead, report, runner, sweeps
+from benchmarks import config, data, overhead, partitions, report, runner, sweeps
 from benchmarks.measure import CommandFailed, run
 from benchmarks.paths import Builder, choose
 
@@ -60,6 +62,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=None,
                         help="instances for the overhead runs (default 1000; quick 200)")
     parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--partitions", choices=["yes", "no"], default=None,
+                        help="measure --partitions on the PostgreSQL and MySQL sources against "
+                             "the native pipe (default: yes, no with --quick)")
+    parser.add_argument("--partition-values", default="1,2,4,8")
+    parser.add_argument("--keep-servers", action="store_true",
+                        help="leave the servers this run started running (default: stop them "
+                             "at the end, also after a failure)")
     parser.add_argument("--save", default=None,
                         help="also write the JSON results to this file "
                              "(default .bench-cache/results-<time>.json)")
@@ -70,13 +79,56 @@ def _log(message: str) -> None:
     print(f"benchmarks: {message}", file=sys.stderr, flush=True)
 
 
-def services_up(env: dict[str, str]) -> None:
-    _log("starting the loopback servers (python -m tests.services up)")
-    out = subprocess.run([config.PYTHON, "-m", "tests.services", "up", "--only",
-                          config.SERVICES], env=env, cwd=config.ROOT, capture_output=True,
-                         text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"benchmarks: the servers did not start:\n{out.stderr[-2000:]}")
+@contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def compile_sources() -> None:
+    """Byte-compile the project's modules first, as ``pip install`` does for an installed
+    headrace: with ``PYTHONDONTWRITEBYTECODE`` set (it is on some machines) every measured
+    process would otherwise compile ~100 modules from source at start-up (py-spy: ~5% of a
+    PostgreSQL -> S3 copy's samples at 1M rows)."""
+    import compileall
+
+    for package in ("engine", "connectors"):
+        compileall.compile_dir(str(config.ROOT / package), quiet=1)
+
+
+def services_up(env: dict[str, str]) -> list[str]:
+    """Start the loopback servers that are not running (the project's service code, as
+    ``python -m tests.services up`` does); returns the keys of those this run started. When
+    one fails to start, those it did start are stopped again before it gives up."""
+    from tests.services import ServiceError, down, up
+    from tests.services.orchestrate import select
+
+    keys = config.SERVICES.split(",")
+    _log("starting the loopback servers (tests.services up)")
+    with _environ(env):
+        running = {s.key for s in select(keys) if s.running_pid() is not None}
+        try:
+            return up(keys, log=_log).launched
+        except ServiceError as exc:
+            down([k for k in keys if k not in running], log=_log)
+            raise SystemExit(f"benchmarks: the servers did not start:\n{str(exc)[-2000:]}") \
+                from None
+
+
+def services_down(keys: list[str], env: dict[str, str]) -> None:
+    """Stop the servers this run started (SeaweedFS alone keeps ~45% of a core busy)."""
+    from tests.services import down
+
+    if keys:
+        _log(f"stopping the servers this run started: {', '.join(keys)} (--keep-servers "
+             "keeps them)")
+        with _environ(env):
+            down(keys, log=_log)
 
 
 def machine() -> dict[str, Any]:
@@ -133,6 +185,19 @@ def memory_check(rows: int, env: dict[str, str], keys: list[str],
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    started = time.perf_counter()
+
+    env = config.Env.build().values
+    compile_sources()
+    started_servers = services_up(env)
+    try:
+        return _measure(args, env, started)
+    finally:
+        if not args.keep_servers:
+            services_down(started_servers, env)
+
+
+def _measure(args: argparse.Namespace, env: dict[str, str], started: float) -> int:
     quick = args.quick
     rows = args.rows or (50_000 if quick else 2_000_000)
     runs = args.runs or (1 if quick else 3)
@@ -140,10 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     do_memory = (args.memory or ("no" if quick else "yes")) == "yes"
     peers = not (args.no_peers or quick)
     instances = args.instances or (200 if quick else 1000)
-    started = time.perf_counter()
-
-    env = config.Env.build().values
-    services_up(env)
     sizes = data.Sizes.for_run(rows, quick)
     data.ensure_base(env)
     data.reclaim(env)  # what earlier runs left on the S3 server
@@ -195,6 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         results["memory"] = memory_check(rows, env, keys, sizes)
         checkpoint()
 
+    if (args.partitions or ("no" if quick else "yes")) == "yes":
+        values = [int(v) for v in args.partition_values.split(",") if v.strip()]
+        results["partitions"] = []
+        for part in partitions.build(rows, env):
+            _log(f"partitions {part.name}: native pipe and --partitions {values}")
+            results["partitions"].append(asdict(partitions.run_partitions(part, values, env,
+                                                                          runs)))
+            checkpoint()
+            data.reclaim(env)
+
     if do_sweeps:
         for sweep in sweeps.select(sweeps.build(sizes, env, quick), args.sweep_only,
                                    args.sweep_values):
@@ -230,6 +301,8 @@ def render(results: dict[str, Any]) -> str:
                                         results["overhead"].get("polls")), ""]
     if results["memory"]:
         parts += ["## Memory (small and full size)", "", report.memory_table(results["memory"]), ""]
+    if results.get("partitions"):
+        parts += ["## Partitioned reads", "", partitions.table(results["partitions"]), ""]
     if results["sweeps"]:
         parts += ["## Sweeps", "", report.sweep_tables(results["sweeps"])]
     return "\n".join(parts)

@@ -127,9 +127,10 @@ class Builder:
 
     # -- the paths -------------------------------------------------------------------------
     def all(self) -> list[BenchPath]:
-        return [self.pg_s3(), self.s3_pg(), self.mysql_s3(), self.s3_mysql(), self.pg_mysql(),
-                self.mysql_pg(), self.s3_s3_big(), self.s3_s3_small(), self.file_s3(),
-                self.s3_file(), self.ddb_s3(), self.s3_ddb()]
+        return [self.pg_s3(), self.pg_parquet(), self.s3_pg(), self.mysql_s3(),
+                self.s3_mysql(), self.pg_mysql(), self.mysql_pg(), self.s3_s3_big(),
+                self.s3_s3_small(), self.file_s3(), self.s3_file(), self.ddb_s3(),
+                self.s3_ddb()]
 
     def pg_s3(self) -> BenchPath:
         p = BenchPath("pg-s3", "PostgreSQL -> S3 CSV", self.rows, self.csv_bytes)
@@ -145,6 +146,23 @@ class Builder:
         if self.peers_py:
             self._add(p, DLT, [self.peers_py, str(config.ROOT / "benchmarks" / "peer_dlt.py"),
                                "pg", self.src, config.s3_url("dlt")])
+        return p
+
+    def pg_parquet(self) -> BenchPath:
+        """PostgreSQL -> Parquet on S3 (issue 18). No native tool writes Parquet from
+        PostgreSQL, so the baseline is headrace's own CSV path of the same table (pg-s3's
+        command): the ratio is what Parquet costs over CSV; dlt writes Parquet through
+        pyarrow, as headrace does."""
+        p = BenchPath("pg-parquet", "PostgreSQL -> S3 Parquet (baseline: headrace's CSV path)",
+                      self.rows, self.csv_bytes)
+        self._add(p, HEADRACE, self._copy(config.pg_url(self.src),
+                                          config.s3_url("out/hr-pg-parquet/"),
+                                          "--format", "parquet"), expect_rows=self.rows)
+        self._add(p, NATIVE, self._copy(config.pg_url(self.src),
+                                        config.s3_url("out/hr-pg-csv-baseline.csv")))
+        if self.peers_py:
+            self._add(p, DLT, [self.peers_py, str(config.ROOT / "benchmarks" / "peer_dlt.py"),
+                               "pg", self.src, config.s3_url("dlt"), "parquet"])
         return p
 
     def s3_pg(self) -> BenchPath:

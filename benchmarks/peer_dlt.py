@@ -1,7 +1,8 @@
 """The dlt peer (run with the peers venv's Python): a SQL table to S3 CSV files.
 
-``python peer_dlt.py pg|mysql TABLE S3_PREFIX`` loads ``TABLE`` with dlt's ``sql_table`` source
-on its pyarrow backend into the filesystem destination (SeaweedFS), CSV files, replace mode.
+``python peer_dlt.py pg|mysql TABLE S3_PREFIX [csv|parquet]`` loads ``TABLE`` with dlt's
+``sql_table`` source on its pyarrow backend into the filesystem destination (SeaweedFS), CSV
+files (or Parquet, which dlt writes through pyarrow), replace mode.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import sys
 
 
-def main(kind: str, table: str, bucket_url: str) -> None:
+def main(kind: str, table: str, bucket_url: str, file_format: str = "csv") -> None:
     import dlt
     from dlt.sources.sql_database import sql_table
 
@@ -30,9 +31,9 @@ def main(kind: str, table: str, bucket_url: str) -> None:
     pipeline = dlt.pipeline(pipeline_name=f"bench_{kind}_{table}", destination=destination,
                             dataset_name=f"ds_{kind}",
                             pipelines_dir=os.environ.get("DLT_PIPELINES_DIR"))
-    info = pipeline.run(source, loader_file_format="csv", write_disposition="replace")
+    info = pipeline.run(source, loader_file_format=file_format, write_disposition="replace")
     info.raise_on_failed_jobs()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

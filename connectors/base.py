@@ -36,8 +36,16 @@ ColumnType = Literal[
 
 @dataclass(frozen=True)
 class Column:
+    """One column. ``precision``/``scale`` are a ``numeric``'s when the source declares them
+    (None: unconstrained); ``bits`` narrows an ``integer`` (8, 16) or a ``double`` (32) when
+    the source's type is narrower than the logical one. Columnar formats (Parquet) and
+    ``--create`` keep them; the text formats ignore them."""
+
     name: str
     type: ColumnType = "text"
+    precision: int | None = None
+    scale: int | None = None
+    bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Schema:
         return len(self.columns)
 
 
-FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl"]
+FormatKind = Literal["csv", "tsv", "custom", "regex", "jsonl", "dynamodb-jsonl", "parquet"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,11 @@ class TextFormat:
     TSV is PostgreSQL's text format: tab separated, backslash escapes, NULL as ``\\N``.
     ``dynamodb-jsonl`` is one ``{"Item": {...typed attribute values...}}`` per line, as
     DynamoDB's own export to S3 writes.
+
+    ``parquet`` is not text at all but rides the same type (a headrace extension): row groups
+    compressed with ``parquet_compression`` (zstd, snappy or none). It is written from rows by
+    an encoder like any format, but read only by the file-like ends themselves (a Parquet file
+    is read from its footer, not as a stream), so no source can produce it as bytes.
     """
 
     kind: FormatKind = "csv"
@@ -76,20 +89,22 @@ class TextFormat:
     regex: str | None = None
     columns: tuple[Column, ...] = ()
     encoding: str = "utf-8"
+    parquet_compression: str = "zstd"
 
     def replace(self, **changes: Any) -> TextFormat:
         return dataclasses.replace(self, **changes)
 
     @property
     def extension(self) -> str:
-        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json"}.get(
-            self.kind, "txt")
+        return {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "dynamodb-jsonl": "json",
+                "parquet": "parquet"}.get(self.kind, "txt")
 
 
 CSV = TextFormat()
 TSV = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\", null="\\N")
 JSONL = TextFormat(kind="jsonl", column_separator="", quote=None)
 DYNAMODB_JSONL = TextFormat(kind="dynamodb-jsonl", column_separator="", quote=None)
+PARQUET = TextFormat(kind="parquet", column_separator="", quote=None)
 
 
 @dataclass
@@ -108,6 +123,17 @@ class RowBatch:
         return len(self.rows)
 
 
+@dataclass(frozen=True)
+class Total:
+    """What a source knows of its size before reading it: ``bytes`` (a file's or an object's
+    size: exact) or ``rows`` (a table's row count as the planner estimates it: ``estimated``).
+    """
+
+    rows: int | None = None
+    bytes: int | None = None
+    estimated: bool = False
+
+
 @dataclass
 class Progress:
     """Counters a copy's stages update as data passes; read by the progress line and spans.
@@ -115,12 +141,22 @@ class Progress:
     :func:`connectors.copy.copy` counts rows and bytes itself where its stages meet, and hands
     each connector its own Progress: a connector may call :meth:`add` freely (nothing is counted
     twice), and its :meth:`retried` calls reach the caller's Progress live.
+
+    On the caller's Progress the copy also keeps ``read`` (bytes the source delivered, the
+    measure of a size ``total``), ``written`` (bytes the sink wrote: handed to its file,
+    server or finished upload part, not what waits in buffers), ``total`` (when the source
+    knows it, see :class:`KnowsTotal`) and ``parts`` (one Progress per partition of a
+    partitioned read, opened by the source with :meth:`open_part`).
     """
 
     rows: int = 0
     bytes: int = 0
     retries: int = 0
     retry_causes: dict[str, int] = field(default_factory=dict)
+    read: int = 0
+    written: int = 0
+    total: Total | None = None
+    parts: list[Progress] = field(default_factory=list)
 
     def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
         self.rows += rows
@@ -129,6 +165,25 @@ class Progress:
     def retried(self, cause: str) -> None:
         self.retries += 1
         self.retry_causes[cause] = self.retry_causes.get(cause, 0) + 1
+
+    def open_part(self, total: Total | None = None) -> Progress:
+        """A tally for one partition of the input (its own rows, bytes and total), listed in
+        ``parts``; the source still counts everything on this Progress as well."""
+        part = Progress(total=total)
+        self.parts.append(part)
+        return part
+
+    def fraction(self) -> float | None:
+        """How much of ``total`` is done (0..1), or None without a usable total: rows done of
+        the rows expected, else bytes read of the size (an estimate may be passed: capped)."""
+        total = self.total
+        if total is None:
+            return None
+        if total.rows:
+            return min(1.0, self.rows / total.rows)
+        if total.bytes:
+            return min(1.0, self.read / total.bytes)
+        return None
 
 
 BytesOut = ObjectSendStream[bytes]
@@ -259,6 +314,55 @@ class AdoptsColumns(Protocol):
     def adopt_columns(self, schema: Schema) -> None: ...
 
 
+class VerifyCheck(Protocol):
+    """What a verifying sink calls before it commits, with the figures of what it stored;
+    it raises when they differ from the source's (see :mod:`connectors.verify`). ``sent`` is
+    a bytes sink's checksum of the bytes as it wrote them (the copy's side of the pair)."""
+
+    def __call__(self, rows: int, checksum: str, sent: str | None = None) -> Awaitable[None]:
+        ...
+
+
+@runtime_checkable
+class VerifiesLoad(Protocol):
+    """A sink that can compute what it stored before it commits (``--verify``).
+
+    ``verify_kind`` says which figures: ``"rows"`` (a count and the order-free checksum of
+    the rows, by a query over what the load wrote) or ``"bytes"`` (the records and SHA-256 of
+    the bytes stored). The copy computes the source's side and hands the comparison to
+    :meth:`verify_with`; the sink calls it after the load and before it commits, so a
+    mismatch rolls back (or leaves the upload or temp file uncompleted)."""
+
+    @property
+    def verify_kind(self) -> Literal["rows", "bytes"]: ...
+
+    def verify_with(self, check: VerifyCheck) -> None: ...
+
+
+@runtime_checkable
+class CommitsWatermark(Protocol):
+    """A sink that commits an incremental copy's state with the rows, in the load's own
+    transaction (PostgreSQL, MySQL: the ``headrace_checkpoints`` row), and can merge rows by
+    key (upsert) instead of appending them."""
+
+    merge_keys: tuple[str, ...]
+
+    def commit_watermark(self, key: str, state: Callable[[], str]) -> None: ...
+
+    async def stored_watermark(self, key: str) -> str | None:
+        """The state last committed under ``key``, or None."""
+        ...
+
+
+@runtime_checkable
+class KnowsTotal(Protocol):
+    """A source that can say how much it holds before it is read (a file's size, an object's,
+    a table's estimated rows), for the progress line's percent and ETA. Best effort: the copy
+    asks while it runs and ignores a failure or a None."""
+
+    async def total(self) -> Total | None: ...
+
+
 TakeoverLane = Literal["server-side", "direct"]
 
 
@@ -318,6 +422,8 @@ def first_common_format(source: Source, sink: Sink,
     return None
 
 
+#: The most partitions a table may be read in at once (``EndpointOptions.partitions``).
+MAX_PARTITIONS = 64
 @dataclass(frozen=True)
 class OutputFence:
     """Set (in :data:`OUTPUT_FENCE`) by a worker process around an attempt it holds under a
@@ -368,3 +474,6 @@ class EndpointOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     #: ``"gzip"`` or ``"none"`` for files and objects; None = from the name (``.gz``).
     compression: str | None = None
+    #: PostgreSQL and MySQL table sources: read this many key ranges at once, all in one
+    #: snapshot (1: one stream). Other sources ignore it.
+    partitions: int = 1

@@ -22,13 +22,15 @@ failure the task group cancels every stage and sinks abort. Codec work runs in a
 from __future__ import annotations
 
 import itertools
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from connectors.base import (
@@ -39,6 +41,7 @@ from connectors.base import (
     Converts,
     CountsRows,
     CreatesTable,
+    KnowsTotal,
     Progress,
     RowBatch,
     Sink,
@@ -46,11 +49,23 @@ from connectors.base import (
     TakeoverLane,
     TakesOver,
     TextFormat,
+    Total,
+    VerifiesLoad,
     first_common_format,
 )
-from connectors.errors import BadDataError, ConfigError, single_failure
-from connectors.formats import RecordCounter, decoder_for, encoder_for
+from connectors.errors import BadDataError, ConfigError, TerminalError, single_failure
+from connectors.formats import (
+    Decoder,
+    RecordCounter,
+    RowChecksum,
+    WantsSchema,
+    decoder_for,
+    encoder_for,
+)
+from connectors.timeouts import waiting_on_peer
 from connectors.tracing import copy_span, stage_span
+
+log = logging.getLogger("headrace.copy")
 
 Lane = Literal["bytes", "rows", "server-side", "direct"]
 T = TypeVar("T")
@@ -82,6 +97,43 @@ class CopyOptions:
     allow_direct: bool = True
     #: Called as ``on_queue_depth(link_name, items_buffered)`` after every send on a link.
     on_queue_depth: Callable[[str, int], None] | None = None
+    #: ``--verify``: compare rows and a content checksum of both ends before the sink commits
+    #: (:mod:`connectors.verify`); the sink must be :class:`~connectors.base.VerifiesLoad`.
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class Figures:
+    rows: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Both ends' figures; ``--output json``'s ``"verify"`` object."""
+
+    source: Figures
+    dest: Figures
+
+    @property
+    def ok(self) -> bool:
+        return self.source == self.dest
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sourceRows": self.source.rows, "destRows": self.dest.rows,
+                "sourceChecksum": self.source.checksum, "destChecksum": self.dest.checksum,
+                "ok": self.ok}
+
+
+class VerifyFailed(TerminalError):
+    """The destination does not hold what the source sent; nothing was committed."""
+
+    def __init__(self, where: str, verification: Verification) -> None:
+        s, d = verification.source, verification.dest
+        super().__init__(f"{where}: verify failed: the source sent {s.rows} rows (checksum "
+                         f"{s.checksum}), the destination holds {d.rows} (checksum "
+                         f"{d.checksum}); nothing was committed")
+        self.verification = verification
 
 
 @dataclass
@@ -96,6 +148,8 @@ class CopyResult:
     stages: tuple[str, ...] = ()
     #: Highest number of items seen buffered on each link (``"source->decode"``, ...).
     peak_queue_depth: dict[str, int] = field(default_factory=dict)
+    #: Both ends' figures when the copy was verified.
+    verify: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +180,8 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
     if target is not None and source.can_produce(target):
         return Plan("bytes", target, target)
     native = source.native_format
+    if native is not None and not source.can_produce(native):
+        native = None  # read only as rows (Parquet files: from their footers)
     if native is not None and sink.can_consume(native):
         return Plan("bytes", native, native)
     # A format the sink loads as it is beats one it must convert first (``sink.converts``).
@@ -142,24 +198,38 @@ def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan
 
 class _ConnectorProgress(Progress):
     """A connector's own counters; retries also reach the copy's caller, and so do rows
-    (``forward_rows``) and bytes (``forward``) where the copy does not count them itself."""
+    (``forward_rows``) and bytes (``forward``) where the copy does not count them itself.
+    The bytes a source reports are the caller's ``read``, a sink's its ``written`` (with
+    ``forward``, one end does the whole copy: both). Partitions open on the caller's."""
 
     def __init__(self, parent: Progress, *, forward: bool = False,
-                 forward_rows: bool = False) -> None:
+                 forward_rows: bool = False, end: Literal["source", "sink"] = "source") -> None:
         super().__init__()
         self._parent = parent
         self._forward_rows = forward or forward_rows
         self._forward_bytes = forward
+        self._end = end
 
     def add(self, *, rows: int = 0, nbytes: int = 0) -> None:
         super().add(rows=rows, nbytes=nbytes)
+        parent = self._parent
         if self._forward_rows or self._forward_bytes:
-            self._parent.add(rows=rows if self._forward_rows else 0,
-                             nbytes=nbytes if self._forward_bytes else 0)
+            parent.add(rows=rows if self._forward_rows else 0,
+                       nbytes=nbytes if self._forward_bytes else 0)
+        if self._forward_bytes:
+            parent.read += nbytes
+            parent.written += nbytes
+        elif self._end == "source":
+            parent.read += nbytes
+        else:
+            parent.written += nbytes
 
     def retried(self, cause: str) -> None:
         super().retried(cause)
         self._parent.retried(cause)
+
+    def open_part(self, total: Total | None = None) -> Progress:
+        return self._parent.open_part(total)
 
 
 def _counts_rows(end: Source | Sink) -> bool:
@@ -185,12 +255,19 @@ class _Link(Generic[T]):
         self._count_rows = count_rows
         self._counter = counter
         self._on_depth = on_depth
+        #: Sees every item sent (``--verify``'s source side).
+        self.tap: Callable[[Any], None] | None = None
 
     def sender(self) -> _CountingSend[T]:
         return _CountingSend(self)
 
+    def receiver(self) -> _PeerReceive[T]:
+        return _PeerReceive(self.recv)
+
     def observe(self, item: Any) -> None:
         self.items += 1
+        if self.tap is not None:
+            self.tap(item)
         if isinstance(item, RowBatch):
             n = len(item.rows)
             self.rows += n
@@ -220,11 +297,27 @@ class _CountingSend(ObjectSendStream[T]):
         self._link = link
 
     async def send(self, item: T) -> None:
-        await self._link.send.send(item)
+        with waiting_on_peer():  # a full link is the consumer's time, not the server's
+            await self._link.send.send(item)
         self._link.observe(item)
 
     async def aclose(self) -> None:
         """Closing is the copy's job (only after the producer returned); ignored here."""
+
+
+class _PeerReceive(ObjectReceiveStream[T]):
+    """What the sink stage reads from: the link's receive side, where waiting for the producer
+    does not count as the sink's server being silent (:mod:`connectors.timeouts`)."""
+
+    def __init__(self, recv: MemoryObjectReceiveStream[T]) -> None:
+        self._recv = recv
+
+    async def receive(self) -> T:
+        with waiting_on_peer():
+            return await self._recv.receive()
+
+    async def aclose(self) -> None:
+        await self._recv.aclose()
 
 
 class _BadRows:
@@ -266,7 +359,37 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     started = time.perf_counter()
     retries_before = progress.retries
 
-    lanes = _takeover_lanes(options)
+    async with _learning_total(source, progress):
+        return await _run_lanes(source, sink, options, progress, started, retries_before)
+
+
+@asynccontextmanager
+async def _learning_total(source: Source, progress: Progress) -> AsyncIterator[None]:
+    """While the body runs, ask a source that knows its size (:class:`KnowsTotal`) for it,
+    into ``progress.total``: in a task of its own, so the first byte does not wait for it, and
+    cancelled when the copy ends. Best effort: a failure leaves the total unknown."""
+    if not isinstance(source, KnowsTotal) or progress.total is not None:
+        yield
+        return
+
+    async def learn() -> None:
+        try:
+            progress.total = await source.total()
+        except Exception as exc:  # only for the progress line: never fails the copy
+            log.debug("%s: total unknown: %s", source.describe, exc)
+
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(learn)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def _run_lanes(source: Source, sink: Sink, options: CopyOptions, progress: Progress,
+                     started: float, retries_before: int) -> CopyResult:
+    lanes = _takeover_lanes(options) if not options.verify else frozenset()
     if lanes and isinstance(sink, TakesOver):
         # Progress counts the bytes as they land, so the live line moves.
         taken = await sink.take_over(source, _ConnectorProgress(progress, forward=True), lanes)
@@ -279,12 +402,81 @@ async def _copy(source: Source, sink: Sink, options: CopyOptions | None,
     chosen = plan(source, sink, options)
     await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
+    verifier = await _Verifier.start(source, sink, chosen, progress) \
+        if options.verify else None
+    runner.verifier = verifier
     await runner.run()
     rows, nbytes = runner.totals()
     return CopyResult(rows=rows, bytes=nbytes, seconds=time.perf_counter() - started,
                       lane=chosen.lane, format=chosen.format, bad_rows=runner.bad_rows,
                       retries=progress.retries - retries_before, stages=runner.stage_names,
-                      peak_queue_depth={link.name: link.peak for link in runner.links})
+                      peak_queue_depth={link.name: link.peak for link in runner.links},
+                      verify=verifier.result() if verifier is not None else None)
+
+
+class _Verifier:
+    """The source's side of ``--verify`` and the comparison the sink calls before commit.
+
+    Rows are summed as they leave the source (a bytes lane's records decoded here for it),
+    read as the destination's columns (its table's, or the source's when it will be created
+    from them), so that ``"12.50"`` from a CSV and ``12.5`` from a numeric agree."""
+
+    def __init__(self, sink: Sink, kind: str, summer: RowChecksum,
+                 decoder: Decoder | None, progress: Progress) -> None:
+        self.where = sink.describe
+        self.progress = progress
+        self.kind = kind
+        self.summer = summer
+        self.decoder = decoder
+        self.verification: Verification | None = None
+        self.rows_out = 0
+
+    @classmethod
+    async def start(cls, source: Source, sink: Sink, chosen: Plan,
+                    progress: Progress) -> _Verifier:
+        if not isinstance(sink, VerifiesLoad):
+            raise ConfigError(f"{sink.describe}: --verify is not supported for this "
+                              "destination")
+        dest = await sink.schema() if sink.verify_kind == "rows" else None
+        if dest is None:
+            dest = await source.schema()
+        decoder = None
+        if chosen.lane == "bytes" and chosen.produce is not None and \
+                sink.verify_kind == "rows":
+            decoder = decoder_for(chosen.produce, location=source.describe,
+                                  schema=await source.schema())
+        verifier = cls(sink, sink.verify_kind, RowChecksum(dest), decoder, progress)
+        sink.verify_with(verifier.check)
+        return verifier
+
+    def observe(self, item: Any) -> None:
+        """Each item leaving the source: a batch of rows, or bytes to decode."""
+        if isinstance(item, RowBatch):
+            self.summer.add(item)
+            self.rows_out += len(item.rows)
+        elif self.decoder is not None:
+            for batch in self.decoder.feed(item):
+                self.summer.add(batch)
+
+    def source_done(self) -> None:
+        if self.decoder is not None:
+            for batch in self.decoder.finish():
+                self.summer.add(batch)
+
+    async def check(self, rows: int, checksum: str, sent: str | None = None) -> None:
+        # a bytes sink: the records the copy moved, and the bytes as the sink wrote them
+        if self.kind == "rows":
+            source = Figures(self.summer.rows, self.summer.checksum())
+        else:
+            source = Figures(self.progress.rows, sent or "")
+        self.verification = Verification(source, Figures(rows, checksum))
+        if not self.verification.ok:
+            raise VerifyFailed(self.where, self.verification)
+
+    def result(self) -> Verification | None:
+        """None when the sink loaded nothing to verify: a load an earlier attempt committed
+        (and verified before it did) under the same checkpoint key."""
+        return self.verification
 
 
 def _takeover_lanes(options: CopyOptions) -> frozenset[TakeoverLane]:
@@ -333,8 +525,9 @@ class _Runner:
         from_source = self.connector_counts and _counts_rows(source)
         self.src_progress = _ConnectorProgress(progress, forward_rows=from_source)
         self.sink_progress = _ConnectorProgress(
-            progress, forward_rows=self.connector_counts and not from_source)
+            progress, forward_rows=self.connector_counts and not from_source, end="sink")
         self.links: list[_Link[Any]] = []
+        self.verifier: _Verifier | None = None
         self.bad_rows = 0
         self._bad: _BadRows | None = None
         names = ["source"]
@@ -412,19 +605,24 @@ class _Runner:
 
     async def _source_stage(self, out: _Link[Any]) -> None:
         fmt = self.plan.produce
+        verifier = self.verifier
+        if verifier is not None and verifier.kind == "rows" and not self.plan.decode:
+            out.tap = verifier.observe  # rows, or the bytes lane's records
         if fmt is not None:
             await self.source.produce_bytes(fmt, out.sender(), self.src_progress)
         else:
             await self.source.produce_rows(out.sender(), self.src_progress)
+        if verifier is not None and out.tap is not None:
+            verifier.source_done()
         await out.send.aclose()
 
     async def _sink_stage(self, inp: _Link[Any]) -> None:
         with inp.recv:
             fmt = self.plan.consume
             if fmt is not None:
-                await self.sink.consume_bytes(fmt, inp.recv, self.sink_progress)
+                await self.sink.consume_bytes(fmt, inp.receiver(), self.sink_progress)
             else:
-                await self.sink.consume_rows(inp.recv, self.sink_progress)
+                await self.sink.consume_rows(inp.receiver(), self.sink_progress)
 
     async def _decode_stage(self, inp: _Link[bytes], out: _Link[RowBatch]) -> None:
         assert self.plan.produce is not None
@@ -435,6 +633,8 @@ class _Runner:
         decoder = decoder_for(self.plan.produce, location=self.source.describe, schema=schema,
                               batch_rows=opts.batch_rows, on_bad=bad)
         limiter = anyio.CapacityLimiter(1)
+        if self.verifier is not None and self.verifier.kind == "rows":
+            out.tap = self.verifier.observe  # the source's records, as rows
         sender = out.sender()
         with inp.recv:
             async for chunk in inp.recv:
@@ -458,6 +658,8 @@ class _Runner:
     async def _encode_stage(self, inp: _Link[RowBatch], out: _Link[bytes]) -> None:
         assert self.plan.consume is not None
         encoder = encoder_for(self.plan.consume)
+        if isinstance(encoder, WantsSchema):
+            encoder.expect_schema(await self.source.schema())
         limiter = anyio.CapacityLimiter(1)
         target = max(1, self.options.chunk_size)
         sender = out.sender()

@@ -4,7 +4,7 @@
 
     HeadraceError                      transient = False
     ├── TransientError                 transient = True: a retry may help
-    │   └── ConnectionLost, Throttled, Unreachable, TransientFault        (connector errors)
+    │   └── ConnectionLost, Throttled, Unreachable, TransientFault, TimedOut (connector errors)
     └── TerminalError                  a retry will not help
         ├── AuthenticationFailed, NotFoundError, BadDataError, DiskFull,
         │   ConfigError, TerminalFault                                      (connector errors)
@@ -81,6 +81,27 @@ class Unreachable(ConnectorError, TransientError):
 class TransientFault(ConnectorError, TransientError):
     """The server failed the operation for a reason that may pass: busy (too many connections,
     a 5xx), a deadlock or serialization failure, an object that changed while read."""
+
+
+class TimedOut(ConnectorError, TransientError):
+    """The server (or the link to it) was silent for longer than a configured timeout.
+
+    ``phase`` is what was being waited for (``connect``, ``greeting``, ``auth``, ``session``,
+    ``read``, ``write``, ``commit``), ``seconds`` how long, ``setting`` the endpoint setting
+    that bounds it (``connect_timeout``, ``read_timeout``), so the message says what to raise;
+    ``subject`` (the object, the endpoint) goes before it.
+    """
+
+    def __init__(self, *, phase: str, seconds: float, setting: str,
+                 connector: str | None = None, operation: str | None = None,
+                 subject: str | None = None) -> None:
+        self.phase = phase
+        self.seconds = seconds
+        self.setting = setting
+        text = (f"timed out in phase {phase}: no answer from the server for {seconds:g} s "
+                f"({setting}={seconds:g})")
+        super().__init__(f"{subject}: {text}" if subject else text,
+                         connector=connector, operation=operation)
 
 
 class AuthenticationFailed(ConnectorError, TerminalError):

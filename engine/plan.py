@@ -24,7 +24,7 @@ naming the cap, which the caller raises explicitly (``--max-instances``).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -276,21 +276,26 @@ def _matching(intervals: list[tuple[datetime, datetime]], starts: list[datetime]
 def resolve_fields(definition: Definition, object_id: str, runtime: dict[str, object],
                    node: ObjectScope | None = None, *, mask: bool = True,
                    errors: list[str] | None = None,
-                   placeholders: bool = False) -> dict[str, object]:
+                   placeholders: bool = False,
+                   read_secret: Callable[[str], str] | None = None) -> dict[str, object]:
     """Every effective field of an object, evaluated in an instance's context.
 
     References come out as ``{"ref": id}``; multi-valued fields as lists; values that read a
     masked field or parameter as ``****`` (unless ``mask`` is false). Evaluation errors are
     appended to ``errors`` (or raised as :class:`PlanError` when ``errors`` is None). With
     ``placeholders`` (no instance runs: a plan, a waiting instance), an expression that reads a
-    runtime field ``runtime`` lacks (``#{@attemptCount}``) stays as written.
+    runtime field ``runtime`` lacks (``#{@attemptCount}``) stays as written. ``read_secret``
+    (an attempt's fields, unmasked): what a masked value as written stands for (a reference
+    read), wherever it is read.
     """
     out: dict[str, object] = {}
     for name, values in sorted(definition.effective(object_id).items()):
         if name == "parent":
             continue
-        ctx = EvalContext(definition, runtime_placeholders=placeholders)
+        ctx = EvalContext(definition, runtime_placeholders=placeholders,
+                          read_secret=read_secret)
         scope = ObjectScope(ctx, object_id, runtime, node)
+        read = read_secret if read_secret is not None and is_secret_field(name) else None
         rendered: list[object] = []
         try:
             for value in values:
@@ -303,7 +308,7 @@ def resolve_fields(definition: Definition, object_id: str, runtime: dict[str, ob
                     else:
                         rendered.append(render(result))
                 else:
-                    rendered.append(value)
+                    rendered.append(read(value) if read else value)
         except (ExpressionError, KeyError, RecursionError) as exc:
             message = f"object {object_id!r}, field {name!r}: {_eval_message(exc)}"
             if errors is None:

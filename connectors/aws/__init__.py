@@ -8,11 +8,13 @@ shared files, web identity, container/instance metadata; the region from ``AWS_R
 ``AWS_ENDPOINT_URL`` and per service ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_DYNAMODB``,
 ``AWS_ENDPOINT_URL_SNS``.
 
-Inside: ``_client`` (sessions, clients, their configuration), ``_errors`` (error mapping, the
-AWS secrets to mask), ``_backoff``, ``_sns``.
+Inside: ``_client`` (sessions, clients, their configuration and timeouts), ``_errors`` (error
+mapping, the AWS secrets to mask), ``_bounds`` (the running client's timeouts and endpoint, for
+body reads and uploads), ``_backoff``, ``_sns``.
 """
 
 from ._backoff import full_jitter
+from ._bounds import sending
 from ._client import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_REGION,
@@ -57,6 +59,7 @@ __all__ = [
     "region_from_env",
     "retry_count",
     "scrub",
+    "sending",
     "session",
     "sns_region_of",
     "translate",

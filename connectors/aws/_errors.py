@@ -19,9 +19,12 @@ from connectors.errors import (
     NotFoundError,
     TerminalFault,
     Throttled,
+    TimedOut,
     TransientFault,
     Unreachable,
 )
+
+from . import _bounds
 
 #: Where botocore looks for credentials, in order (named in authentication errors).
 CREDENTIAL_SOURCES = (
@@ -97,7 +100,7 @@ def translate(exc: BaseException, connector: str, operation: str,
     mapped = _translate(exc, connector, operation, target)
     if mapped is not None:
         clean = scrub(mapped.message)
-        if clean != mapped.message:
+        if clean != mapped.message and not isinstance(mapped, TimedOut):
             mapped = type(mapped)(clean, connector=connector, operation=operation)
     return mapped
 
@@ -135,10 +138,16 @@ def _translate(exc: BaseException, connector: str, operation: str,
     if isinstance(exc, bexc.NoRegionError | bexc.ParamValidationError |
                   bexc.InvalidEndpointConfigurationError | bexc.UnknownServiceError):
         return ConfigError(f"{where}{exc}", **kw)
-    if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectTimeoutError |
-                  aiohttp.ClientConnectorError):
+    if isinstance(exc, bexc.ConnectTimeoutError | bexc.ReadTimeoutError):
+        which = "connect" if isinstance(exc, bexc.ConnectTimeoutError) else "read"
+        bounds = _bounds.current()
+        subject = f"{target} (endpoint {bounds.endpoint})" if target \
+            else f"endpoint {bounds.endpoint}"
+        return bounds.timeouts.watch(which, which, connector=connector,
+                                     operation=operation).error(subject)
+    if isinstance(exc, bexc.EndpointConnectionError | aiohttp.ClientConnectorError):
         return Unreachable(f"{where}{exc}", **kw)
-    if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectionClosedError |
+    if isinstance(exc, bexc.ConnectionClosedError |
                   bexc.ResponseStreamingError | bexc.IncompleteReadError |
                   aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError |
                   aiohttp.ClientOSError | aiohttp.ClientConnectionError |

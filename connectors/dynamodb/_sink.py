@@ -18,6 +18,7 @@ from connectors.formats import (
     attribute_type,
     coerce_key,
     item_key,
+    oversized_attribute,
     row_to_item,
 )
 
@@ -71,6 +72,13 @@ class _Batcher:
                                connector=self.describe, operation="BatchWriteItem",
                                location=self.describe, line=origin,
                                column=exc.path or None) from None
+        too_big = oversized_attribute(item)
+        if too_big is not None:
+            size, name = too_big
+            raise BadDataError(f"the item is over DynamoDB's 400 KB limit (at least {size:,} "
+                               f"bytes; {name!r} is its largest attribute)",
+                               connector=self.describe, operation="BatchWriteItem",
+                               location=self.describe, line=origin, column=name)
         if not self._items:
             self._first = origin
         self._last = origin

@@ -13,10 +13,13 @@ from a file name, ``--format``, a definition's data format object), record frami
 counting, gzip, what the file-like ends share (``_files``: a format from the name, files joined
 into one record stream, directories written as parts cut at record boundaries) and DynamoDB's
 typed attribute values (``dynamodb_items``: the dynamodb-jsonl format and the DynamoDB
-connector read and write them the same way).
+connector read and write them the same way), and the item lines, manifest and layout names of
+the EMR DynamoDB tools' backups (``emr_dynamodb``, its names prefixed ``emr_`` here).
+``parquet``: the Parquet encoder, types and the row reader the file-like ends use (pyarrow,
+imported only when a Parquet end runs).
 """
 
-from ._codecs import Decoder, Encoder, decoder_for, encoder_for
+from ._codecs import Decoder, Encoder, WantsSchema, decoder_for, encoder_for
 from ._decoder import DEFAULT_BATCH_ROWS, BadRowHandler, generic_schema
 from ._files import (
     PART_RE,
@@ -37,6 +40,7 @@ from ._names import (
     parse_columns,
     same_layout,
 )
+from .checksums import RowChecksum
 from .compression import Gunzip, Gzip
 from .counting import RecordCounter, count_records
 from .dynamodb_items import (
@@ -53,19 +57,42 @@ from .dynamodb_items import (
     item_plain_json,
     item_to_dict,
     item_to_row,
+    oversized_attribute,
     parse_number,
     row_to_item,
     to_attribute,
 )
+from .emr_dynamodb import ITEMS_PER_FILE as EMR_ITEMS_PER_FILE
+from .emr_dynamodb import MANIFEST_NAME as EMR_MANIFEST_NAME
+from .emr_dynamodb import SUCCESS_NAME as EMR_SUCCESS_NAME
+from .emr_dynamodb import NullKey as EmrNullKey
+from .emr_dynamodb import hive_line as emr_hive_line
+from .emr_dynamodb import manifest_entries as emr_manifest_entries
+from .emr_dynamodb import manifest_text as emr_manifest_text
+from .emr_dynamodb import parse_line as parse_emr_line
+from .emr_dynamodb import tools_line as emr_tools_line
+from .parquet import (
+    ParquetEncoder,
+    ParquetInput,
+    RangeFile,
+    parquet_row_count,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
+from .values import parse_datetime
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "EMR_ITEMS_PER_FILE",
+    "EMR_MANIFEST_NAME",
+    "EMR_SUCCESS_NAME",
     "ITEM_COLUMN",
     "ITEM_SCHEMA",
     "PART_RE",
     "BadRowHandler",
     "ConversionError",
     "Decoder",
+    "EmrNullKey",
     "Encoder",
     "FileJoiner",
     "Framer",
@@ -75,13 +102,22 @@ __all__ = [
     "NamedFormat",
     "NamedFormatSink",
     "NamedFormatSource",
+    "ParquetEncoder",
+    "ParquetInput",
+    "RangeFile",
     "RecordCounter",
+    "RowChecksum",
+    "WantsSchema",
     "attribute_type",
     "coerce_key",
     "consume_rows_as_bytes",
     "count_records",
     "decoder_for",
     "dict_to_item",
+    "emr_hive_line",
+    "emr_manifest_entries",
+    "emr_manifest_text",
+    "emr_tools_line",
     "encoder_for",
     "format_for_path",
     "format_from_definition",
@@ -94,9 +130,15 @@ __all__ = [
     "item_plain_json",
     "item_to_dict",
     "item_to_row",
+    "oversized_attribute",
+    "parquet_row_count",
     "parse_columns",
+    "parse_datetime",
+    "parse_emr_line",
     "parse_number",
     "part_name",
+    "produce_parquet_rows",
+    "read_parquet_schema",
     "row_to_item",
     "same_layout",
     "to_attribute",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.base import RowBatch, Schema, TextFormat
 from connectors.errors import ConfigError
@@ -25,6 +25,14 @@ class Encoder(Protocol):
     def finish(self) -> bytes: ...
 
 
+@runtime_checkable
+class WantsSchema(Protocol):
+    """An encoder that writes the columns even when no row comes (Parquet): the copy gives
+    it the source's schema before the first batch."""
+
+    def expect_schema(self, schema: Schema | None) -> None: ...
+
+
 def decoder_for(fmt: TextFormat, *, location: str, schema: Schema | None = None,
                 batch_rows: int = DEFAULT_BATCH_ROWS,
                 on_bad: BadRowHandler | None = None) -> Decoder:
@@ -35,6 +43,9 @@ def decoder_for(fmt: TextFormat, *, location: str, schema: Schema | None = None,
     from .jsonl import JsonLinesDecoder
     from .regex import RegexDecoder
 
+    if fmt.kind == "parquet":
+        raise ConfigError(f"{location}: Parquet is read by the file and S3 ends themselves "
+                          "(from the file's footer), not decoded from a stream")
     cls: Any = {"csv": CsvDecoder, "tsv": DelimitedDecoder, "custom": DelimitedDecoder,
                 "regex": RegexDecoder, "jsonl": JsonLinesDecoder,
                 "dynamodb-jsonl": DynamoDbJsonDecoder}[fmt.kind]
@@ -52,6 +63,10 @@ def encoder_for(fmt: TextFormat) -> Encoder:
 
     if fmt.kind == "regex":
         raise ConfigError("the RegEx format can be read but not written")
+    if fmt.kind == "parquet":
+        from .parquet import ParquetEncoder
+
+        return ParquetEncoder(fmt)
     cls: Any = {"csv": CsvEncoder, "tsv": DelimitedEncoder, "custom": DelimitedEncoder,
                 "jsonl": JsonLinesEncoder, "dynamodb-jsonl": DynamoDbJsonEncoder}[fmt.kind]
     encoder: Encoder = cls(fmt)

@@ -53,7 +53,8 @@ class NamedFormat:
 
 class NamedFormatSource(NamedFormat):
     def can_produce(self, fmt: TextFormat) -> bool:
-        return same_layout(fmt, self._fmt)
+        # Parquet files cannot be joined into one stream: the end reads them as rows
+        return fmt.kind != "parquet" and same_layout(fmt, self._fmt)
 
 
 class NamedFormatSink(NamedFormat):
@@ -122,7 +123,18 @@ async def write_parts(fmt: TextFormat, inp: BytesIn, progress: Progress, *, loca
     """Write ``inp`` as parts opened by ``open_part(name)`` (``part-00000.csv``...: see
     :func:`part_name`); a new part starts once the
     current one holds ``part_bytes`` (uncompressed) and a record ends, so no record spans two
-    parts. Each part is finished (not committed) here."""
+    parts. Each part is finished (not committed) here. Parquet is one part, uncut and
+    uncompressed (its bytes are one file, compressed inside)."""
+    if fmt.kind == "parquet":
+        part: Part | None = None
+        async for chunk in inp:
+            progress.add(nbytes=len(chunk))
+            if part is None:
+                part = await open_part(part_name(0, fmt, False))
+            await part.write(chunk)
+        if part is not None:
+            await part.finish()
+        return
     enc = fmt.encoding
     quote = fmt.quote.encode(enc) if (fmt.kind == "csv" and fmt.quote) else None
     framer = Framer(fmt.record_separator.encode(enc), quote, location=location)

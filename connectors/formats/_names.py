@@ -8,7 +8,16 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import CSV, DYNAMODB_JSONL, JSONL, TSV, Column, ColumnType, TextFormat
+from connectors.base import (
+    CSV,
+    DYNAMODB_JSONL,
+    JSONL,
+    PARQUET,
+    TSV,
+    Column,
+    ColumnType,
+    TextFormat,
+)
 from connectors.errors import ConfigError
 
 
@@ -20,16 +29,17 @@ def same_layout(a: TextFormat | None, b: TextFormat | None) -> bool:
 
 
 _NAMED = {"csv": CSV, "tsv": TSV, "jsonl": JSONL, "json": JSONL, "ndjson": JSONL,
-          "dynamodb-jsonl": DYNAMODB_JSONL, "dynamodb": DYNAMODB_JSONL}
+          "dynamodb-jsonl": DYNAMODB_JSONL, "dynamodb": DYNAMODB_JSONL, "parquet": PARQUET}
 
 
 def format_named(name: str) -> TextFormat:
-    """``csv``, ``tsv``, ``jsonl`` (or ``json``/``ndjson``), ``dynamodb-jsonl``."""
+    """``csv``, ``tsv``, ``jsonl`` (or ``json``/``ndjson``), ``dynamodb-jsonl``, ``parquet``."""
     try:
         return _NAMED[name.lower()]
     except KeyError:
         raise ConfigError(
-            f"unknown format {name!r}; known: csv, tsv, jsonl, dynamodb-jsonl") from None
+            f"unknown format {name!r}; known: csv, tsv, jsonl, dynamodb-jsonl, parquet"
+        ) from None
 
 
 def format_for_path(path: str) -> TextFormat | None:
@@ -38,7 +48,7 @@ def format_for_path(path: str) -> TextFormat | None:
     if name.endswith(".gz"):
         name = name[:-3]
     ext = posixpath.splitext(name)[1].lstrip(".")
-    if ext in ("csv", "tsv", "jsonl", "ndjson"):
+    if ext in ("csv", "tsv", "jsonl", "ndjson", "parquet"):
         return _NAMED[ext]
     return None
 
@@ -108,5 +118,11 @@ def format_from_definition(type_name: str, fields: Mapping[str, Any]) -> TextFor
                           columns=columns)
     if type_name in ("DynamoDBDataFormat", "DynamoDBExportDataFormat"):
         return DYNAMODB_JSONL.replace(columns=columns)
+    if type_name == "ParquetDataFormat":  # a headrace extension
+        from .parquet import check_compression
+
+        codec = str(_single(fields, "compression") or "zstd").strip().lower()
+        return PARQUET.replace(columns=columns, parquet_compression=check_compression(codec))
     raise ConfigError(f"unknown data format type {type_name!r}; known: CSV, TSV, Custom, "
-                      "RegEx, DynamoDBDataFormat, DynamoDBExportDataFormat")
+                      "RegEx, DynamoDBDataFormat, DynamoDBExportDataFormat, "
+                      "ParquetDataFormat")

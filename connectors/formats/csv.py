@@ -18,7 +18,14 @@ from typing import Any
 from connectors.base import Column, RowBatch, Schema, TextFormat
 
 from ._decoder import TextDecoder
+from ._framing import MAX_RECORD_BYTES
 from .values import text_columns
+
+# The csv module refuses a field over 131,072 characters ("field larger than field limit"),
+# which made a long value "malformed CSV". Records are already bounded by the framer (one
+# record at most MAX_RECORD_BYTES), so the module's own guard is raised to that bound.
+if csv.field_size_limit() < MAX_RECORD_BYTES:
+    csv.field_size_limit(MAX_RECORD_BYTES)
 
 _EMPTY = "\x1e\x1fHR-EMPTY\x1f\x1e"
 _NULL = "\x1e\x1fHR-NULL\x1f\x1e"

@@ -341,6 +341,43 @@ def item_key(item: Mapping[str, Any], key_names: Sequence[str]) -> tuple[tuple[s
     return tuple(key)
 
 
+#: DynamoDB's limit on one item (attribute names and values, UTF-8 / raw bytes).
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def oversized_attribute(item: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(bytes, largest attribute) when ``item`` is surely over DynamoDB's 400 KB, else None.
+
+    The count is a lower bound of DynamoDB's own (names and S/B payloads exactly, every other
+    value as one byte, no overhead), so an item refused here is one the service would refuse
+    too, and it is refused naming its row and the attribute that made it large.
+    """
+    total, largest, largest_size = 0, "", -1
+    for name, av in item.items():
+        size = len(name.encode("utf-8")) + _value_bytes(av)
+        total += size
+        if size > largest_size:
+            largest, largest_size = name, size
+    return (total, largest) if total > MAX_ITEM_BYTES else None
+
+
+def _value_bytes(av: Any) -> int:
+    if not isinstance(av, Mapping) or len(av) != 1:
+        return 1
+    ((kind, payload),) = av.items()
+    if kind == "S" and isinstance(payload, str):
+        return len(payload.encode("utf-8", "surrogatepass"))
+    if kind == "B" and isinstance(payload, str):
+        return len(payload) * 3 // 4 - payload[-2:].count("=")
+    if kind == "SS" and isinstance(payload, list):
+        return sum(len(str(v).encode("utf-8", "surrogatepass")) for v in payload)
+    if kind == "L" and isinstance(payload, list):
+        return sum(_value_bytes(v) for v in payload)
+    if kind == "M" and isinstance(payload, Mapping):
+        return sum(len(str(k).encode("utf-8")) + _value_bytes(v) for k, v in payload.items())
+    return 1
+
+
 def coerce_key(item: Item, key_types: Mapping[str, str]) -> Item:
     """``item`` with key attributes turned into the table's key types where that is lossless.
 

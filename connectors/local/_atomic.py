@@ -159,7 +159,9 @@ class AtomicFile:
         self._fh = None
 
     async def finish(self) -> None:
-        """Flush and fsync the temp (it is complete, not yet visible)."""
+        """Flush and fsync the temp (it is complete, not yet visible); once is enough."""
+        if self._fh is None:
+            return
         try:
             await self._files.run(self._finish)
         except OSError as exc:
@@ -174,6 +176,11 @@ class AtomicFile:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    @property
+    def temp_path(self) -> Path | None:
+        """Where the bytes are until :meth:`commit` (read back by ``--verify``)."""
+        return self._temp
 
     async def commit(self) -> None:
         if self._fh is not None:

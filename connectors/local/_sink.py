@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import Literal
 
 import anyio
 
@@ -17,7 +19,9 @@ from connectors.base import (
     Takeover,
     TakeoverLane,
     TextFormat,
+    VerifyCheck,
 )
+from connectors.errors import ConfigError
 from connectors.formats import (
     PART_RE,
     Gzip,
@@ -31,6 +35,7 @@ from connectors.formats import (
 from ._atomic import AtomicFile, Files
 from ._special import STDIO, InPlaceFile, WriteTarget, write_target
 from ._url import path_from_url
+from ._verify import HashingPart, stored_figures
 
 DEFAULT_PART_BYTES = 128 * 1024 * 1024
 
@@ -49,6 +54,23 @@ class LocalSink(NamedFormatSink):
             compression == "gzip"
         self.part_bytes = max(1, part_bytes)
         self._files = Files()
+        self._verify: VerifyCheck | None = None
+
+    #: ``--verify`` compares the bytes as written with the bytes read back from disk.
+    verify_kind: Literal["rows", "bytes"] = "bytes"
+
+    def verify_with(self, check: VerifyCheck) -> None:
+        self._verify = check
+
+    async def _verified(self, fmt: TextFormat, files: list[AtomicFile], sent: str) -> None:
+        """Re-read the finished temps and hand both figures to the copy, before commit."""
+        if self._verify is None:
+            return
+        for f in files:
+            await f.finish()
+        paths = [f.temp_path for f in files if f.temp_path is not None]
+        rows, stored = await self._files.run(stored_figures, paths, fmt, self._gzip)
+        await self._verify(rows, stored, sent)
 
 
     async def take_over(self, source: Source, progress: Progress,
@@ -97,15 +119,25 @@ class LocalSink(NamedFormatSink):
             return
         gz = Gzip() if self._gzip else None
         target = await self._target()
+        if target.in_place and self._verify is not None:
+            raise ConfigError(f"{self.describe}: --verify needs a regular file or a directory "
+                              "(a stream cannot be read back)", connector="file")
         f = InPlaceFile(target, self._files) if target.in_place else \
             AtomicFile(target.path, self._files)
         await f.open()
+        sent = hashlib.sha256()
         try:
             async for chunk in inp:
                 progress.add(nbytes=len(chunk))
-                await f.write(gz.feed(chunk) if gz else chunk)
+                data = gz.feed(chunk) if gz else chunk
+                sent.update(data)
+                await f.write(data)
             if gz:
-                await f.write(gz.finish())
+                tail = gz.finish()
+                sent.update(tail)
+                await f.write(tail)
+            if isinstance(f, AtomicFile):
+                await self._verified(fmt, [f], sent.hexdigest())
             await f.commit()
         except BaseException:
             await f.abort()
@@ -116,16 +148,18 @@ class LocalSink(NamedFormatSink):
 
     async def _write_parts(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         parts: list[AtomicFile] = []
+        sent = hashlib.sha256()
 
-        async def open_part(name: str) -> AtomicFile:
+        async def open_part(name: str) -> HashingPart:
             part = AtomicFile(self.path / name, self._files)
             parts.append(part)
             await part.open()
-            return part
+            return HashingPart(part, sent)
 
         try:
             await write_parts(fmt, inp, progress, location=self.describe,
                               part_bytes=self.part_bytes, gzip=self._gzip, open_part=open_part)
+            await self._verified(fmt, parts, sent.hexdigest())
             for part in parts:
                 await part.commit()
             keep = {p.path.name for p in parts}

@@ -3,6 +3,7 @@ stream (gzip decompressed by name), or one file at any offset for a direct copy.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -12,9 +13,28 @@ from typing import BinaryIO
 
 import anyio
 
-from connectors.base import BytesOut, EndpointOptions, Progress, RangeReader, RowsOut, TextFormat
+from connectors.base import (
+    BytesOut,
+    EndpointOptions,
+    Progress,
+    RangeReader,
+    RowsOut,
+    Schema,
+    TextFormat,
+    Total,
+)
 from connectors.errors import NotFoundError, TerminalFault
-from connectors.formats import FileJoiner, Gunzip, NamedFormatSource, decoder_for, is_gzip
+from connectors.formats import (
+    FileJoiner,
+    Gunzip,
+    NamedFormatSource,
+    ParquetInput,
+    decoder_for,
+    is_gzip,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
+from connectors.timeouts import ReportingBody
 
 from ._atomic import CONNECTOR, Files, os_error
 from ._special import STDIO, is_readable_special, open_for_reading
@@ -49,8 +69,9 @@ class _FileRanges:
         return body
 
     def _read_into(self, offset: int, length: int) -> tuple[io.BytesIO, int]:
-        """Read straight into the BytesIO's own buffer (no intermediate bytes object)."""
-        body = io.BytesIO()
+        """Read straight into the BytesIO's own buffer (no intermediate bytes object); one that
+        reports its reads, so an upload of it that stalls is bounded."""
+        body = ReportingBody()
         if length:
             body.seek(length - 1)
             body.write(b"\0")  # sizes the buffer
@@ -98,6 +119,21 @@ class LocalSource(NamedFormatSource):
             return sorted(found, key=lambda p: p.relative_to(self.path).as_posix())
         raise NotFoundError(f"{self.path}: no such file or directory", connector=CONNECTOR,
                             operation="read")
+
+    async def total(self) -> Total | None:
+        """The bytes to read: the sizes of the regular files (none for stdin, a FIFO or a
+        device, or when a file is decompressed, as its size is not what is read)."""
+        if str(self.path) == STDIO:
+            return None
+
+        def size() -> int | None:
+            paths = self._list()
+            if any(is_gzip(str(p), self._compression) or not p.is_file() for p in paths):
+                return None
+            return sum(p.stat().st_size for p in paths)
+
+        nbytes = await self._files.run(size)
+        return None if nbytes is None else Total(bytes=nbytes)
 
     async def files(self) -> list[Path]:
         """The files this source reads, in order."""
@@ -167,7 +203,22 @@ class LocalSource(NamedFormatSource):
             with anyio.CancelScope(shield=True):
                 await self._files.run(fh.close)
 
+    async def schema(self) -> Schema | None:
+        if self._fmt.kind == "parquet" and not self._fmt.columns:
+            paths = await self.files()
+            if not paths:
+                return None
+            return await read_parquet_schema(str(paths[0]), lambda: str(paths[0]))
+        return await super().schema()
+
+    async def _parquet_files(self) -> AsyncIterator[ParquetInput]:
+        for path in await self.files():
+            yield str(path), functools.partial(str, path)
+
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        if self._fmt.kind == "parquet":
+            await produce_parquet_rows(self._parquet_files(), out, progress)
+            return
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
         async with aclosing(self._joined(self._fmt)) as pieces:
             async for piece in pieces:

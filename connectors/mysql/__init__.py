@@ -39,20 +39,28 @@ connector errors), ``_columns`` (column introspection), ``_source`` and ``_lines
 by the server), ``_sink``, ``_urls`` (the URL constructors), ``_infile`` (LOAD DATA fed from a
 stream), ``_rows`` (rows as LOAD DATA text), ``_csv`` (headrace's CSV made readable by LOAD
 DATA), ``_escapes`` (headrace TSV's escapes rewritten as LOAD DATA's), ``_checkpoint`` (loads
-done once under a key), ``_scripts`` (SQL scripts and checks), ``_types`` (column types).
+done once under a key), ``_scripts`` (SQL scripts and checks), ``_types`` (column types),
+``_watched`` (driver connections whose every wait for the server is bounded:
+``connect_timeout``, ``read_timeout``).
 """
 
+from connectors.timeouts import CONNECT_TIMEOUT
+
 from ._csv import NullMarker, convertible, marked_format
-from ._endpoint import CONNECT_TIMEOUT, MySqlEndpoint
+from ._endpoint import MySqlEndpoint
 from ._errors import map_errors
 from ._escapes import EscapeTranslator
-from ._infile import PINNED as AIOMYSQL_INTERNALS
+from ._infile import PINNED as _INFILE_PINNED
 from ._lines import line_select, supports
 from ._rows import encode_rows
 from ._scripts import execute_script, query_is_true, table_exists
 from ._sink import MySqlSink, load_data_options
 from ._source import MySqlSource
 from ._urls import sink_from_url, source_from_url
+from ._watched import PINNED as _WATCHED_PINNED
+
+#: aiomysql internals the package relies on (pinned by hash in the tests).
+AIOMYSQL_INTERNALS = _INFILE_PINNED + _WATCHED_PINNED
 
 __all__ = [
     "AIOMYSQL_INTERNALS",

@@ -11,6 +11,8 @@ not be created inside the load's transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiomysql
 import pymysql
 
@@ -19,7 +21,7 @@ from connectors.sql import quote_ident
 CHECKPOINTS = "headrace_checkpoints"
 
 #: MySQL's "Duplicate entry" and "Table already exists" errors
-_DUPLICATE, _TABLE_EXISTS = 1062, 1050
+_DUPLICATE, _TABLE_EXISTS, _DUPLICATE_COLUMN = 1062, 1050, 1060
 
 
 def table(database: str | None) -> str:
@@ -66,3 +68,43 @@ async def record(conn: aiomysql.Connection, database: str | None, key: str,
     async with conn.cursor() as cur:
         await cur.execute(f"UPDATE {table(database)} SET rows_loaded = %s WHERE load_key = %s",
                           (rows, key))
+
+
+async def prepare_watermark(conn: aiomysql.Connection, database: str | None) -> None:
+    """The checkpoint table with its ``watermark`` column (DDL: before the load's first
+    row, as :func:`prepare`; MySQL commits around DDL)."""
+    await prepare(conn, database)
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = %s "
+                          "AND column_name = 'watermark' AND table_schema = "
+                          "COALESCE(%s, DATABASE())", (CHECKPOINTS, database))
+        if await cur.fetchone():
+            return
+        try:
+            await cur.execute(f"ALTER TABLE {table(database)} ADD COLUMN watermark LONGTEXT")
+        except pymysql.err.OperationalError as exc:
+            if not (exc.args and exc.args[0] == _DUPLICATE_COLUMN):  # a racing load added it
+                raise
+
+
+async def save_watermark(conn: aiomysql.Connection, database: str | None, key: str,
+                         target: str, state: str) -> None:
+    """An incremental copy's state under ``key``, in the load's transaction."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"INSERT INTO {table(database)} (load_key, target, watermark) VALUES (%s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE watermark = VALUES(watermark), target = VALUES(target), "
+            "loaded_at = CURRENT_TIMESTAMP", (key, target, state))
+
+
+async def read_watermark(conn: Any, database: str | None, key: str) -> str | None:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = %s "
+                          "AND column_name = 'watermark' AND table_schema = "
+                          "COALESCE(%s, DATABASE())", (CHECKPOINTS, database))
+        if not await cur.fetchone():
+            return None
+        await cur.execute(f"SELECT watermark FROM {table(database)} WHERE load_key = %s",
+                          (key,))
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else str(row[0])

@@ -12,7 +12,7 @@ from connectors.errors import NotFoundError
 
 from ._endpoint import MySqlEndpoint
 from ._lines import Kind
-from ._types import mysql_logical
+from ._types import mysql_column, mysql_logical
 
 # asyncmy/pymysql FIELD_TYPE codes -> rendering kind and logical type
 _FIELD_KIND: dict[int, tuple[Kind, ColumnType]] = {
@@ -81,8 +81,36 @@ def columns_schema(columns: Sequence[tuple[str, Kind, ColumnType]]) -> Schema:
     return Schema(tuple(Column(n, t) for n, _, t in columns))
 
 
+async def table_schema(conn: Any, ep: MySqlEndpoint) -> Schema:
+    """A table's columns with DECIMAL precision and scale and integer widths (the columns a
+    query returns keep only their logical types: see :func:`columns_schema`)."""
+    db, name = ep.table_parts()
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+            "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, name))
+        rows = await cur.fetchall()
+    if not rows:
+        raise NotFoundError(f"table {ep.table} does not exist", connector=ep.describe(),
+                            operation="describe")
+    return Schema(tuple(mysql_column(r[0], r[1], r[2], r[3], r[4]) for r in rows))
+
+
 async def has_table(conn: Any, db: str | None, name: str) -> bool:
     async with conn.cursor() as cur:
         await cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
                           "COALESCE(%s, DATABASE()) AND TABLE_NAME = %s", (db, name))
         return await cur.fetchone() is not None
+
+
+async def estimated_rows(conn: Any, ep: MySqlEndpoint) -> int | None:
+    """The table's row count as the server keeps it (``TABLE_ROWS``: exact for MyISAM, the
+    statistics' estimate for InnoDB), None when unknown."""
+    db, name = ep.table_parts()
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s", (db, name))
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, ClassVar
 
 import aiomysql
 import anyio
-import asyncmy
-import asyncmy.errors
 
 from connectors.errors import ConfigError, connect_stage
 from connectors.sql import (
@@ -20,8 +18,8 @@ from connectors.sql import (
 )
 
 from ._errors import map_errors
+from ._watched import connect_phase, reader_connection, writer_connection
 
-CONNECT_TIMEOUT = 10
 _CLEANUP_TIMEOUT = 5.0
 _SESSION_SQL = ("SET SESSION time_zone = '+00:00', "
                 "SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'))")
@@ -33,6 +31,9 @@ class MySqlEndpoint(SqlEndpointFields):
     dialect = "mysql"
     product = "MySQL"
     port: int = 3306
+    #: Connector/J's and MariaDB Connector/J's properties, in milliseconds.
+    jdbc_timeouts: ClassVar[dict[str, tuple[str, float]]] = {
+        "connectTimeout": ("connect", 0.001), "socketTimeout": ("read", 0.001)}
     #: Set to make a table load happen at most once under this key (the engine's instance):
     #: see ``_checkpoint``.
     checkpoint_key: str | None = None
@@ -59,31 +60,38 @@ class MySqlEndpoint(SqlEndpointFields):
     async def connect(self, operation: str = "connect", *,
                       local_infile: bool = False) -> aiomysql.Connection:
         """An aiomysql connection (writes, DDL), autocommit off, UTC, strict mode."""
-        with map_errors(self.describe(), connect_stage(operation), connecting=True):
-            conn = await aiomysql.connect(
-                host=self.host, port=self.port, user=self.user or "root",
-                password=self._password(), db=self.database, charset="utf8mb4",
-                autocommit=False, connect_timeout=CONNECT_TIMEOUT, local_infile=local_infile)
-        return await self._session(conn, operation)
+        conn = writer_connection(
+            bounds=self.timeouts, where=self.describe(), operation=operation,
+            host=self.host, port=self.port, user=self.user or "root", password=self._password(),
+            db=self.database, charset="utf8mb4", autocommit=False, local_infile=local_infile)
+        return await self._open(conn, operation)
 
     async def connect_reader(self, operation: str = "read") -> Any:
         """An asyncmy connection (fast decoding) for reads."""
-        with map_errors(self.describe(), connect_stage(operation), connecting=True):
-            conn = await asyncmy.connect(
-                host=self.host, port=self.port, user=self.user or "root",
-                password=self._password(), database=self.database, charset="utf8mb4",
-                autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-        return await self._session(conn, operation)
+        conn = reader_connection(
+            bounds=self.timeouts, where=self.describe(), operation=operation,
+            host=self.host, port=self.port, user=self.user or "root", password=self._password(),
+            database=self.database, charset="utf8mb4", autocommit=True)
+        return await self._open(conn, operation)
 
-    async def _session(self, conn: Any, operation: str) -> Any:
-        """Set the session's time zone (UTC) and strict mode; close ``conn`` if that fails."""
+    async def _open(self, conn: Any, operation: str) -> Any:
+        """Connect ``conn`` and set the session's time zone (UTC) and strict mode, all within
+        ``connect_timeout``; from then on its reads are bounded by ``read_timeout``. ``conn`` is
+        closed if any of it fails."""
+        stage = connect_stage(operation)
         try:
-            with map_errors(self.describe(), operation):
-                async with conn.cursor() as cur:
-                    await cur.execute(_SESSION_SQL)
+            with self.timeouts.watch("connect", lambda: connect_phase(conn),
+                                     connector=self.describe(), operation=stage):
+                with map_errors(self.describe(), stage, connecting=True):
+                    await conn.open()
+                conn.in_session = True
+                with map_errors(self.describe(), operation):
+                    async with conn.cursor() as cur:
+                        await cur.execute(_SESSION_SQL)
         except BaseException:
             conn.close()
             raise
+        conn.read_phase = "read"
         return conn
 
 
@@ -101,6 +109,7 @@ async def writer(ep: MySqlEndpoint, operation: str, *,
         with map_errors(ep.describe(), operation):
             await conn.begin()
             yield conn
+            conn.read_phase = "commit"
             await conn.commit()
     except BaseException:
         with anyio.CancelScope(shield=True):

@@ -4,7 +4,8 @@ aiomysql answers the server's "send me file X" request by opening X on the local
 no way to feed the data from memory, and it never waits for the socket to drain. This module
 runs the statement itself on aiomysql's protocol primitives: it sends the query, checks the
 server asked for exactly the name we gave (a server can name any path; we never open files),
-streams the chunks as protocol packets with backpressure (``drain`` after each chunk), sends
+streams the chunks as protocol packets with backpressure (``drain`` after each chunk, bounded
+by the endpoint's ``read_timeout`` on a watched connection), sends
 the empty end packet and reads the result.
 
 It relies on four aiomysql internals, whose upstream source is pinned by a hash in
@@ -24,6 +25,8 @@ from pymysql.constants import COMMAND
 from pymysql.err import OperationalError
 
 from connectors.tracing import traced_db
+
+from ._watched import WatchedWriter
 
 #: The file name the statement asks for; any other name requested by the server is refused.
 STREAM_NAME = "headrace-stream"
@@ -73,7 +76,11 @@ async def load_data_local(conn: aiomysql.Connection, sql: str,
             view = memoryview(chunk)
             for start in range(0, len(view), MAX_PACKET_LEN - 1):
                 conn.write_packet(bytes(view[start:start + MAX_PACKET_LEN - 1]))
-            await conn._writer.drain()
+            if isinstance(conn, WatchedWriter):
+                with conn.write_watch():  # a server that stops reading: bounded
+                    await conn._writer.drain()
+            else:
+                await conn._writer.drain()
     except BaseException:
         conn.close()
         raise

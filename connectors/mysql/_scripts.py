@@ -21,7 +21,7 @@ async def execute_script(dsn: str | MySqlEndpoint, script: str, args: Sequence[A
     ``?`` placeholders are bound to ``args`` in order across the script. (MySQL commits DDL
     implicitly, so only the data statements of a script are atomic.)
     """
-    ep = as_endpoint(dsn)
+    ep = as_endpoint(dsn).for_statements()  # a statement may run (silently) for long
     converted = script_statements(script, "mysql", args, connector=ep.describe())
     async with writer(ep, "script") as conn, conn.cursor() as cur:
         position = 0
@@ -36,7 +36,7 @@ async def execute_script(dsn: str | MySqlEndpoint, script: str, args: Sequence[A
 @traced_db("mysql", "SELECT")
 async def query_is_true(dsn: str | MySqlEndpoint, sql: str) -> bool:
     """SqlQuery-style precondition: a first row exists and its first column is truthy."""
-    ep = as_endpoint(dsn)
+    ep = as_endpoint(dsn).for_statements()
     async with reader(ep, "precondition") as conn, conn.cursor() as cur:
         await cur.execute(sql)
         row = await cur.fetchone()

@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiomysql
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from connectors.base import (
     BytesIn,
@@ -23,16 +26,20 @@ from connectors.base import (
     Schema,
     TextFormat,
 )
-from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.errors import BadDataError, ConfigError, NotFoundError, single_failure
+from connectors.formats import RowChecksum
 from connectors.sql import (
     SqlSink,
+    aligned_schema,
     convert_placeholders,
+    deal_records,
     first_line,
     is_utf8,
     next_batch,
     parse_bool,
     parse_datetime,
     quote_ident,
+    record_framer,
     target_columns,
 )
 from connectors.tracing import traced_db
@@ -45,7 +52,7 @@ from ._escapes import EscapeTranslator
 from ._infile import STREAM_NAME, load_data_local
 from ._lines import Kind
 from ._rows import FORMAT_CLAUSE, encode_rows
-from ._types import mysql_ddl_type
+from ._types import mysql_column_ddl_type
 
 #: Rows per multi-row INSERT of an ``insertQuery``.
 INSERT_ROWS = 1000
@@ -171,11 +178,15 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
                               connector=self.describe)
         hint = self.source_schema or (Schema(fmt.columns) if fmt.columns else None)
         ep = self.endpoint
+        if ep.partitions > 1 and not ep.checkpoint_key:
+            await self._load_in_parallel(fmt, converting, marker, inp, progress, hint)
+            return
         async with writer(ep, "LOAD DATA", local_infile=True) as conn:
             await self._prepare_table(conn, hint)
             target = await table_columns(conn, ep)
             if not await self._claim(conn, inp):
                 return
+            before = await self._verify_sum(conn, None)
             assignments = _infile_assignments(target, fmt)
             sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
                    f"CHARACTER SET utf8mb4 {options}{assignments}")
@@ -198,6 +209,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             result = await load_data_local(conn, sql, chunks())
             if result.warning_count:
                 await _raise_first_warning(conn, self.describe, "LOAD DATA", row_base=1)
+            await self._verify_load(conn, None, before)
             await self._record(conn, result.affected_rows)
             progress.add(rows=result.affected_rows)
 
@@ -208,14 +220,91 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         operation = "INSERT" if ep.insert_query else "LOAD DATA"
         async with writer(ep, operation, local_infile=not ep.insert_query) as conn:
             await self._prepare_table(conn, hint)
+            db, _ = ep.table_parts()
+            if self.watermark is not None:
+                await _checkpoint.prepare_watermark(conn, db)
+            if self.merge_keys:
+                await self._check_merge_key(conn)
             if first is None or not await self._claim(conn, inp):
+                if first is None:
+                    await self._verify_load(conn, None, await self._verify_sum(conn, None))
+                    await self._save_watermark(conn)
                 return
+            names = first.schema.names
+            sums = await self._verify_sum(conn, names)
             before = progress.rows
             if ep.insert_query:
                 await self._insert_rows(conn, first, inp, progress)
             else:
                 await self._load_rows(conn, first, inp, progress)
+            await self._verify_load(conn, names, sums)
             await self._record(conn, progress.rows - before)
+            await self._save_watermark(conn)
+
+    async def stored_watermark(self, key: str) -> str | None:
+        db, _ = self.endpoint.table_parts()
+        async with reader(self.endpoint, "read watermark") as conn:
+            return await _checkpoint.read_watermark(conn, db, key)
+
+    async def _save_watermark(self, conn: aiomysql.Connection) -> None:
+        if self.watermark is not None:
+            key, state = self.watermark
+            db, _ = self.endpoint.table_parts()
+            await _checkpoint.save_watermark(conn, db, key, self.endpoint.quoted_table(),
+                                             state())
+
+    async def _check_merge_key(self, conn: aiomysql.Connection) -> None:
+        """A merge is LOAD DATA ... REPLACE, which matches rows by a unique key: the target
+        must have one on exactly the merge key's columns."""
+        ep = self.endpoint
+        if ep.insert_query:
+            raise ConfigError("a merge loads a table, not an insertQuery",
+                              connector=self.describe)
+        db, name = ep.table_parts()
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT INDEX_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM "
+                "information_schema.STATISTICS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+                "AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME", (db, name))
+            unique = [set(str(r[1]).split(",")) for r in await cur.fetchall()]
+        if set(self.merge_keys) not in unique:
+            raise ConfigError(f"a merge into {ep.table} matches rows by a unique key on "
+                              f"({', '.join(self.merge_keys)}), which the table does not "
+                              "have; add a PRIMARY KEY or UNIQUE index on those columns",
+                              connector=self.describe)
+
+    async def _verify_sum(self, conn: aiomysql.Connection,
+                          names: Sequence[str] | None) -> RowChecksum | None:
+        """``--verify``: the checksum of the target's rows in this transaction's snapshot.
+
+        Taken before the load and again after it, in one REPEATABLE READ transaction (the
+        InnoDB default): what the load wrote is the difference, since the sum is order-free
+        and subtractable, and other sessions' commits meanwhile are not in the snapshot. It
+        reads the whole table twice, the price of verifying into a table with rows."""
+        if self.verify_check is None:
+            return None
+        ep = self.endpoint
+        if not ep.table:
+            raise ConfigError("--verify needs a target table (an insertQuery's rows cannot be "
+                              "read back)", connector=self.describe)
+        target = Schema(tuple(Column(n, t) for n, _, t in await table_columns(conn, ep)))
+        columns = aligned_schema(names or target.names, target)
+        select = ", ".join(quote_ident(c.name, "mysql") for c in columns.columns)
+        summer = RowChecksum(columns)
+        async with conn.cursor(aiomysql.SSCursor) as cur:
+            await cur.execute(f"SELECT {select} FROM {ep.quoted_table()}")
+            while rows := await cur.fetchmany(5000):
+                summer.add_rows(rows)
+        return summer
+
+    async def _verify_load(self, conn: aiomysql.Connection, names: Sequence[str] | None,
+                           before: RowChecksum | None) -> None:
+        check = self.verify_check
+        if check is None or before is None:
+            return
+        after = await self._verify_sum(conn, names)
+        assert after is not None
+        await check(*after.minus(before))
 
     async def _claim(self, conn: aiomysql.Connection, inp: BytesIn | RowsIn) -> bool:
         """Claim the load's checkpoint key; when an earlier load committed under it, take
@@ -249,8 +338,10 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         kinds = [{n: t for n, _, t in target}.get(n) for n in names]
         fmt = TextFormat(kind="tsv", column_separator="\t", quote=None, escape_char="\\",
                          null="\\N", columns=tuple(Column(n) for n in names))
-        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {ep.quoted_table()} "
-               f"CHARACTER SET utf8mb4 {FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
+        replace = "REPLACE " if self.merge_keys else ""  # a merge: the new row wins
+        sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' {replace}INTO TABLE "
+               f"{ep.quoted_table()} CHARACTER SET utf8mb4 "
+               f"{FORMAT_CLAUSE}{_infile_assignments(target, fmt)}")
         offset = (first.first_line or 1) - 1
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -310,6 +401,72 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         by_name = {n: t for n, _, t in await table_columns(conn, self.endpoint)}
         return [by_name.get(n) for n in first.schema.names]
 
+    async def _load_in_parallel(self, fmt: TextFormat, converting: bool,
+                                marker: _csv.NullMarker | EscapeTranslator | None,
+                                inp: BytesIn, progress: Progress,
+                                hint: Schema | None) -> None:
+        """``partitions`` LOAD DATA streams into a staging table, then one transaction.
+
+        A staging table ``headrace_load_<random>`` (``CREATE TABLE ... LIKE`` the target) takes
+        the input, cut at record boundaries and dealt round robin to N loaders, each its own
+        connection and transaction (the header only to the first). When all committed, one
+        transaction moves the rows into the target (``INSERT ... SELECT``); the staging table
+        is then dropped (MySQL's DDL commits, so that is a statement of its own). On failure
+        it is dropped and the target is untouched."""
+        ep = self.endpoint
+        db, _ = ep.table_parts()
+        stage_name = f"headrace_load_{secrets.token_hex(6)}"
+        stage = (f"{quote_ident(db, 'mysql')}." if db else "") + quote_ident(stage_name, "mysql")
+        async with writer(ep, "parallel load") as conn:
+            await self._prepare_table(conn, hint)
+            target = await table_columns(conn, ep)
+            async with conn.cursor() as cur:
+                await cur.execute(f"CREATE TABLE {stage} LIKE {ep.quoted_table()}")
+        marked = _csv.marked_format(fmt) if converting else fmt
+        assignments = _infile_assignments(target, fmt)
+        n = ep.partitions
+        counts = [0] * n
+
+        async def load(i: int, recv: MemoryObjectReceiveStream[bytes]) -> None:
+            options = load_data_options(marked.replace(header=marked.header and i == 0))
+            sql = (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {stage} "
+                   f"CHARACTER SET utf8mb4 {options}{assignments}")
+
+            async def pieces() -> AsyncIterator[bytes]:
+                async for piece in recv:
+                    yield piece
+
+            with recv:
+                async with writer(ep, "LOAD DATA", local_infile=True) as c:
+                    result = await load_data_local(c, sql, pieces())
+                    if result.warning_count:
+                        await _raise_first_warning(c, self.describe, "LOAD DATA", row_base=1)
+            counts[i] = result.affected_rows
+
+        limiter = anyio.CapacityLimiter(1)
+
+        async def mark(chunk: bytes) -> bytes:
+            assert marker is not None
+            return await anyio.to_thread.run_sync(marker.feed, chunk, limiter=limiter)
+
+        try:
+            streams = [anyio.create_memory_object_stream[bytes](2) for _ in range(n)]
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    for i, (_, recv) in enumerate(streams):
+                        tg.start_soon(load, i, recv)
+                    tg.start_soon(deal_records, inp, [send for send, _ in streams],
+                                  record_framer(marked, self.describe), progress,
+                                  mark if marker is not None else None,
+                                  marker.finish if marker is not None else None)
+            async with writer(ep, "swap in") as conn, conn.cursor() as cur:
+                await cur.execute(f"INSERT INTO {ep.quoted_table()} SELECT * FROM {stage}")
+        finally:
+            with anyio.move_on_after(5, shield=True), contextlib.suppress(Exception):
+                async with writer(ep, "drop staging") as conn, conn.cursor() as cur:
+                    await cur.execute(f"DROP TABLE IF EXISTS {stage}")
+        progress.add(rows=sum(counts))
+
     async def _prepare_table(self, conn: aiomysql.Connection, hint: Schema | None) -> None:
         ep = self.endpoint
         if not ep.table:
@@ -323,7 +480,7 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
 
 
 def create_table_ddl(quoted_table: str, schema: Schema) -> str:
-    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_ddl_type(c.type)}"
+    cols = ", ".join(f"{quote_ident(c.name, 'mysql')} {mysql_column_ddl_type(c)}"
                      for c in schema.columns)
     return f"CREATE TABLE IF NOT EXISTS {quoted_table} ({cols}) DEFAULT CHARSET=utf8mb4"
 

@@ -4,8 +4,6 @@ built by the server (bytes lane) or row batches (rows lane).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from asyncmy.cursors import SSCursor
@@ -18,14 +16,23 @@ from connectors.base import (
     RowsOut,
     Schema,
     TextFormat,
+    Total,
 )
 from connectors.errors import ConfigError
-from connectors.sql import ROWS_PER_BATCH, SqlSource
+from connectors.sql import SqlSource
 from connectors.tracing import traced_db
 
-from ._columns import columns_schema, query_columns, table_columns
+from ._columns import (
+    columns_schema,
+    estimated_rows,
+    query_columns,
+    table_columns,
+    table_schema,
+)
 from ._endpoint import MySqlEndpoint, reader
+from ._fetch import fetch_gated, fix_rows, row_fixes
 from ._lines import Kind, header_line, line_select, supports
+from ._partitions import read_partitioned
 
 
 class MySqlSource(SqlSource[MySqlEndpoint]):
@@ -34,20 +41,65 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
     def can_produce(self, fmt: TextFormat) -> bool:
         return supports(fmt)
 
+    @property
+    def _partitioned(self) -> bool:
+        """Read as ``partitions`` key ranges at once (a table only; see :mod:`._partitions`)."""
+        return self.endpoint.partitions > 1 and not self.endpoint.select_query
+
+    async def _read_partitioned(self, fmt: TextFormat | None, out: BytesOut | RowsOut,
+                                progress: Progress) -> None:
+        async with reader(self.endpoint, "describe") as conn:
+            columns = await self._columns(conn)
+        if fmt is not None and fmt.header:
+            head = header_line([n for n, _, _ in columns], fmt)
+            await out.send(head)  # type: ignore[arg-type]
+            progress.add(nbytes=len(head))
+        await read_partitioned(self.endpoint, self.describe, out, progress, columns=columns,
+                               schema=columns_schema(columns), fmt=fmt)
+
     async def _columns(self, conn: Any) -> list[tuple[str, Kind, ColumnType]]:
         if self.endpoint.select_query:
             return await query_columns(conn, self.endpoint.select_query)
         return await table_columns(conn, self.endpoint)
 
+    async def primary_key(self) -> tuple[str, ...]:
+        """The table's primary key columns, in key order (empty: none, or a query)."""
+        if self.endpoint.select_query:
+            return ()
+        db, name = self.endpoint.table_parts()
+        async with reader(self.endpoint, "describe") as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                "TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s AND "
+                "CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db, name))
+            return tuple(r[0] for r in await cur.fetchall())
+
+    async def _schema(self, conn: Any,
+                      columns: list[tuple[str, Kind, ColumnType]]) -> Schema:
+        if self.endpoint.select_query:
+            return columns_schema(columns)
+        return await table_schema(conn, self.endpoint)
+
     async def schema(self) -> Schema | None:
         async with reader(self.endpoint, "describe") as conn:
-            return columns_schema(await self._columns(conn))
+            return await self._schema(conn, await self._columns(conn))
+
+    async def total(self) -> Total | None:
+        """A table's estimated rows (a query's: unknown)."""
+        if self.endpoint.select_query:
+            return None
+        async with reader(self.endpoint, "estimate") as conn:
+            rows = await estimated_rows(conn, self.endpoint)
+        return None if rows is None else Total(rows=rows, estimated=True)
 
     @traced_db("mysql", "SELECT")
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         if not supports(fmt):
             raise ConfigError(f"the server cannot render this format: {fmt}",
                               connector=self.describe)
+        if self._partitioned:
+            await self._read_partitioned(fmt, out, progress)
+            return
         limit = max(1, self.endpoint.chunk_size)
         async with reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
@@ -59,7 +111,7 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             # the result, which on failure or cancellation is neither wanted nor safe.
             cur = conn.cursor(SSCursor)
             await cur.execute(sql)
-            async for rows in _fetch_gated(conn, cur):
+            async for rows in fetch_gated(conn, cur):
                 piece = b"".join([r[0] for r in rows])
                 progress.add(rows=len(rows))
                 pending.append(piece)
@@ -80,78 +132,20 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
 
     @traced_db("mysql", "SELECT")
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        if self._partitioned:
+            await self._read_partitioned(None, out, progress)
+            return
         async with reader(self.endpoint, "SELECT") as conn:
             columns = await self._columns(conn)
-            schema = columns_schema(columns)
-            fixes = _row_fixes(columns)
+            schema = await self._schema(conn, columns)
+            fixes = row_fixes(columns)
             number = 1
             cur = conn.cursor(SSCursor)  # see produce_bytes: never drained on failure
             await cur.execute(self._query())
-            async for rows in _fetch_gated(conn, cur):
-                batch = [tuple(r) for r in rows] if not fixes else _fix_rows(rows, fixes)
+            async for rows in fetch_gated(conn, cur):
+                batch = [tuple(r) for r in rows] if not fixes else fix_rows(rows, fixes)
                 await out.send(RowBatch(schema, batch, first_line=number))
                 number += len(batch)
                 progress.add(rows=len(batch))
 
 
-async def _fetch_gated(conn: Any, cur: Any) -> AsyncIterator[Sequence[Any]]:
-    """``cur.fetchmany`` batches, with the socket read only while a fetch is running.
-
-    asyncmy's protocol copies everything the server sends into one buffer that grows without
-    limit and never pauses its transport, so while the copy waits on a slower sink the rest of
-    the result set piled up in memory (peak RSS grew with the row count: 640 MB at 2M rows,
-    benchmarks/README.md). Pausing the transport between fetches leaves the data in the
-    kernel's socket buffer, and TCP flow control then holds the server back.
-    """
-    transport = getattr(conn, "_transport", None)
-    try:
-        while True:
-            if transport is not None:
-                transport.resume_reading()
-            rows = await cur.fetchmany(ROWS_PER_BATCH)
-            if transport is not None:
-                transport.pause_reading()
-            if not rows:
-                return
-            yield rows
-    finally:
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
-
-
-def _bit_to_int(v: Any) -> Any:
-    return int.from_bytes(v, "big") if isinstance(v, bytes) else v
-
-
-def _to_bool(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return int.from_bytes(v, "big") != 0
-    return bool(v)
-
-
-def _utc(v: Any) -> Any:
-    return v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v
-
-
-def _row_fixes(columns: Sequence[tuple[str, Kind, ColumnType]]) -> list[tuple[int, Any]]:
-    """Per-column conversions of the rows lane: BIT/TINYINT(1) -> bool, TIMESTAMP -> UTC."""
-    fixes: list[tuple[int, Any]] = []
-    for i, (_, kind, logical) in enumerate(columns):
-        if logical == "boolean":
-            fixes.append((i, _to_bool))
-        elif kind == "bit":
-            fixes.append((i, _bit_to_int))
-        elif logical == "timestamptz":
-            fixes.append((i, _utc))
-    return fixes
-
-
-def _fix_rows(rows: Sequence[Sequence[Any]], fixes: list[tuple[int, Any]]) -> list[tuple[Any, ...]]:
-    out = []
-    for r in rows:
-        values = list(r)
-        for i, fix in fixes:
-            if values[i] is not None:
-                values[i] = fix(values[i])
-        out.append(tuple(values))
-    return out

@@ -12,14 +12,19 @@ identifiers and values always bound parameters.
 
 Inside: ``_endpoint`` (the endpoint, connections, transactions), ``_errors`` (driver errors ->
 connector errors), ``_copy`` (COPY formats and loads), ``_guard``
-(NUL and invalid UTF-8 refused naming the column), ``_source``, ``_sink``, ``_urls`` (the
+(NUL and invalid UTF-8 refused naming the column), ``_marker`` (data lines COPY
+would take for its end marker), ``_source``, ``_sink``, ``_urls`` (the
 URL constructors), ``_resumable`` (checkpointed batch loads), ``_redshift``
 (RedshiftCopyActivity's merge), ``_scripts`` (SQL scripts and checks), ``_types`` (column
-types, value coercion), ``_tracing`` (client spans).
+types, value coercion), ``_tracing`` (client spans), ``_watched`` (a connection's silences
+bounded by ``read_timeout``).
 """
 
-from ._endpoint import CONNECT_TIMEOUT, PostgresEndpoint
+from connectors.timeouts import CONNECT_TIMEOUT
+
+from ._endpoint import PostgresEndpoint
 from ._errors import map_errors
+from ._marker import EndMarkerQuoter
 from ._redshift import InsertMode, redshift_copy_load
 from ._resumable import staging_name
 from ._scripts import execute_script, query_is_true, table_exists
@@ -30,6 +35,7 @@ from ._urls import sink_from_url, source_from_url
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "EndMarkerQuoter",
     "InsertMode",
     "PostgresEndpoint",
     "PostgresSink",

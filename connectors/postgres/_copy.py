@@ -22,6 +22,7 @@ from connectors.sql import (
 
 from ._errors import COPY_CONTEXT
 from ._guard import TextGuard
+from ._marker import EndMarkerQuoter
 from ._types import pg_coercer, pg_column_fits
 
 
@@ -67,16 +68,30 @@ def copy_count(status: str) -> int:
 
 async def copy_stream_in(conn: asyncpg.Connection, table: str, schema: str | None,
                          inp: BytesIn, opts: dict[str, Any], progress: Progress, *,
-                         guard: TextGuard | None = None) -> str:
+                         fmt: TextFormat | None = None, columns: Sequence[str] = (),
+                         where: str = "") -> str:
     """``COPY table FROM STDIN`` fed from ``inp`` until end-of-stream; returns the status.
-    ``guard`` sees each chunk first (and refuses a NUL naming its column)."""
+
+    Given the stream's ``fmt`` (and the table's ``columns``, for errors), each chunk first
+    passes :class:`EndMarkerQuoter` (a data line COPY would take for its end marker) and
+    :class:`TextGuard` (NUL and invalid UTF-8 refused naming the column).
+    """
+    marker = EndMarkerQuoter(fmt) if fmt is not None else None
+    guard = TextGuard(fmt, columns, where=where) if fmt is not None else None
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in inp:
             progress.add(nbytes=len(chunk))
-            if guard is not None:
+            if marker is not None and guard is not None:
+                chunk = marker.feed(chunk)
                 guard.check(chunk)
-            yield chunk
+            if chunk:
+                yield chunk
+        if marker is not None and guard is not None:
+            tail = marker.finish()
+            guard.check(tail)
+            if tail:
+                yield tail
 
     return str(await conn.copy_to_table(table, schema_name=schema, source=chunks(), **opts))
 

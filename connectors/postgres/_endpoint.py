@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import asyncpg
@@ -17,12 +17,15 @@ from connectors.sql import (
     SqlUrl,
     split_qualified,
 )
+from connectors.timeouts import current_watch, in_phase
 
 from ._errors import map_errors
 from ._tracing import TracedConnection
+from ._watched import watched
 
-CONNECT_TIMEOUT = 10.0
 _CLEANUP_TIMEOUT = 5.0
+#: What asyncpg's own connect timeout is set above ours by: ours fires first, naming the phase.
+_DRIVER_MARGIN = 5.0
 
 
 class PostgresEndpoint(SqlEndpointFields):
@@ -31,6 +34,11 @@ class PostgresEndpoint(SqlEndpointFields):
     dialect = "postgresql"
     product = "PostgreSQL"
     port: int = 5432
+    #: pgJDBC's and the Redshift JDBC driver's properties, in seconds (``loginTimeout`` bounds
+    #: the whole connect, as ``connect_timeout`` does here).
+    jdbc_timeouts: ClassVar[dict[str, tuple[str, float]]] = {
+        "connectTimeout": ("connect", 1.0), "loginTimeout": ("connect", 1.0),
+        "socketTimeout": ("read", 1.0)}
     redshift: bool = False
     #: Set to make a load idempotent under this key (see ``_resumable``): on the rows lane
     #: batches + checkpoint + swap (resumable); on the bytes lane one transaction that also
@@ -60,11 +68,18 @@ class PostgresEndpoint(SqlEndpointFields):
         return schema, parts[0]
 
     async def connect(self, operation: str = "connect") -> asyncpg.Connection:
-        with map_errors(self.describe(), connect_stage(operation), connecting=True):
+        """A connection, within ``connect_timeout`` in all (TCP, startup, authentication:
+        asyncpg runs them as one step, so the phase named is ``connect``)."""
+        stage = connect_stage(operation)
+        limit = self.timeouts.connect
+        with self.timeouts.watch("connect", "connect", connector=self.describe(),
+                                 operation=stage), \
+                map_errors(self.describe(), stage, connecting=True):
             return await asyncpg.connect(
                 host=self.host, port=self.port, user=self.user, database=self.database,
                 password=self.password.get_secret_value() if self.password else None,
-                timeout=CONNECT_TIMEOUT, ssl=False, connection_class=TracedConnection,
+                timeout=limit + _DRIVER_MARGIN if limit else None, ssl=False,
+                connection_class=TracedConnection,
                 server_settings={"application_name": "headrace", "TimeZone": "UTC"})
 
 
@@ -75,12 +90,26 @@ def as_endpoint(dsn: str | PostgresEndpoint) -> PostgresEndpoint:
 
 @asynccontextmanager
 async def connection(ep: PostgresEndpoint, operation: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for ``operation``, its silences bounded by ``read_timeout`` while in use
+    (:mod:`._watched`); closed on the way out (terminated when the server went silent)."""
     conn = await ep.connect(operation)
+    watch = None
     try:
-        yield conn
+        with watched(conn, ep.timeouts, ep.describe(), operation) as watch:
+            yield conn
     finally:
-        with anyio.CancelScope(shield=True):
-            await _close(conn)
+        if watch is not None and watch.expired:
+            conn.terminate()
+        else:
+            with anyio.CancelScope(shield=True):
+                await _close(conn)
+
+
+def _silenced() -> bool:
+    """True when the server went silent on the task's connection: waiting on it for a
+    rollback or a goodbye would only wait again."""
+    watch = current_watch()
+    return watch is not None and watch.expired
 
 
 async def _close(conn: asyncpg.Connection) -> None:
@@ -113,9 +142,13 @@ async def transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
     try:
         yield
     except BaseException:
-        await _or_terminate(conn, tr.rollback)
+        if _silenced():
+            conn.terminate()  # the server aborts the transaction itself
+        else:
+            await _or_terminate(conn, tr.rollback)
         raise
-    await tr.commit()
+    with in_phase("commit"):
+        await tr.commit()
 
 
 @asynccontextmanager

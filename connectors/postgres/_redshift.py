@@ -62,7 +62,9 @@ class _StagingSink:
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         opts = copy_options(fmt, loading=True) or {}
-        status = await copy_stream_in(self._conn, self._table, None, inp, opts, progress)
+        status = await copy_stream_in(self._conn, self._table, None, inp, opts, progress,
+                                      fmt=fmt, columns=self._schema.names if self._schema
+                                      else (), where=f"staging table {self._table}")
         progress.add(rows=copy_count(status))
 
     async def consume_rows(self, inp: RowsIn, progress: Progress) -> None:

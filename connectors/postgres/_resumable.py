@@ -241,3 +241,27 @@ class _Empty:
 
     async def receive(self) -> RowBatch:
         raise EndOfStream
+
+
+async def save_watermark(conn: asyncpg.Connection, *, key: str, target: str,
+                         state: str) -> None:
+    """An incremental copy's state under ``key``, in the caller's load transaction (the rows
+    and their watermark commit together or not at all)."""
+    await conn.execute(_CHECKPOINT_DDL)
+    await conn.execute(f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS watermark text")
+    await conn.execute(
+        f"INSERT INTO {CHECKPOINTS} (key, target, staging, finished, watermark) "
+        "VALUES ($1, $2, '', true, $3) ON CONFLICT (key) DO UPDATE SET watermark = $3, "
+        "target = $2, updated_at = now()", key, target, state)
+
+
+async def read_watermark(conn: asyncpg.Connection, key: str) -> str | None:
+    """The state :func:`save_watermark` committed under ``key``, or None."""
+    has = await conn.fetchval(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = $1 "
+        "AND column_name = 'watermark' AND table_schema = ANY(current_schemas(false))",
+        CHECKPOINTS)
+    if not has:
+        return None
+    value = await conn.fetchval(f"SELECT watermark FROM {CHECKPOINTS} WHERE key = $1", key)
+    return None if value is None else str(value)

@@ -21,7 +21,7 @@ async def execute_script(dsn: str | PostgresEndpoint, script: str,
     ``?`` placeholders are bound to ``args`` in order across the whole script; each value is
     coerced to the parameter's type (``scriptArgument`` values arrive as strings).
     """
-    ep = as_endpoint(dsn)
+    ep = as_endpoint(dsn).for_statements()  # a statement may run (silently) for long
     converted = script_statements(script, "postgresql", args, connector=ep.describe())
     async with connection(ep, "script") as conn, translated_transaction(conn, ep, "script"):
         position = 0
@@ -40,7 +40,7 @@ async def execute_script(dsn: str | PostgresEndpoint, script: str,
 
 async def query_is_true(dsn: str | PostgresEndpoint, sql: str) -> bool:
     """SqlQuery-style precondition: a first row exists and its first column is truthy."""
-    ep = as_endpoint(dsn)
+    ep = as_endpoint(dsn).for_statements()
     async with connection(ep, "precondition") as conn:
         with map_errors(ep.describe(), "precondition"):
             row = await conn.fetchrow(sql)

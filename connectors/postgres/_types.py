@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import ColumnType
+from connectors.base import Column, ColumnType
 from connectors.sql import parse_bool, parse_datetime
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -44,6 +44,17 @@ def pg_logical(type_name: str) -> ColumnType:
 
 def pg_ddl_type(kind: ColumnType) -> str:
     return _LOGICAL_TO_PG[kind]
+
+
+def pg_column_ddl_type(col: Column) -> str:
+    """The DDL type of ``col``, keeping a declared precision and scale and narrow widths."""
+    if col.type == "numeric" and col.precision is not None and 0 < col.precision <= 1000:
+        return f"numeric({col.precision}, {col.scale or 0})"
+    if col.type == "integer" and col.bits is not None and col.bits <= 16:
+        return "smallint"
+    if col.type == "double" and col.bits == 32:
+        return "real"
+    return _LOGICAL_TO_PG[col.type]
 
 
 # --- value coercion ---------------------------------------------------------------------------

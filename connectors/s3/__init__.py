@@ -31,12 +31,21 @@ A single object <-> a single local file goes by parallel positioned I/O (``direc
 Inside: ``_url`` (the URL, the object record, sizes), ``_listing``, ``_download`` (ranged
 reads), ``_upload`` (the one multipart upload, the streaming writer, file parts, cleanup of
 killed writes), ``_server_copy``, ``_parallel`` (bounded fan-out), ``_source``, ``_sink``,
-``_transfer`` (the helpers the engine calls: checks, staging).
+``_transfer`` (the helpers the engine calls: checks, staging, listing and deleting the
+objects of a prefix).
 """
 
 from ._sink import S3Sink, sink_from_url
 from ._source import S3Source, source_from_url
-from ._transfer import download_prefix, key_exists, prefix_not_empty, upload_directory, upload_file
+from ._transfer import (
+    delete_names,
+    download_prefix,
+    key_exists,
+    list_names,
+    prefix_not_empty,
+    upload_directory,
+    upload_file,
+)
 from ._url import MIN_PART, S3Url, parse_s3_url
 
 __all__ = [
@@ -44,8 +53,10 @@ __all__ = [
     "S3Sink",
     "S3Source",
     "S3Url",
+    "delete_names",
     "download_prefix",
     "key_exists",
+    "list_names",
     "parse_s3_url",
     "prefix_not_empty",
     "sink_from_url",

@@ -19,7 +19,13 @@ from anyio.abc import TaskGroup
 from connectors import aws
 from connectors.aws import full_jitter
 from connectors.base import BytesOut, Progress, TextFormat
-from connectors.errors import ConnectionLost, TerminalFault, TransientError, single_failure
+from connectors.errors import (
+    ConnectionLost,
+    TerminalFault,
+    TimedOut,
+    TransientError,
+    single_failure,
+)
 from connectors.formats import FileJoiner, Gunzip
 
 from ._parallel import each_at_most
@@ -78,7 +84,8 @@ class Ranges:
         """Hand bytes [start, end) of ``obj`` to ``deliver(offset, piece)`` as they arrive.
 
         A body that breaks off is resumed from the first byte not yet delivered, so every byte
-        is delivered exactly once. Errors of ``deliver`` itself are not retried here.
+        is delivered exactly once; one that stops (``read_timeout``) fails the read. Errors of
+        ``deliver`` itself are not retried here.
         """
         pos = start
         failures = 0
@@ -108,6 +115,8 @@ class Ranges:
                 if pos < end:
                     raise ConnectionLost(f"{target}: the body ended at byte {pos} of {end}",
                                          connector=CONNECTOR, operation="get")
+            except TimedOut:
+                raise  # a silent server: the attempt fails now (its retries decide), no resume
             except TransientError:
                 failures += 1
                 if failures >= self.attempts:

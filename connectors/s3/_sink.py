@@ -5,9 +5,10 @@ copies between objects on the same endpoint done by S3 itself."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import posixpath
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
@@ -23,11 +24,13 @@ from connectors.base import (
     Takeover,
     TakeoverLane,
     TextFormat,
+    VerifyCheck,
 )
-from connectors.errors import single_failure
+from connectors.errors import ConfigError, single_failure
 from connectors.formats import (
     Gzip,
     NamedFormatSink,
+    RecordCounter,
     consume_rows_as_bytes,
     same_layout,
     write_parts,
@@ -35,13 +38,14 @@ from connectors.formats import (
 
 from ._server_copy import ServerCopy
 from ._upload import (
-    ABORT_TIMEOUT,
     Upload,
+    abort_bound,
     abort_stale_uploads,
     remove_stale_parts,
     upload_ranges,
 )
 from ._url import (
+    CONNECTOR,
     COPY_PARALLEL_FACTOR,
     DEFAULT_CHUNK,
     DEFAULT_COPY_PART,
@@ -80,6 +84,28 @@ class S3Sink(NamedFormatSink):
         #: Server-side copy requests in flight (they hold no data here, so more than
         #: ``parallel``).
         self.copy_parallel = max(1, copy_parallel or COPY_PARALLEL_FACTOR * self.parallel)
+        self._verify: VerifyCheck | None = None
+
+    #: ``--verify`` compares the parts' MD5s as sent with the ETags S3 computed of them.
+    verify_kind: Literal["rows", "bytes"] = "bytes"
+
+    def verify_with(self, check: VerifyCheck) -> None:
+        if self._fmt.kind == "parquet":
+            raise ConfigError(f"{self.describe}: --verify of a Parquet object is not "
+                              "supported yet (its records cannot be counted in the bytes)",
+                              connector=CONNECTOR)
+        self._verify = check
+
+    async def _verified(self, uploads: list[Upload], records: int) -> None:
+        if self._verify is None:
+            return
+        pairs = [up.etags() for up in uploads]
+        if len(pairs) == 1:
+            ours, theirs = pairs[0]
+        else:  # several objects: one figure over each side's ETags in order
+            ours = hashlib.sha256(" ".join(p[0] for p in pairs).encode()).hexdigest()
+            theirs = hashlib.sha256(" ".join(p[1] for p in pairs).encode()).hexdigest()
+        await self._verify(records, theirs, ours)
 
     @property
     def endpoint(self) -> str:
@@ -100,6 +126,9 @@ class S3Sink(NamedFormatSink):
             await self._upload(fmt, inp, progress)
 
     async def _upload(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
+        counter = RecordCounter(fmt) if self._verify is not None else None
+        if counter is not None:
+            inp = _CountedBytes(inp, counter)
         async with self.client() as client:
             await self.abort_stale_uploads(client)
             uploads: list[Upload] = []
@@ -111,21 +140,23 @@ class S3Sink(NamedFormatSink):
                     else:
                         up = Upload(client, self.url.bucket, self.url.key,
                                      part_size=self.part_size, sem=sem, tg=tg,
-                                     progress=progress)
+                                     progress=progress, count_written=True)
+                        up.verify = counter is not None
                         uploads.append(up)
                         gz = Gzip() if self._gzip else None
                         async for chunk in inp:
-                            progress.add(nbytes=len(chunk))
                             await up.write(gz.feed(chunk) if gz else chunk)
                         if gz:
                             await up.write(gz.finish())
                         await up.finish()
+                if counter is not None:
+                    await self._verified(uploads, counter.records)
                 for up in uploads:
                     await up.complete()
                 if self.url.is_prefix:
                     await remove_stale_parts(client, self.url, {u.key for u in uploads})
             except BaseException:
-                with anyio.move_on_after(ABORT_TIMEOUT, shield=True):
+                with anyio.move_on_after(abort_bound(), shield=True):
                     for up in uploads:
                         with contextlib.suppress(Exception):
                             await up.abort()
@@ -137,6 +168,7 @@ class S3Sink(NamedFormatSink):
             upload = Upload(client, self.url.bucket, self.url.key + name,
                              part_size=self.part_size, sem=sem, tg=tg, progress=progress,
                              multipart=True)
+            upload.verify = self._verify is not None
             uploads.append(upload)
             return upload
 
@@ -233,3 +265,19 @@ class S3Sink(NamedFormatSink):
 def sink_from_url(url: str, options: EndpointOptions) -> S3Sink:
     return S3Sink(url, options.format, compression=options.compression,
                   parallel=options.parallel, part_size=options.chunk_size)
+
+
+class _CountedBytes(BytesIn):
+    """``inp`` with its records counted as they pass (``--verify``'s record figure)."""
+
+    def __init__(self, inp: BytesIn, counter: RecordCounter) -> None:
+        self._inp = inp
+        self._counter = counter
+
+    async def receive(self) -> bytes:
+        chunk = await self._inp.receive()
+        self._counter.feed(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        await self._inp.aclose()

@@ -9,13 +9,32 @@ from typing import Any
 import anyio
 
 from connectors import aws
-from connectors.base import BytesOut, EndpointOptions, Progress, RangeWriter, RowsOut, TextFormat
+from connectors.base import (
+    BytesOut,
+    EndpointOptions,
+    Progress,
+    RangeWriter,
+    RowsOut,
+    Schema,
+    TextFormat,
+    Total,
+)
 from connectors.errors import NotFoundError
-from connectors.formats import NamedFormatSource, decoder_for
+from connectors.formats import (
+    NamedFormatSource,
+    ParquetInput,
+    RangeFile,
+    decoder_for,
+    produce_parquet_rows,
+    read_parquet_schema,
+)
 
 from ._download import Ranges
 from ._listing import any_object, head, iter_objects, read_manifest
 from ._url import CONNECTOR, DEFAULT_CHUNK, S3Object, is_gzip, parse_s3_url
+
+#: A prefix of more objects than this has no total on the progress line.
+TOTAL_MAX_OBJECTS = 10_000
 
 
 class S3Source(NamedFormatSource):
@@ -75,6 +94,21 @@ class S3Source(NamedFormatSource):
         raise NotFoundError(f"{self.describe}: no such object (and no objects below it)",
                             connector=CONNECTOR, operation="read")
 
+    async def total(self) -> Total | None:
+        """The bytes to read: the object's size, or the sizes of the first
+        ``TOTAL_MAX_OBJECTS`` objects of a prefix (more: unknown, rather than listing a big
+        prefix twice). None for a manifest or when an object is decompressed."""
+        if self.manifest_url:
+            return None
+        async with self.client() as client:
+            _, objects = await self.resolve(client)
+            nbytes = 0
+            for count, obj in enumerate([o async for o in _first(objects, TOTAL_MAX_OBJECTS)]):
+                if self.is_gzip(obj.key) or count >= TOTAL_MAX_OBJECTS:
+                    return None
+                nbytes += obj.size
+            return Total(bytes=nbytes)
+
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         async with self.client() as client:
             _, objects = await self.resolve(client)
@@ -106,7 +140,56 @@ class S3Source(NamedFormatSource):
             await self._ranges.fetch_into(client, obj, progress, write)
             return obj.size
 
+    async def schema(self) -> Schema | None:
+        if self._fmt.kind == "parquet" and not self._fmt.columns:
+            async with self.client() as client:
+                _, objects = await self.resolve(client)
+                async for obj in objects:
+                    opener = self._parquet_opener(client, obj, Progress())
+                    return await read_parquet_schema(self._ranges_location(obj), opener)
+            return None
+        return await super().schema()
+
+    def _ranges_location(self, obj: S3Object) -> str:
+        return f"s3://{obj.bucket or self.url.bucket}/{obj.key}"
+
+    def _parquet_opener(self, client: Any, obj: S3Object,
+                        progress: Progress) -> Callable[[], RangeFile]:
+        """A file over ``obj`` for pyarrow (in a worker thread): each read a ranged GET."""
+        ranges = self._ranges
+
+        async def read_at(offset: int, length: int) -> bytes:
+            pieces: list[bytes] = []
+
+            async def take(_offset: int, piece: bytes) -> None:
+                pieces.append(piece)
+
+            await ranges.read(client, obj, offset, offset + length, progress, take)
+            data = b"".join(pieces)
+            progress.add(nbytes=len(data))
+            return data
+
+        # pyarrow reads from threads of its own, not only the worker thread it was called
+        # in, so the way back to this event loop is named explicitly
+        token = anyio.lowlevel.current_token()
+
+        def sync_read(offset: int, length: int) -> bytes:
+            return anyio.from_thread.run(read_at, offset, length, token=token)
+
+        return lambda: RangeFile(obj.size, sync_read)
+
     async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        if self._fmt.kind == "parquet":
+            async with self.client() as client:
+                _, objects = await self.resolve(client)
+
+                async def files() -> AsyncIterator[ParquetInput]:
+                    async for obj in objects:
+                        yield (self._ranges_location(obj),
+                               self._parquet_opener(client, obj, progress))
+
+                await produce_parquet_rows(files(), out, progress)
+            return
         decoder = decoder_for(self._fmt, location=self.describe, schema=await self.schema())
         send, recv = anyio.create_memory_object_stream[bytes](2)
 
@@ -125,6 +208,16 @@ class S3Source(NamedFormatSource):
         finally:
             send.close()
             recv.close()
+
+
+async def _first(objects: AsyncIterator[S3Object], limit: int) -> AsyncIterator[S3Object]:
+    """The first ``limit + 1`` objects (one more says there are more than ``limit``)."""
+    count = 0
+    async for obj in objects:
+        yield obj
+        count += 1
+        if count > limit:
+            return
 
 
 def source_from_url(url: str, options: EndpointOptions) -> S3Source:

@@ -88,3 +88,22 @@ async def download_prefix(url: str, directory: str | Path, *, parallel: int = 4,
 
     await each_at_most(parallel, zip(keys, paths, strict=True), one)
     return paths
+
+
+async def list_names(url: str, *, endpoint_url: str | None = None) -> list[str]:
+    """The names of the objects below prefix ``url``, relative to it, in key order."""
+    u = parse_s3_url(url)
+    prefix = u.key if (u.is_prefix or not u.key) else u.key + "/"
+    async with aws.client("s3", endpoint_url=endpoint_url) as client:
+        return [obj.key[len(prefix):] async for obj in iter_objects(client, u.bucket, prefix)]
+
+
+async def delete_names(url: str, names: list[str], *, endpoint_url: str | None = None) -> None:
+    """Delete the objects ``names`` (relative to prefix ``url``); missing ones are no error."""
+    u = parse_s3_url(url)
+    prefix = u.key if (u.is_prefix or not u.key) else u.key + "/"
+    async with aws.client("s3", endpoint_url=endpoint_url) as client:
+        for i in range(0, len(names), 1000):
+            with aws.map_errors(CONNECTOR, "delete", url):
+                await client.delete_objects(Bucket=u.bucket, Delete={
+                    "Objects": [{"Key": prefix + n} for n in names[i:i + 1000]], "Quiet": True})

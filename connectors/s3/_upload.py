@@ -8,8 +8,11 @@ An object becomes visible only when its upload completes; a failed upload is abo
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
+import sys
 from typing import Any
 
 import anyio
@@ -17,8 +20,9 @@ from anyio.abc import TaskGroup
 
 from connectors import aws
 from connectors.base import Progress, RangeReader, check_output_fence
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, TimedOut, root_cause
 from connectors.formats import PART_RE
+from connectors.timeouts import ReportingBody
 
 from ._listing import iter_objects
 from ._parallel import each_at_most
@@ -26,6 +30,18 @@ from ._url import CONNECTOR, MAX_PARTS, S3Url, note_retries
 
 #: How long an abort may take in shielded cleanup.
 ABORT_TIMEOUT = 30
+#: ... when the write failed because the server went silent: it most likely will not answer
+#: the abort either, and a pending upload left behind is removed by the next write of the same
+#: key or prefix (:func:`abort_stale_uploads`) and is never visible.
+ABORT_AFTER_SILENCE = 5
+
+
+def abort_bound() -> float:
+    """How long the abort in the cleanup of the error being handled may take."""
+    error = sys.exc_info()[1]
+    if isinstance(error, BaseExceptionGroup):
+        error = root_cause(error)
+    return ABORT_AFTER_SILENCE if isinstance(error, TimedOut) else ABORT_TIMEOUT
 
 
 class Multipart:
@@ -49,7 +65,8 @@ class Multipart:
         self.upload_id = created["UploadId"]
 
     async def send_part(self, number: int, body: io.BytesIO) -> None:
-        with aws.map_errors(CONNECTOR, "upload-part", self.target):
+        with aws.map_errors(CONNECTOR, "upload-part", self.target), \
+                aws.sending(body, CONNECTOR, "UploadPart", self.target):
             resp = await self.client.upload_part(Bucket=self.bucket, Key=self.key,
                                                  UploadId=self.upload_id, PartNumber=number,
                                                  Body=body)
@@ -94,7 +111,7 @@ class Multipart:
     async def abort_quietly(self) -> None:
         """:meth:`abort` in shielded, bounded cleanup, its own failure ignored (the error
         that made us abort is the one to report)."""
-        with anyio.move_on_after(ABORT_TIMEOUT, shield=True), contextlib.suppress(Exception):
+        with anyio.move_on_after(abort_bound(), shield=True), contextlib.suppress(Exception):
             await self.abort()
 
 
@@ -109,21 +126,28 @@ class Upload:
 
     def __init__(self, client: Any, bucket: str, key: str, *, part_size: int,
                  sem: anyio.Semaphore, tg: TaskGroup, progress: Progress,
-                 multipart: bool = False) -> None:
+                 multipart: bool = False, count_written: bool = False) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self.part_size = part_size
         self._sem = sem
         self._tg = tg
         self._progress = progress
         self._force_multipart = multipart
+        #: Report each part's bytes to ``progress`` once it is uploaded (what was written,
+        #: not what waits in the part buffers).
+        self._count_written = count_written
         self._multipart = Multipart(client, bucket, key, progress)
         self.size = 0
         #: The part being filled. Parts are built in a BytesIO that botocore and aiohttp send
         #: as it is: bytes would be wrapped in a BytesIO that aiohttp then copies whole, so a
         #: part in flight held twice its size (and slicing a bytearray copied it twice more).
-        self._buf = io.BytesIO()
+        self._buf: io.BytesIO = ReportingBody()  # an upload stalled mid-body is bounded
         self._next_part = 1
         self.completed = False
+        #: ``--verify``: the MD5 of each part as sent (S3 returns each part's MD5 as its ETag)
+        self.verify = False
+        self._md5s: dict[int, bytes] = {}
+        self._single_md5: bytes | None = None
 
     @property
     def target(self) -> str:
@@ -144,7 +168,7 @@ class Upload:
                 await self._start_part(self._take_part())
 
     def _take_part(self) -> io.BytesIO:
-        body, self._buf = self._buf, io.BytesIO()
+        body, self._buf = self._buf, ReportingBody()
         body.seek(0)
         return body
 
@@ -161,13 +185,18 @@ class Upload:
         except BaseException:
             self._sem.release()
             raise
+        if self.verify:
+            self._md5s[number] = hashlib.md5(body.getbuffer()).digest()
         self._tg.start_soon(self._put_part, number, body)
 
     async def _put_part(self, number: int, body: io.BytesIO) -> None:
+        size = body.getbuffer().nbytes
         try:
             await self._multipart.send_part(number, body)
         finally:
             self._sem.release()
+        if self._count_written:
+            self._progress.add(nbytes=size)
 
     async def finish(self) -> None:
         """Send the last part when multipart (its uploads then end with the task group)."""
@@ -180,16 +209,43 @@ class Upload:
         if self._started:
             await self._multipart.complete()
         else:
+            body = self._take_part()
+            extra: dict[str, Any] = {}
+            if self.verify:  # S3 refuses a body whose MD5 is not this: nothing is stored
+                extra["ContentMD5"] = base64.b64encode(
+                    self._single_md5 or hashlib.md5(body.getbuffer()).digest()).decode()
             await check_output_fence()
-            with aws.map_errors(CONNECTOR, "put", self.target):
+            with aws.map_errors(CONNECTOR, "put", self.target), \
+                    aws.sending(body, CONNECTOR, "PutObject", self.target):
                 resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
-                                                    Body=self._take_part())
+                                                    Body=body, **extra)
             note_retries(resp, self._progress, "s3-complete")
+            if self._count_written:
+                self._progress.add(nbytes=body.getbuffer().nbytes)
         self.completed = True
 
     async def abort(self) -> None:
         if not self.completed:
             await self._multipart.abort()
+
+    def etags(self) -> tuple[str, str]:
+        """(the ETag of what we sent, the ETag S3 computed of what it stored), for
+        ``--verify``, once every part was sent and before :meth:`complete`: a multipart
+        object's is the MD5 of its parts' MD5s and ``-N``. A single PutObject is sent with
+        its MD5 (``Content-MD5``), which S3 checks before it stores anything."""
+        if not self._started:
+            self._single_md5 = hashlib.md5(self._buf.getbuffer()).digest()
+            ours = self._single_md5.hex()
+            return ours, ours
+        numbers = sorted(self._md5s)
+        ours = hashlib.md5(b"".join(self._md5s[n] for n in numbers)).hexdigest()
+        try:
+            stored = b"".join(bytes.fromhex(self._multipart.etags[n].strip('"'))
+                              for n in numbers)
+            theirs = hashlib.md5(stored).hexdigest()
+        except (KeyError, ValueError):
+            theirs = "unknown"  # an ETag that is no MD5 (SSE-KMS): nothing to compare
+        return f"{ours}-{len(numbers)}", f"{theirs}-{len(numbers)}"
 
 
 async def abort_stale_uploads(client: Any, url: S3Url) -> int:
@@ -240,7 +296,8 @@ async def upload_ranges(client: Any, url: S3Url, reader: RangeReader, progress: 
     size = reader.size
     if size <= part_size:
         body = await reader.read_at(0, size)
-        with aws.map_errors(CONNECTOR, "put", str(url)):
+        with aws.map_errors(CONNECTOR, "put", str(url)), \
+                aws.sending(body, CONNECTOR, "PutObject", str(url)):
             resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
         note_retries(resp, progress, "s3-put")
         progress.add(nbytes=size)

@@ -2,9 +2,12 @@
 data-node fields), SQL text (identifier quoting, ``?`` placeholders, scripts split into
 statements), the base of their endpoints, sources and sinks, and values read from text.
 
-Inside: ``_url``, ``_connections`` (named connections), ``_secrets`` (``env:``/``file:``
+Inside: ``_url``, ``_connections`` (named connections), ``_deal`` (one stream dealt to
+parallel loaders), ``_secrets`` (``env:``/``file:``
 references), ``_text``, ``_base``, ``_values``.
 """
+
+from connectors.formats import parse_datetime
 
 from ._base import (
     MAX_CHUNK,
@@ -12,6 +15,7 @@ from ._base import (
     SqlEndpointFields,
     SqlSink,
     SqlSource,
+    aligned_schema,
     first_line,
     is_utf8,
     next_batch,
@@ -26,6 +30,14 @@ from ._connections import (
     find_connection,
     named_host,
     variable_for,
+)
+from ._deal import deal_records, record_framer
+from ._incremental import (
+    IncrementalSource,
+    IncrementSpec,
+    Watermark,
+    check_column,
+    condition,
 )
 from ._secrets import SecretReference, resolve_secret, secret_problem, secret_reference
 from ._text import (
@@ -43,8 +55,9 @@ from ._url import (
     connection_passwords,
     from_fields,
     parse_sql_url,
+    with_properties,
 )
-from ._values import parse_bool, parse_datetime, schema_of, truthy
+from ._values import parse_bool, schema_of, truthy
 
 __all__ = [
     "CONNECTIONS_FILE_VARIABLE",
@@ -52,15 +65,22 @@ __all__ = [
     "ROWS_PER_BATCH",
     "Connection",
     "Dialect",
+    "IncrementSpec",
+    "IncrementalSource",
     "SecretReference",
     "SqlEndpointFields",
     "SqlSink",
     "SqlSource",
     "SqlUrl",
+    "Watermark",
+    "aligned_schema",
+    "check_column",
+    "condition",
     "connection_dsn",
     "connection_passwords",
     "connections_file",
     "convert_placeholders",
+    "deal_records",
     "find_connection",
     "first_line",
     "from_fields",
@@ -72,6 +92,7 @@ __all__ = [
     "parse_sql_url",
     "quote_ident",
     "quote_qualified",
+    "record_framer",
     "resolve_secret",
     "schema_of",
     "script_statements",
@@ -82,4 +103,5 @@ __all__ = [
     "target_columns",
     "truthy",
     "variable_for",
+    "with_properties",
 ]

@@ -6,13 +6,22 @@ each input field goes to, and taking row batches off a stream."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import EndpointOptions, RowBatch, RowsIn, Schema, TextFormat
+from connectors.base import (
+    MAX_PARTITIONS,
+    EndpointOptions,
+    RowBatch,
+    RowsIn,
+    Schema,
+    TextFormat,
+    VerifyCheck,
+)
 from connectors.errors import BadDataError, ConfigError, NotFoundError
+from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
@@ -34,6 +43,9 @@ class SqlEndpointFields(BaseModel):
     dialect: ClassVar[Dialect]
     #: The product named in errors ("PostgreSQL", "MySQL").
     product: ClassVar[str]
+    #: The JDBC driver's names for the timeouts, with their unit (seconds per unit), read from
+    #: a ``jdbc:`` URL's query or the database's ``jdbcProperties`` as well.
+    jdbc_timeouts: ClassVar[dict[str, tuple[str, float]]] = {}
 
     host: str
     port: int
@@ -47,6 +59,24 @@ class SqlEndpointFields(BaseModel):
     create_table_sql: str | None = None
     create: bool = False
     chunk_size: int = MAX_CHUNK
+    #: Seconds (None: no bound of the connector's own); see :mod:`connectors.timeouts`.
+    connect_timeout: float | None = CONNECT_TIMEOUT
+    read_timeout: float | None = READ_TIMEOUT
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_timeout, read=self.read_timeout)
+    #: Read a table as this many key (or page) ranges at once, in one snapshot (headrace's
+    #: ``--partitions`` / CopyActivity ``partitions``); 1 reads one stream.
+    partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
+
+    def for_statements(self) -> Self:
+        """This endpoint for running a script's statements or a check's query, which may keep
+        the server busy and silent for minutes: ``read_timeout`` only where the endpoint sets
+        it (the attempt's ``attemptTimeout`` bounds the rest); ``connect_timeout`` as ever."""
+        if "read_timeout" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"read_timeout": None})
 
     @field_validator("select_query")
     @classmethod
@@ -62,9 +92,11 @@ class SqlEndpointFields(BaseModel):
         """From a parsed URL of this dialect; ``fields`` set the others (and win)."""
         if url.dialect != cls.dialect:
             raise ConfigError(f"not a {cls.product} URL: {url.describe()}", connector=cls.dialect)
+        given = settings_in(url.params, aliases=cls.jdbc_timeouts, where=url.describe())
+        timeouts = {f"{which}_timeout": seconds for which, seconds in given.items()}
         return cls(host=url.host, port=url.port, database=url.database, user=url.user,
                    password=SecretStr(url.password) if url.password is not None else None,
-                   **{**cls._fields_of_url(url), "table": url.table, **fields})
+                   **{**cls._fields_of_url(url), "table": url.table, **timeouts, **fields})
 
     @classmethod
     def _fields_of_url(cls, url: SqlUrl) -> dict[str, Any]:
@@ -76,7 +108,8 @@ class SqlEndpointFields(BaseModel):
         """From a URL (``?table=`` and the dialect's parameters) and a copy's options."""
         opts = options or EndpointOptions()
         return cls.from_sql_url(parse_sql_url(url), select_query=opts.query, create=opts.create,
-                                chunk_size=min(opts.chunk_size, MAX_CHUNK))
+                                chunk_size=min(opts.chunk_size, MAX_CHUNK),
+                                partitions=opts.partitions)
 
     def table_parts(self) -> tuple[str | None, str]:
         """(database or schema, table), unquoted, as the server names them."""
@@ -144,12 +177,24 @@ class SqlSource(Generic[E]):
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
+        #: A condition on the table's rows (an incremental copy's ``column > watermark``).
+        self.where: str | None = None
 
     @property
     def native_format(self) -> TextFormat | None:
         return None
 
+    def restrict(self, where: str | None) -> None:
+        """Read only the table's rows where ``where`` holds (SQL made by the caller from
+        quoted names and literals; see :mod:`connectors.incremental`)."""
+        if where is not None and not self.endpoint.table:
+            raise ConfigError("an incremental copy reads a table, not a query",
+                              connector=self.describe)
+        self.where = where
+
     def _query(self) -> str:
+        if self.where is not None:
+            return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
         return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
 
 
@@ -166,6 +211,25 @@ class SqlSink(Generic[E]):
         self.endpoint = endpoint
         self.describe = endpoint.describe()
         self.source_schema: Schema | None = None
+        #: Set by ``--verify``: called with the rows the load wrote, before commit.
+        self.verify_check: VerifyCheck | None = None
+        #: ``--key`` of an incremental copy: rows replace the target's rows with their key
+        #: (upsert) instead of being appended.
+        self.merge_keys: tuple[str, ...] = ()
+        #: An incremental copy's (copy key, state maker): the state is written in the
+        #: load's transaction (the ``headrace_checkpoints`` row), after the last row.
+        self.watermark: tuple[str, Callable[[], str]] | None = None
+
+    def commit_watermark(self, key: str, state: Callable[[], str]) -> None:
+        self.watermark = (key, state)
+
+    verify_kind: Literal["rows", "bytes"] = "rows"
+
+    def verify_with(self, check: VerifyCheck) -> None:
+        """Verify the load before committing (see :class:`~connectors.base.VerifiesLoad`).
+        Loads under a checkpoint key that go in resumable batches cannot be verified as a
+        whole inside one transaction; they refuse instead."""
+        self.verify_check = check
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns, used to create the table when ``create`` is set."""
@@ -232,3 +296,10 @@ def target_columns(names: Sequence[str], target: Sequence[str]) -> list[str]:
     raise BadDataError(f"input columns {missing} are not in the target table (its columns: "
                        f"{list(target)}), and the input has {len(names)} fields for "
                        f"{len(target)} columns, so they cannot be matched by position")
+
+
+def aligned_schema(names: Sequence[str], target: Schema) -> Schema:
+    """The target's columns in the order the input's fields go to them (:func:`target_columns`):
+    what a verify reads back, and the types the source's side reads its values as."""
+    by_name = {c.name: c for c in target.columns}
+    return Schema(tuple(by_name[n] for n in target_columns(names, target.names)))

@@ -63,7 +63,7 @@ def named_host(url: str) -> str | None:
     _, sep, rest = text.partition("://")
     if not sep or not rest.startswith("@"):
         return None
-    name = re.split(r"[/?#]", rest[1:], maxsplit=1)[0]
+    name = re.split(r"[/?#:]", rest[1:], maxsplit=1)[0]
     return name
 
 
@@ -115,7 +115,8 @@ def _read_file(path: Path) -> dict[str, object]:
     except OSError as exc:
         raise ConfigError(f"cannot read the connections file {path}: {exc.strerror}") from None
     mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
+    # a regular file's mode says who else can read it (/dev/null, a way to say "none", not)
+    if stat.S_ISREG(info.st_mode) and mode & 0o077:
         raise ConfigError(f"the connections file {path} can be read or written by others "
                           f"(mode {mode:04o}): chmod 600 it (it may hold passwords, and says "
                           "where data goes)")

@@ -17,8 +17,9 @@ spans built from a :class:`SqlUrl` never show it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from connectors.errors import ConfigError
 from connectors.urls import redact_url
@@ -193,3 +194,27 @@ def from_fields(connection_string: str, username: str | None = None,
     if database_name:
         changes["database"] = database_name
     return parsed.replace(**changes) if changes else parsed
+
+
+#: Driver properties a database object's ``jdbcProperties`` may set that headrace honours: the
+#: timeouts (their unit is the dialect's JDBC driver's; see the endpoints' ``jdbc_timeouts``).
+TIMEOUT_PROPERTIES = frozenset({"connectTimeout", "socketTimeout", "loginTimeout",
+                                "connect_timeout", "read_timeout"})
+
+
+def with_properties(connection_string: str, properties: Iterable[str]) -> str:
+    """``connection_string`` with the timeout properties among ``properties`` (``key=value``
+    entries, as ``jdbcProperties`` holds them) added to its query, unless it sets them itself.
+    Other properties are left to the JDBC world (headrace has no use for them)."""
+    _, _, query = connection_string.partition("?")
+    present = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    extra = {}
+    for entry in properties:
+        key, sep, value = entry.partition("=")
+        key = key.strip()
+        if sep and key in TIMEOUT_PROPERTIES and key not in present:
+            extra[key] = value.strip()
+    if not extra:
+        return connection_string
+    joiner = "&" if "?" in connection_string else "?"
+    return connection_string + joiner + urlencode(extra)

@@ -99,7 +99,18 @@ def connection(ctx: AttemptContext, node_id: str, node: dict[str, Any],
                            f"{_one(db, 'clusterId')!r}; give a 'connectionString' instead",
                            transient=False)
         raise RunError(f"{db_id}: no connectionString", transient=False)
-    return conn, _one(db, "username"), _one(db, "*password"), _one(db, "databaseName")
+    return (_with_jdbc_properties(conn, db), _one(db, "username"), _one(db, "*password"),
+            _one(db, "databaseName"))
+
+
+def _with_jdbc_properties(conn: str, db: dict[str, Any]) -> str:
+    """The database's ``jdbcProperties`` timeouts (``socketTimeout=...``) folded into its
+    connection string, where the connector reads them."""
+    from connectors.sql import with_properties
+
+    props = db.get("jdbcProperties")
+    entries = props if isinstance(props, list) else [props] if props else []
+    return with_properties(conn, [str(e) for e in entries if isinstance(e, str)])
 
 
 def sql_endpoint(ctx: AttemptContext, node_id: str, node: dict[str, Any] | None = None,
@@ -178,6 +189,8 @@ def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
     if kind == "sql":
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:
+            if options.partitions > 1:
+                ep = ep.model_copy(update={"partitions": options.partitions})
             return _sql_end(ep, sink=False)
         # endpoints that take a key (PostgreSQL, MySQL), tested without importing their driver
         if checkpoint_key and "checkpoint_key" in type(ep).model_fields \

@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("engine.cli.definition_cmds", "eval_cmd"),
     "run": ("engine.cli.run_cmds", "run"),
     "copy": ("engine.cli.copy_cmd", "copy"),
+    "describe-copy": ("engine.cli.copy_cmd", "describe_copy"),
     "create-pipeline": ("engine.cli.pipeline_cmds", "create_pipeline"),
     "put-pipeline-definition": ("engine.cli.pipeline_cmds", "put_pipeline_definition"),
     "get-pipeline-definition": ("engine.cli.pipeline_cmds", "get_pipeline_definition"),

@@ -26,6 +26,7 @@ from engine.cli.definition_cmds import (
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_USAGE, CommandFailed, emit, output_option
 from engine.cli.run_cmds import instance_json, worker_group_option
+from engine.cli.spark_options import spark_options
 from engine.cli.status_lines import configure_engine_log, engine_printer, verbosity_options
 from engine.cli.store_option import announce_new_store, store_option
 from engine.errors import HeadraceError, NotFound
@@ -448,6 +449,7 @@ def logs(instance_id: str, pipeline_id: str, attempt: int | None, stream: str,
               help="Plan, evaluate dependencies, fire actions and lateness; queue every "
                    "attempt for `headrace worker` processes on the same (PostgreSQL) store.")
 @worker_group_option
+@spark_options
 @verbosity_options
 @output_option
 def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float,

@@ -23,6 +23,7 @@ from engine.cli.definition_cmds import (
 )
 from engine.cli.help import examples
 from engine.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandFailed, output_option
+from engine.cli.spark_options import spark_options
 from engine.cli.status_lines import (
     QUIET,
     configure_command_log,
@@ -149,6 +150,7 @@ def worker_group_option(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-concurrency", default=32, show_default=True,
               help="Attempts running at once in this process.")
 @worker_group_option
+@spark_options
 @click.option("--object", "object_id", metavar="ID",
               help="Run only the instance of this object at --at, now, ignoring its "
                    "dependencies, for debugging; nothing is recorded in the store (its logs "

@@ -14,6 +14,7 @@ import engine.preconditions  # noqa: F401  (registers the precondition checks)
 from engine.cli.help import examples
 from engine.cli.output import EXIT_USAGE, CommandFailed, output_option
 from engine.cli.run_cmds import worker_group_option
+from engine.cli.spark_options import spark_options
 from engine.cli.store_option import store_option
 from engine.errors import HeadraceError
 from engine.runtime.runner import EXIT_INTERRUPTED
@@ -55,6 +56,7 @@ from engine.telemetry import command_telemetry
                    "Default: $HEADRACE_CONSOLE_TRACE_URL.")
 @click.option("--no-console", is_flag=True, help="Do not serve the web console at /console/.")
 @worker_group_option
+@spark_options
 @output_option
 def serve(store_url: str | None, host: str, port: int, credentials_file: str | None,
           no_auth: bool, no_scheduler: bool, scheduler_only: bool, task_poll_seconds: float,

@@ -15,6 +15,7 @@ import engine.activities
 import engine.preconditions  # noqa: F401  (registers the precondition checks)
 from engine.cli.help import examples
 from engine.cli.output import EXIT_USAGE, CommandFailed, emit, output_option
+from engine.cli.spark_options import spark_options
 from engine.cli.status_lines import configure_engine_log, verbosity_options
 from engine.cli.store_option import store_option
 from engine.errors import HeadraceError
@@ -58,6 +59,7 @@ CLOCK_OFFSET_ENV = "HEADRACE_CLOCK_OFFSET_SECONDS"
               help="Seconds between claims while the queue is empty.")
 @verbosity_options
 @output_option
+@spark_options
 def worker_cmd(store_url: str | None, groups: tuple[str, ...], slots: int,
                worker_id: str | None, lease_seconds: float, drain_seconds: float,
                poll_interval: float, verbosity: int, output: str, **_: Any) -> None:

@@ -1,6 +1,8 @@
-"""Validation of secrets given by reference: a ``*`` field whose value (after parameters are
-substituted) is ``env:NAME`` or ``file:/path`` must name a variable that is set or a file that
-can be read, here.
+"""Validation of secrets given by reference: a masked value as written (a ``*`` field's, a
+``*`` parameter's value or default) that is ``env:NAME`` or ``file:/path`` must name a
+variable that is set or a file that can be read, here. (The parameters' own are checked by
+:meth:`~engine.definition.parameters.Parameters.check_secret_references`, with this module's
+:func:`secret_problem`.)
 
 A ``connectionString`` that names a connection (``jdbc:mysql://@shop/db``) must name one that
 is defined here (``HEADRACE_CONN_SHOP`` or the connections file).
@@ -17,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connectors.errors import ConfigError
-from connectors.sql import named_host, parse_sql_url, secret_problem
 from engine.definition.findings import Findings
 from engine.definition.graph import field_owner
 from engine.definition.reader import FieldValue, Ref
@@ -31,33 +32,53 @@ CONNECTION_FIELD = "connectionString"
 CREDENTIAL_FIELDS = ("username", "*password")
 
 
+def may_be_reference(text: str) -> bool:
+    """Cheap first look: only such texts can be ``env:``/``file:`` references (the
+    ``connectors.sql`` package, which reads them, loads pydantic: ``validate`` imports it only
+    when a definition needs it)."""
+    return text.startswith(("env:", "file:"))
+
+
+def may_name_connection(text: str) -> bool:
+    """Cheap first look: only such texts can name a connection (``scheme://@name``)."""
+    return "://@" in text
+
+
 def uses_named_connection(fields: Mapping[str, list[FieldValue]]) -> bool:
     """The ``connectionString`` among ``fields`` names a connection (as written)."""
-    return any(isinstance(v, str) and named_host(v) is not None
-               for v in fields.get(CONNECTION_FIELD, ()))
+    values = [v for v in fields.get(CONNECTION_FIELD, ())
+              if isinstance(v, str) and may_name_connection(v)]
+    if not values:
+        return False
+    from connectors.sql import named_host
+
+    return any(named_host(v) is not None for v in values)
 
 
 def check_secret_references(object_id: str, ctx: Findings) -> None:
-    """The references among ``object_id``'s effective ``*`` fields resolve here, and so does
-    the named connection a ``connectionString`` uses (``jdbc:postgresql://@warehouse/dw``)."""
-    for name, values in ctx.definition.effective(object_id).items():
-        if name == CONNECTION_FIELD:
-            _check_named_connection(object_id, values, ctx)
+    """The references among ``object_id``'s own ``*`` fields resolve here (each is checked on
+    the object that writes it), and so does the named connection a ``connectionString`` uses
+    (``jdbc:postgresql://@warehouse/dw``)."""
+    values = ctx.definition.effective(object_id).get(CONNECTION_FIELD)
+    if values:
+        _check_named_connection(object_id, values, ctx)
+    for name, own in ctx.definition.objects[object_id].fields.items():
         if not is_secret_field(name):
             continue
-        for value in values:
-            if isinstance(value, Ref):
-                continue
-            known = text_before_run(ctx.definition, object_id, value)
-            if known is None:
-                continue
-            text = known[0]
-            problem = secret_problem(text)
-            if problem is None:
-                continue
-            via = "" if value == text else " (the value of a parameter refers to it)"
-            ctx.template_problem(f"{problem}{via}",
-                                 field_owner(ctx.definition, object_id, name), name)
+        for value in own:
+            if isinstance(value, str) and may_be_reference(value):
+                problem = secret_problem(value)
+                if problem is not None:
+                    ctx.template_problem(problem, object_id, name)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why the reference ``value`` cannot be read here (None: it can, or it is none)."""
+    if not may_be_reference(value):
+        return None
+    from connectors.sql import secret_problem as problem_of
+
+    return problem_of(value)
 
 
 def _check_named_connection(object_id: str, values: list[FieldValue], ctx: Findings) -> None:
@@ -65,7 +86,11 @@ def _check_named_connection(object_id: str, values: list[FieldValue], ctx: Findi
         if isinstance(value, Ref):
             continue
         known = text_before_run(ctx.definition, object_id, value)
-        if known is None or named_host(known[0]) is None:
+        if known is None or not may_name_connection(known[0]):
+            continue
+        from connectors.sql import named_host, parse_sql_url
+
+        if named_host(known[0]) is None:
             continue
         try:
             parse_sql_url(known[0])

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from functools import cached_property
 
 from connectors.errors import ConfigError
-from connectors.sql import connection_passwords, resolve_secret, secret_reference
 from engine.definition.parameters import Origin, Parameters
 from engine.definition.raw import (
     FieldValue,
@@ -302,7 +301,9 @@ class Definition:
         out.update(_referenced_secrets(out))
         for obj in self.objects.values():  # passwords of the named connections it uses
             for value in obj.fields.get("connectionString", ()):
-                if isinstance(value, str) and "#{" not in value:
+                if isinstance(value, str) and "#{" not in value and "://@" in value:
+                    from connectors.sql import connection_passwords  # pydantic: when needed
+
                     out.update(connection_passwords(value))
         return {v for v in out if len(v.strip()) >= 3}
 
@@ -328,8 +329,13 @@ class Definition:
 def _referenced_secrets(values: set[str]) -> set[str]:
     """The secrets that the references among ``values`` (``env:NAME``, ``file:/path``) name,
     as they read now: masked wherever the definition's own secrets are."""
-    found = set()
-    for value in values:
+    found: set[str] = set()
+    candidates = [v for v in values if v.startswith(("env:", "file:"))]
+    if not candidates:
+        return found
+    from connectors.sql import resolve_secret, secret_reference  # pydantic: when needed
+
+    for value in candidates:
         if secret_reference(value) is None:
             continue
         try:

@@ -17,6 +17,7 @@ given as ``*myX``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -191,6 +192,24 @@ class Parameters:
                                  f"{', '.join(repr(a) for a in decl.allowed_values)}",
                                  decl.id, "value", **given)
 
+    def check_secret_references(self, report: Report, problem_of: Callable[[str], str | None],
+                                *, missing_is_error: bool) -> None:
+        """Masked values that are references (``env:NAME``, ``file:/path``) name a variable
+        that is set or a file that can be read here (``problem_of`` says why not): a warning
+        from ``validate``, an error when about to run, as a value that is missing is."""
+        undeclared = [k for k in self.values if self.decl(k) is None and self.is_secret(k)]
+        for name in [*(d.id for d in self.decls.values() if d.secret), *undeclared]:
+            decl = self.decl(name)
+            where = self._origin(decl) if decl is not None else _where(self.origins.get(name))
+            for value in self.raw_value(name) or ():
+                problem = problem_of(value)
+                if problem is None:
+                    continue
+                if missing_is_error:
+                    report.error(problem, name, "value", **where)
+                else:
+                    report.warn(problem, name, "value", **where)
+
     def _origin(self, decl: ParameterDecl) -> _Where:
         """Where the value of ``decl`` was given (a values file, the flag, or its default)."""
         key = decl.id if decl.id in self.values else self._values_by_base.get(_base(decl.id))
@@ -206,6 +225,11 @@ class _Where(TypedDict):
 
     line: int | None
     file: str | None
+
+
+def _where(origin: Origin | None) -> _Where:
+    file, line = origin or (None, None)
+    return {"line": line, "file": file}
 
 
 def _shown(decl: ParameterDecl, value: str) -> str:

@@ -79,6 +79,10 @@ class EvalContext:
     #: no instance runs (``plan``, ``eval``): a runtime field the scope was not given is
     #: :class:`RuntimeOnlyField` (its expression kept as written), not an unknown name
     runtime_placeholders: bool = False
+    #: an attempt's evaluation (unmasked): reads the secret a masked value as written names
+    #: (``env:NAME``, ``file:/path``); None everywhere else, where masked values are shown
+    #: as ``****`` anyway and a reference stays as written
+    read_secret: Callable[[str], str] | None = None
     #: the runtime-only names read so far, in order (with ``runtime_placeholders``)
     runtime_only: list[str] = field(default_factory=list)
     _stack: list[tuple[str, str]] = field(default_factory=list)
@@ -193,11 +197,12 @@ class ObjectScope:
             self.ctx.secret_used = True
         decl = params.decl(name)
         items: list[object] = []
+        read = self.ctx.read_secret if params.is_secret(name) else None
         for value in values:
             if "#{" in value:
                 items.append(self.ctx.evaluate_field(self, f"<parameter {name}>", value))
             else:
-                items.append(typed(decl, value))
+                items.append(typed(decl, read(value) if read else value))
         if (decl is not None and decl.is_array) or len(items) != 1:
             return _flatten(items)
         return items[0]
@@ -215,6 +220,8 @@ class ObjectScope:
             return self.scope_of(value.id)
         if "#{" in value:
             return self.ctx.evaluate_field(self, name, value)
+        if self.ctx.read_secret is not None and is_secret_field(name):
+            return self.ctx.read_secret(value)
         return value
 
     def scope_of(self, object_id: str) -> ObjectScope:

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+#: The most partitions a CopyActivity may read its input in (connectors' MAX_PARTITIONS).
+MAX_PARTITIONS = 64
+
 Kind = Literal["string", "int", "float", "bool", "period", "datetime", "enum", "ref", "any"]
 Category = Literal[
     "datanode", "activity", "precondition", "database", "dataformat", "action", "resource",
@@ -169,7 +172,12 @@ _TYPES: list[TypeSpec] = [
         "schemaName": S, "primaryKeys": SM},
         required=("database", "tableName")),
     # activities
-    TypeSpec("CopyActivity", "activity", "run", {**RUNNABLE, **IO},
+    # headrace extensions: ``partitions`` (an SQL table input read as N key ranges at once);
+    # ``verify`` (compare both ends' rows and checksums before commit); ``incrementalColumn``
+    # with ``incrementalKey`` and ``lookback`` (an incremental copy)
+    TypeSpec("CopyActivity", "activity", "run", {
+        **RUNNABLE, **IO, "partitions": FieldSpec("int", minimum=1, maximum=MAX_PARTITIONS),
+        "verify": BOOL, "incrementalColumn": S, "incrementalKey": SM, "lookback": S},
              required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,
@@ -184,17 +192,17 @@ _TYPES: list[TypeSpec] = [
         "insertMode": enum("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND"),
         "commandOptions": SM, "transformSql": S, "queue": S},
         required=("insertMode",)),
-    TypeSpec("EmrActivity", "activity", "read", {
+    TypeSpec("EmrActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "step": SM, "preStepCommand": SM, "postStepCommand": SM,
         "actionOnResourceFailure": S, "actionOnTaskFailure": S}),
-    TypeSpec("HadoopActivity", "activity", "read", {
+    TypeSpec("HadoopActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "jarUri": S, "mainClass": S, "argument": SM},
         required=("jarUri",)),
-    TypeSpec("HiveActivity", "activity", "read", {
+    TypeSpec("HiveActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "hiveScript": S, "scriptUri": S, "scriptVariable": SM,
         "stage": BOOL},
         one_of=(("hiveScript", "scriptUri"),)),
-    TypeSpec("HiveCopyActivity", "activity", "read", {
+    TypeSpec("HiveCopyActivity", "activity", "run", {
         **RUNNABLE, **EMR_COMMON, "filterSql": S, "generatedScriptsPath": S}),
     TypeSpec("PigActivity", "activity", "read", {
         **RUNNABLE, **EMR_COMMON, "script": S, "scriptUri": S, "scriptVariable": SM,
@@ -271,6 +279,10 @@ _TYPES: list[TypeSpec] = [
     TypeSpec("RegEx", "dataformat", "run", {**COLUMNS, "inputRegEx": S, "outputFormat": S}),
     TypeSpec("DynamoDBDataFormat", "dataformat", "run", dict(COLUMNS)),
     TypeSpec("DynamoDBExportDataFormat", "dataformat", "run", dict(COLUMNS)),
+    TypeSpec("ParquetDataFormat", "dataformat", "run", {
+        **COLUMNS, "compression": enum("zstd", "snappy", "none")}, extension=True,
+        note="headrace extension: Parquet files (pyarrow, the headrace[parquet] extra); "
+             "row groups compressed with zstd (the default), snappy or none"),
     # actions
     TypeSpec("SnsAlarm", "action", "run", {
         "topicArn": S, "subject": S, "message": S, "role": S, "node": ref(), "region": S},
@@ -347,12 +359,21 @@ def ref_allows(spec: FieldSpec, target_type: str | None) -> bool:
     return target_type in spec.targets or category_of(target_type) in spec.targets
 
 
+#: Why PigActivity is refused, at ``validate`` and at run time.
+PIG_REFUSAL = ("Apache Pig is not available to headrace (no package it can install ships it), "
+               "so PigActivity cannot run here: rewrite the script as a HiveActivity (Spark "
+               "SQL, which headrace runs) or as a PySpark step (EmrActivity with "
+               "command-runner.jar,spark-submit), or keep this pipeline on AWS")
+
+
 def unsupported_reason(type_name: str | None) -> str | None:
     """Why headrace will not run an object of this type, or None when it runs it (or the type
     is unknown, which validation reports). For the runtime's refusal message."""
     spec = TYPES.get(type_name or "")
     if spec is None or spec.runs != "read" or spec.category != "activity":
         return None
+    if spec.name == "PigActivity":
+        return PIG_REFUSAL
     return (f"{spec.name} needs Amazon EMR (a Hadoop cluster): headrace reads and validates it "
             "but does not run it; replace it with a ShellCommandActivity, SqlActivity or "
             "CopyActivity, or keep this pipeline on AWS")

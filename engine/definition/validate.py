@@ -44,6 +44,7 @@ from engine.definition.check_schedules import (
 from engine.definition.check_secrets import (
     CREDENTIAL_FIELDS,
     check_secret_references,
+    secret_problem,
     uses_named_connection,
 )
 from engine.definition.document import DEFAULT_ID, Definition
@@ -53,6 +54,7 @@ from engine.definition.graph import dependency_graph, find_cycle, node_referrers
 from engine.definition.reader import FieldValue, RawDefinition, Ref
 from engine.definition.types import (
     ALL_FIELD_NAMES,
+    PIG_REFUSAL,
     TYPES,
     FieldSpec,
     TypeSpec,
@@ -97,6 +99,8 @@ def validate_definition(definition: Definition, *, strict: bool = False,
     check_cascade_backfill(ctx)
     _check_cycles(ctx)
     definition.parameters.check_values(report, missing_is_error=strict)
+    definition.parameters.check_secret_references(report, secret_problem,
+                                                  missing_is_error=strict)
     _check_unread_values(ctx)
     if len(definition.parameters.decls) > MAX_PARAMETERS:
         ctx.warn(f"{len(definition.parameters.decls)} parameters: AWS allows {MAX_PARAMETERS} "
@@ -414,7 +418,11 @@ def _check_type_rules(object_id: str, spec: TypeSpec, ctx: Findings) -> None:
                       object_id, present[1])
     if spec.runs == "read" and spec.category == "resource":
         ctx.warn(f"{spec.name} is read and validated, but its fields are ignored: headrace "
-                 "does not launch Amazon EMR, so the EMR activities that run on it will fail",
+                 "does not launch Amazon EMR; the EmrActivity steps that run on it run "
+                 "natively (the DynamoDB tools, the template Hive scripts) or on Apache Spark "
+                 "(spark-submit, local unless --spark-master says where)", object_id, "type")
+    elif spec.name == "PigActivity":
+        ctx.warn(f"PigActivity is read and validated, but running it will fail: {PIG_REFUSAL}",
                  object_id, "type")
     elif spec.runs == "read" and spec.category == "activity":
         ctx.warn(f"{spec.name} is read and validated, but headrace does not run it (it needs "
@@ -456,6 +464,10 @@ def _check_timing_fields(object_id: str, fields: dict[str, list[FieldValue]],
 
 def _check_copy(object_id: str, ctx: Findings) -> None:
     definition = ctx.definition
+    if definition.first(object_id, "partitions") is not None:
+        ctx.warn("'partitions' is a headrace extension (AWS Data Pipeline has no such field; "
+                 "remove it before putting this definition on AWS); it applies to SQL table "
+                 "inputs", object_id, "partitions")
     allowed = {"S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"}
     for name in ("input", "output"):
         refs = definition.refs(object_id, name)

@@ -17,8 +17,7 @@ from connectors.sql import resolve_secret
 from engine.clock import Clock
 from engine.definition import Definition
 from engine.definition.scope import EvalContext, ObjectScope
-from engine.definition.types import is_secret_field
-from engine.errors import RunError
+from engine.errors import ExpressionEvalError
 from engine.plan import resolve_fields
 from engine.runtime.board import StatusBoard
 from engine.runtime.dispatch import Dispatch
@@ -30,22 +29,15 @@ from engine.telemetry.spans import PipelineTelemetry
 DEFAULT_MAX_ACTIVE_INSTANCES = 5
 
 
-def with_secrets_read(object_id: str, fields: dict[str, object]) -> dict[str, object]:
-    """``fields`` with each ``*`` field that is a reference replaced by the secret it names,
-    read now (a rotated file is read afresh by the next attempt). One that cannot be read fails
-    the attempt, not retried, naming the object, the field and the variable or file."""
-    for name, value in fields.items():
-        if not is_secret_field(name):
-            continue
-        try:
-            if isinstance(value, str):
-                fields[name] = resolve_secret(value)
-            elif isinstance(value, list):
-                fields[name] = [resolve_secret(v) if isinstance(v, str) else v for v in value]
-        except ConfigError as exc:
-            raise RunError(f"object {object_id!r}, field {name!r}: {exc.message}",
-                           transient=False) from None
-    return fields
+def read_secret(value: str) -> str:
+    """The secret a masked value as written stands for: a reference (``env:NAME``,
+    ``file:/path``) read now (a rotated file is read afresh by the next attempt), anything else
+    as it is. One that cannot be read is an evaluation error: the attempt fails, not retried,
+    naming the object and the field, and the variable or file (never a value)."""
+    try:
+        return resolve_secret(value)
+    except ConfigError as exc:
+        raise ExpressionEvalError(exc.message) from None
 
 
 def process_owner() -> str:
@@ -143,9 +135,10 @@ class PipelineRuntime:
     def resolve(self, object_id: str, inst: InstanceRecord, node: ObjectScope | None = None,
                 /, **extra: object) -> dict[str, object]:
         """Every field of ``object_id``, evaluated (unmasked) in the context of ``inst``, the
-        secrets given by reference (``env:NAME``, ``file:/path``) read."""
-        return with_secrets_read(object_id, resolve_fields(
-            self.definition, object_id, self.runtime_fields(inst, **extra), node, mask=False))
+        secrets given by reference (``env:NAME``, ``file:/path``) read wherever a masked value
+        is read."""
+        return resolve_fields(self.definition, object_id, self.runtime_fields(inst, **extra),
+                              node, mask=False, read_secret=read_secret)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -173,6 +173,8 @@ async def serve(options: ServeOptions, *,
             if on_ready is not None:
                 on_ready(url)
             await stopping.wait()
+            if console is not None:
+                console.feed.close()  # live pages end their streams: nothing holds the stop
             if engine is not None:
                 await engine.stop()
             # the server finishes the requests in flight and returns; then the rest ends

@@ -1,7 +1,8 @@
 """A definition as a drawable graph: its activities, data nodes, preconditions, resources and
 actions, and the edges between them (``dependsOn``, ``input``/``output``, ``precondition``,
-``runsOn``/``workerGroup``, ``onFail``/``onSuccess``/``onLateAction``), with inherited fields
-followed (a ``Default`` ``onFail`` is an edge from every object that inherits it).
+``runsOn``, ``onFail``/``onSuccess``/``onLateAction``; a ``workerGroup`` is a box around its
+members), with inherited fields followed (a ``Default`` ``onFail`` is an edge from every
+object that inherits it).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ EDGE_FIELDS: dict[str, bool] = {
 
 def pipeline_graph(definition: Definition, statuses: dict[str, str] | None = None,
                    ) -> dict[str, Any]:
-    """``{"nodes": [{id, label, type, category, status}], "edges": [{from, to, kind}]}``.
-    ``statuses``: a status to show per component (the latest interval's)."""
+    """``{"nodes": [{id, label, type, category, status, group?}], "edges": [{from, to,
+    kind}]}``. ``statuses``: a status to show per component (the latest interval's).
+    ``group`` is the node's ``workerGroup`` (when it has no ``runsOn``): drawn as a box around
+    the group's nodes rather than as an edge from every one of them."""
     statuses = statuses or {}
     drawn = [oid for oid in definition.objects if definition.category(oid) in DRAWN]
     ids = set(drawn)
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, str]] = []
-    groups: set[str] = set()
     for oid in drawn:
         name = definition.first(oid, "name")
         nodes.append({"id": oid, "label": str(name) if isinstance(name, str) else oid,
@@ -43,10 +45,5 @@ def pipeline_graph(definition: Definition, statuses: dict[str, str] | None = Non
                 edges.append({"from": a, "to": b, "kind": field_name})
         group = definition.first(oid, "workerGroup")
         if isinstance(group, str) and group and not definition.refs(oid, "runsOn"):
-            group_id = f"workerGroup:{group}"
-            if group_id not in groups:
-                groups.add(group_id)
-                nodes.append({"id": group_id, "label": group, "type": "workerGroup",
-                              "category": "resource", "status": ""})
-            edges.append({"from": group_id, "to": oid, "kind": "workerGroup"})
+            nodes[-1]["group"] = group
     return {"nodes": nodes, "edges": edges}

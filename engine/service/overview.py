@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.store import PipelineRecord, Status, Store
+from engine.store.queries import instance_status_counts
 from engine.store.records import BROKEN, from_text, to_text
 
 #: how bad a status is for an interval's summary colour: the worst instance decides
@@ -64,7 +65,8 @@ class GridRow:
     category: str
     type: str
     paused: bool
-    cells: dict[datetime, Cell]
+    #: by the interval's start as the store writes it (:func:`engine.store.records.to_text`)
+    cells: dict[str, Cell]
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Grid:
     #: instances of the pipeline in all (the grid may show only the latest intervals)
     total: int
     shown: int
+    #: the intervals' starts as the store writes them: the keys of each row's cells
+    keys: list[str] = field(default_factory=list)
 
 
 def _worse(a: str, b: str) -> str:
@@ -130,6 +134,19 @@ class Overview:
                                         await self._recent(record.id), late.get(record.id, 0)))
         return out
 
+    async def summary(self, pipeline_id: str) -> dict[str, Any]:
+        """A pipeline's row of the pipelines page as JSON (counts, late, failing, the latest
+        intervals): what a live page needs to redraw the row (four queries)."""
+        counts = await instance_status_counts(self.store, pipeline_id)
+        late = await self.store.backend.query(
+            "SELECT COUNT(*) FROM hr_instances WHERE pipeline_id = ? AND late_fired <> 0",
+            pipeline_id)
+        return {"counts": counts, "late": int(late[0][0]) if late else 0,
+                "failing": sum(counts.get(s.value, 0) for s in BROKEN),
+                "recent": [{"start": h.start.strftime("%Y-%m-%dT%H:%M:%S"),
+                            "status": h.status, "late": h.late}
+                           for h in await self._recent(pipeline_id)]}
+
     async def _recent(self, pipeline_id: str) -> list[IntervalHealth]:
         starts = await self._latest_starts(pipeline_id, RECENT_INTERVALS)
         if not starts:
@@ -166,7 +183,7 @@ class Overview:
         paused = await self.store.paused(pipeline_id)
         rows: dict[str, GridRow] = {}
         if not starts:
-            return Grid([], [], total, 0)
+            return Grid([], [], total, 0, [])
         found = await self.store.backend.query(
             "SELECT id, object_id, category, type, scheduled_start, status, late_fired, "
             "attempts, error, depends_on FROM hr_instances WHERE pipeline_id = ? AND "
@@ -181,7 +198,7 @@ class Overview:
             cell = Cell(iid, status, bool(late), int(attempts or 0), error)
             if status == Status.WAITING_ON_DEPENDENCIES and deps:
                 waits[iid] = json.loads(deps)
-            row.cells[from_text(start) or starts[0]] = cell
+            row.cells[start] = cell
         unknown = sorted({d for ds in waits.values() for d in ds if d not in statuses})
         if unknown:
             for iid, status in (await self.store.backend.query(
@@ -197,4 +214,4 @@ class Overview:
         ordered = sorted(rows.values(), key=lambda r: (rank.get(r.category, 3),
                                                        order.get(r.component, 1 << 30),
                                                        r.component))
-        return Grid(starts, ordered, total, len(found))
+        return Grid(starts, ordered, total, len(found), [to_text(t) or "" for t in starts])

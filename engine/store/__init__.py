@@ -11,10 +11,27 @@ from engine.store.records import (
     RequestRecord,
     Status,
 )
-from engine.store.store import Store, default_store_url, new_pipeline_id, open_store
+from engine.store.store import (
+    CopyRecord,
+    Store,
+    default_store_url,
+    new_pipeline_id,
+    open_store,
+)
 
 __all__ = [
-    "TERMINAL", "Action", "AttemptRecord", "AttemptStatus", "InstanceRecord", "PipelineRecord",
-    "PipelineState", "RequestRecord", "Status", "Store", "default_store_url",
-    "new_pipeline_id", "open_store",
+    "TERMINAL",
+    "Action",
+    "AttemptRecord",
+    "AttemptStatus",
+    "CopyRecord",
+    "InstanceRecord",
+    "PipelineRecord",
+    "PipelineState",
+    "RequestRecord",
+    "Status",
+    "Store",
+    "default_store_url",
+    "new_pipeline_id",
+    "open_store",
 ]

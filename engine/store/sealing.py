@@ -142,7 +142,7 @@ def load_sealer(env: dict[str, str] | None = None) -> Sealer | None:
     path = (os.environ if env is None else env).get(KEY_FILE_VARIABLE, "").strip()
     if not path:
         return None
-    return Sealer(read_key_file(Path(path)), path)
+    return Sealer(read_key_file(Path(path).expanduser()), path)
 
 
 def read_key_file(path: Path) -> list[bytes]:

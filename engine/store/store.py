@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ class Store:
         self.created = False
         #: set by :meth:`open`: the schema version the store had (None: it was new)
         self.found_version: int | None = None
+        self._has_copy_tables = False
 
     def __repr__(self) -> str:
         return f"<Store {self.backend!r}>"
@@ -490,6 +492,91 @@ class Store:
     async def release_lease(self, name: str, owner: str) -> None:
         async with self.backend.transaction() as tx:
             await tx.execute("DELETE FROM hr_leases WHERE name = ? AND owner = ?", name, owner)
+
+
+    # --- incremental copies -----------------------------------------------------------------
+
+    async def _copy_tables(self) -> None:
+        """The incremental copies' tables, made on first use (additive: a store of any
+        version gains them without a schema change, and older readers ignore them)."""
+        if self._has_copy_tables:
+            return
+        async with self.backend.transaction() as tx:
+            for statement in _COPY_TABLES:
+                await tx.execute(statement)
+        self._has_copy_tables = True
+
+    async def copy_state(self, copy_key: str) -> CopyRecord | None:
+        await self._copy_tables()
+        rows = await self.backend.query(
+            "SELECT copy_key, source, dest, column_name, state, runs, rows_moved, updated_at "
+            "FROM hr_copies WHERE copy_key = ?", copy_key)
+        return CopyRecord(*rows[0]) if rows else None
+
+    async def list_copies(self) -> list[CopyRecord]:
+        await self._copy_tables()
+        rows = await self.backend.query(
+            "SELECT copy_key, source, dest, column_name, state, runs, rows_moved, updated_at "
+            "FROM hr_copies ORDER BY updated_at DESC")
+        return [CopyRecord(*r) for r in rows]
+
+    async def copy_runs(self, copy_key: str) -> list[tuple[int, int, str | None, str]]:
+        """(run, rows moved, watermark, finished at) of one copy, oldest first."""
+        await self._copy_tables()
+        rows = await self.backend.query(
+            "SELECT run, rows_moved, watermark, finished_at FROM hr_copy_runs "
+            "WHERE copy_key = ? ORDER BY run", copy_key)
+        return [(int(r[0]), int(r[1]), r[2], str(r[3])) for r in rows]
+
+    async def record_copy_run(self, copy_key: str, *, source: str, dest: str, column: str,
+                              state: str, rows: int, watermark: str | None) -> int:
+        """Commit an incremental copy's new state and note the run; returns its number."""
+        await self._copy_tables()
+        now = to_text(utcnow())
+        async with self.backend.transaction() as tx:
+            found = await tx.fetch("SELECT runs FROM hr_copies WHERE copy_key = ?", copy_key)
+            run = (int(found[0][0]) if found else 0) + 1
+            if found:
+                await tx.execute("UPDATE hr_copies SET state = ?, runs = ?, rows_moved = "
+                                 "rows_moved + ?, updated_at = ?, source = ?, dest = ? "
+                                 "WHERE copy_key = ?", state, run, rows, now, source, dest,
+                                 copy_key)
+            else:
+                await tx.execute("INSERT INTO hr_copies (copy_key, source, dest, column_name, "
+                                 "state, runs, rows_moved, updated_at) VALUES "
+                                 "(?, ?, ?, ?, ?, ?, ?, ?)", copy_key, source, dest, column,
+                                 state, run, rows, now)
+            await tx.execute("INSERT INTO hr_copy_runs (copy_key, run, rows_moved, watermark, "
+                             "finished_at) VALUES (?, ?, ?, ?, ?)", copy_key, run, rows,
+                             watermark, now)
+        return run
+
+
+#: Incremental copies: the committed watermark (authoritative for file and S3 outputs; a copy
+#: of the target's own checkpoint row for SQL ones) and each run.
+_COPY_TABLES = (
+    """CREATE TABLE IF NOT EXISTS hr_copies (
+        copy_key TEXT PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL,
+        column_name TEXT NOT NULL, state TEXT NOT NULL, runs INTEGER NOT NULL,
+        rows_moved INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS hr_copy_runs (
+        copy_key TEXT NOT NULL, run INTEGER NOT NULL, rows_moved INTEGER NOT NULL,
+        watermark TEXT, finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))""",
+)
+
+
+@dataclass(frozen=True)
+class CopyRecord:
+    """One incremental copy in the store (``headrace describe-copy``)."""
+
+    copy_key: str
+    source: str
+    dest: str
+    column: str
+    state: str
+    runs: int
+    rows_moved: int
+    updated_at: str
 
 
 def _update_step(table: str, where: str, where_params: tuple[Any, ...],

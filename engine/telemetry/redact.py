@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Link, Status
+if TYPE_CHECKING:  # the SDK is imported only where spans are exported (setup, export)
+    from opentelemetry.sdk.trace import ReadableSpan
 
 MASK = "****"
 #: Shorter values are not scrubbed: replacing them everywhere would garble every text.
@@ -91,8 +91,12 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
     """``span`` itself when it holds no secret, else a copy with each secret replaced."""
     if not _has_secret(span):
         return span
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.sdk.trace import ReadableSpan as SdkSpan
+    from opentelemetry.trace import Link, Status
+
     status = span.status
-    return ReadableSpan(
+    return SdkSpan(
         name=scrub(span.name), context=span.context, parent=span.parent,
         resource=span.resource, attributes=_attributes(span.attributes),
         events=[Event(scrub(e.name), _attributes(e.attributes), e.timestamp)

@@ -4,7 +4,6 @@ per test that fails the test if it ever requested anything but that server."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ def browser() -> Iterator[Any]:
     path = chromium_path()
     if path is None:
         pytest.fail("no Chromium: scripts/install-test-deps installs Debian's chromium")
-    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, headless=True)
         try:

@@ -13,7 +13,7 @@ from tests.e2e.api_kit import Server
 
 def shell(object_id: str, command: str, **fields: Any) -> dict[str, Any]:
     return {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
-            "workerGroup": "local", "command": command, "maximumRetries": "0", **fields}
+            "command": command, "maximumRetries": "0", **fields}
 
 
 def pipeline_state(server: Server, pid: str) -> str:
@@ -120,7 +120,8 @@ def test_evaluated_fields_pause_resume_and_mark_finished(
     pid = make_pipeline(server, "fields", [
         shell("Stamp", "echo day #{format(@scheduledStartTime,'YYYY-MM-dd')}"),
         shell("Hold", f"while [ ! -f {gate} ]; do sleep 0.1; done"),
-        shell("Blocked", "echo blocked", dependsOn={"ref": "Hold"}),
+        shell("Blocked", "echo blocked", dependsOn={"ref": "Hold"},
+              lateAfterTimeout="1 hour"),  # of a 2024 interval: late at once, not started
     ], end="2024-01-01T00:15:00", unique_id="fields")
     stamp, blocked = "@Stamp_2024-01-01T00:00:00", "@Blocked_2024-01-01T00:00:00"
     wait_until(lambda: statuses(server, pid).get(stamp) == "FINISHED", what="Stamp to end")
@@ -133,6 +134,18 @@ def test_evaluated_fields_pause_resume_and_mark_finished(
         "WAITING_ON_DEPENDENCIES")
     waits = console.page.locator("dd ul.plain li").all_inner_texts()
     assert waits == ["@Hold_2024-01-01T00:00:00"]
+    console.goto(f"/pipelines/{pid}")
+    late_cell = f"td.is-late[data-id='{blocked}']"
+    console.page.wait_for_selector(late_cell)  # marked late, live if it happened meanwhile
+    console.goto(f"/pipelines/{pid}")
+    assert console.page.get_attribute(f"{late_cell} a", "title") == (
+        "Blocked 2024-01-01T00:00:00: WAITING_ON_DEPENDENCIES, late, waiting on "
+        "@Hold_2024-01-01T00:00:00")
+    console.page.wait_for_selector("#graph svg a.node")
+    console.shot("pipeline-live")
+    console.goto("/pipelines")
+    assert "late: 1" in console.page.inner_text(f"tr[data-pipeline='{pid}'] td.counts")
+    console.goto(f"/pipelines/{pid}/instances/{blocked}")
     confirm(console, "pause")
     console.page.wait_for_selector("tr[data-component='Blocked'] th[data-status='PAUSED']")
     console.goto(f"/pipelines/{pid}/instances/{blocked}")
@@ -160,3 +173,28 @@ def test_deactivate_then_activate(console: Console, server: Server) -> None:
     assert "activated version 1" in console.page.locator("p.notice").inner_text()
     wait_until(lambda: pipeline_state(server, pid) in ("SCHEDULED", "FINISHED"),
                what="active again")
+
+
+def test_the_grid_shows_failures_and_what_they_cascade_to(console: Console,
+                                                          server: Server) -> None:
+    minute = "#{format(@scheduledStartTime,'mm')}"
+    pid = make_pipeline(server, "nightly-etl", [
+        shell("Extract", f"[ {minute} != 30 ]"),  # fails in the :30 intervals
+        shell("Transform", "echo t", dependsOn={"ref": "Extract"}),
+        shell("Load", "echo l", dependsOn={"ref": "Transform"}),
+        shell("Report", "echo r", dependsOn={"ref": "Load"}),
+    ], end="2024-01-01T02:00:00", unique_id="nightly-etl")
+    settled = ("FINISHED", "FAILED", "CASCADE_FAILED")
+    wait_until(lambda: len(statuses(server, pid)) == 32 and all(
+        s in settled for s in statuses(server, pid).values()), what="the day to settle")
+    console.login()
+    console.goto(f"/pipelines/{pid}")
+    grid = console.grid()
+    assert grid == statuses(server, pid)
+    for iid, status in grid.items():
+        at_half_past = iid.endswith(":30:00")
+        expected = ("FAILED" if iid.startswith("@Extract") else "CASCADE_FAILED") \
+            if at_half_past else "FINISHED"
+        assert status == expected, iid
+    console.page.wait_for_selector("#graph svg a.node")
+    console.shot("pipeline-failures")

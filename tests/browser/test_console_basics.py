@@ -4,6 +4,7 @@ instance grid against the store, CSRF, escaping, secrets, and no request leaving
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from typing import Any
 
@@ -18,7 +19,7 @@ DB_SECRET = "Pa55-w0rd-that-must-never-show"
 
 def shell(object_id: str, command: str, **fields: Any) -> dict[str, Any]:
     return {"id": object_id, "name": object_id, "type": "ShellCommandActivity",
-            "workerGroup": "local", "command": command, **fields}
+            "command": command, **fields}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def pipelines(server: Server) -> dict[str, str]:
             {"id": "Db", "name": "Db", "type": "JdbcDatabase",
              "connectionString": "jdbc:postgresql://127.0.0.1:1/db", "username": "u",
              "*password": "#{*myDbPassword}", "jdbcDriverClass": "org.postgresql.Driver"},
-            shell("Quiet", "echo quiet"),
+            shell("Quiet", "echo #{*myDbPassword} > /dev/null"),
         ], end="2024-01-01T00:15:00",
             parameter_values=[{"id": "*myDbPassword", "stringValue": DB_SECRET}]),
     }
@@ -49,6 +50,7 @@ def pipelines(server: Server) -> dict[str, str]:
 def test_a_page_asks_for_a_login_and_a_wrong_secret_is_refused(console: Console) -> None:
     console.goto("/pipelines")
     assert "/console/login" in console.page.url
+    console.shot("login")
     console.login(secret="not-the-secret")
     assert console.page.locator("p.error").inner_text() == "unknown access key or wrong secret"
     console.login(key=OTHER_KEY_ID, secret=SECRET)  # a known key with another key's secret
@@ -102,13 +104,14 @@ def test_the_grid_has_one_cell_per_instance_with_its_store_status(
     assert title == "Load 2024-01-01T00:00:00: FINISHED"
     console.page.wait_for_selector("#graph svg a.node")
     nodes = console.page.eval_on_selector_all("#graph a.node", "ns => ns.map(n => n.dataset.id)")
-    assert sorted(nodes) == ["Extract", "Load", "workerGroup:local"]
+    assert sorted(nodes) == ["Extract", "Load"]
     edges = console.page.eval_on_selector_all(
         "#graph path.edge", "es => es.map(e => [e.dataset.from, e.dataset.kind, e.dataset.to])")
-    assert sorted(edges) == [["Extract", "dependsOn", "Load"],
-                             ["workerGroup:local", "workerGroup", "Extract"],
-                             ["workerGroup:local", "workerGroup", "Load"]]
+    assert edges == [["Extract", "dependsOn", "Load"]]
+    assert console.page.locator("#graph g.cluster").count() == 0  # no worker group
     console.shot("pipeline")
+    console.page.click("table.grid td[data-id='@Load_2024-01-01T00:15:00'] a")
+    assert console.page.locator("h1").inner_text() == "@Load_2024-01-01T00:15:00"
 
 
 def test_an_action_without_the_csrf_token_is_refused(
@@ -170,13 +173,17 @@ def test_no_secret_reaches_a_page(console: Console, server: Server,
     console.login()
     pid = pipelines["secret"]
     pages = ["/pipelines", f"/pipelines/{pid}",
-             f"/pipelines/{pid}/instances/@Quiet_2024-01-01T00:00:00"]
+             f"/pipelines/{pid}/instances/@Quiet_2024-01-01T00:00:00",
+             f"/pipelines/{pid}/definitions"]
     for path in pages:
         response = console.goto(path)
         assert response.status == 200, path
         html = console.page.content()
         assert DB_SECRET not in html, path
         assert SECRET not in html
+    console.goto(f"/pipelines/{pid}/instances/@Quiet_2024-01-01T00:00:00")
+    # a value made with a secret is masked whole, as plan and DescribeObjects show it
+    assert console.page.inner_text("tr[data-field=command] td") == "****"
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp
 
@@ -186,3 +193,101 @@ def test_the_server_listens_on_loopback_by_default(server: Server) -> None:
     with urllib.request.urlopen(f"{server.url}/console/login", timeout=30) as response:
         assert response.status == 200
         assert json.dumps(response.headers.get("x-frame-options")) == '"DENY"'
+
+
+def test_a_graph_of_100_objects_is_laid_out_without_overlaps(
+        console: Console, server: Server) -> None:
+    # a worker group each: the ones of one group are drawn in a box around them
+    steps = [shell(f"Step{i:03d}", "true", workerGroup="etl" if i % 2 else "reports",
+                   **({"dependsOn": {"ref": f"Step{(i - 1) // 3:03d}"}} if i else {}))
+             for i in range(100)]
+    pid = make_pipeline(server, "hundred", steps, activate=False, unique_id="hundred")
+    console.login()
+    console.goto(f"/pipelines/{pid}")
+    console.page.wait_for_selector("#graph[data-laid-out='100']")
+    boxes = console.page.eval_on_selector_all("#graph a.node rect", """rects => rects.map(r => {
+        const b = r.getBBox(); return [b.x, b.y, b.width, b.height]; })""")
+    assert len(boxes) == 100
+    for i, (x, y, w, h) in enumerate(boxes):
+        for x2, y2, w2, h2 in boxes[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, "nodes overlap"
+    assert console.page.locator("#graph path.edge").count() == 99
+    groups = console.page.eval_on_selector_all(
+        "#graph g.cluster", "gs => gs.map(g => [g.dataset.id, g.dataset.members])")
+    assert sorted(groups) == [["workerGroup:etl", "50"], ["workerGroup:reports", "50"]]
+    console.shot("graph-100")
+
+
+def test_with_no_auth_there_is_no_login_but_actions_still_need_the_token(
+        browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.e2e.api_kit import start_server
+
+    root = tmp_path_factory.mktemp("noauth")
+    env = {k: v for k, v in os.environ.items() if k != "HEADRACE_API_CREDENTIALS"}
+    env.update({"HEADRACE_STORE": f"sqlite:///{root}/store.db", "XDG_DATA_HOME": str(root)})
+    server = start_server(root, "--no-auth", "--no-scheduler", env=env)
+    context = browser.new_context()
+    try:
+        kit = Console(server, context)
+        pid = server.client().create_pipeline(name="open", uniqueId="open")["pipelineId"]
+        kit.goto("/pipelines")
+        assert kit.page.url.endswith("/console/pipelines")  # no login page
+        assert kit.page.locator(f"tr[data-pipeline='{pid}']").count() == 1
+        # a pipeline with no definition yet: its pages say so rather than fail
+        assert kit.goto(f"/pipelines/{pid}").status == 200
+        assert kit.page.inner_text("#grid-summary").startswith("0 of 0 instance(s)")
+        assert kit.goto(f"/pipelines/{pid}/definitions").status == 200
+        assert kit.page.inner_text("#latest-version") == "none"
+        assert kit.goto("/pipelines/df-NOSUCHPIPELINE0000").status == 404
+        status = kit.page.evaluate("""async url => (await fetch(url, {method: "POST",
+            headers: {"Content-Type": "application/x-www-form-urlencoded"},
+            body: "confirm=yes"})).status""", f"/console/pipelines/{pid}/actions/deactivate")
+        assert status == 403
+        assert kit.external_requests() == []
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_open_live_pages_do_not_hold_the_server_s_stop(
+        browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    import signal
+    import time
+
+    from tests.e2e.api_kit import start_server
+
+    root = tmp_path_factory.mktemp("stop")
+    server = start_server(root, "--no-scheduler")
+    context = browser.new_context()
+    try:
+        kit = Console(server, context)
+        kit.login()
+        kit.page.wait_for_function("() => document.body.dataset.liveState === 'open'")
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM) == 130
+        assert time.monotonic() - started < 8  # not the 10 s grace for requests in flight
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_a_live_row_update_costs_no_request_and_keeps_the_focus(
+        console: Console, server: Server) -> None:
+    pid = make_pipeline(server, "focus", [shell("Once", "echo once")],
+                        end="2024-01-01T00:15:00", unique_id="focus")
+    wait_until(lambda: all(s == "FINISHED" for s in statuses(server, pid).values()),
+               what="focus to finish")
+    console.login()
+    link = f"tr[data-pipeline='{pid}'] th a"
+    console.page.focus(link)
+    counts = f"tr[data-pipeline='{pid}'] td.counts span"
+    console.page.evaluate(f"document.querySelector(\"{counts}\").dataset.old = '1'")
+    requests_before = len(console.requests)
+    server.client().set_status(pipelineId=pid, objectIds=["@Once_2024-01-01T00:00:00"],
+                               status="RERUN")
+    # the row is redrawn from the server's summary event, in place
+    console.page.wait_for_function(
+        f"() => !document.querySelector(\"{counts}\").dataset.old")
+    focused = console.page.evaluate("document.activeElement.getAttribute('href')")
+    assert focused == console.page.get_attribute(link, "href")
+    assert console.requests[requests_before:] == []  # no page fetched anything for it

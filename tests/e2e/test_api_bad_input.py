@@ -73,15 +73,21 @@ def test_authentication_errors(server: Server) -> None:
     status, body, raw = server.raw("{}", headers={"Authorization": "Bearer nonsense"},
                                    sign=False)
     assert _aws_error(status, body, raw) == "IncompleteSignatureException"
-    # unauthenticated requests to other paths reach nothing either
-    for path in ("/console/", "/nope"):
-        import urllib.error
-        import urllib.request
+    # unauthenticated requests to other paths reach nothing either: the console wants its
+    # login (401 to a client that is not a browser), anything else is not served
+    import urllib.error
+    import urllib.request
 
+    for path, code in (("/console/", 401), ("/console/pipelines", 401), ("/nope", 404)):
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(f"{server.url}{path}", timeout=10)
-        assert exc.value.code == 404
-        assert json.loads(exc.value.read())["__type"] == "UnknownOperationException"
+        assert exc.value.code == code, path
+        text = exc.value.read()
+        exc.value.close()
+        if code == 404:
+            assert json.loads(text)["__type"] == "UnknownOperationException"
+        else:
+            assert b"log in first" in text
 
 
 def _tampered(server: Server) -> tuple[int, dict[str, Any], bytes]:

@@ -95,3 +95,30 @@ def test_dynamodb_to_json_lines_defaults_to_typed_export_lines_and_back(
     loaded = client.scan(TableName=names[1])["Items"]
     assert sorted(loaded, key=lambda x: x["id"]["N"]) == items
     client.close()  # the tables go with the in-memory server (dynalite deletes take seconds)
+
+
+@pytest.mark.anyio
+async def test_issue_10_postgres_vertical_tab_and_form_feed_reach_mysql_with_create(
+        pg_database: str, mysql_database: str, tmp_path: Path) -> None:
+    """Issue 10's reproduction as written: a PostgreSQL row E'a\\x0bb\\x0cc' copied with
+    ``--create`` arrived in MySQL as 'avbfc', exit 0."""
+    import asyncpg
+
+    from tests.integration.test_sql_copy import my_connect
+
+    conn = await asyncpg.connect(pg_database)
+    try:
+        await conn.execute("CREATE TABLE t (id int, v text)")
+        await conn.execute("INSERT INTO t VALUES (1, E'a\\x0bb\\x0cc')")
+    finally:
+        await conn.close()
+    done = run([f"{pg_database}?table=t", f"{mysql_database}?table=t", "--create"],
+               dict(os.environ), tmp_path)
+    assert done.returncode == 0, done.stderr
+    mysql = my_connect(mysql_database)
+    try:
+        with mysql.cursor() as cur:
+            cur.execute("SELECT v FROM t")
+            assert cur.fetchall() == (("a\x0bb\x0cc",),)
+    finally:
+        mysql.close()

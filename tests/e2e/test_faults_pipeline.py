@@ -274,6 +274,37 @@ async def test_mariadb_connection_reset_mid_load_is_retried_exactly_once(
     checker([r[0] for r in my_sql(mysql_database, "SELECT id FROM t")])
 
 
+async def test_mariadb_silent_server_fails_the_attempt_in_bounded_time_then_retries(
+        mysql_database: str, mysql_user: tuple[str, str], tmp_path: Path) -> None:
+    """Issue 10 (waits without bounds): the proxy takes the connection and says nothing (the
+    drivers waited for the greeting forever). The database's ``jdbcProperties`` bound it
+    (Connector/J's ``connectTimeout``, milliseconds): the attempt fails as transient, naming
+    the endpoint, the phase and the seconds (no password), and the retry, with the server
+    back, loads every row once."""
+    my_sql(mysql_database, "CREATE TABLE t (id bigint, name text)")
+    user, password = mysql_user
+    async with proxied_load(tmp_path, urlsplit(mysql_database).port or 3306,
+                            partial(my_connection, mysql_database), user, password,
+                            maximumRetries="1",
+                            retryDelay="1 seconds") as (cli, proxy, definition):
+        document = json.loads(definition.read_text())
+        for obj in document["objects"]:
+            if obj["id"] == "Db":
+                obj["jdbcProperties"] = ["connectTimeout=2000", "socketTimeout=2000"]
+        definition.write_text(json.dumps(document))
+        proxy.blackhole()
+        out, text = await run_healing(cli, definition, proxy, connections=2,
+                                      what="a second attempt")
+    attempts = await finished_attempts(cli, out, text)
+    assert [a["status"] for a in attempts] == ["FAILED", "FINISHED"]
+    error = attempts[0]["error"]
+    assert f"127.0.0.1:{proxy.port}" in error and "phase greeting" in error, error
+    assert "connect_timeout=2" in error and password not in error
+    assert (datetime.fromisoformat(attempts[0]["endTime"])
+            - datetime.fromisoformat(attempts[0]["startTime"])) < timedelta(seconds=10)
+    checker([r[0] for r in my_sql(mysql_database, "SELECT id FROM t")])
+
+
 # --- bad credentials -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["mysql", "postgresql"])

@@ -106,11 +106,13 @@ def test_what_is_refused_is_named_without_the_password(tmp_path: Path) -> None:
     assert "is a postgresql connection" in wrong.stderr
     as_json = cli.json("copy", "--dest-conn", "nowhere", "in.csv", "t", check=2)
     assert "no connection named 'nowhere'" in as_json["error"]["message"]
+    no_table = cli("copy", "in.csv", "--dest-conn", "shop", "-", check=2)
+    assert "is a table" in no_table.stderr
     cli.connections.write_text('[shop]\nurl = "mysql://u@127.0.0.1:1/db"\n'
                                'password = "env:HR_TEST_UNSET_VARIABLE"\n')
     missing = cli("copy", "--source-conn", "shop", "t", "out.csv", check=2)
     assert "HR_TEST_UNSET_VARIABLE is not set" in missing.stderr
-    for result in (loose, unknown, wrong, missing):
+    for result in (loose, unknown, wrong, no_table, missing):
         assert secret not in result.stdout + result.stderr
 
 

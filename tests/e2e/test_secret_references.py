@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from engine.runtime.runner import derived_pipeline_id
-from tests.e2e.cli_kit import Cli, by_object, ref
+from tests.e2e.cli_kit import Cli, by_object, ref, shell, write_definition
 from tests.e2e.test_faults_pipeline import files_holding, my_sql, mysql_user, pg_sql
 
 __all__ = ["mysql_user"]  # the fixture, used by name
@@ -143,10 +143,31 @@ def test_a_missing_variable_or_file_is_a_finding_naming_object_and_field(
     report = cli.json("validate", str(definition))
     assert report["valid"] is True and report["readyToRun"] is False  # a template, not ready
     found = {(p["id"], p["field"]): p["message"] for p in report["runErrors"]}
-    assert "HR_TEST_SURELY_UNSET is not set" in found[("MyDb", "*password")]
-    assert "parameter" in found[("MyDb", "*password")]
+    # the masked parameter's value, where it is given; the field, on its object
+    assert "HR_TEST_SURELY_UNSET is not set" in found[("*myPassword", "value")]
     assert f"cannot read the file {tmp_path}/absent" in found[("PgDb", "*password")]
     run = cli("run", str(definition), check=2)  # refused before anything runs
-    assert "object 'MyDb', field '*password'" in run.stderr
+    assert "object '*myPassword', field 'value'" in run.stderr
+    assert "object 'PgDb', field '*password'" in run.stderr
     assert "HR_TEST_SURELY_UNSET" in run.stderr
     assert not (tmp_path / "state" / "logs").exists()
+
+
+def test_a_masked_parameter_read_by_a_command_is_the_secret_it_names(tmp_path: Path) -> None:
+    """A reference is read wherever its masked value is: here ``#{*myToken}`` in a command."""
+    token = f"tok-{secrets.token_hex(12)}"
+    out = tmp_path / "seen" / "token"
+    out.parent.mkdir()
+    definition = write_definition(
+        tmp_path / "p.json", shell("Use", f'printf %s "#{{*myToken}}" > {out}'))
+    body = json.loads(definition.read_text())
+    body["parameters"] = [{"id": "*myToken", "type": "String", "default": "env:HR_TEST_TOKEN"}]
+    definition.write_text(json.dumps(body))
+    cli = EnvCli(tmp_path, HR_TEST_TOKEN=token)
+    result = cli("run", str(definition), "--output", "json")
+    assert out.read_text() == token
+    assert token not in result.stdout + result.stderr
+    assert files_holding(tmp_path, token, besides=("token",)) == []  # store, logs, events
+    plan = cli("plan", str(definition), "--start", "2024-01-01T00:00:00", "--end",
+               "2024-01-01T00:15:00", "--output", "json")
+    assert token not in plan.stdout and "****" in plan.stdout

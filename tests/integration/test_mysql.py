@@ -42,8 +42,13 @@ pytestmark = pytest.mark.anyio
 
 NULL_WORD_CSV = CSV.replace(null="NULL")
 
-#: sha256 of the aiomysql internals connectors/mysql/_infile.py relies on (aiomysql 0.3.2).
+#: sha256 of the aiomysql internals connectors/mysql/_infile.py and _watched.py rely on
+#: (aiomysql 0.3.2).
 UPSTREAM = {
+    "Connection._connect":
+        "620ec9f8e9fa568d27335124474352d5cd75861cdd3c251be20ffb38e1f7c0f3",
+    "Connection._read_bytes":
+        "6ed264b6e87ae5ec7ec0a2f037f5b5ff9f85a5e3e30a4eb49c5b6057fa3aae6c",
     "Connection._execute_command":
         "aed9c70a8d28d69930cc91d57cc8211dfbc62e6f1b4028789c297dbf7c26df52",
     "Connection.write_packet":
@@ -74,7 +79,8 @@ def test_aiomysql_internals_used_by_the_infile_hook_are_unchanged() -> None:
         cls, fn = name.split(".")
         source = inspect.getsource(getattr(getattr(aiomysql.connection, cls), fn))
         assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM[name], (
-            f"aiomysql {name} changed: re-check connectors/mysql/_infile.py, then update the hash")
+            f"aiomysql {name} changed: re-check connectors/mysql/_infile.py and "
+            "_watched.py, then update the hash")
 
 
 async def test_load_data_from_the_stream_and_read_back(mysql_database: str) -> None:

@@ -15,6 +15,7 @@ from connectors.errors import (
     NotFoundError,
     TerminalFault,
     Throttled,
+    TimedOut,
     TransientError,
     TransientFault,
     Unreachable,
@@ -136,7 +137,8 @@ def client_error(code: str, status: int, message: str = "msg") -> bexc.ClientErr
     (client_error("InvalidArgument", 400), TerminalFault),
     (bexc.NoCredentialsError(), AuthenticationFailed),
     (bexc.EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), Unreachable),
-    (bexc.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"), ConnectionLost),
+    (bexc.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"), TimedOut),
+    (bexc.ConnectTimeoutError(endpoint_url="http://127.0.0.1:9"), TimedOut),
     (aiohttp.ClientPayloadError("Response payload is not completed"), ConnectionLost),
 ])
 def test_aws_errors_map_to_connector_errors(exc: Exception, kind: type) -> None:

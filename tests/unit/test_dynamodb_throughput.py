@@ -26,9 +26,9 @@ from connectors.errors import (
     AuthenticationFailed,
     BadDataError,
     ConfigError,
-    ConnectionLost,
     NotFoundError,
     Throttled,
+    TimedOut,
     TransientError,
     TransientFault,
     Unreachable,
@@ -193,7 +193,7 @@ def _client_error(code: str, status: int = 400, message: str = "msg") -> bexc.Cl
     (bexc.NoCredentialsError(), AuthenticationFailed),
     (bexc.NoRegionError(), ConfigError),
     (bexc.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), Unreachable),
-    (bexc.ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), ConnectionLost),
+    (bexc.ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), TimedOut),
 ])
 def test_map_error_classifies(exc: Exception, kind: type) -> None:
     error = map_error(exc, connector="dynamodb://t", operation="Scan", subject="table 't'")

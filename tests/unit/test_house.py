@@ -188,7 +188,7 @@ def test_connectors_never_import_the_engine() -> None:
 
 def test_the_connectors_top_level_holds_only_the_contract_and_the_packages() -> None:
     modules = sorted(p.stem for p in (ROOT / "connectors").glob("*.py"))
-    assert modules == ["__init__", "base", "copy", "errors", "tracing", "urls"]
+    assert modules == ["__init__", "base", "copy", "errors", "timeouts", "tracing", "urls"]
     packages = sorted(p.name for p in (ROOT / "connectors").iterdir()
                       if (p / "__init__.py").is_file())
     assert packages == ["aws", "dynamodb", "formats", "local", "mysql", "postgres", "s3",

@@ -126,3 +126,15 @@ def test_load_data_reads_what_postgres_reads(rows: list[list[str | None]], cuts:
     want = [[None if v is None else v.encode() for v in r] for r in rows]
     assert postgres_reading(data) == want
     assert load_data_reading(translated(data, cuts)) == want
+
+
+def test_crlf_line_ends_become_lf_wherever_the_chunks_are_cut() -> None:
+    """A CR before a line break belongs to the break (headrace's TSV reader and COPY agree);
+    an escaped CR (``\\r``, or a backslash before a raw CR) is data and stays."""
+    data = b"1\ta\r\n2\t\\r\r\n3\tb\\\r\n4\t\\1\r\n"
+    want = b"1\ta\n2\t\\r\n3\tb\\\r\n4\t\x01\n"
+    for cut in range(len(data) + 1):
+        assert translated(data, [cut]) == want, cut
+    for cut in range(len(data) + 1):
+        # the stream ends after a CR: no line break follows, so it is passed on
+        assert translated(data[:-1], [cut]) == want[:-1] + b"\r", cut

@@ -343,7 +343,9 @@ def test_masked_values_are_not_type_checked() -> None:
 
 
 def test_types_headrace_will_not_run_say_why() -> None:
-    assert "needs Amazon EMR" in (unsupported_reason("HiveActivity") or "")
+    assert "Apache Pig is not available" in (unsupported_reason("PigActivity") or "")
+    assert "HiveActivity" in (unsupported_reason("PigActivity") or "")  # what to do instead
+    assert unsupported_reason("HiveActivity") is None  # on Spark SQL
     assert unsupported_reason("ShellCommandActivity") is None
     assert unsupported_reason("EmrCluster") is None  # a resource: its activities are refused
     assert unsupported_reason(None) is None

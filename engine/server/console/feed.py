@@ -6,7 +6,8 @@ once per :attr:`ChangeFeed.interval` whatever the number of pages: four small qu
 pipelines' states, the instances changed since the last look, the instance count per
 pipeline, the paused components). The engine may run in another process
 (``--no-scheduler``, a shared PostgreSQL store), so the store is the source of truth rather
-than this process's own actors.
+than this process's own actors. For the pipelines page, the rows of the pipelines that
+changed are worked out once per look (four queries each) and sent to every such page.
 
 Each subscriber has a bounded buffer; one that falls behind is dropped and told to reload
 (``resync``), so a slow page never holds the feed or grows memory.
@@ -24,6 +25,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from engine.service.overview import Overview
 from engine.store import Store
 from engine.store.records import from_text, to_text
 
@@ -33,23 +35,38 @@ log = logging.getLogger("headrace.console")
 #: transaction) is still seen: each look reaches this far behind the newest change seen
 OVERLAP = timedelta(seconds=5)
 BUFFER = 64
+#: pipelines whose row summary one look recomputes at most (the rest on the next changes)
+MAX_SUMMARIES = 50
 
 
 @dataclass(frozen=True)
 class Change:
-    """``kind``: ``instance`` (one instance's new status), ``pipeline`` (its state),
-    ``paused`` (the pipeline's paused components), or ``planned`` (instances were added or
-    removed: reload the grid)."""
+    """``kind``: ``instances`` (the new statuses of a pipeline's instances changed since the
+    last look: ``{"changes": [{id, component, status, late, attempts}]}``), ``pipeline`` (its
+    state),
+    ``paused`` (the pipeline's paused components), ``planned`` (instances were added or
+    removed: reload the grid), or ``summary`` (the pipeline's row of the pipelines page, sent
+    to the pages that follow every pipeline)."""
 
     kind: str
     pipeline_id: str
     data: dict[str, Any]
 
 
+#: what a page that follows every pipeline (the pipelines page) is sent
+OVERVIEW_KINDS = frozenset({"summary", "pipeline"})
+#: what a pipeline's own pages are sent
+PIPELINE_KINDS = frozenset({"instances", "pipeline", "paused", "planned"})
+#: more instance changes than this in one pipeline in one look are sent as one ``planned``
+#: (reload the grid) rather than listed
+BATCH_MAX = 500
+
+
 @dataclass
 class _Subscriber:
     pipeline_id: str | None
     send: MemoryObjectSendStream[Change]
+    kinds: frozenset[str]
 
 
 @dataclass
@@ -59,6 +76,8 @@ class FeedStats:
     ticks: int = 0
     queries: int = 0
     published: int = 0
+    #: pipelines-page rows worked out (four queries each)
+    summaries: int = 0
     dropped_subscribers: int = 0
 
 
@@ -69,7 +88,10 @@ class ChangeFeed:
     stats: FeedStats = field(default_factory=FeedStats)
 
     def __post_init__(self) -> None:
+        self.overview = Overview(self.store)
         self._subscribers: list[_Subscriber] = []
+        #: the server is stopping: every stream ends, so no page holds the shutdown
+        self.closed = False
         self._listening = anyio.Event()
         self._states: dict[str, str] | None = None
         self._counts: dict[str, int] | None = None
@@ -85,12 +107,17 @@ class ChangeFeed:
     @contextlib.contextmanager
     def subscribe(self, pipeline_id: str | None = None,
                   ) -> Iterator[MemoryObjectReceiveStream[Change]]:
-        """Changes of one pipeline (or of all), until the block ends. The stream ends early
-        when this subscriber fell behind: the page should reload."""
+        """Changes of one pipeline (:data:`PIPELINE_KINDS`), or the rows of every pipeline
+        (``None``: :data:`OVERVIEW_KINDS`), until the block ends. The stream ends early when
+        this subscriber fell behind: the page should reload."""
         send, receive = anyio.create_memory_object_stream[Change](BUFFER)
-        subscriber = _Subscriber(pipeline_id, send)
-        self._subscribers.append(subscriber)
-        self._listening.set()
+        subscriber = _Subscriber(pipeline_id, send,
+                                 OVERVIEW_KINDS if pipeline_id is None else PIPELINE_KINDS)
+        if self.closed:
+            send.close()
+        else:
+            self._subscribers.append(subscriber)
+            self._listening.set()
         try:
             yield receive
         finally:
@@ -99,8 +126,25 @@ class ChangeFeed:
             send.close()
             receive.close()
 
+    def close(self) -> None:
+        """End every subscriber's stream (and refuse new ones): the server is stopping."""
+        self.closed = True
+        for subscriber in self._subscribers:
+            subscriber.send.close()
+        self._subscribers.clear()
+
     async def run(self) -> None:
-        """Look at the store once per interval while anyone listens; until cancelled."""
+        """Look at the store once per interval while anyone listens; until cancelled (then
+        its cost is logged: what the benchmark reads)."""
+        try:
+            await self._run()
+        finally:
+            stats = self.stats
+            log.info("console feed: %d looks, %d store queries, %d events published, %d "
+                     "subscribers dropped", stats.ticks, stats.queries, stats.published,
+                     stats.dropped_subscribers)
+
+    async def _run(self) -> None:
         while True:
             if not self._subscribers:
                 self._listening = anyio.Event()
@@ -110,7 +154,7 @@ class ChangeFeed:
             except Exception as exc:  # the store is down for a moment: try again next tick
                 log.warning("console feed: the store did not answer: %s", type(exc).__name__)
                 changes = []
-            self._publish(changes)
+            self.publish(changes)
             await anyio.sleep(self.interval)
 
     async def poll(self) -> list[Change]:
@@ -161,17 +205,28 @@ class ChangeFeed:
             changes.append(Change("instance", pid, {
                 "id": iid, "component": oid, "status": status, "late": bool(late),
                 "attempts": int(attempts or 0)}))
+        changes = _batched(changes)
         self._recent = recent
         self._watermark = newest
         self._states, self._counts, self._paused = states, counts, paused
+        if any(sub.pipeline_id is None for sub in self._subscribers):
+            # the pipelines page's rows: worked out here once for every page that shows them
+            touched = sorted({c.pipeline_id for c in changes if c.kind in ("instances",
+                                                                            "planned")})
+            for pid in touched[:MAX_SUMMARIES]:
+                self.stats.queries += 4
+                self.stats.summaries += 1
+                changes.append(Change("summary", pid, await self.overview.summary(pid)))
         return changes
 
-    def _publish(self, changes: list[Change]) -> None:
+    def publish(self, changes: list[Change]) -> None:
+        """Hand ``changes`` to every subscriber that follows them; drop one that is full."""
         if not changes:
             return
         for subscriber in list(self._subscribers):
             for change in changes:
-                if subscriber.pipeline_id not in (None, change.pipeline_id):
+                if subscriber.pipeline_id not in (None, change.pipeline_id) or (
+                        change.kind not in subscriber.kinds):
                     continue
                 try:
                     subscriber.send.send_nowait(change)
@@ -185,3 +240,23 @@ class ChangeFeed:
                     with contextlib.suppress(ValueError):
                         self._subscribers.remove(subscriber)
                     break
+
+
+def _batched(changes: list[Change]) -> list[Change]:
+    """One look's instance changes of a pipeline as one ``instances`` event (one slot of a
+    page's buffer however many there are); more than :data:`BATCH_MAX` as one ``planned``
+    (reload the grid) instead of a message larger than the grid itself."""
+    batches: dict[str, list[dict[str, Any]]] = {}
+    rest: list[Change] = []
+    for change in changes:
+        if change.kind == "instance":
+            batches.setdefault(change.pipeline_id, []).append(change.data)
+        else:
+            rest.append(change)
+    for pid, items in batches.items():
+        if len(items) > BATCH_MAX:
+            if not any(c.kind == "planned" and c.pipeline_id == pid for c in rest):
+                rest.append(Change("planned", pid, {"changed": len(items)}))
+        else:
+            rest.append(Change("instances", pid, {"changes": items}))
+    return rest

@@ -1,6 +1,7 @@
 """Server-sent events: the change feed for a page, and an attempt's log while it runs.
 
-A page's stream carries the feed's changes (``instance``, ``pipeline``, ``planned``) as JSON
+A page's stream carries the feed's changes (``instances``, ``pipeline``, ``paused``,
+``planned``; ``summary`` for the pipelines page) as JSON
 and a comment every :data:`HEARTBEAT` seconds; ``resync`` when the page fell behind and
 should reload. A log stream sends what the file holds, then what is appended, a chunk at a
 time, until the attempt ends (learned from the feed, not by asking the store each second):
@@ -80,8 +81,9 @@ async def events(request: Request, session: Session) -> Response:
                 with anyio.move_on_after(HEARTBEAT) as idle:
                     try:
                         change = await changes.receive()
-                    except anyio.EndOfStream:
-                        yield sse("resync", {})
+                    except anyio.EndOfStream:  # fell behind, or the server is stopping
+                        if not console.feed.closed:
+                            yield sse("resync", {})
                         return
                 if idle.cancelled_caught:
                     yield b": heartbeat\n\n"
@@ -133,10 +135,13 @@ async def attempt_log(request: Request, session: Session) -> Response:
                     try:
                         change = await changes.receive()
                     except anyio.EndOfStream:  # fell behind the feed: ask, then wait
+                        if console.feed.closed:  # the server is stopping
+                            return
                         alive = await attempt_running()
                         await anyio.sleep(LOG_TAIL_INTERVAL)
                         continue
-                    if change.kind == "instance" and change.data.get("id") == instance_id:
+                    if change.kind == "planned" or (change.kind == "instances" and any(
+                            c["id"] == instance_id for c in change.data["changes"])):
                         alive = await attempt_running()
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)

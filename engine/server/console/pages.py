@@ -12,6 +12,7 @@ from engine.definition import Definition
 from engine.definition.serialize import masked
 from engine.errors import DefinitionError, NotFound
 from engine.runtime.runner import load_version
+from engine.server.console.grid_html import grid_rows
 from engine.server.console.guard import authenticated, read_form, refused, same_origin
 from engine.server.console.render import page
 from engine.server.console.sessions import COOKIE, Session
@@ -44,12 +45,17 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     access_key, secret = form.get("access_key").strip(), form.get("secret_key")
     target = safe_next(console.base, form.get("next"))
-    if not access_key or not console.sessions.check_secret(access_key, secret):
+    if access_key and console.sessions.locked(access_key):
+        return page("login.html", 429, **context(
+            request, None, access_key=access_key, next=target,
+            error="too many failed logins with this access key; try again in a minute"))
+    session = console.sessions.login(access_key, secret) if access_key else None
+    if session is None:
         return page("login.html", 401, **context(
             request, None, access_key=access_key, next=target,
             error="unknown access key or wrong secret"))
     response = RedirectResponse(target, 303)
-    console.set_cookie(response, console.sessions.open(access_key))
+    console.set_cookie(response, session)
     return response
 
 
@@ -129,7 +135,8 @@ async def pipeline(request: Request, session: Session) -> Response:
     body = await _body(request, record)
     intervals = _intervals(request)
     grid = await console.overview.grid(record.id, body, intervals)
-    latest = {row.component: row.cells[max(row.cells)].status for row in grid.rows if row.cells}
+    latest = {row.component: row.cells[max(row.cells)].status for row in grid.rows
+              if row.cells}
     definition = await _definition(request, record)
     graph = pipeline_graph(definition, latest) if definition else {"nodes": [], "edges": []}
     for node in graph["nodes"]:
@@ -137,7 +144,7 @@ async def pipeline(request: Request, session: Session) -> Response:
             node["href"] = f"#row-{node['id']}"
     return page("pipeline.html", **context(
         request, session, record=record, schedule=describe_schedule(body), grid=grid,
-        graph=graph, intervals=intervals, pid=record.id,
+        graph=graph, intervals=intervals, pid=record.id, grid_rows=grid_rows,
         next_url=f"{console.base}/pipelines/{record.id}"))
 
 
@@ -150,7 +157,8 @@ async def grid(request: Request, session: Session) -> Response:
         return missing or refused(request, 404, "no such pipeline")
     body = await _body(request, record)
     found = await console.overview.grid(record.id, body, _intervals(request))
-    return page("grid.html", **context(request, session, grid=found, pid=record.id))
+    return page("grid.html", **context(request, session, grid=found, pid=record.id,
+                                       grid_rows=grid_rows))
 
 
 def _copy_metrics(events: str | None) -> dict[str, str] | None:

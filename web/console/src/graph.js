@@ -19,10 +19,17 @@ function nodeSize(node) {
 }
 
 export function layout(data) {
-  const g = new dagre.graphlib.Graph({ multigraph: true });
-  g.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 60, edgesep: 8, marginx: 8, marginy: 8 });
+  const g = new dagre.graphlib.Graph({ multigraph: true, compound: true });
+  g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 60, edgesep: 8, marginx: 8, marginy: 22 });
   g.setDefaultEdgeLabel(() => ({}));
-  for (const node of data.nodes) g.setNode(node.id, { ...nodeSize(node), data: node });
+  for (const node of data.nodes) {
+    g.setNode(node.id, { ...nodeSize(node), data: node });
+    if (node.group) {
+      const cluster = `workerGroup:${node.group}`;
+      if (!g.hasNode(cluster)) g.setNode(cluster, { cluster: node.group });
+      g.setParent(node.id, cluster);
+    }
+  }
   data.edges.forEach((edge, i) => {
     if (g.hasNode(edge.from) && g.hasNode(edge.to)) {
       g.setEdge(edge.from, edge.to, { label: edge.kind, data: edge }, `e${i}`);
@@ -44,6 +51,15 @@ function draw(host, data) {
   const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
     markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
   el("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }, marker);
+  for (const id of g.nodes()) {
+    const n = g.node(id);
+    if (!n.cluster) continue;
+    const box = el("g", { class: "cluster", "data-id": id, "data-members": g.children(id).length }, svg);
+    el("rect", { x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height, rx: 6 }, box);
+    // the label sits just above the box, in the gap dagre leaves between boxes
+    const label = el("text", { x: n.x - n.width / 2 + 4, y: n.y - n.height / 2 - 5, class: "cluster-label" }, box);
+    label.textContent = `workerGroup: ${n.cluster}`;
+  }
   for (const e of g.edges()) {
     const edge = g.edge(e);
     const points = edge.points || [];
@@ -56,6 +72,7 @@ function draw(host, data) {
   for (const id of g.nodes()) {
     const n = g.node(id);
     const node = n.data;
+    if (!node) continue;  // a worker group's box, drawn above
     const link = el("a", { href: node.href || "#", class: `node cat-${node.category}`,
       "data-id": node.id, "data-status": node.status || "", tabindex: 0 }, svg);
     el("title", {}, link).textContent =
@@ -68,7 +85,7 @@ function draw(host, data) {
     type.textContent = node.type;
   }
   host.replaceChildren(svg);
-  host.dataset.laidOut = String(g.nodeCount());
+  host.dataset.laidOut = String(data.nodes.length);
 }
 
 function start() {

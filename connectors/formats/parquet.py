@@ -1,0 +1,450 @@
+"""Parquet (a headrace extension format), built on pyarrow.
+
+Writing is an :class:`~connectors.formats.Encoder` like the text formats': row batches go in,
+the bytes of one Parquet file come out as they are made, a row group at a time (at most
+``ROW_GROUP_ROWS`` rows or ``ROW_GROUP_BYTES`` of Arrow data buffered), so a sink uploads or
+writes them while the copy goes on and memory stays bounded whatever the size. The footer
+comes last, from ``finish``: an output cut short is never a readable Parquet file, and the
+sinks only complete an output at end-of-stream anyway.
+
+Reading cannot be a byte stream (a Parquet file is read from its footer): the file-like ends
+hand :func:`produce_parquet_rows` each file as something pyarrow opens (a local path, or a
+:class:`RangeFile` whose reads are ranged GETs), and the rows come out a row group at a time.
+
+Types (see docs/compatibility.md): integers by width, ``numeric(p, s)`` as a decimal of that
+precision and scale, an unconstrained numeric as its exact text, ``timestamptz`` as a UTC
+timestamp, ``timestamp`` as a naive one, ``json`` as text; the field metadata key
+``headrace.type`` says which logical type a text column had, so ``--create`` from the file
+makes the column the source had.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import anyio
+
+from connectors.base import Column, ColumnType, Progress, RowBatch, RowsOut, Schema, TextFormat
+from connectors.errors import BadDataError, ConfigError
+
+#: A row group is written once this many rows are buffered (64 Ki rows / 16 MiB: a 500,000-row
+#: copy peaked at 259 MB RSS with 128 Ki / 32 MiB, at 212 MB with these; benchmarks/README.md)...
+ROW_GROUP_ROWS = 64 * 1024
+#: ... or this many bytes of Arrow data, whichever comes first.
+ROW_GROUP_BYTES = 16 * 1024 * 1024
+#: The compressions ``parquet_compression`` may name.
+COMPRESSIONS = ("zstd", "snappy", "none")
+#: Field metadata naming the logical type of a column stored as text (json, numeric).
+TYPE_KEY = b"headrace.type"
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    """(pyarrow, pyarrow.parquet), or a clear error when the extra is not installed.
+
+    Arrow's buffers come from the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says
+    otherwise (pyarrow reads it when it loads, so it is set before the first import):
+    pyarrow's default, mimalloc, kept the freed row groups' pages, and a 500,000-row
+    PostgreSQL -> Parquet copy peaked at 212 MB RSS against 175 MB (benchmarks/README.md);
+    ``set_memory_pool`` after the import did not give that back."""
+    if "pyarrow" not in sys.modules and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise ConfigError("the Parquet format needs pyarrow: pip install 'headrace[parquet]'"
+                          ) from None
+    return pa, pq
+
+
+def check_compression(name: str) -> str:
+    if name not in COMPRESSIONS:
+        raise ConfigError(f"Parquet compression {name!r} is not supported; use "
+                          f"{', '.join(COMPRESSIONS)}")
+    return name
+
+
+# --- types ------------------------------------------------------------------------------------
+
+def arrow_field(col: Column) -> Any:
+    """The Arrow field a column is written as (nullable: every SQL column may hold NULL)."""
+    pa, _ = _pyarrow()
+    meta = None
+    kind = col.type
+    if kind == "integer":
+        typ = {8: pa.int8(), 16: pa.int16()}.get(col.bits or 32, pa.int32())
+    elif kind == "bigint":
+        typ = pa.int64()
+    elif kind == "numeric":
+        if col.precision is None or col.precision < 1 or (col.scale or 0) < 0:
+            typ, meta = pa.string(), {TYPE_KEY: b"numeric"}
+        elif col.precision <= 38:
+            typ = pa.decimal128(col.precision, col.scale or 0)
+        else:
+            typ = pa.decimal256(min(col.precision, 76), col.scale or 0)
+    elif kind == "double":
+        typ = pa.float32() if col.bits == 32 else pa.float64()
+    elif kind == "boolean":
+        typ = pa.bool_()
+    elif kind == "timestamptz":
+        typ = pa.timestamp("us", tz="UTC")
+    elif kind == "timestamp":
+        typ = pa.timestamp("us")
+    elif kind == "date":
+        typ = pa.date32()
+    elif kind == "binary":
+        typ = pa.binary()
+    elif kind == "json":
+        typ, meta = pa.string(), {TYPE_KEY: b"json"}
+    else:
+        typ = pa.string()
+    return pa.field(col.name, typ, nullable=True, metadata=meta)
+
+
+def arrow_schema(schema: Schema) -> Any:
+    pa, _ = _pyarrow()
+    return pa.schema([arrow_field(c) for c in schema.columns])
+
+
+def column_from_arrow(field: Any) -> Column:
+    """The logical column of an Arrow field (the reverse of :func:`arrow_field`)."""
+    pa, _ = _pyarrow()
+    t = field.type
+    meta = field.metadata or {}
+    name = field.name
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    kind: ColumnType
+    if pa.types.is_boolean(t):
+        return Column(name, "boolean")
+    if pa.types.is_int8(t):
+        return Column(name, "integer", bits=8)
+    if pa.types.is_int16(t) or pa.types.is_uint8(t):
+        return Column(name, "integer", bits=16)
+    if pa.types.is_int32(t) or pa.types.is_uint16(t):
+        return Column(name, "integer")
+    if pa.types.is_int64(t) or pa.types.is_uint32(t):
+        return Column(name, "bigint")
+    if pa.types.is_uint64(t):
+        return Column(name, "numeric", precision=20, scale=0)
+    if pa.types.is_float16(t) or pa.types.is_float32(t):
+        return Column(name, "double", bits=32)
+    if pa.types.is_float64(t):
+        return Column(name, "double")
+    if pa.types.is_decimal(t):
+        return Column(name, "numeric", precision=t.precision, scale=t.scale)
+    if pa.types.is_timestamp(t):
+        return Column(name, "timestamptz" if t.tz else "timestamp")
+    if pa.types.is_date(t):
+        return Column(name, "date")
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or \
+            pa.types.is_fixed_size_binary(t):
+        return Column(name, "binary")
+    if pa.types.is_nested(t):
+        return Column(name, "json")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        named = meta.get(TYPE_KEY, b"").decode()
+        kind = "json" if named == "json" else "numeric" if named == "numeric" else "text"
+        return Column(name, kind)
+    return Column(name, "text")
+
+
+def schema_from_arrow(arrow: Any) -> Schema:
+    return Schema(tuple(column_from_arrow(arrow.field(i)) for i in range(len(arrow))))
+
+
+# --- values -----------------------------------------------------------------------------------
+
+def _as_text(v: Any) -> Any:
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).decode("utf-8")
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return format(v, "f")  # 10000000000, not 1E+10
+    return str(v)
+
+
+def _array(values: list[Any], field: Any, where: str, first_line: int | None) -> Any:
+    """Values of one column as an Arrow array of ``field``'s type; text from a text format
+    ("12.50", "2024-01-02 03:04:05+00") is parsed by Arrow's casts."""
+    pa, _ = _pyarrow()
+    typ = field.type
+    try:
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    texts = [_as_text(v) for v in values]
+    try:
+        if pa.types.is_string(typ):
+            return pa.array(texts, type=typ)
+        if pa.types.is_binary(typ):
+            return pa.array([t.encode("utf-8") if isinstance(t, str) else t for t in texts],
+                            type=typ)
+        if pa.types.is_boolean(typ):
+            texts = [None if t is None else
+                     {"t": "true", "f": "false", "y": "true", "n": "false", "yes": "true",
+                      "no": "false"}.get(t.strip().lower(), t.strip()) for t in texts]
+        return pa.array(texts, type=pa.string()).cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+            ValueError) as exc:
+        raise BadDataError(f"{where}: column {field.name!r} cannot be written as Parquet "
+                           f"{typ}: {exc}", line=first_line) from None
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+class _Drain:
+    """A write-only file for pyarrow's ParquetWriter whose bytes are taken out as they come."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._pos = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)
+        self._pieces.append(piece)
+        self._pos += len(piece)
+        return len(piece)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def take(self) -> bytes:
+        data = b"".join(self._pieces)
+        self._pieces.clear()
+        return data
+
+
+class ParquetEncoder:
+    """Row batches -> the bytes of one Parquet file, a row group at a time.
+
+    The file's schema is the first batch's (a database source's batches carry its columns
+    with their precision and widths); later batches are written to it by position."""
+
+    def __init__(self, fmt: TextFormat, *, location: str = "parquet",
+                 row_group_rows: int | None = None) -> None:
+        self._compression = check_compression(fmt.parquet_compression)
+        self._location = location
+        self._group_rows = max(1, row_group_rows or ROW_GROUP_ROWS)
+        self._hint: Schema | None = None
+        self._out = _Drain()
+        self._writer: Any = None
+        self._schema: Any = None
+        self._pending: list[Any] = []
+        self._rows = 0
+        self._bytes = 0
+
+    def expect_schema(self, schema: Schema | None) -> None:
+        """The source's columns: the schema of the file when no row arrives (a Parquet file
+        of no rows still has its columns)."""
+        self._hint = schema
+
+    def _open(self, schema: Schema) -> None:
+        _, pq = _pyarrow()
+        if not len(schema):
+            raise ConfigError(f"{self._location}: a Parquet file needs at least one column")
+        self._schema = arrow_schema(schema)
+        self._writer = pq.ParquetWriter(
+            self._out, self._schema,
+            compression=None if self._compression == "none" else self._compression)
+
+    def encode(self, batch: RowBatch) -> bytes:
+        if not batch.rows:
+            return b""
+        pa, _ = _pyarrow()
+        if self._writer is None:
+            # the source's own schema when it names the same columns: it may know more
+            # (a table's numeric precision, which a partitioned read's batches do not carry)
+            hint = self._hint
+            same = hint is not None and hint.names == batch.schema.names
+            self._open(hint if same and hint is not None else batch.schema)
+        width = len(self._schema)
+        if len(batch.rows[0]) != width:
+            raise BadDataError(f"{self._location}: a row has {len(batch.rows[0])} fields, the "
+                               f"Parquet schema {width} columns", line=batch.first_line)
+        columns = list(zip(*batch.rows, strict=True))
+        arrays = [_array(list(columns[i]), self._schema.field(i), self._location,
+                         batch.first_line) for i in range(width)]
+        record = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+        self._pending.append(record)
+        self._rows += record.num_rows
+        self._bytes += record.nbytes
+        if self._rows >= self._group_rows or self._bytes >= ROW_GROUP_BYTES:
+            self._flush()
+        return self._out.take()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pa, _ = _pyarrow()
+        table = pa.Table.from_batches(self._pending, schema=self._schema)
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self._pending, self._rows, self._bytes = [], 0, 0
+
+    def finish(self) -> bytes:
+        if self._writer is None:
+            if self._hint is None or not len(self._hint):
+                return b""  # no rows and no columns known: nothing to write
+            self._open(self._hint)
+        self._flush()
+        self._writer.close()
+        return self._out.take()
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable file over ``read_at(offset, length) -> bytes`` (for pyarrow,
+    which calls it from a worker thread; the S3 source's reads are ranged GETs)."""
+
+    def __init__(self, size: int, read_at: Callable[[int, int], bytes]) -> None:
+        super().__init__()
+        self.size = size
+        self._read_at = read_at
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self._pos + size)
+        if end <= self._pos:
+            return b""
+        data = self._read_at(self._pos, end - self._pos)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _plain(values: list[Any], col: Column) -> list[Any]:
+    if col.type == "json":
+        return [v if v is None or isinstance(v, str) else
+                json.dumps(v, ensure_ascii=False, default=str) for v in values]
+    return values
+
+
+class ParquetRows:
+    """One Parquet file read a batch at a time (each call in a worker thread)."""
+
+    def __init__(self, source: Any, location: str, batch_rows: int) -> None:
+        _, pq = _pyarrow()
+        self.location = location
+        try:
+            self._file = pq.ParquetFile(source)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
+            raise BadDataError(f"{location}: not a readable Parquet file: {exc}") from None
+        self.schema = schema_from_arrow(self._file.schema_arrow)
+        self._batches = self._file.iter_batches(batch_size=batch_rows)
+
+    def next_batch(self, first_line: int) -> RowBatch | None:
+        pa, _ = _pyarrow()
+        try:
+            record = next(self._batches)
+        except StopIteration:
+            return None
+        columns = []
+        for i, col in enumerate(self.schema.columns):
+            array = record.column(i)
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            if pa.types.is_timestamp(array.type) and array.type.unit == "ns":
+                array = array.cast(pa.timestamp("us", tz=array.type.tz), safe=False)
+            columns.append(_plain(array.to_pylist(), col))
+        rows = list(zip(*columns, strict=True)) if columns else []
+        return RowBatch(self.schema, rows, first_line=first_line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+#: What the file-like ends give :func:`produce_parquet_rows`: (location, a path or a file
+#: object pyarrow opens, made in the worker thread).
+ParquetInput = tuple[str, Callable[[], Any]]
+
+
+async def read_parquet_schema(location: str, opener: Callable[[], Any]) -> Schema:
+    def read() -> Schema:
+        _, pq = _pyarrow()
+        try:
+            return schema_from_arrow(pq.read_schema(opener()))
+        except (OSError, ValueError) as exc:
+            raise BadDataError(f"{location}: not a readable Parquet file: {exc}") from None
+
+    return await anyio.to_thread.run_sync(read)
+
+
+async def produce_parquet_rows(files: AsyncIterator[ParquetInput], out: RowsOut,
+                               progress: Progress, *, batch_rows: int = 10_000) -> None:
+    """Every file's rows, file after file, a batch at a time, into ``out``."""
+    limiter = anyio.CapacityLimiter(1)
+    first = 1
+    def open_rows(location: str, opener: Callable[[], Any]) -> ParquetRows:
+        return ParquetRows(opener(), location, batch_rows)
+
+    async for location, opener in files:
+        reader = await anyio.to_thread.run_sync(open_rows, location, opener, limiter=limiter)
+        try:
+            while True:
+                batch = await anyio.to_thread.run_sync(reader.next_batch, first,
+                                                       limiter=limiter)
+                if batch is None:
+                    break
+                await out.send(batch)
+                first += len(batch)
+                progress.add(rows=len(batch))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(reader.close, limiter=limiter)
+
+
+def parquet_row_count(path: str) -> int:
+    """The rows a Parquet file's footer says it holds (blocking: call it in a thread)."""
+    _, pq = _pyarrow()
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, ValueError) as exc:
+        raise BadDataError(f"{path}: not a readable Parquet file: {exc}") from None

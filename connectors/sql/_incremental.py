@@ -1,0 +1,284 @@
+"""Incremental copies: read only the rows past a copy's last committed watermark.
+
+:class:`IncrementalSource` wraps a PostgreSQL or MySQL table source. It reads the rows whose
+incremental column is past the previous watermark (the whole table the first time), keeps
+track of the new one (the largest value it read) and of the keys of the rows it loaded near
+it, and hands the rest of the copy ordinary row batches. What the copy then commits with the
+rows is :meth:`IncrementalSource.state`: a PostgreSQL or MySQL sink writes it in the load's
+own transaction (the ``headrace_checkpoints`` row), a file or S3 output has it written to the
+store after it completed (``engine``), so a crash between load and watermark neither loses
+nor repeats rows.
+
+The boundary, where other tools lose or repeat rows:
+
+* Rows sharing the watermark value, some committed after the last run read it: with a key
+  (``--key``, else the table's primary key), the read starts *at* the watermark (``>=``) and
+  the rows already loaded there are recognised by key and skipped (append), or merged
+  (``--key``: upsert). Without any key it starts strictly after it (``>``): rows committed
+  later with exactly that value are then not seen (docs/compatibility.md).
+* Rows committed late with an older value: ``lookback`` (a period) starts the read that much
+  before the watermark; rows re-read inside it are matched by key, so a look-back without a
+  key is an error.
+* Time zones: a ``timestamptz`` (MySQL ``TIMESTAMP``) watermark is an instant, kept in UTC;
+  a ``timestamp`` (``DATETIME``) one is compared as the wall time it is.
+* NULL in the column: such a row has no place in the order, so it is never read (no
+  comparison with NULL is true); give the column a NOT NULL constraint or a default.
+* A column whose type has no useful order (boolean, json, binary) is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import anyio
+
+from connectors.base import (
+    Column,
+    ColumnType,
+    Progress,
+    RowBatch,
+    RowsOut,
+    Schema,
+    TextFormat,
+)
+from connectors.errors import ConfigError
+
+#: The logical types a watermark can be kept in.
+ORDERABLE: frozenset[ColumnType] = frozenset(
+    {"integer", "bigint", "numeric", "double", "date", "timestamp", "timestamptz", "text"})
+_TIMES: frozenset[ColumnType] = frozenset({"date", "timestamp", "timestamptz"})
+
+
+@dataclass(frozen=True)
+class IncrementSpec:
+    """What ``--incremental COLUMN [--key COLUMNS] [--lookback PERIOD]`` asks for."""
+
+    column: str
+    key: tuple[str, ...] = ()
+    lookback: timedelta | None = None
+
+    @property
+    def merge(self) -> bool:
+        """An explicit key merges (upsert); without one, rows are appended."""
+        return bool(self.key)
+
+
+def encode_value(value: Any) -> Any:
+    """A watermark value as JSON (instants in UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def decode_value(raw: Any, kind: ColumnType) -> Any:
+    if raw is None:
+        return None
+    if kind == "timestamptz":
+        v = datetime.fromisoformat(raw)
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    if kind == "timestamp":
+        return datetime.fromisoformat(raw).replace(tzinfo=None)
+    if kind == "date":
+        return date.fromisoformat(raw)
+    if kind == "numeric":
+        return Decimal(raw)
+    if kind == "double":
+        return float(raw)
+    if kind in ("integer", "bigint"):
+        return int(raw)
+    return str(raw)
+
+
+def _key_text(values: Sequence[Any]) -> str:
+    return json.dumps([encode_value(v) for v in values], separators=(",", ":"), default=str)
+
+
+@dataclass
+class Watermark:
+    """A copy's committed position: the largest value loaded, and the keys (with their
+    values) of the rows loaded at or near it, which a later read that starts there skips."""
+
+    column: str
+    kind: ColumnType
+    value: Any = None
+    rows: int = 0
+    near: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"column": self.column, "type": self.kind,
+                           "value": encode_value(self.value), "rows": self.rows,
+                           "near": {k: encode_value(v) for k, v in self.near.items()}},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Watermark:
+        raw = json.loads(text)
+        kind = raw["type"]
+        return cls(raw["column"], kind, decode_value(raw.get("value"), kind),
+                   int(raw.get("rows") or 0),
+                   {k: decode_value(v, kind) for k, v in (raw.get("near") or {}).items()})
+
+    @property
+    def display(self) -> str | None:
+        """The value as text, for describe-copy and ``--output json``."""
+        value = encode_value(self.value)
+        return None if value is None else str(value)
+
+
+def check_column(schema: Schema, spec: IncrementSpec, key: Sequence[str],
+                 where: str) -> Column:
+    """The incremental column of ``schema``, or a clear error: missing, not orderable, a
+    look-back on a column that is not a time, a look-back without a key."""
+    by_name = {c.name: c for c in schema.columns}
+    column = by_name.get(spec.column)
+    if column is None:
+        raise ConfigError(f"{where}: no column {spec.column!r} to copy incrementally by "
+                          f"(columns: {', '.join(schema.names)})")
+    if column.type not in ORDERABLE:
+        raise ConfigError(f"{where}: column {spec.column!r} is {column.type}, which has no "
+                          "order to keep a watermark in; use a timestamp, date, number or "
+                          "text column")
+    missing = [k for k in key if k not in by_name]
+    if missing:
+        raise ConfigError(f"{where}: key columns {missing} are not in the source")
+    if spec.lookback is not None:
+        if column.type not in _TIMES:
+            raise ConfigError(f"{where}: --lookback needs a date or timestamp column; "
+                              f"{spec.column!r} is {column.type}")
+        if not key:
+            raise ConfigError(f"{where}: --lookback re-reads rows, which are matched by key, "
+                              "but the source has no primary key and no --key was given")
+    return column
+
+
+def literal(value: Any, kind: ColumnType, dialect: str) -> str:
+    """``value`` as a SQL literal of ``kind`` for ``dialect`` (postgresql or mysql)."""
+    if kind in ("integer", "bigint"):
+        return str(int(value))
+    if kind in ("numeric", "double"):
+        return format(Decimal(str(value)), "f")
+    if isinstance(value, datetime):
+        if kind == "timestamptz":
+            value = value.astimezone(UTC)
+        text = value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        if dialect == "postgresql":
+            return f"'{text}+00'::timestamptz" if kind == "timestamptz" else \
+                f"'{text}'::timestamp"
+        return f"'{text}'"  # MySQL sessions run in UTC (TIMESTAMP columns read as UTC)
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    text = str(value)
+    if dialect == "mysql" and ("\\" in text or any(ord(c) < 32 for c in text)):
+        return f"_utf8mb4 X'{text.encode('utf-8').hex()}'"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def condition(previous: Watermark | None, spec: IncrementSpec, key: Sequence[str],
+              quoted_column: str, dialect: str) -> str | None:
+    """The WHERE condition of the next read (None: the first read, everything)."""
+    if previous is None or previous.value is None:
+        return f"{quoted_column} IS NOT NULL"
+    low = previous.value
+    if spec.lookback is not None:
+        low = low - spec.lookback
+    op = ">=" if key else ">"
+    return f"{quoted_column} {op} {literal(low, previous.kind, dialect)}"
+
+
+class IncrementalSource:
+    """A SQL table source restricted to the rows past ``previous`` (see the module)."""
+
+    def __init__(self, inner: Any, spec: IncrementSpec, key: Sequence[str],
+                 column: Column, previous: Watermark | None) -> None:
+        self.inner = inner
+        self.describe: str = inner.describe
+        self.spec = spec
+        self.key = tuple(key)
+        self.column = column
+        self.previous = previous
+        self.state = Watermark(column.name, column.type,
+                               previous.value if previous else None,
+                               0, dict(previous.near) if previous else {})
+        #: rows read again inside the look-back (or at the watermark) and skipped by key
+        self.skipped = 0
+
+    @property
+    def native_format(self) -> TextFormat | None:
+        return None
+
+    def can_produce(self, fmt: TextFormat) -> bool:
+        return False  # rows only: each is looked at
+
+    async def schema(self) -> Schema | None:
+        result: Schema | None = await self.inner.schema()
+        return result
+
+    async def produce_bytes(self, fmt: TextFormat, out: Any, progress: Progress) -> None:
+        raise ConfigError(f"{self.describe}: an incremental copy reads rows")
+
+    async def produce_rows(self, out: RowsOut, progress: Progress) -> None:
+        send, recv = anyio.create_memory_object_stream[RowBatch](2)
+
+        async def read() -> None:
+            async with send:
+                await self.inner.produce_rows(send, progress)
+
+        async with anyio.create_task_group() as tg, recv:
+            tg.start_soon(read)
+            async for batch in recv:
+                kept = self._take(batch)
+                if kept.rows:
+                    await out.send(kept)
+
+    def _take(self, batch: RowBatch) -> RowBatch:
+        names = batch.schema.names
+        col = names.index(self.column.name)
+        keys = [names.index(k) for k in self.key]
+        prev = self.previous
+        append = not self.spec.merge
+        kept = []
+        for row in batch.rows:
+            value = row[col]
+            if value is None:
+                continue
+            key = _key_text([row[i] for i in keys]) if keys else None
+            if append and prev is not None and prev.value is not None and key is not None \
+                    and value <= prev.value and key in prev.near:
+                self.skipped += 1
+                continue
+            kept.append(row)
+            self._advance(value, key)
+        self.state.rows += len(kept)
+        self._prune()
+        return RowBatch(batch.schema, kept, first_line=batch.first_line)
+
+    def _advance(self, value: Any, key: str | None) -> None:
+        state = self.state
+        if state.value is None or value > state.value:
+            state.value = value
+        if key is not None and not self.spec.merge and value >= self._near_bound():
+            state.near[key] = value  # pruned once per batch, when the bound has moved
+
+    def _near_bound(self) -> Any:
+        value = self.state.value
+        return value - self.spec.lookback if self.spec.lookback is not None else value
+
+    def _prune(self) -> None:
+        """Keep only the keys a later read can meet again (at or inside the look-back)."""
+        near = self.state.near
+        if not near:
+            return
+        bound = self._near_bound()
+        if min(near.values()) < bound:
+            self.state.near = {k: v for k, v in near.items() if v >= bound}

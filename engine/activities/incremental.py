@@ -1,0 +1,138 @@
+"""One incremental copy, for ``headrace copy --incremental`` and a CopyActivity's
+``incrementalColumn``: the previous watermark found, the source restricted to what is past
+it, the sink told to merge and to commit the new watermark with the rows, the copy run.
+
+Where the watermark lives (see :mod:`connectors.incremental`): a PostgreSQL or MySQL target
+keeps it in its ``headrace_checkpoints`` row, written in the load's transaction; for a file or
+S3 output it is the store's, written only after the output completed (the caller does that:
+:func:`record_run`). The store also gets a copy of a SQL target's, after the commit, so
+``headrace describe-copy`` can show every copy's watermark and rows moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from connectors.base import CommitsWatermark, Progress, Sink, Source
+from connectors.copy import CopyOptions, CopyResult, copy
+from connectors.errors import ConfigError
+from connectors.sql import (
+    Dialect,
+    IncrementalSource,
+    IncrementSpec,
+    SqlSource,
+    Watermark,
+    check_column,
+    condition,
+    quote_ident,
+)
+from engine.schedule import parse_period
+
+
+def copy_key(source: str, dest: str, column: str) -> str:
+    """A command-line copy's key: its source, destination and column (display forms, so
+    no password is part of it)."""
+    digest = hashlib.sha256(f"{source}\n{dest}\n{column}".encode()).hexdigest()[:32]
+    return f"copy:{digest}"
+
+
+def activity_key(pipeline_id: str, activity_id: str) -> str:
+    return f"activity:{pipeline_id}/{activity_id}"
+
+
+def parse_lookback(text: str | None) -> timedelta | None:
+    """``30s``, ``5m``, ``1h``, ``2d`` or an AWS period (``5 minutes``)."""
+    if text is None or not str(text).strip():
+        return None
+    raw = str(text).strip()
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if raw[:-1].isdigit() and raw[-1] in units:
+        return timedelta(**{units[raw[-1]]: int(raw[:-1])})
+    try:
+        return parse_period(raw).as_timedelta()
+    except Exception as exc:  # the period parser says what it accepts
+        raise ConfigError(f"--lookback {raw!r}: not a period (30s, 5m, 1h, or an AWS period "
+                          f"such as '5 minutes'): {exc}") from None
+
+
+@dataclass
+class IncrementalResult:
+    result: CopyResult
+    previous: Watermark | None
+    state: Watermark
+    skipped: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"column": self.state.column,
+                "previousWatermark": self.previous.display if self.previous else None,
+                "watermark": self.state.display, "rowsMoved": self.result.rows,
+                "rereadSkipped": self.skipped}
+
+
+async def previous_state(key: str, sink: Sink, stored: str | None) -> Watermark | None:
+    """The watermark to continue from: a SQL target's own row, else the store's."""
+    text = await sink.stored_watermark(key) if isinstance(sink, CommitsWatermark) else stored
+    return Watermark.from_json(text) if text else None
+
+
+async def run_incremental(source: Source, sink: Sink, spec: IncrementSpec, key: str, *,
+                          stored: str | None, options: CopyOptions | None = None,
+                          progress: Progress | None = None) -> IncrementalResult:
+    """Copy the rows of ``source`` past the watermark under ``key``; ``stored`` is the
+    store's state for it (used when the sink keeps none itself)."""
+    if not isinstance(source, SqlSource) or not source.endpoint.table:
+        raise ConfigError(f"{source.describe}: an incremental copy reads a PostgreSQL or "
+                          "MySQL table")
+    dialect: Dialect = "mysql" if type(source).__module__.startswith("connectors.mysql") \
+        else "postgresql"
+    schema = await source.schema()
+    if schema is None:
+        raise ConfigError(f"{source.describe}: the source's columns are unknown")
+    keys = spec.key or await source.primary_key()  # type: ignore[attr-defined]
+    column = check_column(schema, spec, keys, source.describe)
+    if spec.merge:
+        if not isinstance(sink, CommitsWatermark) and \
+                not type(sink).__module__.startswith("connectors.dynamodb"):
+            raise ConfigError(f"{sink.describe}: --key merges rows (upsert), which PostgreSQL, "
+                              "MySQL and DynamoDB destinations do; append to this one "
+                              "(leave --key out)")
+        if isinstance(sink, CommitsWatermark):
+            sink.merge_keys = tuple(spec.key)
+    previous = await previous_state(key, sink, stored)
+    if previous is not None and previous.column != column.name:
+        raise ConfigError(f"the watermark under this copy is for column {previous.column!r}, "
+                          f"not {column.name!r}")
+    source.restrict(condition(previous, spec, keys, quote_ident(column.name, dialect),
+                              dialect))
+    reader = IncrementalSource(source, spec, keys, column, previous)
+    if isinstance(sink, CommitsWatermark):
+        sink.commit_watermark(key, reader.state.to_json)
+    result = await copy(reader, sink, options, progress)
+    return IncrementalResult(result, previous, reader.state, reader.skipped)
+
+
+async def describe_copies(store_url: str | None, key: str | None) -> list[dict[str, Any]]:
+    """The store's incremental copies (``headrace describe-copy``); with ``key``, that one
+    with every run."""
+    from engine.errors import NotFound
+    from engine.store import open_store
+
+    async with open_store(store_url, create=False) as store:
+        records = [r for r in await store.list_copies() if key is None or r.copy_key == key]
+        if key is not None and not records:
+            raise NotFound(f"no incremental copy {key!r} in this store")
+        out = []
+        for r in records:
+            entry: dict[str, Any] = {
+                "copyKey": r.copy_key, "source": r.source, "dest": r.dest,
+                "column": r.column, "watermark": Watermark.from_json(r.state).display,
+                "rowsMoved": r.rows_moved, "runs": r.runs, "updatedAt": r.updated_at}
+            if key is not None:
+                entry["history"] = [
+                    {"run": run, "rowsMoved": rows, "watermark": mark, "finishedAt": at}
+                    for run, rows, mark, at in await store.copy_runs(r.copy_key)]
+            out.append(entry)
+    return out

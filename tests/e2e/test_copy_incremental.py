@@ -1,0 +1,400 @@
+"""``headrace copy --incremental`` (issue 18 part 1), driven as a user does, in subprocesses.
+
+Checker: the sources are written and the targets read with the plain drivers (asyncpg,
+pymysql, botocore); after each run the target must hold every source row past the watermark
+exactly once (append) or at its latest version (merge), and nothing else. The boundary cases
+of the issue each have a test: rows sharing the watermark value, rows committed late with an
+older value (``--lookback``), NULLs in the column, a column with no order, a look-back without
+a key; and the 20-increments run with concurrent writers and a copy killed mid-load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import secrets
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+from connectors.sql import IncrementSpec
+from connectors.urls import open_sink, open_source, redact_url
+from engine.activities.incremental import copy_key, run_incremental
+from tests.e2e.cli_kit import Cli
+from tests.integration.test_sql_copy import my_connect, my_exec
+from tests.services import aws
+
+
+def pg(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if ";" in sql and not args:  # a script: several statements, no rows back
+                await conn.execute(sql)
+                return []
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def my(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = my_connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def inc(cli: Cli, src: str, dest: str, *flags: str, check: int = 0) -> dict[str, Any]:
+    out = cli("copy", src, dest, "--incremental", "ts", *flags, "--output", "json",
+              check=check)
+    return json.loads(out.stdout) if check == 0 else {"stderr": out.stderr}
+
+
+SOURCE = ("CREATE TABLE s (id bigint PRIMARY KEY, ts timestamptz, v text); "
+          "INSERT INTO s SELECT g, timestamptz '2024-01-01 00:00+00' + g * interval '1 minute', "
+          "'v' || g FROM generate_series(1, 50) g")
+
+
+def ids(dsn: str, table: str) -> Counter[int]:
+    return Counter(r[0] for r in pg(dsn, f"SELECT id FROM {table}"))
+
+
+def test_append_at_the_boundary(cli: Cli, pg_database: str) -> None:
+    pg(pg_database, SOURCE)
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
+    src, dst = f"{pg_database}?table=s", f"{pg_database}?table=d"
+    first = inc(cli, src, dst)["incremental"]
+    assert (first["previousWatermark"], first["watermark"], first["rowsMoved"]) == \
+        (None, "2024-01-01T00:50:00+00:00", 50)
+
+    # rows sharing the watermark value, committed after the run read it, and newer ones
+    pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 00:50+00', 'same'), "
+       "(52, '2024-01-01 00:50+00', 'same'), (53, '2024-01-01 01:30+00', 'later')")
+    second = inc(cli, src, dst)["incremental"]
+    assert second["rowsMoved"] == 3 and second["rereadSkipped"] == 1  # row 50, by key
+    assert second["watermark"] == "2024-01-01T01:30:00+00:00"
+
+    # a row committed late with an older value: without a look-back it is not read ...
+    pg(pg_database, "INSERT INTO s VALUES (54, '2024-01-01 01:27+00', 'late')")
+    assert inc(cli, src, dst)["incremental"]["rowsMoved"] == 0
+    # ... with one that reaches back to it, it is, and nothing inside the window twice
+    looked = inc(cli, src, dst, "--lookback", "5m")["incremental"]
+    assert looked["rowsMoved"] == 1 and looked["rereadSkipped"] == 1  # 53 again, skipped
+    # time zones: the same instant written in another offset is the same watermark
+    pg(pg_database, "INSERT INTO s VALUES (55, '2024-01-01 07:00+05:30', 'tz')")  # 01:30 UTC
+    assert inc(cli, src, dst, "--lookback", "5 minutes")["incremental"]["rowsMoved"] == 1
+    # NULL in the column: never read (no place in the order)
+    pg(pg_database, "INSERT INTO s VALUES (56, NULL, 'no time')")
+    assert inc(cli, src, dst)["incremental"]["rowsMoved"] == 0
+
+    assert ids(pg_database, "d") == Counter(range(1, 56))
+    stored = pg(pg_database, "SELECT watermark FROM headrace_checkpoints WHERE key LIKE "
+                "'copy:%'")
+    assert json.loads(stored[0][0])["value"] == "2024-01-01T01:30:00+00:00"
+    shown = cli.json("describe-copy")["copies"]
+    assert [(c["column"], c["watermark"], c["rowsMoved"], c["runs"]) for c in shown] == \
+        [("ts", "2024-01-01T01:30:00+00:00", 55, 6)]
+    history = cli.json("describe-copy", shown[0]["copyKey"])["copies"][0]["history"]
+    assert [r["rowsMoved"] for r in history] == [50, 3, 0, 1, 1, 0]
+
+
+def test_clear_errors(cli: Cli, pg_database: str, tmp_path: Path) -> None:
+    pg(pg_database, "CREATE TABLE k (id bigint, ts timestamptz, flag boolean, doc json)")
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, flag boolean, doc json)")
+    src, dst = f"{pg_database}?table=k", f"{pg_database}?table=d"
+    refused = cli("copy", src, dst, "--incremental", "flag", check=2)
+    assert "column 'flag' is boolean, which has no order" in refused.stderr
+    refused = cli("copy", src, dst, "--incremental", "ts", "--lookback", "5m", check=2)
+    assert "no primary key and no --key" in refused.stderr
+    refused = cli("copy", src, dst, "--incremental", "nope", check=2)
+    assert "no column 'nope'" in refused.stderr
+    refused = cli("copy", src, dst, "--key", "id", check=2)
+    assert "--key and --lookback go with --incremental" in refused.stderr
+    refused = cli("copy", src, dst, "--incremental", "ts", "--lookback", "soon", check=2)
+    assert "--lookback 'soon': not a period" in refused.stderr
+    (tmp_path / "in.csv").write_text("1,2024-01-01\n")
+    refused = cli("copy", "in.csv", dst, "--incremental", "ts", check=2)
+    assert "an incremental copy reads a PostgreSQL or MySQL table" in refused.stderr
+    refused = cli("copy", src, "out.csv", "--incremental", "ts", check=2)
+    assert "give a directory or prefix (ending in /)" in refused.stderr
+
+
+def test_merge_keeps_the_latest_version(cli: Cli, pg_database: str, mysql_database: str,
+                                        dynamodb_endpoint: str) -> None:
+    pg(pg_database, SOURCE)
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
+    my_exec(mysql_database, "CREATE TABLE d (id bigint PRIMARY KEY, ts datetime(6), v text)")
+    my_exec(mysql_database, "CREATE TABLE nokey (id bigint, ts datetime(6), v text)")
+    ddb = aws.client("dynamodb", dynamodb_endpoint)
+    table = f"incr-{secrets.token_hex(4)}"  # the DynamoDB server outlives the test
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+    src = f"{pg_database}?table=s"
+    dests = [f"{pg_database}?table=d", f"{mysql_database}?table=d", f"dynamodb://{table}"]
+    for dest in dests:
+        assert inc(cli, src, dest, "--key", "id")["incremental"]["rowsMoved"] == 50
+    pg(pg_database, "UPDATE s SET v = v || ' new', ts = ts + interval '2 hours' "
+       "WHERE id % 10 = 0")
+    pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 05:00+00', 'v51')")
+    for dest in dests:
+        assert inc(cli, src, dest, "--key", "id")["incremental"]["rowsMoved"] == 6
+    want = dict(pg(pg_database, "SELECT id, v FROM s"))
+    assert dict(pg(pg_database, "SELECT id, v FROM d")) == want
+    assert len(pg(pg_database, "SELECT id FROM d")) == 51
+    assert dict(my(mysql_database, "SELECT id, v FROM d")) == want
+    items = ddb.scan(TableName=table)["Items"]
+    ddb.delete_table(TableName=table)
+    assert {int(i["id"]["N"]): i["v"]["S"] for i in items} == want
+    refused = cli("copy", src, f"{mysql_database}?table=nokey", "--incremental", "ts",
+                  "--key", "id", check=2)
+    assert "unique key on (id)" in refused.stderr
+    refused = cli("copy", src, "out/", "--incremental", "ts", "--key", "id", check=2)
+    assert "--key merges rows (upsert)" in refused.stderr
+
+
+def s3_rows(s3_endpoint: str, bucket: str) -> tuple[list[str], Counter[int]]:
+    client = aws.client("s3", s3_endpoint)
+    try:
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+        found: Counter[int] = Counter()
+        for key in keys:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            found.update(int(r[0]) for r in csv.reader(io.StringIO(body)))
+        return keys, found
+    finally:
+        client.close()
+
+
+def test_s3_increments_and_a_crash_before_the_watermark(cli: Cli, pg_database: str,
+                                                       s3_endpoint: str,
+                                                       s3_bucket: str) -> None:
+    """Files and S3: a folder per increment; the watermark goes to the store only after the
+    output completed, so a crash in between repeats the increment into the same folder."""
+    pg(pg_database, SOURCE)
+    src, dest = f"{pg_database}?table=s", f"s3://{s3_bucket}/orders/"
+    assert inc(cli, src, dest)["incremental"]["run"] == 1
+    pg(pg_database, "INSERT INTO s SELECT g, timestamptz '2024-01-02 00:00+00' + g * "
+       "interval '1 second', 'b' FROM generate_series(51, 60) g")
+    killer = subprocess_env_run(cli, "incremental-output-complete", "copy", src, dest,
+                                "--incremental", "ts")
+    assert killer == -signal.SIGKILL
+    keys, _ = s3_rows(s3_endpoint, s3_bucket)
+    assert "orders/increment-000002/part-00000.csv" in keys  # written, not yet noted
+    again = inc(cli, src, dest)["incremental"]
+    assert (again["run"], again["rowsMoved"]) == (2, 10)  # the same increment, again
+    keys, found = s3_rows(s3_endpoint, s3_bucket)
+    assert keys == ["orders/increment-000001/part-00000.csv",
+                    "orders/increment-000002/part-00000.csv"]
+    assert found == Counter(range(1, 61))
+
+
+def subprocess_env_run(cli: Cli, point: str, *args: str) -> int:
+    import subprocess
+
+    from tests.e2e.cli_kit import HEADRACE
+
+    env = cli.env()
+    env["HEADRACE_CRASH_POINT"] = point
+    return subprocess.run([HEADRACE, *args], env=env, cwd=cli.root, capture_output=True,
+                          timeout=60, check=False).returncode
+
+
+class Writers:
+    """Concurrent writers to the sources while the increments run: one inserting rows now,
+    one inserting rows whose transaction commits late (its time is older than rows committed
+    meanwhile), one updating rows of the merge source."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(fn,), daemon=True)
+                        for fn in (self._insert, self._late, self._update)]
+        self.errors: list[BaseException] = []
+
+    def __enter__(self) -> Writers:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        assert not self.errors, self.errors
+
+    def _run(self, fn: Any) -> None:
+        try:
+            asyncio.run(fn())
+        except BaseException as exc:  # reported by __exit__
+            self.errors.append(exc)
+
+    async def _insert(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not self.stop.is_set():
+                await conn.execute("INSERT INTO a (ts, v) SELECT clock_timestamp(), 'w' "
+                                   "FROM generate_series(1, 20)")
+                await conn.execute("INSERT INTO m (ts, v) VALUES (clock_timestamp(), 'w')")
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+    async def _late(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not self.stop.is_set():
+                async with conn.transaction():
+                    await conn.execute("INSERT INTO a (ts, v) VALUES (clock_timestamp(), "
+                                       "'late')")
+                    await asyncio.sleep(0.3)  # others commit newer times meanwhile
+        finally:
+            await conn.close()
+
+    async def _update(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                await conn.execute("UPDATE m SET v = $1, ts = clock_timestamp() WHERE id IN "
+                                   "(SELECT id FROM m ORDER BY random() LIMIT 5)", f"u{n}")
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+def sources(pg_database: str) -> Iterator[str]:
+    pg(pg_database, "CREATE TABLE a (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, "
+       "v text); CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+       "CREATE TABLE a_copy (id bigint, ts timestamptz, v text); "
+       "CREATE TABLE m_copy (id bigint, ts timestamptz, v text)")
+    yield pg_database
+
+
+def increment(src: str, dest: str, key: tuple[str, ...] = (),
+              lookback: timedelta | None = None) -> int:
+    """One increment in this process (what ``headrace copy --incremental ts`` runs, under
+    the same copy key, so it continues from the CLI's runs and they from it)."""
+    spec = IncrementSpec("ts", key, lookback)
+    name = copy_key(redact_url(src), redact_url(dest), "ts")
+
+    async def run() -> int:
+        done = await run_incremental(open_source(src), open_sink(dest), spec, name,
+                                     stored=None)
+        return done.result.rows
+
+    return anyio.run(run)
+
+
+def wait_for_load(dsn: str, table: str, timeout: float = 30) -> bool:
+    """True once another session is running a COPY into ``table`` (the load is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pg(dsn, "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+              "state = 'active' AND query ILIKE $1", f"COPY%{table}%"):
+            time.sleep(0.2)  # some rows in
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_twenty_increments_with_writers_and_a_kill(cli: Cli, sources: str,
+                                                   mysql_database: str) -> None:
+    """20 increments while three writers run (inserts, late commits, updates); the 11th is
+    a big one, and a ``headrace copy`` of it is killed with SIGKILL while it loads; the
+    increment run after it continues from the last committed watermark."""
+    dsn = sources
+    my_exec(mysql_database, "CREATE TABLE m_copy (id bigint PRIMARY KEY, ts datetime(6), "
+            "v text)")
+    append = (f"{dsn}?table=a", f"{dsn}?table=a_copy")
+    window = timedelta(seconds=5)
+    merges = [(f"{dsn}?table=m", f"{dsn}?table=m_copy"),
+              (f"{dsn}?table=m", f"{mysql_database}?table=m_copy")]
+    killed = 0
+    with Writers(dsn):
+        for n in range(20):
+            if n == 10:  # a big increment, killed while it loads
+                pg(dsn, "INSERT INTO a (ts, v) SELECT clock_timestamp(), repeat('x', 200) "
+                   "FROM generate_series(1, 200000)")
+                before = len(ids(dsn, "a_copy"))
+                proc = cli.spawn("copy", *append, "--incremental", "ts", "--lookback", "5s")
+                assert wait_for_load(dsn, "a_copy"), "the copy never started loading"
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate()
+                killed = proc.returncode
+                assert len(ids(dsn, "a_copy")) == before  # killed before its commit
+            increment(*append, lookback=window)
+            increment(*merges[n % 2], key=("id",))  # PostgreSQL and MySQL by turns
+            time.sleep(0.2)
+    assert killed == -signal.SIGKILL
+    # writers stopped: one last increment takes what they wrote last
+    increment(*append, lookback=window)
+    for merge in merges:
+        increment(*merge, key=("id",))
+    source = ids(dsn, "a")
+    assert len(source) > 200000
+    assert ids(dsn, "a_copy") == source  # every row exactly once
+    want = dict(pg(dsn, "SELECT id, v FROM m"))
+    assert dict(pg(dsn, "SELECT id, v FROM m_copy")) == want
+    assert len(pg(dsn, "SELECT id FROM m_copy")) == len(want)
+    assert dict(my(mysql_database, "SELECT id, v FROM m_copy")) == want
+
+
+def test_a_copy_activity_copies_incrementally(cli: Cli, pg_database: str,
+                                              tmp_path: Path) -> None:
+    """``incrementalColumn`` on a CopyActivity: each scheduled run continues from the
+    activity's watermark, kept in the target's checkpoint row."""
+    from urllib.parse import urlsplit
+
+    from tests.e2e.cli_kit import ref, write_definition
+
+    pg(pg_database, SOURCE)
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
+    parts = urlsplit(pg_database)
+    objects = (
+        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
+         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+         "*password": "unused"},
+        {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "s"},
+        {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "d"},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Out"), "incrementalColumn": "ts", "lookback": "10 minutes",
+         "workerGroup": "local"})
+    first = write_definition(tmp_path / "p.json", *objects)
+    assert [i["status"] for i in cli.run(first)["instances"]] == ["FINISHED"]
+    pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 00:45+00', 'late'), "
+       "(52, '2024-01-01 02:00+00', 'new')")
+    later = write_definition(tmp_path / "p.json", *objects, start="2024-01-01T00:15:00",
+                             end="2024-01-01T00:30:00")
+    assert [i["status"] for i in cli.run(later)["instances"]] == ["FINISHED"]
+    assert ids(pg_database, "d") == Counter(range(1, 53))
+    marks = pg(pg_database, "SELECT key, watermark FROM headrace_checkpoints "
+               "WHERE key LIKE 'activity:%'")
+    assert len(marks) == 1 and marks[0][0].endswith("/Load")
+    assert json.loads(marks[0][1])["value"] == "2024-01-01T02:00:00+00:00"
