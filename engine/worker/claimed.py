@@ -55,6 +55,9 @@ class Claim:
     reason: str = "canceled"
     lost: bool = False
     handing_back: bool = False
+    #: the holder is writing its last word (the attempt's end, a hand-back): a renewal that
+    #: misses the instance from now on is that write, not a lost lease
+    ending: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -101,6 +104,7 @@ async def run_claimed(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> N
         outcome = await attempt.run_activity(runner, policy.timeout)
     finally:
         OUTPUT_FENCE.reset(token)
+    claim.ending = True
     _, recorded = await attempt.settle(policy, outcome)
     if not recorded:
         log.error("worker %s lost the lease on %s (lease version %d): the outcome of attempt "
@@ -137,6 +141,7 @@ async def _one_check(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> No
                                limiter=rt.limits.engine)
 
     outcome = await attempt.run(body, None, last=False)
+    claim.ending = True
     now = rt.now()
     step: datetime | str
     if met:
@@ -170,6 +175,7 @@ def _attempt(rt: PipelineRuntime, host: AttemptHost, claim: Claim,
 async def _let_go(rt: PipelineRuntime, claim: Claim) -> None:
     """The instance was not where the claim found it (canceled, marked finished meanwhile):
     let go of it without changing it."""
+    claim.ending = True
     rec = await rt.store.get_instance(claim.rec.pipeline_id, claim.rec.id)
     await queue.release(rt.store, rec.pipeline_id, rec.id, claim.fence,
                         requeue_in=0.0 if rec.status in (Status.WAITING_FOR_RUNNER,
@@ -178,6 +184,7 @@ async def _let_go(rt: PipelineRuntime, claim: Claim) -> None:
 
 async def hand_back(rt: PipelineRuntime, claim: Claim) -> None:
     """Give an instance whose attempt never began back to the queue (a draining worker)."""
+    claim.ending = True
     if not claim.lost:
         await queue.release(rt.store, claim.rec.pipeline_id, claim.rec.id, claim.fence,
                             requeue_in=0.0)

@@ -271,8 +271,8 @@ class Worker:
                judged: dict[tuple[str, str], Claim]) -> None:
         held = {(r.pipeline_id, r.instance_id): r for r in renewals}
         for key, claim in judged.items():
-            if self.claims.get(key) is not claim:
-                continue  # ended meanwhile
+            if self.claims.get(key) is not claim or claim.ending:
+                continue  # ended, or ending: its last write took it out of the renewal
             renewal = held.get(key)
             if renewal is None or renewal.lease_version != claim.fence.token:
                 self._lost(claim)
