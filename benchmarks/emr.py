@@ -120,7 +120,8 @@ def hive(rows: int, env: dict[str, str], runs: int) -> dict[str, Any]:
     for round_no in range(runs):
         out = WORK / f"spark-sql-out-{round_no}"
         subprocess.run(["rm", "-rf", str(out), str(WORK / "spark-sql-warehouse")], check=True)
-        script = (f"CREATE TABLE sales (id BIGINT, kind STRING, amount DOUBLE) USING csv "
+        script = (f"CREATE TEMPORARY VIEW sales (id BIGINT, kind STRING, amount DOUBLE) "
+                  f"USING csv "
                   f"OPTIONS (path '{csv}'); "
                   f"INSERT OVERWRITE DIRECTORY '{out}' USING csv "
                   f"{QUERY.format(table='sales')};")
@@ -151,7 +152,7 @@ def hive(rows: int, env: dict[str, str], runs: int) -> dict[str, Any]:
         for name in order:
             _log(f"hive round {round_no + 1}: {name}")
             got[name] = (_headrace_run(definition, env, "hive") if name == "headrace"
-                         else run(native, env, timeout=3600))
+                         else run(native, env, timeout=3600, cwd=str(WORK)))
         pairs.append(got)
     return _summary("HiveActivity (S3 staged) vs spark-sql on a local file", rows, "rows",
                     pairs, contender="headrace", baseline="spark-sql")

@@ -79,6 +79,7 @@ from .parquet import (
     produce_parquet_rows,
     read_parquet_schema,
 )
+from .values import parse_datetime
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -132,6 +133,7 @@ __all__ = [
     "oversized_attribute",
     "parquet_row_count",
     "parse_columns",
+    "parse_datetime",
     "parse_emr_line",
     "parse_number",
     "part_name",

@@ -92,3 +92,14 @@ def json_default(value: Any) -> Any:
     if isinstance(value, uuid.UUID | dt.timedelta):
         return str(value)
     raise TypeError(f"cannot write a value of type {type(value).__name__} as JSON")
+
+
+def parse_datetime(text: str) -> dt.datetime:
+    """A timestamp as databases print it: ISO 8601, ``Z``, or PostgreSQL's ``+00`` offset."""
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    elif len(s) > 3 and s[-3] in "+-" and s[-2:].isdigit() and ":" not in s[-3:] and (
+            len(s) < 6 or s[-6] != "-"):
+        s += ":00"  # PostgreSQL's "+00" offset form
+    return dt.datetime.fromisoformat(s)

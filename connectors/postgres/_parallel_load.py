@@ -32,6 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from connectors.base import BytesIn, Progress, TextFormat
 from connectors.errors import single_failure
 from connectors.sql import deal_records, record_framer
+from connectors.timeouts import waiting_on_peer
 
 from ._copy import copy_count, quoted, table_columns
 from ._endpoint import PostgresEndpoint, connection, transaction
@@ -60,8 +61,9 @@ async def load_in_parallel(ep: PostgresEndpoint, describe: str, fmt: TextFormat,
                                    f"(LIKE {target} INCLUDING DEFAULTS)")
                 columns = [n for n, _ in await table_columns(conn, stage_name, schema)]
         try:
-            rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp, progress,
-                                     columns)
+            with waiting_on_peer():  # this connection idles while the loaders (watched) work
+                rows = await _load_stage(ep, describe, schema, stage_name, fmt, opts, inp,
+                                         progress, columns)
             with map_errors(describe, "swap in"):
                 async with transaction(conn):
                     await conn.execute(f"INSERT INTO {target} SELECT * FROM {stage}")
@@ -82,7 +84,12 @@ async def _load_stage(ep: PostgresEndpoint, describe: str, schema: str | None, s
 
     async def load(i: int, recv: MemoryObjectReceiveStream[bytes]) -> None:
         async def pieces() -> AsyncIterator[bytes]:
-            async for piece in recv:
+            while True:
+                with waiting_on_peer():  # the dealer, and the copy's input behind it
+                    try:
+                        piece = await recv.receive()
+                    except anyio.EndOfStream:
+                        return
                 yield piece
 
         own = {**opts, "header": bool(opts.get("header")) and i == 0}

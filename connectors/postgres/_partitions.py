@@ -35,6 +35,7 @@ from anyio.abc import TaskStatus
 
 from connectors.base import BytesOut, Progress, RowsOut, Total
 from connectors.errors import ConfigError
+from connectors.timeouts import waiting_on_peer
 
 from ._copy import copy_count, quoted
 from ._endpoint import PostgresEndpoint, connection
@@ -197,15 +198,19 @@ async def read_partitioned(endpoint: PostgresEndpoint, describe: str, out: Bytes
                     progress.add(nbytes=sum(map(len, head)))
         shared = _Reader(endpoint, table, snapshot, progress, describe)
         counter = [1]
-        async with anyio.create_task_group() as tg:
-            for part, tally in zip(parts, tallies, strict=True):
-                if copy_opts is not None:
-                    await tg.start(_copy_part, shared, part, tally, copy_opts, out)
-                else:
-                    await tg.start(_rows_part, shared, part, tally, out, counter)
-            # every reader holds the snapshot now: the coordinator's transaction can end
-            with map_errors(describe, "partition"):
-                await coord.execute("COMMIT")
+        # The coordinator's connection idles while the readers work (their own connections
+        # are watched): its silence is not counted, its COMMIT is bounded on its own.
+        with waiting_on_peer():
+            async with anyio.create_task_group() as tg:
+                for part, tally in zip(parts, tallies, strict=True):
+                    if copy_opts is not None:
+                        await tg.start(_copy_part, shared, part, tally, copy_opts, out)
+                    else:
+                        await tg.start(_rows_part, shared, part, tally, out, counter)
+                # every reader holds the snapshot now: the coordinator's transaction can end
+                with map_errors(describe, "partition"), endpoint.timeouts.watch(
+                        "read", "commit", connector=describe, operation="partition"):
+                    await coord.execute("COMMIT")
 
 
 def _collect(into: list[bytes]) -> Any:

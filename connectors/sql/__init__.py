@@ -7,6 +7,8 @@ parallel loaders), ``_secrets`` (``env:``/``file:``
 references), ``_text``, ``_base``, ``_values``.
 """
 
+from connectors.formats import parse_datetime
+
 from ._base import (
     MAX_CHUNK,
     ROWS_PER_BATCH,
@@ -55,7 +57,7 @@ from ._url import (
     parse_sql_url,
     with_properties,
 )
-from ._values import parse_bool, parse_datetime, schema_of, truthy
+from ._values import parse_bool, schema_of, truthy
 
 __all__ = [
     "CONNECTIONS_FILE_VARIABLE",

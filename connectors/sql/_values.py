@@ -3,7 +3,6 @@ offsets too), the truth of a query's first column; a schema from (name, type) pa
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from connectors.base import Column, ColumnType, Schema
@@ -24,16 +23,6 @@ def parse_bool(text: str) -> bool:
     if low in _FALSE:
         return False
     raise ValueError(f"not a boolean: {text!r}")
-
-
-def parse_datetime(text: str) -> datetime:
-    s = text.strip()
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    elif len(s) > 3 and s[-3] in "+-" and s[-2:].isdigit() and ":" not in s[-3:] and (
-            len(s) < 6 or s[-6] != "-"):
-        s += ":00"  # PostgreSQL's "+00" offset form
-    return datetime.fromisoformat(s)
 
 
 def truthy(value: Any) -> bool:

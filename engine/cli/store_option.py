@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.store import Store
+# Only for the hint: ``headrace copy`` takes --store, but needs the store (and sqlite) only
+# when it runs --incremental.
+if TYPE_CHECKING:
+    from engine.store import Store
 
 STORE_HELP = ("sqlite:///relative.db, sqlite:////absolute/path.db (SQLAlchemy's form), a "
               "path, or postgresql://... (default: $HEADRACE_STORE, else "

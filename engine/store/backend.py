@@ -61,7 +61,8 @@ class Backend(Protocol):
         ...
 
     async def query(self, sql: str, *params: Any) -> list[Row]:
-        """One read statement (atomic on its own: no explicit transaction)."""
+        """One statement (atomic on its own: no explicit transaction): a read, or a single
+        ``UPDATE ... RETURNING``."""
         ...
 
     async def compact(self, table: str) -> None:
@@ -278,6 +279,15 @@ class PostgresBackend:
                 await pool.close()
 
     async def batch(self, steps: Sequence[Step]) -> tuple[bool, list[int]]:
+        if len(steps) == 1:  # one statement is atomic on its own: no BEGIN/COMMIT trips
+            sql, params, guard = steps[0]
+
+            async def single() -> tuple[bool, list[int]]:
+                count = await self._on_connection(lambda c: _PgTx(c).execute(sql, *params))
+                return not (guard and count == 0), [count]
+
+            return await self._reconnecting(single)
+
         async def once() -> tuple[bool, list[int]]:
             counts: list[int] = []
             try:
@@ -293,11 +303,21 @@ class PostgresBackend:
         return await self._reconnecting(once)
 
     async def query(self, sql: str, *params: Any) -> list[Row]:
-        async def once() -> list[Row]:
-            async with self.transaction() as tx:
-                return await tx.fetch(sql, *params)
+        return await self._reconnecting(
+            lambda: self._on_connection(lambda c: _PgTx(c).fetch(sql, *params)))
 
-        return await self._reconnecting(once)
+    async def _on_connection(self, call: Callable[[Any], Awaitable[T]]) -> T:
+        """One statement on a pooled connection, outside any explicit transaction."""
+        from connectors.postgres import map_errors
+
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        try:
+            with map_errors("PostgreSQL store", "statement"):
+                async with self._pool.acquire() as conn:
+                    return await call(conn)
+        except ConnectorError as exc:
+            raise StoreError(f"PostgreSQL store: {_driver_text(exc)}") from exc
 
     async def _reconnecting(self, once: Callable[[], Awaitable[T]]) -> T:
         """Run ``once`` again on a fresh connection when the connection was lost (the server
@@ -342,6 +362,10 @@ class PostgresBackend:
 
 #: waits before each new try of a statement whose connection was lost (then a last try)
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+async def _no_reset(conn: Any) -> None:
+    del conn
 
 
 class _RollBack(Exception):

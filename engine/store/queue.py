@@ -102,8 +102,7 @@ async def claim(store: Store, worker_id: str, groups: Sequence[str], limit: int,
            "WHERE (pipeline_id, id) IN (SELECT pipeline_id, id FROM hr_instances "
            f"WHERE queued_at IS NOT NULL AND worker_id IS NULL AND worker_group IN ({marks}) "
            f"AND queued_at <= {now} ORDER BY queued_at LIMIT ?{lock}) RETURNING {_COLS}")
-    async with store.backend.transaction() as tx:
-        rows = await tx.fetch(sql, worker_id, lease_seconds, *groups, limit)
+    rows = await store.backend.query(sql, worker_id, lease_seconds, *groups, limit)
     return sorted(map(_instance, rows), key=lambda r: r.queued_at or 0.0)
 
 
@@ -118,11 +117,10 @@ async def renew(store: Store, worker_id: str, lease_seconds: float) -> list[Rene
     it holds and that is not in the answer was lost (reaped and perhaps claimed again).
     A lease that has already lapsed is not renewed, even when nobody reaped it yet."""
     now = _now(store)
-    async with store.backend.transaction() as tx:
-        rows = await tx.fetch(
-            f"UPDATE hr_instances SET lease_until = {now} + ? WHERE worker_id = ? AND "
-            f"lease_until > {now} RETURNING pipeline_id, id, lease_version, cancel_reason",
-            lease_seconds, worker_id)
+    rows = await store.backend.query(
+        f"UPDATE hr_instances SET lease_until = {now} + ? WHERE worker_id = ? AND "
+        f"lease_until > {now} RETURNING pipeline_id, id, lease_version, cancel_reason",
+        lease_seconds, worker_id)
     return [Renewal(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows]
 
 
@@ -131,12 +129,11 @@ async def renew_one(store: Store, pipeline_id: str, instance_id: str, fence: Fen
     """Extend one lease under its token; None when it is no longer held so."""
     now = _now(store)
     where, params = fence.where()
-    async with store.backend.transaction() as tx:
-        rows = await tx.fetch(
-            f"UPDATE hr_instances SET lease_until = {now} + ? WHERE pipeline_id = ? AND "
-            f"id = ? AND {where} AND lease_until > {now} "
-            "RETURNING pipeline_id, id, lease_version, cancel_reason",
-            lease_seconds, pipeline_id, instance_id, *params)
+    rows = await store.backend.query(
+        f"UPDATE hr_instances SET lease_until = {now} + ? WHERE pipeline_id = ? AND "
+        f"id = ? AND {where} AND lease_until > {now} "
+        "RETURNING pipeline_id, id, lease_version, cancel_reason",
+        lease_seconds, pipeline_id, instance_id, *params)
     return Renewal(str(rows[0][0]), str(rows[0][1]), int(rows[0][2]), rows[0][3]) \
         if rows else None
 

@@ -219,10 +219,10 @@ class Worker:
     async def _load(self, rec: InstanceRecord) -> _Loaded:
         """The pipeline's runtime for the definition version the instance was planned from
         (kept for later claims), with the instance's data node as the store has it now."""
-        pipeline = await self.store.get_pipeline(rec.pipeline_id)
-        version = rec.version or pipeline.active_version or pipeline.latest_version or 1
-        loaded = self._loaded.get((rec.pipeline_id, version))
+        loaded = self._loaded.get((rec.pipeline_id, rec.version)) if rec.version else None
         if loaded is None:
+            pipeline = await self.store.get_pipeline(rec.pipeline_id)
+            version = rec.version or pipeline.active_version or pipeline.latest_version or 1
             definition = await load_version(self.store, rec.pipeline_id, version)
             rt = PipelineRuntime(rec.pipeline_id, definition, version, self.store, self.clock,
                                  None, self.limits, self.log_root, owner=self.id)

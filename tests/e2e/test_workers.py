@@ -14,7 +14,7 @@ import pytest
 
 from engine.runtime.crashpoints import ENV
 from tests.e2e.cli_kit import wait_for
-from tests.e2e.worker_kit import PgCli, definition, shell_step
+from tests.e2e.worker_kit import PgCli, definition, queue_ready, shell_step
 
 pytestmark = pytest.mark.e2e
 
@@ -155,3 +155,25 @@ def test_a_worker_refuses_a_sqlite_store(cli: PgCli, tmp_path: Path) -> None:
     assert not (tmp_path / "s.db").exists()
     refused = cli("engine", "--store", store, "--scheduler-only", check=2)
     assert "headrace engine --scheduler-only needs a store" in refused.stderr
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_workers_race_for_1000_ready_instances_each_runs_once(cli: PgCli, tmp_path: Path,
+                                                              workers: int) -> None:
+    """1,000 instances ready and queued at once; the workers race for them (SKIP LOCKED
+    claims): each runs exactly once, and every worker got some."""
+    out = tmp_path / "out"
+    out.mkdir()
+    pid = queue_ready(cli.dsn, f"echo $HEADRACE_WORKER_ID >> {out}/#{{@scheduledStartTime}}.txt",
+                      1000)
+    for n in range(workers):
+        cli.worker(f"w{n}", "--slots", "4", lease=10.0)
+    runs = cli.wait_finished(pid, 1000, timeout=280)
+    assert Counter(r["status"] for r in runs) == {"FINISHED": 1000}
+    assert all(r["attempts"] == 1 for r in runs)
+    files = list(out.iterdir())
+    assert len(files) == 1000
+    lines = [f.read_text().splitlines() for f in files]
+    assert all(len(ran) == 1 for ran in lines)  # each instance ran exactly once
+    by_worker = Counter(ran[0] for ran in lines)
+    assert set(by_worker) == {f"w{n}" for n in range(workers)}, by_worker

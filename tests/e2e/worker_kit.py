@@ -98,3 +98,14 @@ def definition(path: Path, *objects: dict[str, Any], instances: int = 1,
         *objects]}
     path.write_text(json.dumps(body))
     return path
+
+
+def queue_ready(dsn: str, command: str, instances: int) -> str:
+    """A pipeline whose ``instances`` instances of one ShellCommandActivity are written
+    straight into the store, ready and queued for the default group (no scheduler needed:
+    what the workers do with a full queue is what is tested). Returns the pipeline id."""
+    import asyncio
+
+    from benchmarks.workers import fill_queue
+
+    return asyncio.run(fill_queue(dsn, instances, command))

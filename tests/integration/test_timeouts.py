@@ -424,3 +424,41 @@ async def test_script_statements_are_bounded_only_where_the_endpoint_says(
     my = mysql.MySqlEndpoint.from_url(f"{mysql_database}?read_timeout=1")
     with pytest.raises(TimedOut):
         await mysql.execute_script(my, "SELECT SLEEP(3)")
+
+
+# --- connections held idle on purpose (partitioned reads and loads) ------------------------------
+
+async def test_partitioned_read_and_load_idle_connections_do_not_time_out(
+        pg_database: str) -> None:
+    """A partitioned read's coordinator and a parallel load's own connection idle while the
+    part connections work, and a loader waits on the copy's input: none of that is the
+    server's silence. A 1 s read_timeout; the copies take longer (a slow consumer, a held
+    source) and still finish whole."""
+    await pg_run(pg_database, "CREATE TABLE t (id int PRIMARY KEY, name text)")
+    await pg_run(pg_database, "INSERT INTO t SELECT i, repeat('x', 100) "
+                              "FROM generate_series(1, 100000) i")
+    await pg_run(pg_database, "CREATE TABLE t_in (id bigint, name text)")
+    url = f"{pg_database}?read_timeout=1"
+    slow = MemorySink(CSV, delay=0.3)
+    started = time.monotonic()
+    await copy(postgres.source_from_url(f"{url}&table=t",
+                                        EndpointOptions(partitions=2, chunk_size=1024 * 1024)),
+               slow)
+    assert time.monotonic() - started > 2.5  # longer than the bound, with the coordinator idle
+    assert slow.committed_bytes is not None and slow.committed_bytes.count(b"\n") == 100_000
+
+    gate = anyio.Event()
+    held = MemorySource(IDS, data=csv_bytes(100_000), fmt=CSV, chunk_size=64 * 1024,
+                        gate=gate, gate_after=3)
+
+    async def open_later() -> None:
+        await held.at_gate.wait()
+        await anyio.sleep(2.5)
+        gate.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(open_later)
+        await copy(held, postgres.sink_from_url(f"{url}&table=t_in",
+                                                EndpointOptions(partitions=2)))
+    assert await pg_run(pg_database, "SELECT count(*), count(DISTINCT id) FROM t_in") == \
+        [(100_000, 100_000)]
