@@ -32,7 +32,16 @@ from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import CSV, DYNAMODB_JSONL, JSONL, TSV, Column, EndpointOptions, TextFormat
+from connectors.base import (
+    CSV,
+    DYNAMODB_JSONL,
+    JSONL,
+    PARQUET,
+    TSV,
+    Column,
+    EndpointOptions,
+    TextFormat,
+)
 from connectors.copy import copy
 from connectors.errors import BadDataError
 from connectors.urls import open_sink, open_source
@@ -164,6 +173,29 @@ def jsonl_values(data: bytes) -> Values:
     return out
 
 
+def parquet_bytes(values: Values) -> bytes:
+    """A Parquet file (written by pyarrow itself, not by headrace) of ``values``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": pa.array(list(values), pa.int64()),
+                      "v": pa.array(list(values.values()), pa.string())})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def parquet_values(data: bytes) -> Values:
+    """What a Parquet file holds, read by pyarrow: a second reader, not headrace's own."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(data))
+    assert set(table.column_names) <= {"id", "v"}, table.column_names
+    return {int(i): v for i, v in zip(table.column("id").to_pylist(),
+                                       table.column("v").to_pylist(), strict=True)}
+
+
 @dataclass(frozen=True)
 class TextKind:
     name: str
@@ -176,6 +208,8 @@ TEXT_KINDS = {
     "csv": TextKind("csv", CSV.replace(columns=COLUMNS), csv_text, csv_values),
     "tsv": TextKind("tsv", TSV.replace(columns=COLUMNS), tsv_text, tsv_values),
     "jsonl": TextKind("jsonl", JSONL.replace(columns=COLUMNS), jsonl_text, jsonl_values),
+    "parquet": TextKind("parquet", PARQUET.replace(columns=COLUMNS), parquet_bytes,
+                        parquet_values),
 }
 
 
@@ -316,8 +350,8 @@ class DynamoEnd(End):
         return out
 
 
-END_NAMES = ["file-csv", "file-tsv", "file-jsonl", "s3-csv", "s3-tsv", "s3-jsonl",
-             "pg", "mysql", "ddb"]
+END_NAMES = ["file-csv", "file-tsv", "file-jsonl", "file-parquet", "s3-csv", "s3-tsv",
+             "s3-jsonl", "s3-parquet", "pg", "mysql", "ddb"]
 #: Ids each copy owns (``Ends.base`` + position); the hard list and every generated table fit.
 ID_SPAN = 100_000
 
@@ -630,7 +664,7 @@ SCALARS = [c for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF]
 SCALAR_ROWS = ["".join(map(chr, SCALARS[i:i + 4096])) for i in range(0, len(SCALARS), 4096)]
 #: A walk through the ends in which each is a source once and a target once.
 RING = ["file-csv", "pg", "mysql", "ddb", "s3-tsv", "file-jsonl", "s3-csv", "file-tsv",
-        "s3-jsonl", "file-csv"]
+        "s3-jsonl", "file-parquet", "s3-parquet", "file-csv"]
 
 
 @pytest.mark.parametrize(("src", "dst"), list(itertools.pairwise(RING)),
