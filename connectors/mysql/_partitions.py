@@ -32,7 +32,7 @@ from asyncmy.cursors import SSCursor
 
 from connectors.base import BytesOut, Progress, RowBatch, RowsOut, Schema, TextFormat, Total
 from connectors.errors import ConfigError
-from connectors.sql import quote_ident
+from connectors.sql import quantiles, quote_ident
 
 from ._columns import estimated_rows
 from ._endpoint import MySqlEndpoint, reader
@@ -80,15 +80,6 @@ def _ranges(conn: Any, key: Sequence[str], bounds: Sequence[tuple[Any, ...]]) ->
     parts.append(Part(f"{row} >= {value(bounds[-1])}"))
     return parts
 
-
-def quantiles(keys: Sequence[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
-    """At most ``n - 1`` distinct boundaries cutting ``keys`` (in key order) into ``n`` runs."""
-    bounds: list[tuple[Any, ...]] = []
-    for i in range(1, n):
-        k = keys[i * len(keys) // n]
-        if k != keys[0] and (not bounds or k != bounds[-1]):
-            bounds.append(k)
-    return bounds
 
 
 async def plan_parts(conn: Any, ep: MySqlEndpoint, n: int) -> list[Part]:

@@ -35,6 +35,7 @@ from anyio.abc import TaskStatus
 
 from connectors.base import BytesOut, Progress, RowsOut, Total
 from connectors.errors import ConfigError
+from connectors.sql import quantiles
 from connectors.timeouts import waiting_on_peer
 
 from ._copy import copy_count, quoted
@@ -93,15 +94,6 @@ def _key_parts(key: Sequence[str], bounds: Sequence[tuple[Any, ...]]) -> list[Pa
     parts.append(Part(f"{row} >= {marks(1)}", bounds[-1], "key"))
     return parts
 
-
-def quantiles(keys: Sequence[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
-    """At most ``n - 1`` distinct boundaries cutting ``keys`` (in order) into ``n`` runs."""
-    bounds: list[tuple[Any, ...]] = []
-    for i in range(1, n):
-        k = keys[i * len(keys) // n]
-        if k != keys[0] and (not bounds or k != bounds[-1]):
-            bounds.append(k)
-    return bounds
 
 
 async def _by_key(conn: asyncpg.Connection, table: str, key: Sequence[str], n: int,

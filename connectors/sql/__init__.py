@@ -39,6 +39,7 @@ from ._incremental import (
     check_column,
     condition,
 )
+from ._ranges import quantiles
 from ._secrets import SecretReference, resolve_secret, secret_problem, secret_reference
 from ._text import (
     Dialect,
@@ -90,6 +91,7 @@ __all__ = [
     "parse_bool",
     "parse_datetime",
     "parse_sql_url",
+    "quantiles",
     "quote_ident",
     "quote_qualified",
     "record_framer",
