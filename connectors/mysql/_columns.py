@@ -41,18 +41,32 @@ def _kind_of(data_type: str, column_type: str) -> tuple[Kind, ColumnType]:
     return "text", logical
 
 
-async def table_columns(conn: Any, ep: MySqlEndpoint) -> list[tuple[str, Kind, ColumnType]]:
+async def _column_rows(conn: Any, ep: MySqlEndpoint) -> list[Sequence[Any]]:
+    """The table's rows of information_schema.COLUMNS: name, type, column type, numeric
+    precision and scale (one query serves both the kinds and the typed schema)."""
     db, name = ep.table_parts()
     async with conn.cursor() as cur:
         await cur.execute(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
-            "ORDER BY ORDINAL_POSITION", (db, name))
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+            "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, name))
         rows = await cur.fetchall()
     if not rows:
         raise NotFoundError(f"table {ep.table} does not exist", connector=ep.describe(),
                             operation="describe")
-    return [(r[0], *_kind_of(r[1], r[2])) for r in rows]
+    return list(rows)
+
+
+async def table_columns(conn: Any, ep: MySqlEndpoint) -> list[tuple[str, Kind, ColumnType]]:
+    return [(r[0], *_kind_of(r[1], r[2])) for r in await _column_rows(conn, ep)]
+
+
+async def table_description(conn: Any, ep: MySqlEndpoint
+                            ) -> tuple[list[tuple[str, Kind, ColumnType]], Schema]:
+    """A table's columns (name, kind, logical type) and its typed schema, in one query."""
+    rows = await _column_rows(conn, ep)
+    return ([(r[0], *_kind_of(r[1], r[2])) for r in rows],
+            Schema(tuple(mysql_column(r[0], r[1], r[2], r[3], r[4]) for r in rows)))
 
 
 async def query_columns(conn: Any, query: str) -> list[tuple[str, Kind, ColumnType]]:
@@ -79,22 +93,6 @@ def _is_binary(description: Sequence[Any]) -> bool:
 
 def columns_schema(columns: Sequence[tuple[str, Kind, ColumnType]]) -> Schema:
     return Schema(tuple(Column(n, t) for n, _, t in columns))
-
-
-async def table_schema(conn: Any, ep: MySqlEndpoint) -> Schema:
-    """A table's columns with DECIMAL precision and scale and integer widths (the columns a
-    query returns keep only their logical types: see :func:`columns_schema`)."""
-    db, name = ep.table_parts()
-    async with conn.cursor() as cur:
-        await cur.execute(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
-            "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, name))
-        rows = await cur.fetchall()
-    if not rows:
-        raise NotFoundError(f"table {ep.table} does not exist", connector=ep.describe(),
-                            operation="describe")
-    return Schema(tuple(mysql_column(r[0], r[1], r[2], r[3], r[4]) for r in rows))
 
 
 async def has_table(conn: Any, db: str | None, name: str) -> bool:

@@ -27,7 +27,7 @@ from ._columns import (
     estimated_rows,
     query_columns,
     table_columns,
-    table_schema,
+    table_description,
 )
 from ._endpoint import MySqlEndpoint, reader
 from ._fetch import fetch_gated, fix_rows, row_fixes
@@ -74,15 +74,17 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
                 "CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db, name))
             return tuple(r[0] for r in await cur.fetchall())
 
-    async def _schema(self, conn: Any,
-                      columns: list[tuple[str, Kind, ColumnType]]) -> Schema:
+    async def _described(self, conn: Any
+                         ) -> tuple[list[tuple[str, Kind, ColumnType]], Schema]:
+        """The columns and the schema, from one look at the catalog."""
         if self.endpoint.select_query:
-            return columns_schema(columns)
-        return await table_schema(conn, self.endpoint)
+            columns = await query_columns(conn, self.endpoint.select_query)
+            return columns, columns_schema(columns)
+        return await table_description(conn, self.endpoint)
 
     async def schema(self) -> Schema | None:
         async with reader(self.endpoint, "describe") as conn:
-            return await self._schema(conn, await self._columns(conn))
+            return (await self._described(conn))[1]
 
     async def total(self) -> Total | None:
         """A table's estimated rows (a query's: unknown)."""
@@ -136,8 +138,7 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             await self._read_partitioned(None, out, progress)
             return
         async with reader(self.endpoint, "SELECT") as conn:
-            columns = await self._columns(conn)
-            schema = await self._schema(conn, columns)
+            columns, schema = await self._described(conn)
             fixes = row_fixes(columns)
             number = 1
             cur = conn.cursor(SSCursor)  # see produce_bytes: never drained on failure
