@@ -489,3 +489,43 @@ def parquet_row_count(path: str) -> int:
         return int(pq.ParquetFile(path).metadata.num_rows)
     except (OSError, ValueError) as exc:
         raise BadDataError(f"{path}: not a readable Parquet file: {exc}") from None
+
+
+class FooterRows:
+    """The rows of a Parquet file streaming past, from its footer (``--verify`` of a
+    Parquet object: the bytes sent are the bytes S3 stored, by their MD5s and ETags, and
+    these are the rows those bytes declare). Keeps only the last ``keep`` bytes or more (the
+    footer comes in the stream's last chunk)."""
+
+    def __init__(self, location: str, *, keep: int = 4 * 1024 * 1024) -> None:
+        self._location = location
+        self._keep = keep
+        self._tail: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> int:
+        if chunk:
+            self._tail.append(chunk)
+            self._size += len(chunk)
+            while len(self._tail) > 1 and self._size - len(self._tail[0]) >= self._keep:
+                self._size -= len(self._tail.pop(0))
+        return 0
+
+    @property
+    def records(self) -> int:
+        pa, pq = pyarrow_modules()
+        data = b"".join(self._tail)
+        self._tail = [data] if data else []
+        if len(data) < 12 or data[-4:] != b"PAR1":
+            raise BadDataError(f"{self._location}: the bytes written do not end as a Parquet "
+                               "file does")
+        length = int.from_bytes(data[-8:-4], "little")
+        if length + 8 > len(data):
+            raise BadDataError(f"{self._location}: the Parquet footer ({length} bytes) is "
+                               f"larger than the {len(data)} bytes kept to read it")
+        try:
+            meta = pq.read_metadata(pa.BufferReader(b"PAR1" + data[-8 - length:]))
+        except (OSError, ValueError) as exc:
+            raise BadDataError(f"{self._location}: the Parquet footer written cannot be "
+                               f"read: {exc}") from None
+        return int(meta.num_rows)
