@@ -461,20 +461,25 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
     retried when an engine runs the pipeline again. With --scheduler-only the attempts run in
     worker processes, which carry on when this engine stops."""
     import signal
+    from datetime import timedelta
 
+    from engine.cli.worker_cmds import clock_offset
+    from engine.clock import Clock
     from engine.runtime.dispatch import EXECUTE_ALL, EXECUTE_NONE
     from engine.runtime.engine import Engine
     from engine.worker.process import refuse_sqlite
 
     configure_engine_log(verbosity)
+    offset = clock_offset()
     async def main() -> None:
         store = open_store(store_url)
         if scheduler_only:
             refuse_sqlite(store, "headrace engine --scheduler-only")
         async with store:
             announce_new_store(store)
-            eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
-                         worker_groups=worker_groups,
+            clock = Clock(utcnow() + timedelta(seconds=offset)) if offset else None
+            eng = Engine(store, clock=clock, max_concurrency=max_concurrency,
+                         poll_interval=poll_interval, worker_groups=worker_groups,
                          on_status=engine_printer(verbosity, output, utcnow),
                          execute=EXECUTE_NONE if scheduler_only else EXECUTE_ALL)
             async with anyio.create_task_group() as tg:

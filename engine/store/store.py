@@ -120,6 +120,13 @@ def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
         worker_id=d["worker_id"], lease_version=d["lease_version"])
 
 
+
+#: PostgreSQL: the database's clock plus an interval, as the text ``to_text`` writes (UTC, to
+#: the microsecond; such texts order as the times they name), for ``hr_leases.expires_at``
+_PG_LEASE_TIME = ("to_char((clock_timestamp() + {}) AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
+
+
 class Store:
     """Pipelines, definitions, instances and attempts in SQLite or PostgreSQL."""
 
@@ -463,19 +470,33 @@ class Store:
         """Take or renew the lease ``name``. Returns None on success, else the current owner.
         A lease is free when expired, already ours, or held by an owner in ``steal_from``
         (a process on this host known to be dead). One conditional upsert, so two processes
-        racing for a free or expired lease cannot both win (RELIABILITY case 13)."""
+        racing for a free or expired lease cannot both win (RELIABILITY case 13).
+
+        On PostgreSQL (engines on several hosts) the lease is measured by the database's
+        clock, as the workers' leases are: it runs for ``expires_at - now`` from the
+        database's now, and has expired once the database's now passed it. The caller's
+        clock only gives the length, so an engine whose clock is off neither takes a live
+        engine's pipelines early nor keeps a lapsed lease. On SQLite (one process) its clock
+        is the database's: ``expires_at`` and ``now`` are taken as they are."""
         stealable = [s for s in steal_from if s != owner]
-        condition = "hr_leases.owner = ? OR hr_leases.expires_at <= ?"
-        params: list[Any] = [owner, to_text(now)]
+        if self.backend.dialect == "postgresql":
+            until = _PG_LEASE_TIME.format("make_interval(secs => ?::double precision)")
+            current = _PG_LEASE_TIME.format("interval '0'")
+            values: list[Any] = [(expires_at - now).total_seconds()]
+            compared: list[Any] = [owner]
+        else:
+            until, current = "?", "?"
+            values, compared = [to_text(expires_at)], [owner, to_text(now)]
+        condition = f"hr_leases.owner = ? OR hr_leases.expires_at <= {current}"
         if stealable:
             condition += f" OR hr_leases.owner IN ({', '.join('?' * len(stealable))})"
-            params.extend(stealable)
-        sql = ("INSERT INTO hr_leases (name, owner, expires_at) VALUES (?, ?, ?) "
+            compared.extend(stealable)
+        sql = (f"INSERT INTO hr_leases (name, owner, expires_at) VALUES (?, ?, {until}) "
                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
                f"expires_at = excluded.expires_at WHERE {condition} RETURNING owner")
         for _ in range(3):
             async with self.backend.transaction() as tx:
-                if await tx.fetch(sql, name, owner, to_text(expires_at), *params):
+                if await tx.fetch(sql, name, owner, *values, *compared):
                     return None
                 rows = await tx.fetch("SELECT owner FROM hr_leases WHERE name = ?", name)
             if rows:

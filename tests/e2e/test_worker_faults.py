@@ -8,6 +8,7 @@ data case."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -23,7 +24,9 @@ import anyio
 import pytest
 
 from connectors.testing import FaultProxy
+from engine.cli.worker_cmds import CLOCK_OFFSET_ENV as ENV_OFFSET
 from engine.runtime.crashpoints import ENV
+from engine.runtime.runner import LEASE_SECONDS
 from tests.e2e.cli_kit import ref
 from tests.e2e.test_faults_pipeline import (  # noqa: F401 (mysql_user: a fixture)
     my_connection,
@@ -372,3 +375,56 @@ async def test_a_second_scheduler_carries_on_when_the_first_dies(
     assert Counter(r["status"] for r in runs) == {"FINISHED": 8}
     files = list(out.iterdir())
     assert len(files) == 8 and all(f.read_text() == "ran\n" for f in files)
+
+
+async def lease_owner(dsn: str, pid: str) -> str | None:
+    rows = await pg_sql(dsn, f"SELECT owner FROM hr_leases WHERE name = 'pipeline:{pid}'")
+    return str(rows[0][0]) if rows else None
+
+
+@pytest.mark.parametrize("offset", [600, -600], ids=["ahead", "behind"])
+async def test_a_scheduler_whose_clock_is_off_takes_over_only_after_a_lapse(
+        cli: PgCli, pg_database: str, tmp_path: Path, offset: int) -> None:
+    """A second scheduler-only engine whose clock is ten minutes ahead (or behind) of the
+    live one's stands by: pipeline leases are in database time, so it takes nothing while
+    the first renews (ahead: the first's expiry is not in its past), and once the first is
+    paused (SIGSTOP: its process is alive, so only the lapse frees the lease) it takes over
+    within a lease (behind: not ten minutes late); the first, resumed, stops, and every
+    instance runs once."""
+    out = tmp_path / "out"
+    out.mkdir()
+    path = definition(tmp_path / "p.json", shell_step(
+        "Step", f"sleep 1; echo ran >> {out}/#{{@scheduledStartTime}}.txt",
+        maxActiveInstances="1"), instances=12)
+    pid = await off_loop(cli.new_pipeline, path)
+    first = cli.scheduler()
+    owner = f"{socket.gethostname()}:{first.pid}"
+    await wait_until(partial(owned_by, pg_database, pid, owner), "the first to take the lease")
+    second = cli.child("engine", "--store", cli.dsn, "--scheduler-only", "--poll-interval",
+                       "0.2", env={ENV_OFFSET: str(offset)})
+    cli.worker("w1", lease=3.0)
+    await wait_until(lambda: len(list(out.iterdir())) >= 3, "some instances to run")
+    assert await lease_owner(pg_database, pid) == owner  # not taken early
+    first.send_signal(signal.SIGSTOP)
+    paused = time.monotonic()
+    try:
+        took = f"{socket.gethostname()}:{second.pid}"
+        for _ in range(900):
+            if await lease_owner(pg_database, pid) == took:
+                break
+            await anyio.sleep(0.1)
+        assert await lease_owner(pg_database, pid) == took
+        assert time.monotonic() - paused < LEASE_SECONDS + 10  # a lease, not ten minutes
+    finally:
+        first.send_signal(signal.SIGCONT)
+    runs = await off_loop(cli.wait_finished, pid, 12, 120)
+    assert Counter(r["status"] for r in runs) == {"FINISHED": 12}
+    files = list(out.iterdir())
+    assert len(files) == 12 and all(f.read_text() == "ran\n" for f in files)
+    first.send_signal(signal.SIGTERM)
+    _, err = await off_loop(first.communicate, None, 60)
+    assert f"the lease was taken over by {took}" in err, err
+
+
+async def owned_by(dsn: str, pid: str, owner: str) -> bool:
+    return await lease_owner(dsn, pid) == owner
