@@ -43,8 +43,16 @@ def activity_key(pipeline_id: str, activity_id: str) -> str:
     return f"activity:{pipeline_id}/{activity_id}"
 
 
-def parse_lookback(text: str | None) -> timedelta | None:
-    """``30s``, ``5m``, ``1h``, ``2d`` or an AWS period (``5 minutes``)."""
+def increment_folder(run: int) -> str:
+    """The folder run ``run`` of an incremental copy to files or S3 writes, below the
+    destination: earlier increments stay, and a rerun after a crash before the store noted
+    the run writes the same folder again."""
+    return f"increment-{run:06d}/"
+
+
+def parse_lookback(text: str | None, name: str = "--lookback") -> timedelta | None:
+    """``30s``, ``5m``, ``1h``, ``2d`` or an AWS period (``5 minutes``); ``name`` is what an
+    error calls the value (the flag, or an object's field)."""
     if text is None or not str(text).strip():
         return None
     raw = str(text).strip()
@@ -54,7 +62,7 @@ def parse_lookback(text: str | None) -> timedelta | None:
     try:
         return parse_period(raw).as_timedelta()
     except Exception as exc:  # the period parser says what it accepts
-        raise ConfigError(f"--lookback {raw!r}: not a period (30s, 5m, 1h, or an AWS period "
+        raise ConfigError(f"{name} {raw!r}: not a period (30s, 5m, 1h, or an AWS period "
                           f"such as '5 minutes'): {exc}") from None
 
 

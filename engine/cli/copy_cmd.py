@@ -72,7 +72,9 @@ def increment_url(dest: str, run: int) -> str:
             path_from_url(dest))):
         raise ConfigError(f"{redact_url(dest)}: an incremental copy to files or S3 writes a "
                           "folder per increment: give a directory or prefix (ending in /)")
-    return dest.rstrip("/") + f"/increment-{run:06d}/"
+    from engine.activities.incremental import increment_folder
+
+    return dest.rstrip("/") + "/" + increment_folder(run)
 
 
 async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,

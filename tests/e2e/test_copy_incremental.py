@@ -369,7 +369,7 @@ def test_a_copy_activity_copies_incrementally(cli: Cli, pg_database: str,
     activity's watermark, kept in the target's checkpoint row."""
     from urllib.parse import urlsplit
 
-    from tests.e2e.cli_kit import ref, write_definition
+    from tests.e2e.cli_kit import ref, shell, write_definition
 
     pg(pg_database, SOURCE)
     pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
@@ -385,16 +385,47 @@ def test_a_copy_activity_copies_incrementally(cli: Cli, pg_database: str,
          "table": "d"},
         {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
          "output": ref("Out"), "incrementalColumn": "ts", "lookback": "10 minutes",
-         "workerGroup": "local"})
+         "workerGroup": "local"},
+        shell("Echo", "true", workerGroup="local"))
     first = write_definition(tmp_path / "p.json", *objects)
-    assert [i["status"] for i in cli.run(first)["instances"]] == ["FINISHED"]
+    ran = cli.run(first)
+    assert [i["status"] for i in ran["instances"]] == ["FINISHED", "FINISHED"]
     pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 00:45+00', 'late'), "
        "(52, '2024-01-01 02:00+00', 'new')")
     later = write_definition(tmp_path / "p.json", *objects, start="2024-01-01T00:15:00",
                              end="2024-01-01T00:30:00")
-    assert [i["status"] for i in cli.run(later)["instances"]] == ["FINISHED"]
+    assert [i["status"] for i in cli.run(later)["instances"]] == ["FINISHED", "FINISHED"]
     assert ids(pg_database, "d") == Counter(range(1, 53))
     marks = pg(pg_database, "SELECT key, watermark FROM headrace_checkpoints "
                "WHERE key LIKE 'activity:%'")
-    assert len(marks) == 1 and marks[0][0].endswith("/Load")
+    assert len(marks) == 1 and marks[0][0] == f"activity:{ran['pipelineId']}/Load"
     assert json.loads(marks[0][1])["value"] == "2024-01-01T02:00:00+00:00"
+    check_runs_shown(cli, ran["pipelineId"], [
+        ("2024-01-01T00:00:00", "2024-01-01T00:50:00+00:00", 50),
+        ("2024-01-01T00:15:00", "2024-01-01T02:00:00+00:00", 2)])
+
+
+def check_runs_shown(cli: Cli, pipeline_id: str,
+                     want: list[tuple[str, str, int]]) -> None:
+    """``list-runs`` shows each incremental run's watermark and rows moved (and no such keys
+    on other instances); ``describe-copy`` lists the activity's copy with every run."""
+    runs = cli.json("list-runs", "--pipeline-id", pipeline_id)["runs"]
+    loads = sorted((r["scheduledStartTime"], r["watermark"], r["rowsMoved"])
+                   for r in runs if r["objectId"] == "Load")
+    assert loads == want
+    others = [r for r in runs if r["objectId"] != "Load"]
+    assert others and not any("watermark" in r or "rowsMoved" in r for r in others)
+    text = cli("list-runs", "--pipeline-id", pipeline_id).stdout
+    assert "Rows Moved" in text.splitlines()[0]
+    load_lines = [line for line in text.splitlines() if line.startswith("Load")]
+    assert [line.split()[-2:] for line in sorted(load_lines)] == \
+        [[f"{moved:,}", mark] for _, mark, moved in want]
+
+    key = f"activity:{pipeline_id}/Load"
+    listed = cli.json("describe-copy")["copies"]
+    assert [(c["copyKey"], c["column"], c["watermark"], c["rowsMoved"], c["runs"])
+            for c in listed] == [(key, "ts", want[-1][1], sum(w[2] for w in want), len(want))]
+    history = cli.json("describe-copy", key)["copies"][0]["history"]
+    assert [(r["watermark"], r["rowsMoved"]) for r in history] == \
+        [(mark, moved) for _, mark, moved in want]
+    assert key in cli("describe-copy").stdout
