@@ -137,28 +137,34 @@ class Watermark:
 
 
 def check_column(schema: Schema, spec: IncrementSpec, key: Sequence[str],
-                 where: str) -> Column:
+                 where: str, *, query: bool = False) -> Column:
     """The incremental column of ``schema``, or a clear error: missing, not orderable, a
-    look-back on a column that is not a time, a look-back without a key."""
+    look-back on a column that is not a time, a look-back without a key. ``query``: the
+    source is a query, whose result the column and the key must be in (it has no primary
+    key: a look-back needs ``--key``)."""
     by_name = {c.name: c for c in schema.columns}
     column = by_name.get(spec.column)
     if column is None:
-        raise ConfigError(f"{where}: no column {spec.column!r} to copy incrementally by "
-                          f"(columns: {', '.join(schema.names)})")
+        what = "the query's result has" if query else "there is"
+        raise ConfigError(f"{where}: {what} no column {spec.column!r} to copy incrementally "
+                          f"by (columns: {', '.join(schema.names)})")
     if column.type not in ORDERABLE:
         raise ConfigError(f"{where}: column {spec.column!r} is {column.type}, which has no "
                           "order to keep a watermark in; use a timestamp, date, number or "
                           "text column")
     missing = [k for k in key if k not in by_name]
     if missing:
-        raise ConfigError(f"{where}: key columns {missing} are not in the source")
+        place = "the query's result" if query else "the source"
+        raise ConfigError(f"{where}: key columns {missing} are not in {place} "
+                          f"(columns: {', '.join(schema.names)})")
     if spec.lookback is not None:
         if column.type not in _TIMES:
             raise ConfigError(f"{where}: --lookback needs a date or timestamp column; "
                               f"{spec.column!r} is {column.type}")
         if not key:
+            whose = "a query has no primary key" if query else "the source has no primary key"
             raise ConfigError(f"{where}: --lookback re-reads rows, which are matched by key, "
-                              "but the source has no primary key and no --key was given")
+                              f"but {whose} and no --key (incrementalKey) was given")
     return column
 
 

@@ -91,16 +91,18 @@ async def run_incremental(source: Source, sink: Sink, spec: IncrementSpec, key: 
                           progress: Progress | None = None) -> IncrementalResult:
     """Copy the rows of ``source`` past the watermark under ``key``; ``stored`` is the
     store's state for it (used when the sink keeps none itself)."""
-    if not isinstance(source, SqlSource) or not source.endpoint.table:
+    if not isinstance(source, SqlSource):
         raise ConfigError(f"{source.describe}: an incremental copy reads a PostgreSQL or "
-                          "MySQL table")
+                          "MySQL table or query")
     dialect: Dialect = "mysql" if type(source).__module__.startswith("connectors.mysql") \
         else "postgresql"
     schema = await source.schema()
     if schema is None:
         raise ConfigError(f"{source.describe}: the source's columns are unknown")
-    keys = spec.key or await source.primary_key()  # type: ignore[attr-defined]
-    column = check_column(schema, spec, keys, source.describe)
+    query = bool(source.endpoint.select_query)
+    # a query's rows need not be the table's: its primary key is not theirs
+    keys = spec.key or (() if query else await source.primary_key())  # type: ignore[attr-defined]
+    column = check_column(schema, spec, keys, source.describe, query=query)
     if spec.merge:
         if not isinstance(sink, CommitsWatermark) and \
                 not type(sink).__module__.startswith("connectors.dynamodb"):

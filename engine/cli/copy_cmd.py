@@ -88,7 +88,11 @@ async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
     spec = IncrementSpec(inc.column, inc.key, parse_lookback(inc.lookback))
     source = open_source(source_url, options)
     shown_source, shown_dest = redact_url(source_url), redact_url(dest_url)
-    key = copy_key(shown_source, shown_dest, inc.column)
+    # a query is part of what the copy reads: another query is another copy
+    key = copy_key(shown_source + (f"\n{options.query}" if options.query else ""),
+                   shown_dest, inc.column)
+    if options.query:
+        shown_source = source.describe
     async with open_store() as store:
         record = await store.copy_state(key)
         files = scheme_of(dest_url) in _TEXT_SCHEMES

@@ -498,3 +498,50 @@ def test_a_copy_activity_into_s3_survives_a_crash_before_the_watermark(
         ("2024-01-01T00:00:00", "2024-01-01T00:50:00+00:00", 50),
         ("2024-01-01T00:15:00", "2024-01-03T00:01:05+00:00", 15),
         ("2024-01-01T00:30:00", "2024-01-04T00:01:08+00:00", 3)])
+
+
+def test_incremental_from_a_query(cli: Cli, pg_database: str, mysql_database: str) -> None:
+    """``--query`` with ``--incremental``: the query is read as a derived table, filtered on
+    its result's column; another query over the same URL is another copy; a look-back needs
+    ``--key`` (a query has no primary key); a column the result lacks is named."""
+    pg(pg_database, SOURCE)
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
+    src, dst = f"{pg_database}?table=s", f"{pg_database}?table=d"
+    even = "SELECT id, ts, upper(v) AS v FROM s WHERE id % 2 = 0 -- even ids\n;"
+    first = inc(cli, src, dst, "--query", even)["incremental"]
+    assert (first["watermark"], first["rowsMoved"]) == ("2024-01-01T00:50:00+00:00", 25)
+    pg(pg_database, "INSERT INTO s SELECT g, timestamptz '2024-01-02 00:00+00' + g * "
+       "interval '1 second', 'n' || g FROM generate_series(51, 55) g")
+    second = inc(cli, src, dst, "--query", even)["incremental"]
+    assert second["rowsMoved"] == 2 and second["run"] == 2  # 52 and 54
+    assert sorted(pg(pg_database, "SELECT id, v FROM d WHERE id > 48")) == \
+        [(50, "V50"), (52, "N52"), (54, "N54")]
+    odd = inc(cli, src, dst, "--query", "SELECT * FROM s WHERE id % 2 = 1")["incremental"]
+    assert (odd["run"], odd["rowsMoved"]) == (1, 28)  # its own watermark
+    assert ids(pg_database, "d") == Counter(range(1, 56))
+
+    refused = cli("copy", src, dst, "--query", even, "--incremental", "ts", "--lookback",
+                  "5m", check=2)
+    assert "a query has no primary key and no --key" in refused.stderr
+    refused = cli("copy", src, dst, "--query", "SELECT id, v FROM s", "--incremental", "ts",
+                  check=2)
+    assert "the query's result has no column 'ts'" in refused.stderr
+    assert "(columns: id, v)" in refused.stderr
+
+    # MySQL, merged by --key with a look-back: a late row and an update are both caught
+    my_exec(mysql_database, "CREATE TABLE ms (id bigint PRIMARY KEY, ts datetime(6), v text)")
+    my_exec(mysql_database, "INSERT INTO ms VALUES (%s, %s, %s)",
+            [(i, f"2024-01-01 00:{i:02d}:00", f"m{i}") for i in range(1, 11)])
+    pg(pg_database, "CREATE TABLE md (id bigint PRIMARY KEY, ts timestamp, v text)")
+    msrc, mdst = f"{mysql_database}?table=ms", f"{pg_database}?table=md"
+    query = "SELECT m.id, m.ts, concat(m.v, '!') AS v FROM ms m WHERE m.v <> 'skip'"
+    flags = ("--query", query, "--key", "id", "--lookback", "5m")
+    assert inc(cli, msrc, mdst, *flags)["incremental"]["rowsMoved"] == 10
+    my_exec(mysql_database, "INSERT INTO ms VALUES (11, '2024-01-01 00:08:30', 'late'), "
+            "(12, '2024-01-01 00:20:00', 'skip')")
+    my_exec(mysql_database, "UPDATE ms SET v = 'again', ts = '2024-01-01 00:21:00' "
+            "WHERE id = 3")
+    merged = inc(cli, msrc, mdst, *flags)["incremental"]
+    assert merged["watermark"] == "2024-01-01T00:21:00"
+    assert dict(pg(pg_database, "SELECT id, v FROM md")) == {
+        **{i: f"m{i}!" for i in range(1, 11)}, 3: "again!", 11: "late!"}
