@@ -29,7 +29,8 @@ from connectors.sql import (
     condition,
     quote_ident,
 )
-from engine.schedule import parse_period
+from engine.errors import ScheduleError
+from engine.schedule import parse_lookback as lookback_period
 
 
 def copy_key(source: str, dest: str, column: str) -> str:
@@ -55,15 +56,10 @@ def parse_lookback(text: str | None, name: str = "--lookback") -> timedelta | No
     error calls the value (the flag, or an object's field)."""
     if text is None or not str(text).strip():
         return None
-    raw = str(text).strip()
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    if raw[:-1].isdigit() and raw[-1] in units:
-        return timedelta(**{units[raw[-1]]: int(raw[:-1])})
     try:
-        return parse_period(raw).as_timedelta()
-    except Exception as exc:  # the period parser says what it accepts
-        raise ConfigError(f"{name} {raw!r}: not a period (30s, 5m, 1h, or an AWS period "
-                          f"such as '5 minutes'): {exc}") from None
+        return lookback_period(str(text))
+    except ScheduleError as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 @dataclass
