@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,12 @@ class CopyLedger(Protocol):
     async def record_copy_run(self, copy_key: str, *, source: str, dest: str, column: str,
                               state: str, rows: int, watermark: str | None,
                               instance_id: str | None = None) -> int: ...
+
+    # a copy's runs take turns under a lease (engine.activities.incremental.one_at_a_time)
+    async def acquire_lease(self, name: str, owner: str, expires_at: datetime,
+                            now: datetime, *, steal_from: Iterable[str] = ()) -> str | None: ...
+
+    async def release_lease(self, name: str, owner: str) -> None: ...
 
 
 @dataclass

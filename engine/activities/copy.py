@@ -7,6 +7,7 @@ The lane (bytes straight through, or rows with a codec) is the copy engine's cho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from connectors.base import MAX_PARTITIONS, EndpointOptions, Sink, Source
 from connectors.copy import CopyOptions, CopyResult, copy
@@ -14,6 +15,9 @@ from engine.activities.base import ActivityFailed, AttemptContext, activity
 from engine.activities.sql_nodes import node_kind, node_sink, node_source
 from engine.runtime.crashpoints import crash_point
 from engine.telemetry.metrics import queue_depth_recorder
+
+if TYPE_CHECKING:
+    from connectors.sql import IncrementSpec
 
 #: Parallel parts / ranges / scan segments for copies run by activities.
 DEFAULT_PARALLEL = 4
@@ -109,19 +113,39 @@ async def _incremental(ctx: AttemptContext, source: Source, output_id: str,
     the output completed, each run of a file or S3 output in its own folder below the node's
     ``directoryPath`` (``increment-000001/``), which a rerun after a crash before the store
     noted the run writes again. Either way the store notes the run (``describe-copy``,
-    ``list-runs``)."""
-    from connectors.base import CommitsWatermark
+    ``list-runs``). The copy's runs (this activity's instances) take turns under a lease."""
     from connectors.sql import IncrementSpec
     from engine.activities.incremental import (
         activity_key,
-        increment_folder,
+        lease_owner,
+        one_at_a_time,
         parse_lookback,
-        run_incremental,
     )
 
     lookback = parse_lookback(wanted.lookback, f"{wanted.where}: lookback")
     spec = IncrementSpec(wanted.column, wanted.key, lookback)
     key = activity_key(ctx.pipeline_id, ctx.instance.object_id)
+    ledger = ctx.copies
+    if ledger is None:
+        return await _increment(ctx, source, output_id, options, wanted, spec, key,
+                                copy_options)
+
+    async def waiting(holder: str) -> None:
+        await ctx.log.event(f"waiting for another run of this incremental copy ({holder})")
+
+    owner = lease_owner(f"{ctx.instance.id}#{ctx.attempt}")
+    async with one_at_a_time(ledger, key, owner, ctx.clock.now, waiting):
+        return await _increment(ctx, source, output_id, options, wanted, spec, key,
+                                copy_options)
+
+
+async def _increment(ctx: AttemptContext, source: Source, output_id: str,
+                     options: EndpointOptions, wanted: IncrementFields, spec: IncrementSpec,
+                     key: str, copy_options: CopyOptions) -> tuple[Sink, CopyResult]:
+    """One run of the activity's incremental copy (its lease held, when it has a store)."""
+    from connectors.base import CommitsWatermark
+    from engine.activities.incremental import increment_folder, run_incremental
+
     ledger = ctx.copies
     record = await ledger.copy_state(key) if ledger is not None else None
     run = (record.runs if record else 0) + 1

@@ -81,9 +81,16 @@ async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
                        sink_options: EndpointOptions, copy_options: CopyOptions,
                        progress: Progress, inc: Increments) -> tuple[CopyResult, dict[str, Any]]:
     from connectors.sql import IncrementSpec
-    from engine.activities.incremental import copy_key, parse_lookback, run_incremental
+    from engine.activities.incremental import (
+        copy_key,
+        lease_owner,
+        one_at_a_time,
+        parse_lookback,
+        run_incremental,
+    )
     from engine.runtime.crashpoints import crash_point
     from engine.store import open_store
+    from engine.store.records import utcnow
 
     spec = IncrementSpec(inc.column, inc.key, parse_lookback(inc.lookback))
     source = open_source(source_url, options)
@@ -93,7 +100,8 @@ async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
                    shown_dest, inc.column)
     if options.query:
         shown_source = source.describe
-    async with open_store() as store:
+    async with open_store() as store, one_at_a_time(store, key, lease_owner("copy"), utcnow,
+                                                    _waiting):
         record = await store.copy_state(key)
         files = scheme_of(dest_url) in _TEXT_SCHEMES
         run_url = increment_url(dest_url, (record.runs if record else 0) + 1) if files \
@@ -109,6 +117,11 @@ async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
                                           column=inc.column, state=done.state.to_json(),
                                           rows=done.result.rows, watermark=done.state.display)
     return done.result, {**done.as_json(), "copyKey": key, "run": run}
+
+
+async def _waiting(holder: str) -> None:
+    click.echo(f"headrace copy: waiting for another run of this incremental copy ({holder})",
+               err=True)
 
 
 async def _run(source_url: str, dest_url: str, options: EndpointOptions,
