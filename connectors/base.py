@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -429,17 +429,19 @@ MAX_PARTITIONS = 64
 @dataclass(frozen=True)
 class OutputFence:
     """Set (in :data:`OUTPUT_FENCE`) by a worker process around an attempt it holds under a
-    lease: sinks call :func:`check_output_fence` just before an output becomes visible (an S3
-    object completed, a file renamed into place), and the SQL loads record ``token`` in
-    their checkpoint row inside the load's own transaction, so that a holder with an older
-    token (its lease lapsed, another worker took over) cannot commit."""
+    lease, so that a holder with an older token (its lease lapsed, another worker took over)
+    cannot make its output visible: the SQL loads record ``token`` in their checkpoint row
+    inside the load's own transaction; S3 and file sinks make an output visible (an object
+    completed, a file renamed into place) only inside :func:`output_fence_held`."""
 
-    Check = Callable[[], Awaitable[None]]
+    Hold = Callable[[], AbstractAsyncContextManager[None]]
 
     #: the lease version (fencing token) of the claim
     token: int
-    #: raises when the claim no longer holds
-    check: Check
+    #: the claim held for the block's duration: raises when it no longer holds, else keeps
+    #: anyone from taking the instance over until the block ends (the worker locks the
+    #: instance's row in the store)
+    hold: Hold
 
 
 #: the fence of the attempt this task runs for (None: not a worker's attempt)
@@ -457,11 +459,17 @@ def output_fence_token() -> int | None:
     return fence.token if fence is not None else None
 
 
-async def check_output_fence() -> None:
-    """Raise (the worker's error) when the worker running this output lost its claim."""
+@asynccontextmanager
+async def output_fence_held() -> AsyncIterator[None]:
+    """Around the step that makes an output visible: raises (the worker's error) when the
+    worker running this output lost its claim, and keeps the claim from being taken over
+    until the step is done. Outside a worker's attempt, nothing."""
     fence = OUTPUT_FENCE.get()
-    if fence is not None:
-        await fence.check()
+    if fence is None:
+        yield
+        return
+    async with fence.hold():
+        yield
 
 
 #: The default S3 part and range size (see EndpointOptions.chunk_size).

@@ -8,6 +8,7 @@ data case."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ import anyio
 import pytest
 
 from connectors.testing import FaultProxy
+from engine.runtime.crashpoints import ENV
 from tests.e2e.cli_kit import ref
 from tests.e2e.test_faults_pipeline import (  # noqa: F401 (mysql_user: a fixture)
     my_connection,
@@ -32,6 +34,7 @@ from tests.e2e.test_faults_pipeline import (  # noqa: F401 (mysql_user: a fixtur
     wait_until,
 )
 from tests.e2e.worker_kit import PgCli, definition, shell_step
+from tests.services import aws
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -157,6 +160,114 @@ async def test_a_worker_paused_past_its_lease_mid_load_is_fenced_off(
         "attemptList"]
     assert [(a["status"], a["workerId"]) for a in attempts] == [
         ("INTERRUPTED", "w1"), ("FINISHED", "w2")]
+
+
+#: rows of the S3 output's source: over 5 MiB of CSV, so the object is a multipart upload
+S3_ROWS = 400_000
+LOAD = "@Load_2024-01-01T00:00:00"
+
+
+async def s3_copy_setup(dsn: str, tmp_path: Path, bucket: str) -> Path:
+    """src (S3_ROWS rows) -> s3://bucket/out.csv."""
+    await pg_sql(dsn, "CREATE TABLE src AS SELECT g AS id, 'name ' || g AS name "
+                      f"FROM generate_series(0, {S3_ROWS - 1}) g")
+    port = urlsplit(dsn).port or 5432
+    return definition(
+        tmp_path / "p.json",
+        {"id": "Direct", "name": "Direct", "type": "JdbcDatabase",
+         "connectionString": pg_connection(dsn, port), "username": "postgres",
+         "*password": "unused"},
+        {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Direct"),
+         "table": "src"},
+        {"id": "Out", "name": "Out", "type": "S3DataNode",
+         "filePath": f"s3://{bucket}/out.csv"},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Out"), "maximumRetries": "2", "retryDelay": "1 seconds"})
+
+
+def is_stopped(proc: subprocess.Popen[str]) -> bool:
+    """The process is stopped (SIGSTOP): its state in /proc is T."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def s3_output(s3_endpoint: str, bucket: str) -> tuple[list[str], list[Any]]:
+    """The lines of out.csv and the bucket's pending multipart uploads."""
+    client = aws.client("s3", s3_endpoint)
+    try:
+        body = client.get_object(Bucket=bucket, Key="out.csv")["Body"].read().decode()
+        pending = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    finally:
+        client.close()
+    return body.splitlines(), pending
+
+
+def lines_checker(lines: list[str], name: str) -> None:
+    """Each source row once, every name as ``name`` (the source's content when it was read)."""
+    rows = [line.split(",", 1) for line in lines if not line.startswith("id")]
+    checker([int(i) for i, _ in rows], S3_ROWS)
+    assert {n.rsplit(" ", 1)[0] for _, n in rows} == {name}
+
+
+async def test_a_worker_stopped_before_completing_its_s3_output_completes_nothing(
+        cli: PgCli, pg_database: str, s3_endpoint: str, s3_bucket: str,
+        tmp_path: Path) -> None:
+    """w1 stops itself (SIGSTOP) with every part of its S3 upload sent, just before it would
+    complete it; its lease lapses, w2 takes over and writes the object from the source as it
+    is now; w1, resumed, finds it lost the lease: it completes nothing (the object holds w2's
+    rows) and aborts its upload (none left pending)."""
+    path = await s3_copy_setup(pg_database, tmp_path, s3_bucket)
+    pid = await off_loop(cli.new_pipeline, path)
+    cli.scheduler()
+    first = cli.worker("w1", lease=3.0, env={ENV: "output-hold"})
+    await wait_until(lambda: is_stopped(first), "w1 to stop before completing")
+    try:
+        await pg_sql(pg_database, "UPDATE src SET name = 'changed ' || id")
+        cli.worker("w2", lease=3.0)
+        [run] = await off_loop(cli.wait_finished, pid, 1, 120)
+        assert run["status"] == "FINISHED" and run["workerId"] == "w2", run
+    finally:
+        first.send_signal(signal.SIGCONT)
+    await anyio.sleep(4)
+    first.send_signal(signal.SIGTERM)
+    _, err = await off_loop(first.communicate, None, 60)
+    assert f"w1 lost the lease on {LOAD}" in err, err
+    lines, pending = await off_loop(s3_output, s3_endpoint, s3_bucket)
+    lines_checker(lines, "changed")
+    assert pending == []
+    attempts = (await off_loop(cli.json, "describe-objects", "--store", cli.dsn,
+                               "--pipeline-id", pid, "--object-ids", LOAD))[
+        "pipelineObjects"][0]["attemptList"]
+    assert [(a["status"], a["workerId"]) for a in attempts] == [
+        ("INTERRUPTED", "w1"), ("FINISHED", "w2")]
+
+
+async def test_a_worker_stopped_while_completing_its_s3_output_keeps_the_instance(
+        cli: PgCli, pg_database: str, s3_endpoint: str, s3_bucket: str,
+        tmp_path: Path) -> None:
+    """w1 stops itself inside the completion, its store row locked under its token: for
+    three leases past its own, the reaper and w2 leave the instance alone (no second holder
+    can complete the object meanwhile); resumed, w1 goes on, and the instance finishes with
+    the object whole and no upload left pending."""
+    path = await s3_copy_setup(pg_database, tmp_path, s3_bucket)
+    pid = await off_loop(cli.new_pipeline, path)
+    cli.scheduler()
+    first = cli.worker("w1", lease=3.0, env={ENV: "output-held"})
+    await wait_until(lambda: is_stopped(first), "w1 to stop while completing")
+    try:
+        cli.worker("w2", lease=3.0)
+        await anyio.sleep(9.0)  # the reaper runs every 2 s in the scheduler and in w2
+        held = await pg_sql(pg_database, "SELECT worker_id, lease_version, lease_until < "
+                                         "EXTRACT(EPOCH FROM now()) FROM hr_instances "
+                                         f"WHERE id = '{LOAD}'")
+        assert held == [("w1", 1, True)]  # lapsed, and still w1's
+    finally:
+        first.send_signal(signal.SIGCONT)
+    [run] = await off_loop(cli.wait_finished, pid, 1, 120)
+    assert run["status"] == "FINISHED", run
+    lines, pending = await off_loop(s3_output, s3_endpoint, s3_bucket)
+    lines_checker(lines, "name")
+    assert pending == []
 
 
 async def test_kill_9_mid_postgres_to_postgres_copy_loads_once_elsewhere(

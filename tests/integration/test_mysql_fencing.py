@@ -5,6 +5,7 @@ made by an earlier release gains the fence columns in place."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio
@@ -25,10 +26,6 @@ KEY = "df-1/@Load_1/0"
 ROWS = [(i, f"n{i}") for i in range(50)]
 
 
-async def _holds() -> None:
-    """The claim check sinks call before an output becomes visible (not used by MySQL)."""
-
-
 def source(lane: str, gate: anyio.Event | None = None) -> MemorySource:
     """50 rows, held after the second item when ``gate`` is given."""
     extra: dict[str, Any] = ({"data": csv_bytes(50), "fmt": NULL_WORD_CSV, "chunk_size": 200}
@@ -39,7 +36,8 @@ def source(lane: str, gate: anyio.Event | None = None) -> MemorySource:
 async def fenced_copy(dsn: str, src: MemorySource, token: int | None) -> None:
     sink = MySqlSink(MySqlEndpoint.from_url(f"{dsn}?table=t").model_copy(
         update={"checkpoint_key": KEY}))
-    var = OUTPUT_FENCE.set(OutputFence(token, _holds) if token is not None else None)
+    fence = OutputFence(token, contextlib.nullcontext) if token is not None else None
+    var = OUTPUT_FENCE.set(fence)
     try:
         await copy(src, sink)
     finally:
