@@ -256,7 +256,10 @@ class Sink(Protocol):
 class RangeWriter(Protocol):
     """Where a direct copy writes: bytes at any offset, in any order, from several tasks."""
 
-    async def write_at(self, offset: int, data: bytes) -> None: ...
+    async def write_at(self, offset: int, *pieces: bytes) -> None:
+        """Write ``pieces`` one after the other from ``offset`` (several pieces: one
+        gathering write, no joining copy)."""
+        ...
 
 
 class RangeReader(Protocol):
