@@ -27,6 +27,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from connectors.errors import TerminalFault
+
 #: Logical column types shared by all connectors (Hive names in definitions map onto these).
 ColumnType = Literal[
     "text", "integer", "bigint", "numeric", "double", "boolean",
@@ -443,6 +445,16 @@ class OutputFence:
 #: the fence of the attempt this task runs for (None: not a worker's attempt)
 OUTPUT_FENCE: ContextVar[OutputFence | None] = ContextVar("headrace_output_fence",
                                                           default=None)
+
+
+class FencedOut(TerminalFault):
+    """A newer claim on the instance loads this output: this holder must not commit."""
+
+
+def output_fence_token() -> int | None:
+    """The fencing token of the worker's claim this task runs under (None: no worker)."""
+    fence = OUTPUT_FENCE.get()
+    return fence.token if fence is not None else None
 
 
 async def check_output_fence() -> None:

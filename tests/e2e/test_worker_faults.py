@@ -1,16 +1,19 @@
 """Worker processes under faults (issue 14), on a real PostgreSQL and the TCP fault proxy:
-a worker paused past its lease mid-load is fenced off, clocks ten minutes off take nothing
-early, a store connection reset under a worker runs nothing twice, a scheduler-only engine's
-work is carried on by a second one, and kill -9 mid PostgreSQL -> PostgreSQL copy loads once.
-The checker (nothing lost, duplicated or unexpected) runs on every data case."""
+a worker paused past its lease mid-load (into PostgreSQL or MySQL) is fenced off, clocks ten
+minutes off take nothing early, a store connection reset under a worker runs nothing twice, a
+scheduler-only engine's work is carried on by a second one, and kill -9 mid PostgreSQL ->
+PostgreSQL copy loads once. The checker (nothing lost, duplicated or unexpected) runs on every
+data case."""
 
 from __future__ import annotations
 
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -20,7 +23,14 @@ import pytest
 
 from connectors.testing import FaultProxy
 from tests.e2e.cli_kit import ref
-from tests.e2e.test_faults_pipeline import pg_connection, pg_sql, wait_until
+from tests.e2e.test_faults_pipeline import (  # noqa: F401 (mysql_user: a fixture)
+    my_connection,
+    my_sql,
+    mysql_user,
+    pg_connection,
+    pg_sql,
+    wait_until,
+)
 from tests.e2e.worker_kit import PgCli, definition, shell_step
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -49,20 +59,23 @@ def checker(ids: list[int], n: int = N) -> None:
     assert set(seen) - set(range(n)) == set()  # unexpected
 
 
-async def copy_setup(dsn: str, tmp_path: Path, target_port: int) -> Path:
-    """src (N rows) -> t through the database at ``target_port`` (the slow proxy)."""
+async def copy_setup(dsn: str, tmp_path: Path, target_port: int,
+                     target: dict[str, Any] | None = None) -> Path:
+    """src (N rows) -> t through the database at ``target_port`` (the slow proxy); ``target``:
+    that database's object when it is not the PostgreSQL one (it must have id ``Slow``)."""
     await pg_sql(dsn, "CREATE TABLE src AS SELECT g AS id, 'name ' || g AS name "
                       f"FROM generate_series(0, {N - 1}) g")
-    await pg_sql(dsn, "CREATE TABLE t (id bigint, name text)")
+    if target is None:
+        await pg_sql(dsn, "CREATE TABLE t (id bigint, name text)")
     port = urlsplit(dsn).port or 5432
     return definition(
         tmp_path / "p.json",
         {"id": "Direct", "name": "Direct", "type": "JdbcDatabase",
          "connectionString": pg_connection(dsn, port), "username": "postgres",
          "*password": "unused"},
-        {"id": "Slow", "name": "Slow", "type": "JdbcDatabase",
-         "connectionString": pg_connection(dsn, target_port), "username": "postgres",
-         "*password": "unused"},
+        target or {"id": "Slow", "name": "Slow", "type": "JdbcDatabase",
+                   "connectionString": pg_connection(dsn, target_port),
+                   "username": "postgres", "*password": "unused"},
         {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Direct"),
          "table": "src"},
         {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Slow"),
@@ -75,14 +88,49 @@ async def loaded_ids(dsn: str) -> list[int]:
     return [int(r[0]) for r in await pg_sql(dsn, "SELECT id FROM t")]
 
 
+@dataclass
+class Target:
+    """The database a paused worker's load writes to: its server's port, the pipeline object
+    for a port (None: the store's PostgreSQL), and how to read back ``t`` and the checkpoint."""
+
+    port: int
+    node: Callable[[int], dict[str, Any] | None]
+    ids: Callable[[], Awaitable[list[int]]]
+    checkpoint: Callable[[], Awaitable[list[tuple[Any, ...]]]]
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def target(request: pytest.FixtureRequest, pg_database: str) -> Target:
+    if request.param == "postgres":
+        return Target(urlsplit(pg_database).port or 5432, lambda port: None,
+                      partial(loaded_ids, pg_database),
+                      partial(pg_sql, pg_database,
+                              "SELECT fence, finished FROM headrace_checkpoints"))
+    mysql: str = request.getfixturevalue("mysql_database")
+    user, password = request.getfixturevalue("mysql_user")
+    my_sql(mysql, "CREATE TABLE t (id bigint, name text)")
+
+    async def ids() -> list[int]:
+        return [int(r[0]) for r in await off_loop(my_sql, mysql, "SELECT id FROM t")]
+
+    async def checkpoint() -> list[tuple[Any, ...]]:
+        return await off_loop(my_sql, mysql, "SELECT fence, finished = 1 FROM "
+                                             "headrace_checkpoints")
+
+    return Target(urlsplit(mysql).port or 3306,
+                  lambda port: {"id": "Slow", "name": "Slow", "type": "JdbcDatabase",
+                                "connectionString": my_connection(mysql, port),
+                                "username": user, "*password": password},
+                  ids, checkpoint)
+
+
 async def test_a_worker_paused_past_its_lease_mid_load_is_fenced_off(
-        cli: PgCli, pg_database: str, tmp_path: Path) -> None:
-    """SIGSTOP w1 during its load, past its lease: w2 takes over and finishes; SIGCONT w1:
-    its commit is refused by the fencing token, it logs that it lost the lease and cancels
-    itself; the table holds each row once."""
-    port = urlsplit(pg_database).port or 5432
-    async with FaultProxy("127.0.0.1", port) as proxy:
-        path = await copy_setup(pg_database, tmp_path, proxy.port)
+        cli: PgCli, pg_database: str, target: Target, tmp_path: Path) -> None:
+    """SIGSTOP w1 during its load (into PostgreSQL, then MySQL), past its lease: w2 takes over
+    and finishes; SIGCONT w1: its commit is refused by the fencing token, it logs that it lost
+    the lease and cancels itself; the table holds each row once."""
+    async with FaultProxy("127.0.0.1", target.port) as proxy:
+        path = await copy_setup(pg_database, tmp_path, proxy.port, target.node(proxy.port))
         proxy.bandwidth(256 * 1024, direction="up")
         pid = await off_loop(cli.new_pipeline, path)
         cli.scheduler()
@@ -95,15 +143,14 @@ async def test_a_worker_paused_past_its_lease_mid_load_is_fenced_off(
             assert run["status"] == "FINISHED" and run["workerId"] == "w2", run
         finally:
             first.send_signal(signal.SIGCONT)
-        checker(await loaded_ids(pg_database))
+        checker(await target.ids())
         # w1 resumes: it must notice, and commit nothing
         await anyio.sleep(4)
         first.send_signal(signal.SIGTERM)
         _, err = await off_loop(first.communicate, None, 60)
         assert "w1 lost the lease on @Load_2024-01-01T00:00:00" in err, err
-        checker(await loaded_ids(pg_database))
-        [fence] = await pg_sql(pg_database, "SELECT fence, finished FROM headrace_checkpoints")
-        assert fence == (2, True)
+        checker(await target.ids())
+        assert await target.checkpoint() == [(2, True)]
     attempts = (await off_loop(cli.json, "describe-objects", "--store", cli.dsn,
                                "--pipeline-id", pid, "--object-ids",
                                "@Load_2024-01-01T00:00:00"))["pipelineObjects"][0][
