@@ -81,12 +81,17 @@ def ids(dsn: str, table: str) -> Counter[int]:
 
 
 def test_append_at_the_boundary(cli: Cli, pg_database: str) -> None:
+    """Two copies of one table: ``d`` without a look-back until late in the test, ``w``
+    with ``--lookback 5m`` from its first run."""
     pg(pg_database, SOURCE)
-    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
-    src, dst = f"{pg_database}?table=s", f"{pg_database}?table=d"
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text); "
+       "CREATE TABLE w (id bigint, ts timestamptz, v text)")
+    src, dst, win = f"{pg_database}?table=s", f"{pg_database}?table=d", \
+        f"{pg_database}?table=w"
     first = inc(cli, src, dst)["incremental"]
     assert (first["previousWatermark"], first["watermark"], first["rowsMoved"]) == \
         (None, "2024-01-01T00:50:00+00:00", 50)
+    assert inc(cli, src, win, "--lookback", "5m")["incremental"]["rowsMoved"] == 50
 
     # rows sharing the watermark value, committed after the run read it, and newer ones
     pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 00:50+00', 'same'), "
@@ -94,13 +99,20 @@ def test_append_at_the_boundary(cli: Cli, pg_database: str) -> None:
     second = inc(cli, src, dst)["incremental"]
     assert second["rowsMoved"] == 3 and second["rereadSkipped"] == 1  # row 50, by key
     assert second["watermark"] == "2024-01-01T01:30:00+00:00"
+    windowed = inc(cli, src, win, "--lookback", "5m")["incremental"]
+    assert windowed["rowsMoved"] == 3 and windowed["rereadSkipped"] == 6  # 45-50 again
 
     # a row committed late with an older value: without a look-back it is not read ...
     pg(pg_database, "INSERT INTO s VALUES (54, '2024-01-01 01:27+00', 'late')")
     assert inc(cli, src, dst)["incremental"]["rowsMoved"] == 0
-    # ... with one that reaches back to it, it is, and nothing inside the window twice
-    looked = inc(cli, src, dst, "--lookback", "5m")["incremental"]
+    # ... with one, it is, and nothing inside the window twice
+    looked = inc(cli, src, win, "--lookback", "5m")["incremental"]
     assert looked["rowsMoved"] == 1 and looked["rereadSkipped"] == 1  # 53 again, skipped
+    # a look-back given only now cannot reach over rows whose keys the copy did not keep
+    # (it would load them again): it starts at the watermark, and reaches back from then on
+    late = inc(cli, src, dst, "--lookback", "5m")["incremental"]
+    assert late["rowsMoved"] == 0 and late["rereadSkipped"] == 1
+
     # time zones: the same instant written in another offset is the same watermark
     pg(pg_database, "INSERT INTO s VALUES (55, '2024-01-01 07:00+05:30', 'tz')")  # 01:30 UTC
     assert inc(cli, src, dst, "--lookback", "5 minutes")["incremental"]["rowsMoved"] == 1
@@ -108,15 +120,55 @@ def test_append_at_the_boundary(cli: Cli, pg_database: str) -> None:
     pg(pg_database, "INSERT INTO s VALUES (56, NULL, 'no time')")
     assert inc(cli, src, dst)["incremental"]["rowsMoved"] == 0
 
-    assert ids(pg_database, "d") == Counter(range(1, 56))
+    assert ids(pg_database, "d") == Counter([*range(1, 54), 55])
+    assert ids(pg_database, "w") == Counter(range(1, 55))
     stored = pg(pg_database, "SELECT watermark FROM headrace_checkpoints WHERE key LIKE "
                 "'copy:%'")
-    assert json.loads(stored[0][0])["value"] == "2024-01-01T01:30:00+00:00"
-    shown = cli.json("describe-copy")["copies"]
+    assert [json.loads(r[0])["value"] for r in stored] == ["2024-01-01T01:30:00+00:00"] * 2
+    shown = [c for c in cli.json("describe-copy")["copies"] if c["dest"].endswith("=d")]
     assert [(c["column"], c["watermark"], c["rowsMoved"], c["runs"]) for c in shown] == \
-        [("ts", "2024-01-01T01:30:00+00:00", 55, 6)]
+        [("ts", "2024-01-01T01:30:00+00:00", 54, 6)]
     history = cli.json("describe-copy", shown[0]["copyKey"])["copies"][0]["history"]
-    assert [r["rowsMoved"] for r in history] == [50, 3, 0, 1, 1, 0]
+    assert [r["rowsMoved"] for r in history] == [50, 3, 0, 0, 1, 0]
+
+
+def test_a_look_back_never_reloads_rows_whose_keys_were_not_kept(cli: Cli,
+                                                                 pg_database: str) -> None:
+    """A look-back larger than the last run's, and a table that gained a primary key since
+    the last run (keyless: nothing kept): the next read starts where the kept keys reach,
+    so nothing loaded before is loaded again; the larger window holds once the watermark
+    has moved on by it."""
+    pg(pg_database, SOURCE)
+    pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
+    src, dst = f"{pg_database}?table=s", f"{pg_database}?table=d"
+    assert inc(cli, src, dst, "--lookback", "2m")["incremental"]["rowsMoved"] == 50
+    grown = inc(cli, src, dst, "--lookback", "30m")["incremental"]  # 00:20-00:48 not kept
+    assert grown["rowsMoved"] == 0 and grown["rereadSkipped"] == 3  # 48-50, kept
+    pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-01 01:00+00', 'n'), "
+       "(52, '2024-01-01 00:40+00', 'late')")  # 52 is older than what the keys reach
+    assert inc(cli, src, dst, "--lookback", "30m")["incremental"]["rowsMoved"] == 1
+    pg(pg_database, "INSERT INTO s VALUES (53, '2024-01-01 01:30+00', 'n')")
+    moved = inc(cli, src, dst, "--lookback", "30m")["incremental"]  # still from 00:48
+    assert moved["rowsMoved"] == 1 and moved["rereadSkipped"] == 4  # 48-51 again
+    pg(pg_database, "INSERT INTO s VALUES (54, '2024-01-01 01:05+00', 'late')")
+    caught = inc(cli, src, dst, "--lookback", "30m")["incremental"]  # from 01:00 now
+    assert caught["rowsMoved"] == 1 and caught["rereadSkipped"] == 2  # 54; 51, 53 again
+    assert ids(pg_database, "d") == Counter([*range(1, 52), 53, 54])
+
+    pg(pg_database, "CREATE TABLE k (id bigint, ts timestamptz, v text); "
+       "INSERT INTO k SELECT * FROM s WHERE id <= 50; "
+       "CREATE TABLE kd (id bigint, ts timestamptz, v text)")
+    ksrc, kdst = f"{pg_database}?table=k", f"{pg_database}?table=kd"
+    assert inc(cli, ksrc, kdst)["incremental"]["rowsMoved"] == 50  # no key: none kept
+    pg(pg_database, "ALTER TABLE k ADD PRIMARY KEY (id); "
+       "INSERT INTO k VALUES (51, '2024-01-01 00:50+00', 'same')")
+    # the first keyed read starts after the watermark: row 50 is not read again (51, which
+    # shares its value and came later, is the cost, as for any keyless copy)
+    assert inc(cli, ksrc, kdst, "--lookback", "5m")["incremental"]["rowsMoved"] == 0
+    pg(pg_database, "INSERT INTO k VALUES (52, '2024-01-01 01:00+00', 'n'), "
+       "(53, '2024-01-01 00:58+00', 'late')")
+    assert inc(cli, ksrc, kdst, "--lookback", "5m")["incremental"]["rowsMoved"] == 2
+    assert ids(pg_database, "kd") == Counter([*range(1, 51), 52, 53])
 
 
 def test_clear_errors(cli: Cli, pg_database: str, tmp_path: Path) -> None:
