@@ -288,6 +288,16 @@ class CountsRows(Protocol):
 
 
 @runtime_checkable
+class WritesTypedCsv(Protocol):
+    """A source whose CSV (headrace's layout) renders each column of its ``schema()`` as the
+    database's own text (PostgreSQL's COPY, the MySQL unload's server-built lines), when
+    ``typed_csv`` is true: the copy may parse those bytes into Parquet with the schema's
+    types (:mod:`connectors.formats.parquet_csv`) rather than read the rows one by one."""
+
+    typed_csv: bool
+
+
+@runtime_checkable
 class Converts(Protocol):
     """A sink that can load a format only after a byte pass of its own (MySQL's LOAD DATA and
     headrace's CSV NULLs): the copy prefers a format the sink loads as it is."""

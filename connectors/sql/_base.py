@@ -170,6 +170,8 @@ class SqlSource(Generic[E]):
 
     #: Reports the rows it moves (the copy need not scan the bytes for them).
     counts_rows = True
+    #: Its CSV is the database's text of each column (the bytes lane into Parquet).
+    typed_csv = True
 
     def __init__(self, endpoint: E) -> None:
         if not endpoint.table and not endpoint.select_query:
