@@ -256,7 +256,10 @@ class Sink(Protocol):
 class RangeWriter(Protocol):
     """Where a direct copy writes: bytes at any offset, in any order, from several tasks."""
 
-    async def write_at(self, offset: int, data: bytes) -> None: ...
+    async def write_at(self, offset: int, *pieces: bytes) -> None:
+        """Write ``pieces`` one after the other from ``offset`` (several pieces: one
+        gathering write, no joining copy)."""
+        ...
 
 
 class RangeReader(Protocol):
@@ -282,6 +285,16 @@ class CountsRows(Protocol):
     then does not scan the bytes for record separators itself."""
 
     counts_rows: bool
+
+
+@runtime_checkable
+class WritesTypedCsv(Protocol):
+    """A source whose CSV (headrace's layout) renders each column of its ``schema()`` as the
+    database's own text (PostgreSQL's COPY, the MySQL unload's server-built lines), when
+    ``typed_csv`` is true: the copy may parse those bytes into Parquet with the schema's
+    types (:mod:`connectors.formats.parquet_csv`) rather than read the rows one by one."""
+
+    typed_csv: bool
 
 
 @runtime_checkable

@@ -16,7 +16,8 @@ typed attribute values (``dynamodb_items``: the dynamodb-jsonl format and the Dy
 connector read and write them the same way), and the item lines, manifest and layout names of
 the EMR DynamoDB tools' backups (``emr_dynamodb``, its names prefixed ``emr_`` here).
 ``parquet``: the Parquet encoder, types and the row reader the file-like ends use (pyarrow,
-imported only when a Parquet end runs).
+imported only when a Parquet end runs); ``parquet_csv``: Parquet straight from a database's
+CSV bytes (the bytes lane into Parquet).
 """
 
 from ._codecs import Decoder, Encoder, WantsSchema, decoder_for, encoder_for
@@ -79,6 +80,7 @@ from .parquet import (
     produce_parquet_rows,
     read_parquet_schema,
 )
+from .parquet_csv import CsvToParquet, transcodable
 from .values import parse_datetime
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "PART_RE",
     "BadRowHandler",
     "ConversionError",
+    "CsvToParquet",
     "Decoder",
     "EmrNullKey",
     "Encoder",
@@ -142,5 +145,6 @@ __all__ = [
     "row_to_item",
     "same_layout",
     "to_attribute",
+    "transcodable",
     "write_parts",
 ]

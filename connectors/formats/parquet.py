@@ -45,7 +45,7 @@ COMPRESSIONS = ("zstd", "snappy", "none")
 TYPE_KEY = b"headrace.type"
 
 
-def _pyarrow() -> tuple[Any, Any]:
+def pyarrow_modules() -> tuple[Any, Any]:
     """(pyarrow, pyarrow.parquet), or a clear error when the extra is not installed.
 
     Arrow's buffers come from the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says
@@ -75,7 +75,7 @@ def check_compression(name: str) -> str:
 
 def arrow_field(col: Column) -> Any:
     """The Arrow field a column is written as (nullable: every SQL column may hold NULL)."""
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     meta = None
     kind = col.type
     if kind == "integer":
@@ -109,13 +109,13 @@ def arrow_field(col: Column) -> Any:
 
 
 def arrow_schema(schema: Schema) -> Any:
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     return pa.schema([arrow_field(c) for c in schema.columns])
 
 
 def column_from_arrow(field: Any) -> Column:
     """The logical column of an Arrow field (the reverse of :func:`arrow_field`)."""
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     t = field.type
     meta = field.metadata or {}
     name = field.name
@@ -183,7 +183,7 @@ def _as_text(v: Any) -> Any:
 def _array(values: list[Any], field: Any, where: str, first_line: int | None) -> Any:
     """Values of one column as an Arrow array of ``field``'s type; text from a text format
     ("12.50", "2024-01-02 03:04:05+00") is parsed by Arrow's casts."""
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     typ = field.type
     try:
         return pa.array(values, type=typ)
@@ -244,6 +244,59 @@ class _Drain:
         return data
 
 
+class RowGroupWriter:
+    """One Parquet file of ``schema`` (Arrow), written a row group at a time into memory
+    that :meth:`add` and :meth:`finish` hand back as bytes: a group is cut once
+    ``group_rows`` rows or ``ROW_GROUP_BYTES`` of Arrow data are buffered. Both the rows
+    lane's :class:`ParquetEncoder` and the bytes lane's CSV transcoder write through it."""
+
+    def __init__(self, schema: Any, compression: str, *, group_rows: int | None = None) -> None:
+        _, pq = pyarrow_modules()
+        self.schema = schema
+        self._group_rows = max(1, group_rows or ROW_GROUP_ROWS)
+        self._out = _Drain()
+        self._writer = pq.ParquetWriter(
+            self._out, schema, compression=None if compression == "none" else compression)
+        self._pending: list[Any] = []
+        self._rows = 0
+        self._bytes = 0
+
+    def add(self, data: Any) -> bytes:
+        """Buffer a RecordBatch or Table of the file's schema; the bytes of any row group
+        this completed."""
+        if data.num_rows:
+            self._pending.append(data)
+            self._rows += data.num_rows
+            self._bytes += data.nbytes
+            if self._rows >= self._group_rows or self._bytes >= ROW_GROUP_BYTES:
+                self._flush()
+        return self._out.take()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pa, _ = pyarrow_modules()
+        tables = [p if isinstance(p, pa.Table) else pa.Table.from_batches([p])
+                  for p in self._pending]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self._pending, self._rows, self._bytes = [], 0, 0
+
+    def finish(self) -> bytes:
+        """The last row group and the footer."""
+        self._flush()
+        self._writer.close()
+        return self._out.take()
+
+
+def open_row_groups(schema: Schema, compression: str, location: str, *,
+                    group_rows: int | None = None) -> RowGroupWriter:
+    """A :class:`RowGroupWriter` for the logical ``schema`` (types as :func:`arrow_field`)."""
+    if not len(schema):
+        raise ConfigError(f"{location}: a Parquet file needs at least one column")
+    return RowGroupWriter(arrow_schema(schema), compression, group_rows=group_rows)
+
+
 class ParquetEncoder:
     """Row batches -> the bytes of one Parquet file, a row group at a time.
 
@@ -254,70 +307,48 @@ class ParquetEncoder:
                  row_group_rows: int | None = None) -> None:
         self._compression = check_compression(fmt.parquet_compression)
         self._location = location
-        self._group_rows = max(1, row_group_rows or ROW_GROUP_ROWS)
+        self._group_rows = row_group_rows
         self._hint: Schema | None = None
-        self._out = _Drain()
-        self._writer: Any = None
-        self._schema: Any = None
-        self._pending: list[Any] = []
-        self._rows = 0
-        self._bytes = 0
+        self._groups: RowGroupWriter | None = None
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns: the schema of the file when no row arrives (a Parquet file
         of no rows still has its columns)."""
         self._hint = schema
 
-    def _open(self, schema: Schema) -> None:
-        _, pq = _pyarrow()
-        if not len(schema):
-            raise ConfigError(f"{self._location}: a Parquet file needs at least one column")
-        self._schema = arrow_schema(schema)
-        self._writer = pq.ParquetWriter(
-            self._out, self._schema,
-            compression=None if self._compression == "none" else self._compression)
+    def _open(self, schema: Schema) -> RowGroupWriter:
+        self._groups = open_row_groups(schema, self._compression, self._location,
+                                       group_rows=self._group_rows)
+        return self._groups
 
     def encode(self, batch: RowBatch) -> bytes:
         if not batch.rows:
             return b""
-        pa, _ = _pyarrow()
-        if self._writer is None:
+        pa, _ = pyarrow_modules()
+        groups = self._groups
+        if groups is None:
             # the source's own schema when it names the same columns: it may know more
             # (a table's numeric precision, which a partitioned read's batches do not carry)
             hint = self._hint
             same = hint is not None and hint.names == batch.schema.names
-            self._open(hint if same and hint is not None else batch.schema)
-        width = len(self._schema)
+            groups = self._open(hint if same and hint is not None else batch.schema)
+        schema = groups.schema
+        width = len(schema)
         if len(batch.rows[0]) != width:
             raise BadDataError(f"{self._location}: a row has {len(batch.rows[0])} fields, the "
                                f"Parquet schema {width} columns", line=batch.first_line)
         columns = list(zip(*batch.rows, strict=True))
-        arrays = [_array(list(columns[i]), self._schema.field(i), self._location,
+        arrays = [_array(list(columns[i]), schema.field(i), self._location,
                          batch.first_line) for i in range(width)]
-        record = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
-        self._pending.append(record)
-        self._rows += record.num_rows
-        self._bytes += record.nbytes
-        if self._rows >= self._group_rows or self._bytes >= ROW_GROUP_BYTES:
-            self._flush()
-        return self._out.take()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        pa, _ = _pyarrow()
-        table = pa.Table.from_batches(self._pending, schema=self._schema)
-        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
-        self._pending, self._rows, self._bytes = [], 0, 0
+        return groups.add(pa.RecordBatch.from_arrays(arrays, schema=schema))
 
     def finish(self) -> bytes:
-        if self._writer is None:
+        groups = self._groups
+        if groups is None:
             if self._hint is None or not len(self._hint):
                 return b""  # no rows and no columns known: nothing to write
-            self._open(self._hint)
-        self._flush()
-        self._writer.close()
-        return self._out.take()
+            groups = self._open(self._hint)
+        return groups.finish()
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -371,7 +402,7 @@ class ParquetRows:
     """One Parquet file read a batch at a time (each call in a worker thread)."""
 
     def __init__(self, source: Any, location: str, batch_rows: int) -> None:
-        _, pq = _pyarrow()
+        _, pq = pyarrow_modules()
         self.location = location
         try:
             self._file = pq.ParquetFile(source)
@@ -381,7 +412,7 @@ class ParquetRows:
         self._batches = self._file.iter_batches(batch_size=batch_rows)
 
     def next_batch(self, first_line: int) -> RowBatch | None:
-        pa, _ = _pyarrow()
+        pa, _ = pyarrow_modules()
         try:
             record = next(self._batches)
         except StopIteration:
@@ -408,7 +439,7 @@ ParquetInput = tuple[str, Callable[[], Any]]
 
 async def read_parquet_schema(location: str, opener: Callable[[], Any]) -> Schema:
     def read() -> Schema:
-        _, pq = _pyarrow()
+        _, pq = pyarrow_modules()
         try:
             return schema_from_arrow(pq.read_schema(opener()))
         except (OSError, ValueError) as exc:
@@ -443,7 +474,7 @@ async def produce_parquet_rows(files: AsyncIterator[ParquetInput], out: RowsOut,
 
 def parquet_row_count(path: str) -> int:
     """The rows a Parquet file's footer says it holds (blocking: call it in a thread)."""
-    _, pq = _pyarrow()
+    _, pq = pyarrow_modules()
     try:
         return int(pq.ParquetFile(path).metadata.num_rows)
     except (OSError, ValueError) as exc:

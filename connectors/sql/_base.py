@@ -170,6 +170,8 @@ class SqlSource(Generic[E]):
 
     #: Reports the rows it moves (the copy need not scan the bytes for them).
     counts_rows = True
+    #: Its CSV is the database's text of each column (the bytes lane into Parquet).
+    typed_csv = True
 
     def __init__(self, endpoint: E) -> None:
         if not endpoint.table and not endpoint.select_query:
@@ -177,7 +179,7 @@ class SqlSource(Generic[E]):
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
-        #: A condition on the table's rows (an incremental copy's ``column > watermark``).
+        #: A condition on the rows read (an incremental copy's ``column > watermark``).
         self.where: str | None = None
 
     @property
@@ -185,17 +187,19 @@ class SqlSource(Generic[E]):
         return None
 
     def restrict(self, where: str | None) -> None:
-        """Read only the table's rows where ``where`` holds (SQL made by the caller from
-        quoted names and literals; see :mod:`connectors.incremental`)."""
-        if where is not None and not self.endpoint.table:
-            raise ConfigError("an incremental copy reads a table, not a query",
-                              connector=self.describe)
+        """Read only the rows where ``where`` holds (SQL made by the caller from quoted
+        names and literals; see :mod:`connectors.sql._incremental`). A ``selectQuery`` is
+        read as a derived table, the condition on its result's columns."""
         self.where = where
 
     def _query(self) -> str:
-        if self.where is not None:
-            return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
-        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+        query = self.endpoint.select_query
+        if self.where is None:
+            return query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+        if query:
+            body = query.strip().rstrip(";").rstrip()
+            return f"SELECT * FROM ({body}\n) AS headrace_increment WHERE {self.where}"
+        return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
 
 
 class SqlSink(Generic[E]):

@@ -525,7 +525,17 @@ class Store:
         async with self.backend.transaction() as tx:
             for statement in _COPY_TABLES:
                 await tx.execute(statement)
+            if "instance_id" not in await self._copy_run_columns(tx):  # made before it was
+                await tx.execute("ALTER TABLE hr_copy_runs ADD COLUMN instance_id TEXT")
         self._has_copy_tables = True
+
+    async def _copy_run_columns(self, tx: Any) -> set[str]:
+        if self.backend.dialect == "sqlite":
+            return {str(r[1]) for r in await tx.fetch("PRAGMA table_info(hr_copy_runs)")}
+        rows = await tx.fetch("SELECT column_name FROM information_schema.columns WHERE "
+                              "table_name = 'hr_copy_runs' AND table_schema = "
+                              "current_schema()")
+        return {str(r[0]) for r in rows}
 
     async def copy_state(self, copy_key: str) -> CopyRecord | None:
         await self._copy_tables()
@@ -549,9 +559,22 @@ class Store:
             "WHERE copy_key = ? ORDER BY run", copy_key)
         return [(int(r[0]), int(r[1]), r[2], str(r[3])) for r in rows]
 
+    async def instance_copy_runs(self, pipeline_id: str) -> dict[str, tuple[int, str | None]]:
+        """(rows moved, watermark) of each instance of ``pipeline_id`` that ran an incremental
+        CopyActivity, by instance id: its latest run (``list-runs``)."""
+        await self._copy_tables()
+        prefix = f"activity:{pipeline_id}/"
+        rows = await self.backend.query(
+            "SELECT instance_id, rows_moved, watermark FROM hr_copy_runs WHERE "
+            "substr(copy_key, 1, ?) = ? AND instance_id IS NOT NULL ORDER BY run",
+            len(prefix), prefix)
+        return {str(r[0]): (int(r[1]), r[2]) for r in rows}  # a later run replaces
+
     async def record_copy_run(self, copy_key: str, *, source: str, dest: str, column: str,
-                              state: str, rows: int, watermark: str | None) -> int:
-        """Commit an incremental copy's new state and note the run; returns its number."""
+                              state: str, rows: int, watermark: str | None,
+                              instance_id: str | None = None) -> int:
+        """Commit an incremental copy's new state and note the run (``instance_id``: the
+        CopyActivity instance that ran it); returns its number."""
         await self._copy_tables()
         now = to_text(utcnow())
         async with self.backend.transaction() as tx:
@@ -568,8 +591,8 @@ class Store:
                                  "(?, ?, ?, ?, ?, ?, ?, ?)", copy_key, source, dest, column,
                                  state, run, rows, now)
             await tx.execute("INSERT INTO hr_copy_runs (copy_key, run, rows_moved, watermark, "
-                             "finished_at) VALUES (?, ?, ?, ?, ?)", copy_key, run, rows,
-                             watermark, now)
+                             "finished_at, instance_id) VALUES (?, ?, ?, ?, ?, ?)", copy_key,
+                             run, rows, watermark, now, instance_id)
         return run
 
 
@@ -582,7 +605,8 @@ _COPY_TABLES = (
         rows_moved INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS hr_copy_runs (
         copy_key TEXT NOT NULL, run INTEGER NOT NULL, rows_moved INTEGER NOT NULL,
-        watermark TEXT, finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))""",
+        watermark TEXT, finished_at TEXT NOT NULL, instance_id TEXT,
+        PRIMARY KEY (copy_key, run))""",
 )
 
 
