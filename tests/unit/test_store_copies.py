@@ -4,16 +4,34 @@ under which one copy's runs take turns (engine.activities.incremental.one_at_a_t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import pytest
 
 from engine.activities.incremental import CopyLeaseLost, lease_owner, one_at_a_time
 from engine.store import Store, open_store
-from tests.unit.test_store import shared_url, store, store_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/store.db"
+
+
+@pytest.fixture
+def shared_url(store_url: str) -> str:
+    """A store URL two Store objects (two connections) can open at once."""
+    return store_url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with open_store(store_url) as s:
+        yield s
 
 
 async def record(store: Store, key: str, rows: int, mark: str,
@@ -41,12 +59,11 @@ async def test_runs_are_numbered_and_instances_show_their_latest(store: Store) -
 
 
 async def test_a_store_made_before_instance_ids_gains_the_column(shared_url: str) -> None:
-    async with open_store(shared_url) as old:
-        async with old.backend.transaction() as tx:
-            await tx.execute("CREATE TABLE hr_copy_runs (copy_key TEXT NOT NULL, run INTEGER "
-                             "NOT NULL, rows_moved INTEGER NOT NULL, watermark TEXT, "
-                             "finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))")
-            await tx.execute("INSERT INTO hr_copy_runs VALUES ('copy:old', 1, 5, 'w', 'then')")
+    async with open_store(shared_url) as old, old.backend.transaction() as tx:
+        await tx.execute("CREATE TABLE hr_copy_runs (copy_key TEXT NOT NULL, run INTEGER "
+                         "NOT NULL, rows_moved INTEGER NOT NULL, watermark TEXT, "
+                         "finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))")
+        await tx.execute("INSERT INTO hr_copy_runs VALUES ('copy:old', 1, 5, 'w', 'then')")
     async with open_store(shared_url) as one, open_store(shared_url) as two:
         async with anyio.create_task_group() as tg:  # two processes' first use at once
             tg.start_soon(one.instance_copy_runs, "df-1")
