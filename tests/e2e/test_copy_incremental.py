@@ -726,3 +726,50 @@ def test_a_copy_activity_into_a_local_folder(cli: Cli, pg_database: str,
     assert "Out: an incremental copy writes a folder per increment; give the node a " \
         "directoryPath" in failed["error"]
     assert not (tmp_path / "one.csv").exists()
+
+
+def test_a_copy_activity_merging_into_dynamodb(cli: Cli, pg_database: str,
+                                               dynamodb_endpoint: str,
+                                               tmp_path: Path) -> None:
+    """An incremental CopyActivity with ``incrementalKey`` into a DynamoDBDataNode: items
+    are put by their key, the watermark is the store's; each item ends at its latest
+    version."""
+    from urllib.parse import urlsplit
+
+    from tests.e2e.cli_kit import by_object, ref, write_definition
+
+    pg(pg_database, SOURCE)
+    ddb = aws.client("dynamodb", dynamodb_endpoint)
+    table = f"incr-act-{secrets.token_hex(4)}"
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+    parts = urlsplit(pg_database)
+    objects = (
+        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
+         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+         "*password": "unused"},
+        {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "s"},
+        {"id": "Items", "name": "Items", "type": "DynamoDBDataNode", "tableName": table},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Items"), "incrementalColumn": "ts", "incrementalKey": "id",
+         "workerGroup": "local"})
+    try:
+        first = cli.run(write_definition(tmp_path / "p.json", *objects))
+        assert by_object(first)["Load"]["status"] == "FINISHED"
+        pg(pg_database, "UPDATE s SET v = 'new', ts = ts + interval '1 day' "
+           "WHERE id % 10 = 0; INSERT INTO s VALUES (51, '2024-01-03 00:00+00', 'v51')")
+        later = cli.run(write_definition(tmp_path / "p.json", *objects,
+                                         start="2024-01-01T00:15:00",
+                                         end="2024-01-01T00:30:00"))
+        assert by_object(later)["Load"]["status"] == "FINISHED"
+        items = ddb.scan(TableName=table)["Items"]
+    finally:
+        ddb.delete_table(TableName=table)
+    assert {int(i["id"]["N"]): i["v"]["S"] for i in items} == \
+        dict(pg(pg_database, "SELECT id, v FROM s"))
+    check_runs_shown(cli, first["pipelineId"], [
+        ("2024-01-01T00:00:00", "2024-01-01T00:50:00+00:00", 50),
+        ("2024-01-01T00:15:00", "2024-01-03T00:00:00+00:00", 6)])
