@@ -550,6 +550,8 @@ def test_a_copy_activity_into_s3_survives_a_crash_before_the_watermark(
         ("2024-01-01T00:00:00", "2024-01-01T00:50:00+00:00", 50),
         ("2024-01-01T00:15:00", "2024-01-03T00:01:05+00:00", 15),
         ("2024-01-01T00:30:00", "2024-01-04T00:01:08+00:00", 3)])
+    shown = cli.json("describe-copy")["copies"][0]
+    assert shown["dest"] == f"s3://{s3_bucket}/act/"  # the node's folder, not an increment
 
 
 def test_incremental_from_a_query(cli: Cli, pg_database: str, mysql_database: str) -> None:
