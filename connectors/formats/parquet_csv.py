@@ -37,6 +37,9 @@ from connectors.errors import BadDataError
 
 from .parquet import arrow_field, check_compression, open_row_groups, pyarrow_modules
 
+#: pyarrow parses this much CSV at a time (it numbers rows across blocks, so errors still
+#: name the row of the text given)
+_BLOCK = 1 << 20
 _TRUE = ["t", "true", "1"]
 _FALSE = ["f", "false", "0"]
 #: pyarrow's conversion errors: ``In CSV column #2: Row #5: <what>`` (rows from 1, in the text
@@ -126,11 +129,10 @@ class CsvToParquet:
 
     def _records(self, text: bytes) -> bytes:
         pa, pacsv = self._pa, self._csv
-        block = max(1 << 20, len(text) + 1)  # one block: one table, rows numbered in it
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(text),
-                read_options=pacsv.ReadOptions(column_names=list(self._read), block_size=block,
+                read_options=pacsv.ReadOptions(column_names=list(self._read), block_size=_BLOCK,
                                                use_threads=False),
                 parse_options=self._parse, convert_options=self._convert)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
