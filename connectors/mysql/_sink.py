@@ -25,6 +25,7 @@ from connectors.base import (
     RowsIn,
     Schema,
     TextFormat,
+    output_fence_token,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError, single_failure
 from connectors.formats import RowChecksum
@@ -317,7 +318,12 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             return True
         db, _ = self.endpoint.table_parts()
         await _checkpoint.prepare(conn, db)
-        if await _checkpoint.claim(conn, db, key, self.endpoint.quoted_table()):
+        token = output_fence_token()
+        target = self.endpoint.quoted_table()
+        if token is not None:  # a worker's claim: fenced (see _checkpoint)
+            if await _checkpoint.claim_fenced(conn, db, key, target, token):
+                return True
+        elif await _checkpoint.claim(conn, db, key, target):
             return True
         async for _ in inp:
             pass
@@ -326,7 +332,8 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
     async def _record(self, conn: aiomysql.Connection, rows: int) -> None:
         if self.endpoint.checkpoint_key:
             db, _ = self.endpoint.table_parts()
-            await _checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows)
+            await _checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows,
+                                     output_fence_token())
 
     async def _load_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
                          progress: Progress) -> None:

@@ -184,7 +184,7 @@ class SqlSource(Generic[E]):
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
-        #: A condition on the table's rows (an incremental copy's ``column > watermark``).
+        #: A condition on the rows read (an incremental copy's ``column > watermark``).
         self.where: str | None = None
 
     @property
@@ -192,17 +192,19 @@ class SqlSource(Generic[E]):
         return None
 
     def restrict(self, where: str | None) -> None:
-        """Read only the table's rows where ``where`` holds (SQL made by the caller from
-        quoted names and literals; see :mod:`connectors.incremental`)."""
-        if where is not None and not self.endpoint.table:
-            raise ConfigError("an incremental copy reads a table, not a query",
-                              connector=self.describe)
+        """Read only the rows where ``where`` holds (SQL made by the caller from quoted
+        names and literals; see :mod:`connectors.sql._incremental`). A ``selectQuery`` is
+        read as a derived table, the condition on its result's columns."""
         self.where = where
 
     def _query(self) -> str:
-        if self.where is not None:
-            return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
-        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+        query = self.endpoint.select_query
+        if self.where is None:
+            return query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+        if query:
+            body = query.strip().rstrip(";").rstrip()
+            return f"SELECT * FROM ({body}\n) AS headrace_increment WHERE {self.where}"
+        return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
 
 
 class SqlSink(Generic[E]):
