@@ -493,3 +493,21 @@ async def test_nanosecond_timestamps_are_exact_or_refused(tmp_path: Path) -> Non
                        r"1709251198123456001 ns since the epoch has nanoseconds"):
         await copy(open_source(str(odd)), open_sink(str(bad)))
     assert not bad.exists()
+
+
+async def test_a_partitioned_read_transcodes_whole_records(pg_database: str,
+                                                          tmp_path: Path) -> None:
+    """``--partitions``: the parts' CSV arrives interleaved, a chunk of whole records at a
+    time, and is parsed as one stream into one file."""
+    await pg_exec(pg_database, "CREATE TABLE p (id bigint PRIMARY KEY, note text)")
+    await pg_exec(pg_database, "INSERT INTO p SELECT g, 'line ' || g || E'\\n\"q\"' "
+                  "FROM generate_series(1, 200000) g")
+    out = tmp_path / "p.parquet"
+    result = await copy(open_source(f"{pg_database}?table=p", EndpointOptions(partitions=4)),
+                        open_sink(str(out)))
+    assert result.stages == ("source", "transcode", "sink") and result.rows == 200_000
+    table = pq.read_table(out)
+    ids = table.column("id").to_pylist()
+    assert sorted(ids) == list(range(1, 200_001))
+    notes = dict(zip(ids, table.column("note").to_pylist(), strict=True))
+    assert notes[12345] == 'line 12345\n"q"'
