@@ -108,10 +108,6 @@ class CsvToParquet:
         self._carry = b""
         self._rows = 0  # records parsed so far
 
-    @property
-    def rows(self) -> int:
-        return self._rows
-
     def feed(self, chunk: bytes) -> bytes:
         """Parse the complete records so far; the Parquet bytes of any row group finished."""
         data = self._carry + chunk if self._carry else chunk
@@ -131,13 +127,15 @@ class CsvToParquet:
         return out + self._groups.finish()
 
     def _records(self, text: bytes) -> bytes:
-        pa, pacsv = self._pa, self._csv
+        pa = self._pa
         try:
-            table = pacsv.read_csv(
-                pa.py_buffer(text),
-                read_options=pacsv.ReadOptions(column_names=list(self._read), block_size=_BLOCK,
-                                               use_threads=False),
-                parse_options=self._parse, convert_options=self._convert)
+            try:
+                table = self._read_csv(text, _BLOCK)
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc):
+                    raise
+                # a record longer than a block: the whole text as one block
+                table = self._read_csv(text, len(text) + 1)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise self._parse_error(str(exc)) from None
         arrays = [self._converted(i, table.column(i)) for i in range(len(self._columns))]
@@ -149,6 +147,14 @@ class CsvToParquet:
             raise BadDataError(f"{self._where}: rows {first + 1}-{self._rows}: {exc}",
                                line=first + 1) from None
         return self._groups.add(batch)
+
+    def _read_csv(self, text: bytes, block: int) -> Any:
+        pa, pacsv = self._pa, self._csv
+        return pacsv.read_csv(
+            pa.py_buffer(text),
+            read_options=pacsv.ReadOptions(column_names=list(self._read), block_size=block,
+                                           use_threads=False),
+            parse_options=self._parse, convert_options=self._convert)
 
     def _converted(self, i: int, column: Any) -> Any:
         """A column as its Parquet type (binary from hex, instants, wide decimals)."""

@@ -511,3 +511,19 @@ async def test_a_partitioned_read_transcodes_whole_records(pg_database: str,
     assert sorted(ids) == list(range(1, 200_001))
     notes = dict(zip(ids, table.column("note").to_pylist(), strict=True))
     assert notes[12345] == 'line 12345\n"q"'
+
+
+def test_a_record_longer_than_a_block() -> None:
+    """pyarrow parses 1 MiB blocks; a value longer than that is read whole, and a bad value
+    after it still names its row."""
+    from connectors.base import Column, Schema
+
+    schema = Schema((Column("id", "bigint"), Column("t", "text")))
+    big = "y\n" * 1_500_000
+    enc = CsvToParquet(PARQUET, schema, where="src")
+    out = enc.feed(f'1,"{big}"\n2,b\n'.encode()) + enc.finish()
+    table = pq.read_table(io.BytesIO(out))
+    assert table.column("t").to_pylist() == [big, "b"]
+    enc = CsvToParquet(PARQUET, schema, where="src")
+    with pytest.raises(BadDataError, match=r"src: row 3, column 'id': 'z' cannot be written"):
+        enc.feed(f'1,"{big}"\n2,b\nz,c\n'.encode())
