@@ -151,11 +151,7 @@ async def test_a_worker_paused_past_its_lease_mid_load_is_fenced_off(
         finally:
             first.send_signal(signal.SIGCONT)
         checker(await target.ids())
-        # w1 resumes: it must notice, and commit nothing
-        await anyio.sleep(4)
-        first.send_signal(signal.SIGTERM)
-        _, err = await off_loop(first.communicate, None, 60)
-        assert "w1 lost the lease on @Load_2024-01-01T00:00:00" in err, err
+        await lost_the_lease(first)  # w1 resumed: it must notice, and commit nothing
         checker(await target.ids())
         assert await target.checkpoint() == [(2, True)]
     attempts = (await off_loop(cli.json, "describe-objects", "--store", cli.dsn,
@@ -187,6 +183,15 @@ async def s3_copy_setup(dsn: str, tmp_path: Path, bucket: str) -> Path:
          "filePath": f"s3://{bucket}/out.csv"},
         {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
          "output": ref("Out"), "maximumRetries": "2", "retryDelay": "1 seconds"})
+
+
+async def lost_the_lease(w1: subprocess.Popen[str]) -> None:
+    """w1, resumed (SIGCONT), has a few seconds to notice; stopped (SIGTERM), it has logged
+    that it lost the lease."""
+    await anyio.sleep(4)
+    w1.send_signal(signal.SIGTERM)
+    _, err = await off_loop(w1.communicate, None, 60)
+    assert f"w1 lost the lease on {LOAD}" in err, err
 
 
 def is_stopped(proc: subprocess.Popen[str]) -> bool:
@@ -232,10 +237,7 @@ async def test_a_worker_stopped_before_completing_its_s3_output_completes_nothin
         assert run["status"] == "FINISHED" and run["workerId"] == "w2", run
     finally:
         first.send_signal(signal.SIGCONT)
-    await anyio.sleep(4)
-    first.send_signal(signal.SIGTERM)
-    _, err = await off_loop(first.communicate, None, 60)
-    assert f"w1 lost the lease on {LOAD}" in err, err
+    await lost_the_lease(first)
     lines, pending = await off_loop(s3_output, s3_endpoint, s3_bucket)
     lines_checker(lines, "changed")
     assert pending == []
@@ -303,10 +305,7 @@ async def test_a_stale_workers_output_leaves_nothing_behind(
         assert run["status"] == "CANCELED", run
     finally:
         first.send_signal(signal.SIGCONT)
-    await anyio.sleep(4)
-    first.send_signal(signal.SIGTERM)
-    _, err = await off_loop(first.communicate, None, 60)
-    assert f"w1 lost the lease on {LOAD}" in err, err
+    await lost_the_lease(first)
     if output == "file":
         assert list(files.iterdir()) == []
         return
