@@ -731,11 +731,22 @@ class _Runner:
                 pending.append(data)
                 total += len(data)
                 if total >= target:
-                    await sender.send(b"".join(pending))
+                    await _send_sliced(sender, b"".join(pending), target)
                     pending, total = [], 0
         tail = await anyio.to_thread.run_sync(finish, limiter=limiter)
         if tail:
             pending.append(tail)
         if pending:
-            await sender.send(b"".join(pending))
+            await _send_sliced(sender, b"".join(pending), target)
         await out.send.aclose()
+
+
+async def _send_sliced(sender: ObjectSendStream[bytes], data: bytes, size: int) -> None:
+    """``data`` in pieces of at most ``size``: a whole Parquet row group (several MB) sent
+    as one item would let the bounded link hold ``stream_depth`` of them."""
+    if len(data) <= size:
+        await sender.send(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        await sender.send(bytes(view[start:start + size]))

@@ -43,7 +43,7 @@ from ._names import (
 )
 from .checksums import RowChecksum
 from .compression import Gunzip, Gzip
-from .counting import RecordCounter, count_records
+from .counting import RecordCounter, RecordTally, count_records, record_tally
 from .dynamodb_items import (
     ITEM_COLUMN,
     ITEM_SCHEMA,
@@ -109,6 +109,7 @@ __all__ = [
     "ParquetInput",
     "RangeFile",
     "RecordCounter",
+    "RecordTally",
     "RowChecksum",
     "WantsSchema",
     "attribute_type",
@@ -142,6 +143,7 @@ __all__ = [
     "part_name",
     "produce_parquet_rows",
     "read_parquet_schema",
+    "record_tally",
     "row_to_item",
     "same_layout",
     "to_attribute",

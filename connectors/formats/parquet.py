@@ -48,12 +48,16 @@ TYPE_KEY = b"headrace.type"
 def pyarrow_modules() -> tuple[Any, Any]:
     """(pyarrow, pyarrow.parquet), or a clear error when the extra is not installed.
 
-    Arrow's buffers come from the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says
-    otherwise (pyarrow reads it when it loads, so it is set before the first import):
-    pyarrow's default, mimalloc, kept the freed row groups' pages, and a 500,000-row
-    PostgreSQL -> Parquet copy peaked at 212 MB RSS against 175 MB (benchmarks/README.md);
-    ``set_memory_pool`` after the import did not give that back."""
-    if "pyarrow" not in sys.modules and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    Unless ``ARROW_DEFAULT_MEMORY_POOL`` names one, Arrow's buffers come from jemalloc told to
+    give freed pages back at once (decay 0), where the wheel has it, else from the system
+    allocator. pyarrow's default, mimalloc, kept the freed row groups' pages: a 500,000-row
+    PostgreSQL -> Parquet copy peaked at 212 MB RSS on the rows lane against 175 MB with the
+    system allocator, and on the bytes lane the system allocator's 191-197 MB became 165 MB
+    with jemalloc (benchmarks/README.md). The variable is set before the first import
+    (pyarrow reads it when it loads: ``set_memory_pool`` afterwards did not give mimalloc's
+    pages back); jemalloc is then made the default before any buffer is made."""
+    chosen = "pyarrow" in sys.modules or bool(os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
+    if not chosen:
         os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     try:
         import pyarrow as pa
@@ -61,6 +65,12 @@ def pyarrow_modules() -> tuple[Any, Any]:
     except ModuleNotFoundError:
         raise ConfigError("the Parquet format needs pyarrow: pip install 'headrace[parquet]'"
                           ) from None
+    if not chosen:
+        try:
+            pa.jemalloc_set_decay_ms(0)
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+        except NotImplementedError:  # a build without jemalloc: the system allocator
+            pass
     return pa, pq
 
 
@@ -180,31 +190,72 @@ def _as_text(v: Any) -> Any:
     return str(v)
 
 
+#: Why a NaN cannot be a decimal, and what to do instead.
+NAN_HINT = ("; a NaN has no decimal form: read the column as double precision or text "
+            "(a selectQuery with a cast) to keep it")
+
+
+def shown_value(value: Any) -> str:
+    """A value as an error shows it (cut to 60 characters; a NaN said to be one)."""
+    text = str(value)
+    shown = repr(text[:60])
+    return f"{shown} (a NaN)" if text.lower() == "nan" else shown
+
+
+def with_nan_hint(what: str, value: Any, target: Any) -> str:
+    """``what``, and for a NaN into a decimal the way to keep it."""
+    pa, _ = pyarrow_modules()
+    if str(value).lower() == "nan" and pa.types.is_decimal(target):
+        return what + NAN_HINT
+    return what
+
+
 def _array(values: list[Any], field: Any, where: str, first_line: int | None) -> Any:
     """Values of one column as an Arrow array of ``field``'s type; text from a text format
-    ("12.50", "2024-01-02 03:04:05+00") is parsed by Arrow's casts."""
+    ("12.50", "2024-01-02 03:04:05+00") is parsed by Arrow's casts. A value the type cannot
+    hold is named with its line (``first_line`` counts from the batch's first row)."""
     pa, _ = pyarrow_modules()
     typ = field.type
+    try:
+        return _converted(values, typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+            ValueError) as exc:
+        bad = _first_unconvertible(values, typ)
+        line = first_line + bad if first_line is not None and bad is not None else first_line
+        what = f"{exc}" if bad is None else with_nan_hint(
+            f"{shown_value(values[bad])}: {exc}", values[bad], typ)
+        raise BadDataError(f"{where}: column {field.name!r} cannot be written as Parquet "
+                           f"{typ}: {what}", line=line) from None
+
+
+def _converted(values: list[Any], typ: Any) -> Any:
+    pa, _ = pyarrow_modules()
     try:
         return pa.array(values, type=typ)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         pass
     texts = [_as_text(v) for v in values]
-    try:
-        if pa.types.is_string(typ):
-            return pa.array(texts, type=typ)
-        if pa.types.is_binary(typ):
-            return pa.array([t.encode("utf-8") if isinstance(t, str) else t for t in texts],
-                            type=typ)
-        if pa.types.is_boolean(typ):
-            texts = [None if t is None else
-                     {"t": "true", "f": "false", "y": "true", "n": "false", "yes": "true",
-                      "no": "false"}.get(t.strip().lower(), t.strip()) for t in texts]
-        return pa.array(texts, type=pa.string()).cast(typ)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
-            ValueError) as exc:
-        raise BadDataError(f"{where}: column {field.name!r} cannot be written as Parquet "
-                           f"{typ}: {exc}", line=first_line) from None
+    if pa.types.is_string(typ):
+        return pa.array(texts, type=typ)
+    if pa.types.is_binary(typ):
+        return pa.array([t.encode("utf-8") if isinstance(t, str) else t for t in texts],
+                        type=typ)
+    if pa.types.is_boolean(typ):
+        texts = [None if t is None else
+                 {"t": "true", "f": "false", "y": "true", "n": "false", "yes": "true",
+                  "no": "false"}.get(t.strip().lower(), t.strip()) for t in texts]
+    return pa.array(texts, type=pa.string()).cast(typ)
+
+
+def _first_unconvertible(values: list[Any], typ: Any) -> int | None:
+    """The index of the first value :func:`_converted` refuses alone (the error path only)."""
+    pa, _ = pyarrow_modules()
+    for i, value in enumerate(values):
+        try:
+            _converted([value], typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
+            return i
+    return None
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -423,10 +474,32 @@ class ParquetRows:
             if pa.types.is_dictionary(array.type):
                 array = array.dictionary_decode()
             if pa.types.is_timestamp(array.type) and array.type.unit == "ns":
-                array = array.cast(pa.timestamp("us", tz=array.type.tz), safe=False)
+                array = self._microseconds(array, col, first_line)
             columns.append(_plain(array.to_pylist(), col))
         rows = list(zip(*columns, strict=True)) if columns else []
         return RowBatch(self.schema, rows, first_line=first_line)
+
+    def _microseconds(self, array: Any, col: Column, first_line: int) -> Any:
+        """Nanosecond timestamps (other tools write them) at microseconds, what PostgreSQL,
+        MySQL and Python keep: exact when every value is whole microseconds; a value with
+        nanoseconds is refused naming its row rather than rounded."""
+        pa, _ = pyarrow_modules()
+        import pyarrow.compute as pc
+
+        try:
+            return array.cast(pa.timestamp("us", tz=array.type.tz))
+        except pa.ArrowInvalid:
+            pass
+        ticks = array.cast(pa.int64())
+        lost = pc.not_equal(pc.subtract(ticks, pc.multiply(pc.divide(ticks, 1000), 1000)), 0)
+        bad = pc.index(lost, True).as_py()
+        row = first_line + max(0, bad)
+        value = array[bad].value if bad >= 0 else None
+        raise BadDataError(f"the timestamp {value} ns since the epoch has nanoseconds, "
+                           "which nothing headrace writes to keeps (PostgreSQL, MySQL and "
+                           "Python stop at microseconds); round it where the file is made "
+                           "(pyarrow: coerce_timestamps='us', allow_truncated_timestamps)",
+                           location=self.location, line=row, column=col.name)
 
     def close(self) -> None:
         self._file.close()
@@ -479,3 +552,43 @@ def parquet_row_count(path: str) -> int:
         return int(pq.ParquetFile(path).metadata.num_rows)
     except (OSError, ValueError) as exc:
         raise BadDataError(f"{path}: not a readable Parquet file: {exc}") from None
+
+
+class FooterRows:
+    """The rows of a Parquet file streaming past, from its footer (``--verify`` of a
+    Parquet object: the bytes sent are the bytes S3 stored, by their MD5s and ETags, and
+    these are the rows those bytes declare). Keeps only the last ``keep`` bytes or more (the
+    footer comes in the stream's last chunk)."""
+
+    def __init__(self, location: str, *, keep: int = 4 * 1024 * 1024) -> None:
+        self._location = location
+        self._keep = keep
+        self._tail: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> int:
+        if chunk:
+            self._tail.append(chunk)
+            self._size += len(chunk)
+            while len(self._tail) > 1 and self._size - len(self._tail[0]) >= self._keep:
+                self._size -= len(self._tail.pop(0))
+        return 0
+
+    @property
+    def records(self) -> int:
+        pa, pq = pyarrow_modules()
+        data = b"".join(self._tail)
+        self._tail = [data] if data else []
+        if len(data) < 12 or data[-4:] != b"PAR1":
+            raise BadDataError(f"{self._location}: the bytes written do not end as a Parquet "
+                               "file does")
+        length = int.from_bytes(data[-8:-4], "little")
+        if length + 8 > len(data):
+            raise BadDataError(f"{self._location}: the Parquet footer ({length} bytes) is "
+                               f"larger than the {len(data)} bytes kept to read it")
+        try:
+            meta = pq.read_metadata(pa.BufferReader(b"PAR1" + data[-8 - length:]))
+        except (OSError, ValueError) as exc:
+            raise BadDataError(f"{self._location}: the Parquet footer written cannot be "
+                               f"read: {exc}") from None
+        return int(meta.num_rows)

@@ -35,8 +35,18 @@ from typing import Any
 from connectors.base import CSV, Column, Schema, TextFormat
 from connectors.errors import BadDataError
 
-from .parquet import arrow_field, check_compression, open_row_groups, pyarrow_modules
+from .parquet import (
+    arrow_field,
+    check_compression,
+    open_row_groups,
+    pyarrow_modules,
+    shown_value,
+    with_nan_hint,
+)
 
+#: pyarrow parses this much CSV at a time (it numbers rows across blocks, so errors still
+#: name the row of the text given)
+_BLOCK = 1 << 20
 _TRUE = ["t", "true", "1"]
 _FALSE = ["f", "false", "0"]
 #: pyarrow's conversion errors: ``In CSV column #2: Row #5: <what>`` (rows from 1, in the text
@@ -44,10 +54,6 @@ _FALSE = ["f", "false", "0"]
 _WHERE = re.compile(r"In CSV column #(\d+): Row #(\d+): (.*)", re.S)
 #: ... and the value, in its two ways of naming it
 _VALUE = re.compile(r"(?:invalid value|The string) '(.*)'", re.S)
-#: Why a NaN cannot be a decimal, and what to do instead.
-_NAN_HINT = ("; a NaN has no decimal form: read the column as double precision or text "
-             "(a selectQuery with a cast) to keep it")
-
 
 def transcodable(fmt: TextFormat, schema: Schema | None) -> bool:
     """True when CSV of ``fmt`` with ``schema``'s columns can go to Parquet on the bytes lane:
@@ -126,11 +132,10 @@ class CsvToParquet:
 
     def _records(self, text: bytes) -> bytes:
         pa, pacsv = self._pa, self._csv
-        block = max(1 << 20, len(text) + 1)  # one block: one table, rows numbered in it
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(text),
-                read_options=pacsv.ReadOptions(column_names=list(self._read), block_size=block,
+                read_options=pacsv.ReadOptions(column_names=list(self._read), block_size=_BLOCK,
                                                use_threads=False),
                 parse_options=self._parse, convert_options=self._convert)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -202,7 +207,7 @@ class CsvToParquet:
             try:
                 convert(value)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                return self._bad(n, i, _with_hint(f"{_shown(value)} {what}", value,
+                return self._bad(n, i, with_nan_hint(f"{shown_value(value)} {what}", value,
                                                   self._targets[i]))
         return BadDataError(f"{self._where}: column {self._columns[i].name!r} {what}")
 
@@ -215,7 +220,7 @@ class CsvToParquet:
         if i < len(self._columns):
             value = _VALUE.search(what)
             target = self._targets[i]
-            what = _with_hint(f"{_shown(value.group(1))} cannot be written as Parquet "
+            what = with_nan_hint(f"{shown_value(value.group(1))} cannot be written as Parquet "
                               f"{target}", value.group(1), target) \
                 if value is not None else f"{what} (as Parquet {target})"
         return self._bad(row - 1, i, what)
@@ -240,20 +245,6 @@ def _has_offset(pa: Any, text: str, target: Any) -> bool:
             return True  # not a timestamp either way: the cast names it
         return False
     return True
-
-
-def _shown(value: Any) -> str:
-    text = str(value)
-    shown = repr(text[:60])
-    return f"{shown} (a NaN)" if text.lower() == "nan" else shown
-
-
-def _with_hint(what: str, value: Any, target: Any) -> str:
-    """``what``, and for a NaN into a decimal the way to keep it."""
-    pa, _ = pyarrow_modules()
-    if str(value).lower() == "nan" and pa.types.is_decimal(target):
-        return what + _NAN_HINT
-    return what
 
 
 def _last_record_end(data: bytes) -> int:

@@ -5,7 +5,7 @@ each input field goes to, and taking row batches off a stream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
@@ -23,6 +23,7 @@ from connectors.base import (
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
+from ._insert import insert_target
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
 
@@ -149,6 +150,8 @@ class SqlEndpoint(Protocol):
     product: ClassVar[str]
 
     @property
+    def dialect(self) -> Dialect: ...
+    @property
     def table(self) -> str | None: ...
     @property
     def select_query(self) -> str | None: ...
@@ -160,6 +163,8 @@ class SqlEndpoint(Protocol):
     def create(self) -> bool: ...
     def describe(self) -> str: ...
     def quoted_table(self) -> str: ...
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self: ...
 
 
 E = TypeVar("E", bound=SqlEndpoint)
@@ -232,8 +237,26 @@ class SqlSink(Generic[E]):
     def verify_with(self, check: VerifyCheck) -> None:
         """Verify the load before committing (see :class:`~connectors.base.VerifiesLoad`).
         Loads under a checkpoint key that go in resumable batches cannot be verified as a
-        whole inside one transaction; they refuse instead."""
+        whole inside one transaction; they refuse instead. An insertQuery other than the
+        plain ``INSERT INTO t (cols) VALUES (?, ...)`` is refused here, before any load
+        (:mod:`._insert`)."""
+        if self.endpoint.insert_query:
+            insert_target(self.endpoint.insert_query, self.endpoint.dialect)
         self.verify_check = check
+
+    def written_table(self) -> tuple[E | None, tuple[str, ...] | None]:
+        """The endpoint of the table the load writes (None: not known), and for a plain
+        insertQuery the columns its input fields go to, in order (``--verify`` reads them
+        back; ``schema`` describes them)."""
+        ep = self.endpoint
+        if not ep.insert_query:
+            return (ep if ep.table else None), None
+        try:
+            target = insert_target(ep.insert_query, ep.dialect)
+        except ConfigError:
+            return None, None
+        return ep.model_copy(update={"table": target.table, "insert_query": None}), \
+            target.columns
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns, used to create the table when ``create`` is set."""

@@ -1,6 +1,7 @@
 """Incremental copies: read only the rows past a copy's last committed watermark.
 
-:class:`IncrementalSource` wraps a PostgreSQL or MySQL table source. It reads the rows whose
+:class:`IncrementalSource` wraps a PostgreSQL or MySQL table source (or a query's, read as a
+derived table: :meth:`connectors.sql._base.SqlSource.restrict`). It reads the rows whose
 incremental column is past the previous watermark (the whole table the first time), keeps
 track of the new one (the largest value it read) and of the keys of the rows it loaded near
 it, and hands the rest of the copy ordinary row batches. What the copy then commits with the

@@ -149,9 +149,9 @@ async def _increment(ctx: AttemptContext, source: Source, output_id: str,
     ledger = ctx.copies
     record = await ledger.copy_state(key) if ledger is not None else None
     run = (record.runs if record else 0) + 1
-    output_kind = node_kind(ctx.resolve(output_id))
+    folder = increment_folder(run) if node_kind(ctx.resolve(output_id)) == "files" else None
     sink = node_sink(ctx, output_id, options, checkpoint_key=ctx.run_key or None,
-                     folder=increment_folder(run) if output_kind == "files" else None)
+                     folder=folder)
     if ledger is None and not isinstance(sink, CommitsWatermark):
         raise ActivityFailed(f"incrementalColumn: {sink.describe} keeps no watermark and "
                              "this engine has no store to keep it in", transient=False)
@@ -162,7 +162,8 @@ async def _increment(ctx: AttemptContext, source: Source, output_id: str,
                                  options=copy_options)
     crash_point("incremental-output-complete")
     if ledger is not None:  # for files, S3 and DynamoDB this is the watermark's commit
-        await ledger.record_copy_run(key, source=source.describe, dest=sink.describe,
+        dest = sink.describe.removesuffix(folder) if folder else sink.describe  # the node's
+        await ledger.record_copy_run(key, source=source.describe, dest=dest,
                                      column=wanted.column, state=done.state.to_json(),
                                      rows=done.result.rows, watermark=done.state.display,
                                      instance_id=ctx.instance.id)

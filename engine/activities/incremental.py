@@ -4,9 +4,11 @@ it, the sink told to merge and to commit the new watermark with the rows, the co
 
 Where the watermark lives (see :mod:`connectors.incremental`): a PostgreSQL or MySQL target
 keeps it in its ``headrace_checkpoints`` row, written in the load's transaction; for a file or
-S3 output it is the store's, written only after the output completed (the caller does that:
-:func:`record_run`). The store also gets a copy of a SQL target's, after the commit, so
-``headrace describe-copy`` can show every copy's watermark and rows moved.
+S3 (or DynamoDB) output it is the store's, written only after the output completed (the
+caller does that: ``Store.record_copy_run``). The store also gets a copy of a SQL target's,
+after the commit, so ``headrace describe-copy`` and ``list-runs`` can show every copy's
+watermark and rows moved. The runs of one copy take turns under a lease in the store
+(:func:`one_at_a_time`), or two at once would read the same watermark.
 """
 
 from __future__ import annotations

@@ -523,19 +523,19 @@ class Store:
         if self._has_copy_tables:
             return
         async with self.backend.transaction() as tx:
-            for statement in _COPY_TABLES:
-                await tx.execute(statement)
-            if "instance_id" not in await self._copy_run_columns(tx):  # made before it was
-                await tx.execute("ALTER TABLE hr_copy_runs ADD COLUMN instance_id TEXT")
+            if self.backend.dialect == "sqlite":  # BEGIN IMMEDIATE: one process at a time
+                for statement in _COPY_TABLES:
+                    await tx.execute(statement)
+                found = await tx.fetch("PRAGMA table_info(hr_copy_runs)")
+                if "instance_id" not in {str(r[1]) for r in found}:  # made before it was
+                    await tx.execute("ALTER TABLE hr_copy_runs ADD COLUMN instance_id TEXT")
+            else:  # concurrent CREATE ... IF NOT EXISTS can collide in PostgreSQL: take turns
+                await tx.fetch("SELECT pg_advisory_xact_lock(hashtext('hr_copies'))")
+                for statement in _COPY_TABLES:
+                    await tx.execute(statement)
+                await tx.execute("ALTER TABLE hr_copy_runs ADD COLUMN IF NOT EXISTS "
+                                 "instance_id TEXT")
         self._has_copy_tables = True
-
-    async def _copy_run_columns(self, tx: Any) -> set[str]:
-        if self.backend.dialect == "sqlite":
-            return {str(r[1]) for r in await tx.fetch("PRAGMA table_info(hr_copy_runs)")}
-        rows = await tx.fetch("SELECT column_name FROM information_schema.columns WHERE "
-                              "table_name = 'hr_copy_runs' AND table_schema = "
-                              "current_schema()")
-        return {str(r[0]) for r in rows}
 
     async def copy_state(self, copy_key: str) -> CopyRecord | None:
         await self._copy_tables()

@@ -550,6 +550,8 @@ def test_a_copy_activity_into_s3_survives_a_crash_before_the_watermark(
         ("2024-01-01T00:00:00", "2024-01-01T00:50:00+00:00", 50),
         ("2024-01-01T00:15:00", "2024-01-03T00:01:05+00:00", 15),
         ("2024-01-01T00:30:00", "2024-01-04T00:01:08+00:00", 3)])
+    shown = cli.json("describe-copy")["copies"][0]
+    assert shown["dest"] == f"s3://{s3_bucket}/act/"  # the node's folder, not an increment
 
 
 def test_incremental_from_a_query(cli: Cli, pg_database: str, mysql_database: str) -> None:
@@ -679,3 +681,97 @@ def test_a_backfill_runs_the_increments_one_at_a_time(cli: Cli, pg_database: str
     history = cli.json("describe-copy", f"activity:{ran['pipelineId']}/Dump")
     assert [r["run"] for r in history["copies"][0]["history"]] == [1, 2, 3, 4]
     assert sorted(r["rowsMoved"] for r in history["copies"][0]["history"]) == [0, 0, 0, 50]
+
+
+def test_a_copy_activity_into_a_local_folder(cli: Cli, pg_database: str,
+                                             tmp_path: Path) -> None:
+    """A local ``directoryPath`` output gets a folder per increment too; a ``filePath`` one
+    is refused, naming the node."""
+    from urllib.parse import urlsplit
+
+    from tests.e2e.cli_kit import by_object, ref, write_definition
+
+    pg(pg_database, SOURCE)
+    parts = urlsplit(pg_database)
+    out = tmp_path / "out"
+    db = {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+          "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
+          "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+          "*password": "unused"}
+    source = {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
+              "table": "s", "incrementalColumn": "ts"}
+    load = {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+            "output": ref("Out"), "workerGroup": "local", "maximumRetries": "0"}
+
+    def run(output: dict[str, Any], start: str, end: str, check: int = 0) -> dict[str, Any]:
+        return cli.run(write_definition(tmp_path / "p.json", db, source, output, load,
+                                        start=start, end=end), check=check)
+
+    folder = {"id": "Out", "name": "Out", "type": "S3DataNode", "directoryPath": str(out)}
+    assert by_object(run(folder, "2024-01-01T00:00:00", "2024-01-01T00:15:00"))["Load"][
+        "status"] == "FINISHED"
+    pg(pg_database, "INSERT INTO s VALUES (51, '2024-01-02 00:00+00', 'n')")
+    assert by_object(run(folder, "2024-01-01T00:15:00", "2024-01-01T00:30:00"))["Load"][
+        "status"] == "FINISHED"
+    parts_written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
+    assert parts_written == ["increment-000001/part-00000.csv",
+                             "increment-000002/part-00000.csv"]
+    found = Counter(int(r[0]) for p in out.rglob("*.csv")
+                    for r in csv.reader(io.StringIO(p.read_text())))
+    assert found == Counter(range(1, 52))
+
+    one_file = {"id": "Out", "name": "Out", "type": "S3DataNode",
+                "filePath": str(tmp_path / "one.csv")}
+    failed = by_object(run(one_file, "2024-01-01T00:30:00", "2024-01-01T00:45:00",
+                           check=None))["Load"]
+    assert failed["status"] == "FAILED"
+    assert "Out: an incremental copy writes a folder per increment; give the node a " \
+        "directoryPath" in failed["error"]
+    assert not (tmp_path / "one.csv").exists()
+
+
+def test_a_copy_activity_merging_into_dynamodb(cli: Cli, pg_database: str,
+                                               dynamodb_endpoint: str,
+                                               tmp_path: Path) -> None:
+    """An incremental CopyActivity with ``incrementalKey`` into a DynamoDBDataNode: items
+    are put by their key, the watermark is the store's; each item ends at its latest
+    version."""
+    from urllib.parse import urlsplit
+
+    from tests.e2e.cli_kit import by_object, ref, write_definition
+
+    pg(pg_database, SOURCE)
+    ddb = aws.client("dynamodb", dynamodb_endpoint)
+    table = f"incr-act-{secrets.token_hex(4)}"
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+    parts = urlsplit(pg_database)
+    objects = (
+        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
+         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+         "*password": "unused"},
+        {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
+         "table": "s"},
+        {"id": "Items", "name": "Items", "type": "DynamoDBDataNode", "tableName": table},
+        {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
+         "output": ref("Items"), "incrementalColumn": "ts", "incrementalKey": "id",
+         "workerGroup": "local"})
+    try:
+        first = cli.run(write_definition(tmp_path / "p.json", *objects))
+        assert by_object(first)["Load"]["status"] == "FINISHED"
+        pg(pg_database, "UPDATE s SET v = 'new', ts = ts + interval '1 day' "
+           "WHERE id % 10 = 0; INSERT INTO s VALUES (51, '2024-01-03 00:00+00', 'v51')")
+        later = cli.run(write_definition(tmp_path / "p.json", *objects,
+                                         start="2024-01-01T00:15:00",
+                                         end="2024-01-01T00:30:00"))
+        assert by_object(later)["Load"]["status"] == "FINISHED"
+        items = ddb.scan(TableName=table)["Items"]
+    finally:
+        ddb.delete_table(TableName=table)
+    assert {int(i["id"]["N"]): i["v"]["S"] for i in items} == \
+        dict(pg(pg_database, "SELECT id, v FROM s"))
+    check_runs_shown(cli, first["pipelineId"], [
+        ("2024-01-01T00:00:00", "2024-01-01T00:50:00+00:00", 50),
+        ("2024-01-01T00:15:00", "2024-01-03T00:00:00+00:00", 6)])
