@@ -34,8 +34,8 @@ from ._url import CONNECTOR, S3Object, note_retries
 READ_PIECE = 1024 * 1024
 
 #: A direct download hands a range's pieces on in batches of about this many bytes.
-WRITE_BATCH = 8 * 1024 * 1024
-#: ... and, by default, asks for ranges of this size: its memory is WRITE_BATCH per range in
+WRITE_BATCH = 4 * 1024 * 1024
+#: ... and, by default, asks for ranges of this size: its memory is 2 x WRITE_BATCH per range in
 #: flight whatever the range's size, and every GET costs ~3-4 ms of botocore CPU (1 GiB in
 #: 5 MiB ranges: 205 requests, 0.7 s of the copy's CPU; in 16 MiB ranges: 64).
 DIRECT_RANGE = 16 * 1024 * 1024
@@ -149,29 +149,43 @@ class Ranges:
 
         A range's pieces are gathered until ``WRITE_BATCH`` bytes (or the range's end) and
         handed on together: one gathering write and one thread hop per batch rather than per
-        socket read, and no joining copy."""
+        socket read, and no joining copy. The write runs beside the range's next batch (at
+        most one in flight per range, so a range holds two batches at most): the socket is
+        read while the disk is written, rather than left to fill and stop the sender."""
         async def fetch(start: int) -> None:
             pending: list[bytes] = []
             held = 0
             at = start  # where pending's first byte goes: pieces arrive in order
+            written: anyio.Event | None = None  # set when the batch in flight is written
 
-            async def flush() -> None:
-                nonlocal held, at
+            async def write_batch(base: int, pieces: tuple[bytes, ...],
+                                  done: anyio.Event) -> None:
+                await write(base, *pieces)
+                done.set()
+
+            async def flush(tg: TaskGroup) -> None:
+                nonlocal held, at, written
+                if written is not None:
+                    await written.wait()
                 pieces = tuple(pending)
                 pending.clear()
                 base, at, held = at, at + held, 0
-                await write(base, *pieces)
+                written = anyio.Event()
+                tg.start_soon(write_batch, base, pieces, written)
 
-            async def take(_offset: int, piece: bytes) -> None:
-                nonlocal held
-                pending.append(piece)
-                held += len(piece)
-                if held >= WRITE_BATCH:
-                    await flush()
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    async def take(_offset: int, piece: bytes) -> None:
+                        nonlocal held
+                        pending.append(piece)
+                        held += len(piece)
+                        if held >= WRITE_BATCH:
+                            await flush(tg)
 
-            await self.read(client, obj, start, min(start + span, obj.size), progress, take)
-            if pending:
-                await flush()
+                    await self.read(client, obj, start, min(start + span, obj.size),
+                                    progress, take)
+                    if pending:
+                        await flush(tg)
 
         span = self.direct_range or self.chunk_size
         await each_at_most(self.parallel, range(0, obj.size, span), fetch)
