@@ -176,7 +176,7 @@ def test_workers_race_for_1000_instances_a_scheduler_plans_each_runs_once(
         "Step", f"echo $HEADRACE_WORKER_ID >> {out}/#{{@scheduledStartTime}}.txt",
         maxActiveInstances="1000", maximumRetries="0"), instances=1000)
     pid = cli.new_pipeline(path)
-    cli.scheduler()
+    cli.scheduler("-q")
     for n in range(workers):
         cli.worker(f"w{n}", "--slots", "4", lease=10.0)
     runs = cli.wait_finished(pid, 1000, timeout=280)
