@@ -246,9 +246,16 @@ def _family(parent: int) -> list[int]:
 
 async def _server_pids(dsn: str) -> list[int]:
     """The PostgreSQL server's processes: the postmaster (the parent of this connection's
-    backend) and all its children."""
-    rows = await _sql(dsn, f"{MARK} SELECT pg_backend_pid()")
-    return _family(_parent(int(rows[0][0])))
+    backend, read while the connection is open) and all its children."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        backend = int(await conn.fetchval(f"{MARK} SELECT pg_backend_pid()"))
+        return _family(_parent(backend))
+    finally:
+        _SENT[dsn] += 1
+        await conn.close()
 
 
 async def _registered(dsn: str) -> int:
