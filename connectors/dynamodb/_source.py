@@ -19,6 +19,7 @@ from connectors.base import (
     RowsOut,
     Schema,
     TextFormat,
+    Total,
 )
 from connectors.errors import BadDataError, ConfigError
 from connectors.formats import (
@@ -82,6 +83,17 @@ class DynamoDBSource:
 
     async def schema(self) -> Schema | None:
         return Schema(self.columns) if self.columns else None
+
+    async def total(self) -> Total | None:
+        """The table's item count from DescribeTable: an estimate (DynamoDB refreshes
+        ``ItemCount`` about every six hours), None when it says nothing useful (0 or absent:
+        see :attr:`TableInfo.item_count`)."""
+        async with open_client(self.table.region, max_connections=2,
+                               describe=self.describe) as client:
+            info = await describe_table(client, self.table.table_name, self.describe)
+        if info.item_count is None:
+            return None
+        return Total(rows=info.item_count, estimated=True)
 
     async def produce_bytes(self, fmt: TextFormat, out: BytesOut, progress: Progress) -> None:
         """DynamoDB export lines (the wire JSON as is), or plain JSON lines: one object per item

@@ -107,6 +107,10 @@ class TableInfo:
     key_types: dict[str, str]  # key attribute -> S, N or B
     read_units: float | None   # None: on-demand
     write_units: float | None
+    #: DescribeTable's ``ItemCount``: refreshed by DynamoDB about every six hours, so an
+    #: estimate. None when the reply has none or says 0: a new table reports 0 until the first
+    #: refresh whatever it holds (dynalite always does), and an empty one needs no total.
+    item_count: int | None = None
 
 
 def table_info(reply: dict[str, Any]) -> TableInfo:
@@ -124,7 +128,12 @@ def table_info(reply: dict[str, Any]) -> TableInfo:
                    if a.get("AttributeName") in {k["AttributeName"] for k in keys}},
         read_units=None if on_demand else provisioned.get("ReadCapacityUnits") or None,
         write_units=None if on_demand else provisioned.get("WriteCapacityUnits") or None,
+        item_count=_item_count(table.get("ItemCount")),
     )
+
+
+def _item_count(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
 
 
 async def describe_table(client: Any, table: str, describe: str) -> TableInfo:

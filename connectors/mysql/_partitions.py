@@ -178,11 +178,11 @@ async def _read_part(shared: _Shared, query: str, tally: Progress, fmt: TextForm
         pending: list[bytes] = []
         size = 0
         async for rows in fetch_gated(conn, cur):
-            piece = b"".join([r[0] for r in rows])
             shared.progress.add(rows=len(rows))
             tally.add(rows=len(rows))
-            pending.append(piece)
-            size += len(piece)
+            lines = [r[0] for r in rows]  # kept as they are, joined once per chunk
+            pending += lines
+            size += sum(map(len, lines))
             if size >= limit:  # whole rows only: the parts interleave by chunk
                 await _send(out, pending, shared.progress, tally)
                 pending, size = [], 0

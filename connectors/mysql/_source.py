@@ -113,20 +113,25 @@ class MySqlSource(SqlSource[MySqlEndpoint]):
             # the result, which on failure or cancellation is neither wanted nor safe.
             cur = conn.cursor(SSCursor)
             await cur.execute(sql)
+            # Each row is one server-built line: they are gathered as they are and joined
+            # once per chunk, which ends after the fetch that reaches ``limit``, so every byte
+            # is copied once here (cutting every chunk at exactly ``limit`` cost two more
+            # copies: a join per fetch, then slices). Only a chunk size below one fetch's
+            # bytes still cuts, so the read-ahead stays bounded by the chunk size.
             async for rows in fetch_gated(conn, cur):
-                piece = b"".join([r[0] for r in rows])
                 progress.add(rows=len(rows))
-                pending.append(piece)
-                size += len(piece)
-                if size >= limit:  # chunks of the copy's size, whatever the fetch size
-                    data = pending[0] if len(pending) == 1 else b"".join(pending)
-                    whole = size - size % limit
-                    pending = [data[whole:]] if whole < size else []
-                    size -= whole
-                    for start in range(0, whole, limit):
-                        await out.send(data if whole == limit == len(data)
-                                       else data[start:start + limit])
-                        progress.add(nbytes=limit)
+                lines = [r[0] for r in rows]
+                pending += lines
+                size += sum(map(len, lines))
+                if size >= limit:
+                    data = b"".join(pending)
+                    pending.clear()
+                    size = 0
+                    step = len(data) if len(data) < 2 * limit else limit
+                    for start in range(0, len(data), step):
+                        chunk = data if step == len(data) else data[start:start + step]
+                        await out.send(chunk)
+                        progress.add(nbytes=len(chunk))
         if pending:
             chunk = b"".join(pending)
             await out.send(chunk)

@@ -29,7 +29,7 @@ from connectors.formats import (
     read_parquet_schema,
 )
 
-from ._download import Ranges
+from ._download import DIRECT_RANGE, Ranges
 from ._listing import any_object, head, iter_objects, read_manifest
 from ._url import CONNECTOR, DEFAULT_CHUNK, S3Object, is_gzip, parse_s3_url
 
@@ -75,7 +75,11 @@ class S3Source(NamedFormatSource):
 
     @property
     def _ranges(self) -> Ranges:
-        return Ranges(self.url.bucket, self.chunk_size, self.parallel, self.max_range_attempts)
+        # the direct lane holds WRITE_BATCH per range whatever its size: bigger ranges by
+        # default (fewer requests), the chunk size when one was chosen
+        direct = DIRECT_RANGE if self.chunk_size == DEFAULT_CHUNK else self.chunk_size
+        return Ranges(self.url.bucket, self.chunk_size, self.parallel, self.max_range_attempts,
+                      direct_range=direct)
 
     async def resolve(self, client: Any) -> tuple[str | None, AsyncIterator[S3Object]]:
         """(prefix or None for a single object, the objects to read)."""
@@ -133,9 +137,9 @@ class S3Source(NamedFormatSource):
                 return None
             writer = await start(obj.size)
 
-            async def write(offset: int, piece: bytes) -> None:
-                await writer.write_at(offset, piece)
-                progress.add(nbytes=len(piece))
+            async def write(offset: int, *pieces: bytes) -> None:
+                await writer.write_at(offset, *pieces)
+                progress.add(nbytes=sum(len(p) for p in pieces))
 
             await self._ranges.fetch_into(client, obj, progress, write)
             return obj.size

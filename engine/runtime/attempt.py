@@ -321,7 +321,7 @@ class Attempt:
             clock=rt.clock, env={**propagation_env(), ATTEMPT_MARK: attempt.id,
                                  **({WORKER_MARK: self.fence.worker_id} if self.fence else {})},
             node_id=node_id, node_fields=node_fields, secret_fields=secret,
-            run_key=run_key(rt.pipeline_id, self.host.activation, rec))
+            run_key=run_key(rt.pipeline_id, self.host.activation, rec), copies=rt.store)
 
 
 async def interrupt_lost_attempts(rt: PipelineRuntime, rec: InstanceRecord) -> None:

@@ -37,6 +37,7 @@ from connectors.dynamodb import (
     source_from_url,
     table_exists,
     table_has_data,
+    table_info,
 )
 from connectors.errors import (
     AuthenticationFailed,
@@ -298,6 +299,24 @@ async def test_copy_between_tables_keeps_every_item(tables: Tables) -> None:
     # the wire JSON passes as is (bytes lane): no Python value conversion, sets stay sets
     assert (result.lane, result.format, result.rows) == ("bytes", DYNAMODB_JSONL, n)
     check(tables.scan(second), n, expected)
+
+
+async def test_item_count_is_the_estimated_total(tables: Tables) -> None:
+    """DescribeTable's ItemCount is the progress total, marked estimated; a count of 0 is no
+    total (a new table says 0 until DynamoDB's six-hourly refresh; dynalite always does)."""
+    n = 250
+    table = tables.create()
+    tables.put(table, [{"id": {"N": str(i)}} for i in range(n)])
+    source = source_from_url(f"dynamodb://{table}", EndpointOptions(parallel=2))
+    reply = tables.client.describe_table(TableName=table)
+    assert reply["Table"]["ItemCount"] == 0  # dynalite never refreshes it
+    assert await source.total() is None
+    progress = Progress()
+    result = await copy(source, sink_from_url(f"dynamodb://{tables.create()}",
+                                              EndpointOptions(parallel=2)), progress=progress)
+    assert result.rows == n and progress.total is None and progress.fraction() is None
+    refreshed = {**reply, "Table": {**reply["Table"], "ItemCount": 5_000}}
+    assert table_info(refreshed).item_count == 5_000
 
 
 @pytest.mark.parametrize("segments", [1, 2, 5, 8])

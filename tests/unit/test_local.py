@@ -87,6 +87,23 @@ async def test_temp_is_invisible_until_commit(tmp_path: Path) -> None:
     assert (tmp_path / "x.csv").read_bytes() == b"abc\n"
 
 
+async def test_positioned_writes_of_many_pieces_land_in_place(tmp_path: Path) -> None:
+    """write_at(offset, *pieces) writes the pieces one after the other from offset, in any
+    order and several at once; more pieces than one pwritev takes are all written."""
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    af = AtomicFile(tmp_path / "x.bin")
+    await af.open()
+    half = len(data) // 2
+    tail = [data[i:i + 1000] for i in range(half, len(data), 1000)]  # > 1024 pieces
+    head = [data[:5], b"", data[5:half]]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: af.write_at(half, *tail))
+        tg.start_soon(lambda: af.write_at(0, *head))
+    assert af.written == len(data)
+    await af.commit()
+    assert (tmp_path / "x.bin").read_bytes() == data
+
+
 async def test_directory_source_reads_files_in_name_order(tmp_path: Path) -> None:
     d = tmp_path / "in"
     (d / "sub").mkdir(parents=True)
