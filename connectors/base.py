@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from connectors.errors import TerminalFault
 
 #: Logical column types shared by all connectors (Hive names in definitions map onto these).
 ColumnType = Literal[
@@ -286,6 +288,16 @@ class CountsRows(Protocol):
 
 
 @runtime_checkable
+class WritesTypedCsv(Protocol):
+    """A source whose CSV (headrace's layout) renders each column of its ``schema()`` as the
+    database's own text (PostgreSQL's COPY, the MySQL unload's server-built lines), when
+    ``typed_csv`` is true: the copy may parse those bytes into Parquet with the schema's
+    types (:mod:`connectors.formats.parquet_csv`) rather than read the rows one by one."""
+
+    typed_csv: bool
+
+
+@runtime_checkable
 class Converts(Protocol):
     """A sink that can load a format only after a byte pass of its own (MySQL's LOAD DATA and
     headrace's CSV NULLs): the copy prefers a format the sink loads as it is."""
@@ -430,17 +442,19 @@ MAX_PARTITIONS = 64
 @dataclass(frozen=True)
 class OutputFence:
     """Set (in :data:`OUTPUT_FENCE`) by a worker process around an attempt it holds under a
-    lease: sinks call :func:`check_output_fence` just before an output becomes visible (an S3
-    object completed, a file renamed into place), and the SQL loads record ``token`` in
-    their checkpoint row inside the load's own transaction, so that a holder with an older
-    token (its lease lapsed, another worker took over) cannot commit."""
+    lease, so that a holder with an older token (its lease lapsed, another worker took over)
+    cannot make its output visible: the SQL loads record ``token`` in their checkpoint row
+    inside the load's own transaction; S3 and file sinks make an output visible (an object
+    completed, a file renamed into place) only inside :func:`output_fence_held`."""
 
-    Check = Callable[[], Awaitable[None]]
+    Hold = Callable[[], AbstractAsyncContextManager[None]]
 
     #: the lease version (fencing token) of the claim
     token: int
-    #: raises when the claim no longer holds
-    check: Check
+    #: the claim held for the block's duration: raises when it no longer holds, else keeps
+    #: anyone from taking the instance over until the block ends (the worker locks the
+    #: instance's row in the store)
+    hold: Hold
 
 
 #: the fence of the attempt this task runs for (None: not a worker's attempt)
@@ -448,11 +462,27 @@ OUTPUT_FENCE: ContextVar[OutputFence | None] = ContextVar("headrace_output_fence
                                                           default=None)
 
 
-async def check_output_fence() -> None:
-    """Raise (the worker's error) when the worker running this output lost its claim."""
+class FencedOut(TerminalFault):
+    """A newer claim on the instance loads this output: this holder must not commit."""
+
+
+def output_fence_token() -> int | None:
+    """The fencing token of the worker's claim this task runs under (None: no worker)."""
     fence = OUTPUT_FENCE.get()
-    if fence is not None:
-        await fence.check()
+    return fence.token if fence is not None else None
+
+
+@asynccontextmanager
+async def output_fence_held() -> AsyncIterator[None]:
+    """Around the step that makes an output visible: raises (the worker's error) when the
+    worker running this output lost its claim, and keeps the claim from being taken over
+    until the step is done. Outside a worker's attempt, nothing."""
+    fence = OUTPUT_FENCE.get()
+    if fence is None:
+        yield
+        return
+    async with fence.hold():
+        yield
 
 
 #: The default S3 part and range size (see EndpointOptions.chunk_size).

@@ -3,6 +3,7 @@
 Stages are tasks in one task group joined by bounded memory object streams::
 
     bytes lane:   source.produce_bytes(F) -> sink.consume_bytes(F)
+                  (into Parquet: a database's CSV -> transcode -> Parquet, no rows made)
     rows lane:    source.produce_bytes(S) -> decode -> [rows] -> encode -> sink.consume_bytes(T)
                   (either end may be rows-native: produce_rows / consume_rows, no codec stage)
     server-side:  the sink copies from the source itself (S3 CopyObject), no stream at all
@@ -11,11 +12,14 @@ Stages are tasks in one task group joined by bounded memory object streams::
                   no ordered stream; byte-identical, so no records are counted
                   (the sink is asked once, ``TakesOver.take_over``, whether it does either)
 
-Lane choice, first match wins: the sink's native format if the source can produce it; the
-source's native format if the sink can consume it; the first of ``CopyOptions.common_formats``
-both ends speak; else the rows lane. A stage's output stream is closed only after the stage
-returned normally, so end-of-stream always means "all data arrived" and the sink commits; on any
-failure the task group cancels every stage and sinks abort. Codec work runs in a worker thread
+Lane choice, first match wins: the sink's native format if the source can produce it; Parquet
+from a source whose CSV is its columns' own text (:class:`~connectors.base.WritesTypedCsv`,
+the schema's types given to pyarrow's CSV reader; the rows lane when
+:func:`~connectors.formats.transcodable` says no); the source's native format if the sink can
+consume it; the first of ``CopyOptions.common_formats`` both ends speak; else the rows lane.
+A stage's output stream is closed only after the stage returned normally, so end-of-stream
+always means "all data arrived" and the sink commits; on any failure the task group cancels
+every stage and sinks abort. Codec work runs in a worker thread
 (one per stage, through a CapacityLimiter) so the event loop keeps serving the I/O stages.
 """
 
@@ -44,6 +48,7 @@ from connectors.base import (
     KnowsTotal,
     Progress,
     RowBatch,
+    Schema,
     Sink,
     Source,
     TakeoverLane,
@@ -51,16 +56,19 @@ from connectors.base import (
     TextFormat,
     Total,
     VerifiesLoad,
+    WritesTypedCsv,
     first_common_format,
 )
 from connectors.errors import BadDataError, ConfigError, TerminalError, single_failure
 from connectors.formats import (
+    CsvToParquet,
     Decoder,
     RecordCounter,
     RowChecksum,
     WantsSchema,
     decoder_for,
     encoder_for,
+    transcodable,
 )
 from connectors.timeouts import waiting_on_peer
 from connectors.tracing import copy_span, stage_span
@@ -100,6 +108,9 @@ class CopyOptions:
     #: ``--verify``: compare rows and a content checksum of both ends before the sink commits
     #: (:mod:`connectors.verify`); the sink must be :class:`~connectors.base.VerifiesLoad`.
     verify: bool = False
+    #: Write Parquet from a database's CSV bytes (the bytes lane into Parquet) where it can;
+    #: False keeps the rows lane (for comparisons: benchmarks, the lanes' equality test).
+    parquet_from_csv: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,13 +183,29 @@ class Plan:
     def encode(self) -> bool:
         return self.lane == "rows" and self.consume is not None
 
+    @property
+    def transcode(self) -> bool:
+        """The bytes lane into Parquet: the source's CSV parsed by pyarrow, no rows made."""
+        return self.lane == "bytes" and self.consume is not None and \
+            self.consume.kind == "parquet" and self.produce != self.consume
 
-def plan(source: Source, sink: Sink, options: CopyOptions | None = None) -> Plan:
-    """Choose the lane for ``source`` -> ``sink`` (see the module docstring)."""
+
+def _writes_typed_csv(source: Source) -> bool:
+    return isinstance(source, WritesTypedCsv) and source.typed_csv and source.can_produce(CSV)
+
+
+def plan(source: Source, sink: Sink, options: CopyOptions | None = None, *,
+         transcode: bool = True) -> Plan:
+    """Choose the lane for ``source`` -> ``sink`` (see the module docstring);
+    ``transcode=False`` leaves out the bytes lane into Parquet."""
     options = options or CopyOptions()
     target = sink.native_format
     if target is not None and source.can_produce(target):
         return Plan("bytes", target, target)
+    transcode = transcode and options.parquet_from_csv
+    if transcode and target is not None and target.kind == "parquet" and \
+            _writes_typed_csv(source):
+        return Plan("bytes", CSV, target)
     native = source.native_format
     if native is not None and not source.can_produce(native):
         native = None  # read only as rows (Parquet files: from their footers)
@@ -400,8 +427,15 @@ async def _run_lanes(source: Source, sink: Sink, options: CopyOptions, progress:
 
     await _offer_target_columns(source, sink)
     chosen = plan(source, sink, options)
+    typed: Schema | None = None
+    if chosen.transcode:
+        assert chosen.produce is not None
+        typed = await source.schema()
+        if not transcodable(chosen.produce, typed):
+            chosen = plan(source, sink, options, transcode=False)
     await _tell_schema(source, sink)
     runner = _Runner(source, sink, chosen, options, progress)
+    runner.typed_schema = typed
     verifier = await _Verifier.start(source, sink, chosen, progress) \
         if options.verify else None
     runner.verifier = verifier
@@ -528,6 +562,8 @@ class _Runner:
             progress, forward_rows=self.connector_counts and not from_source, end="sink")
         self.links: list[_Link[Any]] = []
         self.verifier: _Verifier | None = None
+        #: The source's schema, for the bytes lane into Parquet.
+        self.typed_schema: Schema | None = None
         self.bad_rows = 0
         self._bad: _BadRows | None = None
         names = ["source"]
@@ -535,6 +571,8 @@ class _Runner:
             names.append("decode")
         if chosen.encode:
             names.append("encode")
+        if chosen.transcode:
+            names.append("transcode")
         names.append("sink")
         self.stage_names = tuple(names)
 
@@ -560,13 +598,15 @@ class _Runner:
         names = self.stage_names
         links = []
         for a, b in itertools.pairwise(names):
-            carries_bytes = (a == "source" and p.produce is not None) or a == "encode"
+            carries_bytes = (a == "source" and p.produce is not None) or \
+                a in ("encode", "transcode")
             if carries_bytes:
                 fmt = p.produce if a == "source" else p.consume
                 assert fmt is not None
                 # Rows are counted where rows flow; bytes links count records only in the
-                # bytes lane, where no rows link exists, and no connector counts them.
-                counter = RecordCounter(fmt) if p.lane == "bytes" and \
+                # bytes lane, where no rows link exists, and no connector counts them
+                # (the source's records, when they are transcoded).
+                counter = RecordCounter(fmt) if p.lane == "bytes" and a == "source" and \
                     not self.connector_counts else None
                 links.append(self._link(a, b, count_rows=False, counter=counter))
             else:
@@ -584,6 +624,10 @@ class _Runner:
                     if p.encode:
                         tg.start_soon(self._traced, "copy encode", links[idx + 1],
                                       self._encode_stage, links[idx], links[idx + 1])
+                        idx += 1
+                    if p.transcode:
+                        tg.start_soon(self._traced, "copy transcode", links[idx + 1],
+                                      self._transcode_stage, links[idx], links[idx + 1])
                         idx += 1
                     tg.start_soon(self._traced, "copy write", links[idx], self._sink_stage,
                                   links[idx])
@@ -660,24 +704,49 @@ class _Runner:
         encoder = encoder_for(self.plan.consume)
         if isinstance(encoder, WantsSchema):
             encoder.expect_schema(await self.source.schema())
+        await self._gathered(inp, out, encoder.encode, encoder.finish,
+                             lambda batch: len(batch.rows) * 64)
+
+    async def _transcode_stage(self, inp: _Link[bytes], out: _Link[bytes]) -> None:
+        """The source's CSV chunks -> Parquet bytes (:class:`CsvToParquet`)."""
+        assert self.plan.consume is not None and self.typed_schema is not None
+        transcoder = CsvToParquet(self.plan.consume, self.typed_schema,
+                                  where=self.source.describe)
+        await self._gathered(inp, out, transcoder.feed, transcoder.finish, len)
+
+    async def _gathered(self, inp: _Link[Any], out: _Link[bytes], encode: Callable[[Any], bytes],
+                        finish: Callable[[], bytes], size: Callable[[Any], int]) -> None:
+        """Each item of ``inp`` through ``encode`` (in a worker thread when ``size`` says
+        it is big), the bytes sent on in chunks of about ``chunk_size``; ``finish``'s last."""
         limiter = anyio.CapacityLimiter(1)
         target = max(1, self.options.chunk_size)
         sender = out.sender()
         pending: list[bytes] = []
-        size = 0
+        total = 0
         with inp.recv:
-            async for batch in inp.recv:
-                data = await _codec(limiter, encoder.encode, batch, len(batch.rows) * 64)
+            async for item in inp.recv:
+                data = await _codec(limiter, encode, item, size(item))
                 if not data:
                     continue
                 pending.append(data)
-                size += len(data)
-                if size >= target:
-                    await sender.send(b"".join(pending))
-                    pending, size = [], 0
-        tail = encoder.finish()
+                total += len(data)
+                if total >= target:
+                    await _send_sliced(sender, b"".join(pending), target)
+                    pending, total = [], 0
+        tail = await anyio.to_thread.run_sync(finish, limiter=limiter)
         if tail:
             pending.append(tail)
         if pending:
-            await sender.send(b"".join(pending))
+            await _send_sliced(sender, b"".join(pending), target)
         await out.send.aclose()
+
+
+async def _send_sliced(sender: ObjectSendStream[bytes], data: bytes, size: int) -> None:
+    """``data`` in pieces of at most ``size``: a whole Parquet row group (several MB) sent
+    as one item would let the bounded link hold ``stream_depth`` of them."""
+    if len(data) <= size:
+        await sender.send(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        await sender.send(bytes(view[start:start + size]))

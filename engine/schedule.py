@@ -132,6 +132,22 @@ def parse_period(text: str) -> Period:
     return Period(amount, unit)
 
 
+def parse_lookback(text: str) -> timedelta:
+    """An incremental copy's look-back: ``30s``, ``5m``, ``1h``, ``2d``, or a period
+    (``5 minutes``)."""
+    raw = text.strip()
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        if raw[:-1].isdigit() and raw[-1:] in units and len(raw) < 14:
+            return timedelta(**{units[raw[-1]]: int(raw[:-1])})
+        return parse_period(raw).as_timedelta()
+    except OverflowError:
+        raise ScheduleError(f"{short(raw)} is far too long a look-back") from None
+    except ScheduleError as exc:
+        raise ScheduleError(f"{short(raw)} is not a period (30s, 5m, 1h, 2d, or an AWS "
+                            f"period such as '5 minutes'): {exc}") from None
+
+
 def parse_timestamp(text: str) -> datetime:
     """Parse ``YYYY-MM-DDTHH:MM:SS`` as UTC."""
     m = _TS_RE.match(text.strip())

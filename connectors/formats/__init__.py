@@ -16,7 +16,8 @@ typed attribute values (``dynamodb_items``: the dynamodb-jsonl format and the Dy
 connector read and write them the same way), and the item lines, manifest and layout names of
 the EMR DynamoDB tools' backups (``emr_dynamodb``, its names prefixed ``emr_`` here).
 ``parquet``: the Parquet encoder, types and the row reader the file-like ends use (pyarrow,
-imported only when a Parquet end runs).
+imported only when a Parquet end runs); ``parquet_csv``: Parquet straight from a database's
+CSV bytes (the bytes lane into Parquet).
 """
 
 from ._codecs import Decoder, Encoder, WantsSchema, decoder_for, encoder_for
@@ -42,7 +43,7 @@ from ._names import (
 )
 from .checksums import RowChecksum
 from .compression import Gunzip, Gzip
-from .counting import RecordCounter, count_records
+from .counting import RecordCounter, RecordTally, count_records, record_tally
 from .dynamodb_items import (
     ITEM_COLUMN,
     ITEM_SCHEMA,
@@ -79,6 +80,7 @@ from .parquet import (
     produce_parquet_rows,
     read_parquet_schema,
 )
+from .parquet_csv import CsvToParquet, transcodable
 from .values import parse_datetime
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "PART_RE",
     "BadRowHandler",
     "ConversionError",
+    "CsvToParquet",
     "Decoder",
     "EmrNullKey",
     "Encoder",
@@ -106,6 +109,7 @@ __all__ = [
     "ParquetInput",
     "RangeFile",
     "RecordCounter",
+    "RecordTally",
     "RowChecksum",
     "WantsSchema",
     "attribute_type",
@@ -139,8 +143,10 @@ __all__ = [
     "part_name",
     "produce_parquet_rows",
     "read_parquet_schema",
+    "record_tally",
     "row_to_item",
     "same_layout",
     "to_attribute",
+    "transcodable",
     "write_parts",
 ]

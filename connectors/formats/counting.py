@@ -6,7 +6,20 @@ work is ``bytes.split``/``bytes.count`` per quote-delimited segment, never per c
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from connectors.base import TextFormat
+
+
+class RecordTally(Protocol):
+    """What counts the records of a byte stream as it passes (``--verify``'s record figure
+    of a file or object): :class:`RecordCounter`, or for Parquet the rows its footer
+    declares (:class:`~connectors.formats.parquet.FooterRows`)."""
+
+    def feed(self, chunk: bytes) -> int: ...
+
+    @property
+    def records(self) -> int: ...
 
 
 class RecordCounter:
@@ -51,3 +64,12 @@ def count_records(data: bytes, fmt: TextFormat) -> int:
     counter = RecordCounter(fmt)
     counter.feed(data)
     return counter.records
+
+
+def record_tally(fmt: TextFormat, *, location: str = "") -> RecordTally:
+    """A :class:`RecordTally` for a stream of ``fmt``."""
+    if fmt.kind == "parquet":
+        from .parquet import FooterRows
+
+        return FooterRows(location)
+    return RecordCounter(fmt)

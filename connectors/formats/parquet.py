@@ -45,15 +45,19 @@ COMPRESSIONS = ("zstd", "snappy", "none")
 TYPE_KEY = b"headrace.type"
 
 
-def _pyarrow() -> tuple[Any, Any]:
+def pyarrow_modules() -> tuple[Any, Any]:
     """(pyarrow, pyarrow.parquet), or a clear error when the extra is not installed.
 
-    Arrow's buffers come from the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says
-    otherwise (pyarrow reads it when it loads, so it is set before the first import):
-    pyarrow's default, mimalloc, kept the freed row groups' pages, and a 500,000-row
-    PostgreSQL -> Parquet copy peaked at 212 MB RSS against 175 MB (benchmarks/README.md);
-    ``set_memory_pool`` after the import did not give that back."""
-    if "pyarrow" not in sys.modules and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    Unless ``ARROW_DEFAULT_MEMORY_POOL`` names one, Arrow's buffers come from jemalloc told to
+    give freed pages back at once (decay 0), where the wheel has it, else from the system
+    allocator. pyarrow's default, mimalloc, kept the freed row groups' pages: a 500,000-row
+    PostgreSQL -> Parquet copy peaked at 212 MB RSS on the rows lane against 175 MB with the
+    system allocator, and on the bytes lane the system allocator's 191-197 MB became 165 MB
+    with jemalloc (benchmarks/README.md). The variable is set before the first import
+    (pyarrow reads it when it loads: ``set_memory_pool`` afterwards did not give mimalloc's
+    pages back); jemalloc is then made the default before any buffer is made."""
+    chosen = "pyarrow" in sys.modules or bool(os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
+    if not chosen:
         os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     try:
         import pyarrow as pa
@@ -61,6 +65,12 @@ def _pyarrow() -> tuple[Any, Any]:
     except ModuleNotFoundError:
         raise ConfigError("the Parquet format needs pyarrow: pip install 'headrace[parquet]'"
                           ) from None
+    if not chosen:
+        try:
+            pa.jemalloc_set_decay_ms(0)
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+        except NotImplementedError:  # a build without jemalloc: the system allocator
+            pass
     return pa, pq
 
 
@@ -75,7 +85,7 @@ def check_compression(name: str) -> str:
 
 def arrow_field(col: Column) -> Any:
     """The Arrow field a column is written as (nullable: every SQL column may hold NULL)."""
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     meta = None
     kind = col.type
     if kind == "integer":
@@ -109,13 +119,13 @@ def arrow_field(col: Column) -> Any:
 
 
 def arrow_schema(schema: Schema) -> Any:
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     return pa.schema([arrow_field(c) for c in schema.columns])
 
 
 def column_from_arrow(field: Any) -> Column:
     """The logical column of an Arrow field (the reverse of :func:`arrow_field`)."""
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     t = field.type
     meta = field.metadata or {}
     name = field.name
@@ -180,31 +190,72 @@ def _as_text(v: Any) -> Any:
     return str(v)
 
 
+#: Why a NaN cannot be a decimal, and what to do instead.
+NAN_HINT = ("; a NaN has no decimal form: read the column as double precision or text "
+            "(a selectQuery with a cast) to keep it")
+
+
+def shown_value(value: Any) -> str:
+    """A value as an error shows it (cut to 60 characters; a NaN said to be one)."""
+    text = str(value)
+    shown = repr(text[:60])
+    return f"{shown} (a NaN)" if text.lower() == "nan" else shown
+
+
+def with_nan_hint(what: str, value: Any, target: Any) -> str:
+    """``what``, and for a NaN into a decimal the way to keep it."""
+    pa, _ = pyarrow_modules()
+    if str(value).lower() == "nan" and pa.types.is_decimal(target):
+        return what + NAN_HINT
+    return what
+
+
 def _array(values: list[Any], field: Any, where: str, first_line: int | None) -> Any:
     """Values of one column as an Arrow array of ``field``'s type; text from a text format
-    ("12.50", "2024-01-02 03:04:05+00") is parsed by Arrow's casts."""
-    pa, _ = _pyarrow()
+    ("12.50", "2024-01-02 03:04:05+00") is parsed by Arrow's casts. A value the type cannot
+    hold is named with its line (``first_line`` counts from the batch's first row)."""
+    pa, _ = pyarrow_modules()
     typ = field.type
+    try:
+        return _converted(values, typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+            ValueError) as exc:
+        bad = _first_unconvertible(values, typ)
+        line = first_line + bad if first_line is not None and bad is not None else first_line
+        what = f"{exc}" if bad is None else with_nan_hint(
+            f"{shown_value(values[bad])}: {exc}", values[bad], typ)
+        raise BadDataError(f"{where}: column {field.name!r} cannot be written as Parquet "
+                           f"{typ}: {what}", line=line) from None
+
+
+def _converted(values: list[Any], typ: Any) -> Any:
+    pa, _ = pyarrow_modules()
     try:
         return pa.array(values, type=typ)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         pass
     texts = [_as_text(v) for v in values]
-    try:
-        if pa.types.is_string(typ):
-            return pa.array(texts, type=typ)
-        if pa.types.is_binary(typ):
-            return pa.array([t.encode("utf-8") if isinstance(t, str) else t for t in texts],
-                            type=typ)
-        if pa.types.is_boolean(typ):
-            texts = [None if t is None else
-                     {"t": "true", "f": "false", "y": "true", "n": "false", "yes": "true",
-                      "no": "false"}.get(t.strip().lower(), t.strip()) for t in texts]
-        return pa.array(texts, type=pa.string()).cast(typ)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
-            ValueError) as exc:
-        raise BadDataError(f"{where}: column {field.name!r} cannot be written as Parquet "
-                           f"{typ}: {exc}", line=first_line) from None
+    if pa.types.is_string(typ):
+        return pa.array(texts, type=typ)
+    if pa.types.is_binary(typ):
+        return pa.array([t.encode("utf-8") if isinstance(t, str) else t for t in texts],
+                        type=typ)
+    if pa.types.is_boolean(typ):
+        texts = [None if t is None else
+                 {"t": "true", "f": "false", "y": "true", "n": "false", "yes": "true",
+                  "no": "false"}.get(t.strip().lower(), t.strip()) for t in texts]
+    return pa.array(texts, type=pa.string()).cast(typ)
+
+
+def _first_unconvertible(values: list[Any], typ: Any) -> int | None:
+    """The index of the first value :func:`_converted` refuses alone (the error path only)."""
+    pa, _ = pyarrow_modules()
+    for i, value in enumerate(values):
+        try:
+            _converted([value], typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
+            return i
+    return None
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -244,6 +295,59 @@ class _Drain:
         return data
 
 
+class RowGroupWriter:
+    """One Parquet file of ``schema`` (Arrow), written a row group at a time into memory
+    that :meth:`add` and :meth:`finish` hand back as bytes: a group is cut once
+    ``group_rows`` rows or ``ROW_GROUP_BYTES`` of Arrow data are buffered. Both the rows
+    lane's :class:`ParquetEncoder` and the bytes lane's CSV transcoder write through it."""
+
+    def __init__(self, schema: Any, compression: str, *, group_rows: int | None = None) -> None:
+        _, pq = pyarrow_modules()
+        self.schema = schema
+        self._group_rows = max(1, group_rows or ROW_GROUP_ROWS)
+        self._out = _Drain()
+        self._writer = pq.ParquetWriter(
+            self._out, schema, compression=None if compression == "none" else compression)
+        self._pending: list[Any] = []
+        self._rows = 0
+        self._bytes = 0
+
+    def add(self, data: Any) -> bytes:
+        """Buffer a RecordBatch or Table of the file's schema; the bytes of any row group
+        this completed."""
+        if data.num_rows:
+            self._pending.append(data)
+            self._rows += data.num_rows
+            self._bytes += data.nbytes
+            if self._rows >= self._group_rows or self._bytes >= ROW_GROUP_BYTES:
+                self._flush()
+        return self._out.take()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pa, _ = pyarrow_modules()
+        tables = [p if isinstance(p, pa.Table) else pa.Table.from_batches([p])
+                  for p in self._pending]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self._pending, self._rows, self._bytes = [], 0, 0
+
+    def finish(self) -> bytes:
+        """The last row group and the footer."""
+        self._flush()
+        self._writer.close()
+        return self._out.take()
+
+
+def open_row_groups(schema: Schema, compression: str, location: str, *,
+                    group_rows: int | None = None) -> RowGroupWriter:
+    """A :class:`RowGroupWriter` for the logical ``schema`` (types as :func:`arrow_field`)."""
+    if not len(schema):
+        raise ConfigError(f"{location}: a Parquet file needs at least one column")
+    return RowGroupWriter(arrow_schema(schema), compression, group_rows=group_rows)
+
+
 class ParquetEncoder:
     """Row batches -> the bytes of one Parquet file, a row group at a time.
 
@@ -254,70 +358,48 @@ class ParquetEncoder:
                  row_group_rows: int | None = None) -> None:
         self._compression = check_compression(fmt.parquet_compression)
         self._location = location
-        self._group_rows = max(1, row_group_rows or ROW_GROUP_ROWS)
+        self._group_rows = row_group_rows
         self._hint: Schema | None = None
-        self._out = _Drain()
-        self._writer: Any = None
-        self._schema: Any = None
-        self._pending: list[Any] = []
-        self._rows = 0
-        self._bytes = 0
+        self._groups: RowGroupWriter | None = None
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns: the schema of the file when no row arrives (a Parquet file
         of no rows still has its columns)."""
         self._hint = schema
 
-    def _open(self, schema: Schema) -> None:
-        _, pq = _pyarrow()
-        if not len(schema):
-            raise ConfigError(f"{self._location}: a Parquet file needs at least one column")
-        self._schema = arrow_schema(schema)
-        self._writer = pq.ParquetWriter(
-            self._out, self._schema,
-            compression=None if self._compression == "none" else self._compression)
+    def _open(self, schema: Schema) -> RowGroupWriter:
+        self._groups = open_row_groups(schema, self._compression, self._location,
+                                       group_rows=self._group_rows)
+        return self._groups
 
     def encode(self, batch: RowBatch) -> bytes:
         if not batch.rows:
             return b""
-        pa, _ = _pyarrow()
-        if self._writer is None:
+        pa, _ = pyarrow_modules()
+        groups = self._groups
+        if groups is None:
             # the source's own schema when it names the same columns: it may know more
             # (a table's numeric precision, which a partitioned read's batches do not carry)
             hint = self._hint
             same = hint is not None and hint.names == batch.schema.names
-            self._open(hint if same and hint is not None else batch.schema)
-        width = len(self._schema)
+            groups = self._open(hint if same and hint is not None else batch.schema)
+        schema = groups.schema
+        width = len(schema)
         if len(batch.rows[0]) != width:
             raise BadDataError(f"{self._location}: a row has {len(batch.rows[0])} fields, the "
                                f"Parquet schema {width} columns", line=batch.first_line)
         columns = list(zip(*batch.rows, strict=True))
-        arrays = [_array(list(columns[i]), self._schema.field(i), self._location,
+        arrays = [_array(list(columns[i]), schema.field(i), self._location,
                          batch.first_line) for i in range(width)]
-        record = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
-        self._pending.append(record)
-        self._rows += record.num_rows
-        self._bytes += record.nbytes
-        if self._rows >= self._group_rows or self._bytes >= ROW_GROUP_BYTES:
-            self._flush()
-        return self._out.take()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        pa, _ = _pyarrow()
-        table = pa.Table.from_batches(self._pending, schema=self._schema)
-        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
-        self._pending, self._rows, self._bytes = [], 0, 0
+        return groups.add(pa.RecordBatch.from_arrays(arrays, schema=schema))
 
     def finish(self) -> bytes:
-        if self._writer is None:
+        groups = self._groups
+        if groups is None:
             if self._hint is None or not len(self._hint):
                 return b""  # no rows and no columns known: nothing to write
-            self._open(self._hint)
-        self._flush()
-        self._writer.close()
-        return self._out.take()
+            groups = self._open(self._hint)
+        return groups.finish()
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -371,7 +453,7 @@ class ParquetRows:
     """One Parquet file read a batch at a time (each call in a worker thread)."""
 
     def __init__(self, source: Any, location: str, batch_rows: int) -> None:
-        _, pq = _pyarrow()
+        _, pq = pyarrow_modules()
         self.location = location
         try:
             self._file = pq.ParquetFile(source)
@@ -381,7 +463,7 @@ class ParquetRows:
         self._batches = self._file.iter_batches(batch_size=batch_rows)
 
     def next_batch(self, first_line: int) -> RowBatch | None:
-        pa, _ = _pyarrow()
+        pa, _ = pyarrow_modules()
         try:
             record = next(self._batches)
         except StopIteration:
@@ -392,10 +474,32 @@ class ParquetRows:
             if pa.types.is_dictionary(array.type):
                 array = array.dictionary_decode()
             if pa.types.is_timestamp(array.type) and array.type.unit == "ns":
-                array = array.cast(pa.timestamp("us", tz=array.type.tz), safe=False)
+                array = self._microseconds(array, col, first_line)
             columns.append(_plain(array.to_pylist(), col))
         rows = list(zip(*columns, strict=True)) if columns else []
         return RowBatch(self.schema, rows, first_line=first_line)
+
+    def _microseconds(self, array: Any, col: Column, first_line: int) -> Any:
+        """Nanosecond timestamps (other tools write them) at microseconds, what PostgreSQL,
+        MySQL and Python keep: exact when every value is whole microseconds; a value with
+        nanoseconds is refused naming its row rather than rounded."""
+        pa, _ = pyarrow_modules()
+        import pyarrow.compute as pc
+
+        try:
+            return array.cast(pa.timestamp("us", tz=array.type.tz))
+        except pa.ArrowInvalid:
+            pass
+        ticks = array.cast(pa.int64())
+        lost = pc.not_equal(pc.subtract(ticks, pc.multiply(pc.divide(ticks, 1000), 1000)), 0)
+        bad = pc.index(lost, True).as_py()
+        row = first_line + max(0, bad)
+        value = array[bad].value if bad >= 0 else None
+        raise BadDataError(f"the timestamp {value} ns since the epoch has nanoseconds, "
+                           "which nothing headrace writes to keeps (PostgreSQL, MySQL and "
+                           "Python stop at microseconds); round it where the file is made "
+                           "(pyarrow: coerce_timestamps='us', allow_truncated_timestamps)",
+                           location=self.location, line=row, column=col.name)
 
     def close(self) -> None:
         self._file.close()
@@ -408,7 +512,7 @@ ParquetInput = tuple[str, Callable[[], Any]]
 
 async def read_parquet_schema(location: str, opener: Callable[[], Any]) -> Schema:
     def read() -> Schema:
-        _, pq = _pyarrow()
+        _, pq = pyarrow_modules()
         try:
             return schema_from_arrow(pq.read_schema(opener()))
         except (OSError, ValueError) as exc:
@@ -443,8 +547,48 @@ async def produce_parquet_rows(files: AsyncIterator[ParquetInput], out: RowsOut,
 
 def parquet_row_count(path: str) -> int:
     """The rows a Parquet file's footer says it holds (blocking: call it in a thread)."""
-    _, pq = _pyarrow()
+    _, pq = pyarrow_modules()
     try:
         return int(pq.ParquetFile(path).metadata.num_rows)
     except (OSError, ValueError) as exc:
         raise BadDataError(f"{path}: not a readable Parquet file: {exc}") from None
+
+
+class FooterRows:
+    """The rows of a Parquet file streaming past, from its footer (``--verify`` of a
+    Parquet object: the bytes sent are the bytes S3 stored, by their MD5s and ETags, and
+    these are the rows those bytes declare). Keeps only the last ``keep`` bytes or more (the
+    footer comes in the stream's last chunk)."""
+
+    def __init__(self, location: str, *, keep: int = 4 * 1024 * 1024) -> None:
+        self._location = location
+        self._keep = keep
+        self._tail: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> int:
+        if chunk:
+            self._tail.append(chunk)
+            self._size += len(chunk)
+            while len(self._tail) > 1 and self._size - len(self._tail[0]) >= self._keep:
+                self._size -= len(self._tail.pop(0))
+        return 0
+
+    @property
+    def records(self) -> int:
+        pa, pq = pyarrow_modules()
+        data = b"".join(self._tail)
+        self._tail = [data] if data else []
+        if len(data) < 12 or data[-4:] != b"PAR1":
+            raise BadDataError(f"{self._location}: the bytes written do not end as a Parquet "
+                               "file does")
+        length = int.from_bytes(data[-8:-4], "little")
+        if length + 8 > len(data):
+            raise BadDataError(f"{self._location}: the Parquet footer ({length} bytes) is "
+                               f"larger than the {len(data)} bytes kept to read it")
+        try:
+            meta = pq.read_metadata(pa.BufferReader(b"PAR1" + data[-8 - length:]))
+        except (OSError, ValueError) as exc:
+            raise BadDataError(f"{self._location}: the Parquet footer written cannot be "
+                               f"read: {exc}") from None
+        return int(meta.num_rows)

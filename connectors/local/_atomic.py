@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import anyio
 
-from connectors.base import check_output_fence
+from connectors.base import output_fence_held
 from connectors.errors import DiskFull, NotFoundError, TerminalFault
 
 CONNECTOR = "file"
@@ -194,11 +194,12 @@ class AtomicFile:
     async def commit(self) -> None:
         if self._fh is not None:
             await self.finish()
-        await check_output_fence()  # a worker that lost its claim renames nothing into place
-        try:
-            await self._files.run(self._rename)
-        except OSError as exc:
-            raise os_error(exc, str(self.path), "rename", self.written) from exc
+        # a worker that lost its claim renames nothing into place
+        async with output_fence_held():
+            try:
+                await self._files.run(self._rename)
+            except OSError as exc:
+                raise os_error(exc, str(self.path), "rename", self.written) from exc
 
     def _abort(self) -> None:
         if self._fh is not None:

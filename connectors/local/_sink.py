@@ -60,6 +60,14 @@ class LocalSink(NamedFormatSink):
     verify_kind: Literal["rows", "bytes"] = "bytes"
 
     def verify_with(self, check: VerifyCheck) -> None:
+        """Refused, before anything is read, for stdout, a FIFO or a device: what they were
+        given cannot be read back, so a figure of the bytes sent would compare them with
+        themselves (README, "Copies in depth": --verify)."""
+        if not self.directory and write_target(str(self.path)).in_place:
+            raise ConfigError(f"{self.describe}: --verify needs a regular file or a directory; "
+                              "what goes to stdout, a FIFO or a device cannot be read back to "
+                              "compare (copy to a file with --verify, then send that file on)",
+                              connector="file")
         self._verify = check
 
     async def _verified(self, fmt: TextFormat, files: list[AtomicFile], sent: str) -> None:

@@ -25,6 +25,7 @@ from connectors.base import (
     RowsIn,
     Schema,
     TextFormat,
+    output_fence_token,
 )
 from connectors.errors import BadDataError, ConfigError, NotFoundError, single_failure
 from connectors.formats import RowChecksum
@@ -157,13 +158,16 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         return load_data_options(fmt) is None and _csv.convertible(fmt)
 
     async def schema(self) -> Schema | None:
-        if not self.endpoint.table:
+        """The table's columns; an insertQuery's, in its placeholders' order."""
+        ep, inserted = self.written_table()
+        if ep is None:
             return None
         async with reader(self.endpoint, "describe") as conn:
             try:
-                return columns_schema(await table_columns(conn, self.endpoint))
+                table = columns_schema(await table_columns(conn, ep))
             except NotFoundError:
                 return None
+        return aligned_schema(inserted, table) if inserted else table
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         converting = self.converts(fmt)
@@ -283,12 +287,12 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
         reads the whole table twice, the price of verifying into a table with rows."""
         if self.verify_check is None:
             return None
-        ep = self.endpoint
-        if not ep.table:
-            raise ConfigError("--verify needs a target table (an insertQuery's rows cannot be "
-                              "read back)", connector=self.describe)
+        ep, inserted = self.written_table()
+        if ep is None:
+            raise ConfigError("--verify needs a target table or a plain insertQuery",
+                              connector=self.describe)
         target = Schema(tuple(Column(n, t) for n, _, t in await table_columns(conn, ep)))
-        columns = aligned_schema(names or target.names, target)
+        columns = aligned_schema(inserted or names or target.names, target)
         select = ", ".join(quote_ident(c.name, "mysql") for c in columns.columns)
         summer = RowChecksum(columns)
         async with conn.cursor(aiomysql.SSCursor) as cur:
@@ -314,7 +318,12 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
             return True
         db, _ = self.endpoint.table_parts()
         await _checkpoint.prepare(conn, db)
-        if await _checkpoint.claim(conn, db, key, self.endpoint.quoted_table()):
+        token = output_fence_token()
+        target = self.endpoint.quoted_table()
+        if token is not None:  # a worker's claim: fenced (see _checkpoint)
+            if await _checkpoint.claim_fenced(conn, db, key, target, token):
+                return True
+        elif await _checkpoint.claim(conn, db, key, target):
             return True
         async for _ in inp:
             pass
@@ -323,7 +332,8 @@ class MySqlSink(SqlSink[MySqlEndpoint]):
     async def _record(self, conn: aiomysql.Connection, rows: int) -> None:
         if self.endpoint.checkpoint_key:
             db, _ = self.endpoint.table_parts()
-            await _checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows)
+            await _checkpoint.record(conn, db, self.endpoint.checkpoint_key, rows,
+                                     output_fence_token())
 
     async def _load_rows(self, conn: aiomysql.Connection, first: RowBatch, inp: RowsIn,
                          progress: Progress) -> None:

@@ -39,8 +39,7 @@ import anyio
 import asyncpg
 from anyio import EndOfStream
 
-from connectors.base import OUTPUT_FENCE, Progress, RowBatch, RowsIn
-from connectors.errors import TerminalFault
+from connectors.base import FencedOut, Progress, RowBatch, RowsIn, output_fence_token
 from connectors.sql import first_line, next_batch
 
 from ._copy import quoted
@@ -59,15 +58,6 @@ _FENCE_DDL = f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS fence bigint"
 STALE_LOCK_WAIT = 2.0
 
 log = logging.getLogger("headrace.postgres")
-
-
-class FencedOut(TerminalFault):
-    """A newer claim on the instance loads this key: this holder must not commit."""
-
-
-def _token() -> int | None:
-    fence = OUTPUT_FENCE.get()
-    return fence.token if fence is not None else None
 
 
 async def _ensure_table(conn: asyncpg.Connection) -> None:
@@ -135,7 +125,7 @@ async def mark_loaded(conn: asyncpg.Connection, *, key: str, target: str, rows: 
     process that died after that commit and before the engine recorded it adds no
     duplicates."""
     await _ensure_table(conn)
-    token = _token()
+    token = output_fence_token()
     done = await conn.fetchval(
         f"INSERT INTO {CHECKPOINTS} (key, target, staging, rows_done, finished, fence) "
         "VALUES ($1, $2, '', $3, true, $4) ON CONFLICT (key) DO UPDATE SET rows_done = $3, "
@@ -159,7 +149,7 @@ async def load_resumable(conn: asyncpg.Connection, *, key: str, target: str, sch
     qualified_target = f"{quoted(schema)}.{quoted(target)}" if schema else quoted(target)
     stage = staging_name(key)
     qualified_stage = f"{quoted(schema)}.{quoted(stage)}" if schema else quoted(stage)
-    token = _token()
+    token = output_fence_token()
     # held until the connection closes (the sink always closes it when the load ends)
     await _lock_key(conn, key, token)
     async with conn.transaction():

@@ -45,14 +45,17 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
         return copy_options(fmt, loading=True) is not None
 
     async def schema(self) -> Schema | None:
-        if not self.endpoint.table:
+        """The table's columns; an insertQuery's, in its placeholders' order."""
+        ep, inserted = self.written_table()
+        if ep is None:
             return None
         async with connection(self.endpoint, "describe") as conn:
             with map_errors(self.describe, "describe"):
-                if not await has_table(conn, self.endpoint.quoted_table()):
+                if not await has_table(conn, ep.quoted_table()):
                     return None
-                stmt = await conn.prepare(f"SELECT * FROM {self.endpoint.quoted_table()}")
-                return attributes_schema(stmt.get_attributes())
+                stmt = await conn.prepare(f"SELECT * FROM {ep.quoted_table()}")
+                table = attributes_schema(stmt.get_attributes())
+                return aligned_schema(inserted, table) if inserted else table
 
     async def consume_bytes(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
         opts = copy_options(fmt, loading=True)
@@ -185,13 +188,14 @@ class PostgresSink(SqlSink[PostgresEndpoint]):
         check = self.verify_check
         if check is None:
             return
-        if not self.endpoint.table:
-            raise ConfigError("--verify needs a target table (an insertQuery's rows cannot be "
-                              "read back)", connector=self.describe)
-        table = self.endpoint.quoted_table()
+        ep, inserted = self.written_table()
+        if ep is None:
+            raise ConfigError("--verify needs a target table or a plain insertQuery",
+                              connector=self.describe)
+        table = ep.quoted_table()
         stmt = await conn.prepare(f"SELECT * FROM {table}")
         target = attributes_schema(stmt.get_attributes())
-        columns = aligned_schema(names or target.names, target)
+        columns = aligned_schema(inserted or names or target.names, target)
         select = ", ".join(quote_ident(c.name, "postgresql") for c in columns.columns)
         summer = RowChecksum(columns)
         query = await conn.prepare(

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from connectors import aws
-from connectors.base import Progress
+from connectors.base import Progress, output_fence_held
 
 from ._parallel import each_at_most
 from ._upload import Multipart
@@ -58,7 +58,8 @@ class ServerCopy:
                                               "CopySource": source}
                     if obj.etag:
                         kwargs["CopySourceIfMatch"] = obj.etag
-                    resp = await client.copy_object(**kwargs)
+                    async with output_fence_held():  # a stale worker copies nothing
+                        resp = await client.copy_object(**kwargs)
                 note_retries(resp, progress, "s3-copy")
             return
         upload = Multipart(client, self.bucket, dest, progress)

@@ -26,12 +26,13 @@ from connectors.base import (
     TextFormat,
     VerifyCheck,
 )
-from connectors.errors import ConfigError, single_failure
+from connectors.errors import single_failure
 from connectors.formats import (
     Gzip,
     NamedFormatSink,
-    RecordCounter,
+    RecordTally,
     consume_rows_as_bytes,
+    record_tally,
     same_layout,
     write_parts,
 )
@@ -45,7 +46,6 @@ from ._upload import (
     upload_ranges,
 )
 from ._url import (
-    CONNECTOR,
     COPY_PARALLEL_FACTOR,
     DEFAULT_CHUNK,
     DEFAULT_COPY_PART,
@@ -90,11 +90,7 @@ class S3Sink(NamedFormatSink):
     verify_kind: Literal["rows", "bytes"] = "bytes"
 
     def verify_with(self, check: VerifyCheck) -> None:
-        if self._fmt.kind == "parquet":
-            raise ConfigError(f"{self.describe}: --verify of a Parquet object is not "
-                              "supported yet (its records cannot be counted in the bytes)",
-                              connector=CONNECTOR)
-        self._verify = check
+        self._verify = check  # Parquet: the rows its footer declares (formats.record_tally)
 
     async def _verified(self, uploads: list[Upload], records: int) -> None:
         if self._verify is None:
@@ -126,7 +122,8 @@ class S3Sink(NamedFormatSink):
             await self._upload(fmt, inp, progress)
 
     async def _upload(self, fmt: TextFormat, inp: BytesIn, progress: Progress) -> None:
-        counter = RecordCounter(fmt) if self._verify is not None else None
+        counter = record_tally(fmt, location=self.describe) if self._verify is not None \
+            else None
         if counter is not None:
             inp = _CountedBytes(inp, counter)
         async with self.client() as client:
@@ -270,7 +267,7 @@ def sink_from_url(url: str, options: EndpointOptions) -> S3Sink:
 class _CountedBytes(BytesIn):
     """``inp`` with its records counted as they pass (``--verify``'s record figure)."""
 
-    def __init__(self, inp: BytesIn, counter: RecordCounter) -> None:
+    def __init__(self, inp: BytesIn, counter: RecordTally) -> None:
         self._inp = inp
         self._counter = counter
 

@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import aws
-from connectors.base import Progress, RangeReader, check_output_fence
+from connectors.base import Progress, RangeReader, output_fence_held
 from connectors.errors import ConfigError, TimedOut, root_cause
 from connectors.formats import PART_RE
 from connectors.timeouts import ReportingBody
@@ -90,12 +90,13 @@ class Multipart:
 
     async def complete(self, *, retry_cause: str | None = "s3-complete") -> None:
         """Make the object visible (every part must have been sent)."""
-        await check_output_fence()  # a worker that lost its claim completes nothing
         parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self.etags.items())]
-        with aws.map_errors(CONNECTOR, "complete-multipart-upload", self.target):
-            resp = await self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts})
+        # a worker that lost its claim completes nothing
+        async with output_fence_held():
+            with aws.map_errors(CONNECTOR, "complete-multipart-upload", self.target):
+                resp = await self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                    MultipartUpload={"Parts": parts})
         if retry_cause is not None:
             note_retries(resp, self.progress, retry_cause)
         self.completed = True
@@ -214,11 +215,11 @@ class Upload:
             if self.verify:  # S3 refuses a body whose MD5 is not this: nothing is stored
                 extra["ContentMD5"] = base64.b64encode(
                     self._single_md5 or hashlib.md5(body.getbuffer()).digest()).decode()
-            await check_output_fence()
-            with aws.map_errors(CONNECTOR, "put", self.target), \
-                    aws.sending(body, CONNECTOR, "PutObject", self.target):
-                resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
-                                                    Body=body, **extra)
+            async with output_fence_held():
+                with aws.map_errors(CONNECTOR, "put", self.target), \
+                        aws.sending(body, CONNECTOR, "PutObject", self.target):
+                    resp = await self.client.put_object(Bucket=self.bucket, Key=self.key,
+                                                        Body=body, **extra)
             note_retries(resp, self._progress, "s3-complete")
             if self._count_written:
                 self._progress.add(nbytes=body.getbuffer().nbytes)
@@ -296,9 +297,10 @@ async def upload_ranges(client: Any, url: S3Url, reader: RangeReader, progress: 
     size = reader.size
     if size <= part_size:
         body = await reader.read_at(0, size)
-        with aws.map_errors(CONNECTOR, "put", str(url)), \
-                aws.sending(body, CONNECTOR, "PutObject", str(url)):
-            resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
+        async with output_fence_held():
+            with aws.map_errors(CONNECTOR, "put", str(url)), \
+                    aws.sending(body, CONNECTOR, "PutObject", str(url)):
+                resp = await client.put_object(Bucket=url.bucket, Key=url.key, Body=body)
         note_retries(resp, progress, "s3-put")
         progress.add(nbytes=size)
         return

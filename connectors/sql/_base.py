@@ -5,7 +5,7 @@ each input field goes to, and taking row batches off a stream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from anyio import EndOfStream
@@ -23,6 +23,7 @@ from connectors.base import (
 from connectors.errors import BadDataError, ConfigError, NotFoundError
 from connectors.timeouts import CONNECT_TIMEOUT, READ_TIMEOUT, Timeouts, settings_in
 
+from ._insert import insert_target
 from ._text import Dialect, quote_ident
 from ._url import SqlUrl, from_fields, parse_sql_url
 
@@ -149,6 +150,8 @@ class SqlEndpoint(Protocol):
     product: ClassVar[str]
 
     @property
+    def dialect(self) -> Dialect: ...
+    @property
     def table(self) -> str | None: ...
     @property
     def select_query(self) -> str | None: ...
@@ -160,6 +163,8 @@ class SqlEndpoint(Protocol):
     def create(self) -> bool: ...
     def describe(self) -> str: ...
     def quoted_table(self) -> str: ...
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self: ...
 
 
 E = TypeVar("E", bound=SqlEndpoint)
@@ -170,6 +175,8 @@ class SqlSource(Generic[E]):
 
     #: Reports the rows it moves (the copy need not scan the bytes for them).
     counts_rows = True
+    #: Its CSV is the database's text of each column (the bytes lane into Parquet).
+    typed_csv = True
 
     def __init__(self, endpoint: E) -> None:
         if not endpoint.table and not endpoint.select_query:
@@ -177,7 +184,7 @@ class SqlSource(Generic[E]):
                               connector=endpoint.describe())
         self.endpoint = endpoint
         self.describe = endpoint.describe()
-        #: A condition on the table's rows (an incremental copy's ``column > watermark``).
+        #: A condition on the rows read (an incremental copy's ``column > watermark``).
         self.where: str | None = None
 
     @property
@@ -185,17 +192,19 @@ class SqlSource(Generic[E]):
         return None
 
     def restrict(self, where: str | None) -> None:
-        """Read only the table's rows where ``where`` holds (SQL made by the caller from
-        quoted names and literals; see :mod:`connectors.incremental`)."""
-        if where is not None and not self.endpoint.table:
-            raise ConfigError("an incremental copy reads a table, not a query",
-                              connector=self.describe)
+        """Read only the rows where ``where`` holds (SQL made by the caller from quoted
+        names and literals; see :mod:`connectors.sql._incremental`). A ``selectQuery`` is
+        read as a derived table, the condition on its result's columns."""
         self.where = where
 
     def _query(self) -> str:
-        if self.where is not None:
-            return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
-        return self.endpoint.select_query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+        query = self.endpoint.select_query
+        if self.where is None:
+            return query or f"SELECT * FROM {self.endpoint.quoted_table()}"
+        if query:
+            body = query.strip().rstrip(";").rstrip()
+            return f"SELECT * FROM ({body}\n) AS headrace_increment WHERE {self.where}"
+        return f"SELECT * FROM {self.endpoint.quoted_table()} WHERE {self.where}"
 
 
 class SqlSink(Generic[E]):
@@ -228,8 +237,26 @@ class SqlSink(Generic[E]):
     def verify_with(self, check: VerifyCheck) -> None:
         """Verify the load before committing (see :class:`~connectors.base.VerifiesLoad`).
         Loads under a checkpoint key that go in resumable batches cannot be verified as a
-        whole inside one transaction; they refuse instead."""
+        whole inside one transaction; they refuse instead. An insertQuery other than the
+        plain ``INSERT INTO t (cols) VALUES (?, ...)`` is refused here, before any load
+        (:mod:`._insert`)."""
+        if self.endpoint.insert_query:
+            insert_target(self.endpoint.insert_query, self.endpoint.dialect)
         self.verify_check = check
+
+    def written_table(self) -> tuple[E | None, tuple[str, ...] | None]:
+        """The endpoint of the table the load writes (None: not known), and for a plain
+        insertQuery the columns its input fields go to, in order (``--verify`` reads them
+        back; ``schema`` describes them)."""
+        ep = self.endpoint
+        if not ep.insert_query:
+            return (ep if ep.table else None), None
+        try:
+            target = insert_target(ep.insert_query, ep.dialect)
+        except ConfigError:
+            return None, None
+        return ep.model_copy(update={"table": target.table, "insert_query": None}), \
+            target.columns
 
     def expect_schema(self, schema: Schema | None) -> None:
         """The source's columns, used to create the table when ``create`` is set."""

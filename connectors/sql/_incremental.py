@@ -1,6 +1,7 @@
 """Incremental copies: read only the rows past a copy's last committed watermark.
 
-:class:`IncrementalSource` wraps a PostgreSQL or MySQL table source. It reads the rows whose
+:class:`IncrementalSource` wraps a PostgreSQL or MySQL table source (or a query's, read as a
+derived table: :meth:`connectors.sql._base.SqlSource.restrict`). It reads the rows whose
 incremental column is past the previous watermark (the whole table the first time), keeps
 track of the new one (the largest value it read) and of the keys of the rows it loaded near
 it, and hands the rest of the copy ordinary row batches. What the copy then commits with the
@@ -107,27 +108,40 @@ def _key_text(values: Sequence[Any]) -> str:
 @dataclass
 class Watermark:
     """A copy's committed position: the largest value loaded, and the keys (with their
-    values) of the rows loaded at or near it, which a later read that starts there skips."""
+    values) of the rows loaded at or near it, which a later read that starts there skips.
+
+    ``since`` is how far back ``near`` is complete: it holds the key of every row loaded with
+    a value at or after ``since`` (after, when ``since_open``). A later read never starts
+    before it, whatever its look-back, or it would load rows again whose keys were not kept
+    (a look-back larger than the last run's, a table that has gained a primary key). None:
+    no keys kept (a keyless or merging copy)."""
 
     column: str
     kind: ColumnType
     value: Any = None
     rows: int = 0
     near: dict[str, Any] = field(default_factory=dict)
+    since: Any = None
+    since_open: bool = False
 
     def to_json(self) -> str:
         return json.dumps({"column": self.column, "type": self.kind,
                            "value": encode_value(self.value), "rows": self.rows,
-                           "near": {k: encode_value(v) for k, v in self.near.items()}},
+                           "near": {k: encode_value(v) for k, v in self.near.items()},
+                           "since": encode_value(self.since), "sinceOpen": self.since_open},
                           separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Watermark:
         raw = json.loads(text)
         kind = raw["type"]
+        near = {k: decode_value(v, kind) for k, v in (raw.get("near") or {}).items()}
+        if "since" in raw:
+            since = decode_value(raw["since"], kind)
+        else:  # written before ``since`` was kept: the kept keys reach back this far at least
+            since = min(near.values()) if near else None
         return cls(raw["column"], kind, decode_value(raw.get("value"), kind),
-                   int(raw.get("rows") or 0),
-                   {k: decode_value(v, kind) for k, v in (raw.get("near") or {}).items()})
+                   int(raw.get("rows") or 0), near, since, bool(raw.get("sinceOpen")))
 
     @property
     def display(self) -> str | None:
@@ -137,28 +151,34 @@ class Watermark:
 
 
 def check_column(schema: Schema, spec: IncrementSpec, key: Sequence[str],
-                 where: str) -> Column:
+                 where: str, *, query: bool = False) -> Column:
     """The incremental column of ``schema``, or a clear error: missing, not orderable, a
-    look-back on a column that is not a time, a look-back without a key."""
+    look-back on a column that is not a time, a look-back without a key. ``query``: the
+    source is a query, whose result the column and the key must be in (it has no primary
+    key: a look-back needs ``--key``)."""
     by_name = {c.name: c for c in schema.columns}
     column = by_name.get(spec.column)
     if column is None:
-        raise ConfigError(f"{where}: no column {spec.column!r} to copy incrementally by "
-                          f"(columns: {', '.join(schema.names)})")
+        what = "the query's result has" if query else "there is"
+        raise ConfigError(f"{where}: {what} no column {spec.column!r} to copy incrementally "
+                          f"by (columns: {', '.join(schema.names)})")
     if column.type not in ORDERABLE:
         raise ConfigError(f"{where}: column {spec.column!r} is {column.type}, which has no "
                           "order to keep a watermark in; use a timestamp, date, number or "
                           "text column")
     missing = [k for k in key if k not in by_name]
     if missing:
-        raise ConfigError(f"{where}: key columns {missing} are not in the source")
+        place = "the query's result" if query else "the source"
+        raise ConfigError(f"{where}: key columns {missing} are not in {place} "
+                          f"(columns: {', '.join(schema.names)})")
     if spec.lookback is not None:
         if column.type not in _TIMES:
             raise ConfigError(f"{where}: --lookback needs a date or timestamp column; "
                               f"{spec.column!r} is {column.type}")
         if not key:
+            whose = "a query has no primary key" if query else "the source has no primary key"
             raise ConfigError(f"{where}: --lookback re-reads rows, which are matched by key, "
-                              "but the source has no primary key and no --key was given")
+                              f"but {whose} and no --key (incrementalKey) was given")
     return column
 
 
@@ -186,14 +206,30 @@ def literal(value: Any, kind: ColumnType, dialect: str) -> str:
 
 def condition(previous: Watermark | None, spec: IncrementSpec, key: Sequence[str],
               quoted_column: str, dialect: str) -> str | None:
-    """The WHERE condition of the next read (None: the first read, everything)."""
+    """The WHERE condition of the next read: everything the first time; after the watermark
+    without a key; from the watermark (less the look-back) with one, an appending copy never
+    further back than its kept keys reach (:attr:`Watermark.since`)."""
     if previous is None or previous.value is None:
         return f"{quoted_column} IS NOT NULL"
+
+    def where(op: str, value: Any) -> str:
+        return f"{quoted_column} {op} {literal(value, previous.kind, dialect)}"
+
+    if not key:
+        return where(">", previous.value)
     low = previous.value
     if spec.lookback is not None:
-        low = low - spec.lookback
-    op = ">=" if key else ">"
-    return f"{quoted_column} {op} {literal(low, previous.kind, dialect)}"
+        try:
+            low = low - spec.lookback
+        except OverflowError:  # before the first representable time: from the start
+            low = None
+    if spec.merge:  # rows re-read are upserted again: any look-back is safe
+        return f"{quoted_column} IS NOT NULL" if low is None else where(">=", low)
+    if previous.since is None:  # no keys kept (a keyless or merging copy before)
+        return where(">", previous.value)
+    if low is not None and low > previous.since:
+        return where(">=", low)
+    return where(">" if previous.since_open else ">=", previous.since)
 
 
 class IncrementalSource:
@@ -209,7 +245,16 @@ class IncrementalSource:
         self.previous = previous
         self.state = Watermark(column.name, column.type,
                                previous.value if previous else None,
-                               0, dict(previous.near) if previous else {})
+                               0, dict(previous.near) if previous else {},
+                               previous.since if previous else None,
+                               previous.since_open if previous else False)
+        #: how far back the keys carried over from ``previous`` are complete (see
+        #: :attr:`Watermark.since`): the previous ``since``, or, when it kept none, its
+        #: value (open: rows loaded at it are not among the keys)
+        self._carried: tuple[Any, bool] | None = None
+        if previous is not None and previous.value is not None:
+            self._carried = (previous.since, previous.since_open) \
+                if previous.since is not None else (previous.value, True)
         #: rows read again inside the look-back (or at the watermark) and skipped by key
         self.skipped = 0
 
@@ -240,6 +285,7 @@ class IncrementalSource:
                 kept = self._take(batch)
                 if kept.rows:
                     await out.send(kept)
+        self._prune()  # a read of no rows moves ``since`` too (the look-back may have grown)
 
     def _take(self, batch: RowBatch) -> RowBatch:
         names = batch.schema.names
@@ -272,13 +318,27 @@ class IncrementalSource:
 
     def _near_bound(self) -> Any:
         value = self.state.value
-        return value - self.spec.lookback if self.spec.lookback is not None else value
+        if self.spec.lookback is None:
+            return value
+        try:
+            return value - self.spec.lookback
+        except OverflowError:  # within the look-back of the first representable time
+            return type(value).min.replace(tzinfo=value.tzinfo) \
+                if isinstance(value, datetime) else type(value).min
 
     def _prune(self) -> None:
-        """Keep only the keys a later read can meet again (at or inside the look-back)."""
-        near = self.state.near
-        if not near:
+        """Keep only the keys a later read can meet again (at or inside the look-back, and
+        not before :attr:`Watermark.since`), and move ``since``."""
+        state = self.state
+        if not self.key or self.spec.merge or state.value is None:
+            state.since, state.since_open = None, False
             return
-        bound = self._near_bound()
-        if min(near.values()) < bound:
-            self.state.near = {k: v for k, v in near.items() if v >= bound}
+        since, since_open = self._near_bound(), False
+        if self._carried is not None:
+            carried, carried_open = self._carried
+            if carried > since or (carried == since and carried_open):
+                since, since_open = carried, carried_open
+        state.since, state.since_open = since, since_open
+        near = state.near
+        if near and min(near.values()) < since:
+            state.near = {k: v for k, v in near.items() if v >= since}

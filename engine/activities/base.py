@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.clock import Clock
 from engine.definition.scope import ObjectScope
 from engine.errors import RunError
 from engine.runtime.logs import AttemptLog
-from engine.store import InstanceRecord
+from engine.store import CopyRecord, InstanceRecord
+
+
+class CopyLedger(Protocol):
+    """Where incremental copies keep their watermark when the output cannot keep it with the
+    data (files, S3, DynamoDB), and note each run for ``describe-copy`` and ``list-runs``:
+    the store (:class:`engine.store.Store`)."""
+
+    async def copy_state(self, copy_key: str) -> CopyRecord | None: ...
+
+    async def record_copy_run(self, copy_key: str, *, source: str, dest: str, column: str,
+                              state: str, rows: int, watermark: str | None,
+                              instance_id: str | None = None) -> int: ...
+
+    # a copy's runs take turns under a lease (engine.activities.incremental.one_at_a_time)
+    async def acquire_lease(self, name: str, owner: str, expires_at: datetime,
+                            now: datetime, *, steal_from: Iterable[str] = ()) -> str | None: ...
+
+    async def release_lease(self, name: str, owner: str) -> None: ...
 
 
 @dataclass
@@ -39,6 +58,8 @@ class AttemptContext:
     #: names this instance's run in this store: the same across its attempts and a resume,
     #: new for a RERUN and for a pipeline activated afresh (another store, or recreated)
     run_key: str = ""
+    #: the incremental copies' watermarks and runs (None: nowhere to keep them)
+    copies: CopyLedger | None = None
 
     def field_list(self, name: str) -> list[str]:
         value = self.fields.get(name)

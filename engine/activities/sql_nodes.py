@@ -140,8 +140,8 @@ def endpoint_for(conn: str, user: str | None, password: str | None, dbname: str 
     return PostgresEndpoint.from_fields(conn, user, password, dbname, **fields)
 
 
-def _s3_like(ctx: AttemptContext, node: dict[str, Any], *, sink: bool,
-             options: EndpointOptions) -> Source | Sink:
+def _s3_like(ctx: AttemptContext, node_id: str, node: dict[str, Any], *, sink: bool,
+             options: EndpointOptions, folder: str | None = None) -> Source | Sink:
     fmt = data_format(ctx, node) or CSV
     compression = _one(node, "compression")
     compression = None if compression in (None, "none") else compression
@@ -151,6 +151,11 @@ def _s3_like(ctx: AttemptContext, node: dict[str, Any], *, sink: bool,
     path, directory = location
     if directory and not path.endswith("/"):
         path += "/"
+    if folder is not None:
+        if not directory:
+            raise ConfigError(f"{node_id}: an incremental copy writes a folder per "
+                              "increment; give the node a directoryPath, not a filePath")
+        path += folder
     if path.startswith("s3://"):
         from connectors import s3
 
@@ -171,21 +176,23 @@ def node_source(ctx: AttemptContext, node_id: str,
 
 
 def node_sink(ctx: AttemptContext, node_id: str, options: EndpointOptions | None = None,
-              *, checkpoint_key: str | None = None) -> Sink:
+              *, checkpoint_key: str | None = None, folder: str | None = None) -> Sink:
     """The sink for a data node. ``checkpoint_key`` makes a PostgreSQL or MySQL table load
     happen once under that key (:mod:`connectors.postgres`,
-    :mod:`connectors.mysql`); other sinks ignore it."""
+    :mod:`connectors.mysql`); other sinks ignore it. ``folder``: an S3DataNode's output goes
+    to this folder below its ``directoryPath`` (an incremental copy's increment)."""
     return _node(ctx, node_id, sink=True, options=options or EndpointOptions(),  # type: ignore[return-value]
-                 checkpoint_key=checkpoint_key)
+                 checkpoint_key=checkpoint_key, folder=folder)
 
 
 def _node(ctx: AttemptContext, node_id: str, *, sink: bool,
-          options: EndpointOptions, checkpoint_key: str | None = None) -> Source | Sink:
+          options: EndpointOptions, checkpoint_key: str | None = None,
+          folder: str | None = None) -> Source | Sink:
     node = ctx.resolve(node_id)
     node_type = _one(node, "type")
     kind = node_kind(node)
     if kind == "files":
-        return _s3_like(ctx, node, sink=sink, options=options)
+        return _s3_like(ctx, node_id, node, sink=sink, options=options, folder=folder)
     if kind == "sql":
         ep = sql_endpoint(ctx, node_id, node)
         if not sink:

@@ -72,22 +72,36 @@ def increment_url(dest: str, run: int) -> str:
             path_from_url(dest))):
         raise ConfigError(f"{redact_url(dest)}: an incremental copy to files or S3 writes a "
                           "folder per increment: give a directory or prefix (ending in /)")
-    return dest.rstrip("/") + f"/increment-{run:06d}/"
+    from engine.activities.incremental import increment_folder
+
+    return dest.rstrip("/") + "/" + increment_folder(run)
 
 
 async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
                        sink_options: EndpointOptions, copy_options: CopyOptions,
                        progress: Progress, inc: Increments) -> tuple[CopyResult, dict[str, Any]]:
     from connectors.sql import IncrementSpec
-    from engine.activities.incremental import copy_key, parse_lookback, run_incremental
+    from engine.activities.incremental import (
+        copy_key,
+        lease_owner,
+        one_at_a_time,
+        parse_lookback,
+        run_incremental,
+    )
     from engine.runtime.crashpoints import crash_point
     from engine.store import open_store
+    from engine.store.records import utcnow
 
     spec = IncrementSpec(inc.column, inc.key, parse_lookback(inc.lookback))
     source = open_source(source_url, options)
     shown_source, shown_dest = redact_url(source_url), redact_url(dest_url)
-    key = copy_key(shown_source, shown_dest, inc.column)
-    async with open_store() as store:
+    # a query is part of what the copy reads: another query is another copy
+    key = copy_key(shown_source + (f"\n{options.query}" if options.query else ""),
+                   shown_dest, inc.column)
+    if options.query:
+        shown_source = source.describe
+    async with open_store() as store, one_at_a_time(store, key, lease_owner("copy"), utcnow,
+                                                    _waiting):
         record = await store.copy_state(key)
         files = scheme_of(dest_url) in _TEXT_SCHEMES
         run_url = increment_url(dest_url, (record.runs if record else 0) + 1) if files \
@@ -103,6 +117,11 @@ async def _incremental(source_url: str, dest_url: str, options: EndpointOptions,
                                           column=inc.column, state=done.state.to_json(),
                                           rows=done.result.rows, watermark=done.state.display)
     return done.result, {**done.as_json(), "copyKey": key, "run": run}
+
+
+async def _waiting(holder: str) -> None:
+    click.echo(f"headrace copy: waiting for another run of this incremental copy ({holder})",
+               err=True)
 
 
 async def _run(source_url: str, dest_url: str, options: EndpointOptions,

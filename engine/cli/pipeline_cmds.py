@@ -278,21 +278,37 @@ def list_runs(pipeline_id: str, status: str | None, start_interval: str | None,
     started = _interval(start_interval, "--start-interval")
     scheduled = _interval(schedule_interval, "--schedule-interval")
 
-    async def body(store: Store) -> tuple[list[Any], dict[str, AttemptRecord]]:
-        return await PipelineService(store).list_runs(pipeline_id, statuses=wanted,
-                                                      scheduled=scheduled, started=started)
+    async def body(store: Store) -> tuple[list[Any], dict[str, AttemptRecord],
+                                          dict[str, tuple[int, str | None]]]:
+        rows, latest = await PipelineService(store).list_runs(
+            pipeline_id, statuses=wanted, scheduled=scheduled, started=started)
+        return rows, latest, await store.instance_copy_runs(pipeline_id)
 
-    rows, latest = with_store(store_url, body)
+    rows, latest, increments = with_store(store_url, body)
     traces = {iid: a.trace_id for iid, a in latest.items()}
     data = [{**instance_json(r), "traceId": traces.get(r.id),
-             "workerId": latest[r.id].worker_id if r.id in latest else None} for r in rows]
+             "workerId": latest[r.id].worker_id if r.id in latest else None,
+             **_increment_json(increments.get(r.id))} for r in rows]
+    # an incremental CopyActivity's runs also show their watermark and rows moved
+    shown = any(r.id in increments for r in rows)
     lines = [f"{'Name':<30} {'Scheduled Start':<20} {'Status':<24} {'Started':<20} "
-             f"{'Ended':<20} {'Attempts':<8} Trace"]
+             f"{'Ended':<20} {'Attempts':<8} "
+             + (f"{'Trace':<32} {'Rows Moved':>10} Watermark" if shown else "Trace")]
     for r in rows:
-        lines.append(f"{r.object_id:<30} {_ts(r.scheduled_start):<20} {r.status.value:<24} "
-                     f"{_ts(r.actual_start) or '':<20} {_ts(r.actual_end) or '':<20} "
-                     f"{r.attempts:<8} {traces.get(r.id) or ''}".rstrip())
+        line = (f"{r.object_id:<30} {_ts(r.scheduled_start):<20} {r.status.value:<24} "
+                f"{_ts(r.actual_start) or '':<20} {_ts(r.actual_end) or '':<20} "
+                f"{r.attempts:<8} {traces.get(r.id) or '':<32}")
+        if r.id in increments:
+            moved, mark = increments[r.id]
+            line += f" {moved:>10,} {mark or '(none)'}"
+        lines.append(line.rstrip())
     emit(output, {"runs": data}, "\n".join(lines))
+
+
+def _increment_json(run: tuple[int, str | None] | None) -> dict[str, Any]:
+    """``watermark`` and ``rowsMoved`` of an incremental CopyActivity's run (nothing for
+    other instances)."""
+    return {} if run is None else {"watermark": run[1], "rowsMoved": run[0]}
 
 
 _STATUS_WORDS = {
@@ -461,20 +477,25 @@ def engine_cmd(store_url: str | None, max_concurrency: int, poll_interval: float
     retried when an engine runs the pipeline again. With --scheduler-only the attempts run in
     worker processes, which carry on when this engine stops."""
     import signal
+    from datetime import timedelta
 
+    from engine.cli.worker_cmds import clock_offset
+    from engine.clock import Clock
     from engine.runtime.dispatch import EXECUTE_ALL, EXECUTE_NONE
     from engine.runtime.engine import Engine
     from engine.worker.process import refuse_sqlite
 
     configure_engine_log(verbosity)
+    offset = clock_offset()
     async def main() -> None:
         store = open_store(store_url)
         if scheduler_only:
             refuse_sqlite(store, "headrace engine --scheduler-only")
         async with store:
             announce_new_store(store)
-            eng = Engine(store, max_concurrency=max_concurrency, poll_interval=poll_interval,
-                         worker_groups=worker_groups,
+            clock = Clock(utcnow() + timedelta(seconds=offset)) if offset else None
+            eng = Engine(store, clock=clock, max_concurrency=max_concurrency,
+                         poll_interval=poll_interval, worker_groups=worker_groups,
                          on_status=engine_printer(verbosity, output, utcnow),
                          execute=EXECUTE_NONE if scheduler_only else EXECUTE_ALL)
             async with anyio.create_task_group() as tg:

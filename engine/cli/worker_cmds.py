@@ -26,9 +26,20 @@ from engine.telemetry import command_telemetry
 from engine.worker import DEFAULT_LEASE_SECONDS, DEFAULT_SLOTS, Worker, WorkerOptions
 from engine.worker.process import refuse_sqlite
 
-#: environment variable: seconds added to the worker's wall clock (tests of a host whose
-#: clock is wrong; leases never read it)
+#: environment variable: seconds added to a worker's or an engine's wall clock (tests of a
+#: host whose clock is wrong; leases never read it)
 CLOCK_OFFSET_ENV = "HEADRACE_CLOCK_OFFSET_SECONDS"
+
+
+def clock_offset() -> float:
+    """The seconds ``$HEADRACE_CLOCK_OFFSET_SECONDS`` adds to this process's clock (0)."""
+    import os
+
+    try:
+        return float(os.environ.get(CLOCK_OFFSET_ENV, "0") or 0)
+    except ValueError:
+        raise CommandFailed(f"${CLOCK_OFFSET_ENV} must be a number of seconds",
+                            EXIT_USAGE) from None
 
 
 @click.command("worker", epilog=examples(
@@ -69,14 +80,8 @@ def worker_cmd(store_url: str | None, groups: tuple[str, ...], slots: int,
     A `headrace engine --scheduler-only` (or `headrace serve`) on the same store plans the
     pipelines and queues their work. SIGTERM or SIGINT drains (exit 130): no new claims,
     running attempts get --drain-seconds, the rest go back to the queue."""
-    import os
-
     configure_engine_log(verbosity)
-    try:
-        offset = float(os.environ.get(CLOCK_OFFSET_ENV, "0") or 0)
-    except ValueError:
-        raise CommandFailed(f"${CLOCK_OFFSET_ENV} must be a number of seconds",
-                            EXIT_USAGE) from None
+    offset = clock_offset()
     options = WorkerOptions(groups=sorted(set(groups)) or [DEFAULT_GROUP], slots=slots,
                             worker_id=worker_id, lease_seconds=lease_seconds,
                             drain_seconds=drain_seconds, poll_interval=poll_interval,

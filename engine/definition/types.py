@@ -137,6 +137,9 @@ SQL_NODE = {
     "table": S, "database": ref("database"), "selectQuery": S, "insertQuery": S,
     "createTableSql": S, "schemaName": S,
 }
+#: headrace extensions: an incremental copy (on a CopyActivity, or on the SQL data node that is
+#: its input; see engine.definition.check_incremental)
+INCREMENTAL = {"incrementalColumn": S, "incrementalKey": SM, "lookback": S}
 DB_COMMON = {"databaseName": S, "jdbcProperties": SM, "jdbcDriverJarUri": S, "region": S,
              "username": S, "*password": S}
 RESOURCE_COMMON = {
@@ -155,12 +158,14 @@ _TYPES: list[TypeSpec] = [
         "s3EncryptionType": enum("SERVER_SIDE_ENCRYPTION", "NONE")},
         one_of=(("filePath", "directoryPath"),)),
     TypeSpec("SqlDataNode", "datanode", "run", {
-        **RUNNABLE, **SQL_NODE, "connectionString": S, "username": S, "*password": S},
+        **RUNNABLE, **SQL_NODE, **INCREMENTAL, "connectionString": S, "username": S,
+        "*password": S},
         required=("table",),
         note="connectionString, username and *password on the node are the legacy form "
              "(AWS's MySQL tutorial uses them); a database reference is the current one"),
     TypeSpec("MySqlDataNode", "datanode", "run", {
-        **RUNNABLE, **SQL_NODE, "connectionString": S, "username": S, "*password": S},
+        **RUNNABLE, **SQL_NODE, **INCREMENTAL, "connectionString": S, "username": S,
+        "*password": S},
         required=("table",), note="deprecated by AWS in favour of SqlDataNode"),
     TypeSpec("DynamoDBDataNode", "datanode", "run", {
         **RUNNABLE, "tableName": S, "dataFormat": ref("dataformat"),
@@ -177,7 +182,7 @@ _TYPES: list[TypeSpec] = [
     # with ``incrementalKey`` and ``lookback`` (an incremental copy)
     TypeSpec("CopyActivity", "activity", "run", {
         **RUNNABLE, **IO, "partitions": FieldSpec("int", minimum=1, maximum=MAX_PARTITIONS),
-        "verify": BOOL, "incrementalColumn": S, "incrementalKey": SM, "lookback": S},
+        "verify": BOOL, **INCREMENTAL},
              required=("input", "output")),
     TypeSpec("SqlActivity", "activity", "run", {
         **RUNNABLE, **IO, "database": ref("database"), "script": S, "scriptUri": S,

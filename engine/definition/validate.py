@@ -35,6 +35,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from engine.definition.check_expressions import check_expression
+from engine.definition.check_incremental import check_incremental
 from engine.definition.check_locations import check_locations
 from engine.definition.check_schedules import (
     check_cascade_backfill,
@@ -191,6 +192,7 @@ def _check_object(object_id: str, ctx: Findings) -> None:
             if isinstance(value, str) and "#{" in value:
                 check_expression(object_id, name, value, ctx)
     check_locations(object_id, ctx)
+    check_incremental(object_id, ctx)
     check_secret_references(object_id, ctx)
 
 

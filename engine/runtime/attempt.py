@@ -47,6 +47,7 @@ from engine.plan import MASK, resolve_fields
 from engine.runtime.context import PipelineRuntime
 from engine.runtime.fields import field_int, field_period
 from engine.runtime.logs import AttemptLog, blocking
+from engine.store import queue
 from engine.store.records import AttemptRecord, AttemptStatus, Fence, InstanceRecord, Status
 from engine.telemetry.spans import propagation_env
 
@@ -160,8 +161,12 @@ class Attempt:
         """Record the attempt RUNNING; False when the instance is no longer where its driver
         saw it (somebody else moved it on)."""
         rec, now = self.rec, self.record.started_at
-        started = await self.rt.store.start_attempt(
-            rec, self.record, self.fence, actual_start=rec.actual_start or now, retry_at=None)
+        fields = {"actual_start": rec.actual_start or now, "retry_at": None}
+        if self.fence is not None:  # a worker: one statement on PostgreSQL
+            started = await queue.start_held_attempt(self.rt.store, rec, self.record,
+                                                     self.fence, **fields)
+        else:
+            started = await self.rt.store.start_attempt(rec, self.record, None, **fields)
         if not started:
             return False
         rec.status = Status.RUNNING
@@ -249,8 +254,12 @@ class Attempt:
     async def end(self, status: Status, **fields: Any) -> bool:
         """Record the attempt's end and the instance's new status and fields together,
         provided the instance is still RUNNING; False when it is not."""
-        changed = await self.rt.store.end_attempt(self.record, {"status": status, **fields},
-                                                  expect=[Status.RUNNING], fence=self.fence)
+        if self.fence is not None:
+            changed = await queue.end_held_attempt(self.rt.store, self.record,
+                                                   {"status": status, **fields}, self.fence)
+        else:
+            changed = await self.rt.store.end_attempt(self.record, {"status": status, **fields},
+                                                      expect=[Status.RUNNING])
         if not changed:
             return False
         self.rec.apply(status, fields)
@@ -268,9 +277,12 @@ class Attempt:
             attempt.status = AttemptStatus.INTERRUPTED
             attempt.error = "the engine was stopped; the instance will be retried"
             await self.log.event("attempt interrupted by shutdown")
-            changed = await rt.store.end_attempt(
-                attempt, {"status": Status.WAITING_FOR_RUNNER, "error": attempt.error},
-                expect=[Status.RUNNING], fence=self.fence, requeue=True)
+            fields = {"status": Status.WAITING_FOR_RUNNER, "error": attempt.error}
+            if self.fence is not None:
+                changed = await queue.end_held_attempt(rt.store, attempt, fields, self.fence,
+                                                       requeue=True)
+            else:
+                changed = await rt.store.end_attempt(attempt, fields, expect=[Status.RUNNING])
             if changed:
                 self.rec.status = Status.WAITING_FOR_RUNNER
                 self._publish()
@@ -309,7 +321,7 @@ class Attempt:
             clock=rt.clock, env={**propagation_env(), ATTEMPT_MARK: attempt.id,
                                  **({WORKER_MARK: self.fence.worker_id} if self.fence else {})},
             node_id=node_id, node_fields=node_fields, secret_fields=secret,
-            run_key=run_key(rt.pipeline_id, self.host.activation, rec))
+            run_key=run_key(rt.pipeline_id, self.host.activation, rec), copies=rt.store)
 
 
 async def interrupt_lost_attempts(rt: PipelineRuntime, rec: InstanceRecord) -> None:

@@ -19,6 +19,7 @@ from engine.actions.notify import Notifier, default_notifier
 from engine.clock import Clock
 from engine.errors import HeadraceError, NotFound
 from engine.runtime.actor import Supervisor
+from engine.runtime.collector import tune_for_many_actors
 from engine.runtime.context import Limits, PipelineRuntime, process_owner
 from engine.runtime.dispatch import EXECUTE_ALL, Dispatch
 from engine.runtime.pipeline import PipelineSupervisor
@@ -54,6 +55,7 @@ class Engine:
         return f"<Engine {len(self.pipelines)} pipelines {self.sup!r}>"
 
     async def run(self) -> None:
+        tune_for_many_actors()
         async with self.sup:
             if self.execute != EXECUTE_ALL:
                 self.sup.spawn("reaper", self._reap, restart="permanent")

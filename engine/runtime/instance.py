@@ -82,6 +82,8 @@ class InstanceActor:
         self.mailbox: Mailbox[Control] = Mailbox(4)
         self._work = anyio.CancelScope()
         self._control: Control | None = None
+        #: (the worker group,) once evaluated
+        self._worker_group: tuple[str | None] | None = None
 
     def __repr__(self) -> str:
         return f"<InstanceActor {self.rec.id} {self.rec.status.value}>"
@@ -197,9 +199,9 @@ class InstanceActor:
                 await self._set(Status.FINISHED, actual_start=now, actual_end=now)
                 return
             self.rt.telemetry.dependencies_met(self.rec, self._waits_for())
-            if not await self._set(Status.WAITING_FOR_RUNNER):
+            if not await self._ready():
                 return
-        group = worker_group(self.rt, self.rec)
+        group = self._group()
         if self.rt.dispatch is not None and self.rt.dispatch.remote(group):
             if self.rec.status in (Status.WAITING_FOR_RUNNER, Status.RUNNING):
                 await self._run_remote(group)
@@ -210,6 +212,25 @@ class InstanceActor:
             await self._poll_precondition()
         else:
             await self._run_attempts()
+
+    def _group(self) -> str | None:
+        """The instance's worker group (evaluated once per actor)."""
+        if self._worker_group is None:
+            self._worker_group = (worker_group(self.rt, self.rec),)
+        return self._worker_group[0]
+
+    async def _ready(self) -> bool:
+        """Dependencies met: WAITING_FOR_RUNNER. For work that goes to workers the write is
+        batched with the other instances that became ready at the same time."""
+        dispatch = self.rt.dispatch
+        if dispatch is None or not dispatch.remote(self._group()):
+            return await self._set(Status.WAITING_FOR_RUNNER)
+        if not await dispatch.ready(self.rec):
+            await self._refresh()
+            return False
+        self.rec.apply(Status.WAITING_FOR_RUNNER, {})
+        self._publish()
+        return True
 
     async def _fail_now(self, error: str) -> None:
         error = self.rt.definition.mask(error)

@@ -80,6 +80,9 @@ class PipelineSupervisor:
         self._waiters: list[anyio.Event] = []
         #: instances WAITING_FOR_RUNNER or RUNNING: while there are any, the run goes on
         self._busy: set[str] = set()
+        #: instances not ended, as the status changes seen here say (a hint: the end of a
+        #: finite schedule is confirmed by reading every instance once this is empty)
+        self._open: set[str] = set()
         self._log_roots: dict[str, Path] = {}
         self._planned_until: datetime | None = None
         self.deactivating = False
@@ -109,6 +112,10 @@ class PipelineSupervisor:
             self._busy.add(rec.id)
         else:
             self._busy.discard(rec.id)
+        if rec.terminal:
+            self._open.discard(rec.id)
+        else:
+            self._open.add(rec.id)
         self._notify()
         if self.on_status is not None:
             self.on_status(rec)
@@ -243,8 +250,14 @@ class PipelineSupervisor:
             await self._wait_change()
 
     async def _until_all_terminal(self) -> None:
-        while not all(r.terminal for r in self.rt.instances.values()):
-            await self._wait_change()
+        """Wait until every instance has ended: O(1) per change while some are open (10,000
+        instances ending one by one would otherwise cost 10,000 scans of all of them)."""
+        while True:
+            self._open = {iid for iid, r in self.rt.instances.items() if not r.terminal}
+            if not self._open:
+                return
+            while self._open:
+                await self._wait_change()
 
     def settled(self) -> bool:
         """No instance can progress: each is terminal, paused, or waits (directly or through

@@ -267,7 +267,8 @@ class PostgresBackend:
                 dsn = connection_dsn(self.dsn)  # postgresql://@name/db: a named connection
                 with map_errors("PostgreSQL store", "connect", connecting=True):
                     self._pool = await asyncpg.create_pool(dsn, min_size=1,
-                                                           max_size=self.max_size)
+                                                           max_size=self.max_size,
+                                                           reset=_no_reset)
             except ConnectorError as exc:
                 raise StoreError(f"cannot open the PostgreSQL store: {_driver_text(exc)}") \
                     from None
@@ -365,6 +366,10 @@ RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 async def _no_reset(conn: Any) -> None:
+    """The pool's reset of a store connection going back to it: nothing more than what
+    asyncpg always does first (roll back a transaction left open by a cancelled caller).
+    Its default reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs a round
+    trip and a transaction per statement, and store connections keep no session state."""
     del conn
 
 

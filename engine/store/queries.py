@@ -94,6 +94,16 @@ async def find_attempt_keys(store: Store, pipeline_id: str, filters: Filters, *,
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
+def ids_in(store: Store, ids: Sequence[str]) -> list[tuple[str, list[Any]]]:
+    """``id`` is one of ``ids``, as SQL with its parameters: one term on PostgreSQL (an
+    array parameter, so the statement is the same for any count), a chunk of ``IN (?, ...)``
+    terms for each ``_CHUNK`` ids on SQLite."""
+    if store.backend.dialect == "postgresql":
+        return [("id = ANY(?)", [list(ids)])]
+    return [(f"id IN ({', '.join('?' * len(ids[i:i + _CHUNK]))})", list(ids[i:i + _CHUNK]))
+            for i in range(0, len(ids), _CHUNK)]
+
+
 async def _by_ids(store: Store, select: str, pipeline_id: str, ids: Sequence[str],
                   order: str = "") -> list[tuple[Any, ...]]:
     """The rows ``select`` (with ``{marks}`` where the ids' placeholders go) finds for

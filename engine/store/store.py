@@ -120,6 +120,13 @@ def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
         worker_id=d["worker_id"], lease_version=d["lease_version"])
 
 
+
+#: PostgreSQL: the database's clock plus an interval, as the text ``to_text`` writes (UTC, to
+#: the microsecond; such texts order as the times they name), for ``hr_leases.expires_at``
+_PG_LEASE_TIME = ("to_char((clock_timestamp() + {}) AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
+
+
 class Store:
     """Pipelines, definitions, instances and attempts in SQLite or PostgreSQL."""
 
@@ -463,19 +470,33 @@ class Store:
         """Take or renew the lease ``name``. Returns None on success, else the current owner.
         A lease is free when expired, already ours, or held by an owner in ``steal_from``
         (a process on this host known to be dead). One conditional upsert, so two processes
-        racing for a free or expired lease cannot both win (RELIABILITY case 13)."""
+        racing for a free or expired lease cannot both win (RELIABILITY case 13).
+
+        On PostgreSQL (engines on several hosts) the lease is measured by the database's
+        clock, as the workers' leases are: it runs for ``expires_at - now`` from the
+        database's now, and has expired once the database's now passed it. The caller's
+        clock only gives the length, so an engine whose clock is off neither takes a live
+        engine's pipelines early nor keeps a lapsed lease. On SQLite (one process) its clock
+        is the database's: ``expires_at`` and ``now`` are taken as they are."""
         stealable = [s for s in steal_from if s != owner]
-        condition = "hr_leases.owner = ? OR hr_leases.expires_at <= ?"
-        params: list[Any] = [owner, to_text(now)]
+        if self.backend.dialect == "postgresql":
+            until = _PG_LEASE_TIME.format("make_interval(secs => ?::double precision)")
+            current = _PG_LEASE_TIME.format("interval '0'")
+            values: list[Any] = [(expires_at - now).total_seconds()]
+            compared: list[Any] = [owner]
+        else:
+            until, current = "?", "?"
+            values, compared = [to_text(expires_at)], [owner, to_text(now)]
+        condition = f"hr_leases.owner = ? OR hr_leases.expires_at <= {current}"
         if stealable:
             condition += f" OR hr_leases.owner IN ({', '.join('?' * len(stealable))})"
-            params.extend(stealable)
-        sql = ("INSERT INTO hr_leases (name, owner, expires_at) VALUES (?, ?, ?) "
+            compared.extend(stealable)
+        sql = (f"INSERT INTO hr_leases (name, owner, expires_at) VALUES (?, ?, {until}) "
                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
                f"expires_at = excluded.expires_at WHERE {condition} RETURNING owner")
         for _ in range(3):
             async with self.backend.transaction() as tx:
-                if await tx.fetch(sql, name, owner, to_text(expires_at), *params):
+                if await tx.fetch(sql, name, owner, *values, *compared):
                     return None
                 rows = await tx.fetch("SELECT owner FROM hr_leases WHERE name = ?", name)
             if rows:
@@ -502,8 +523,18 @@ class Store:
         if self._has_copy_tables:
             return
         async with self.backend.transaction() as tx:
-            for statement in _COPY_TABLES:
-                await tx.execute(statement)
+            if self.backend.dialect == "sqlite":  # BEGIN IMMEDIATE: one process at a time
+                for statement in _COPY_TABLES:
+                    await tx.execute(statement)
+                found = await tx.fetch("PRAGMA table_info(hr_copy_runs)")
+                if "instance_id" not in {str(r[1]) for r in found}:  # made before it was
+                    await tx.execute("ALTER TABLE hr_copy_runs ADD COLUMN instance_id TEXT")
+            else:  # concurrent CREATE ... IF NOT EXISTS can collide in PostgreSQL: take turns
+                await tx.fetch("SELECT pg_advisory_xact_lock(hashtext('hr_copies'))")
+                for statement in _COPY_TABLES:
+                    await tx.execute(statement)
+                await tx.execute("ALTER TABLE hr_copy_runs ADD COLUMN IF NOT EXISTS "
+                                 "instance_id TEXT")
         self._has_copy_tables = True
 
     async def copy_state(self, copy_key: str) -> CopyRecord | None:
@@ -528,9 +559,22 @@ class Store:
             "WHERE copy_key = ? ORDER BY run", copy_key)
         return [(int(r[0]), int(r[1]), r[2], str(r[3])) for r in rows]
 
+    async def instance_copy_runs(self, pipeline_id: str) -> dict[str, tuple[int, str | None]]:
+        """(rows moved, watermark) of each instance of ``pipeline_id`` that ran an incremental
+        CopyActivity, by instance id: its latest run (``list-runs``)."""
+        await self._copy_tables()
+        prefix = f"activity:{pipeline_id}/"
+        rows = await self.backend.query(
+            "SELECT instance_id, rows_moved, watermark FROM hr_copy_runs WHERE "
+            "substr(copy_key, 1, ?) = ? AND instance_id IS NOT NULL ORDER BY run",
+            len(prefix), prefix)
+        return {str(r[0]): (int(r[1]), r[2]) for r in rows}  # a later run replaces
+
     async def record_copy_run(self, copy_key: str, *, source: str, dest: str, column: str,
-                              state: str, rows: int, watermark: str | None) -> int:
-        """Commit an incremental copy's new state and note the run; returns its number."""
+                              state: str, rows: int, watermark: str | None,
+                              instance_id: str | None = None) -> int:
+        """Commit an incremental copy's new state and note the run (``instance_id``: the
+        CopyActivity instance that ran it); returns its number."""
         await self._copy_tables()
         now = to_text(utcnow())
         async with self.backend.transaction() as tx:
@@ -547,8 +591,8 @@ class Store:
                                  "(?, ?, ?, ?, ?, ?, ?, ?)", copy_key, source, dest, column,
                                  state, run, rows, now)
             await tx.execute("INSERT INTO hr_copy_runs (copy_key, run, rows_moved, watermark, "
-                             "finished_at) VALUES (?, ?, ?, ?, ?)", copy_key, run, rows,
-                             watermark, now)
+                             "finished_at, instance_id) VALUES (?, ?, ?, ?, ?, ?)", copy_key,
+                             run, rows, watermark, now, instance_id)
         return run
 
 
@@ -561,7 +605,8 @@ _COPY_TABLES = (
         rows_moved INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS hr_copy_runs (
         copy_key TEXT NOT NULL, run INTEGER NOT NULL, rows_moved INTEGER NOT NULL,
-        watermark TEXT, finished_at TEXT NOT NULL, PRIMARY KEY (copy_key, run))""",
+        watermark TEXT, finished_at TEXT NOT NULL, instance_id TEXT,
+        PRIMARY KEY (copy_key, run))""",
 )
 
 

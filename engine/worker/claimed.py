@@ -5,8 +5,11 @@ The worker holds the instance under a :class:`~engine.store.records.Fence`; ever
 through the store under that fence, so a worker that lost its claim (its lease lapsed while it
 was paused, and another worker claimed the instance) changes nothing. Outputs check the claim
 too before they become visible (:data:`connectors.base.OUTPUT_FENCE`): the SQL loads inside
-their own transaction against the token recorded in ``headrace_checkpoints``, S3 and file
-outputs just before they complete.
+their own transaction against the token recorded in ``headrace_checkpoints``; S3 and file
+outputs complete inside a store transaction that holds the instance's row locked under the
+claim's token and an unexpired lease (:func:`_holder`), so that the reaper and the claimers
+(both ``FOR UPDATE SKIP LOCKED``) cannot take the instance over between the check and the
+completion.
 
 A precondition's attempt spans claims: each claim runs one check; a check that is false puts
 the instance back in the queue for when the next check is due (the wait is in the store, no
@@ -16,6 +19,10 @@ worker sleeps through it), with the number of checks made so far.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,7 +30,7 @@ import anyio
 
 from connectors.base import OUTPUT_FENCE, OutputFence
 from engine.activities.base import ACTIVITIES, PRECONDITIONS, AttemptContext
-from engine.errors import RunError
+from engine.errors import RunError, StoreError
 from engine.runtime.attempt import (
     Attempt,
     AttemptHost,
@@ -32,9 +39,11 @@ from engine.runtime.attempt import (
     kill_orphans,
 )
 from engine.runtime.context import PipelineRuntime
+from engine.runtime.crashpoints import ENV as CRASH_ENV
 from engine.runtime.precondition import PollPlan, check_once
 from engine.store import queue
 from engine.store.records import AttemptRecord, AttemptStatus, Fence, InstanceRecord, Status
+from engine.store.schema import db_now
 
 log = logging.getLogger("headrace.worker")
 
@@ -99,7 +108,7 @@ async def run_claimed(rt: PipelineRuntime, host: AttemptHost, claim: Claim) -> N
     if not await attempt.begin():
         await _let_go(rt, claim)
         return
-    token = OUTPUT_FENCE.set(OutputFence(claim.fence.token, _checker(rt, claim)))
+    token = OUTPUT_FENCE.set(OutputFence(claim.fence.token, _holder(rt, claim)))
     try:
         outcome = await attempt.run_activity(runner, policy.timeout)
     finally:
@@ -190,11 +199,76 @@ async def hand_back(rt: PipelineRuntime, claim: Claim) -> None:
                             requeue_in=0.0)
 
 
-def _checker(rt: PipelineRuntime, claim: Claim) -> OutputFence.Check:
-    async def check() -> None:
-        if claim.lost or not await queue.holds(rt.store, claim.rec.pipeline_id, claim.rec.id,
-                                               claim.fence):
-            raise LeaseLost(f"{claim.rec.id}: this worker lost its lease on the instance "
-                            f"(lease version {claim.fence.token}); its output is not "
-                            "completed", transient=False)
-    return check
+#: the longest an output's completion keeps the instance's row locked: a worker paused inside
+#: it for longer loses the lock (PostgreSQL ends its store session), so that a paused process
+#: cannot keep the instance from being taken over for ever
+HOLD_LIMIT_SECONDS = 600
+
+
+_stopped: set[str] = set()
+
+
+def _stop_point(name: str) -> None:
+    """Tests only: the process stops itself (SIGSTOP) the first time it passes ``name`` when
+    ``HEADRACE_CRASH_POINT`` is ``name``, as a paused process would (a test sends SIGCONT)."""
+    if os.environ.get(CRASH_ENV) == name and name not in _stopped:
+        _stopped.add(name)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _holder(rt: PipelineRuntime, claim: Claim) -> OutputFence.Hold:
+    """The claim held around an output's completion.
+
+    On PostgreSQL a store transaction locks the instance's row (``FOR KEY SHARE``) under the
+    claim's token and an unexpired lease, and stays open until the output is visible. The
+    reaper and the claimers skip locked rows, so nobody takes the instance over meanwhile;
+    the heartbeat's renewals and a scheduler's cancel requests (plain updates of other
+    columns) are not blocked, nor are this claim's other completions. On SQLite (one process,
+    no other worker) the check alone."""
+    store = rt.store
+    pipeline_id, instance_id = claim.key
+
+    def lost() -> LeaseLost:
+        return LeaseLost(f"{instance_id}: this worker lost its lease on the instance (lease "
+                         f"version {claim.fence.token}); its output is not completed",
+                         transient=False)
+
+    @asynccontextmanager
+    async def hold() -> AsyncIterator[None]:
+        _stop_point("output-hold")
+        if claim.lost:
+            raise lost()
+        if store.backend.dialect != "postgresql":
+            if not await queue.holds(store, pipeline_id, instance_id, claim.fence):
+                raise lost()
+            yield
+            return
+        where, params = claim.fence.where()
+        entered = False
+        failed: Exception | None = None
+        try:
+            async with store.backend.transaction() as tx:
+                if claim.lost or not await tx.fetch(
+                        f"SELECT 1 FROM hr_instances WHERE pipeline_id = ? AND id = ? AND "
+                        f"{where} AND lease_until > {db_now('postgresql')} FOR KEY SHARE",
+                        pipeline_id, instance_id, *params):
+                    raise lost()
+                await tx.fetch("SELECT set_config('idle_in_transaction_session_timeout', ?, "
+                               "true)", str(HOLD_LIMIT_SECONDS * 1000))
+                entered = True
+                _stop_point("output-held")
+                try:
+                    yield
+                except Exception as exc:
+                    failed = exc
+                    raise
+        except Exception as exc:
+            if failed is not None and exc is not failed:  # the store wrapped it: unwrap
+                raise failed from failed.__cause__
+            if not (entered and failed is None and isinstance(exc, StoreError)):
+                raise
+            # the output is visible; only the end of the lock's transaction failed (the
+            # attempt's own writes are fenced by the store as always)
+            log.warning("%s: output completed; its store lock ended with an error: %s",
+                        instance_id, exc)
+    return hold

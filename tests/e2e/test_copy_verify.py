@@ -1,10 +1,12 @@
 """``headrace copy --verify`` and CopyActivity ``verify`` (issue 18): the ``"verify"`` JSON
 object with exactly its five keys, a mismatch failing the copy (exit 1) with both figures
-and nothing committed, and a definition's verified copy."""
+and nothing committed, a definition's verified copy, a verified Parquet file, and the
+refusal for stdout and a FIFO (nothing there can be read back)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import asyncpg
@@ -64,3 +66,24 @@ def test_a_copy_activity_that_verifies(cli: Cli, tmp_path: Path) -> None:
     assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "in.csv").read_bytes()
     events = "".join(p.read_text() for p in (tmp_path / "state" / "logs").rglob("events"))
     assert "verified: 100 rows" in events
+
+
+def test_a_verified_parquet_file(cli: Cli, tmp_path: Path) -> None:
+    out = cli.json("copy", "in.csv", "t.parquet", "--verify")
+    assert out["verify"]["ok"] is True and out["verify"]["destRows"] == 100
+    assert out["verify"]["sourceRows"] == 100
+
+
+def test_stdout_and_a_fifo_refuse_verify_before_anything_moves(cli: Cli,
+                                                               tmp_path: Path) -> None:
+    """What went to stdout or into a FIFO cannot be read back, so a verify there would only
+    compare the bytes sent with themselves: a usage error (exit 2) naming why, and nothing
+    written (a FIFO with no reader would block the open: the refusal comes first)."""
+    to_stdout = cli("copy", "in.csv", "-", "--verify", check=2)
+    assert to_stdout.stdout == ""
+    assert "stdout: --verify needs a regular file or a directory" in to_stdout.stderr
+    assert "cannot be read back" in to_stdout.stderr
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    to_fifo = cli("copy", "in.csv", str(fifo), "--verify", check=2, timeout=30)
+    assert f"{fifo}: --verify needs a regular file or a directory" in to_fifo.stderr

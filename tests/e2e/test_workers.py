@@ -14,7 +14,7 @@ import pytest
 
 from engine.runtime.crashpoints import ENV
 from tests.e2e.cli_kit import wait_for
-from tests.e2e.worker_kit import PgCli, definition, queue_ready, shell_step
+from tests.e2e.worker_kit import PgCli, definition, shell_step
 
 pytestmark = pytest.mark.e2e
 
@@ -157,23 +157,37 @@ def test_a_worker_refuses_a_sqlite_store(cli: PgCli, tmp_path: Path) -> None:
     assert "headrace engine --scheduler-only needs a store" in refused.stderr
 
 
+def _state(cli: PgCli, pid: str) -> str:
+    described = cli.json("describe-pipelines", "--store", cli.dsn, "--pipeline-ids", pid)
+    return str(described["pipelineDescriptionList"][0]["fields"]["@pipelineState"])
+
+
 @pytest.mark.parametrize("workers", [2, 4])
-def test_workers_race_for_1000_ready_instances_each_runs_once(cli: PgCli, tmp_path: Path,
-                                                              workers: int) -> None:
-    """1,000 instances ready and queued at once; the workers race for them (SKIP LOCKED
-    claims): each runs exactly once, and every worker got some."""
+def test_workers_race_for_1000_instances_a_scheduler_plans_each_runs_once(
+        cli: PgCli, tmp_path: Path, workers: int) -> None:
+    """The whole path: a definition whose schedule makes 1,000 instances due at once, a
+    scheduler-only engine that plans them and queues every one (its writes batched), and
+    the workers racing for them (SKIP LOCKED claims). Each activity runs exactly once,
+    nothing is lost, every worker got some, and the scheduler sees the end of the schedule
+    (the pipeline FINISHED)."""
     out = tmp_path / "out"
     out.mkdir()
-    pid = queue_ready(cli.dsn, f"echo $HEADRACE_WORKER_ID >> {out}/#{{@scheduledStartTime}}.txt",
-                      1000)
+    path = definition(tmp_path / "p.json", shell_step(
+        "Step", f"echo $HEADRACE_WORKER_ID >> {out}/#{{@scheduledStartTime}}.txt",
+        maxActiveInstances="1000", maximumRetries="0"), instances=1000)
+    pid = cli.new_pipeline(path)
+    cli.scheduler("-q")
     for n in range(workers):
         cli.worker(f"w{n}", "--slots", "4", lease=10.0)
     runs = cli.wait_finished(pid, 1000, timeout=280)
+    assert len(runs) == 1000
     assert Counter(r["status"] for r in runs) == {"FINISHED": 1000}
     assert all(r["attempts"] == 1 for r in runs)
     files = list(out.iterdir())
-    assert len(files) == 1000
+    assert len(files) == 1000  # nothing lost: one file per scheduled time
     lines = [f.read_text().splitlines() for f in files]
     assert all(len(ran) == 1 for ran in lines)  # each instance ran exactly once
     by_worker = Counter(ran[0] for ran in lines)
     assert set(by_worker) == {f"w{n}" for n in range(workers)}, by_worker
+    assert {r["workerId"] for r in runs} == set(by_worker)
+    wait_for(lambda: _state(cli, pid) == "FINISHED", 60, "the pipeline to finish")

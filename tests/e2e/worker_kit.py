@@ -31,9 +31,11 @@ class PgCli(Cli):
         self.children.append(proc)
         return proc
 
-    def scheduler(self) -> subprocess.Popen[str]:
+    def scheduler(self, *args: str) -> subprocess.Popen[str]:
+        """A scheduler-only engine (its output is read only when the test ends: pass
+        ``-q`` when it would print more than a pipe holds, a line per status change)."""
         return self.child("engine", "--store", self.dsn, "--scheduler-only",
-                          "--poll-interval", "0.2")
+                          "--poll-interval", "0.2", *args)
 
     def worker(self, worker_id: str, *args: str, lease: float = 3.0,
                env: dict[str, str] | None = None) -> subprocess.Popen[str]:

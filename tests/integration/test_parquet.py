@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.base import PARQUET, EndpointOptions
-from connectors.copy import copy
+from connectors.copy import CopyOptions, copy
 from connectors.errors import BadDataError
-from connectors.formats import ParquetEncoder
+from connectors.formats import CsvToParquet, ParquetEncoder
 from connectors.urls import open_sink, open_source
 from tests.integration.test_sql_copy import my_connect, my_exec, pg_exec
 from tests.services import aws
@@ -139,6 +139,7 @@ async def test_postgres_to_parquet_on_s3_and_back(pg_database: str, s3_endpoint:
     result = await copy(open_source(f"{pg_database}?table=src"),
                         open_sink(prefix, EndpointOptions(format=PARQUET)))
     assert result.rows == N
+    assert result.stages == ("source", "transcode", "sink")  # COPY's CSV, parsed by pyarrow
 
     data = s3_object(s3_endpoint, s3_bucket, "out/part-00000.parquet")
     file = pq.ParquetFile(io.BytesIO(data))
@@ -252,6 +253,7 @@ async def test_mysql_to_parquet_and_back(mysql_database: str, tmp_path: Path) ->
     out = tmp_path / "t.parquet"
     result = await copy(open_source(f"{mysql_database}?table=src"), open_sink(str(out)))
     assert result.rows == N
+    assert result.stages == ("source", "transcode", "sink")  # the unload's CSV lines
 
     file = pq.ParquetFile(out)
     assert {f.name: f.type for f in file.schema_arrow} == MY_ARROW
@@ -301,8 +303,9 @@ async def test_row_groups_stream_into_the_upload(pg_database: str, s3_endpoint: 
     rows = 300_000  # > 2 x ROW_GROUP_ROWS
     await pg_exec(pg_database, "CREATE TABLE big AS SELECT g::bigint AS id, 'name ' || g "
                   f"AS name FROM generate_series(1, {rows}) g")
-    await copy(open_source(f"{pg_database}?table=big"),
-               open_sink(f"s3://{s3_bucket}/one.parquet"))
+    result = await copy(open_source(f"{pg_database}?table=big"),
+                        open_sink(f"s3://{s3_bucket}/one.parquet"))
+    assert result.stages == ("source", "transcode", "sink")
     file = pq.ParquetFile(io.BytesIO(s3_object(s3_endpoint, s3_bucket, "one.parquet")))
     assert file.metadata.num_rows == rows
     assert file.metadata.num_row_groups >= 3
@@ -319,6 +322,7 @@ async def test_an_empty_table_writes_its_columns(pg_database: str, tmp_path: Pat
     out = tmp_path / "e.parquet"
     result = await copy(open_source(f"{pg_database}?table=e"), open_sink(str(out)))
     assert result.rows == 0
+    assert result.stages == ("source", "transcode", "sink")
     table = pq.read_table(out)
     assert table.num_rows == 0
     assert table.schema.types == [pa.int64(), pa.decimal128(5, 2)]
@@ -361,3 +365,165 @@ async def test_not_parquet_is_a_clear_error(tmp_path: Path, pg_database: str) ->
     with pytest.raises(BadDataError, match=r"bad\.parquet: not a readable Parquet file"):
         await copy(open_source(str(bad)), open_sink(f"{pg_database}?table=t"))
     assert await pg_fetch(pg_database, "SELECT count(*) FROM t") == [(0,)]
+
+
+# --- the bytes lane into Parquet (a database's CSV parsed by pyarrow) ---------------------------
+
+async def test_both_lanes_write_the_same_file(pg_database: str, mysql_database: str,
+                                              tmp_path: Path) -> None:
+    """The bytes lane (COPY's CSV, the MySQL unload's lines) and the rows lane (the drivers'
+    typed values) give equal Arrow tables, types and metadata included, for every type."""
+    await pg_exec(pg_database, PG_DDL.format(t="src"))
+    await pg_exec(pg_database, "INSERT INTO src VALUES "
+                  "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)", pg_source_rows())
+    my_exec(mysql_database, MY_DDL.format(t="src"))
+    my_exec(mysql_database, f"INSERT INTO src ({MY_COLUMNS}) VALUES "
+            f"({', '.join(['%s'] * len(MY_ARROW))})", my_source_rows())
+    for dsn in (pg_database, mysql_database):
+        tables = []
+        for transcode, stages in ((True, ("source", "transcode", "sink")),
+                                  (False, ("source", "encode", "sink"))):
+            out = tmp_path / f"{transcode}.parquet"
+            result = await copy(open_source(f"{dsn}?table=src"), open_sink(str(out)),
+                                CopyOptions(parquet_from_csv=transcode))
+            assert result.stages == stages and result.rows == N
+            tables.append(pq.read_table(out))
+        fast, rows = tables
+        assert fast.schema.equals(rows.schema, check_metadata=True)
+        assert fast.equals(rows), dsn
+
+
+@pytest.mark.parametrize(("value", "transcode"), [("NaN", True), ("NaN", False),
+                                                  ("infinity", True)])
+async def test_a_value_parquet_cannot_hold_names_row_and_column(
+        value: str, transcode: bool, pg_database: str, s3_endpoint: str,
+        s3_bucket: str) -> None:
+    """A NaN numeric has no decimal form (either lane) and Arrow reads no infinite timestamp
+    (the bytes lane; asyncpg reads it as year 9999): the copy fails naming the row and the
+    column, and no object is left."""
+    kind = "numeric(10,2)" if value == "NaN" else "timestamptz"
+    good = "1.5" if value == "NaN" else "2024-01-01 00:00:00+00"
+    await pg_exec(pg_database, f"CREATE TABLE odd (id int, amount {kind})")
+    await pg_exec(pg_database, f"INSERT INTO odd SELECT g, (CASE WHEN g = 70000 THEN "
+                  f"'{value}' ELSE '{good}' END)::{kind} FROM generate_series(1, 100000) g")
+    with pytest.raises(BadDataError) as info:
+        await copy(open_source(f"{pg_database}?table=odd"),  # heap order: the ids
+                   open_sink(f"s3://{s3_bucket}/odd.parquet"),
+                   CopyOptions(parquet_from_csv=transcode))
+    message = str(info.value)
+    assert info.value.line == 70000 and "'amount'" in message
+    assert f"'{value}'" in message
+    if value == "NaN":
+        assert "'NaN' (a NaN)" in message and "a NaN has no decimal form" in message
+    if transcode:
+        assert "row 70000, column 'amount'" in message and info.value.column == "amount"
+    client = aws.client("s3", s3_endpoint)
+    try:
+        assert client.list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+    finally:
+        client.close()
+
+
+async def test_columns_the_bytes_lane_cannot_name_keep_the_rows_lane(
+        pg_database: str, tmp_path: Path) -> None:
+    """A query naming two columns alike has no CSV reading by name: the rows lane writes it."""
+    out = tmp_path / "dup.parquet"
+    query = EndpointOptions(query="SELECT 1 AS a, 2 AS a")
+    result = await copy(open_source(pg_database, query), open_sink(str(out)))
+    assert result.stages == ("source", "encode", "sink") and result.rows == 1
+    table = pq.ParquetFile(out).read()
+    assert table.column_names == ["a", "a"]
+    assert [table.column(i).to_pylist() for i in (0, 1)] == [[1], [2]]
+
+
+def test_records_cut_anywhere_read_the_same() -> None:
+    """Chunks cut inside a quoted value, a doubled quote, a newline in a value or a UTF-8
+    character give the file the whole text gives."""
+    from connectors.base import Column, Schema
+
+    schema = Schema((Column("id", "bigint"), Column("t", "text"), Column("b", "binary"),
+                     Column("at", "timestamptz"), Column("n", "numeric", precision=50,
+                                                         scale=2)))
+    lines = []
+    for i in range(500):
+        text = '""' if i % 7 == 0 else f'"ün ""{i}"",\n\r日本"'  # "": the empty string
+        lines.append(f'{i},{text if i % 11 else ""},\\x{bytes([i % 256, 0]).hex()},'
+                     f'2024-01-0{1 + i % 9} 0{i % 10}:00:00.5+0{i % 6},{i}.25\n')
+    data = "".join(lines).encode()
+
+    def written(step: int) -> Any:
+        enc = CsvToParquet(PARQUET, schema, where="t")
+        out = b"".join(enc.feed(data[k:k + step]) for k in range(0, len(data), step))
+        out += enc.finish()
+        return pq.read_table(io.BytesIO(out))
+
+    whole = written(len(data))
+    assert whole.num_rows == 500
+    row = whole.slice(3, 1).to_pylist()[0]
+    assert row == {"id": 3, "t": 'ün "3",\n\r日本', "b": bytes([3, 0]),
+                   "at": datetime(2024, 1, 4, 0, 0, 0, 500000, tzinfo=UTC),  # 03:00+03
+                   "n": Decimal("3.25")}
+    assert whole.column("t")[7].as_py() == "" and whole.column("t")[11].as_py() is None
+    for step in (1, 7, 4096):
+        assert written(step).equals(whole)
+
+
+async def test_nanosecond_timestamps_are_exact_or_refused(tmp_path: Path) -> None:
+    """Other tools write nanosecond timestamps: whole microseconds are read exactly; a value
+    with nanoseconds is refused naming the file, row and column (not rounded), and the
+    destination is not written."""
+    base = 1_709_251_198_123_456_000  # 2024-02-29 23:59:58.123456 UTC, in ns
+    ns = pa.timestamp("ns", tz="UTC")
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "at": pa.array([base, None, base + 1000], ns)}),
+                   whole, coerce_timestamps=None, version="2.6")
+    assert pq.ParquetFile(whole).schema_arrow.field("at").type == ns
+    out = tmp_path / "whole.jsonl"
+    result = await copy(open_source(str(whole)), open_sink(str(out)))
+    assert result.rows == 3
+    got = [json.loads(line)["at"] for line in out.read_text().splitlines()]
+    assert got[0].startswith("2024-02-29") and "23:59:58.123456" in got[0]
+    assert got[1] is None and "23:59:58.123457" in got[2]
+
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "at": pa.array([base, base, base + 1], ns)}),
+                   odd, coerce_timestamps=None, version="2.6")
+    bad = tmp_path / "odd.jsonl"
+    with pytest.raises(BadDataError, match=r"odd\.parquet, line 3, column at: the timestamp "
+                       r"1709251198123456001 ns since the epoch has nanoseconds"):
+        await copy(open_source(str(odd)), open_sink(str(bad)))
+    assert not bad.exists()
+
+
+async def test_a_partitioned_read_transcodes_whole_records(pg_database: str,
+                                                          tmp_path: Path) -> None:
+    """``--partitions``: the parts' CSV arrives interleaved, a chunk of whole records at a
+    time, and is parsed as one stream into one file."""
+    await pg_exec(pg_database, "CREATE TABLE p (id bigint PRIMARY KEY, note text)")
+    await pg_exec(pg_database, "INSERT INTO p SELECT g, 'line ' || g || E'\\n\"q\"' "
+                  "FROM generate_series(1, 200000) g")
+    out = tmp_path / "p.parquet"
+    result = await copy(open_source(f"{pg_database}?table=p", EndpointOptions(partitions=4)),
+                        open_sink(str(out)))
+    assert result.stages == ("source", "transcode", "sink") and result.rows == 200_000
+    table = pq.read_table(out)
+    ids = table.column("id").to_pylist()
+    assert sorted(ids) == list(range(1, 200_001))
+    notes = dict(zip(ids, table.column("note").to_pylist(), strict=True))
+    assert notes[12345] == 'line 12345\n"q"'
+
+
+def test_a_record_longer_than_a_block() -> None:
+    """pyarrow parses 1 MiB blocks; a value longer than that is read whole, and a bad value
+    after it still names its row."""
+    from connectors.base import Column, Schema
+
+    schema = Schema((Column("id", "bigint"), Column("t", "text")))
+    big = "y\n" * 1_500_000
+    enc = CsvToParquet(PARQUET, schema, where="src")
+    out = enc.feed(f'1,"{big}"\n2,b\n'.encode()) + enc.finish()
+    table = pq.read_table(io.BytesIO(out))
+    assert table.column("t").to_pylist() == [big, "b"]
+    enc = CsvToParquet(PARQUET, schema, where="src")
+    with pytest.raises(BadDataError, match=r"src: row 3, column 'id': 'z' cannot be written"):
+        enc.feed(f'1,"{big}"\n2,b\nz,c\n'.encode())

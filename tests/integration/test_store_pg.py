@@ -53,3 +53,30 @@ async def test_postgres_errors_become_store_errors(pg_database: str) -> None:
             async with s.backend.transaction() as tx:
                 await tx.fetch("SELECT * FROM no_such_table")
 
+
+
+async def test_pipeline_leases_are_measured_by_the_database_clock(pg_database: str) -> None:
+    """Engines whose clocks are ten minutes apart share a pipeline lease by the database's
+    clock: the one ahead does not find a live lease expired, the one behind does not find a
+    lapsed lease still held; what is stored is the database's time."""
+    from datetime import UTC, datetime, timedelta
+
+    import anyio
+
+    from engine.store import open_store
+
+    real = datetime.now(UTC)
+    ahead, behind = real + timedelta(minutes=10), real - timedelta(minutes=10)
+    async with open_store(pg_database) as s:
+        assert await s.acquire_lease("pipeline:z", "behind", behind + timedelta(seconds=2),
+                                     behind) is None
+        holder = await s.lease_holder("pipeline:z")
+        assert holder is not None and abs(holder[1] - real) < timedelta(seconds=30)
+        assert await s.acquire_lease("pipeline:z", "ahead", ahead + timedelta(seconds=30),
+                                     ahead) == "behind"  # live, whatever "ahead" thinks
+        await anyio.sleep(2.5)
+        assert await s.acquire_lease("pipeline:z", "ahead", ahead + timedelta(seconds=2),
+                                     ahead) is None  # lapsed by the database's clock
+        await anyio.sleep(2.5)
+        assert await s.acquire_lease("pipeline:z", "behind", behind + timedelta(seconds=30),
+                                     behind) is None  # lapsed, whatever "behind" thinks

@@ -94,6 +94,9 @@ class Postgres(Service):
             "max_wal_size": "4GB",
             "max_connections": "200",
         }
+        if (bin_dir().parent / "lib" / "pg_stat_statements.so").exists():
+            # statement counts for benchmarks/workers.py (its overhead is a hash per statement)
+            settings["shared_preload_libraries"] = "pg_stat_statements"
         argv = [str(bin_dir() / "postgres"), "-D", str(self.data), "-p", str(PG_PORT)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]

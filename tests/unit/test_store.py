@@ -216,10 +216,12 @@ async def test_lease_is_exclusive_renewable_and_taken_over_when_expired(store: S
     # renewing is taking it again as the same owner
     assert await store.acquire_lease("pipeline:x", "a", later + timedelta(seconds=30),
                                      T0 + timedelta(seconds=10)) is None
-    assert await store.acquire_lease("pipeline:x", "b", later, later) == "a"  # not yet
-    expired = later + timedelta(seconds=31)
-    assert await store.acquire_lease("pipeline:x", "b", expired + timedelta(seconds=30),
-                                     expired) is None
+    assert await store.acquire_lease("pipeline:x", "b", later, T0 + timedelta(seconds=10)) \
+        == "a"  # not yet
+    # a renewal that has already run out (ends before "now", by any store's clock)
+    assert await store.acquire_lease("pipeline:x", "a", T0, T0 + timedelta(seconds=1)) is None
+    assert await store.acquire_lease("pipeline:x", "b", later + timedelta(seconds=1),
+                                     T0 + timedelta(seconds=1)) is None
     assert (await store.lease_holder("pipeline:x"))[0] == "b"  # type: ignore[index]
     await store.release_lease("pipeline:x", "a")  # not a's: nothing happens
     assert (await store.lease_holder("pipeline:x"))[0] == "b"  # type: ignore[index]
@@ -238,7 +240,8 @@ async def test_lease_of_a_dead_owner_is_taken_at_once(store: Store) -> None:
 
 async def test_racing_lease_takers_only_one_wins(shared_url: str) -> None:
     async with open_store(shared_url) as one, open_store(shared_url) as two:
-        await one.acquire_lease("pipeline:y", "old", T0, T0 - timedelta(minutes=1))
+        await one.acquire_lease("pipeline:y", "old", T0 - timedelta(minutes=2),
+                                T0 - timedelta(minutes=1))  # already run out
         results: dict[str, str | None] = {}
 
         async def take(store: Store, owner: str) -> None:
