@@ -66,23 +66,11 @@ def _now(store: Store) -> str:
     return db_now(store.backend.dialect)
 
 
-async def enqueue(store: Store, pipeline_id: str, instance_id: str, group: str | None, *,
-                  delay: float = 0.0) -> bool:
-    """Queue an instance that waits for a runner (or is polling a precondition) for the
-    workers of ``group``, claimable ``delay`` seconds from now (database time)."""
-    _, counts = await store.backend.batch([(
-        f"UPDATE hr_instances SET queued_at = {_now(store)} + ?, worker_group = ?, "
-        "cancel_reason = NULL, updated_at = ? WHERE pipeline_id = ? AND id = ? AND "
-        "worker_id IS NULL AND status IN (?, ?)",
-        (delay, group or DEFAULT_GROUP, to_text(utcnow()), pipeline_id, instance_id,
-         Status.WAITING_FOR_RUNNER.value, Status.RUNNING.value), False)])
-    return counts[0] > 0
-
-
 async def enqueue_many(store: Store, pipeline_id: str, ids: Sequence[str],
                        group: str | None) -> set[str]:
-    """:func:`enqueue` for several instances of one pipeline and group, in one statement
-    (per chunk of ids on SQLite). The ids that were queued."""
+    """Queue instances that wait for a runner for the workers of ``group`` (None: the
+    default group), claimable now (database time), unless a worker holds them: one statement
+    for all of them (one per chunk of ids on SQLite). The ids that were queued."""
     queued: set[str] = set()
     for term, params in ids_in(store, ids):
         rows = await store.backend.query(
