@@ -367,9 +367,14 @@ class Store:
             return False
         fields = {"status": Status.RUNNING, "attempts": attempt.number, "updated_at": utcnow(),
                   **instance_fields}
-        where = "pipeline_id = ? AND id = ? AND status = ? AND attempts = ?"
+        # ... and while its pipeline is not being paused: a deactivation recorded in the
+        # store stops new attempts at once, not only once the engine's poll has seen it
+        where = ("pipeline_id = ? AND id = ? AND status = ? AND attempts = ? AND NOT EXISTS "
+                 "(SELECT 1 FROM hr_pipelines p WHERE p.id = hr_instances.pipeline_id "
+                 "AND p.state IN (?, ?))")
         params: tuple[Any, ...] = (instance.pipeline_id, instance.id, instance.status.value,
-                                   attempt.number - 1)
+                                   attempt.number - 1, PipelineState.DEACTIVATING.value,
+                                   PipelineState.INACTIVE.value)
         if fence is not None:
             fenced, fence_params = fence.where()
             where, params = f"{where} AND {fenced}", params + fence_params

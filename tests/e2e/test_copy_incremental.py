@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
@@ -58,6 +59,15 @@ def my(dsn: str, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in cur.fetchall()]
     finally:
         conn.close()
+
+
+def pg_database_object(dsn: str) -> dict[str, Any]:
+    """The JdbcDatabase object ``Db`` of a definition, for the test database ``dsn``."""
+    parts = urlsplit(dsn)
+    return {"id": "Db", "name": "Db", "type": "JdbcDatabase",
+            "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
+            "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
+            "*password": "unused"}
 
 
 @pytest.fixture
@@ -419,18 +429,12 @@ def test_a_copy_activity_copies_incrementally(cli: Cli, pg_database: str,
                                               tmp_path: Path) -> None:
     """``incrementalColumn`` on a CopyActivity: each scheduled run continues from the
     activity's watermark, kept in the target's checkpoint row."""
-    from urllib.parse import urlsplit
-
     from tests.e2e.cli_kit import ref, shell, write_definition
 
     pg(pg_database, SOURCE)
     pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
-    parts = urlsplit(pg_database)
     objects = (
-        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
-         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
-         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
-         "*password": "unused"},
+        pg_database_object(pg_database),
         {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
          "table": "s"},
         {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Db"),
@@ -492,17 +496,12 @@ def test_a_copy_activity_into_s3_survives_a_crash_before_the_watermark(
     writes the same increment's folder again, with them. Checker: every source row is in S3
     exactly once, and the increments are the folders expected."""
     import subprocess
-    from urllib.parse import urlsplit
 
     from tests.e2e.cli_kit import HEADRACE, ref, write_definition
 
     pg(pg_database, SOURCE)
-    parts = urlsplit(pg_database)
     objects = (
-        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
-         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
-         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
-         "*password": "unused"},
+        pg_database_object(pg_database),
         {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
          "table": "s"},
         {"id": "Out", "name": "Out", "type": "S3DataNode",
@@ -606,18 +605,12 @@ def test_the_fields_on_the_input_node_with_a_select_query(cli: Cli, pg_database:
     """``incrementalColumn``, ``incrementalKey`` and ``lookback`` on the SqlDataNode the
     CopyActivity reads, whose ``selectQuery`` is the source: each run merges what is past
     the watermark (an update, a late row), skipping what the query leaves out."""
-    from urllib.parse import urlsplit
-
     from tests.e2e.cli_kit import ref, write_definition
 
     pg(pg_database, SOURCE)
     pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
-    parts = urlsplit(pg_database)
     objects = (
-        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
-         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
-         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
-         "*password": "unused"},
+        pg_database_object(pg_database),
         {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
          "table": "s", "selectQuery": "SELECT id, ts, v FROM s WHERE v <> 'skip'",
          "incrementalColumn": "ts", "incrementalKey": "id", "lookback": "10m"},
@@ -649,18 +642,12 @@ def test_a_backfill_runs_the_increments_one_at_a_time(cli: Cli, pg_database: str
     together (maxActiveInstances defaults to 5), but take turns under the copy's lease, so
     each reads the watermark the one before committed. Checker: every row once in the table
     and once in S3, the increments numbered 1 to 4."""
-    from urllib.parse import urlsplit
-
     from tests.e2e.cli_kit import ref, write_definition
 
     pg(pg_database, SOURCE)
     pg(pg_database, "CREATE TABLE d (id bigint, ts timestamptz, v text)")
-    parts = urlsplit(pg_database)
     objects = (
-        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
-         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
-         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
-         "*password": "unused"},
+        pg_database_object(pg_database),
         {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
          "table": "s", "incrementalColumn": "ts"},
         {"id": "Out", "name": "Out", "type": "SqlDataNode", "database": ref("Db"),
@@ -687,17 +674,11 @@ def test_a_copy_activity_into_a_local_folder(cli: Cli, pg_database: str,
                                              tmp_path: Path) -> None:
     """A local ``directoryPath`` output gets a folder per increment too; a ``filePath`` one
     is refused, naming the node."""
-    from urllib.parse import urlsplit
-
     from tests.e2e.cli_kit import by_object, ref, write_definition
 
     pg(pg_database, SOURCE)
-    parts = urlsplit(pg_database)
     out = tmp_path / "out"
-    db = {"id": "Db", "name": "Db", "type": "JdbcDatabase",
-          "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
-          "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
-          "*password": "unused"}
+    db = pg_database_object(pg_database)
     source = {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
               "table": "s", "incrementalColumn": "ts"}
     load = {"id": "Load", "name": "Load", "type": "CopyActivity", "input": ref("In"),
@@ -736,8 +717,6 @@ def test_a_copy_activity_merging_into_dynamodb(cli: Cli, pg_database: str,
     """An incremental CopyActivity with ``incrementalKey`` into a DynamoDBDataNode: items
     are put by their key, the watermark is the store's; each item ends at its latest
     version."""
-    from urllib.parse import urlsplit
-
     from tests.e2e.cli_kit import by_object, ref, write_definition
 
     pg(pg_database, SOURCE)
@@ -746,12 +725,8 @@ def test_a_copy_activity_merging_into_dynamodb(cli: Cli, pg_database: str,
     ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
-    parts = urlsplit(pg_database)
     objects = (
-        {"id": "Db", "name": "Db", "type": "JdbcDatabase",
-         "connectionString": f"jdbc:postgresql://127.0.0.1:{parts.port}{parts.path}",
-         "jdbcDriverClass": "org.postgresql.Driver", "username": "postgres",
-         "*password": "unused"},
+        pg_database_object(pg_database),
         {"id": "In", "name": "In", "type": "SqlDataNode", "database": ref("Db"),
          "table": "s"},
         {"id": "Items", "name": "Items", "type": "DynamoDBDataNode", "tableName": table},
